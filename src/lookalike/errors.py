@@ -1,0 +1,40 @@
+"""Error types. Every error a user can cause names the file, row or field at fault."""
+
+from __future__ import annotations
+
+
+class LookalikeError(Exception):
+    """Base class of every error lookalike raises on purpose."""
+
+
+class ImageLoadError(LookalikeError):
+    """An image could not be read safely: corrupt, truncated, too large, not an image..."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class ImageTooLargeError(ImageLoadError):
+    """The image exceeds the byte or pixel cap (a decompression bomb is one)."""
+
+
+class UnknownEncoderError(LookalikeError):
+    """No encoder is registered under that name and no model file is at that path."""
+
+
+class ItemNotFoundError(LookalikeError):
+    """No catalog item has that id."""
+
+    def __init__(self, item_id: str) -> None:
+        super().__init__(f"no item with id {item_id!r}")
+        self.item_id = item_id
+
+
+class CatalogMismatchError(LookalikeError):
+    """The catalog was built with another encoder (dimension or name differ)."""
+
+
+class FilterError(LookalikeError):
+    """A search filter is malformed (unknown field, min above max...)."""
