@@ -80,13 +80,14 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
         mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16/32-bit greyscale: scale to 8 bits instead of clipping to white.
+        # 16-bit greyscale (PNG is the only allowed source; older Pillows open it as "I"):
+        # scale the full 0..65535 range to 8 bits instead of clipping to white. The scale must
+        # not depend on the image's own maximum, or a dark 16-bit picture (all values <= 255)
+        # would come out ~257 times too bright.
         import numpy as np
 
         arr = np.asarray(img, dtype=np.float64)
-        top = float(arr.max()) or 1.0
-        scale = 255.0 / (65535.0 if top > 255 else 255.0)
-        grey = np.clip(arr * scale, 0, 255).astype(np.uint8)
+        grey = np.clip(np.rint(arr * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
         return Image.fromarray(grey, mode="L").convert("RGB")
     if mode == "F":
         import numpy as np
@@ -129,7 +130,7 @@ def load_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             fmt = img.format or "unknown"
             if fmt not in ALLOWED_FORMATS:
                 raise ImageLoadError(label, f"unsupported image format {fmt}")
