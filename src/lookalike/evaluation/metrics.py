@@ -1,0 +1,185 @@
+"""Retrieval and agreement metrics on L2-normalised vectors, returned as named floats.
+
+Exact choices (tests pin them against hand-computed cases):
+
+* Similarity is the inner product of L2-normalised vectors (cosine); ties keep the lower index.
+* Every item whose label is not ignored queries all *other* non-ignored items, minus the items
+  of its own group (e.g. the contributor `sender_id`): those are neither results nor relevant.
+  Items with an ignored label are neither queries nor results.
+* precision@k = (relevant items in the top k) / k. If fewer than k candidates exist the missing
+  slots count as misses.
+* AP@k = (1 / min(k, R)) * sum_{i<=k} precision@i * rel_i, with R the number of relevant
+  candidates of that query; map@k is its mean.
+* Queries with no relevant candidate at all (R = 0) are left out of every mean; `queries`
+  reports how many counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lookalike.encoders.base import l2_normalise
+
+DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20)
+DEFAULT_IGNORE: tuple[str, ...] = ("Not sure", "Skip", "Other")
+_BLOCK = 1024
+
+IntArray = NDArray[np.int64]
+
+
+def _codes(values: Sequence[str]) -> IntArray:
+    index: dict[str, int] = {}
+    return np.asarray([index.setdefault(v, len(index)) for v in values], dtype=np.int64)
+
+
+def neighbours(
+    vectors: NDArray[Any],
+    k: int,
+    *,
+    groups: Sequence[str] | None = None,
+    valid: NDArray[np.bool_] | None = None,
+    queries: IntArray | None = None,
+) -> IntArray:
+    """Indices of the `k` nearest other items of each query (rows), best first; -1 pads.
+
+    Self, items of the query's group and items where `valid` is False are never returned.
+    `queries` picks the query rows (default: all valid items). Blocked, so n x n never lives in
+    memory at once.
+    """
+    x = l2_normalise(vectors)
+    n = x.shape[0]
+    ok = np.ones(n, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    q_idx = np.flatnonzero(ok) if queries is None else np.asarray(queries, dtype=np.int64)
+    g = _codes(groups) if groups is not None else None
+    out = np.full((len(q_idx), k), -1, dtype=np.int64)
+    kk = min(k, n)
+    for start in range(0, len(q_idx), _BLOCK):
+        rows = q_idx[start : start + _BLOCK]
+        sims = x[rows] @ x.T
+        sims[:, ~ok] = -np.inf
+        sims[np.arange(len(rows)), rows] = -np.inf
+        if g is not None:
+            sims[g[rows][:, None] == g[None, :]] = -np.inf
+        if kk < n:
+            part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        else:
+            part = np.tile(np.arange(n), (len(rows), 1))
+        part_sims = np.take_along_axis(sims, part, axis=1)
+        # sort by similarity desc, then index asc (stable tie-break)
+        order = np.lexsort((part, -part_sims), axis=1)
+        best = np.take_along_axis(part, order, axis=1)
+        best_sims = np.take_along_axis(part_sims, order, axis=1)
+        best[~np.isfinite(best_sims)] = -1
+        out[start : start + len(rows), :kk] = best
+    return out
+
+
+def retrieval_metrics(
+    vectors: NDArray[Any],
+    labels: Sequence[str],
+    groups: Sequence[str] | None = None,
+    ks: Sequence[int] = DEFAULT_KS,
+    ignore_labels: Sequence[str] = DEFAULT_IGNORE,
+) -> dict[str, float]:
+    """precision@k and map@k of retrieving items with the query's label (see module doc)."""
+    n = len(labels)
+    if vectors.shape[0] != n:
+        raise ValueError(f"{vectors.shape[0]} vectors but {n} labels")
+    ignored = set(ignore_labels)
+    valid = np.asarray([lab not in ignored for lab in labels], dtype=bool)
+    kmax = max(ks)
+    nn = neighbours(vectors, kmax, groups=groups, valid=valid)
+    q_idx = np.flatnonzero(valid)
+    lab = _codes(labels)
+    grp = list(groups) if groups is not None else [str(i) for i in range(n)]
+    per_label = Counter(int(lab[i]) for i in q_idx)
+    per_label_group = Counter((int(lab[i]), grp[i]) for i in q_idx)
+    # relevant candidates: same label, valid, not self and not the query's group
+    r = np.asarray(
+        [
+            per_label[int(lab[i])]
+            - (per_label_group[(int(lab[i]), grp[i])] if groups is not None else 1)
+            for i in q_idx
+        ],
+        dtype=np.float64,
+    )
+    rel = (nn >= 0) & (lab[np.maximum(nn, 0)] == lab[q_idx][:, None])
+    keep = r > 0
+    rel, r = rel[keep].astype(np.float64), r[keep]
+    out: dict[str, float] = {"queries": float(keep.sum())}
+    if not keep.any():
+        for k in ks:
+            out[f"precision@{k}"] = 0.0
+            out[f"map@{k}"] = 0.0
+        return out
+    hits = np.cumsum(rel, axis=1)
+    prec_at_i = hits / np.arange(1, kmax + 1)
+    for k in ks:
+        out[f"precision@{k}"] = float((hits[:, k - 1] / k).mean())
+        ap = (prec_at_i[:, :k] * rel[:, :k]).sum(axis=1) / np.minimum(k, r)
+        out[f"map@{k}"] = float(ap.mean())
+    return out
+
+
+def pair_topk_accuracy(
+    queries: NDArray[Any],
+    gallery: NDArray[Any],
+    targets: Sequence[int],
+    ks: Sequence[int] = (1, 5, 10),
+) -> dict[str, float]:
+    """Fraction of queries whose target gallery row is within the top k (cosine).
+
+    Rank = number of gallery rows strictly more similar than the target, so a tie with the
+    target does not push it down. Keys: `top1`, `top5`, ...
+    """
+    q = l2_normalise(queries)
+    g = l2_normalise(gallery)
+    t = np.asarray(targets, dtype=np.int64)
+    ranks = np.empty(len(t), dtype=np.int64)
+    for start in range(0, len(t), _BLOCK):
+        sims = q[start : start + _BLOCK] @ g.T
+        own = sims[np.arange(sims.shape[0]), t[start : start + _BLOCK]]
+        ranks[start : start + _BLOCK] = (sims > own[:, None]).sum(axis=1)
+    return {f"top{k}": float((ranks < k).mean()) if len(t) else 0.0 for k in ks}
+
+
+def majority_agreement(
+    neighbour_idx: IntArray,
+    query_idx: Sequence[int],
+    values: Sequence[str],
+    ignore: Sequence[str] = ("",),
+) -> float:
+    """Fraction of queries whose value (e.g. colour) is the most frequent one among their
+    neighbours. Ties go to the value reached first in rank order. Queries with an ignored value
+    are skipped; ignored neighbour values are not counted."""
+    skip = set(ignore)
+    agree = total = 0
+    for row, qi in zip(neighbour_idx, query_idx, strict=True):
+        own = values[qi]
+        if own in skip:
+            continue
+        counts = Counter(values[j] for j in row if j >= 0 and values[j] not in skip)
+        total += 1
+        if counts and counts.most_common(1)[0][0] == own:
+            agree += 1
+    return agree / total if total else 0.0
+
+
+def classification_f1(y_true: Sequence[str], y_pred: Sequence[str]) -> dict[str, float]:
+    """micro F1 (= accuracy for single-label tagging) and macro F1 over the true labels."""
+    labels = sorted(set(y_true))
+    if not labels:
+        return {"micro_f1": 0.0, "macro_f1": 0.0}
+    micro = sum(a == b for a, b in zip(y_true, y_pred, strict=True)) / len(y_true)
+    f1s = []
+    for lab in labels:
+        tp = sum(a == lab and b == lab for a, b in zip(y_true, y_pred, strict=True))
+        fp = sum(a != lab and b == lab for a, b in zip(y_true, y_pred, strict=True))
+        fn = sum(a == lab and b != lab for a, b in zip(y_true, y_pred, strict=True))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return {"micro_f1": float(micro), "macro_f1": float(np.mean(f1s))}
