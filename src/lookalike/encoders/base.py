@@ -6,6 +6,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
@@ -26,22 +27,28 @@ class Preprocess:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-    def resize_crop(self, img: Image.Image) -> Image.Image:
-        w, h = img.size
+    def resize_crop(self, img: Image.Image) -> NDArray[np.uint8]:
+        """RGB image → (S, S, 3) uint8: shorter side resized (area filter), centre cropped."""
+        arr: NDArray[np.uint8] = np.asarray(img, dtype=np.uint8)
+        h, w = arr.shape[:2]
         scale = self.resize_size / min(w, h)
         nw, nh = max(self.image_size, round(w * scale)), max(self.image_size, round(h * scale))
         if (nw, nh) != (w, h):
-            img = img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        left, top = (nw - self.image_size) // 2, (nh - self.image_size) // 2
-        return img.crop((left, top, left + self.image_size, top + self.image_size))
+            # bilinear is 5x faster than the area filter and alias-free down to half size
+            interpolation = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+            arr = np.asarray(cv2.resize(arr, (nw, nh), interpolation=interpolation), np.uint8)
+        top, left = (nh - self.image_size) // 2, (nw - self.image_size) // 2
+        return arr[top : top + self.image_size, left : left + self.image_size]
 
     def __call__(self, img: Image.Image) -> NDArray[np.float32]:
-        """RGB image → (3, H, W) float32 normalised tensor."""
-        arr = np.asarray(self.resize_crop(img), dtype=np.float32) * (1.0 / 255.0)
-        arr = (arr - np.asarray(self.mean, dtype=np.float32)) / np.asarray(
-            self.std, dtype=np.float32
-        )
-        return np.ascontiguousarray(arr.transpose(2, 0, 1))
+        """RGB image → (3, S, S) float32 tensor, normalised with the encoder's mean and std."""
+        crop = self.resize_crop(img)
+        out = np.empty((3, self.image_size, self.image_size), dtype=np.float32)
+        for c in range(3):
+            scale = 1.0 / (255.0 * self.std[c])
+            np.multiply(crop[:, :, c], np.float32(scale), out=out[c], casting="unsafe")
+            out[c] -= np.float32(self.mean[c] / self.std[c])
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,7 +63,8 @@ def l2_normalise(x: NDArray[np.floating[Any]], eps: float = 1e-12) -> Vectors:
     """Row-wise L2 normalisation to float32 (zero rows stay zero)."""
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
+    out: Vectors = (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
+    return out
 
 
 @dataclass
@@ -99,6 +107,14 @@ class Encoder(abc.ABC):
     @abc.abstractmethod
     def encode_batch(self, batch: NDArray[np.float32]) -> Vectors:
         """(n, 3, H, W) preprocessed tensors → (n, dim) L2-normalised vectors."""
+
+    def for_threads(self) -> Encoder:
+        """An encoder to call from several threads at once, each call on one core.
+
+        Batched ingest runs one decode+encode worker per core: on a small machine that beats
+        one multi-threaded inference overlapped with decoding. Default: this encoder.
+        """
+        return self
 
     def encode_images(self, images: list[Image.Image]) -> Vectors:
         """RGB images → (n, dim) L2-normalised vectors."""

@@ -6,7 +6,6 @@ loads the cached ONNX file, verified by the checksum in its model card.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,6 @@ def load_torch_backbone(variant: str) -> Any:
         ) from None
     weights_path = getattr(weights_mod, spec["loader"]).get_model_file_path()
     model = EfficientNet.from_pretrained(variant, weights_path=weights_path)
-    model.set_swish(memory_efficient=False)
     model.eval()
     return model
 
@@ -71,7 +69,8 @@ def torch_feature_model(variant: str) -> Any:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             fmap = self.backbone.extract_features(x)
-            return fmap.mean(dim=(2, 3))
+            pooled: torch.Tensor = fmap.mean(dim=(2, 3))
+            return pooled
 
     return Features().eval()
 
@@ -94,7 +93,7 @@ def export_onnx(module: Any, image_size: int, target: Path) -> None:
             opset_version=17,
             dynamo=False,
         )
-    os.replace(tmp, target)
+    tmp.replace(target)
 
 
 def export_backbone(variant: str, target: Path) -> Path:

@@ -35,7 +35,7 @@ def write_card(model_path: Path, card: dict[str, Any]) -> None:
     target = card_path(model_path)
     tmp = target.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(card, indent=2, sort_keys=True))
-    os.replace(tmp, target)
+    tmp.replace(target)
 
 
 def read_card(model_path: Path, *, verify: bool = True) -> dict[str, Any]:
@@ -61,8 +61,8 @@ def card_from_dict(card: dict[str, Any]) -> ModelCard:
         preprocess=Preprocess(
             image_size=int(pre.get("image_size", 224)),
             resize_size=int(pre.get("resize_size", 224)),
-            mean=tuple(pre.get("mean", (0.485, 0.456, 0.406))),  # type: ignore[arg-type]
-            std=tuple(pre.get("std", (0.229, 0.224, 0.225))),  # type: ignore[arg-type]
+            mean=tuple(pre.get("mean", (0.485, 0.456, 0.406))),
+            std=tuple(pre.get("std", (0.229, 0.224, 0.225))),
         ),
         description=str(card.get("description", "")),
         extra={k: v for k, v in card.items() if k not in known},
@@ -79,6 +79,8 @@ class OnnxEncoder(Encoder):
         self.model_path = model_path
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        # no busy-waiting between calls: decoding threads need those cycles
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -90,6 +92,16 @@ class OnnxEncoder(Encoder):
             raise LookalikeError(f"{model_path}: ONNX Runtime cannot load it ({exc})") from None
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
+        self._threads = threads
+        self._single: OnnxEncoder | None = None
+
+    def for_threads(self) -> OnnxEncoder:
+        """A one-thread session over the same model, safe to run from several threads."""
+        if self._threads == 1:
+            return self
+        if self._single is None:
+            self._single = OnnxEncoder(self.model_path, self.card, threads=1)
+        return self._single
 
     @classmethod
     def from_file(cls, path: Path, settings: Settings) -> OnnxEncoder:

@@ -1,7 +1,9 @@
 """Batched encoding with image decoding overlapped with inference.
 
-Decoding + preprocessing runs in a thread pool (Pillow and numpy release the GIL) while ONNX
-Runtime encodes the previous batch, so both cores stay busy.
+One worker per core takes a whole batch: decodes and preprocesses its images (Pillow, OpenCV and
+numpy release the GIL), then runs a one-thread inference on it, while the other workers do the
+same with the next batches. Results come back in input order. On a 2-core machine this keeps
+both cores busy without the thread contention of a 2-thread model beside decoding threads.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -29,10 +32,7 @@ class EncodedBatch(Generic[T, P]):
     items: list[T] = field(default_factory=list)
     payloads: list[P] = field(default_factory=list)
     vectors: Vectors = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
-    failures: list[tuple[T, ImageLoadError]] = field(default_factory=list)
-
-
-Prepared = tuple[NDArray[np.float32], "P"]
+    failures: list[tuple[T, Exception]] = field(default_factory=list)
 
 
 def encode_stream(
@@ -43,43 +43,48 @@ def encode_stream(
     batch_size: int = 32,
     decode_threads: int = 2,
     prefetch_batches: int = 2,
+    expected: tuple[type[Exception], ...] = (ImageLoadError,),
 ) -> Iterator[EncodedBatch[T, P]]:
-    """Encode `items` in order. `prepare(item)` returns (preprocessed tensor, payload) or raises
-    `ImageLoadError`; failures are reported in the batch, never raised."""
-    window = batch_size * (prefetch_batches + 1)
-    with ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode") as pool:
-        pending: deque[tuple[T, Future[tuple[NDArray[np.float32], P]]]] = deque()
-        source = iter(items)
-        exhausted = False
+    """Encode `items` in order, `decode_threads` batches at a time.
+
+    `prepare(item)` returns (preprocessed tensor, payload) or raises one of the `expected`
+    exceptions (default `ImageLoadError`); those are reported in the batch, never raised.
+    """
+    workers = max(1, decode_threads)
+    model = encoder.for_threads() if workers > 1 else encoder
+
+    def run(chunk: list[T]) -> EncodedBatch[T, P]:
+        batch: EncodedBatch[T, P] = EncodedBatch()
+        tensors: list[NDArray[np.float32]] = []
+        for item in chunk:
+            try:
+                tensor, payload = prepare(item)
+            except expected as exc:
+                batch.failures.append((item, exc))
+                continue
+            batch.items.append(item)
+            batch.payloads.append(payload)
+            tensors.append(tensor)
+        batch.vectors = (
+            model.encode_batch(np.stack(tensors))
+            if tensors
+            else np.zeros((0, encoder.dim), dtype=np.float32)
+        )
+        return batch
+
+    source = iter(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="encode") as pool:
+        pending: deque[Future[EncodedBatch[T, P]]] = deque()
 
         def fill() -> None:
-            nonlocal exhausted
-            while not exhausted and len(pending) < window:
-                try:
-                    item = next(source)
-                except StopIteration:
-                    exhausted = True
+            while len(pending) < workers + prefetch_batches:
+                chunk = list(islice(source, batch_size))
+                if not chunk:
                     return
-                pending.append((item, pool.submit(prepare, item)))
+                pending.append(pool.submit(run, chunk))
 
         fill()
         while pending:
-            batch: EncodedBatch[T, P] = EncodedBatch()
-            tensors: list[NDArray[np.float32]] = []
-            while pending and len(tensors) < batch_size:
-                item, fut = pending.popleft()
-                try:
-                    tensor, payload = fut.result()
-                except ImageLoadError as exc:
-                    batch.failures.append((item, exc))
-                    continue
-                batch.items.append(item)
-                batch.payloads.append(payload)
-                tensors.append(tensor)
-            fill()  # keep decoders busy while we encode
-            batch.vectors = (
-                encoder.encode_batch(np.stack(tensors))
-                if tensors
-                else np.zeros((0, encoder.dim), dtype=np.float32)
-            )
-            yield batch
+            done = pending.popleft().result()
+            fill()
+            yield done

@@ -1,0 +1,6 @@
+"""Command-line interface: `lookalike --help`. Each module registers its commands on `app`."""
+
+from lookalike.cli import catalog  # noqa: F401  (registers commands)
+from lookalike.cli.app import app
+
+__all__ = ["app"]

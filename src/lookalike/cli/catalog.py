@@ -1,0 +1,235 @@
+"""Catalog commands: ingest, search, similar, info, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from lookalike.catalog import Catalog, Filters, IngestProgress, IngestReport, Result
+from lookalike.cli.app import app
+from lookalike.config import Settings
+from lookalike.demo import build_demo_catalog, sample_images
+from lookalike.errors import LookalikeError
+
+console = Console()
+err_console = Console(stderr=True)
+
+CatalogOpt = Annotated[
+    Path | None, typer.Option("--catalog", "-c", help="Catalog folder [env LOOKALIKE_CATALOG_DIR]")
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="Encoder name or .onnx path (new catalogs)")
+]
+FilterOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter",
+        "-f",
+        help="field=value, repeatable: category=Dress,Skirt price_max=50 second_hand=true "
+        "kids=false brand=X colour=red size=M min_sustainability=3 price_min=10",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def settings_from(catalog: Path | None, model: str | None = None) -> Settings:
+    settings = Settings()
+    if catalog is not None:
+        settings = settings.model_copy(update={"catalog_dir": catalog})
+    if model is not None:
+        settings = settings.model_copy(update={"model": model})
+    return settings
+
+
+def fail(exc: Exception) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=1)
+
+
+def _progress_bar() -> tuple[Progress, list[TaskID]]:
+    bar = Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[rate]:.0f} img/s"),
+        TextColumn("added {task.fields[added]} skipped {task.fields[skipped]} "
+                   "rejected {task.fields[rejected]}"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not err_console.is_terminal,
+    )
+    task = bar.add_task("ingest", total=None, rate=0.0, added=0, skipped=0, rejected=0)
+    return bar, [task]
+
+
+def _update(bar: Progress, task: TaskID) -> Callable[[IngestProgress], None]:
+    def update(p: IngestProgress) -> None:
+        bar.update(task, completed=p.done, total=p.total, rate=p.rate, added=p.added,
+                   skipped=p.skipped, rejected=p.rejected)
+        if not err_console.is_terminal and p.done % 500 < 32:
+            err_console.print(f"ingest {p.done}/{p.total} ({p.rate:.0f} img/s)")
+
+    return update
+
+
+def _print_report(report: IngestReport, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.as_dict()))
+        return
+    console.print(
+        f"added [bold green]{report.added}[/], skipped {report.skipped} (already in the catalog), "
+        f"rejected [bold red]{len(report.rejected)}[/] in {report.seconds:.1f} s "
+        f"({report.images_per_second:.0f} images/s)"
+    )
+    for r in report.rejected[:10]:
+        console.print(f"  row {r.row} {r.item_id} [{r.field}]: {r.reason}")
+    if len(report.rejected) > 10:
+        console.print(f"  ... and {len(report.rejected) - 10} more")
+    if report.report_path:
+        console.print(f"rejections written to {report.report_path}")
+
+
+def print_results(results: list[Result], as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps([{"score": round(r.score, 4), **r.item.model_dump(mode="json")}
+                          for r in results]))
+        return
+    table = Table(title=title)
+    for col in ("#", "score", "id", "title", "category", "colour", "price", "brand", "2nd hand"):
+        table.add_column(col, overflow="fold")
+    for n, r in enumerate(results, start=1):
+        it = r.item
+        price = f"{it.price:.2f} {it.currency or ''}" if it.price is not None else ""
+        table.add_row(str(n), f"{r.score:.3f}", it.id, it.title, it.attribute("category") or "",
+                      it.attribute("colour") or "", price, it.brand or "",
+                      "" if it.second_hand is None else ("yes" if it.second_hand else "no"))
+    console.print(table)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    images: Annotated[Path, typer.Argument(help="Folder of item images.")],
+    metadata: Annotated[
+        Path | None, typer.Option("--metadata", help="CSV or JSONL, one row per item.")
+    ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Rename a metadata column: label=category (repeatable)."),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Where to write rejected rows [catalog/rejected.csv].")
+    ] = None,
+    catalog: CatalogOpt = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add images and their metadata to the catalog (skips duplicates, resumes after a crash)."""
+    settings = settings_from(catalog, model)
+    columns = dict(c.split("=", 1) for c in (column or []) if "=" in c)
+    bar, (task,) = _progress_bar()
+    try:
+        with Catalog.open(settings) as cat, bar:
+            result = cat.ingest(
+                images, metadata, columns=columns,
+                report_path=report or Path(settings.catalog_dir) / "rejected.csv",
+                progress=_update(bar, task),
+            )
+    except LookalikeError as exc:
+        raise fail(exc) from None
+    _print_report(result, as_json)
+
+
+@app.command("search")
+def search_cmd(
+    image: Annotated[Path, typer.Argument(help="Photo to find look-alikes of ('-' = stdin).")],
+    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many results.")] = 10,
+    filters: FilterOpt = None,
+    catalog: CatalogOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Items that look like a photo."""
+    try:
+        parsed = Filters.parse(filters or [])
+        with Catalog.open(settings_from(catalog)) as cat:
+            source: Path | bytes = sys.stdin.buffer.read() if str(image) == "-" else image
+            results = cat.search_image(source, k, parsed)
+    except LookalikeError as exc:
+        raise fail(exc) from None
+    print_results(results, as_json, f"look-alikes of {image}")
+
+
+@app.command("similar")
+def similar_cmd(
+    item_id: Annotated[str, typer.Argument(help="Catalog item id.")],
+    k: Annotated[int, typer.Option("-k", min=1, max=1000)] = 10,
+    filters: FilterOpt = None,
+    catalog: CatalogOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """More like this: items that look like a catalog item (the item itself left out)."""
+    try:
+        parsed = Filters.parse(filters or [])
+        with Catalog.open(settings_from(catalog)) as cat:
+            results = cat.similar(item_id, k, parsed)
+    except LookalikeError as exc:
+        raise fail(exc) from None
+    print_results(results, as_json, f"more like {item_id}")
+
+
+@app.command("info")
+def info_cmd(catalog: CatalogOpt = None, as_json: JsonOpt = False) -> None:
+    """What the catalog holds: item count, model, index."""
+    try:
+        with Catalog.open(settings_from(catalog)) as cat:
+            info = cat.info()
+    except LookalikeError as exc:
+        raise fail(exc) from None
+    if as_json:
+        print(json.dumps(info))
+    else:
+        for key, value in info.items():
+            console.print(f"[bold]{key}[/]: {value}")
+
+
+@app.command("demo")
+def demo_cmd(
+    catalog: Annotated[Path, typer.Option("--catalog", "-c")] = Path("demo-catalog"),
+    serve: Annotated[bool, typer.Option(help="Serve the web page and API afterwards.")] = True,
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Build a catalog from the bundled sample, show look-alikes, then serve the web page."""
+    settings = settings_from(catalog).model_copy(update={"port": port})
+    bar, (task,) = _progress_bar()
+    try:
+        with bar:
+            cat, report = build_demo_catalog(settings, _update(bar, task))
+        _print_report(report, False)
+        queries = sorted(sample_images().glob("*.jpg"))[:: max(1, len(cat) // 3)][:3]
+        for q in queries:
+            print_results(cat.search_image(q, 5), False, f"look-alikes of {q.name}")
+        cat.close()
+    except LookalikeError as exc:
+        raise fail(exc) from None
+    if serve:
+        try:
+            from lookalike.api.server import run_server  # type: ignore[import-not-found]
+        except ImportError:
+            console.print("(the web server is not part of this build yet)")
+            return
+        run_server(settings)
