@@ -199,6 +199,7 @@ class Catalog:
     def embed(self, source: ImageSource, name: str | None = None) -> NDArray[np.float32]:
         """Encode one photo (path or bytes) into a unit vector."""
         if not isinstance(source, bytes):
+            name = name or str(source)
             source = read_image_bytes(source, self.limits)
         pre = self.encoder.preprocess
         img = load_image(

