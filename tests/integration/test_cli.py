@@ -25,7 +25,7 @@ def test_ingest_search_similar_info(tmp_path: Path) -> None:
                               "--json", "-f", "category=Shoes"])
     assert res.exit_code == 0, res.output
     hits = json.loads(res.stdout)
-    assert [h["id"] for h in hits][0] == rows[1]["id"] and len(hits) == 3
+    assert hits[0]["id"] == rows[1]["id"] and len(hits) == 3
     assert all(h["category"] == "Shoes" for h in hits)
 
     res = runner.invoke(app, ["similar", rows[1]["id"], "-c", cat, "--json"])

@@ -23,7 +23,7 @@ def open_catalog(folder: Path, **kw: object) -> Catalog:
 
 
 def test_ingest_csv_adds_every_row_and_second_run_adds_nothing(tmp_path: Path) -> None:
-    images, meta, rows = make_dataset(tmp_path, 40)
+    images, meta, _ = make_dataset(tmp_path, 40)
     with open_catalog(tmp_path / "cat") as cat:
         report = cat.ingest(images, meta)
         assert (report.added, report.skipped, report.rejected) == (40, 0, [])
@@ -144,7 +144,7 @@ def test_filters_parse_and_reject() -> None:
 
 
 def test_add_update_delete_one_item(tmp_path: Path) -> None:
-    images, meta, rows = make_dataset(tmp_path, 8)
+    images, meta, _ = make_dataset(tmp_path, 8)
     with open_catalog(tmp_path / "cat") as cat:
         cat.ingest(images, meta)
         data = jpeg(noise((60, 80), seed=5))
