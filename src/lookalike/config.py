@@ -29,7 +29,9 @@ class Settings(BaseSettings):
     model: str = Field("efficientnet-lite0", description="Encoder name or path to an .onnx file.")
     batch_size: int = Field(32, ge=1, le=1024)
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = all cores.")
-    decode_threads: int = Field(2, ge=1, le=64, description="Image decoding threads.")
+    decode_threads: int = Field(
+        2, ge=1, le=64, description="Batch encode workers (decode + one-thread inference each)."
+    )
 
     # image safety
     max_image_pixels: int = Field(40_000_000, ge=1, description="Pixel cap per image.")
@@ -49,6 +51,35 @@ class Settings(BaseSettings):
     hnsw_ef_construction: int = Field(200, ge=8)
     hnsw_ef_search: int = Field(128, ge=8)
 
+    # taste: swipes, recommendation, attributes (issue 5)
+    swipe_alpha: float = Field(
+        0.3, gt=0, le=1, description="Swipe feed: weight of each new swipe in the preference."
+    )
+    swipe_beta: float = Field(
+        0.5, ge=0, le=5, description="Swipe feed: weight of a dislike relative to a like."
+    )
+    feed_exploration: float = Field(
+        0.1, ge=0, le=1, description="Share of feed items drawn beyond the top of the taste."
+    )
+    mmr_lambda: float = Field(
+        0.8, ge=0, le=1, description="MMR: 1 = pure relevance, lower = more diverse results."
+    )
+    near_duplicate_cos: float = Field(
+        0.97, gt=0, le=1, description="Cosine at or above which two results are one item."
+    )
+    colour_weight: float = Field(
+        0.2, ge=0, le=1, description="How much garment colour counts against shape and style."
+    )
+    rocchio_gamma: float = Field(0.5, ge=0, le=5, description="Weight of negative examples.")
+    steer_scale: float = Field(
+        0.6, ge=0, le=10, description="Length of an attribute direction at strength 1."
+    )
+    profile_distance: float = Field(
+        0.35, gt=0, le=2, description="Cosine distance that splits a style profile's prototypes."
+    )
+    auto_tag: bool = Field(True, description="Tag colour (and trained attributes) at ingest.")
+    password_min_length: int = Field(8, ge=1, le=128)
+
     # server
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -56,6 +87,10 @@ class Settings(BaseSettings):
     admin_key_hash: str | None = Field(
         None, description="argon2 hash of the admin API key; catalog writes need the key."
     )
+    session_cookie: str = Field("lookalike_session", description="Cookie holding the session.")
+    cookie_secure: bool = Field(False, description="Send the session cookie over HTTPS only.")
+    profile_max_photos: int = Field(12, ge=1, le=100, description="Photos per profile search.")
+    api_max_k: int = Field(100, ge=1, le=1000, description="Most results one request may ask.")
 
     @property
     def models_dir(self) -> Path:

@@ -1,0 +1,196 @@
+"""Issue 3 benchmark: ingest throughput against the machine's CPU-bound limit, photo → results
+latency, CLI cold start, and retrieval quality, all measured side by side in one run.
+
+    .venv/bin/python bench/bench_ingest.py --dataset ../shared/datasets/clothing-dataset
+
+Prints a table and writes JSON (--out). Needs the `export` extra for the torch-eager line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from lookalike import Catalog, Settings, create, load_image
+from lookalike.evaluation import retrieval_metrics
+
+IGNORE = ("Not sure", "Skip", "Other")
+
+
+def dataset_paths(root: Path) -> list[Path]:
+    with (root / "images.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    paths = [root / "images" / f"{r['image']}.jpg" for r in rows]
+    return [p for p in paths if p.exists()]
+
+
+def per_image(fn: object, items: list[object]) -> float:
+    """Seconds per item of fn over items, on this one thread."""
+    start = time.perf_counter()
+    for it in items:
+        fn(it)  # type: ignore[operator]
+    return (time.perf_counter() - start) / len(items)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--dataset", type=Path, default=Path("../shared/datasets/clothing-dataset"))
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N images")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--model", default="efficientnet-lite0")
+    ap.add_argument("--out", type=Path, default=Path("artifacts/bench_ingest.json"))
+    args = ap.parse_args()
+    cores = os.cpu_count() or 1
+    paths = dataset_paths(args.dataset)
+    if args.limit:
+        paths = paths[: args.limit]
+    res: dict[str, object] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {cores} cores",
+        "images": len(paths),
+        "model": args.model,
+    }
+    enc1 = create(args.model, Settings(model=args.model, intra_op_threads=1))
+    enc2 = create(args.model, Settings(model=args.model, intra_op_threads=cores))
+    pre = enc1.preprocess
+    draft = (pre.resize_size, pre.resize_size)
+    sample = paths[:512]
+    for p in sample:  # warm the page cache so no line below measures the disk
+        p.read_bytes()
+
+    # 1. decoding + preprocessing alone, one thread
+    decode_s = per_image(lambda p: pre(load_image(p, draft_size=draft)), sample)
+    batch = np.stack([pre(load_image(p, draft_size=draft)) for p in sample[:256]])
+
+    # 2. the ONNX model alone, 1 thread and all cores, batches of 32
+    def onnx_rate(enc: object) -> float:
+        enc.encode_batch(batch[:32])  # type: ignore[attr-defined]
+        start = time.perf_counter()
+        for i in range(0, len(batch), 32):
+            enc.encode_batch(batch[i : i + 32])  # type: ignore[attr-defined]
+        return len(batch) / (time.perf_counter() - start)
+
+    onnx_1, onnx_n = onnx_rate(enc1), onnx_rate(enc2)
+    model_core_s = 1.0 / onnx_1
+    limit = cores / (model_core_s + decode_s)
+
+    # 3. torch eager alone (same tensors)
+    torch_rate = None
+    try:
+        import torch
+
+        from lookalike.encoders.efficientnet import torch_feature_model
+
+        torch.set_num_threads(cores)
+        tm = torch_feature_model(args.model)
+        with torch.no_grad():
+            tm(torch.from_numpy(batch[:32]))
+            start = time.perf_counter()
+            for i in range(0, 128, 32):
+                tm(torch.from_numpy(batch[i : i + 32]))
+            torch_rate = 128 / (time.perf_counter() - start)
+    except Exception as exc:  # torch is an optional extra
+        print(f"torch eager skipped: {exc}", file=sys.stderr)
+
+    # 4. a naive loop: decode a batch, then encode it (all cores), no overlap
+    start = time.perf_counter()
+    for i in range(0, len(sample), 32):
+        chunk = np.stack([pre(load_image(p, draft_size=draft)) for p in sample[i : i + 32]])
+        enc2.encode_batch(chunk)
+    naive_rate = len(sample) / (time.perf_counter() - start)
+
+    # 5. end to end: the real ingest (decode + encode + store) of the whole dataset
+    work = Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
+    try:
+        meta = work / "items.csv"
+        with (args.dataset / "images.csv").open() as f, meta.open("w", newline="") as out:
+            reader = csv.DictReader(f)
+            writer = csv.DictWriter(out, fieldnames=["id", "image", "category", "kids", "sender_id"])
+            writer.writeheader()
+            keep = {p.stem for p in paths}
+            for r in reader:
+                if r["image"] in keep or not args.limit:
+                    writer.writerow({"id": r["image"], "image": r["image"] + ".jpg",
+                                     "category": r["label"], "kids": r["kids"],
+                                     "sender_id": r["sender_id"]})
+        settings = Settings(catalog_dir=work / "catalog", model=args.model)
+        cat = Catalog.open(settings)
+        report = cat.ingest(args.dataset / "images", meta)
+        e2e = report.images_per_second
+
+        # 6. warm photo → results latency (decode + encode + search), 200 queries
+        queries = paths[:: max(1, len(paths) // args.queries)][: args.queries]
+        cat.search_image(queries[0], k=10)
+        lat = []
+        for q in queries:
+            t = time.perf_counter()
+            cat.search_image(q, k=10)
+            lat.append(time.perf_counter() - t)
+        one = batch[:1]
+        enc_lat = []
+        for _ in range(50):
+            t = time.perf_counter()
+            cat.encoder.encode_batch(one)
+            enc_lat.append(time.perf_counter() - t)
+
+        # 7. CLI cold start: a new process per query
+        cold = []
+        for q in queries[:3]:
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "lookalike", "search", str(q), "--json",
+                            "-c", str(settings.catalog_dir)], check=True, capture_output=True)
+            cold.append(time.perf_counter() - t)
+
+        # 8. retrieval quality: P@10 of the same label, the query's contributor excluded
+        ids, vecs = cat.store.vectors()
+        items = cat.store.get_many(ids.tolist())
+        quality = retrieval_metrics(
+            vecs, [it.category or "" for it in items],
+            [str(it.extra.get("sender_id")) for it in items], ks=(1, 5, 10), ignore_labels=IGNORE,
+        )
+        cat.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    res.update({
+        "decode_ms_per_image": round(decode_s * 1000, 2),
+        "onnx_1_thread_img_s": round(onnx_1, 1),
+        f"onnx_{cores}_threads_img_s": round(onnx_n, 1),
+        "torch_eager_img_s": None if torch_rate is None else round(torch_rate, 1),
+        "naive_sequential_img_s": round(naive_rate, 1),
+        "cpu_bound_limit_img_s": round(limit, 1),
+        "ingest_end_to_end_img_s": round(e2e, 1),
+        "ingest_added": report.added,
+        "ingest_rejected": len(report.rejected),
+        "ingest_seconds": round(report.seconds, 1),
+        "ingest_vs_limit": round(e2e / limit, 3),
+        "latency_p50_ms": round(float(np.percentile(lat, 50)) * 1000, 2),
+        "latency_p99_ms": round(float(np.percentile(lat, 99)) * 1000, 2),
+        "encode_batch1_p50_ms": round(float(np.percentile(enc_lat, 50)) * 1000, 2),
+        "cli_cold_start_s": round(float(np.median(cold)), 2),
+        "precision@10_other_contributors": round(quality["precision@10"], 4),
+        "precision@1_other_contributors": round(quality["precision@1"], 4),
+    })
+    width = max(len(k) for k in res)
+    for key, value in res.items():
+        print(f"{key:<{width}}  {value}")
+    print(f"\nend-to-end ingest is {e2e / limit:.0%} of the CPU-bound limit "
+          f"{cores} / ({model_core_s * 1000:.2f} ms model + {decode_s * 1000:.2f} ms decode)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
