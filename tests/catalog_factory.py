@@ -26,6 +26,7 @@ def garment(category: str, variant: int) -> Image.Image:
     img = Image.new("RGB", (48, 64), (250, 250, 250))
     shade = tuple(max(0, min(255, c + (variant % 5) * 6 - 12)) for c in base)
     img.paste(shade, (8 + variant % 3, 8, 40, 56))  # type: ignore[arg-type]
+    img.paste((variant % 256, variant // 256, 128), (0, 0, 4, 4))  # unique bytes per variant
     return img
 
 

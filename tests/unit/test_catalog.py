@@ -175,3 +175,69 @@ def test_reopen_restores_vectors_exactly(tmp_path: Path) -> None:
         before = cat.index.exact.matrix.copy()
     with open_catalog(tmp_path / "cat") as cat:
         np.testing.assert_array_equal(cat.index.exact.matrix, before)
+
+
+def test_every_bad_image_kind_is_rejected_and_good_ones_of_every_mode_are_added(
+    tmp_path: Path,
+) -> None:
+    from imagefactory import (
+        animated_gif,
+        corrupt_middle,
+        encode,
+        la_half_transparent,
+        minimal_pdf,
+        palette_with_transparency,
+        png,
+        png_with_declared_size,
+        rgba_half_transparent,
+        solid,
+        tiff,
+        truncated,
+    )
+
+    good = {
+        "rgba.png": png(rgba_half_transparent((32, 32))),
+        "la.png": png(la_half_transparent((32, 32))),
+        "pal.png": png(palette_with_transparency((32, 32))),
+        "cmyk.jpg": encode(solid((32, 32), (10, 200, 30), mode="CMYK"), "JPEG"),
+        "anim.gif": animated_gif([(200, 0, 0), (0, 0, 200)], (32, 32)),
+        "pic.webp": encode(solid((32, 32), (0, 90, 90)), "WEBP"),
+        "pic.bmp": encode(solid((32, 32), (90, 0, 90)), "BMP"),
+    }
+    bad = {
+        "trunc.jpg": truncated(jpeg(noise((64, 64)))),
+        "trunc.png": truncated(png(noise((64, 64), seed=2))),
+        "corrupt.png": corrupt_middle(png(noise((64, 64), seed=3))),
+        "zero.jpg": b"",
+        "text.png": b"hello",
+        "doc.pdf": minimal_pdf(),
+        "scan.tiff": tiff(),
+        "bomb.png": png_with_declared_size(30000, 30000),
+    }
+    images = tmp_path / "images"
+    images.mkdir()
+    for name, data in {**good, **bad}.items():
+        (images / name).write_bytes(data)
+    write_csv(tmp_path / "items.csv", [{"id": n.replace(".", "-"), "image": n}
+                                       for n in [*good, *bad]])
+    with open_catalog(tmp_path / "cat", max_image_pixels=10_000_000) as cat:
+        report = cat.ingest(images, tmp_path / "items.csv")
+    assert report.added == len(good)
+    rejected = {r.file.rsplit("/", 1)[-1]: r.reason for r in report.rejected}
+    assert set(rejected) == set(bad)
+    assert "pixels" in rejected["bomb.png"] or "bomb" in rejected["bomb.png"]
+    assert "unsupported image format" in rejected["doc.pdf"] or "not an image" in rejected["doc.pdf"]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_duplicate_images_first_row_wins_whatever_the_threads(tmp_path: Path, workers: int) -> None:
+    images, _, rows = make_dataset(tmp_path, 30)
+    rows += [{**rows[i], "id": f"copy-of-{i}"} for i in (0, 13, 29)]
+    rows.insert(1, {**rows[25], "id": "early-copy-of-25"})  # a copy *before* its original
+    write_csv(tmp_path / "dups.csv", rows)
+    with open_catalog(tmp_path / "cat", batch_size=4, decode_threads=workers) as cat:
+        report = cat.ingest(images, tmp_path / "dups.csv")
+        ids = {it.id for it in cat.items(limit=100)}
+    assert report.added == 30 and report.skipped == 4
+    assert "early-copy-of-25" in ids and "item-0025" not in ids
+    assert not any(i.startswith("copy-of-") for i in ids)

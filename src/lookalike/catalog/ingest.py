@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -220,25 +219,18 @@ def ingest(
         if item.id is not None:
             known_ids.add(item.id)
 
-    # 2. decode (threads) → encode (ONNX) → store, batch by batch
-    claimed: set[str] = set(known_hashes)
-    claim_lock = threading.Lock()
+    # 2. decode + encode in worker threads, store in order in this thread. Duplicate images are
+    #    resolved here, in file order, so the first row always wins whatever the thread timing.
+    seen_hashes: set[str] = set(known_hashes)
     preprocess = encoder.preprocess
     draft = (preprocess.resize_size, preprocess.resize_size)
 
     def prepare(row: _Row) -> tuple[NDArray[np.float32], tuple[str, dict[str, Tag]]]:
         data = read_image_bytes(row.path, limits)
         digest = content_hash(data)
-        with claim_lock:
-            if digest in claimed:
-                raise _DuplicateError(digest)
-            claimed.add(digest)
-        try:
-            img = load_image(data, limits=limits, name=str(row.path), draft_size=draft)
-        except ImageLoadError:
-            with claim_lock:
-                claimed.discard(digest)
-            raise
+        if digest in seen_hashes:  # cheap early exit; the ordered check below is the real one
+            raise _DuplicateError(digest)
+        img = load_image(data, limits=limits, name=str(row.path), draft_size=draft)
         tags: dict[str, Tag] = {}
         for tagger in pixel_taggers:
             tags.update(tagger(img))
@@ -261,6 +253,17 @@ def ingest(
                 report.rejected.append(
                     Rejection(row.number, row.item.id or "", "image", reason, str(row.path))
                 )
+        unique = []
+        for pos, (digest, _) in enumerate(batch.payloads):
+            if digest in seen_hashes:
+                report.skipped += 1
+            else:
+                seen_hashes.add(digest)
+                unique.append(pos)
+        if len(unique) < len(batch.items):
+            batch.items = [batch.items[p] for p in unique]
+            batch.payloads = [batch.payloads[p] for p in unique]
+            batch.vectors = batch.vectors[unique]
         if batch.items:
             vector_tags: list[dict[str, Tag]] = [{} for _ in batch.items]
             for vtagger in vector_taggers:
