@@ -226,7 +226,7 @@ def test_every_bad_image_kind_is_rejected_and_good_ones_of_every_mode_are_added(
     rejected = {r.file.rsplit("/", 1)[-1]: r.reason for r in report.rejected}
     assert set(rejected) == set(bad)
     assert "pixels" in rejected["bomb.png"] or "bomb" in rejected["bomb.png"]
-    assert "unsupported image format" in rejected["doc.pdf"] or "not an image" in rejected["doc.pdf"]
+    assert any(w in rejected["doc.pdf"] for w in ("unsupported image format", "not an image"))
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])
