@@ -1,0 +1,192 @@
+"""`lookalike train` as a library call: cache features, train the head, save weights + card.
+
+1. Load the clothing-dataset, split its contributors (saved split, the one `evaluate` uses).
+2. Cache probe features (backbone GAP / activation-weighted pooling, garment weights, colour
+   cells) of the train images and of `n_views` seeded augmented views of each.
+3. Train the projection head (see head.py) on the train contributors only.
+4. Save the head weights (`<name>.npz`) and model card (`<name>.json`: data, split, loss,
+   hyper-parameters, how the head is combined with backbone and colour, held-out metrics
+   measured with the same combination in numpy, date) into the weights folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lookalike.config import Settings
+from lookalike.encoders.base import l2_normalise
+from lookalike.encoders.efficientnet import preprocess_for
+from lookalike.evaluation.augment import AugmentConfig, augment_view, rng_for
+from lookalike.evaluation.datasets import load_clothing_dataset
+from lookalike.evaluation.features import cached_features
+from lookalike.evaluation.metrics import DEFAULT_IGNORE, retrieval_metrics
+from lookalike.evaluation.protocols import _backgrounds
+from lookalike.evaluation.report import default_split_path
+from lookalike.evaluation.splits import load_or_create_split
+from lookalike.training.head import EpochReport, HeadConfig, apply_head, train_head
+from lookalike.training.probe import BACKBONE, part, probe_encoder
+
+
+@dataclass(frozen=True)
+class Combine:
+    """How the final embedding is assembled (mirrors `salient.fashion_module`)."""
+
+    pooling: str = "gap"
+    w_head: float = 1.0
+    w_backbone: float = 1.0
+    w_colour: float = 0.5
+    colour_power: float = 1.0
+
+
+@dataclass
+class TrainResult:
+    weights: Path
+    card: Path
+    history: list[float]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def pooled(rows: NDArray[np.float32], pooling: str) -> NDArray[np.float32]:
+    return l2_normalise(part(rows, "gap" if pooling == "gap" else "attn"))
+
+
+def colour_features(rows: NDArray[np.float32], power: float = 1.0) -> NDArray[np.float32]:
+    """The graph's garment colour histogram, recomputed from cached colour cells + weights."""
+    w = part(rows, "weights").astype(np.float64) ** power
+    w = w / (w.sum(axis=1, keepdims=True) + 1e-6)
+    cells = part(rows, "cells").reshape(len(rows), 49, -1).astype(np.float64)
+    h = (cells * w[:, :, None]).sum(axis=1)
+    h = h / (h.sum(axis=1, keepdims=True) + 1e-6)
+    return l2_normalise(np.sqrt(h + 1e-8))
+
+
+def combine(rows: NDArray[np.float32], head: Any, c: Combine) -> NDArray[np.float32]:
+    b = pooled(rows, c.pooling)
+    parts = [c.w_head * apply_head(head, b), c.w_backbone * b]
+    if c.w_colour > 0:
+        parts.append(c.w_colour * colour_features(rows, c.colour_power))
+    return l2_normalise(np.concatenate(parts, axis=1))
+
+
+def augmented_views(
+    paths: list[Path],
+    n_views: int,
+    seed: int,
+    settings: Settings,
+) -> list[NDArray[np.float32]]:
+    enc = probe_encoder(settings)
+    bgs = _backgrounds(paths, 32, seed + 5)
+    out = []
+    for v in range(1, n_views + 1):
+
+        def t(i: int, img: Any, v: int = v) -> Any:
+            return augment_view(
+                img, rng_for(seed + 100 + v, i), bgs, AugmentConfig(background_probability=0.3)
+            )
+
+        out.append(
+            cached_features(enc, paths, variant=f"train-aug-v{v}", transform=t, settings=settings)[
+                0
+            ]
+        )
+    return out
+
+
+def train_fashion(
+    dataset_root: Path,
+    weights_dir: Path,
+    *,
+    name: str = "lookalike-fashion",
+    head_cfg: HeadConfig = HeadConfig(),
+    mix: Combine = Combine(),
+    n_views: int = 2,
+    test_fraction: float = 0.5,
+    seed: int = 0,
+    settings: Settings | None = None,
+    progress: Callable[[EpochReport], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    settings = settings or Settings()
+    data = load_clothing_dataset(dataset_root)
+    split_file = default_split_path(settings, data.name, test_fraction, seed)
+    split = load_or_create_split(split_file, data.groups, test_fraction, seed)
+    test = split.test_mask(data.groups)
+    ignored = set(DEFAULT_IGNORE)
+    train_idx = np.flatnonzero(~test)
+    log(
+        f"{len(data)} images ({len(data.missing)} rows without a file skipped), "
+        f"{len(split.test_groups)} of {len(set(data.groups))} contributors held out"
+    )
+    enc = probe_encoder(settings)
+    rows, ok = cached_features(enc, data.paths, settings=settings)
+    train_paths = [data.paths[i] for i in train_idx]
+    views = [rows[train_idx], *augmented_views(train_paths, n_views, seed, settings)]
+    keep = np.asarray([ok[i] and data.labels[i] not in ignored for i in train_idx])
+    classes = sorted({data.labels[i] for i in train_idx[keep]})
+    cls = {c: k for k, c in enumerate(classes)}
+    y = np.asarray([cls[data.labels[i]] for i in train_idx[keep]], dtype=np.int64)
+    x = np.stack([pooled(v[keep], mix.pooling) for v in views])
+    log(f"training on {len(y)} images x {len(views)} views, {len(classes)} labels")
+    ckpt = settings.cache_dir / "training" / f"{name}-{head_cfg.fingerprint()}.pt"
+    head, history = train_head(x, y, head_cfg, checkpoint=ckpt, progress=progress)
+    # held-out metrics with the very combination the ONNX graph computes
+    ev = np.flatnonzero(test & ok)
+    emb = combine(rows[ev], head, mix)
+    base = l2_normalise(part(rows[ev], "gap"))
+    labels = [data.labels[i] for i in ev]
+    groups = [data.groups[i] for i in ev]
+    metrics = {f"heldout/trained/{k}": v for k, v in retrieval_metrics(emb, labels, groups).items()}
+    metrics.update(
+        {f"heldout/baseline/{k}": v for k, v in retrieval_metrics(base, labels, groups).items()}
+    )
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    weights = weights_dir / f"{name}.npz"
+    np.savez(weights, **{k: v.detach().numpy() for k, v in head.state_dict().items()})
+    dim = head_cfg.out_dim + head_cfg.in_dim + (64 if mix.w_colour > 0 else 0)
+    pre = preprocess_for(BACKBONE)
+    card: dict[str, Any] = {
+        "name": name,
+        "dim": dim,
+        "preprocess": pre.as_dict(),
+        "backbone": BACKBONE,
+        "description": (
+            f"{BACKBONE} ImageNet backbone + metric-learning head "
+            f"({head_cfg.loss}, identity {head_cfg.identity_weight}, distill "
+            f"{head_cfg.distill_weight}) concatenated with the backbone features and "
+            "the garment colour histogram"
+        ),
+        "head": asdict(head_cfg),
+        "combine": {**asdict(mix), "mean": list(pre.mean), "std": list(pre.std)},
+        "data": {
+            "dataset": data.name,
+            "root": str(dataset_root),
+            "images": len(data),
+            "train_images": len(y),
+            "augmented_views_per_image": n_views,
+            "ignored_labels": list(DEFAULT_IGNORE),
+        },
+        "split": {
+            "column": "sender_id",
+            "test_fraction": test_fraction,
+            "seed": seed,
+            "test_groups": sorted(split.test_groups),
+        },
+        "loss_history": [round(v, 5) for v in history],
+        "metrics": {k: round(v, 4) for k, v in metrics.items()},
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "reproduce": (
+            f"lookalike train --dataset {dataset_root} --loss {head_cfg.loss} "
+            f"--epochs {head_cfg.epochs} --seed {seed}"
+        ),
+    }
+    card_file = weights_dir / f"{name}.json"
+    card_file.write_text(json.dumps(card, indent=1))
+    return TrainResult(weights, card_file, history, metrics)
