@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from lookalike.catalog import Catalog, IngestProgress, IngestReport
+from lookalike.catalog import Catalog, Filters, IngestProgress, IngestReport, Item
 from lookalike.config import Settings
 
 SAMPLE_DIR = Path(__file__).parent / "data" / "sample"
@@ -31,3 +31,14 @@ def build_demo_catalog(
         progress=progress,
     )
     return catalog, report
+
+
+def demo_queries(
+    catalog: Catalog, categories: tuple[str, ...] = ("Dress", "Shoes", "Hat")
+) -> list[Item]:
+    """One catalog item of each of a few categories, to show "more like this" on."""
+    found: list[Item] = []
+    for category in categories:
+        items = catalog.items(Filters(category=[category]), limit=1)
+        found.extend(items)
+    return found

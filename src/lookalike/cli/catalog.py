@@ -23,7 +23,7 @@ from rich.table import Table
 from lookalike.catalog import Catalog, Filters, IngestProgress, IngestReport, Result
 from lookalike.cli.app import app
 from lookalike.config import Settings
-from lookalike.demo import build_demo_catalog, sample_images
+from lookalike.demo import build_demo_catalog, demo_queries
 from lookalike.errors import LookalikeError
 
 console = Console()
@@ -111,14 +111,22 @@ def print_results(results: list[Result], as_json: bool, title: str) -> None:
                           for r in results]))
         return
     table = Table(title=title)
-    for col in ("#", "score", "id", "title", "category", "colour", "price", "brand", "2nd hand"):
-        table.add_column(col, overflow="fold")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("title", no_wrap=True, overflow="ellipsis", max_width=28)
+    table.add_column("category", no_wrap=True)
+    table.add_column("colour", no_wrap=True)
+    table.add_column("price", justify="right", no_wrap=True)
+    table.add_column("brand", no_wrap=True, overflow="ellipsis", max_width=16)
+    table.add_column("2nd hand")
+    table.add_column("id", no_wrap=True, overflow="ellipsis", max_width=14)
     for n, r in enumerate(results, start=1):
         it = r.item
         price = f"{it.price:.2f} {it.currency or ''}" if it.price is not None else ""
-        table.add_row(str(n), f"{r.score:.3f}", it.id, it.title, it.attribute("category") or "",
+        table.add_row(str(n), f"{r.score:.3f}", it.title, it.attribute("category") or "",
                       it.attribute("colour") or "", price, it.brand or "",
-                      "" if it.second_hand is None else ("yes" if it.second_hand else "no"))
+                      "" if it.second_hand is None else ("yes" if it.second_hand else "no"),
+                      it.id)
     console.print(table)
 
 
@@ -220,9 +228,9 @@ def demo_cmd(
         with bar:
             cat, report = build_demo_catalog(settings, _update(bar, task))
         _print_report(report, False)
-        queries = sorted(sample_images().glob("*.jpg"))[:: max(1, len(cat) // 3)][:3]
-        for q in queries:
-            print_results(cat.search_image(q, 5), False, f"look-alikes of {q.name}")
+        for item in demo_queries(cat):
+            print_results(cat.similar(item.id, 5), False,
+                          f"more like {item.id}: {item.title} ({item.category})")
         cat.close()
     except LookalikeError as exc:
         raise fail(exc) from None
