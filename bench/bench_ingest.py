@@ -117,7 +117,8 @@ def main() -> None:
         meta = work / "items.csv"
         with (args.dataset / "images.csv").open() as f, meta.open("w", newline="") as out:
             reader = csv.DictReader(f)
-            writer = csv.DictWriter(out, fieldnames=["id", "image", "category", "kids", "sender_id"])
+            columns = ["id", "image", "category", "kids", "sender_id"]
+            writer = csv.DictWriter(out, fieldnames=columns)
             writer.writeheader()
             keep = {p.stem for p in paths}
             for r in reader:
