@@ -77,7 +77,12 @@ class Catalog:
             stored_dim = str(encoder.dim)
         index = CatalogIndex(folder, int(stored_dim), settings)
         index.load(*store.vectors())
-        return cls(settings=settings, store=store, index=index, _encoder=encoder)
+        catalog = cls(settings=settings, store=store, index=index, _encoder=encoder)
+        if settings.auto_tag:  # default taggers (colour; trained probes) — issue 5
+            from lookalike.attributes.taggers import install_default_taggers
+
+            install_default_taggers(catalog)
+        return catalog
 
     def close(self) -> None:
         self.store.close()

@@ -1,0 +1,143 @@
+"""The taggers a catalog runs by default, and tagging of items already in a catalog.
+
+At ingest (and `Catalog.add_item`) the colour tagger always runs on the decoded pixels; the
+category and pattern probes run on the embeddings once they have been trained for that catalog
+(`train_probes`, CLI `lookalike tag --train`). Predictions only fill fields the item leaves
+empty: a given value is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.attributes.colour import ColourTagger
+from lookalike.attributes.probe import ProbeTagger, load_probe, save_probe, train_probe
+from lookalike.catalog import Catalog, Tag
+from lookalike.catalog.ingest import PixelTagger, VectorTagger
+from lookalike.config import Settings
+from lookalike.errors import ImageLoadError, LookalikeError
+from lookalike.images import load_image
+
+__all__ = [
+    "PROBED_ATTRIBUTES",
+    "TagReport",
+    "default_taggers",
+    "install_default_taggers",
+    "tag_catalog",
+    "train_probes",
+]
+
+PROBED_ATTRIBUTES = ("category", "pattern")
+
+
+def default_taggers(
+    settings: Settings, catalog: Catalog
+) -> tuple[list[PixelTagger], list[VectorTagger]]:
+    """(pixel taggers, vector taggers) for ingest into `catalog`."""
+    if not settings.auto_tag:
+        return [], []
+    vector: list[VectorTagger] = []
+    for name in PROBED_ATTRIBUTES:
+        probe = load_probe(catalog.store, name)
+        if probe is not None:
+            vector.append(ProbeTagger(probe))
+    return [ColourTagger()], vector
+
+
+def install_default_taggers(catalog: Catalog) -> None:
+    """Called by `Catalog.open`: put the default taggers on the catalog (once)."""
+    pixel, vector = default_taggers(catalog.settings, catalog)
+    if not any(isinstance(t, ColourTagger) for t in catalog.pixel_taggers):
+        catalog.pixel_taggers.extend(pixel)
+    catalog.vector_taggers[:] = [
+        t for t in catalog.vector_taggers if not isinstance(t, ProbeTagger)
+    ] + vector
+
+
+def train_probes(catalog: Catalog) -> dict[str, dict[str, float]]:
+    """Train and store a probe per attribute that has enough given labels."""
+    out: dict[str, dict[str, float]] = {}
+    for name in PROBED_ATTRIBUTES:
+        try:
+            probe, metrics = train_probe(catalog, name)
+        except LookalikeError:
+            continue
+        save_probe(catalog.store, probe)
+        out[name] = {**metrics, "classes": float(len(probe.classes))}
+    install_default_taggers(catalog)
+    return out
+
+
+@dataclass
+class TagReport:
+    items: int = 0
+    tagged: dict[str, int] = field(default_factory=dict)
+    unreadable: int = 0
+
+
+def tag_catalog(
+    catalog: Catalog,
+    *,
+    colour: bool = True,
+    probes: bool = True,
+    only_missing: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> TagReport:
+    """Tag items already in the catalog (e.g. ingested before taggers existed)."""
+    report = TagReport()
+    with catalog.store.connection() as conn:
+        rows = conn.execute(
+            "SELECT rowid, image_path, predicted, category, extra, colour FROM items ORDER BY rowid"
+        ).fetchall()
+    report.items = len(rows)
+    probe_taggers = [
+        ProbeTagger(p) for p in (load_probe(catalog.store, n) for n in PROBED_ATTRIBUTES)
+        if p is not None and probes
+    ]
+    tagger = ColourTagger()
+
+    def colour_tags(path: str) -> dict[str, Tag] | None:
+        try:
+            img = load_image(Path(path), limits=catalog.limits, draft_size=(128, 128))
+        except (ImageLoadError, OSError):
+            return None
+        return tagger(img)
+
+    todo = [r for r in rows if not (only_missing and "palette" in json.loads(r[2]))]
+    colour_results: dict[int, dict[str, Tag] | None] = {}
+    if colour and todo:
+        with ThreadPoolExecutor(max_workers=catalog.settings.decode_threads) as pool:
+            for i, (row, found) in enumerate(
+                zip(todo, pool.map(colour_tags, [r[1] for r in todo]), strict=True)
+            ):
+                colour_results[int(row[0])] = found
+                if progress is not None and i % 200 == 0:
+                    progress(i, len(todo))
+    for row in rows:
+        rowid = int(row[0])
+        tags: dict[str, Tag] = {}
+        got = colour_results.get(rowid)
+        if rowid in colour_results and got is None:
+            report.unreadable += 1
+        if got:
+            tags.update(got)
+        given = {"category": row[3], "pattern": json.loads(row[4]).get("pattern")}
+        if probe_taggers:
+            vec = catalog.index.exact.get(np.asarray([rowid], dtype=np.int64))
+            if len(vec):
+                for pt in probe_taggers:
+                    if not given.get(pt.probe.name):
+                        tags.update(pt(vec)[0])
+        if row[5]:
+            tags.pop("colour", None)  # never shadow a given value
+        if tags:
+            catalog.store.set_predicted(rowid, tags)
+            for name in tags:
+                report.tagged[name] = report.tagged.get(name, 0) + 1
+    return report

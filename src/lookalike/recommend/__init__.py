@@ -1,0 +1,35 @@
+"""Recommendation queries: style profiles, the swipe feed, Rocchio + steering, MMR diversity.
+
+    results = recommend(catalog, Query(positives=[v1, v2], steer={"colour:red": 0.8}), k=10)
+    results = profile_search(catalog, photo_vectors, k=10)
+    feed = Feed(catalog, Users(catalog.store)); feed.next(user); feed.swipe(user, item_id, True)
+"""
+
+from lookalike.recommend.diversity import mean_pairwise_distance, mmr, mmr_reference
+from lookalike.recommend.feed import Feed, update_preference
+from lookalike.recommend.profile import cluster_profile, interleave, profile_search
+from lookalike.recommend.query import (
+    EmptyQueryError,
+    Query,
+    UnknownDirectionError,
+    recommend,
+    rocchio,
+    steering_directions,
+)
+
+__all__ = [
+    "EmptyQueryError",
+    "Feed",
+    "Query",
+    "UnknownDirectionError",
+    "cluster_profile",
+    "interleave",
+    "mean_pairwise_distance",
+    "mmr",
+    "mmr_reference",
+    "profile_search",
+    "recommend",
+    "rocchio",
+    "steering_directions",
+    "update_preference",
+]

@@ -1,0 +1,96 @@
+"""Style profile from several photos: several prototypes, not only the mean.
+
+The photos' vectors are grouped by average-linkage clustering on cosine distance (groups split
+where they are further apart than `settings.profile_distance`, at most `max_prototypes`
+groups). Each group's mean is a prototype; each prototype is searched, and the result lists
+are interleaved in proportion to the groups' sizes (D'Hondt order), so a shopper who likes
+both dresses and boots gets both. With one prototype this is the mean-vector profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lookalike.catalog import Catalog, Filters, Result
+from lookalike.errors import LookalikeError
+
+__all__ = ["cluster_profile", "interleave", "profile_search"]
+
+
+def _unit_rows(m: NDArray[np.float32]) -> NDArray[np.float32]:
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    out: NDArray[np.float32] = (m / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    return out
+
+
+def cluster_profile(
+    vectors: NDArray[np.float32], max_prototypes: int, distance: float
+) -> list[list[int]]:
+    """Groups of photo positions, largest first (average linkage, cosine distance)."""
+    n = len(vectors)
+    if n == 0:
+        return []
+    unit = _unit_rows(np.asarray(vectors, dtype=np.float32).reshape(n, -1))
+    groups: list[list[int]] = [[i] for i in range(n)]
+    sims = unit @ unit.T
+    while len(groups) > 1:
+        best, pair = -np.inf, (0, 1)
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                link = float(sims[np.ix_(groups[a], groups[b])].mean())
+                if link > best:
+                    best, pair = link, (a, b)
+        if 1.0 - best > distance and len(groups) <= max(1, max_prototypes):
+            break
+        a, b = pair
+        groups[a] = groups[a] + groups[b]
+        del groups[b]
+    return sorted(groups, key=lambda g: (-len(g), min(g)))
+
+
+def interleave(lists: Sequence[Sequence[Result]], sizes: Sequence[int], k: int) -> list[Result]:
+    """Merge result lists: the list with the highest size/(taken+1) goes next; an item already
+    taken (from another list) is skipped."""
+    taken = [0] * len(lists)
+    cursor = [0] * len(lists)
+    seen: set[int] = set()
+    out: list[Result] = []
+    while len(out) < k:
+        live = [i for i in range(len(lists)) if cursor[i] < len(lists[i])]
+        if not live:
+            break
+        i = max(live, key=lambda j: (sizes[j] / (taken[j] + 1), -j))
+        while cursor[i] < len(lists[i]) and lists[i][cursor[i]].item.rowid in seen:
+            cursor[i] += 1
+        if cursor[i] >= len(lists[i]):
+            continue
+        hit = lists[i][cursor[i]]
+        cursor[i] += 1
+        taken[i] += 1
+        seen.add(hit.item.rowid)
+        out.append(hit)
+    return out
+
+
+def profile_search(
+    catalog: Catalog,
+    vectors: NDArray[np.float32],
+    k: int = 10,
+    filters: Filters | None = None,
+    max_prototypes: int = 3,
+    exclude: Sequence[int] = (),
+) -> list[Result]:
+    """Items for a style profile of several photos: one search per prototype, interleaved."""
+    mat = np.asarray(vectors, dtype=np.float32)
+    if mat.ndim == 1:
+        mat = mat[None]
+    if len(mat) == 0:
+        raise LookalikeError("a style profile needs at least one photo")
+    groups = cluster_profile(mat, max_prototypes, catalog.settings.profile_distance)
+    prototypes = _unit_rows(np.stack([mat[g].mean(axis=0) for g in groups]))
+    per = catalog.search_vectors(prototypes, k, filters, exclude)
+    lists = [catalog.results(hits) for hits in per]
+    return interleave(lists, [len(g) for g in groups], k)

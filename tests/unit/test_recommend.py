@@ -1,0 +1,276 @@
+"""Recommendation on a real catalog (bundled sample, fake encoder, SQLite in tmp): the feed,
+profiles, Rocchio + steering, MMR. Fast paths are checked against plain reference loops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lookalike.catalog import Catalog, Filters
+from lookalike.config import Settings
+from lookalike.demo import sample_images, sample_metadata
+from lookalike.encoders import create
+from lookalike.errors import ItemNotFoundError
+from lookalike.recommend import (
+    EmptyQueryError,
+    Feed,
+    Query,
+    UnknownDirectionError,
+    cluster_profile,
+    mean_pairwise_distance,
+    mmr,
+    mmr_reference,
+    profile_search,
+    recommend,
+    steering_directions,
+    update_preference,
+)
+from lookalike.users import Users
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    folder = tmp_path_factory.mktemp("catalog")
+    s = Settings(catalog_dir=folder, model="fake", cache_dir=folder / "cache")
+    cat = Catalog.open(s, encoder=create("fake", s))
+    cat.ingest(sample_images(), sample_metadata())
+    return cat
+
+
+@pytest.fixture
+def feed(catalog: Catalog) -> Feed:
+    return Feed(catalog, Users(catalog.store))
+
+
+def _unit(m: np.ndarray) -> np.ndarray:
+    return (m / np.linalg.norm(m, axis=-1, keepdims=True)).astype(np.float32)
+
+
+# -- MMR ---------------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 25),
+    k=st.integers(0, 12),
+    lam=st.floats(0, 1),
+    dup=st.sampled_from([None, 0.95, 0.6]),
+    seed=st.integers(0, 10_000),
+)
+def test_mmr_matches_the_reference_loop(
+    n: int, k: int, lam: float, dup: float | None, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    vecs = _unit(rng.standard_normal((n, 6)))
+    rel = rng.random(n).astype(np.float32)
+    assert mmr(rel, vecs, k, lam, dup) == mmr_reference(rel, vecs, k, lam, dup)
+
+
+def test_mmr_lambda_one_is_relevance_order_and_collapses_duplicates() -> None:
+    rng = np.random.default_rng(1)
+    vecs = _unit(rng.standard_normal((8, 16)))
+    vecs[3] = vecs[0]  # a near-duplicate of the best item
+    rel = np.linspace(1, 0.3, 8).astype(np.float32)
+    assert mmr(rel, vecs, 8, 1.0) == list(range(8))
+    assert 3 not in mmr(rel, vecs, 8, 1.0, duplicate_cos=0.99)
+
+
+def test_lower_lambda_is_more_diverse() -> None:
+    rng = np.random.default_rng(2)
+    centre = _unit(rng.standard_normal(32))
+    near = _unit(centre + 0.2 * rng.standard_normal((30, 32)))
+    far = _unit(rng.standard_normal((30, 32)))
+    vecs = np.concatenate([near, far])
+    rel = vecs @ centre
+    div = [mean_pairwise_distance(vecs[mmr(rel, vecs, 10, lam)]) for lam in (1.0, 0.7, 0.3)]
+    assert div[0] < div[1] < div[2]
+
+
+# -- preference vector ------------------------------------------------------------------------
+
+
+def test_preference_update_follows_the_formula() -> None:
+    rng = np.random.default_rng(3)
+    xs = _unit(rng.standard_normal((6, 8)))
+    likes = [True, False, True, True, False, False]
+    alpha, beta = 0.3, 0.5
+    v = None
+    ref = np.zeros(8)
+    for x, liked in zip(xs, likes, strict=True):
+        v = update_preference(v, x, liked, alpha, beta)
+        ref = (1 - alpha) * ref + alpha * (x if liked else -beta * x)
+        ref = ref / np.linalg.norm(ref)
+        np.testing.assert_allclose(v, ref, atol=1e-5)
+
+
+# -- feed -------------------------------------------------------------------------------------
+
+
+def test_feed_never_shows_an_item_twice(feed: Feed, catalog: Catalog) -> None:
+    user, _ = feed.users.create_guest()
+    seen: list[str] = []
+    for page in range(8):
+        items = feed.next(user, 10)
+        assert len(items) == 10
+        seen += [r.item.id for r in items]
+        for r in items[:3]:
+            feed.swipe(user, r.item.id, r.item.category == "Dress" or page % 2 == 0)
+    assert len(seen) == len(set(seen))
+
+
+def test_feed_runs_dry_instead_of_repeating(catalog: Catalog) -> None:
+    feed = Feed(catalog, Users(catalog.store))
+    user, _ = feed.users.create_guest()
+    only = Filters(category=["Hat"])
+    total = catalog.store.count(only)
+    got = [r.item.id for _ in range(total // 5 + 3) for r in feed.next(user, 5, only)]
+    assert len(got) == len(set(got)) == total
+
+
+def test_cold_start_is_a_diverse_spread(feed: Feed, catalog: Catalog) -> None:
+    user, _ = feed.users.create_guest()
+    first = feed.next(user, 12)
+    assert len({r.item.category for r in first}) >= 5
+    rng = np.random.default_rng(0)
+    ids, mat = catalog.index.exact.ids, catalog.index.exact.matrix
+    spread = mean_pairwise_distance(np.stack([catalog.vector_of(r.item.id) for r in first]))
+    random = np.mean([mean_pairwise_distance(mat[rng.choice(len(ids), 12, False)])
+                      for _ in range(20)])
+    assert spread > random
+
+
+def test_feed_learns_a_taste(feed: Feed, catalog: Catalog) -> None:
+    """A shopper who likes what is near a hidden target (20% of the catalog) gets mostly that."""
+    target = catalog.vector_of(catalog.items(limit=1, offset=123)[0].id)
+    sims = catalog.index.exact.matrix @ target
+    cut = float(np.quantile(sims, 0.8))
+    user, _ = feed.users.create_guest()
+    for _ in range(6):
+        for r in feed.next(user, 5):
+            feed.swipe(user, r.item.id, float(catalog.vector_of(r.item.id) @ target) >= cut)
+    page = feed.next(user, 10, mark_shown=False)
+    share = np.mean([float(catalog.vector_of(r.item.id) @ target) >= cut for r in page])
+    assert share >= 0.6  # base rate 0.2
+    liked = feed.likes(user)
+    assert liked and all(float(catalog.vector_of(i.id) @ target) >= cut for i in liked)
+
+
+def test_feed_respects_filters(feed: Feed) -> None:
+    user, _ = feed.users.create_guest()
+    cheap = Filters(price_max=60, second_hand=False)
+    for _ in range(3):
+        page = feed.next(user, 8, cheap)
+        for r in page:
+            assert r.item.price is not None and r.item.price <= 60 and r.item.second_hand is False
+            feed.swipe(user, r.item.id, True)
+
+
+def test_peek_does_not_mark_shown(feed: Feed) -> None:
+    user, _ = feed.users.create_guest()
+    a = [r.item.id for r in feed.next(user, 5, mark_shown=False)]
+    b = [r.item.id for r in feed.next(user, 5)]
+    assert a == b
+
+
+def test_swiping_an_unknown_item_raises(feed: Feed) -> None:
+    user, _ = feed.users.create_guest()
+    with pytest.raises(ItemNotFoundError):
+        feed.swipe(user, "no-such-item", True)
+    assert feed.swipes(user) == []
+
+
+# -- profiles ---------------------------------------------------------------------------------
+
+
+def test_cluster_profile_splits_two_kinds() -> None:
+    rng = np.random.default_rng(4)
+    a, b = _unit(rng.standard_normal(32)), _unit(rng.standard_normal(32))
+    vecs = _unit(np.stack([a + 0.1 * rng.standard_normal(32) for _ in range(3)]
+                          + [b + 0.1 * rng.standard_normal(32) for _ in range(3)]))
+    groups = cluster_profile(vecs, 3, 0.35)
+    assert sorted(map(sorted, groups)) == [[0, 1, 2], [3, 4, 5]]
+    assert len(cluster_profile(vecs, 1, 0.35)) == 1
+
+
+def test_two_prototype_profile_returns_both_kinds(catalog: Catalog) -> None:
+    dresses = catalog.items(Filters(category=["Dress"]), limit=3)
+    shoes = catalog.items(Filters(category=["Shoes"]), limit=3)
+    vecs = np.stack([catalog.vector_of(i.id) for i in dresses + shoes])
+    exclude = [i.rowid for i in dresses + shoes]
+    found = profile_search(catalog, vecs, 10, exclude=exclude)
+    assert len(found) == 10 and not {r.item.rowid for r in found} & set(exclude)
+    prototypes = cluster_profile(vecs, 3, catalog.settings.profile_distance)
+    assert len(prototypes) >= 2
+    only_shoes = profile_search(catalog, vecs, 10, Filters(category=["Shoes"]))
+    assert {r.item.category for r in only_shoes} == {"Shoes"}
+
+
+# -- Rocchio, steering, colour weight -------------------------------------------------------
+
+
+def test_recommend_respects_filters_and_excludes_examples(catalog: Catalog) -> None:
+    item = catalog.items(limit=1)[0]
+    q = Query().add_item(catalog, item.id)
+    f = Filters(category=["Dress", "Skirt"], price_max=120)
+    for diversity in (0.0, 0.5, 1.0):
+        q.diversity = diversity
+        res = recommend(catalog, q, 10, f)
+        assert res and all(r.item.category in ("Dress", "Skirt") for r in res)
+        assert all(r.item.price is not None and r.item.price <= 120 for r in res)
+        assert item.id not in {r.item.id for r in res}
+
+
+def test_recommend_relevance_only_matches_plain_search(catalog: Catalog) -> None:
+    item = catalog.items(limit=1, offset=17)[0]
+    q = Query(positives=[catalog.vector_of(item.id)], diversity=0.0, colour_weight=0.0)
+    plain = catalog.search_vector(catalog.vector_of(item.id), 10)
+    assert [r.item.id for r in recommend(catalog, q, 10)] == [r.item.id for r in plain]
+
+
+def test_negatives_push_results_away(catalog: Catalog) -> None:
+    a, b = catalog.items(limit=2, offset=40)
+    va, vb = catalog.vector_of(a.id), catalog.vector_of(b.id)
+    base = recommend(catalog, Query(positives=[va], diversity=0.0, colour_weight=0.0), 10)
+    away = recommend(
+        catalog, Query(positives=[va], negatives=[vb], diversity=0.0, colour_weight=0.0), 10
+    )
+    mean_b = lambda rs: np.mean([catalog.vector_of(r.item.id) @ vb for r in rs])  # noqa: E731
+    assert mean_b(away) < mean_b(base)
+
+
+def test_steering_names_and_errors(catalog: Catalog) -> None:
+    names = steering_directions(catalog)
+    assert "category:Dress" in names and any(n.startswith("colour:") for n in names)
+    item = catalog.items(limit=1)[0]
+    with pytest.raises(UnknownDirectionError):
+        recommend(catalog, Query(positives=[catalog.vector_of(item.id)], steer={"x:y": 1}), 5)
+    with pytest.raises(EmptyQueryError):
+        recommend(catalog, Query(), 5)
+    only_steer = recommend(catalog, Query(steer={"category:Dress": 1.0}), 5)
+    assert len(only_steer) == 5
+
+
+def test_steering_towards_a_colour_raises_its_share(catalog: Catalog) -> None:
+    shares = []
+    for strength in (0.0, 1.0):
+        hits = 0
+        for item in catalog.items(limit=20, offset=100):
+            q = Query(steer={"colour:red": strength} if strength else {}, colour_weight=0.3)
+            q.add_item(catalog, item.id)
+            hits += sum(r.item.attribute("colour") == "red" for r in recommend(catalog, q, 10))
+        shares.append(hits)
+    assert shares[1] > shares[0]
+
+
+def test_colour_weight_raises_colour_agreement(catalog: Catalog) -> None:
+    agree = []
+    for w in (0.0, 0.6):
+        n = 0
+        for item in catalog.items(limit=25, offset=150):
+            q = Query(colour_weight=w, diversity=0.0).add_item(catalog, item.id)
+            colour = item.attribute("colour")
+            n += sum(r.item.attribute("colour") == colour for r in recommend(catalog, q, 10))
+        agree.append(n)
+    assert agree[1] > agree[0]
