@@ -1,6 +1,9 @@
 """Command-line interface: `lookalike --help`. Each module registers its commands on `app`."""
 
-from lookalike.cli import catalog  # noqa: F401  (registers commands)
+from lookalike.cli import (
+    catalog,  # noqa: F401  (registers commands)
+    serve,  # noqa: F401
+)
 from lookalike.cli.app import app
 
 __all__ = ["app"]

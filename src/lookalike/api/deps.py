@@ -1,0 +1,256 @@
+"""Shared dependencies: settings, the catalog, users and feed, the current session, the admin
+key, filters from a query string or form, and bounded upload reading."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, Form, Header, HTTPException, Query, Request, Response, UploadFile
+from pydantic import ValidationError
+
+from lookalike.api.schemas import Steering
+from lookalike.catalog import Catalog, Filters
+from lookalike.config import Settings
+from lookalike.errors import FilterError
+from lookalike.recommend import Feed
+from lookalike.users import User, Users
+
+_hasher = PasswordHasher()
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+def get_users(request: Request) -> Users:
+    users: Users = request.app.state.users
+    return users
+
+
+def get_feed(request: Request) -> Feed:
+    feed: Feed = request.app.state.feed
+    return feed
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+UsersDep = Annotated[Users, Depends(get_users)]
+FeedDep = Annotated[Feed, Depends(get_feed)]
+
+
+# -- admin key ---------------------------------------------------------------------------------
+
+
+def require_admin(
+    settings: SettingsDep,
+    x_api_key: Annotated[
+        str | None, Header(description="Admin API key for catalog writes.")
+    ] = None,
+) -> None:
+    """Catalog writes need the admin key whose argon2 hash is `settings.admin_key_hash`."""
+    if not settings.admin_key_hash:
+        raise HTTPException(403, "catalog writes are disabled: no admin key is configured "
+                                 "(set LOOKALIKE_ADMIN_KEY_HASH)")
+    if not x_api_key:
+        raise HTTPException(401, "catalog writes need the admin key in the X-API-Key header")
+    try:
+        _hasher.verify(settings.admin_key_hash, x_api_key)
+    except (VerificationError, InvalidHashError):
+        raise HTTPException(403, "wrong admin key") from None
+
+
+AdminDep = Annotated[None, Depends(require_admin)]
+
+
+def hash_admin_key(key: str) -> str:
+    """The value to put in LOOKALIKE_ADMIN_KEY_HASH for `key`."""
+    return _hasher.hash(key)
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+
+def bearer_token(request: Request) -> str | None:
+    """A token sent by an API client: `Authorization: Bearer <t>` or `X-Session-Token: <t>`."""
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-session-token") or None
+
+
+def set_session(response: Response, settings: Settings, token: str) -> None:
+    response.set_cookie(
+        settings.session_cookie,
+        token,
+        max_age=365 * 24 * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+    )
+    response.headers["X-Session-Token"] = token
+
+
+def clear_session(response: Response, settings: Settings) -> None:
+    response.delete_cookie(settings.session_cookie, httponly=True, samesite="lax",
+                           secure=settings.cookie_secure)
+
+
+def session_token(request: Request, settings: SettingsDep) -> str | None:
+    return bearer_token(request) or request.cookies.get(settings.session_cookie) or None
+
+
+def current_user(
+    request: Request, response: Response, settings: SettingsDep, users: UsersDep
+) -> User:
+    """The caller's user. Guests by default: a visitor without a session gets a new guest and
+    its token (cookie + X-Session-Token header). A token sent explicitly by an API client that
+    is unknown is an error (401), not silently a new guest; a stale cookie is replaced."""
+    explicit = bearer_token(request)
+    token = explicit or request.cookies.get(settings.session_cookie)
+    if token:
+        user = users.by_token(token)
+        if user is not None:
+            return user
+        if explicit:
+            raise HTTPException(401, "unknown or expired session token",
+                                headers={"WWW-Authenticate": "Bearer"})
+    user, token = users.create_guest()
+    set_session(response, settings, token)
+    return user
+
+
+UserDep = Annotated[User, Depends(current_user)]
+
+
+# -- filters -----------------------------------------------------------------------------------
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """Repeated and comma-separated values alike: `?category=Dress,Skirt&category=Hat`."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def make_filters(
+    category: list[str] | None,
+    brand: list[str] | None,
+    colour: list[str] | None,
+    size: list[str] | None,
+    price_min: float | None,
+    price_max: float | None,
+    kids: bool | None,
+    second_hand: bool | None,
+    min_sustainability: float | None,
+) -> Filters:
+    try:
+        return Filters(
+            category=_split(category), brand=_split(brand), colour=_split(colour),
+            size=_split(size), price_min=price_min, price_max=price_max, kids=kids,
+            second_hand=second_hand, min_sustainability=min_sustainability,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'filters'}: {e['msg']}" for e in exc.errors()
+        )
+        raise FilterError(f"bad filter: {problems}") from None
+
+
+def query_filters(
+    category: Annotated[list[str] | None, Query(description="Any of these (repeat or comma-separate).")] = None,  # noqa: E501
+    brand: Annotated[list[str] | None, Query()] = None,
+    colour: Annotated[list[str] | None, Query(description="Given or predicted colour.")] = None,
+    size: Annotated[list[str] | None, Query()] = None,
+    price_min: Annotated[float | None, Query(ge=0)] = None,
+    price_max: Annotated[float | None, Query(ge=0)] = None,
+    kids: bool | None = None,
+    second_hand: bool | None = None,
+    min_sustainability: Annotated[float | None, Query(ge=0, le=5)] = None,
+) -> Filters:
+    return make_filters(category, brand, colour, size, price_min, price_max, kids, second_hand,
+                        min_sustainability)
+
+
+def form_filters(
+    category: Annotated[list[str] | None, Form()] = None,
+    brand: Annotated[list[str] | None, Form()] = None,
+    colour: Annotated[list[str] | None, Form()] = None,
+    size: Annotated[list[str] | None, Form()] = None,
+    price_min: Annotated[float | None, Form(ge=0)] = None,
+    price_max: Annotated[float | None, Form(ge=0)] = None,
+    kids: Annotated[bool | None, Form()] = None,
+    second_hand: Annotated[bool | None, Form()] = None,
+    min_sustainability: Annotated[float | None, Form(ge=0, le=5)] = None,
+) -> Filters:
+    return make_filters(category, brand, colour, size, price_min, price_max, kids, second_hand,
+                        min_sustainability)
+
+
+QueryFiltersDep = Annotated[Filters, Depends(query_filters)]
+FormFiltersDep = Annotated[Filters, Depends(form_filters)]
+
+
+# -- uploads -----------------------------------------------------------------------------------
+
+_CHUNK = 256 * 1024
+
+
+async def read_upload(upload: UploadFile, limit: int) -> bytes:
+    """The file's bytes, refusing (413) as soon as more than `limit` bytes have been read."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await upload.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"upload too large: the limit is {limit:,} bytes")
+        chunks.append(chunk)
+    if size == 0:
+        raise HTTPException(422, f"the uploaded file {upload.filename or ''!s} is empty")
+    return b"".join(chunks)
+
+
+# -- steering ----------------------------------------------------------------------------------
+
+
+def _steer_pairs(values: list[str]) -> dict[str, float]:
+    """`colour:red=0.6` form values → {"colour:red": 0.6}."""
+    out: dict[str, float] = {}
+    for value in values:
+        name, sep, strength = value.rpartition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(strength)
+        except ValueError:
+            raise HTTPException(
+                422, f"steer {value!r}: expected direction=strength, e.g. colour:red=0.6"
+            ) from None
+    return out
+
+
+def form_steering(
+    positive: Annotated[list[str] | None, Form(description="Item ids: more like these.")] = None,
+    negative: Annotated[list[str] | None, Form(description="Item ids: less like these.")] = None,
+    steer: Annotated[
+        list[str] | None, Form(description="direction=strength in [-1, 1], e.g. colour:red=0.6")
+    ] = None,
+    colour_weight: Annotated[float | None, Form(ge=0, le=1)] = None,
+    diversity: Annotated[float | None, Form(ge=0, le=1)] = None,
+) -> Steering:
+    try:
+        return Steering(
+            positive=_split(positive), negative=_split(negative),
+            steer=_steer_pairs(_split(steer)), colour_weight=colour_weight, diversity=diversity,
+        )
+    except ValidationError as exc:
+        raise HTTPException(422, f"bad steering: {exc.errors()[0]['msg']}") from None
+
+
+FormSteeringDep = Annotated[Steering, Depends(form_steering)]

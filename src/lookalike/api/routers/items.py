@@ -1,0 +1,97 @@
+"""Catalog items: list, get, image, similar; add / update / delete one item (admin key)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from lookalike.api import uploads
+from lookalike.api.deps import AdminDep, CatalogDep, QueryFiltersDep, SettingsDep, read_upload
+from lookalike.api.schemas import (
+    ItemCreate,
+    ItemPage,
+    ItemPublic,
+    ItemUpdate,
+    SearchResponse,
+)
+
+router = APIRouter(prefix="/items", tags=["items"])
+
+@router.get("", response_model=ItemPage, summary="List items (filters, pagination)")
+def list_items(
+    catalog: CatalogDep,
+    filters: QueryFiltersDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ItemPage:
+    items = catalog.items(filters, offset, limit)
+    return ItemPage(items=[ItemPublic.of(i) for i in items], total=catalog.store.count(filters),
+                    offset=offset, limit=limit)
+
+
+@router.get("/{item_id}", response_model=ItemPublic, summary="One item")
+def get_item(item_id: str, catalog: CatalogDep) -> ItemPublic:
+    return ItemPublic.of(catalog.get(item_id))
+
+
+@router.get(
+    "/{item_id}/image",
+    response_class=FileResponse,
+    summary="The item's photo",
+    responses={200: {"content": {"image/*": {}}}},
+)
+def item_image(item_id: str, catalog: CatalogDep) -> FileResponse:
+    # Only ever the file the catalog recorded for this item: no path comes from the request.
+    path = Path(catalog.get(item_id).image_path)
+    if not path.is_file():
+        raise HTTPException(404, f"the image of item {item_id!r} is missing on the server")
+    return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/{item_id}/similar", response_model=SearchResponse, summary="More like this item")
+def similar_items(
+    item_id: str,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    filters: QueryFiltersDep,
+    k: Annotated[int, Query(ge=1, le=1000)] = 12,
+) -> SearchResponse:
+    return SearchResponse.of(catalog.similar(item_id, min(k, settings.api_max_k), filters))
+
+
+@router.post(
+    "",
+    response_model=ItemPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add one item with its photo (admin)",
+    description="Multipart: `image` (the photo) and `item` (JSON metadata). The photo is "
+    "encoded and added to the index at once; nothing is rebuilt.",
+)
+async def add_item(
+    _: AdminDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    image: Annotated[UploadFile, File(description="The item's photo.")],
+    item: Annotated[str, Form(description="ItemCreate as JSON.")] = "{}",
+) -> ItemPublic:
+    fields = ItemCreate.model_validate_json(item)
+    data = await read_upload(image, settings.upload_max_bytes)
+    added = await run_in_threadpool(
+        uploads.add_uploaded_item, catalog, fields, data, image.filename or ""
+    )
+    return ItemPublic.of(added)
+
+
+@router.patch("/{item_id}", response_model=ItemPublic, summary="Change an item's metadata (admin)")
+def update_item(item_id: str, change: ItemUpdate, _: AdminDep, catalog: CatalogDep) -> ItemPublic:
+    return ItemPublic.of(catalog.update_item(item_id, change))
+
+
+@router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Delete an item (admin)")
+def delete_item(item_id: str, _: AdminDep, catalog: CatalogDep) -> None:
+    uploads.delete_item(catalog, item_id)

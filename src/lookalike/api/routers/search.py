@@ -1,0 +1,90 @@
+"""Search: by photo, by several photos (a style profile), by example items; steering."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from lookalike.api import queries
+from lookalike.api.deps import (
+    CatalogDep,
+    FormFiltersDep,
+    FormSteeringDep,
+    SettingsDep,
+    read_upload,
+)
+from lookalike.api.schemas import Directions, RecommendRequest, SearchResponse
+from lookalike.recommend import steering_directions
+
+router = APIRouter(prefix="/search", tags=["search"])
+
+K = Annotated[int, Form(ge=1, le=1000, description="How many results.")]
+
+
+@router.post(
+    "",
+    response_model=SearchResponse,
+    summary="Look-alikes of a photo",
+    description="Multipart: `photo` plus optional filters (`category`, `colour`, `brand`, "
+    "`size` repeatable; `price_min`, `price_max`, `kids`, `second_hand`, `min_sustainability`), "
+    "`k`, and steering: `positive` / `negative` item ids, `steer` (direction=strength), "
+    "`colour_weight`, `diversity`.",
+)
+async def search_photo(
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    filters: FormFiltersDep,
+    steering: FormSteeringDep,
+    photo: Annotated[UploadFile, File(description="The photo to match.")],
+    k: K = 12,
+) -> SearchResponse:
+    data = await read_upload(photo, settings.upload_max_bytes)
+    results = await run_in_threadpool(
+        queries.search_photo, catalog, data, min(k, settings.api_max_k), filters, steering
+    )
+    return SearchResponse.of(results)
+
+
+@router.post(
+    "/profile",
+    response_model=SearchResponse,
+    summary="Look-alikes of a style profile (several photos)",
+    description="Multipart: several `photos` of clothes a shopper likes. They are summarised "
+    "into a few style prototypes and the results interleave them.",
+)
+async def search_profile(
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    filters: FormFiltersDep,
+    photos: Annotated[list[UploadFile], File(description="Photos of clothes the shopper likes.")],
+    k: K = 12,
+) -> SearchResponse:
+    if len(photos) > settings.profile_max_photos:
+        raise HTTPException(422, f"at most {settings.profile_max_photos} photos per profile")
+    data = [await read_upload(p, settings.upload_max_bytes) for p in photos]
+    results = await run_in_threadpool(
+        queries.search_profile, catalog, data, min(k, settings.api_max_k), filters
+    )
+    return SearchResponse.of(results)
+
+
+@router.post(
+    "/items",
+    response_model=SearchResponse,
+    summary="More like these items, less like those",
+)
+def search_items(
+    request: RecommendRequest, catalog: CatalogDep, settings: SettingsDep
+) -> SearchResponse:
+    if not request.positive and not request.negative:
+        raise HTTPException(422, "give at least one positive or negative item id")
+    return SearchResponse.of(
+        queries.search_items(catalog, min(request.k, settings.api_max_k), request.filters, request)
+    )
+
+
+@router.get("/directions", response_model=Directions, summary="Steering directions")
+def directions(catalog: CatalogDep) -> Directions:
+    return Directions(directions=steering_directions(catalog))

@@ -1,0 +1,188 @@
+"""Request and response bodies. Separate shapes for create, update and public output, as in
+full-stack-fastapi-template: the stored `Item` (with its file path) never leaves the server."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lookalike.catalog import Filters, Item, Result
+from lookalike.catalog.schema import ItemFields
+from lookalike.catalog.schema import ItemUpdate as LibraryItemUpdate
+
+
+class TagPublic(BaseModel):
+    value: str
+    confidence: float
+
+
+class ItemPublic(BaseModel):
+    """A catalog item as the API shows it: image by URL, predicted tags apart from given fields."""
+
+    id: str
+    title: str
+    category: str | None
+    department: str | None
+    kids: bool | None
+    price: float | None
+    currency: str | None
+    brand: str | None
+    sizes: list[str]
+    colour: str | None
+    url: str | None
+    sustainability: float | None
+    second_hand: bool | None
+    source: str | None
+    extra: dict[str, Any]
+    predicted: dict[str, TagPublic] = Field(
+        description="Attributes a tagger filled in (never overriding given ones), with confidence."
+    )
+    image_url: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, item: Item) -> ItemPublic:
+        return cls(
+            **item.model_dump(
+                exclude={"rowid", "image_path", "image_hash", "predicted"},
+            ),
+            predicted={k: TagPublic(value=t.value, confidence=t.confidence)
+                       for k, t in item.predicted.items()},
+            image_url=f"/items/{quote(item.id, safe='')}/image",
+        )
+
+
+class ItemCreate(ItemFields):
+    """Metadata of an item to add (sent as the JSON `item` form field beside the image)."""
+
+    id: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[\w.\-:]+$")
+
+
+ItemUpdate = LibraryItemUpdate
+
+
+class ItemPage(BaseModel):
+    items: list[ItemPublic]
+    total: int = Field(description="Items matching the filters, all pages together.")
+    offset: int
+    limit: int
+
+
+class ResultPublic(BaseModel):
+    item: ItemPublic
+    score: float = Field(description="Cosine similarity to the query (higher is closer).")
+
+    @classmethod
+    def of(cls, result: Result) -> ResultPublic:
+        return cls(item=ItemPublic.of(result.item), score=round(float(result.score), 6))
+
+
+class SearchResponse(BaseModel):
+    results: list[ResultPublic]
+
+    @classmethod
+    def of(cls, results: list[Result]) -> SearchResponse:
+        return cls(results=[ResultPublic.of(r) for r in results])
+
+
+class Steering(BaseModel):
+    """How to bend a query: examples to move towards / away from, attribute directions,
+    colour weight and diversity. All optional; an empty one is a plain nearest-neighbour search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    positive: list[str] = Field(default_factory=list, max_length=50,
+                                description="Item ids: more like these.")
+    negative: list[str] = Field(default_factory=list, max_length=50,
+                                description="Item ids: less like these.")
+    steer: dict[str, float] = Field(
+        default_factory=dict, description='Attribute directions and strengths in [-1, 1], '
+        'e.g. {"colour:red": 0.6}. See GET /search/directions.'
+    )
+    colour_weight: float | None = Field(None, ge=0, le=1,
+                                        description="How much colour counts; None = default.")
+    diversity: float | None = Field(
+        None, ge=0, le=1, description="0 = closest first, 1 = most varied; None = default."
+    )
+
+    def is_plain(self) -> bool:
+        return (not self.positive and not self.negative and not self.steer
+                and self.colour_weight is None and self.diversity is None)
+
+
+class RecommendRequest(Steering):
+    """"More like these, less like those" over catalog items, without a photo."""
+
+    k: int = Field(12, ge=1, le=1000)
+    filters: Filters = Field(default_factory=Filters)
+
+
+class Directions(BaseModel):
+    directions: list[str] = Field(description='Names usable as `steer` keys, e.g. "colour:red".')
+
+
+class Facet(BaseModel):
+    value: str
+    count: int
+
+
+class Facets(BaseModel):
+    """Values present in the catalog, for filter menus."""
+
+    category: list[Facet]
+    colour: list[Facet]
+    brand: list[Facet]
+    price_min: float | None
+    price_max: float | None
+
+
+class CatalogInfo(BaseModel):
+    items: int
+    model: str | None
+    dim: int
+    index: str
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+class UserPublic(BaseModel):
+    id: int
+    username: str | None
+    is_guest: bool
+    created_at: datetime
+
+
+class Session(BaseModel):
+    """A session token (also set as a cookie) and whose it is."""
+
+    user: UserPublic
+    token: str = Field(description="Send back as `Authorization: Bearer <token>` or the cookie.")
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=3, max_length=40, pattern=r"^[A-Za-z0-9_.\-]+$")
+    password: str = Field(min_length=8, max_length=200)
+
+
+class SwipeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str = Field(min_length=1, max_length=200)
+    liked: bool
+
+
+class SwipePublic(BaseModel):
+    item_id: str
+    liked: bool
+    at: datetime
+
+
+class Feed(BaseModel):
+    items: list[ResultPublic]

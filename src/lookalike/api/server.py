@@ -1,0 +1,28 @@
+"""Run the API and web page with uvicorn: `run_server(settings)`."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from lookalike.api.app import create_app
+from lookalike.config import Settings
+
+
+def url_of(settings: Settings) -> str:
+    host = settings.host
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}/"
+
+
+def run_server(settings: Settings) -> None:
+    """Serve until interrupted, after printing where."""
+    app = create_app(settings)
+    url = url_of(settings)
+    print(f"lookalike is serving {settings.catalog_dir} at {url}  (API docs: {url}docs)",
+          flush=True)
+    print("press Ctrl+C to stop", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                proxy_headers=False, server_header=False)

@@ -1,0 +1,63 @@
+"""Item images sent through the API: saved in the catalog folder, then added to the catalog
+(which encodes them and extends the index; nothing is rebuilt)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from lookalike.api.schemas import ItemCreate
+from lookalike.catalog import Catalog, Item, ItemIn
+from lookalike.images import content_hash
+
+UPLOADS = "uploads"
+_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
+
+
+def uploads_dir(catalog: Catalog) -> Path:
+    return Path(catalog.settings.catalog_dir) / UPLOADS
+
+
+def _save(data: bytes, path: Path) -> None:
+    """Atomic write: temp file, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def add_uploaded_item(catalog: Catalog, fields: ItemCreate, data: bytes, filename: str) -> Item:
+    """Store the image under a content-addressed name and add the item; on any failure
+    (bad image, duplicate...) the file is removed again unless it was there before."""
+    suffix = Path(filename).suffix.lower()
+    name = content_hash(data)[:32] + (suffix if suffix in _SUFFIXES else ".img")
+    path = (uploads_dir(catalog) / name).resolve()
+    existed = path.exists()
+    if not existed:
+        _save(data, path)
+    try:
+        return catalog.add_item(ItemIn(**fields.model_dump(), image=name), data, path)
+    except BaseException:
+        if not existed:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def delete_item(catalog: Catalog, item_id: str) -> None:
+    """Delete the item, and its image file when the API stored it (ingested files are the
+    shop's own and stay where they are)."""
+    item = catalog.get(item_id)
+    catalog.delete_item(item_id)
+    path = Path(item.image_path)
+    if path.parent.resolve() == uploads_dir(catalog).resolve():
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)

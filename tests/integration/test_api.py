@@ -1,0 +1,493 @@
+"""API tests with TestClient against a real SQLite catalog of the bundled sample, built with
+the registered `fake` encoder (fast). The real encoder runs in test_api_real.py."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from imagefactory import jpeg, minimal_pdf, noise, png, png_with_declared_size, truncated
+from lookalike.api import create_app
+from lookalike.api.deps import hash_admin_key
+from lookalike.catalog import Catalog
+from lookalike.config import Settings
+from lookalike.demo import build_demo_catalog, sample_images, sample_metadata
+
+ADMIN_KEY = "test-admin-key-5f2c"
+ADMIN = {"X-API-Key": ADMIN_KEY}
+ADMIN_HASH = hash_admin_key(ADMIN_KEY)
+
+
+def sample_rows() -> list[dict[str, str]]:
+    with sample_metadata().open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def photo_of(row: dict[str, str]) -> bytes:
+    return (sample_images() / row["image"]).read_bytes()
+
+
+def settings_for(folder: Path, **overrides: Any) -> Settings:
+    return Settings(catalog_dir=folder, model="fake", admin_key_hash=ADMIN_HASH, **overrides)
+
+
+@pytest.fixture(scope="module")
+def shared_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
+    """Read-mostly catalog shared by a module's tests (users may be added, items not)."""
+    catalog, report = build_demo_catalog(settings_for(tmp_path_factory.mktemp("fake-sample")))
+    assert report.added == 306
+    yield catalog
+    catalog.close()
+
+
+@pytest.fixture
+def client(shared_catalog: Catalog) -> TestClient:
+    return TestClient(create_app(shared_catalog.settings, shared_catalog))
+
+
+@pytest.fixture
+def fresh_client(tmp_path: Path) -> Iterator[TestClient]:
+    """A client over a catalog of its own, for tests that add, change or delete items."""
+    catalog, _ = build_demo_catalog(settings_for(tmp_path / "cat"))
+    yield TestClient(create_app(catalog.settings, catalog))
+    catalog.close()
+
+
+def assert_error(response: Any, status: int, *words: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and detail
+    for word in words:
+        assert word.lower() in detail.lower(), detail
+
+
+# -- items ---------------------------------------------------------------------------------------
+
+
+def test_list_items_paginates(client: TestClient) -> None:
+    first = client.get("/items", params={"limit": 50}).json()
+    second = client.get("/items", params={"limit": 50, "offset": 50}).json()
+    assert first["total"] == 306
+    assert len(first["items"]) == 50 and len(second["items"]) == 50
+    assert not {i["id"] for i in first["items"]} & {i["id"] for i in second["items"]}
+    last = client.get("/items", params={"limit": 50, "offset": 300}).json()
+    assert len(last["items"]) == 6
+
+
+def test_list_items_filters(client: TestClient) -> None:
+    page = client.get("/items", params={"category": "Dress,Skirt", "price_max": 60,
+                                        "second_hand": "true", "limit": 200}).json()
+    assert page["total"] == len(page["items"]) > 0
+    for item in page["items"]:
+        assert item["category"] in ("Dress", "Skirt")
+        assert item["price"] <= 60 and item["second_hand"] is True
+    repeated = client.get("/items", params=[("category", "Dress"), ("category", "Hat")]).json()
+    assert {i["category"] for i in repeated["items"]} == {"Dress", "Hat"}
+
+
+def test_public_item_hides_server_paths(client: TestClient) -> None:
+    item = client.get("/items", params={"limit": 1}).json()["items"][0]
+    assert "image_path" not in item and "rowid" not in item and "image_hash" not in item
+    assert item["image_url"] == f"/items/{item['id']}/image"
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"price_min": 50, "price_max": 10}, ["price_min", "price_max"]),
+        ({"price_min": "cheap"}, ["price_min"]),
+        ({"min_sustainability": 9}, ["min_sustainability"]),
+        ({"kids": "maybe"}, ["kids"]),
+        ({"limit": 0}, ["limit"]),
+        ({"limit": 100000}, ["limit"]),
+        ({"offset": -1}, ["offset"]),
+    ],
+)
+def test_bad_filters_are_422(client: TestClient, params: dict[str, Any], words: list[str]) -> None:
+    assert_error(client.get("/items", params=params), 422, *words)
+
+
+def test_get_item_and_404(client: TestClient) -> None:
+    row = sample_rows()[0]
+    item = client.get(f"/items/{row['id']}").json()
+    assert item["title"] == row["title"] and item["brand"] == row["brand"]
+    assert_error(client.get("/items/no-such-item"), 404, "no-such-item")
+    assert_error(client.get("/items/no-such-item/similar"), 404, "no-such-item")
+    assert_error(client.get("/items/no-such-item/image"), 404)
+
+
+def test_item_image_is_the_items_own_file(client: TestClient) -> None:
+    row = sample_rows()[3]
+    response = client.get(f"/items/{row['id']}/image")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/jpeg"
+    assert response.content == photo_of(row)
+    for sneaky in ("..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "....//....//etc/passwd"):
+        assert client.get(f"/items/{sneaky}/image").status_code == 404
+
+
+def test_similar_excludes_the_item_and_obeys_filters(client: TestClient) -> None:
+    row = sample_rows()[10]
+    results = client.get(f"/items/{row['id']}/similar", params={"k": 7}).json()["results"]
+    assert len(results) == 7
+    assert row["id"] not in {r["item"]["id"] for r in results}
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+    shoes = client.get(f"/items/{row['id']}/similar",
+                       params={"k": 5, "category": "Shoes"}).json()["results"]
+    assert len(shoes) == 5 and {r["item"]["category"] for r in shoes} == {"Shoes"}
+
+
+# -- search --------------------------------------------------------------------------------------
+
+
+def test_search_by_photo_finds_the_item_itself(client: TestClient) -> None:
+    row = sample_rows()[42]
+    response = client.post("/search", files={"photo": ("q.jpg", photo_of(row), "image/jpeg")},
+                           data={"k": "5"})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == 5
+    assert results[0]["item"]["id"] == row["id"] and results[0]["score"] > 0.999
+
+
+def test_search_filters_hold(client: TestClient) -> None:
+    row = sample_rows()[0]
+    response = client.post(
+        "/search",
+        files={"photo": ("q.jpg", photo_of(row), "image/jpeg")},
+        data={"k": "10", "category": ["Hat", "Shoes"], "price_max": "80", "kids": "false"},
+    )
+    results = response.json()["results"]
+    assert len(results) == 10
+    for r in results:
+        assert r["item"]["category"] in ("Hat", "Shoes")
+        assert r["item"]["price"] <= 80 and r["item"]["kids"] is False
+
+
+def test_search_with_steering_and_diversity(client: TestClient) -> None:
+    rows = sample_rows()
+    direction = client.get("/search/directions").json()["directions"][0]
+    response = client.post(
+        "/search",
+        files={"photo": ("q.jpg", photo_of(rows[5]), "image/jpeg")},
+        data={"k": "8", "diversity": "0.5", "steer": f"{direction}=0.7",
+              "positive": rows[100]["id"], "negative": rows[200]["id"], "colour_weight": "0.3"},
+    )
+    assert response.status_code == 200, response.text
+    ids = [r["item"]["id"] for r in response.json()["results"]]
+    assert len(ids) == 8 and rows[100]["id"] not in ids and rows[200]["id"] not in ids
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"steer": "colour:plaid-ish=0.5"}, ["colour:plaid-ish"]),
+        ({"steer": "nonsense"}, ["steer"]),
+        ({"diversity": "2"}, ["diversity"]),
+        ({"k": "0"}, ["k"]),
+        ({"price_min": "9", "price_max": "1"}, ["price_min"]),
+        ({"positive": "no-such-item"}, ["no-such-item"]),
+    ],
+)
+def test_bad_search_parameters(client: TestClient, data: dict[str, str], words: list[str]) -> None:
+    row = sample_rows()[1]
+    response = client.post("/search", files={"photo": ("q.jpg", photo_of(row), "image/jpeg")},
+                           data=data)
+    status = 404 if "positive" in data else 422
+    assert_error(response, status, *words)
+
+
+def test_more_and_less_like_these_items(client: TestClient) -> None:
+    rows = sample_rows()
+    body = {"positive": [rows[0]["id"], rows[1]["id"]], "negative": [rows[50]["id"]], "k": 6}
+    results = client.post("/search/items", json=body).json()["results"]
+    ids = {r["item"]["id"] for r in results}
+    assert len(ids) == 6 and not ids & {rows[0]["id"], rows[1]["id"], rows[50]["id"]}
+    filtered = client.post("/search/items",
+                           json={**body, "filters": {"category": ["Dress"]}}).json()["results"]
+    assert {r["item"]["category"] for r in filtered} == {"Dress"}
+    assert_error(client.post("/search/items", json={"k": 5}), 422, "positive")
+    assert_error(client.post("/search/items", json={"positive": ["nope"]}), 404, "nope")
+    assert_error(client.post("/search/items", json={"positive": [rows[0]["id"]], "oops": 1}),
+                 422, "oops")
+
+
+def test_profile_search_from_several_photos(client: TestClient) -> None:
+    rows = sample_rows()
+    shoes = [r for r in rows if r["category"] == "Shoes"][:3]
+    hats = [r for r in rows if r["category"] == "Hat"][:3]
+    files = [("photos", (f"{r['id']}.jpg", photo_of(r), "image/jpeg")) for r in shoes + hats]
+    response = client.post("/search/profile", files=files, data={"k": "10"})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["results"]) == 10
+    too_many = [("photos", (f"{i}.jpg", photo_of(rows[i]), "image/jpeg")) for i in range(13)]
+    assert_error(client.post("/search/profile", files=too_many), 422, "12")
+
+
+# -- bad uploads: clear JSON errors, and the server keeps answering -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "words"),
+    [
+        (b"hello, I am text", 415, ["not an image"]),
+        (minimal_pdf(), 415, ["not an image"]),
+        (truncated(jpeg(noise((256, 256))), 0.4), 422, ["truncated"]),
+        (png_with_declared_size(20_000, 20_000), 422, ["pixel"]),
+        (b"", 422, ["empty"]),
+    ],
+    ids=["text", "pdf", "truncated-jpeg", "png-bomb", "empty"],
+)
+def test_bad_photos(client: TestClient, payload: bytes, status: int, words: list[str]) -> None:
+    response = client.post("/search", files={"photo": ("x.jpg", payload, "image/jpeg")})
+    assert_error(response, status, *words)
+    assert client.get("/catalog").status_code == 200
+
+
+def test_missing_photo_and_garbage_bodies(client: TestClient) -> None:
+    assert_error(client.post("/search", data={"k": "3"}), 422, "photo")
+    garbage = client.post("/search", content=b"\x00\xff" * 1000,
+                          headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert 400 <= garbage.status_code < 500
+    assert "detail" in garbage.json()
+    assert_error(client.post("/search/items", content=b"{not json",
+                             headers={"content-type": "application/json"}), 422)
+    assert client.get("/catalog").json()["items"] == 306
+
+
+def test_oversized_upload_is_413(shared_catalog: Catalog) -> None:
+    small = shared_catalog.settings.model_copy(update={"upload_max_bytes": 50_000})
+    client = TestClient(create_app(small, shared_catalog))
+    big = jpeg(noise((700, 700)), quality=95)
+    assert len(big) > 50_000 + 64 * 1024
+    assert_error(client.post("/search", files={"photo": ("big.jpg", big, "image/jpeg")}),
+                 413, "50,000")
+    # a file just over the per-file limit but within the body cap is refused while read
+    over = big[: 50_001]
+    assert_error(client.post("/search", files={"photo": ("o.jpg", over, "image/jpeg")}),
+                 413, "50,000")
+
+    # no Content-Length at all (chunked): the cap holds while reading
+    def chunks() -> Iterator[bytes]:
+        yield b"--b\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"x.jpg\"\r\n"
+        yield b"Content-Type: image/jpeg\r\n\r\n"
+        for _ in range(40):
+            yield b"\xff" * 10_000
+
+    response = client.post("/search", content=chunks(),
+                           headers={"content-type": "multipart/form-data; boundary=b"})
+    assert_error(response, 413, "limit")
+    row = sample_rows()[0]
+    ok = client.post("/search", files={"photo": ("q.jpg", photo_of(row), "image/jpeg")})
+    assert ok.status_code == 200
+
+
+def test_default_upload_limit_is_10_mb() -> None:
+    assert Settings().upload_max_bytes == 10 * 1024 * 1024
+
+
+# -- catalog writes (admin key) -------------------------------------------------------------------
+
+
+def new_photo() -> bytes:
+    return png(noise((120, 160), seed=1234))
+
+
+def test_catalog_writes_need_the_admin_key(fresh_client: TestClient) -> None:
+    files = {"image": ("new.png", new_photo(), "image/png")}
+    assert_error(fresh_client.post("/items", files=files), 401, "X-API-Key")
+    assert_error(fresh_client.post("/items", files=files, headers={"X-API-Key": "nope"}),
+                 403, "wrong")
+    assert_error(fresh_client.patch("/items/x", json={"price": 1}), 401)
+    assert_error(fresh_client.delete("/items/x", headers={"X-API-Key": "nope"}), 403)
+
+
+def test_no_admin_key_configured_means_no_writes(shared_catalog: Catalog) -> None:
+    settings = shared_catalog.settings.model_copy(update={"admin_key_hash": None})
+    client = TestClient(create_app(settings, shared_catalog))
+    response = client.post("/items", files={"image": ("n.png", new_photo(), "image/png")},
+                           headers=ADMIN)
+    assert_error(response, 403, "no admin key")
+
+
+def test_add_update_delete_one_item(fresh_client: TestClient) -> None:
+    c = fresh_client
+    photo = new_photo()
+    meta = '{"id": "new-1", "title": "Noise Jacket", "category": "Outwear", "price": 12.5, ' \
+           '"currency": "EUR", "second_hand": true}'
+    added = c.post("/items", files={"image": ("new.png", photo, "image/png")},
+                   data={"item": meta}, headers=ADMIN)
+    assert added.status_code == 201, added.text
+    assert added.json()["id"] == "new-1" and added.json()["category"] == "Outwear"
+    assert c.get("/catalog").json()["items"] == 307
+    # searchable at once (the index was extended, not rebuilt)
+    hit = c.post("/search", files={"photo": ("q.png", photo, "image/png")}, data={"k": "1"})
+    assert hit.json()["results"][0]["item"]["id"] == "new-1"
+    assert c.get("/items/new-1/image").content == photo
+    # duplicates are refused
+    assert_error(c.post("/items", files={"image": ("again.png", photo, "image/png")},
+                        headers=ADMIN), 409, "image")
+    # update
+    changed = c.patch("/items/new-1", json={"price": 9.99, "title": "Noise Jacket II"},
+                      headers=ADMIN)
+    assert changed.status_code == 200 and changed.json()["price"] == 9.99
+    assert c.get("/items/new-1").json()["title"] == "Noise Jacket II"
+    assert_error(c.patch("/items/new-1", json={"price": -3}, headers=ADMIN), 422, "price")
+    assert_error(c.patch("/items/new-1", json={"colour_of_sky": "x"}, headers=ADMIN), 422)
+    assert_error(c.patch("/items/ghost", json={"price": 3}, headers=ADMIN), 404, "ghost")
+    # delete
+    assert c.delete("/items/new-1", headers=ADMIN).status_code == 204
+    assert_error(c.get("/items/new-1"), 404)
+    assert_error(c.delete("/items/new-1", headers=ADMIN), 404)
+    after = c.post("/search", files={"photo": ("q.png", photo, "image/png")}, data={"k": "3"})
+    assert "new-1" not in {r["item"]["id"] for r in after.json()["results"]}
+
+
+def test_add_item_rejects_bad_input(fresh_client: TestClient) -> None:
+    c = fresh_client
+    bad_meta = c.post("/items", files={"image": ("n.png", new_photo(), "image/png")},
+                      data={"item": '{"price": "free"}'}, headers=ADMIN)
+    assert_error(bad_meta, 422, "price")
+    not_image = c.post("/items", files={"image": ("n.png", b"nope", "image/png")}, headers=ADMIN)
+    assert_error(not_image, 415)
+    assert c.get("/catalog").json()["items"] == 306
+    uploads = Path(c.app.state.catalog.settings.catalog_dir) / "uploads"  # type: ignore[attr-defined]
+    assert not uploads.exists() or not any(uploads.iterdir())
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+
+def guest(client: TestClient) -> tuple[int, dict[str, str]]:
+    response = client.post("/sessions/guest")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return body["user"]["id"], {"Authorization": f"Bearer {body['token']}"}
+
+
+def test_first_visit_makes_a_guest_with_a_cookie(client: TestClient) -> None:
+    first = client.get("/me")
+    assert first.status_code == 200 and first.json()["is_guest"] is True
+    assert "lookalike_session" in first.cookies or client.cookies.get("lookalike_session")
+    token = first.headers["x-session-token"]
+    again = client.get("/me")
+    assert again.json()["id"] == first.json()["id"]
+    assert "x-session-token" not in again.headers  # no new session for a known cookie
+    header = TestClient(client.app).get("/me", headers={"Authorization": f"Bearer {token}"})
+    assert header.json()["id"] == first.json()["id"]
+
+
+def test_unknown_token_is_401_but_stale_cookie_is_a_new_guest(client: TestClient) -> None:
+    assert_error(client.get("/me", headers={"Authorization": "Bearer forged"}), 401, "token")
+    assert_error(client.get("/me/swipes", headers={"X-Session-Token": "forged"}), 401)
+    stale = TestClient(client.app, cookies={"lookalike_session": "expired"})
+    response = stale.get("/me")
+    assert response.status_code == 200 and response.headers["x-session-token"] != "expired"
+
+
+def test_swipes_feed_and_likes(client: TestClient) -> None:
+    _, me = guest(client)
+    feed = client.get("/me/feed", params={"n": 5}, headers=me).json()["items"]
+    assert len(feed) == 5
+    first, second = feed[0]["item"]["id"], feed[1]["item"]["id"]
+    assert client.post("/me/swipes", json={"item_id": first, "liked": True},
+                       headers=me).status_code == 204
+    client.post("/me/swipes", json={"item_id": second, "liked": False}, headers=me)
+    swipes = client.get("/me/swipes", headers=me).json()
+    assert [(s["item_id"], s["liked"]) for s in swipes] == [(first, True), (second, False)]
+    assert [i["id"] for i in client.get("/me/likes", headers=me).json()] == [first]
+    # never shown twice
+    shown = {f["item"]["id"] for f in feed}
+    more = client.get("/me/feed", params={"n": 20}, headers=me).json()["items"]
+    assert not shown & {f["item"]["id"] for f in more}
+    # a peek does not use items up
+    peek1 = client.get("/me/feed", params={"n": 3, "peek": "true"}, headers=me).json()["items"]
+    peek2 = client.get("/me/feed", params={"n": 3, "peek": "true"}, headers=me).json()["items"]
+    assert [p["item"]["id"] for p in peek1] == [p["item"]["id"] for p in peek2]
+    assert_error(client.post("/me/swipes", json={"item_id": "ghost", "liked": True}, headers=me),
+                 404, "ghost")
+    assert_error(client.post("/me/swipes", json={"item_id": first}, headers=me), 422, "liked")
+    filtered = client.get("/me/feed", params={"n": 4, "category": "Hat"}, headers=me).json()
+    assert {f["item"]["category"] for f in filtered["items"]} == {"Hat"}
+
+
+def test_users_are_isolated(client: TestClient) -> None:
+    alice_id, alice = guest(client)
+    bob_id, bob = guest(client)
+    item = sample_rows()[7]["id"]
+    client.post("/me/swipes", json={"item_id": item, "liked": True}, headers=alice)
+    assert client.get("/me/swipes", headers=bob).json() == []
+    assert client.get("/me/likes", headers=bob).json() == []
+    assert len(client.get("/users/" + str(alice_id) + "/swipes", headers=alice).json()) == 1
+    assert_error(client.get(f"/users/{alice_id}/swipes", headers=bob), 403, "own")
+    assert_error(client.get(f"/users/{alice_id}/likes", headers=bob), 403, "own")
+    assert_error(client.get(f"/users/{bob_id + 1000}/likes", headers=bob), 403)
+    # Bob's swipe on the same item changes nothing of Alice's
+    client.post("/me/swipes", json={"item_id": item, "liked": False}, headers=bob)
+    assert client.get("/me/swipes", headers=alice).json()[0]["liked"] is True
+    assert [i["id"] for i in client.get("/me/likes", headers=alice).json()] == [item]
+    # a fresh visitor (no token) sees nothing of either
+    stranger = TestClient(client.app)
+    assert stranger.get("/me/swipes").json() == []
+
+
+def test_account_adopts_guest_swipes_and_logs_in_and_out(client: TestClient) -> None:
+    _, me = guest(client)
+    item = sample_rows()[9]["id"]
+    client.post("/me/swipes", json={"item_id": item, "liked": True}, headers=me)
+    creds = {"username": "ada_lovelace", "password": "analytical-engine"}
+    made = client.post("/accounts", json=creds, headers=me)
+    assert made.status_code == 201, made.text
+    account = made.json()
+    assert account["user"]["username"] == "ada_lovelace" and not account["user"]["is_guest"]
+    new = {"Authorization": f"Bearer {account['token']}"}
+    assert [i["id"] for i in client.get("/me/likes", headers=new).json()] == [item]
+    assert_error(client.get("/me", headers=me), 401)  # the guest token was replaced
+    assert_error(client.post("/accounts", json=creds), 409, "taken")
+    assert_error(client.post("/accounts", json={"username": "bob", "password": "aaaaaaaa"}),
+                 422, "password")
+    assert_error(client.post("/sessions", json={**creds, "password": "wrong-password"}), 401)
+    logged = client.post("/sessions", json=creds)
+    assert logged.status_code == 200
+    token = {"Authorization": f"Bearer {logged.json()['token']}"}
+    assert [i["id"] for i in client.get("/me/likes", headers=token).json()] == [item]
+    assert client.delete("/sessions/current", headers=token).status_code == 204
+    assert_error(client.get("/me", headers=token), 401)
+
+
+# -- docs and pages ------------------------------------------------------------------------------
+
+
+def test_openapi_and_docs(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    for path in ("/search", "/search/profile", "/search/items", "/items", "/items/{item_id}",
+                 "/items/{item_id}/similar", "/me/feed", "/me/swipes", "/me/likes", "/accounts"):
+        assert path in spec["paths"], path
+    assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/swipe", "/likes"])
+def test_pages_render_without_any_cdn(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+    html = response.text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "external asset on the page"
+    for asset in re.findall(r"""(?:src|href)="(/static/[^"?]+)""", html):
+        assert client.get(asset).status_code == 200, asset
+
+
+def test_search_page_offers_camera_and_filters(client: TestClient) -> None:
+    html = client.get("/").text
+    assert 'accept="image/*"' in html and 'capture="environment"' in html
+    for control in ("f-category", "f-colour", "f-price-min", "f-price-max", "f-kids",
+                    "f-second-hand", "f-sust", "steer-dir", "steer-amt", "diversity"):
+        assert f'id="{control}"' in html
+    assert re.search(r"<label[^>]*>Category", html)
