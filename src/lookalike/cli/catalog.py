@@ -235,9 +235,6 @@ def demo_cmd(
     except LookalikeError as exc:
         raise fail(exc) from None
     if serve:
-        try:
-            from lookalike.api.server import run_server  # type: ignore[import-not-found]
-        except ImportError:
-            console.print("(the web server is not part of this build yet)")
-            return
+        from lookalike.api.server import run_server
+
         run_server(settings)
