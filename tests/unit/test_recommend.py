@@ -120,6 +120,18 @@ def test_feed_never_shows_an_item_twice(feed: Feed, catalog: Catalog) -> None:
     assert len(seen) == len(set(seen))
 
 
+def test_one_card_at_a_time_with_full_exploration(catalog: Catalog) -> None:
+    feed = Feed(catalog, Users(catalog.store))
+    feed.exploration = 1.0  # every card is an exploration card
+    user, _ = feed.users.create_guest()
+    seen = []
+    for i in range(25):
+        (card,) = feed.next(user, 1)
+        seen.append(card.item.id)
+        feed.swipe(user, card.item.id, i % 3 == 0)
+    assert len(set(seen)) == 25
+
+
 def test_feed_runs_dry_instead_of_repeating(catalog: Catalog) -> None:
     feed = Feed(catalog, Users(catalog.store))
     user, _ = feed.users.create_guest()

@@ -34,8 +34,8 @@ __all__ = [
 #: Shopper colour names, each with one or more sRGB prototypes.
 _PROTOTYPES: dict[str, list[tuple[int, int, int]]] = {
     "black": [(18, 18, 18), (40, 40, 45)],
-    "grey": [(90, 90, 90), (128, 128, 128), (170, 170, 170)],
-    "white": [(245, 245, 245), (222, 222, 218)],
+    "grey": [(85, 85, 85), (120, 120, 120), (150, 150, 152)],
+    "white": [(245, 245, 245), (222, 222, 218), (196, 196, 194)],
     "beige": [(225, 205, 170), (200, 180, 145), (235, 225, 200)],
     "brown": [(110, 70, 40), (75, 50, 35), (150, 100, 60)],
     "red": [(200, 25, 35), (150, 20, 30), (225, 60, 60)],
@@ -50,6 +50,8 @@ _PROTOTYPES: dict[str, list[tuple[int, int, int]]] = {
 COLOUR_NAMES: tuple[str, ...] = tuple(_PROTOTYPES)
 _SIDE = 40
 _SOFTNESS = 6.0  # ΔE: how softly a pixel spreads over nearby colour names
+BG_TOL_MIN, BG_TOL_MAX = 4.0, 16.0  # ΔE tolerance around backdrop colours
+CHROMA_STRETCH = 3.0  # a, b scaled by this when naming: greys must be truly grey
 
 
 def _lab(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -104,8 +106,13 @@ def garment_weights(rgb: NDArray[np.uint8], lab: NDArray[np.float32]) -> NDArray
     if len(frequent) == 0:
         frequent = np.asarray([int(np.argmax(counts))])
     bg_centres = np.stack([edge[inverse == f].mean(axis=0) for f in frequent])
+    # tolerance from the border's own spread: a plain studio backdrop gets a tight one (so a
+    # white shirt on white survives), a textured floor or bed a loose one
+    members = np.isin(inverse, frequent)
+    spread = np.sqrt(_sq_dist(edge[members], bg_centres).min(axis=1))
+    tolerance = float(np.clip(2.5 * np.percentile(spread, 75), BG_TOL_MIN, BG_TOL_MAX))
     dist2 = _sq_dist(lab.reshape(-1, 3), bg_centres).min(axis=1).reshape(h, w)
-    near_bg = (dist2 < 14.0**2).astype(np.uint8)
+    near_bg = (dist2 < tolerance**2).astype(np.uint8)
     # background = near a border colour and connected to the border
     n_labels, comp = cv2.connectedComponents(near_bg, connectivity=4)
     touching = np.unique(comp[border & (near_bg > 0)])
@@ -140,7 +147,8 @@ def colour_palette(img: Image.Image) -> tuple[NDArray[np.float32], float]:
     hist = np.zeros(len(COLOUR_NAMES), dtype=np.float32)
     if len(px) == 0:
         return hist, 0.0
-    d = np.sqrt(_sq_dist(px, _PROTO_LAB))
+    stretch = np.asarray([1.0, CHROMA_STRETCH, CHROMA_STRETCH], dtype=np.float32)
+    d = np.sqrt(_sq_dist(px * stretch, _PROTO_LAB * stretch))
     # nearest prototype per name, then soft assignment over names
     per_name = np.full((len(px), len(COLOUR_NAMES)), np.inf, dtype=np.float32)
     for j, name in enumerate(_PROTO_NAME):

@@ -3,6 +3,7 @@
 from lookalike.cli import (
     catalog,  # noqa: F401  (registers commands)
     serve,  # noqa: F401
+    taste,  # noqa: F401
 )
 from lookalike.cli.app import app
 

@@ -3,12 +3,17 @@
     v ← normalise((1 − α)·v + α·(Σ liked − β·Σ disliked))
 
 applied once per swipe (so the sums hold one item), α = settings.swipe_alpha,
-β = settings.swipe_beta. `next(n)`:
+β = settings.swipe_beta. The vector starts at the first like: dislikes before it only steer
+the cold-start spread. (Starting from v = 0 instead, a run of dislikes leaves v = −mean of the
+disliked items at full length, and the first like then moves it by only α: in simulation the
+feed kept showing whatever was least like the dislikes — shoes to a shopper who liked a dress.)
+`next(n)`:
 
 * never returns an item the user was already shown (swiped or not);
 * before the first like (cold start) returns a diverse spread of the catalog: the allowed items
-  are clustered (k-means), and the most central unseen item of each cluster is shown, clusters
-  with fewer dislikes and more items first;
+  are clustered (k-means), and the most central unseen item of a cluster is shown, taking first
+  the clusters whose centre is least like the centres of clusters the user disliked items of
+  (bigger ones first among equals): a farthest-first walk over the catalog's modes;
 * after a like, ranks the unseen allowed items by the preference vector; a share
   `settings.feed_exploration` of the slots goes to items drawn at random from further down the
   ranking (ranks n … 20n), so the feed keeps exploring beside the taste.
@@ -29,7 +34,7 @@ from lookalike.users import Swipe, User, Users
 
 __all__ = ["Feed", "update_preference"]
 
-SPREAD_CLUSTERS = 24
+SPREAD_CLUSTERS = 16
 SPREAD_SAMPLE = 4000
 
 
@@ -68,16 +73,16 @@ class _Spread:
             order = idx[np.argsort(-sims[idx, c], kind="stable")]
             self.members.append(rowids[order])
 
-    def cluster_of(self, vectors: NDArray[np.float32]) -> NDArray[np.intp]:
-        if len(vectors) == 0:
-            return np.zeros(0, dtype=np.intp)
-        out: NDArray[np.intp] = (vectors @ self.centres.T).argmax(axis=1)
-        return out
-
-    def pick(self, n: int, seen: set[int], disliked_clusters: NDArray[np.intp]) -> list[int]:
-        dislikes = np.bincount(disliked_clusters, minlength=len(self.members))
+    def pick(self, n: int, seen: set[int], disliked: NDArray[np.float32]) -> list[int]:
+        """Central unseen items of the clusters least like the clusters of disliked items
+        (bigger clusters first among equals): a farthest-first walk over the catalog's modes."""
         sizes = np.asarray([len(m) for m in self.members])
-        order = sorted(range(len(self.members)), key=lambda c: (dislikes[c], -sizes[c], c))
+        penalty = np.zeros(len(self.members))
+        if len(disliked):
+            hit = np.unique((np.asarray(disliked, dtype=np.float32) @ self.centres.T).argmax(1))
+            unit = self.centres / np.linalg.norm(self.centres, axis=1, keepdims=True)
+            penalty = np.round((unit @ unit[hit].T).max(axis=1), 2)
+        order = sorted(range(len(self.members)), key=lambda c: (penalty[c], -sizes[c], c))
         cursors = [0] * len(self.members)
         out: list[int] = []
         while len(out) < n:
@@ -116,12 +121,13 @@ class Feed:
     def swipe(self, user: User, item_id: str, liked: bool) -> None:
         """Record a like or dislike and move the user's preference vector."""
         x = self.catalog.vector_of(item_id)  # raises ItemNotFoundError for an unknown item
-        self.users.record_swipe(
-            user,
-            item_id,
-            liked,
-            update=lambda v: update_preference(v, x, liked, self.alpha, self.beta),
-        )
+
+        def update(v: NDArray[np.float32] | None) -> NDArray[np.float32] | None:
+            if v is None and not liked:
+                return None  # the vector starts at the first like (see the module notes)
+            return update_preference(v, x, liked, self.alpha, self.beta)
+
+        self.users.record_swipe(user, item_id, liked, update=update)
 
     def swipes(self, user: User) -> list[Swipe]:
         return self.users.swipes(user)
@@ -188,7 +194,7 @@ class Feed:
             disliked = self._rowids({s.item_id for s in swipes if not s.liked})
             exact = self.catalog.index.exact
             dis_vecs = exact.get(np.asarray(sorted(disliked), dtype=np.int64))
-            picks = spread.pick(n, set(seen), spread.cluster_of(dis_vecs))
+            picks = spread.pick(n, set(seen), dis_vecs)
             hits = [(r, 0.0) for r in picks]
             if preference is not None and picks:
                 scores = exact.get(np.asarray(picks, dtype=np.int64)) @ preference
@@ -229,7 +235,7 @@ class Feed:
             explore = [tail[int(i)] for i in sorted(picks)]
         out = list(top)
         # exploration slots spread through the page, not all at the end
-        for j, hit in enumerate(explore):
-            out.insert(min(len(out), int(rng.integers(1, len(top) + 1)) + j), hit)
+        for hit in explore:
+            out.insert(int(rng.integers(0, len(out) + 1)), hit)
         return out[:n]
 

@@ -260,12 +260,12 @@ class Users:
         user: User,
         item_id: str,
         liked: bool,
-        update: Callable[[NDArray[np.float32] | None], NDArray[np.float32]] | None = None,
+        update: Callable[[NDArray[np.float32] | None], NDArray[np.float32] | None] | None = None,
     ) -> None:
         """Store (or replace) the user's verdict on an item; it also counts as shown.
 
-        `update(old preference or None) -> new preference` runs in the same transaction, so
-        two swipes arriving at once cannot lose one another's change."""
+        `update(old preference or None) -> new preference (None: leave it)` runs in the same
+        transaction, so two swipes arriving at once cannot lose one another's change."""
         at = _now().isoformat()
         with self.store.transaction() as conn:
             if update is not None:
@@ -273,11 +273,13 @@ class Users:
                     "SELECT vector FROM preferences WHERE user_id = ?", (user.id,)
                 ).fetchone()
                 old = None if row is None else np.frombuffer(row[0], dtype=np.float32).copy()
-                conn.execute(
-                    "INSERT OR REPLACE INTO preferences(user_id, vector, updated_at)"
-                    " VALUES (?, ?, ?)",
-                    (user.id, np.asarray(update(old), dtype=np.float32).tobytes(), at),
-                )
+                new = update(old)
+                if new is not None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO preferences(user_id, vector, updated_at)"
+                        " VALUES (?, ?, ?)",
+                        (user.id, np.asarray(new, dtype=np.float32).tobytes(), at),
+                    )
             seq = conn.execute(
                 "SELECT coalesce(max(seq), 0) + 1 FROM swipes WHERE user_id = ?", (user.id,)
             ).fetchone()[0]
