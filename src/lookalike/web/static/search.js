@@ -55,6 +55,9 @@
   function card(item, score) {
     const node = tpl.content.firstElementChild.cloneNode(true);
     node.dataset.id = item.id;
+    node.dataset.category = LA.attr(item, "category") || "";
+    node.dataset.colour = LA.attr(item, "colour") || "";
+    if (item.price !== null && item.price !== undefined) node.dataset.price = String(item.price);
     const img = node.querySelector("img");
     img.src = item.image_url;
     img.alt = item.title || "Item photo";

@@ -17,6 +17,7 @@
     const cur = queue[0];
     if (!cur) {
       card.classList.add("empty");
+      delete card.dataset.id;
       $("s-title").textContent = "You have seen everything here. Check your liked items!";
       img.removeAttribute("src");
       img.alt = "";
@@ -29,6 +30,7 @@
     const item = cur.item;
     card.classList.remove("empty");
     card.dataset.id = item.id;
+    card.dataset.category = LA.attr(item, "category") || "";
     img.src = item.image_url;
     img.alt = item.title || "Item photo";
     $("s-title").textContent = item.title || "Untitled item";
@@ -40,6 +42,7 @@
     for (const { item: it } of queue.slice(1)) {
       const li = document.createElement("li");
       li.dataset.id = it.id;
+      li.dataset.category = LA.attr(it, "category") || "";
       const im = document.createElement("img");
       im.src = it.image_url;
       im.alt = it.title || "";
@@ -76,8 +79,13 @@
     } catch (err) {
       LA.toast(err.message, "error");
     } finally {
-      card.classList.remove("go-right", "go-left", "drag-like", "drag-nope");
+      // The next card appears in place at once (no fly-back), with a short entrance.
+      card.classList.add("dragging");
+      card.classList.remove("go-right", "go-left", "drag-like", "drag-nope", "enter");
       card.style.transform = "";
+      void card.offsetWidth;
+      card.classList.remove("dragging");
+      card.classList.add("enter");
       busy = false;
     }
   }
