@@ -65,10 +65,10 @@ class Settings(BaseSettings):
         0.8, ge=0, le=1, description="MMR: 1 = pure relevance, lower = more diverse results."
     )
     near_duplicate_cos: float = Field(
-        0.97, gt=0, le=1, description="Cosine at or above which two results are one item."
+        0.95, gt=0, le=1, description="Cosine at or above which two results are one item."
     )
     colour_weight: float = Field(
-        0.2, ge=0, le=1, description="How much garment colour counts against shape and style."
+        0.1, ge=0, le=1, description="How much garment colour counts against shape and style."
     )
     rocchio_gamma: float = Field(0.5, ge=0, le=5, description="Weight of negative examples.")
     steer_scale: float = Field(
