@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(False, description="Send the session cookie over HTTPS only.")
     profile_max_photos: int = Field(12, ge=1, le=100, description="Photos per profile search.")
     api_max_k: int = Field(100, ge=1, le=1000, description="Most results one request may ask.")
+    search_concurrency: int = Field(
+        0, ge=0, le=256, description="Photos the server encodes at once; 0 = one per core."
+    )
 
     @property
     def models_dir(self) -> Path:

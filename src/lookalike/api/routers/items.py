@@ -7,10 +7,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
 from fastapi.responses import FileResponse
-from starlette.concurrency import run_in_threadpool
 
 from lookalike.api import uploads
-from lookalike.api.deps import AdminDep, CatalogDep, QueryFiltersDep, SettingsDep, read_upload
+from lookalike.api.deps import (
+    AdminDep,
+    CatalogDep,
+    CpuDep,
+    QueryFiltersDep,
+    SettingsDep,
+    read_upload,
+)
 from lookalike.api.schemas import (
     ItemCreate,
     ItemPage,
@@ -75,14 +81,13 @@ async def add_item(
     _: AdminDep,
     catalog: CatalogDep,
     settings: SettingsDep,
+    cpu: CpuDep,
     image: Annotated[UploadFile, File(description="The item's photo.")],
     item: Annotated[str, Form(description="ItemCreate as JSON.")] = "{}",
 ) -> ItemPublic:
     fields = ItemCreate.model_validate_json(item)
     data = await read_upload(image, settings.upload_max_bytes)
-    added = await run_in_threadpool(
-        uploads.add_uploaded_item, catalog, fields, data, image.filename or ""
-    )
+    added = await cpu(uploads.add_uploaded_item, catalog, fields, data, image.filename or "")
     return ItemPublic.of(added)
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
-from starlette.concurrency import run_in_threadpool
 
 from lookalike.api import queries
 from lookalike.api.deps import (
     CatalogDep,
+    CpuDep,
     FormFiltersDep,
     FormSteeringDep,
     SettingsDep,
@@ -34,6 +34,7 @@ K = Annotated[int, Form(ge=1, le=1000, description="How many results.")]
 )
 async def search_photo(
     catalog: CatalogDep,
+    cpu: CpuDep,
     settings: SettingsDep,
     filters: FormFiltersDep,
     steering: FormSteeringDep,
@@ -41,7 +42,7 @@ async def search_photo(
     k: K = 12,
 ) -> SearchResponse:
     data = await read_upload(photo, settings.upload_max_bytes)
-    results = await run_in_threadpool(
+    results = await cpu(
         queries.search_photo, catalog, data, min(k, settings.api_max_k), filters, steering
     )
     return SearchResponse.of(results)
@@ -56,6 +57,7 @@ async def search_photo(
 )
 async def search_profile(
     catalog: CatalogDep,
+    cpu: CpuDep,
     settings: SettingsDep,
     filters: FormFiltersDep,
     photos: Annotated[list[UploadFile], File(description="Photos of clothes the shopper likes.")],
@@ -64,7 +66,7 @@ async def search_profile(
     if len(photos) > settings.profile_max_photos:
         raise HTTPException(422, f"at most {settings.profile_max_photos} photos per profile")
     data = [await read_upload(p, settings.upload_max_bytes) for p in photos]
-    results = await run_in_threadpool(
+    results = await cpu(
         queries.search_profile, catalog, data, min(k, settings.api_max_k), filters
     )
     return SearchResponse.of(results)
