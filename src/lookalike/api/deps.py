@@ -4,15 +4,16 @@ key, filters from a query string or form, and bounded upload reading."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Annotated, TypeVar
 
-from anyio import CapacityLimiter, to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Form, Header, HTTPException, Query, Request, Response, UploadFile
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from lookalike.api.schemas import Steering
 from lookalike.catalog import Catalog, Filters
@@ -53,32 +54,35 @@ FeedDep = Annotated[Feed, Depends(get_feed)]
 # -- CPU-bound work ---------------------------------------------------------------------------
 
 
-async def get_cpu_limiter(request: Request, settings: SettingsDep) -> CapacityLimiter:
-    """Bounds how many encodes run at once. Measured on 2 cores: 16 concurrent searches in the
-    thread pool gave 18 requests/s against 43 for one at a time (threads fighting over cores),
-    so CPU-bound work queues here instead."""
-    limiter: CapacityLimiter | None = getattr(request.app.state, "cpu_limiter", None)
-    if limiter is None:
-        limiter = CapacityLimiter(settings.search_concurrency or os.cpu_count() or 1)
-        request.app.state.cpu_limiter = limiter
-    return limiter
-
-
 T = TypeVar("T")
 
 
 class CpuRunner:
-    """Runs a CPU-bound library call in a worker thread, at most `limiter` at once."""
+    """Runs CPU-bound library calls in worker threads, at most `slots` at once.
 
-    def __init__(self, limiter: CapacityLimiter) -> None:
-        self.limiter = limiter
+    Measured on 2 cores: 16 concurrent searches in the thread pool gave 18 requests/s against
+    43 for one at a time (threads fighting over the cores), so encodes queue here instead. A
+    thread semaphore, not an event-loop object, so it works whatever loop runs the app."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._gate = threading.BoundedSemaphore(slots)
+
+    def _run(self, fn: Callable[[], T]) -> T:
+        with self._gate:
+            return fn()
 
     async def __call__(self, fn: Callable[..., T], *args: object) -> T:
-        return await to_thread.run_sync(partial(fn, *args), limiter=self.limiter)
+        return await run_in_threadpool(self._run, partial(fn, *args))
 
 
-def get_cpu(limiter: Annotated[CapacityLimiter, Depends(get_cpu_limiter)]) -> CpuRunner:
-    return CpuRunner(limiter)
+def cpu_runner(settings: Settings) -> CpuRunner:
+    return CpuRunner(settings.search_concurrency or os.cpu_count() or 1)
+
+
+def get_cpu(request: Request) -> CpuRunner:
+    runner: CpuRunner = request.app.state.cpu
+    return runner
 
 
 CpuDep = Annotated[CpuRunner, Depends(get_cpu)]
