@@ -17,6 +17,17 @@ router = APIRouter(include_in_schema=False)
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
+_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
+
+
+def money(price: float, currency: str | None) -> str:
+    """12.5, "EUR" → "€12.50" (as the page's JavaScript shows prices)."""
+    symbol = _SYMBOLS.get(currency or "EUR")
+    return f"{symbol}{price:,.2f}" if symbol else f"{price:,.2f} {currency}"
+
+
+templates.env.filters["money"] = money
+
 
 @router.get("/", response_class=HTMLResponse)
 def search_page(request: Request, user: UserDep, catalog: CatalogDep) -> HTMLResponse:
