@@ -14,7 +14,13 @@ feed kept showing whatever was least like the dislikes — shoes to a shopper wh
   are clustered (k-means), and the most central unseen item of a cluster is shown, taking first
   the clusters whose centre is least like the centres of clusters the user disliked items of
   (bigger ones first among equals): a farthest-first walk over the catalog's modes;
-* after a like, ranks the unseen allowed items by the preference vector; a share
+* after a like, ranks the unseen allowed items by a hybrid taste score (`taste_scores`): cosine
+  to the preference vector (weight `PREFERENCE_WEIGHT`) + item-kNN evidence (mean of the top-3
+  similarities to liked items − β × the largest similarity to a disliked item) + the probability
+  of a like from a small per-user logistic regression on the swiped items' embeddings (likes vs
+  dislikes; once there is at least one of each). Candidates are the nearest items to the
+  preference vector and to each of the latest liked items (so a taste with several modes, or
+  whose nearest items are used up, keeps its other neighbourhoods); a share
   `settings.feed_exploration` of the slots goes to items drawn at random from further down the
   ranking (ranks n … 20n), so the feed keeps exploring beside the taste.
 """
@@ -26,16 +32,21 @@ import threading
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.cluster import KMeans
+from sklearn.linear_model import LogisticRegression
 
 from lookalike.catalog import Catalog, Filters, Item, Result
 from lookalike.errors import ItemNotFoundError
 from lookalike.recommend.diversity import mmr
 from lookalike.users import Swipe, User, Users
 
-__all__ = ["Feed", "update_preference"]
+__all__ = ["Feed", "taste_scores", "update_preference"]
 
 SPREAD_CLUSTERS = 16
 SPREAD_SAMPLE = 4000
+KNN_TOP = 3  # liked items whose similarities are averaged (item-kNN evidence)
+KNN_QUERIES = 12  # latest liked items searched around for candidates
+CLASSIFIER_SWIPES = 300  # latest swipes the per-user logistic regression is fitted on
+PREFERENCE_WEIGHT = 0.0
 
 
 def update_preference(
@@ -52,6 +63,39 @@ def update_preference(
     new = (1.0 - alpha) * old + alpha * step
     norm = float(np.linalg.norm(new))
     out: NDArray[np.float32] = (new / norm if norm > 0 else new).astype(np.float32)
+    return out
+
+
+def taste_scores(
+    vectors: NDArray[np.float32],
+    preference: NDArray[np.float32] | None,
+    liked: NDArray[np.float32],
+    disliked: NDArray[np.float32],
+    beta: float,
+    preference_weight: float = PREFERENCE_WEIGHT,
+) -> NDArray[np.float32]:
+    """Hybrid taste score of candidate `vectors` (rows, unit length): relevance feedback.
+
+    preference_weight × cos(v) + mean of the top-3 similarities to liked items − β × the largest
+    similarity to a disliked item + P(like) of a logistic regression on the swiped items (likes
+    vs dislikes, balanced classes), the last only when there are both likes and dislikes.
+    """
+    vectors = np.asarray(vectors, dtype=np.float32)
+    score = np.zeros(len(vectors), dtype=np.float64)
+    if preference is not None and preference_weight:
+        score += preference_weight * (vectors @ np.asarray(preference, dtype=np.float32))
+    if len(liked):
+        sims = vectors @ np.asarray(liked, dtype=np.float32).T
+        k = min(KNN_TOP, sims.shape[1])
+        score += np.sort(sims, axis=1)[:, -k:].mean(axis=1)
+    if len(disliked):
+        score -= beta * (vectors @ np.asarray(disliked, dtype=np.float32).T).max(axis=1)
+    if len(liked) and len(disliked):
+        x = np.concatenate([liked, disliked]).astype(np.float32)
+        y = np.concatenate([np.ones(len(liked)), np.zeros(len(disliked))])
+        clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=200).fit(x, y)
+        score += clf.predict_proba(vectors)[:, 1]
+    out: NDArray[np.float32] = score.astype(np.float32)
     return out
 
 
@@ -145,18 +189,23 @@ class Feed:
 
     # -- the feed ----------------------------------------------------------------------------
 
-    def _rowids(self, item_ids: set[str]) -> set[int]:
+    def _rowid_map(self, item_ids: set[str]) -> dict[str, int]:
         ids = sorted(item_ids)
-        found: set[int] = set()
+        found: dict[str, int] = {}
         with self.catalog.store.connection() as conn:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 found.update(
-                    int(r[0])
-                    for r in conn.execute(f"SELECT rowid FROM items WHERE id IN ({marks})", chunk)
+                    (str(r[1]), int(r[0]))
+                    for r in conn.execute(
+                        f"SELECT rowid, id FROM items WHERE id IN ({marks})", chunk
+                    )
                 )
         return found
+
+    def _rowids(self, item_ids: set[str]) -> set[int]:
+        return set(self._rowid_map(item_ids).values())
 
     def _spread(self, filters: Filters | None) -> _Spread:
         allowed = self.catalog.allowed_rowids(filters)
@@ -189,18 +238,22 @@ class Feed:
         seen = self._rowids(self.users.shown(user))
         rng = np.random.default_rng([user.id, len(seen)])
         preference = self.users.preference(user)
-        if preference is None or not any(s.liked for s in swipes):
+        exact = self.catalog.index.exact
+        recent = swipes[-CLASSIFIER_SWIPES:]
+        rowid_of = self._rowid_map({s.item_id for s in recent})
+        liked = [rowid_of[s.item_id] for s in recent if s.liked and s.item_id in rowid_of]
+        disliked = [rowid_of[s.item_id] for s in recent if not s.liked and s.item_id in rowid_of]
+        dis_vecs = exact.get(np.asarray(disliked, dtype=np.int64))
+        if preference is None or not liked:
             spread = self._spread(filters)
-            disliked = self._rowids({s.item_id for s in swipes if not s.liked})
-            exact = self.catalog.index.exact
-            dis_vecs = exact.get(np.asarray(sorted(disliked), dtype=np.int64))
             picks = spread.pick(n, set(seen), dis_vecs)
             hits = [(r, 0.0) for r in picks]
             if preference is not None and picks:
                 scores = exact.get(np.asarray(picks, dtype=np.int64)) @ preference
                 hits = [(r, float(s)) for r, s in zip(picks, scores, strict=True)]
         else:
-            hits = self._exploit(preference, n, filters, seen, rng)
+            like_vecs = exact.get(np.asarray(liked, dtype=np.int64))
+            hits = self._exploit(preference, like_vecs, dis_vecs, n, filters, seen, rng)
         results = self.catalog.results(hits)
         if mark_shown and results:
             self.users.mark_shown(user, [r.item.id for r in results])
@@ -209,18 +262,26 @@ class Feed:
     def _exploit(
         self,
         preference: NDArray[np.float32],
+        liked: NDArray[np.float32],
+        disliked: NDArray[np.float32],
         n: int,
         filters: Filters | None,
         seen: set[int],
         rng: np.random.Generator,
     ) -> list[tuple[int, float]]:
         pool = max(20 * n, 100)
-        ranked = self.catalog.search_vectors(preference[None], pool, filters, sorted(seen))[0]
-        if not ranked:
+        # candidates: around the preference vector and around each of the latest likes
+        queries = np.concatenate([preference[None], liked[-KNN_QUERIES:]]).astype(np.float32)
+        found = self.catalog.search_vectors(queries, pool, filters, sorted(seen))
+        candidates = np.asarray(sorted({r for hits in found for r, _ in hits}), dtype=np.int64)
+        if not len(candidates):
             return []
-        rowids = np.asarray([r for r, _ in ranked], dtype=np.int64)
-        vectors = self.catalog.index.exact.get(rowids)
-        scores = np.asarray([s for _, s in ranked], dtype=np.float32)
+        vectors = self.catalog.index.exact.get(candidates)
+        taste = taste_scores(vectors, preference, liked, disliked, self.beta)
+        order = np.argsort(-taste, kind="stable")[:pool]
+        ranked = [(int(candidates[i]), float(taste[i])) for i in order]
+        vectors = vectors[order]
+        scores = taste[order]
         # near-duplicates collapsed (λ = 1: relevance order otherwise kept)
         keep = mmr(scores, vectors, len(ranked), 1.0, self.catalog.settings.near_duplicate_cos)
         ranked = [ranked[i] for i in sorted(keep)]
