@@ -2,8 +2,10 @@
 
 from lookalike.cli import (
     catalog,  # noqa: F401  (registers commands)
+    evaluate,  # noqa: F401
     serve,  # noqa: F401
     taste,  # noqa: F401
+    train,  # noqa: F401
 )
 from lookalike.cli.app import app
 

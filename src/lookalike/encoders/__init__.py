@@ -1,6 +1,6 @@
 """Image encoders by name. Importing this package registers every built-in encoder."""
 
-from lookalike.encoders import efficientnet, fake
+from lookalike.encoders import efficientnet, fake, trained
 from lookalike.encoders.base import Encoder, ModelCard, Preprocess, Vectors, l2_normalise
 from lookalike.encoders.onnx import OnnxEncoder
 from lookalike.encoders.pipeline import EncodedBatch, encode_stream
@@ -20,4 +20,5 @@ __all__ = [
     "fake",
     "l2_normalise",
     "register",
+    "trained",
 ]

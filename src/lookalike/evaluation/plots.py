@@ -112,7 +112,8 @@ def embedding_map(
     idx = np.sort(rng.choice(len(labels), size=min(max_points, len(labels)), replace=False))
     x = vectors[idx]
     x = PCA(n_components=min(50, x.shape[1], len(idx)), random_state=seed).fit_transform(x)
-    xy = TSNE(n_components=2, init="pca", random_state=seed, perplexity=30).fit_transform(x)
+    perplexity = float(min(30, max(2, (len(idx) - 1) // 3)))
+    xy = TSNE(n_components=2, init="pca", random_state=seed, perplexity=perplexity).fit_transform(x)
     labs = [labels[i] for i in idx]
     top = [lab for lab, _ in Counter(labs).most_common(12)]
     cmap = plt.get_cmap("tab20")

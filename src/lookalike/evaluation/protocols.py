@@ -8,6 +8,7 @@ protocol without re-encoding anything.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +131,8 @@ def plan_evaluation(
 
         return t
 
-    tag = f"{dataset.name}:seed{seed}:n{len(eval_idx)}"
+    bg_hash = hashlib.sha256("\n".join(map(str, bg_paths)).encode()).hexdigest()[:12]
+    tag = f"{dataset.name}:seed{seed}:n{len(eval_idx)}:bg{bg_hash}"
     views = [
         ViewSet(
             f"{SYNTHETIC}-view-a", pair_paths, [int(p) for p in pairs], view(1), f"{tag}:pairs-a"

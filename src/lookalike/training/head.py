@@ -19,7 +19,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +231,21 @@ def apply_head(head: Any, x: NDArray[np.float32], batch: int = 4096) -> NDArray[
         for s in range(0, len(x), batch):
             out.append(head(torch.from_numpy(np.ascontiguousarray(x[s : s + batch]))).numpy())
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def build_ensemble(cfg: HeadConfig, losses: tuple[str, ...]) -> Any:
+    """Heads of the same shape trained with different losses, outputs concatenated:
+    (n, in_dim) → (n, out_dim · len(losses)), each part L2-normalised."""
+    import torch
+
+    class Ensemble(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.heads = torch.nn.ModuleList(
+                [build_head(replace(cfg, loss=loss)) for loss in losses]
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([h(x) for h in self.heads], dim=1)
+
+    return Ensemble().eval()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from lookalike.config import Settings
 from lookalike.encoders.base import l2_normalise
 from lookalike.encoders.efficientnet import preprocess_for
+from lookalike.encoders.trained import pack_weights, unpack_weights
 from lookalike.evaluation.augment import AugmentConfig, augment_view, rng_for
 from lookalike.evaluation.datasets import load_clothing_dataset
 from lookalike.evaluation.features import cached_features
@@ -31,7 +32,13 @@ from lookalike.evaluation.metrics import DEFAULT_IGNORE, retrieval_metrics
 from lookalike.evaluation.protocols import _backgrounds
 from lookalike.evaluation.report import default_split_path
 from lookalike.evaluation.splits import load_or_create_split
-from lookalike.training.head import EpochReport, HeadConfig, apply_head, train_head
+from lookalike.training.head import (
+    EpochReport,
+    HeadConfig,
+    apply_head,
+    build_ensemble,
+    train_head,
+)
 from lookalike.training.probe import BACKBONE, part, probe_encoder
 
 
@@ -106,6 +113,7 @@ def train_fashion(
     *,
     name: str = "lookalike-fashion",
     head_cfg: HeadConfig = HeadConfig(),
+    losses: tuple[str, ...] = ("triplet", "multi-similarity"),
     mix: Combine = Combine(),
     n_views: int = 2,
     test_fraction: float = 0.5,
@@ -135,8 +143,21 @@ def train_fashion(
     y = np.asarray([cls[data.labels[i]] for i in train_idx[keep]], dtype=np.int64)
     x = np.stack([pooled(v[keep], mix.pooling) for v in views])
     log(f"training on {len(y)} images x {len(views)} views, {len(classes)} labels")
-    ckpt = settings.cache_dir / "training" / f"{name}-{head_cfg.fingerprint()}.pt"
-    head, history = train_head(x, y, head_cfg, checkpoint=ckpt, progress=progress)
+    head = build_ensemble(head_cfg, losses)
+    history: list[float] = []
+    for k, loss in enumerate(losses):
+        cfg = replace(head_cfg, loss=loss)
+        log(f"head {k + 1}/{len(losses)}: {loss} loss")
+        ckpt = settings.cache_dir / "training" / f"{name}-{cfg.fingerprint()}.pt"
+        trained, hist = train_head(x, y, cfg, checkpoint=ckpt, progress=progress)
+        head.heads[k].load_state_dict(trained.state_dict())
+        history.extend(hist)
+    # weights are committed as int8 + row scales (pack_weights); measure what is committed
+    import torch
+
+    packed = pack_weights({k: v.detach().numpy() for k, v in head.state_dict().items()})
+    head.load_state_dict({k: torch.from_numpy(v) for k, v in unpack_weights(packed).items()})
+    head.eval()
     # held-out metrics with the very combination the ONNX graph computes
     ev = np.flatnonzero(test & ok)
     emb = combine(rows[ev], head, mix)
@@ -149,8 +170,8 @@ def train_fashion(
     )
     weights_dir.mkdir(parents=True, exist_ok=True)
     weights = weights_dir / f"{name}.npz"
-    np.savez(weights, **{k: v.detach().numpy() for k, v in head.state_dict().items()})
-    dim = head_cfg.out_dim + head_cfg.in_dim + (64 if mix.w_colour > 0 else 0)
+    np.savez(weights, **packed)  # type: ignore[arg-type]
+    dim = head_cfg.out_dim * len(losses) + head_cfg.in_dim + (64 if mix.w_colour > 0 else 0)
     pre = preprocess_for(BACKBONE)
     card: dict[str, Any] = {
         "name": name,
@@ -164,6 +185,7 @@ def train_fashion(
             "the garment colour histogram"
         ),
         "head": asdict(head_cfg),
+        "head_losses": list(losses),
         "combine": {**asdict(mix), "mean": list(pre.mean), "std": list(pre.std)},
         "data": {
             "dataset": data.name,
@@ -183,8 +205,14 @@ def train_fashion(
         "metrics": {k: round(v, 4) for k, v in metrics.items()},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "reproduce": (
-            f"lookalike train --dataset {dataset_root} --loss {head_cfg.loss} "
-            f"--epochs {head_cfg.epochs} --seed {seed}"
+            f"lookalike train --dataset {dataset_root} "
+            + " ".join(f"--loss {loss}" for loss in losses)
+            + " "
+            f"--epochs {head_cfg.epochs} --identity-weight {head_cfg.identity_weight} "
+            f"--distill-weight {head_cfg.distill_weight} --hidden {head_cfg.hidden} "
+            f"--out-dim {head_cfg.out_dim} --w-head {mix.w_head} --w-backbone {mix.w_backbone} "
+            f"--w-colour {mix.w_colour} --colour-power {mix.colour_power} "
+            f"--pooling {mix.pooling} --views {n_views} --seed {seed}"
         ),
     }
     card_file = weights_dir / f"{name}.json"

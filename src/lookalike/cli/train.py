@@ -1,0 +1,79 @@
+"""`lookalike train`: a metric-learning head on cached backbone features, saved with its card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lookalike.cli.app import app
+from lookalike.encoders.trained import WEIGHTS_DIR
+
+
+@app.command()
+def train(
+    dataset: Path = typer.Option(..., "--dataset", help="clothing-dataset folder (images.csv)."),
+    out: Path = typer.Option(WEIGHTS_DIR, "--out", help="Folder for <name>.npz + <name>.json."),
+    name: str = typer.Option("lookalike-fashion", help="Registered name of the trained model."),
+    loss: list[str] = typer.Option(
+        ["triplet", "multi-similarity"],
+        help="Loss of each head (repeat for an ensemble): triplet, multi-similarity, proxy-anchor",
+    ),
+    epochs: int = typer.Option(30, min=1),
+    identity_weight: float = typer.Option(3.0, help="Weight of the augmented-view identity loss."),
+    distill_weight: float = typer.Option(0.0, help="Weight of the similarity distillation."),
+    hidden: int = typer.Option(1024, min=0, help="Hidden width of the head (0 = linear)."),
+    out_dim: int = typer.Option(256, min=8),
+    w_head: float = typer.Option(0.5, help="Weight of each head in the final embedding."),
+    w_backbone: float = typer.Option(1.0, help="Weight of the backbone features."),
+    w_colour: float = typer.Option(0.2, help="Weight of the garment colour histogram."),
+    colour_power: float = typer.Option(2.0, help="Sharpening of the garment weights for colour."),
+    pooling: str = typer.Option("gap", help="gap | attn (activation-weighted pooling)."),
+    views: int = typer.Option(2, min=0, help="Augmented views cached per training image."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train the projection head (resumes from its checkpoint) and save weights + model card."""
+    from lookalike.training.head import EpochReport, HeadConfig
+    from lookalike.training.pipeline import Combine, train_fashion
+
+    cfg = HeadConfig(
+        hidden=hidden,
+        out_dim=out_dim,
+        loss=loss[0],
+        identity_weight=identity_weight,
+        distill_weight=distill_weight,
+        epochs=epochs,
+        seed=seed,
+    )
+    mix = Combine(
+        pooling=pooling,
+        w_head=w_head,
+        w_backbone=w_backbone,
+        w_colour=w_colour,
+        colour_power=colour_power,
+    )
+
+    def progress(r: EpochReport) -> None:
+        typer.echo(
+            f"epoch {r.epoch}/{r.epochs}  loss {r.loss:.4f}  {r.seconds:.1f} s/epoch  "
+            f"ETA {r.eta_seconds:.0f} s"
+        )
+
+    result = train_fashion(
+        dataset,
+        out,
+        name=name,
+        head_cfg=cfg,
+        mix=mix,
+        n_views=views,
+        seed=seed,
+        progress=progress,
+        log=typer.echo,
+    )
+    for key, value in sorted(result.metrics.items()):
+        if key.endswith(("precision@10", "map@10")):
+            typer.echo(f"{key:40s} {value:.3f}")
+    typer.echo(
+        f"saved {result.weights} and {result.card}; "
+        f"use it with --model {name} (built into ONNX on first use)"
+    )

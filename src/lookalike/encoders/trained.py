@@ -1,0 +1,133 @@
+"""Trained encoders by name: committed head weights + card, built into one ONNX model on first use.
+
+`lookalike-fashion` = EfficientNet-Lite0 (ImageNet) + a metric-learning head trained on the
+clothing-dataset train contributors + the backbone features + garment colour, all in one graph
+(see `salient.fashion_module`). The head weights (a few MB) and their model card live in
+`lookalike/data/models/`; the first `create("lookalike-fashion")` exports the ONNX graph (needs
+torch, the `export` extra) into the model cache and writes its card with the file's checksum;
+later runs verify the checksum and only need ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookalike.config import Settings
+from lookalike.encoders.base import Encoder
+from lookalike.encoders.onnx import OnnxEncoder, card_from_dict, read_card, write_card
+from lookalike.encoders.registry import register
+from lookalike.errors import LookalikeError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
+TRAINED = ("lookalike-fashion",)
+
+
+def weights_paths(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[Path, Path]:
+    """(head weights .npz, model card .json) of a trained encoder."""
+    return weights_dir / f"{name}.npz", weights_dir / f"{name}.json"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pack_weights(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Matrices → int8 with one float32 scale per output row (4x smaller, so the committed
+    weights stay under 5 MB); vectors stay float32."""
+    out: dict[str, np.ndarray] = {}
+    for key, value in state.items():
+        w = np.asarray(value, dtype=np.float32)
+        if w.ndim == 2:
+            scale = np.maximum(np.abs(w).max(axis=1, keepdims=True), 1e-12) / 127.0
+            out[f"{key}::q"] = np.round(w / scale).astype(np.int8)
+            out[f"{key}::scale"] = scale.astype(np.float32)
+        else:
+            out[key] = w
+    return out
+
+
+def unpack_weights(packed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Inverse of `pack_weights` (up to the int8 rounding)."""
+    out: dict[str, np.ndarray] = {}
+    for key, value in packed.items():
+        if key.endswith("::q"):
+            base = key[: -len("::q")]
+            out[base] = value.astype(np.float32) * packed[f"{base}::scale"]
+        elif not key.endswith("::scale"):
+            out[key] = np.asarray(value, dtype=np.float32)
+    return out
+
+
+def build_torch_model(card: dict[str, Any], weights: Path) -> Any:
+    """The full torch module (backbone + head + colour) described by `card`."""
+    import torch
+
+    from lookalike.encoders.efficientnet import load_torch_backbone
+    from lookalike.encoders.salient import fashion_module
+    from lookalike.training.head import HeadConfig, build_ensemble
+
+    cfg = HeadConfig(**card["head"])
+    head = build_ensemble(cfg, tuple(card.get("head_losses", [cfg.loss])))
+    with np.load(weights) as data:
+        state = unpack_weights({k: np.array(data[k]) for k in data.files})
+    head.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    head.eval()
+    backbone = load_torch_backbone(str(card["backbone"]))
+    return fashion_module(backbone, head, card["combine"])
+
+
+def export_trained(name: str, target: Path, weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Build `name` from its committed head weights into the ONNX file `target` + card."""
+    from lookalike.encoders.efficientnet import export_onnx
+
+    weights, card_file = weights_paths(name, weights_dir)
+    if not weights.is_file() or not card_file.is_file():
+        raise LookalikeError(f"{name}: no trained weights at {weights} (run `lookalike train`)")
+    card = json.loads(card_file.read_text())
+    module = build_torch_model(card, weights)
+    export_onnx(module, int(card["preprocess"]["image_size"]), target)
+    write_card(
+        target,
+        {
+            **card,
+            "head_weights_sha256": _digest(weights),
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    return target
+
+
+def ensure_trained(name: str, settings: Settings, weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Verified cached ONNX export of `name`, built from the committed weights if needed (or
+    if the committed weights changed since the cached export)."""
+    weights, _ = weights_paths(name, weights_dir)
+    if not weights.is_file():
+        raise LookalikeError(f"{name}: no trained weights at {weights} (run `lookalike train`)")
+    digest = _digest(weights)
+    target = settings.models_dir / f"{name}-{digest[:12]}.onnx"
+    if target.is_file():
+        try:
+            card = read_card(target, verify=True)
+            if card.get("head_weights_sha256") == digest:
+                return target
+        except LookalikeError:
+            pass
+    return export_trained(name, target, weights_dir)
+
+
+def _factory(name: str) -> Any:
+    def make(settings: Settings) -> Encoder:
+        path = ensure_trained(name, settings)
+        return OnnxEncoder(path, card_from_dict(read_card(path)), settings.intra_op_threads)
+
+    return make
+
+
+for _name in TRAINED:
+    register(_name)(_factory(_name))
