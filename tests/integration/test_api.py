@@ -114,6 +114,17 @@ def test_bad_filters_are_422(client: TestClient, params: dict[str, Any], words: 
     assert_error(client.get("/items", params=params), 422, *words)
 
 
+def test_misspelt_parameters_are_422_not_ignored(client: TestClient) -> None:
+    assert_error(client.get("/items", params={"colr": "red"}), 422, "'colr'", "colour")
+    assert_error(client.get("/me/feed", params={"count": 3}), 422, "'count'")
+    row = sample_rows()[2]
+    response = client.post("/search", files={"photo": ("q.jpg", photo_of(row), "image/jpeg")},
+                           data={"k": "3", "diversty": "0.5"})
+    assert_error(response, 422, "'diversty'", "diversity")
+    ok = client.get("/items", params={"category": "Hat", "limit": 2, "offset": 1})
+    assert ok.status_code == 200
+
+
 def test_get_item_and_404(client: TestClient) -> None:
     row = sample_rows()[0]
     item = client.get(f"/items/{row['id']}").json()

@@ -12,6 +12,8 @@ from typing import Annotated, TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Form, Header, HTTPException, Query, Request, Response, UploadFile
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -296,3 +298,39 @@ def form_steering(
 
 
 FormSteeringDep = Annotated[Steering, Depends(form_steering)]
+
+
+# -- strict parameters -------------------------------------------------------------------------
+# A misspelt filter (`?colr=red`) must not silently return unfiltered results: names a route
+# does not declare are a 422, for query strings and multipart forms alike.
+
+
+def _declared(dependant: Dependant, kind: str) -> set[str]:
+    names = {str(f.alias) for f in getattr(dependant, kind)}
+    for sub in dependant.dependencies:
+        names |= _declared(sub, kind)
+    return names
+
+
+def _unknown(request: Request, given: set[str], kind: str) -> None:
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _declared(route.dependant, kind)
+    unknown = sorted(given - known)
+    if unknown:
+        where = "query parameter" if kind == "query_params" else "form field"
+        raise FilterError(
+            f"unknown {where}{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+
+
+def reject_unknown_query(request: Request) -> None:
+    _unknown(request, set(request.query_params.keys()), "query_params")
+
+
+async def reject_unknown_form(request: Request) -> None:
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form()
+        _unknown(request, set(form.keys()), "body_params")

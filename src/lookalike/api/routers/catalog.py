@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from lookalike.api.deps import CatalogDep
+from lookalike.api.deps import CatalogDep, reject_unknown_query
 from lookalike.api.facets import facets
 from lookalike.api.schemas import CatalogInfo, Facets
 
-router = APIRouter(prefix="/catalog", tags=["catalog"])
+router = APIRouter(
+    prefix="/catalog", tags=["catalog"],
+    dependencies=[Depends(reject_unknown_query)],
+)
 
 
 @router.get("", response_model=CatalogInfo, summary="Size, encoder and index of the catalog")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile, status
 from fastapi.responses import FileResponse
 
 from lookalike.api import uploads
@@ -16,6 +16,8 @@ from lookalike.api.deps import (
     QueryFiltersDep,
     SettingsDep,
     read_upload,
+    reject_unknown_form,
+    reject_unknown_query,
 )
 from lookalike.api.schemas import (
     ItemCreate,
@@ -25,7 +27,10 @@ from lookalike.api.schemas import (
     SearchResponse,
 )
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(
+    prefix="/items", tags=["items"],
+    dependencies=[Depends(reject_unknown_query), Depends(reject_unknown_form)],
+)
 
 @router.get("", response_model=ItemPage, summary="List items (filters, pagination)")
 def list_items(

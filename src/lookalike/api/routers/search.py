@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 
 from lookalike.api import queries
 from lookalike.api.deps import (
@@ -14,11 +14,16 @@ from lookalike.api.deps import (
     FormSteeringDep,
     SettingsDep,
     read_upload,
+    reject_unknown_form,
+    reject_unknown_query,
 )
 from lookalike.api.schemas import Directions, RecommendRequest, SearchResponse
 from lookalike.recommend import steering_directions
 
-router = APIRouter(prefix="/search", tags=["search"])
+router = APIRouter(
+    prefix="/search", tags=["search"],
+    dependencies=[Depends(reject_unknown_query), Depends(reject_unknown_form)],
+)
 
 K = Annotated[int, Form(ge=1, le=1000, description="How many results.")]
 

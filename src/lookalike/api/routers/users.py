@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
 from lookalike.api.deps import (
     FeedDep,
@@ -14,6 +14,7 @@ from lookalike.api.deps import (
     UserDep,
     UsersDep,
     clear_session,
+    reject_unknown_query,
     session_token,
     set_session,
 )
@@ -29,7 +30,10 @@ from lookalike.api.schemas import (
 )
 from lookalike.users import User
 
-router = APIRouter(tags=["users"])
+router = APIRouter(
+    tags=["users"],
+    dependencies=[Depends(reject_unknown_query)],
+)
 
 
 def _public(user: User) -> UserPublic:
