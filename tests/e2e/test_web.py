@@ -202,6 +202,14 @@ def test_phone_viewport(live_server: str, phone: Any, shoot: Any) -> None:
         " return c.length > 0 && c.every(e => e.dataset.category === 'Shoes'); }"
     )
     shoot(phone, "phone-2-filters")
+    phone.click("#show-results")
+    assert phone.evaluate("() => document.getElementById('filters-box').open") is False
+    phone.wait_for_function(
+        "() => { const r = document.getElementById('grid').getBoundingClientRect();"
+        " return r.top < innerHeight && r.top >= 0; }"
+    )
+    phone.wait_for_timeout(800)  # let the smooth scroll finish before the screenshot
+    shoot(phone, "phone-2b-results")
     phone.goto(live_server + "/swipe")
     phone.wait_for_selector("#swipe-card[data-id]")
     first = _swipe_state(phone)["id"]

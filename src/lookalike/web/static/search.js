@@ -270,6 +270,11 @@
   form.addEventListener("input", countFilters);
   form.addEventListener("reset", () => setTimeout(countFilters));
   if (window.matchMedia("(max-width: 760px)").matches) $("filters-box").open = false;
+  $("show-results").addEventListener("click", () => {
+    $("filters-box").open = false;
+    const calm = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    $("results-h").scrollIntoView({ behavior: calm ? "auto" : "smooth", block: "start" });
+  });
 
   outputs();
   loadDirections();
