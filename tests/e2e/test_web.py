@@ -237,3 +237,31 @@ def test_controls_are_labelled_and_keyboard_reachable(live_server: str, page: An
     assert nameless == []
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.textContent.trim()") == "Skip to content"
+
+
+def test_guest_becomes_an_account_and_keeps_likes(live_server: str, page: Any) -> None:
+    page.goto(live_server + "/swipe")
+    page.wait_for_selector("#swipe-card[data-id]")
+    liked = _swipe_state(page)["id"]
+    page.click("#btn-like")
+    page.wait_for_function("old => document.querySelector('#swipe-card').dataset.id !== old",
+                           arg=liked)
+    page.goto(live_server + "/likes")
+    assert page.locator("#liked .card").count() == 1
+    page.fill("input[name=username]", "e2e_shopper")
+    page.fill("input[name=password]", "a-long-secret-9")
+    page.click("button[data-action=register]")
+    page.wait_for_selector("text=Signed in as e2e_shopper")
+    assert page.locator("#liked .card").get_attribute("data-id") == liked
+    assert page.inner_text(".who").strip() == "e2e_shopper"
+    page.click("#logout")
+    page.wait_for_selector("text=Keep your likes")
+    assert page.locator("#liked .card").count() == 0  # a new guest after signing out
+    page.fill("input[name=username]", "e2e_shopper")
+    page.fill("input[name=password]", "wrong-password-1")
+    page.click("button[data-action=login]")
+    page.wait_for_selector(".form-msg:has-text('wrong username or password')")
+    page.fill("input[name=password]", "a-long-secret-9")
+    page.click("button[data-action=login]")
+    page.wait_for_selector("text=Signed in as e2e_shopper")
+    assert page.locator("#liked .card").get_attribute("data-id") == liked
