@@ -42,6 +42,7 @@ def garment_mask(img: Image.Image, *, white_background: bool = False) -> NDArray
         bgd = np.zeros((1, 65), np.float64)
         fgd = np.zeros((1, 65), np.float64)
         try:
+            cv2.setRNGSeed(0)  # GrabCut's k-means init draws from a per-thread RNG
             cv2.grabCut(arr[:, :, ::-1].copy(), mask, rect, bgd, fgd, 5, cv2.GC_INIT_WITH_RECT)
             fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
         except cv2.error:

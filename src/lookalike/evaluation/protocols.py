@@ -132,7 +132,7 @@ def plan_evaluation(
         return t
 
     bg_hash = hashlib.sha256("\n".join(map(str, bg_paths)).encode()).hexdigest()[:12]
-    tag = f"{dataset.name}:seed{seed}:n{len(eval_idx)}:bg{bg_hash}"
+    tag = f"{dataset.name}:v2:seed{seed}:n{len(eval_idx)}:bg{bg_hash}"
     views = [
         ViewSet(
             f"{SYNTHETIC}-view-a", pair_paths, [int(p) for p in pairs], view(1), f"{tag}:pairs-a"
