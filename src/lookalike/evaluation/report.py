@@ -118,7 +118,10 @@ def evaluate_models(
         files.insert(
             0,
             plots.precision_curves(
-                metrics, out_dir / "precision-at-k.png", f"{data.name}: retrieval on held-out items"
+                metrics,
+                out_dir / "precision-at-k.png",
+                f"{data.name}: retrieval on "
+                + ("held-out groups" if split is not None else "the whole set (never trained on)"),
             ),
         )
     del ev_labels
