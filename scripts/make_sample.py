@@ -26,6 +26,7 @@ from typing import Any
 
 from PIL import Image
 
+from lookalike.catalog.schema import KNOWN_FIELDS
 from lookalike.errors import ImageLoadError
 from lookalike.images import load_image
 
@@ -35,24 +36,8 @@ JPEG_QUALITY = 85
 SOURCE = "clothing-dataset"
 CURRENCY = "EUR"
 
-COLUMNS = (
-    "id",
-    "image",
-    "title",
-    "category",
-    "department",
-    "kids",
-    "price",
-    "currency",
-    "brand",
-    "sizes",
-    "colour",
-    "url",
-    "sustainability",
-    "second_hand",
-    "source",
-    "sender_id",
-)
+# the catalog schema's own columns, plus the contributor id evaluation needs
+COLUMNS = (*KNOWN_FIELDS, "sender_id")
 
 BRANDS = (
     "Northwind",

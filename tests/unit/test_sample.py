@@ -10,28 +10,12 @@ from typing import Any
 import pytest
 
 import lookalike.images
+from lookalike.catalog.schema import KNOWN_FIELDS
 from lookalike.images import load_image
 
 SAMPLE = Path(lookalike.images.__file__).resolve().parent / "data" / "sample"
 MAX_BYTES = 5 * 1024 * 1024
-COLUMNS = [
-    "id",
-    "image",
-    "title",
-    "category",
-    "department",
-    "kids",
-    "price",
-    "currency",
-    "brand",
-    "sizes",
-    "colour",
-    "url",
-    "sustainability",
-    "second_hand",
-    "source",
-    "sender_id",
-]
+COLUMNS = [*KNOWN_FIELDS, "sender_id"]
 
 
 def _csv_rows() -> list[dict[str, str]]:

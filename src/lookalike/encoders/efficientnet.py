@@ -7,12 +7,13 @@ loads the cached ONNX file, verified by the checksum in its model card.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from lookalike.config import Settings
-from lookalike.encoders.base import Encoder, Preprocess
-from lookalike.encoders.onnx import OnnxEncoder, card_from_dict, read_card, write_card
+from lookalike.encoders.base import Preprocess
+from lookalike.encoders.onnx import cached_onnx_factory, read_card, write_card
 from lookalike.encoders.registry import register
 from lookalike.errors import LookalikeError
 
@@ -130,13 +131,5 @@ def ensure_backbone(variant: str, settings: Settings) -> Path:
     return export_backbone(variant, path)
 
 
-def _factory(variant: str) -> Any:
-    def make(settings: Settings) -> Encoder:
-        path = ensure_backbone(variant, settings)
-        return OnnxEncoder(path, card_from_dict(read_card(path)), settings.intra_op_threads)
-
-    return make
-
-
 for _variant in VARIANTS:
-    register(_variant)(_factory(_variant))
+    register(_variant)(cached_onnx_factory(partial(ensure_backbone, _variant)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,17 @@ def card_from_dict(card: dict[str, Any]) -> ModelCard:
         description=str(card.get("description", "")),
         extra={k: v for k, v in card.items() if k not in known},
     )
+
+
+def cached_onnx_factory(ensure: Callable[[Settings], Path]) -> Callable[[Settings], Encoder]:
+    """A registry factory for an ONNX model that `ensure(settings)` builds or finds in the cache
+    (verified by its card's checksum) and returns the path of."""
+
+    def make(settings: Settings) -> Encoder:
+        path = ensure(settings)
+        return OnnxEncoder(path, card_from_dict(read_card(path)), settings.intra_op_threads)
+
+    return make
 
 
 class OnnxEncoder(Encoder):

@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lookalike.config import Settings
-from lookalike.encoders.base import Encoder
-from lookalike.encoders.onnx import OnnxEncoder, card_from_dict, read_card, write_card
+from lookalike.encoders.onnx import cached_onnx_factory, read_card, write_card
 from lookalike.encoders.registry import register
 from lookalike.errors import LookalikeError
 
@@ -121,13 +121,5 @@ def ensure_trained(name: str, settings: Settings, weights_dir: Path = WEIGHTS_DI
     return export_trained(name, target, weights_dir)
 
 
-def _factory(name: str) -> Any:
-    def make(settings: Settings) -> Encoder:
-        path = ensure_trained(name, settings)
-        return OnnxEncoder(path, card_from_dict(read_card(path)), settings.intra_op_threads)
-
-    return make
-
-
 for _name in TRAINED:
-    register(_name)(_factory(_name))
+    register(_name)(cached_onnx_factory(partial(ensure_trained, _name)))
