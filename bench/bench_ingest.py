@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--dataset", type=Path, default=Path("../shared/datasets/clothing-dataset"))
     ap.add_argument("--limit", type=int, default=0, help="use only the first N images")
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--model", default="efficientnet-lite0")
+    ap.add_argument("--model", default=Settings().model)
     ap.add_argument("--out", type=Path, default=Path("artifacts/bench_ingest.json"))
     args = ap.parse_args()
     cores = os.cpu_count() or 1
@@ -92,9 +92,11 @@ def main() -> None:
         import torch
 
         from lookalike.encoders.efficientnet import torch_feature_model
+        from lookalike.encoders.quantized import SUFFIX
 
         torch.set_num_threads(cores)
-        tm = torch_feature_model(args.model)
+        # the fp32 torch network behind the model (an -int8 model is its quantised export)
+        tm = torch_feature_model(args.model.removesuffix(SUFFIX))
         with torch.no_grad():
             tm(torch.from_numpy(batch[:32]))
             start = time.perf_counter()

@@ -48,6 +48,23 @@ def test_export_is_cached_with_checksum_and_redone_when_corrupt(tmp_path: Path) 
     assert again.encode_images([load_image(SAMPLE[0])]).shape == (1, 1280)
 
 
+def test_int8_model_is_built_from_the_fp32_export_deterministically(tmp_path: Path) -> None:
+    settings = Settings(cache_dir=tmp_path)
+    int8 = create("efficientnet-lite0-int8", settings)
+    fp32 = create("efficientnet-lite0", settings)
+    path = settings.models_dir / "efficientnet-lite0-int8.onnx"
+    card = read_card(path)
+    fp32_path = cached_model_path("efficientnet-lite0", settings)
+    assert card["quantized_from"]["sha256"] == read_card(fp32_path)["sha256"]
+    assert path.stat().st_size < fp32_path.stat().st_size / 2  # int8 weights
+    imgs = [load_image(p) for p in SAMPLE[::20]]
+    cos = np.sum(int8.encode_images(imgs) * fp32.encode_images(imgs), axis=1)
+    assert cos.mean() >= 0.97 and cos.min() >= 0.9, cos
+    path.unlink()  # rebuilt from the same calibration photos: the same bytes
+    create("efficientnet-lite0-int8", settings)
+    assert read_card(path)["sha256"] == card["sha256"]
+
+
 def test_onnx_matches_torch_eager() -> None:
     torch = pytest.importorskip("torch")
     enc = create("efficientnet-lite0", Settings())

@@ -1,6 +1,6 @@
 """Image encoders by name. Importing this package registers every built-in encoder."""
 
-from lookalike.encoders import efficientnet, fake, trained
+from lookalike.encoders import efficientnet, fake, quantized, trained
 from lookalike.encoders.base import Encoder, ModelCard, Preprocess, Vectors, l2_normalise
 from lookalike.encoders.onnx import OnnxEncoder
 from lookalike.encoders.pipeline import EncodedBatch, encode_stream
@@ -19,6 +19,7 @@ __all__ = [
     "encode_stream",
     "fake",
     "l2_normalise",
+    "quantized",
     "register",
     "trained",
 ]
