@@ -27,7 +27,7 @@ from lookalike.recommend import (
     steering_directions,
     update_preference,
 )
-from lookalike.recommend.feed import taste_scores
+from lookalike.recommend.feed import SPREAD_CLUSTERS, _Spread, taste_scores
 from lookalike.users import Users
 
 
@@ -152,6 +152,26 @@ def test_cold_start_is_a_diverse_spread(feed: Feed, catalog: Catalog) -> None:
     random = np.mean([mean_pairwise_distance(mat[rng.choice(len(ids), 12, False)])
                       for _ in range(20)])
     assert spread > random
+
+
+def test_cold_start_reaches_a_rare_category_after_disliking_every_mode() -> None:
+    """20 common looks (100 items each) and a rare one (15 items): a shopper who dislikes every
+    card is shown a rare item soon after the coarse modes, not after ~2,000 cards."""
+    rng = np.random.default_rng(3)
+    centres = _unit(rng.standard_normal((21, 48)))
+    sizes = [100] * 20 + [15]
+    vecs = _unit(np.concatenate([c + 0.5 * _unit(rng.standard_normal((m, 48)))
+                                 for c, m in zip(centres, sizes, strict=True)]))
+    rowids = np.arange(1, len(vecs) + 1, dtype=np.int64)
+    rare = set(rowids[-15:].tolist())
+    spread = _Spread(rowids, vecs)
+    seen: set[int] = set()
+    shown: list[int] = []
+    while not rare & set(shown) and len(shown) < 200:
+        shown += spread.pick(1, seen, vecs[np.asarray(shown, dtype=np.int64) - 1])
+    assert rare & set(shown), "no rare item in 200 cards"
+    assert len(shown) <= SPREAD_CLUSTERS + 16, len(shown)
+    assert len(set(shown)) == len(shown)
 
 
 def test_feed_learns_a_taste(feed: Feed, catalog: Catalog) -> None:

@@ -42,6 +42,7 @@ from lookalike.users import Swipe, User, Users
 __all__ = ["Feed", "taste_scores", "update_preference"]
 
 SPREAD_CLUSTERS = 16
+SPREAD_FINE_CLUSTERS = 64
 SPREAD_SAMPLE = 4000
 KNN_TOP = 3  # liked items whose similarities are averaged (item-kNN evidence)
 KNN_QUERIES = 12  # latest liked items searched around for candidates
@@ -100,35 +101,78 @@ def taste_scores(
 
 
 class _Spread:
-    """K-means clusters of a set of items, with each cluster's items from central outwards."""
+    """Coarse and fine k-means clusters of a set of items, each cluster's items from central
+    outwards: the cold-start walk over the catalog's modes."""
 
     def __init__(self, rowids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
         n = len(rowids)
-        k = max(1, min(SPREAD_CLUSTERS, n // 4 or 1))
         rng = np.random.default_rng(0)
         sample = vectors if n <= SPREAD_SAMPLE else vectors[rng.choice(n, SPREAD_SAMPLE, False)]
+        self.centres, self.members = self._clusters(
+            rowids, vectors, sample, max(1, min(SPREAD_CLUSTERS, n // 4 or 1))
+        )
+        fine = max(1, min(SPREAD_FINE_CLUSTERS, n // 8 or 1))
+        _, fine_members = self._clusters(rowids, vectors, sample, fine)
+        # fine-cluster medoids, with their vectors and cluster sizes
+        self.fine = np.asarray([m[0] for m in fine_members if len(m)], dtype=np.int64)
+        self.fine_sizes = np.asarray([len(m) for m in fine_members if len(m)])
+        position = {int(r): i for i, r in enumerate(rowids)}
+        self.fine_vectors = vectors[[position[int(r)] for r in self.fine]]
+
+    @staticmethod
+    def _clusters(
+        rowids: NDArray[np.int64],
+        vectors: NDArray[np.float32],
+        sample: NDArray[np.float32],
+        k: int,
+    ) -> tuple[NDArray[np.float32], list[NDArray[np.int64]]]:
         km = KMeans(n_clusters=min(k, len(sample)), n_init=1, random_state=0).fit(sample)
-        self.centres: NDArray[np.float32] = km.cluster_centers_.astype(np.float32)
-        sims = vectors @ self.centres.T
+        centres: NDArray[np.float32] = km.cluster_centers_.astype(np.float32)
+        sims = vectors @ centres.T
         labels = sims.argmax(axis=1)
-        self.members: list[NDArray[np.int64]] = []
-        for c in range(len(self.centres)):
+        members: list[NDArray[np.int64]] = []
+        for c in range(len(centres)):
             idx = np.flatnonzero(labels == c)
             order = idx[np.argsort(-sims[idx, c], kind="stable")]
-            self.members.append(rowids[order])
+            members.append(rowids[order])
+        return centres, members
 
     def pick(self, n: int, seen: set[int], disliked: NDArray[np.float32]) -> list[int]:
-        """Central unseen items of the clusters least like the clusters of disliked items
-        (bigger clusters first among equals): a farthest-first walk over the catalog's modes."""
+        """Up to `n` unseen items, coarse to fine:
+
+        1. the most central item of each coarse cluster, the clusters least like the clusters
+           of disliked items first (bigger first among equals);
+        2. once those are shown, the medoids of the fine clusters, least like any disliked
+           item first (bigger first among equals): a shopper who disliked every mode is led
+           into the smaller regions of the catalog the modes hid (a rare category);
+        3. then the coarse clusters' further items, round-robin.
+        """
+        out: list[int] = []
+
+        def take(rowid: int) -> bool:
+            if rowid not in seen:
+                seen.add(rowid)
+                out.append(rowid)
+            return len(out) >= n
+
         sizes = np.asarray([len(m) for m in self.members])
         penalty = np.zeros(len(self.members))
+        disliked = np.asarray(disliked, dtype=np.float32)
         if len(disliked):
-            hit = np.unique((np.asarray(disliked, dtype=np.float32) @ self.centres.T).argmax(1))
+            hit = np.unique((disliked @ self.centres.T).argmax(1))
             unit = self.centres / np.linalg.norm(self.centres, axis=1, keepdims=True)
             penalty = np.round((unit @ unit[hit].T).max(axis=1), 2)
         order = sorted(range(len(self.members)), key=lambda c: (penalty[c], -sizes[c], c))
+        for c in order:
+            if len(self.members[c]) and take(int(self.members[c][0])):
+                return out
+        closeness = np.zeros(len(self.fine))
+        if len(disliked):
+            closeness = np.round((self.fine_vectors @ disliked.T).max(axis=1), 2)
+        for i in sorted(range(len(self.fine)), key=lambda i: (closeness[i], -self.fine_sizes[i])):
+            if take(int(self.fine[i])):
+                return out
         cursors = [0] * len(self.members)
-        out: list[int] = []
         while len(out) < n:
             progressed = False
             for c in order:
@@ -136,13 +180,9 @@ class _Spread:
                 while cursors[c] < len(members) and int(members[cursors[c]]) in seen:
                     cursors[c] += 1
                 if cursors[c] < len(members):
-                    rowid = int(members[cursors[c]])
-                    cursors[c] += 1
-                    seen.add(rowid)
-                    out.append(rowid)
                     progressed = True
-                    if len(out) >= n:
-                        break
+                    if take(int(members[cursors[c]])):
+                        return out
             if not progressed:
                 break
         return out
