@@ -86,6 +86,7 @@ def main() -> None:
                 mean = {c: float(np.mean([cv.get(c, 0.0) for cv in curves])) for c in checkpoints}
                 results.setdefault(str(alpha), {})[label] = mean
         seconds = time.perf_counter() - t0
+        model = catalog.store.model_name
         catalog.close()
 
     beta = args.beta if args.beta is not None else Settings().swipe_beta
@@ -120,7 +121,7 @@ def main() -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("share of the liked label in the next 10 feed items")
     axes[-1].legend(fontsize=8, loc="lower right")
-    fig.suptitle("Simulated shoppers (clothing-dataset, efficientnet-lite0): hit rate vs swipes")
+    fig.suptitle(f"Simulated shoppers ({args.catalog.name}, {model}): hit rate vs swipes")
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)

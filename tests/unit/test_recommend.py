@@ -142,16 +142,24 @@ def test_feed_runs_dry_instead_of_repeating(catalog: Catalog) -> None:
     assert len(got) == len(set(got)) == total
 
 
-def test_cold_start_is_a_diverse_spread(feed: Feed, catalog: Catalog) -> None:
+def test_cold_start_shows_every_category_once_first(feed: Feed, catalog: Catalog) -> None:
     user, _ = feed.users.create_guest()
-    first = feed.next(user, 12)
-    assert len({r.item.category for r in first}) >= 5
-    rng = np.random.default_rng(0)
+    categories = {i.category for i in catalog.items(limit=1000)}
+    first = feed.next(user, len(categories))
+    assert sorted(r.item.category for r in first) == sorted(categories)
+
+
+def test_cold_start_without_categories_is_a_visual_spread(catalog: Catalog) -> None:
+    """Items without categories: the coarse modes' central items are further apart than
+    random items."""
     ids, mat = catalog.index.exact.ids, catalog.index.exact.matrix
-    spread = mean_pairwise_distance(np.stack([catalog.vector_of(r.item.id) for r in first]))
+    picks = _Spread(ids, mat).pick(12, set(), mat[:0])
+    spread = mean_pairwise_distance(np.stack([catalog.vector_of(i.id)
+                                              for i in catalog.store.get_many(picks)]))
+    rng = np.random.default_rng(0)
     random = np.mean([mean_pairwise_distance(mat[rng.choice(len(ids), 12, False)])
                       for _ in range(20)])
-    assert spread > random
+    assert len(set(picks)) == 12 and spread > random
 
 
 def test_cold_start_reaches_a_rare_category_after_disliking_every_mode() -> None:
@@ -172,6 +180,23 @@ def test_cold_start_reaches_a_rare_category_after_disliking_every_mode() -> None
     assert rare & set(shown), "no rare item in 200 cards"
     assert len(shown) <= SPREAD_CLUSTERS + 16, len(shown)
     assert len(set(shown)) == len(shown)
+
+
+def test_cold_start_shows_the_most_typical_item_of_every_category_first() -> None:
+    """Bigger categories first, each by its item nearest the category's mean; after the heads,
+    other items, none twice."""
+    rng = np.random.default_rng(5)
+    vecs = _unit(rng.standard_normal((60, 16)))
+    names = ["big"] * 40 + ["mid"] * 15 + ["rare"] * 4 + [""]  # "" = no category
+    rowids = np.arange(100, 160, dtype=np.int64)
+    first = _Spread(rowids, vecs, names).pick(3, set(), vecs[:0])
+    expected = []
+    for name in ("big", "mid", "rare"):
+        idx = np.flatnonzero(np.asarray(names) == name)
+        expected.append(int(rowids[idx[np.argmax(vecs[idx] @ vecs[idx].mean(axis=0))]]))
+    assert first == expected
+    more = _Spread(rowids, vecs, names).pick(10, set(first), vecs[:0])
+    assert len(set(more)) == 10 and not set(more) & set(first)
 
 
 def test_feed_learns_a_taste(feed: Feed, catalog: Catalog) -> None:

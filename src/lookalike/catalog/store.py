@@ -321,6 +321,15 @@ class CatalogStore:
             rows = conn.execute("SELECT id, image_hash FROM items").fetchall()
         return {r[0] for r in rows}, {r[1] for r in rows}
 
+    def categories(self) -> dict[int, str]:
+        """rowid → category of every item: the given one, else the predicted tag, else ""."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT rowid, coalesce(category, json_extract(predicted, '$.category.value'), '')"
+                " FROM items"
+            ).fetchall()
+        return {int(r[0]): str(r[1]) for r in rows}
+
     def vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """All (rowids ascending, vectors) — what the search index is built from."""
         dim = int(self.get_meta("dim") or 0)
