@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def dataset_paths(root: Path) -> list[Path]:
     return [p for p in paths if p.exists()]
 
 
-def per_image(fn: object, items: list[object]) -> float:
+def per_image(fn: object, items: Sequence[object]) -> float:
     """Seconds per item of fn over items, on this one thread."""
     start = time.perf_counter()
     for it in items:
@@ -49,6 +50,7 @@ def main() -> None:
     ap.add_argument("--dataset", type=Path, default=Path("../shared/datasets/clothing-dataset"))
     ap.add_argument("--limit", type=int, default=0, help="use only the first N images")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=3, help="limit + ingest measured N times")
     ap.add_argument("--model", default=Settings().model)
     ap.add_argument("--out", type=Path, default=Path("artifacts/bench_ingest.json"))
     args = ap.parse_args()
@@ -70,11 +72,8 @@ def main() -> None:
     for p in sample:  # warm the page cache so no line below measures the disk
         p.read_bytes()
 
-    # 1. decoding + preprocessing alone, one thread
-    decode_s = per_image(lambda p: pre(load_image(p, draft_size=draft)), sample)
     batch = np.stack([pre(load_image(p, draft_size=draft)) for p in sample[:256]])
 
-    # 2. the ONNX model alone, 1 thread and all cores, batches of 32
     def onnx_rate(enc: object) -> float:
         enc.encode_batch(batch[:32])  # type: ignore[attr-defined]
         start = time.perf_counter()
@@ -82,9 +81,11 @@ def main() -> None:
             enc.encode_batch(batch[i : i + 32])  # type: ignore[attr-defined]
         return len(batch) / (time.perf_counter() - start)
 
-    onnx_1, onnx_n = onnx_rate(enc1), onnx_rate(enc2)
-    model_core_s = 1.0 / onnx_1
-    limit = cores / (model_core_s + decode_s)
+    def components() -> tuple[float, float, float]:
+        """1. decoding + preprocessing alone, one thread (s per image); 2. the ONNX model
+        alone, 1 thread and all cores, batches of 32 (images/s)."""
+        decode = per_image(lambda p: pre(load_image(p, draft_size=draft)), sample)
+        return decode, onnx_rate(enc1), onnx_rate(enc2)
 
     # 3. torch eager alone (same tensors)
     torch_rate = None
@@ -132,11 +133,28 @@ def main() -> None:
         tagged = Catalog.open(Settings(catalog_dir=work / "tagged", model=args.model))
         e2e_tagged = tagged.ingest(args.dataset / "images", meta).images_per_second
         tagged.close()
-        # decode + encode + store only: what the CPU-bound limit above describes
-        settings = Settings(catalog_dir=work / "catalog", model=args.model, auto_tag=False)
-        cat = Catalog.open(settings)
-        report = cat.ingest(args.dataset / "images", meta)
-        e2e = report.images_per_second
+        # decode + encode + store only, what the CPU-bound limit describes. The machine's speed
+        # drifts (a shared VM: decode 1.1-1.6 ms, ONNX 210-236 images/s between runs), so each
+        # round measures the limit's parts and then the ingest, back to back; the ratio
+        # reported is the median of the rounds' ratios.
+        rounds = []
+        for rnd in range(args.rounds):
+            decode_s, onnx_1, onnx_n = components()
+            limit = cores / (1.0 / onnx_1 + decode_s)
+            settings = Settings(catalog_dir=work / f"catalog{rnd}", model=args.model,
+                                auto_tag=False)
+            cat = Catalog.open(settings)
+            report = cat.ingest(args.dataset / "images", meta)
+            e2e = report.images_per_second
+            rounds.append((e2e / limit, e2e, limit, decode_s, onnx_1, onnx_n))
+            print(f"round {rnd + 1}: decode {decode_s * 1000:.2f} ms, ONNX {onnx_1:.1f} img/s "
+                  f"(1 thread) {onnx_n:.1f} ({cores}), limit {limit:.1f}, ingest {e2e:.1f} "
+                  f"img/s = {e2e / limit:.0%}", file=sys.stderr)
+            if rnd + 1 < args.rounds:
+                cat.close()
+        # the median round's numbers go in the table
+        ratio, e2e, limit, decode_s, onnx_1, onnx_n = sorted(rounds)[len(rounds) // 2]
+        model_core_s = 1.0 / onnx_1
 
         # 6. warm photo → results latency (decode + encode + search), 200 queries
         queries = paths[:: max(1, len(paths) // args.queries)][: args.queries]
@@ -184,7 +202,8 @@ def main() -> None:
         "ingest_added": report.added,
         "ingest_rejected": len(report.rejected),
         "ingest_seconds": round(report.seconds, 1),
-        "ingest_vs_limit": round(e2e / limit, 3),
+        "ingest_vs_limit": round(ratio, 3),
+        "ingest_vs_limit_rounds": [round(r[0], 3) for r in rounds],
         "latency_p50_ms": round(float(np.percentile(lat, 50)) * 1000, 2),
         "latency_p99_ms": round(float(np.percentile(lat, 99)) * 1000, 2),
         "encode_batch1_p50_ms": round(float(np.percentile(enc_lat, 50)) * 1000, 2),
@@ -195,7 +214,8 @@ def main() -> None:
     width = max(len(k) for k in res)
     for key, value in res.items():
         print(f"{key:<{width}}  {value}")
-    print(f"\nend-to-end ingest is {e2e / limit:.0%} of the CPU-bound limit "
+    print(f"\nend-to-end ingest is {ratio:.0%} of the CPU-bound limit (median of {len(rounds)} "
+          f"rounds) "
           f"{cores} / ({model_core_s * 1000:.2f} ms model + {decode_s * 1000:.2f} ms decode)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))

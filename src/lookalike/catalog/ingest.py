@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -194,6 +195,9 @@ def ingest(
     report = IngestReport()
     known_ids, known_hashes = store.known_keys()
     raw_rows = read_metadata(metadata) if metadata is not None else rows_from_folder(images_dir)
+    # resolved once: Path.resolve() per image (an lstat per path component) cost the writing
+    # thread 4% of a 300 images/s ingest; image paths are stored absolute, normalised lexically
+    root = images_dir.resolve()
 
     # 1. validate every row up front (cheap), so the total for the progress bar is known
     rows: list[_Row] = []
@@ -215,7 +219,7 @@ def ingest(
         if item.id is not None and item.id in known_ids:
             report.skipped += 1
             continue
-        rows.append(_Row(number, item, resolve_image(images_dir, item.image)))
+        rows.append(_Row(number, item, resolve_image(root, item.image)))
         if item.id is not None:
             known_ids.add(item.id)
 
@@ -283,7 +287,7 @@ def ingest(
                     NewItem(
                         id=row.item.id or digest[:16],
                         fields=fields,
-                        image_path=str(row.path.resolve()),
+                        image_path=os.path.normpath(row.path),
                         image_hash=digest,
                         predicted=predicted,
                     )

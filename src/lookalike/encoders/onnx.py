@@ -123,5 +123,6 @@ class OnnxEncoder(Encoder):
     def encode_batch(self, batch: NDArray[np.float32]) -> Vectors:
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = self._session.run([self._output], {self._input: batch.astype(np.float32)})[0]
+        feed = np.ascontiguousarray(batch, dtype=np.float32)  # no copy when it already is
+        out = self._session.run([self._output], {self._input: feed})[0]
         return l2_normalise(np.asarray(out).reshape(batch.shape[0], -1))
