@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.catalog import Catalog
+from lookalike.catalog import Catalog, Item
 from lookalike.config import Settings
 from lookalike.recommend import Feed
 from lookalike.users import Users
@@ -31,21 +31,29 @@ DEFAULT_LABELS = ("Dress", "Shoes", "Pants", "T-Shirt", "Outwear", "Shorts", "Ha
 CHECKPOINTS = (0, 5, 10, 15, 20, 25, 30)
 
 
+def attribute(item: Item, name: str) -> str | None:
+    """The item's value of `name` (category or colour), given or else predicted."""
+    value = getattr(item, name)
+    tag = item.predicted.get(name)
+    return str(value) if value else (tag.value if tag is not None else None)
+
+
 def simulate(
-    feed: Feed, label: str, swipes: int, checkpoints: tuple[int, ...]
+    feed: Feed, label: str, swipes: int, checkpoints: tuple[int, ...], by: str = "category"
 ) -> dict[int, float]:
     user, _ = feed.users.create_guest()
     curve: dict[int, float] = {}
     for t in range(swipes + 1):
         if t in checkpoints:
             page = feed.next(user, 10, mark_shown=False)
-            curve[t] = float(np.mean([r.item.category == label for r in page])) if page else 0.0
+            hits = [attribute(r.item, by) == label for r in page]
+            curve[t] = float(np.mean(hits)) if page else 0.0
         if t == swipes:
             break
         card = feed.next(user, 1)
         if not card:
             break
-        feed.swipe(user, card[0].item.id, card[0].item.category == label)
+        feed.swipe(user, card[0].item.id, attribute(card[0].item, by) == label)
     return curve
 
 
@@ -53,6 +61,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--catalog", type=Path, required=True, help="catalog folder (copied)")
     ap.add_argument("--labels", nargs="*", default=list(DEFAULT_LABELS))
+    ap.add_argument("--by", choices=["category", "colour"], default="category",
+                    help="what the hidden taste is: a category, or a colour (given or predicted)")
+    ap.add_argument("--attribute-weight", type=float, default=None,
+                    help="default: settings.feed_attribute_weight")
     ap.add_argument("--alphas", nargs="*", type=float, default=[0.1, 0.3, 0.5, 0.8])
     ap.add_argument("--beta", type=float, default=None, help="default: settings.swipe_beta")
     ap.add_argument("--exploration", type=float, default=None)
@@ -79,8 +91,10 @@ def main() -> None:
                 feed.beta = args.beta
             if args.exploration is not None:
                 feed.exploration = args.exploration
+            if args.attribute_weight is not None:
+                feed.attribute_weight = args.attribute_weight
             for label in args.labels:
-                curves = [simulate(feed, label, args.swipes, checkpoints)
+                curves = [simulate(feed, label, args.swipes, checkpoints, args.by)
                           for _ in range(args.shoppers)]
                 calls += args.shoppers * (args.swipes + len(checkpoints))
                 mean = {c: float(np.mean([cv.get(c, 0.0) for cv in curves])) for c in checkpoints}
@@ -106,7 +120,8 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     alphas = list(results)
-    fig, axes = plt.subplots(1, len(alphas), figsize=(4.2 * len(alphas), 4), sharey=True)
+    fig, axes = plt.subplots(1, len(alphas), figsize=(max(7.0, 4.2 * len(alphas)), 4.2),
+                             sharey=True)
     axes = np.atleast_1d(axes)
     for ax, alpha in zip(axes, alphas, strict=True):
         for label, curve in results[alpha].items():
@@ -121,7 +136,7 @@ def main() -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("share of the liked label in the next 10 feed items")
     axes[-1].legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Simulated shoppers ({args.catalog.name}, {model}): hit rate vs swipes")
+    fig.suptitle(f"Simulated shoppers who like one {args.by} ({args.catalog.name}, {model})")
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)

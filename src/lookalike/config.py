@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     feed_exploration: float = Field(
         0.1, ge=0, le=1, description="Share of feed items drawn beyond the top of the taste."
     )
+    feed_attribute_weight: float = Field(
+        0.5, ge=0, le=5,
+        description="Swipe feed: weight of the user's like rates of an item's category and colour "
+        "(given or predicted) in its taste score; 0 = embeddings only.",
+    )
     mmr_lambda: float = Field(
         0.8, ge=0, le=1, description="MMR: 1 = pure relevance, lower = more diverse results."
     )

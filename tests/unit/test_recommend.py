@@ -27,7 +27,7 @@ from lookalike.recommend import (
     steering_directions,
     update_preference,
 )
-from lookalike.recommend.feed import SPREAD_CLUSTERS, _Spread, taste_scores
+from lookalike.recommend.feed import SPREAD_CLUSTERS, _Spread, like_rate, taste_scores
 from lookalike.users import Users
 
 
@@ -197,6 +197,16 @@ def test_cold_start_shows_the_most_typical_item_of_every_category_first() -> Non
     assert first == expected
     more = _Spread(rowids, vecs, names).pick(10, set(first), vecs[:0])
     assert len(set(more)) == 10 and not set(more) & set(first)
+
+
+def test_like_rate_by_hand() -> None:
+    # 3 likes (2 Dress, 1 Skirt), 2 dislikes (Shoes, Skirt): p = (3 + 1) / (5 + 2) = 4/7
+    p = 4 / 7
+    got = like_rate(["Dress", "Skirt", "Shoes", "Hat", ""],
+                            ["Dress", "Dress", "Skirt"], ["Shoes", "Skirt"], prior_strength=2)
+    expected = [(2 + 2 * p) / (2 + 2), (1 + 2 * p) / (2 + 2), (0 + 2 * p) / (1 + 2), p, p]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert np.allclose(like_rate(["A"], [], []), 0.5)  # nothing known: neutral
 
 
 def test_feed_learns_a_taste(feed: Feed, catalog: Catalog) -> None:

@@ -321,11 +321,14 @@ class CatalogStore:
             rows = conn.execute("SELECT id, image_hash FROM items").fetchall()
         return {r[0] for r in rows}, {r[1] for r in rows}
 
-    def categories(self) -> dict[int, str]:
-        """rowid → category of every item: the given one, else the predicted tag, else ""."""
+    def attribute_values(self, name: str) -> dict[int, str]:
+        """rowid → `name` ("category" or "colour") of every item: the given value, else the
+        predicted tag, else ""."""
+        if name not in ("category", "colour"):
+            raise ValueError(f"not a taggable attribute: {name!r}")
         with self.connection() as conn:
             rows = conn.execute(
-                "SELECT rowid, coalesce(category, json_extract(predicted, '$.category.value'), '')"
+                f"SELECT rowid, coalesce({name}, json_extract(predicted, '$.{name}.value'), '')"
                 " FROM items"
             ).fetchall()
         return {int(r[0]): str(r[1]) for r in rows}

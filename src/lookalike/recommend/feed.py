@@ -19,7 +19,9 @@ feed kept showing whatever was least like the dislikes — shoes to a shopper wh
   to the preference vector (weight `PREFERENCE_WEIGHT`) + item-kNN evidence (mean of the top-3
   similarities to liked items − β × the largest similarity to a disliked item) + the probability
   of a like from a small per-user logistic regression on the swiped items' embeddings (likes vs
-  dislikes; once there is at least one of each). Candidates are the nearest items to the
+  dislikes; once there is at least one of each) + `settings.feed_attribute_weight` × the user's
+  like rates of the item's category and of its colour (`like_rate`, shrunk toward their overall
+  rate). Candidates are the nearest items to the
   preference vector and to each of the latest liked items (so a taste with several modes, or
   whose nearest items are used up, keeps its other neighbourhoods); a share
   `settings.feed_exploration` of the slots goes to items drawn at random from further down the
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,7 +44,7 @@ from lookalike.errors import ItemNotFoundError
 from lookalike.recommend.diversity import mmr
 from lookalike.users import Swipe, User, Users
 
-__all__ = ["Feed", "taste_scores", "update_preference"]
+__all__ = ["Feed", "like_rate", "taste_scores", "update_preference"]
 
 SPREAD_CLUSTERS = 16
 SPREAD_FINE_CLUSTERS = 64
@@ -50,6 +53,8 @@ KNN_TOP = 3  # liked items whose similarities are averaged (item-kNN evidence)
 KNN_QUERIES = 12  # latest liked items searched around for candidates
 CLASSIFIER_SWIPES = 300  # latest swipes the per-user logistic regression is fitted on
 PREFERENCE_WEIGHT = 0.0
+ATTRIBUTE_PRIOR = 2.0  # pseudo-swipes of the prior of a category's or colour's like rate
+TASTE_ATTRIBUTES = ("category", "colour")
 
 
 def update_preference(
@@ -99,6 +104,31 @@ def taste_scores(
         clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=200).fit(x, y)
         score += clf.predict_proba(vectors)[:, 1]
     out: NDArray[np.float32] = score.astype(np.float32)
+    return out
+
+
+def like_rate(
+    candidates: Sequence[str],
+    liked: Sequence[str],
+    disliked: Sequence[str],
+    prior_strength: float = ATTRIBUTE_PRIOR,
+) -> NDArray[np.float32]:
+    """The user's like rate of each candidate's value of an attribute (its category, its
+    colour), shrunk toward their overall like rate: (likes of v + m·p) / (swipes of v + m),
+    p = (likes + 1) / (swipes + 2). A value never swiped (or none, "") scores p: what the feed
+    does not know stays neutral."""
+    likes: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    for name in liked:
+        likes[name] = likes.get(name, 0) + 1
+        seen[name] = seen.get(name, 0) + 1
+    for name in disliked:
+        seen[name] = seen.get(name, 0) + 1
+    p = (len(liked) + 1.0) / (len(liked) + len(disliked) + 2.0)
+    out = np.full(len(candidates), p, dtype=np.float32)
+    for i, name in enumerate(candidates):
+        if name and name in seen:
+            out[i] = (likes.get(name, 0) + prior_strength * p) / (seen[name] + prior_strength)
     return out
 
 
@@ -213,6 +243,19 @@ class _Spread:
         return out
 
 
+@dataclass
+class _Taste:
+    """What a user's swipes say: preference vector, liked/disliked items and their vectors,
+    and the catalog's categories and colours to count them by."""
+
+    preference: NDArray[np.float32]
+    liked: NDArray[np.float32]
+    disliked: NDArray[np.float32]
+    liked_rowids: list[int]
+    disliked_rowids: list[int]
+    values: dict[str, dict[int, str]]  # attribute → rowid → value (category, colour)
+
+
 class Feed:
     """A swipe feed over a catalog, with users, swipes and preferences in its SQLite file."""
 
@@ -222,7 +265,9 @@ class Feed:
         self.alpha = catalog.settings.swipe_alpha
         self.beta = catalog.settings.swipe_beta
         self.exploration = catalog.settings.feed_exploration
+        self.attribute_weight = catalog.settings.feed_attribute_weight
         self._spreads: dict[tuple[object, ...], _Spread] = {}
+        self._attributes: dict[str, tuple[tuple[int, int], dict[int, str]]] = {}
         self._lock = threading.Lock()
 
     # -- swipes ------------------------------------------------------------------------------
@@ -272,6 +317,18 @@ class Feed:
     def _rowids(self, item_ids: set[str]) -> set[int]:
         return set(self._rowid_map(item_ids).values())
 
+    def _values(self, name: str) -> dict[int, str]:
+        """rowid → category or colour (given or predicted), cached until the index changes."""
+        exact = self.catalog.index.exact
+        key = (len(exact), int(exact.ids[-1]) if len(exact) else 0)
+        with self._lock:
+            cached_key, cached = self._attributes.get(name, ((-1, -1), {}))
+        if cached_key != key:
+            cached = self.catalog.store.attribute_values(name)
+            with self._lock:
+                self._attributes[name] = (key, cached)
+        return cached
+
     def _spread(self, filters: Filters | None) -> _Spread:
         allowed = self.catalog.allowed_rowids(filters)
         exact = self.catalog.index.exact
@@ -285,7 +342,7 @@ class Feed:
         with self._lock:
             spread = self._spreads.get(key)
         if spread is None:
-            category_of = self.catalog.store.categories()
+            category_of = self._values("category")
             names = [category_of.get(int(r), "") for r in rowids]
             spread = _Spread(rowids, exact.get(rowids), names)
             with self._lock:
@@ -320,7 +377,9 @@ class Feed:
                 hits = [(r, float(s)) for r, s in zip(picks, scores, strict=True)]
         else:
             like_vecs = exact.get(np.asarray(liked, dtype=np.int64))
-            hits = self._exploit(preference, like_vecs, dis_vecs, n, filters, seen, rng)
+            taste = _Taste(preference, like_vecs, dis_vecs, liked, disliked,
+                           {name: self._values(name) for name in TASTE_ATTRIBUTES})
+            hits = self._exploit(taste, n, filters, seen, rng)
         results = self.catalog.results(hits)
         if mark_shown and results:
             self.users.mark_shown(user, [r.item.id for r in results])
@@ -328,9 +387,7 @@ class Feed:
 
     def _exploit(
         self,
-        preference: NDArray[np.float32],
-        liked: NDArray[np.float32],
-        disliked: NDArray[np.float32],
+        taste: _Taste,
         n: int,
         filters: Filters | None,
         seen: set[int],
@@ -338,17 +395,25 @@ class Feed:
     ) -> list[tuple[int, float]]:
         pool = max(20 * n, 100)
         # candidates: around the preference vector and around each of the latest likes
+        preference, liked, disliked = taste.preference, taste.liked, taste.disliked
         queries = np.concatenate([preference[None], liked[-KNN_QUERIES:]]).astype(np.float32)
         found = self.catalog.search_vectors(queries, pool, filters, sorted(seen))
         candidates = np.asarray(sorted({r for hits in found for r, _ in hits}), dtype=np.int64)
         if not len(candidates):
             return []
         vectors = self.catalog.index.exact.get(candidates)
-        taste = taste_scores(vectors, preference, liked, disliked, self.beta)
-        order = np.argsort(-taste, kind="stable")[:pool]
-        ranked = [(int(candidates[i]), float(taste[i])) for i in order]
+        score = taste_scores(vectors, preference, liked, disliked, self.beta)
+        if self.attribute_weight:
+            for values in taste.values.values():
+                score += self.attribute_weight * like_rate(
+                    [values.get(int(r), "") for r in candidates],
+                    [values.get(r, "") for r in taste.liked_rowids],
+                    [values.get(r, "") for r in taste.disliked_rowids],
+                )
+        order = np.argsort(-score, kind="stable")[:pool]
+        ranked = [(int(candidates[i]), float(score[i])) for i in order]
         vectors = vectors[order]
-        scores = taste[order]
+        scores = score[order]
         # near-duplicates collapsed (λ = 1: relevance order otherwise kept)
         keep = mmr(scores, vectors, len(ranked), 1.0, self.catalog.settings.near_duplicate_cos)
         ranked = [ranked[i] for i in sorted(keep)]
