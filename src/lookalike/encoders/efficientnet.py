@@ -13,7 +13,7 @@ from typing import Any
 
 from lookalike.config import Settings
 from lookalike.encoders.base import Preprocess
-from lookalike.encoders.onnx import cached_onnx_factory, read_card, write_card
+from lookalike.encoders.onnx import cached_onnx_factory, valid_cache, write_card
 from lookalike.encoders.registry import register
 from lookalike.errors import LookalikeError
 
@@ -122,12 +122,8 @@ def cached_model_path(variant: str, settings: Settings) -> Path:
 def ensure_backbone(variant: str, settings: Settings) -> Path:
     """Path of the verified cached export of `variant`, exporting it first if needed."""
     path = cached_model_path(variant, settings)
-    if path.is_file():
-        try:
-            read_card(path, verify=True)
-            return path
-        except LookalikeError:
-            pass  # stale or corrupt cache: export again
+    if valid_cache(path) is not None:
+        return path
     return export_backbone(variant, path)
 
 

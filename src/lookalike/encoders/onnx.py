@@ -53,6 +53,17 @@ def read_card(model_path: Path, *, verify: bool = True) -> dict[str, Any]:
     return card
 
 
+def valid_cache(path: Path) -> dict[str, Any] | None:
+    """The card of a cached model whose file matches the card's checksum, or None when the file
+    is missing, stale or corrupt (the caller builds it again)."""
+    if not path.is_file():
+        return None
+    try:
+        return read_card(path, verify=True)
+    except LookalikeError:
+        return None
+
+
 def card_from_dict(card: dict[str, Any]) -> ModelCard:
     pre = card.get("preprocess", {})
     known = {"name", "dim", "preprocess", "description"}

@@ -22,7 +22,13 @@ from pathlib import Path
 from lookalike.config import Settings
 from lookalike.encoders.base import Preprocess
 from lookalike.encoders.efficientnet import VARIANTS, ensure_backbone, preprocess_for
-from lookalike.encoders.onnx import cached_onnx_factory, file_sha256, read_card, write_card
+from lookalike.encoders.onnx import (
+    cached_onnx_factory,
+    file_sha256,
+    read_card,
+    valid_cache,
+    write_card,
+)
 from lookalike.encoders.registry import register
 from lookalike.errors import LookalikeError
 from lookalike.images import load_image
@@ -96,12 +102,8 @@ def ensure_int8(variant: str, settings: Settings) -> Path:
     """Path of the verified cached int8 model of `variant`, building it first if needed."""
     name = variant + SUFFIX
     path = settings.models_dir / f"{name}.onnx"
-    if path.is_file():
-        try:
-            read_card(path, verify=True)
-            return path
-        except LookalikeError:
-            pass  # stale or corrupt cache: build again
+    if valid_cache(path) is not None:
+        return path
     source = ensure_backbone(variant, settings)
     fp32 = read_card(source, verify=False)
     photos = calibration_paths()

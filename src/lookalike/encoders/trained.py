@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.config import Settings
-from lookalike.encoders.onnx import cached_onnx_factory, read_card, write_card
+from lookalike.encoders.onnx import cached_onnx_factory, valid_cache, write_card
 from lookalike.encoders.registry import register
 from lookalike.errors import LookalikeError
 
@@ -111,13 +111,9 @@ def ensure_trained(name: str, settings: Settings, weights_dir: Path = WEIGHTS_DI
         raise LookalikeError(f"{name}: no trained weights at {weights} (run `lookalike train`)")
     digest = _digest(weights)
     target = settings.models_dir / f"{name}-{digest[:12]}.onnx"
-    if target.is_file():
-        try:
-            card = read_card(target, verify=True)
-            if card.get("head_weights_sha256") == digest:
-                return target
-        except LookalikeError:
-            pass
+    card = valid_cache(target)
+    if card is not None and card.get("head_weights_sha256") == digest:
+        return target
     return export_trained(name, target, weights_dir)
 
 

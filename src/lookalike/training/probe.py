@@ -22,9 +22,8 @@ from lookalike.encoders.efficientnet import (
     load_torch_backbone,
     preprocess_for,
 )
-from lookalike.encoders.onnx import OnnxEncoder, card_from_dict, read_card, write_card
+from lookalike.encoders.onnx import OnnxEncoder, card_from_dict, read_card, valid_cache, write_card
 from lookalike.encoders.salient import PROBE_DIM, PROBE_LAYOUT, probe_module
-from lookalike.errors import LookalikeError
 
 BACKBONE = "efficientnet-lite0"
 PROBE_NAME = "lite0-probe"
@@ -55,12 +54,8 @@ def ensure_probe(settings: Settings) -> Path:
     the backbone is built (e.g. its activation) re-exports the probe too."""
     backbone_card = read_card(ensure_backbone(BACKBONE, settings), verify=False)
     path = settings.models_dir / f"{PROBE_NAME}-{str(backbone_card['sha256'])[:12]}.onnx"
-    if path.is_file():
-        try:
-            read_card(path, verify=True)
-            return path
-        except LookalikeError:
-            pass
+    if valid_cache(path) is not None:
+        return path
     pre = preprocess_for(BACKBONE)
     export_onnx(
         probe_module(load_torch_backbone(BACKBONE), LITE_MEAN, LITE_STD), pre.image_size, path
