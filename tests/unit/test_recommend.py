@@ -3,6 +3,8 @@ profiles, Rocchio + steering, MMR. Fast paths are checked against plain referenc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -207,6 +209,21 @@ def test_like_rate_by_hand() -> None:
     expected = [(2 + 2 * p) / (2 + 2), (1 + 2 * p) / (2 + 2), (0 + 2 * p) / (1 + 2), p, p]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     assert np.allclose(like_rate(["A"], [], []), 0.5)  # nothing known: neutral
+
+
+def test_warm_builds_the_cold_start_once_and_tolerates_an_empty_catalog(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    feed = Feed(catalog, Users(catalog.store))
+    feed.warm()
+    assert len(feed._spreads) == 1
+    user, _ = feed.users.create_guest()
+    feed.next(user, 3)
+    assert len(feed._spreads) == 1  # the unfiltered spread was reused
+    s = Settings(catalog_dir=tmp_path / "empty", model="fake")
+    empty = Catalog.open(s, encoder=create("fake", s))
+    Feed(empty, Users(empty.store)).warm()  # nothing to cluster: no error
+    empty.close()
 
 
 def test_feed_learns_a_taste(feed: Feed, catalog: Catalog) -> None:

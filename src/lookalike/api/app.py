@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         cat.encoder.dim  # load the model before the first request, not during it  # noqa: B018
+        app.state.feed.warm()
         yield
         if owned:
             cat.close()

@@ -317,6 +317,12 @@ class Feed:
     def _rowids(self, item_ids: set[str]) -> set[int]:
         return set(self._rowid_map(item_ids).values())
 
+    def warm(self) -> None:
+        """Build the unfiltered cold start now (two k-means: ~1.2 s on 5,400 items, 2 cores)
+        rather than while the first visitor waits for a card."""
+        if len(self.catalog.index):
+            self._spread(None)
+
     def _values(self, name: str) -> dict[int, str]:
         """rowid → category or colour (given or predicted), cached until the index changes."""
         exact = self.catalog.index.exact
