@@ -51,28 +51,17 @@ def test_exact_matches_reference_loop_with_and_without_filter() -> None:
         assert got[0].tolist() == reference_search(ids, vecs, q, 7, set(allowed.tolist()))
 
 
-def test_exact_search_runs_blas_on_one_thread_and_restores_it() -> None:
-    """A few queries run with one BLAS thread (they are memory-bound, and idle OpenBLAS threads
-    spin on the cores the encoder needs); a big batch keeps every thread; the process setting
-    is restored either way."""
-    from threadpoolctl import threadpool_info
-
-    import lookalike.index.exact as exact
-
-    def blas_threads() -> list[int]:
-        return [int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+def test_similarities_of_one_and_of_many_queries_match_the_matrix_product() -> None:
+    from lookalike.index.exact import similarities
 
     rng = np.random.default_rng(1)
-    index = ExactIndex(8)
-    index.add(np.arange(50, dtype=np.int64), rng.standard_normal((50, 8)).astype(np.float32))
-    before = blas_threads()
-    index.search(rng.standard_normal((2, 8)).astype(np.float32), 3)
-    assert blas_threads() == before
-    with exact._blas_threads_for(2):
-        assert all(n == 1 for n in blas_threads())
-    with exact._blas_threads_for(exact.SINGLE_THREAD_QUERIES + 1):
-        assert blas_threads() == before
-    assert blas_threads() == before
+    matrix = rng.standard_normal((300, 24)).astype(np.float32)
+    for n in (1, 2, 20):
+        queries = rng.standard_normal((n, 24)).astype(np.float32)
+        got = similarities(queries, matrix)
+        assert got.shape == (n, 300) and got.dtype == np.float32
+        np.testing.assert_allclose(got, queries.astype(np.float64) @ matrix.T.astype(np.float64),
+                                   rtol=1e-4, atol=1e-4)
 
 
 def test_exact_remove_and_readd() -> None:

@@ -3,33 +3,22 @@ and the fastest choice for small catalogs and for small filtered subsets."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
-from functools import cache
-from typing import Any
-
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from lookalike.index.base import Ids, Matrix, top_k
 
-# A few queries against the matrix are matrix-vector products: memory-bound, no faster on
-# several BLAS threads, and OpenBLAS's threads busy-wait after each call, taking the cores
-# ONNX Runtime needs for the next photo. Measured on 2 cores, 5,398 × 1,280: photo searches
-# from 2 threads ran 116/s with BLAS threads, 199/s with one (docs/issue-6-notes.md).
-SINGLE_THREAD_QUERIES = 16
 
-
-@cache
-def _blas() -> ThreadpoolController:
-    """The process's BLAS libraries (found once: scanning them takes ~1.5 ms)."""
-    return ThreadpoolController()
-
-
-def _blas_threads_for(n_queries: int) -> AbstractContextManager[Any]:
-    if n_queries > SINGLE_THREAD_QUERIES:
-        return nullcontext()
-    limit: AbstractContextManager[Any] = _blas().limit(limits=1, user_api="blas")
-    return limit
+def similarities(queries: Matrix, matrix: Matrix) -> Matrix:
+    """queries @ matrix.T. One query (a photo search) is a matrix-vector product: memory-bound,
+    and on BLAS its threads busy-wait after each call on the cores ONNX Runtime needs for the
+    next photo, so it runs in numpy's own single-threaded loop. Measured on 2 cores,
+    5,398 × 1,280 (docs/issue-3-notes.md): warm photo searches from 2 threads 117/s through
+    BLAS, 212/s this way (one caller: 107/s and 134/s)."""
+    if len(queries) == 1:
+        one: Matrix = np.einsum("d,nd->n", queries[0], matrix)[None]
+        return one
+    many: Matrix = queries @ matrix.T
+    return many
 
 
 class ExactIndex:
@@ -82,8 +71,6 @@ class ExactIndex:
         else:
             pos = self.positions(allowed)
             ids, matrix = self.ids[pos], self.matrix[pos]
-        with _blas_threads_for(len(queries)):
-            sims = queries @ matrix.T
-        scores, idx = top_k(sims, k)
+        scores, idx = top_k(similarities(queries, matrix), k)
         out_ids = np.where(idx >= 0, ids[np.clip(idx, 0, None)] if len(ids) else -1, -1)
         return scores, out_ids.astype(np.int64)
