@@ -47,17 +47,8 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"field": _location(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
-        for e in exc.errors()
-    ]
-    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-    return _json(422, f"invalid request: {summary}", errors=errors)
-
-
-async def _pydantic(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ValidationError)
+    """FastAPI's request validation and pydantic's own errors: the same 422, field by field."""
+    assert isinstance(exc, RequestValidationError | ValidationError)
     errors = [
         {"field": _location(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
         for e in exc.errors()
@@ -104,7 +95,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Register every handler on `app`."""
     app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(ValidationError, _pydantic)
+    app.add_exception_handler(ValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(ItemNotFoundError, _not_found)
