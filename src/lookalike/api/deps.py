@@ -27,22 +27,22 @@ from lookalike.users import User, Users
 _hasher = PasswordHasher()
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_catalog(request: Request) -> Catalog:
+async def get_catalog(request: Request) -> Catalog:
     catalog: Catalog = request.app.state.catalog
     return catalog
 
 
-def get_users(request: Request) -> Users:
+async def get_users(request: Request) -> Users:
     users: Users = request.app.state.users
     return users
 
 
-def get_feed(request: Request) -> Feed:
+async def get_feed(request: Request) -> Feed:
     feed: Feed = request.app.state.feed
     return feed
 
@@ -82,7 +82,7 @@ def cpu_runner(settings: Settings) -> CpuRunner:
     return CpuRunner(settings.search_concurrency or os.cpu_count() or 1)
 
 
-def get_cpu(request: Request) -> CpuRunner:
+async def get_cpu(request: Request) -> CpuRunner:
     runner: CpuRunner = request.app.state.cpu
     return runner
 
@@ -207,7 +207,7 @@ def make_filters(
         raise FilterError(f"bad filter: {problems}") from None
 
 
-def query_filters(
+async def query_filters(
     category: Annotated[list[str] | None, Query(description="Any of these (repeat or comma-separate).")] = None,  # noqa: E501
     brand: Annotated[list[str] | None, Query()] = None,
     colour: Annotated[list[str] | None, Query(description="Given or predicted colour.")] = None,
@@ -222,7 +222,7 @@ def query_filters(
                         min_sustainability)
 
 
-def form_filters(
+async def form_filters(
     category: Annotated[list[str] | None, Form()] = None,
     brand: Annotated[list[str] | None, Form()] = None,
     colour: Annotated[list[str] | None, Form()] = None,
@@ -279,7 +279,7 @@ def _steer_pairs(values: list[str]) -> dict[str, float]:
     return out
 
 
-def form_steering(
+async def form_steering(
     positive: Annotated[list[str] | None, Form(description="Item ids: more like these.")] = None,
     negative: Annotated[list[str] | None, Form(description="Item ids: less like these.")] = None,
     steer: Annotated[
@@ -314,7 +314,7 @@ def _declared(dependant: Dependant, kind: str) -> set[str]:
 
 def _unknown(request: Request, given: set[str], kind: str) -> None:
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
+    if not given or not isinstance(route, APIRoute):
         return
     known = _declared(route.dependant, kind)
     unknown = sorted(given - known)
@@ -326,7 +326,7 @@ def _unknown(request: Request, given: set[str], kind: str) -> None:
         )
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     _unknown(request, set(request.query_params.keys()), "query_params")
 
 
