@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +168,35 @@ def test_add_update_delete_one_item(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "cat" / "catalog.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 8
+
+
+def test_a_served_catalog_sees_items_another_process_adds_and_deletes(tmp_path: Path) -> None:
+    """Two server workers, or a CLI ingest into a served catalog: each process's index follows
+    SQLite at its next search, without a reopen."""
+    images, meta, _ = make_dataset(tmp_path, 12)
+    folder = tmp_path / "cat"
+    with open_catalog(folder) as cat:
+        cat.ingest(images, meta)
+        data = jpeg(noise((60, 80), seed=7))
+        assert cat.search_image(data, k=1)[0].item.id != "other-1"
+        (tmp_path / "other.jpg").write_bytes(data)
+        script = (
+            "import sys\nfrom pathlib import Path\n"
+            "from lookalike import Catalog, ItemIn, Settings\n"
+            "cat = Catalog.open(Settings(catalog_dir=sys.argv[1], model='fake'))\n"
+            "p = Path(sys.argv[2])\n"
+            "cat.add_item(ItemIn(id='other-1', image=p.name), p.read_bytes(), p)\n"
+            "cat.delete_item('item-0000')\n"
+        )
+        subprocess.run([sys.executable, "-c", script, str(folder), str(tmp_path / "other.jpg")],
+                       check=True)
+        hits = cat.search_image(data, k=12)
+        assert hits[0].item.id == "other-1" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+        assert "item-0000" not in {h.item.id for h in hits} and len(hits) == 12
+        assert len(cat) == 12 and not cat.refresh()  # in step now: nothing more to do
+        with open_catalog(folder) as fresh:  # the same index as a process that starts now
+            np.testing.assert_array_equal(fresh.index.exact.ids, cat.index.exact.ids)
+            np.testing.assert_array_equal(fresh.index.exact.matrix, cat.index.exact.matrix)
 
 
 def test_reopen_restores_vectors_exactly(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ the source of truth) and the ANN index file (a rebuildable cache).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,8 @@ class Catalog:
     vector_taggers: list[VectorTagger] = field(default_factory=list)
     _encoder: Encoder | None = None
     last_plan: SearchPlan | None = None
+    _version: int = -1  # the store's vectors_version the index is in step with
+    _sync: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(cls, settings: Settings | None = None, encoder: Encoder | None = None) -> Catalog:
@@ -76,8 +79,10 @@ class Catalog:
             store.bind_model(encoder.name, encoder.dim)
             stored_dim = str(encoder.dim)
         index = CatalogIndex(folder, int(stored_dim), settings)
+        version = store.vectors_version()  # read before the vectors: a later change shows
         index.load(*store.vectors())
-        catalog = cls(settings=settings, store=store, index=index, _encoder=encoder)
+        catalog = cls(settings=settings, store=store, index=index, _encoder=encoder,
+                      _version=version)
         if settings.auto_tag:  # default taggers (colour; trained probes) — issue 5
             from lookalike.attributes.taggers import install_default_taggers
 
@@ -185,6 +190,29 @@ class Catalog:
         rowid = self.store.delete(item_id)
         self.index.remove(np.asarray([rowid], dtype=np.int64))
 
+    def refresh(self) -> bool:
+        """Bring the search index in step with SQLite when another process (a second server
+        worker, a CLI ingest) has added or removed items since; True if it changed anything.
+        Costs one small read when nothing changed, so every search calls it."""
+        if self.store.vectors_version() == self._version:
+            return False
+        with self._sync:
+            version = self.store.vectors_version()
+            if version == self._version:
+                return False
+            stored = self.store.vector_rowids()
+            have = self.index.exact.ids
+            gone = np.setdiff1d(have, stored, assume_unique=True)
+            new_ids, new_vectors = self.store.vectors_of(
+                np.setdiff1d(stored, have, assume_unique=True)
+            )
+            if len(gone):
+                self.index.remove(gone)
+            if len(new_ids):
+                self.index.add(new_ids, new_vectors)
+            self._version = version
+            return bool(len(gone) or len(new_ids))
+
     # -- reads -------------------------------------------------------------------------------
 
     def get(self, item_id: str) -> Item:
@@ -194,6 +222,7 @@ class Catalog:
         return self.store.list(filters, offset, limit)
 
     def vector_of(self, item_id: str) -> NDArray[np.float32]:
+        self.refresh()
         rowid = self.store.rowid_of(item_id)
         vecs = self.index.vectors_of(np.asarray([rowid], dtype=np.int64))
         if len(vecs) == 0:
@@ -227,6 +256,7 @@ class Catalog:
         exclude: Sequence[int] = (),
     ) -> list[list[tuple[int, float]]]:
         """Nearest (rowid, score) per query vector, pre-filtered, `exclude`d rowids left out."""
+        self.refresh()
         allowed = self.allowed_rowids(filters)
         if allowed is not None and exclude:
             allowed = np.setdiff1d(allowed, np.asarray(exclude, dtype=np.int64))

@@ -58,6 +58,18 @@ CREATE TABLE IF NOT EXISTS embeddings (
     item_rowid INTEGER PRIMARY KEY REFERENCES items(rowid) ON DELETE CASCADE,
     vector BLOB NOT NULL
 );
+-- Bumped by every change to the vectors, whoever makes it (another server process, a CLI
+-- ingest into a served catalog): one cheap read tells a process its index is out of step.
+INSERT OR IGNORE INTO meta (key, value) VALUES ('vectors_version', '0');
+CREATE TRIGGER IF NOT EXISTS embeddings_added AFTER INSERT ON embeddings BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vectors_version';
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_removed AFTER DELETE ON embeddings BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vectors_version';
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_changed AFTER UPDATE OF vector ON embeddings BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vectors_version';
+END;
 """
 
 _COLUMNS = (
@@ -345,6 +357,35 @@ class CatalogStore:
             return ids, np.zeros((0, dim), dtype=np.float32)
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
         return ids, matrix.reshape(len(rows), -1).copy()
+
+    def vectors_version(self) -> int:
+        """Changes to the stored vectors so far, by any connection or process."""
+        return int(self.get_meta("vectors_version") or 0)
+
+    def vector_rowids(self) -> NDArray[np.int64]:
+        """Rowids of the items that have a vector, ascending."""
+        with self.connection() as conn:
+            rows = conn.execute("SELECT item_rowid FROM embeddings ORDER BY item_rowid").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vectors_of(
+        self, rowids: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """(rowids found, their vectors) for some rowids; ones deleted meanwhile are left out."""
+        dim = int(self.get_meta("dim") or 0)
+        found: list[int] = []
+        blobs: list[bytes] = []
+        with self.connection() as conn:
+            for start in range(0, len(rowids), 500):
+                chunk = [int(r) for r in rowids[start:start + 500]]
+                for rowid, blob in conn.execute(
+                    f"SELECT item_rowid, vector FROM embeddings WHERE item_rowid IN "
+                    f"({','.join('?' * len(chunk))}) ORDER BY item_rowid", chunk
+                ):
+                    found.append(int(rowid))
+                    blobs.append(blob)
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(found), dim)
+        return np.asarray(found, dtype=np.int64), matrix.copy()
 
     def vector(self, rowid: int) -> NDArray[np.float32]:
         with self.connection() as conn:

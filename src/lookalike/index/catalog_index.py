@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,7 @@ class CatalogIndex:
         self.folder.mkdir(parents=True, exist_ok=True)
         ann.save(self.folder / INDEX_FILE)
         meta = {"dim": self.dim, "count": len(ann), "digest": _ids_digest(ann.ids())}
-        tmp = self.folder / (INDEX_META + ".tmp")
+        tmp = self.folder / f"{INDEX_META}.{os.getpid()}.tmp"  # several processes may save
         tmp.write_text(json.dumps(meta))
         tmp.replace(self.folder / INDEX_META)
 

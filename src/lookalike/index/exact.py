@@ -22,55 +22,71 @@ def similarities(queries: Matrix, matrix: Matrix) -> Matrix:
 
 
 class ExactIndex:
-    """Vectors in one contiguous matrix, rows sorted by id."""
+    """Vectors in one contiguous matrix, rows sorted by id.
+
+    Ids and matrix are swapped together as one tuple, never changed in place, so a search
+    running while another thread adds or removes items sees one consistent version."""
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
-        self.ids: Ids = np.zeros(0, dtype=np.int64)
-        self.matrix: Matrix = np.zeros((0, dim), dtype=np.float32)
+        self._data: tuple[Ids, Matrix] = (
+            np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
+        )
+
+    @property
+    def ids(self) -> Ids:
+        return self._data[0]
+
+    @property
+    def matrix(self) -> Matrix:
+        return self._data[1]
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self._data[0])
 
     def add(self, ids: Ids, vectors: Matrix) -> None:
         ids = np.asarray(ids, dtype=np.int64)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
         if len(ids) == 0:
             return
-        present = np.isin(ids, self.ids)
-        if present.any():
-            self.remove(ids[present])
-        self.ids = np.concatenate([self.ids, ids])
-        self.matrix = np.concatenate([self.matrix, vectors])
-        if len(self.ids) > 1 and not (np.diff(self.ids) > 0).all():
-            order = np.argsort(self.ids, kind="stable")
-            self.ids, self.matrix = self.ids[order], self.matrix[order]
+        old_ids, old_matrix = self._data
+        keep = ~np.isin(old_ids, ids)  # an id added again replaces its vector
+        all_ids = np.concatenate([old_ids[keep], ids])
+        matrix = np.concatenate([old_matrix[keep], vectors])
+        if len(all_ids) > 1 and not (np.diff(all_ids) > 0).all():
+            order = np.argsort(all_ids, kind="stable")
+            all_ids, matrix = all_ids[order], matrix[order]
+        self._data = (all_ids, matrix)
 
     def remove(self, ids: Ids) -> None:
-        keep = ~np.isin(self.ids, np.asarray(ids, dtype=np.int64))
-        self.ids, self.matrix = self.ids[keep], self.matrix[keep]
+        old_ids, old_matrix = self._data
+        keep = ~np.isin(old_ids, np.asarray(ids, dtype=np.int64))
+        self._data = (old_ids[keep], old_matrix[keep])
+
+    @staticmethod
+    def _positions(present: Ids, ids: Ids) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(present) == 0:
+            return np.zeros(0, dtype=np.intp)
+        pos = np.clip(np.searchsorted(present, ids), 0, len(present) - 1)
+        found: np.ndarray = pos[present[pos] == ids]
+        return found
 
     def positions(self, ids: Ids) -> np.ndarray:
         """Row positions of those `ids` that are present."""
-        ids = np.asarray(ids, dtype=np.int64)
-        pos = np.searchsorted(self.ids, ids)
-        pos = np.clip(pos, 0, max(len(self.ids) - 1, 0))
-        if len(self.ids) == 0:
-            return np.zeros(0, dtype=np.intp)
-        found: np.ndarray = pos[self.ids[pos] == ids]
-        return found
+        return self._positions(self._data[0], ids)
 
     def get(self, ids: Ids) -> Matrix:
-        rows: Matrix = self.matrix[self.positions(ids)]
+        present, matrix = self._data
+        rows: Matrix = matrix[self._positions(present, ids)]
         return rows
 
     def search(self, queries: Matrix, k: int, allowed: Ids | None = None) -> tuple[Matrix, Ids]:
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
-        if allowed is None:
-            ids, matrix = self.ids, self.matrix
-        else:
-            pos = self.positions(allowed)
-            ids, matrix = self.ids[pos], self.matrix[pos]
+        ids, matrix = self._data
+        if allowed is not None:
+            pos = self._positions(ids, allowed)
+            ids, matrix = ids[pos], matrix[pos]
         scores, idx = top_k(similarities(queries, matrix), k)
         out_ids = np.where(idx >= 0, ids[np.clip(idx, 0, None)] if len(ids) else -1, -1)
         return scores, out_ids.astype(np.int64)

@@ -75,7 +75,7 @@ class HnswIndex:
 
     def save(self, path: Path) -> None:
         """Write atomically (temp file, fsync, rename)."""
-        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")  # several processes may save
         faiss.write_index(self._index, str(tmp))
         with tmp.open("rb") as f:
             os.fsync(f.fileno())

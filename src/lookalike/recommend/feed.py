@@ -362,6 +362,7 @@ class Feed:
     ) -> list[Result]:
         """The next `n` items for the user (never one shown before); they count as shown
         unless `mark_shown` is False (a peek, for tests and simulations)."""
+        self.catalog.refresh()
         if n <= 0 or len(self.catalog.index) == 0:
             return []
         swipes = self.users.swipes(user)
