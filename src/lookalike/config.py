@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(False, description="Send the session cookie over HTTPS only.")
     profile_max_photos: int = Field(12, ge=1, le=100, description="Photos per profile search.")
     api_max_k: int = Field(100, ge=1, le=1000, description="Most results one request may ask.")
+    search_processes: int | None = Field(
+        None, ge=0, le=64,
+        description="Processes the server searches photos in, each with its own copy of the "
+        "model and index (see lookalike.api.cpu); 0 = threads of the server process. None: "
+        "one per core under `lookalike serve` (on 2+ cores), threads in an embedded app.",
+    )
     search_concurrency: int = Field(
         0, ge=0, le=256, description="Photos the server encodes at once; 0 = one per core."
     )

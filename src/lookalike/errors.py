@@ -15,6 +15,9 @@ class ImageLoadError(LookalikeError):
         self.source = source
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[ImageLoadError], tuple[str, str]]:
+        return type(self), (self.source, self.reason)  # intact across processes (pickle)
+
 
 class ImageTooLargeError(ImageLoadError):
     """The image exceeds the byte or pixel cap (a decompression bomb is one)."""
@@ -30,6 +33,9 @@ class ItemNotFoundError(LookalikeError):
     def __init__(self, item_id: str) -> None:
         super().__init__(f"no item with id {item_id!r}")
         self.item_id = item_id
+
+    def __reduce__(self) -> tuple[type[ItemNotFoundError], tuple[str]]:
+        return type(self), (self.item_id,)
 
 
 class CatalogMismatchError(LookalikeError):

@@ -4,12 +4,14 @@ the registered `fake` encoder (fast). The real encoder runs in test_api_real.py.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
 from imagefactory import jpeg, minimal_pdf, noise, png, png_with_declared_size, truncated
@@ -502,3 +504,76 @@ def test_search_page_offers_camera_and_filters(client: TestClient) -> None:
                     "f-second-hand", "f-sust", "steer-dir", "steer-amt", "diversity"):
         assert f'id="{control}"' in html
     assert re.search(r"<label[^>]*>Category", html)
+
+
+# -- searches in separate processes (what `lookalike serve` does on 2+ cores) --------------------
+
+
+def _die(catalog: Catalog) -> None:
+    os._exit(3)  # a search process killed mid-request (OOM killer, a crash in native code)
+
+
+@pytest.fixture(scope="module")
+def process_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    catalog, _ = build_demo_catalog(
+        settings_for(tmp_path_factory.mktemp("process-cat"), search_processes=2)
+    )
+    with TestClient(create_app(catalog.settings, catalog)) as c:  # `with`: runs the lifespan
+        yield c
+    catalog.close()
+
+
+def test_search_processes_answer_like_threads(
+    process_client: TestClient, client: TestClient
+) -> None:
+    assert process_client.app.state.cpu.processes == 2  # type: ignore[attr-defined]
+    rows = sample_rows()
+    for row in rows[:6]:
+        form = {"k": "8", "category": ["Hat", "Shoes", row["category"]]}
+        a = process_client.post("/search", files={"photo": ("q.jpg", photo_of(row))}, data=form)
+        b = client.post("/search", files={"photo": ("q.jpg", photo_of(row))}, data=form)
+        assert a.status_code == 200, a.text
+        assert [r["item"]["id"] for r in a.json()["results"]] == \
+            [r["item"]["id"] for r in b.json()["results"]]
+    # errors raised in a search process reach the client as they would from a thread
+    bad = process_client.post("/search", files={"photo": ("x.jpg", b"hello, I am text")})
+    assert_error(bad, 415, "not an image")
+    unknown = process_client.post("/search", files={"photo": ("q.jpg", photo_of(rows[1]))},
+                                  data={"positive": "no-such-item"})
+    assert_error(unknown, 404, "no-such-item")
+    profile = process_client.post(
+        "/search/profile", files=[("photos", ("a.jpg", photo_of(r))) for r in rows[:3]]
+    )
+    assert profile.status_code == 200 and len(profile.json()["results"]) == 12
+
+
+def test_search_processes_see_items_the_server_adds_and_deletes(
+    process_client: TestClient,
+) -> None:
+    photo = new_photo()
+    added = process_client.post("/items", files={"image": ("p.png", photo, "image/png")},
+                                data={"item": '{"id": "proc-1"}'}, headers=ADMIN)
+    assert added.status_code == 201, added.text
+    for _ in range(4):  # whichever process answers
+        hit = process_client.post("/search", files={"photo": ("q.png", photo, "image/png")},
+                                  data={"k": "1"})
+        assert hit.json()["results"][0]["item"]["id"] == "proc-1"
+    assert process_client.delete("/items/proc-1", headers=ADMIN).status_code == 204
+    for _ in range(4):
+        after = process_client.post("/search", files={"photo": ("q.png", photo, "image/png")},
+                                    data={"k": "3"})
+        assert "proc-1" not in {r["item"]["id"] for r in after.json()["results"]}
+
+
+def test_a_dead_search_process_is_replaced_and_the_server_keeps_answering(
+    process_client: TestClient,
+) -> None:
+    cpu = process_client.app.state.cpu  # type: ignore[attr-defined]
+    with pytest.raises(HTTPException) as err:
+        process_client.portal.call(cpu.search, _die)  # type: ignore[union-attr]  # app's loop
+    assert err.value.status_code == 503
+    row = sample_rows()[42]
+    for _ in range(3):
+        again = process_client.post("/search", files={"photo": ("q.jpg", photo_of(row))})
+        assert again.status_code == 200, again.text
+        assert again.json()["results"][0]["item"]["id"] == row["id"]

@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from lookalike import __version__
 from lookalike.api import errors
-from lookalike.api.deps import cpu_runner
+from lookalike.api.cpu import cpu_runner
 from lookalike.api.limits import FORM_OVERHEAD, BodyLimitMiddleware
 from lookalike.api.routers import catalog as catalog_router
 from lookalike.api.routers import items, pages, search, users
@@ -58,7 +58,9 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         cat.encoder.dim  # load the model before the first request, not during it  # noqa: B018
         app.state.feed.warm()
+        app.state.cpu.start()
         yield
+        app.state.cpu.close()
         if owned:
             cat.close()
 
@@ -68,7 +70,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.state.catalog = cat
     app.state.users = Users(cat.store)
     app.state.feed = Feed(cat, app.state.users)
-    app.state.cpu = cpu_runner(settings)
+    app.state.cpu = cpu_runner(cat, settings)
 
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, cap=body_cap(settings),

@@ -3,11 +3,7 @@ key, filters from a query string or form, and bounded upload reading."""
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Callable
-from functools import partial
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,8 +11,8 @@ from fastapi import Depends, Form, Header, HTTPException, Query, Request, Respon
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
+from lookalike.api.cpu import CpuRunner
 from lookalike.api.schemas import Steering
 from lookalike.catalog import Catalog, Filters
 from lookalike.config import Settings
@@ -54,32 +50,6 @@ FeedDep = Annotated[Feed, Depends(get_feed)]
 
 
 # -- CPU-bound work ---------------------------------------------------------------------------
-
-
-T = TypeVar("T")
-
-
-class CpuRunner:
-    """Runs CPU-bound library calls in worker threads, at most `slots` at once.
-
-    Measured on 2 cores: 16 concurrent searches in the thread pool gave 18 requests/s against
-    43 for one at a time (threads fighting over the cores), so encodes queue here instead. A
-    thread semaphore, not an event-loop object, so it works whatever loop runs the app."""
-
-    def __init__(self, slots: int) -> None:
-        self.slots = slots
-        self._gate = threading.BoundedSemaphore(slots)
-
-    def _run(self, fn: Callable[[], T]) -> T:
-        with self._gate:
-            return fn()
-
-    async def __call__(self, fn: Callable[..., T], *args: object) -> T:
-        return await run_in_threadpool(self._run, partial(fn, *args))
-
-
-def cpu_runner(settings: Settings) -> CpuRunner:
-    return CpuRunner(settings.search_concurrency or os.cpu_count() or 1)
 
 
 async def get_cpu(request: Request) -> CpuRunner:

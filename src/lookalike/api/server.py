@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from lookalike.api.app import create_app
+from lookalike.api.cpu import serving_processes
 from lookalike.config import Settings
 
 
@@ -19,10 +20,12 @@ def url_of(settings: Settings) -> str:
 
 def run_server(settings: Settings) -> None:
     """Serve until interrupted, after printing where."""
+    settings = settings.model_copy(update={"search_processes": serving_processes(settings)})
     app = create_app(settings)
     url = url_of(settings)
-    print(f"lookalike is serving {settings.catalog_dir} at {url}  (API docs: {url}docs)",
-          flush=True)
+    processes = settings.search_processes
+    print(f"lookalike is serving {settings.catalog_dir} at {url}  (API docs: {url}docs)"
+          + (f", searching in {processes} processes" if processes else ""), flush=True)
     print("press Ctrl+C to stop", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
                 proxy_headers=False, server_header=False)

@@ -19,6 +19,11 @@ def serve_cmd(
     ] = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    search_processes: Annotated[
+        int | None,
+        typer.Option(min=0, max=64, help="Processes to search photos in; 0 = threads. "
+                     "Default: one per core."),
+    ] = None,
 ) -> None:
     """Serve the API (docs at /docs) and the shopper's web page over a catalog."""
     from lookalike.api.server import run_server
@@ -28,6 +33,8 @@ def serve_cmd(
         settings = settings.model_copy(update={"host": host})
     if port is not None:
         settings = settings.model_copy(update={"port": port})
+    if search_processes is not None:
+        settings = settings.model_copy(update={"search_processes": search_processes})
     if not (Path(settings.catalog_dir) / "catalog.sqlite").is_file():
         raise fail(LookalikeError(
             f"no catalog in {settings.catalog_dir}: "

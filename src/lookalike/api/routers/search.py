@@ -38,7 +38,6 @@ K = Annotated[int, Form(ge=1, le=1000, description="How many results.")]
     "`colour_weight`, `diversity`.",
 )
 async def search_photo(
-    catalog: CatalogDep,
     cpu: CpuDep,
     settings: SettingsDep,
     filters: FormFiltersDep,
@@ -47,8 +46,8 @@ async def search_photo(
     k: K = 12,
 ) -> SearchResponse:
     data = await read_upload(photo, settings.upload_max_bytes)
-    results = await cpu(
-        queries.search_photo, catalog, data, min(k, settings.api_max_k), filters, steering
+    results = await cpu.search(
+        queries.search_photo, data, min(k, settings.api_max_k), filters, steering
     )
     return SearchResponse.of(results)
 
@@ -61,7 +60,6 @@ async def search_photo(
     "into a few style prototypes and the results interleave them.",
 )
 async def search_profile(
-    catalog: CatalogDep,
     cpu: CpuDep,
     settings: SettingsDep,
     filters: FormFiltersDep,
@@ -71,9 +69,7 @@ async def search_profile(
     if len(photos) > settings.profile_max_photos:
         raise HTTPException(422, f"at most {settings.profile_max_photos} photos per profile")
     data = [await read_upload(p, settings.upload_max_bytes) for p in photos]
-    results = await cpu(
-        queries.search_profile, catalog, data, min(k, settings.api_max_k), filters
-    )
+    results = await cpu.search(queries.search_profile, data, min(k, settings.api_max_k), filters)
     return SearchResponse.of(results)
 
 
