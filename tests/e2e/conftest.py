@@ -59,8 +59,9 @@ def _free_port() -> int:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a real server on 127.0.0.1 over the real-encoder sample catalog."""
     _require_browser()
+    # searches in 2 processes, as `lookalike serve` runs them on 2+ cores
     settings = Settings(catalog_dir=tmp_path_factory.mktemp("e2e-catalog"),
-                        host="127.0.0.1", port=_free_port())
+                        host="127.0.0.1", port=_free_port(), search_processes=2)
     catalog, report = build_demo_catalog(settings)
     assert report.added == 306
     server = uvicorn.Server(uvicorn.Config(create_app(settings, catalog), host=settings.host,

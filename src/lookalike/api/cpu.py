@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -39,8 +41,19 @@ T = TypeVar("T")
 _worker_catalog: Catalog | None = None
 
 
-def _open_worker(settings: Settings) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """A search process must not outlive its server, even one killed with SIGKILL (its pool
+    can then no longer tell it to stop)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def _open_worker(settings: Settings, parent: int) -> None:
     global _worker_catalog  # one per spawned process: that process's own state, nothing shared
+    # Ctrl+C reaches the whole process group: the server shuts its pool down, the workers wait
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _worker_catalog = Catalog.open(settings)
     _worker_catalog.encoder.dim  # load the model now, not during the first search  # noqa: B018
 
@@ -73,7 +86,7 @@ class CpuRunner:
         settings = self.catalog.settings.model_copy(update={"intra_op_threads": 1})
         return ProcessPoolExecutor(
             self.processes, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_open_worker, initargs=(settings,),
+            initializer=_open_worker, initargs=(settings, os.getpid()),
         )
 
     def start(self) -> None:
