@@ -135,6 +135,11 @@ def test_ann_file_is_extended_not_rebuilt_and_rebuilt_when_corrupt(tmp_path: Pat
     index.add(ids[90:91], vecs[90:91])
     assert index.ann is ann, "adding one item must extend the graph, not rebuild it"
     assert len(HnswIndex.load(tmp_path / INDEX_FILE)) == 91
+    # an item added twice (a refresh from SQLite got there first) is in the graph once
+    index.add(ids[89:91], vecs[89:91])
+    assert len(index.ann) == 91 and len(index) == 91
+    _, twice, _ = index.search(vecs[90:91], 3)
+    assert len(set(twice[0].tolist())) == 3
     # reopening with more items in SQLite extends the saved file
     reopened = CatalogIndex(tmp_path, 8, settings)
     reopened.load(ids, vecs)

@@ -159,7 +159,8 @@ class Catalog:
             columns=columns,
         )
         if new_ids:
-            self.index.add(np.concatenate(new_ids), np.concatenate(new_vecs))
+            with self._sync:
+                self.index.add(np.concatenate(new_ids), np.concatenate(new_vecs))
         return report
 
     def add_item(self, item: ItemIn, image: bytes, image_path: Path) -> Item:
@@ -180,7 +181,8 @@ class Catalog:
         predicted = {k: t for k, t in tags.items() if not getattr(item, k, None)}
         new = NewItem(item.id or digest[:16], item, str(image_path), digest, predicted)
         (rowid,) = self.store.add([new], vector)
-        self.index.add(np.asarray([rowid], dtype=np.int64), vector)
+        with self._sync:
+            self.index.add(np.asarray([rowid], dtype=np.int64), vector)
         return self.store.get(new.id)
 
     def update_item(self, item_id: str, change: ItemUpdate) -> Item:
@@ -188,7 +190,8 @@ class Catalog:
 
     def delete_item(self, item_id: str) -> None:
         rowid = self.store.delete(item_id)
-        self.index.remove(np.asarray([rowid], dtype=np.int64))
+        with self._sync:
+            self.index.remove(np.asarray([rowid], dtype=np.int64))
 
     def refresh(self) -> bool:
         """Bring the search index in step with SQLite when another process (a second server

@@ -110,12 +110,15 @@ class CatalogIndex:
     # -- changes -----------------------------------------------------------------------------
 
     def add(self, ids: Ids, vectors: Matrix) -> None:
-        """Add items without a rebuild (the ANN graph is extended and saved)."""
+        """Add items without a rebuild (the ANN graph is extended and saved). Ids already
+        present (a refresh may have loaded them first) are not added to the graph twice."""
+        ids = np.asarray(ids, dtype=np.int64)
+        new = ~np.isin(ids, self.exact.ids)
         self.exact.add(ids, vectors)
         if self.ann is None and len(self.exact) > self.settings.exact_max_items:
             self.ann = self._open_ann(self.exact.ids, self.exact.matrix)
-        elif self.ann is not None:
-            self.ann.add(ids, vectors)
+        elif self.ann is not None and new.any():
+            self.ann.add(ids[new], np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1)[new])
             self._save_ann(self.ann)
 
     def remove(self, ids: Ids) -> None:
