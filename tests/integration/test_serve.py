@@ -100,13 +100,22 @@ def search_processes(pid: int) -> list[int]:
             if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
-def test_ctrl_c_stops_the_server_and_its_search_processes_cleanly(
+@pytest.fixture
+def serving(
     server: tuple[subprocess.Popen[bytes], str],
-) -> None:
+) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """The server after one search, and its two search processes."""
     proc, url = server
     assert search(url) == 200
     workers = search_processes(proc.pid)
     assert len(workers) == 2
+    return proc, workers
+
+
+def test_ctrl_c_stops_the_server_and_its_search_processes_cleanly(
+    serving: tuple[subprocess.Popen[bytes], list[int]],
+) -> None:
+    proc, workers = serving
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl+C in a terminal does: the whole group
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
@@ -115,12 +124,9 @@ def test_ctrl_c_stops_the_server_and_its_search_processes_cleanly(
 
 
 def test_search_processes_do_not_outlive_a_killed_server(
-    server: tuple[subprocess.Popen[bytes], str],
+    serving: tuple[subprocess.Popen[bytes], list[int]],
 ) -> None:
-    proc, url = server
-    assert search(url) == 200
-    workers = search_processes(proc.pid)
-    assert len(workers) == 2
+    proc, workers = serving
     proc.kill()  # SIGKILL: no shutdown code runs in the server
     proc.wait()
     deadline = time.monotonic() + 10
