@@ -140,6 +140,11 @@ def test_ann_file_is_extended_not_rebuilt_and_rebuilt_when_corrupt(tmp_path: Pat
     assert len(index.ann) == 91 and len(index) == 91
     _, twice, _ = index.search(vecs[90:91], 3)
     assert len(set(twice[0].tolist())) == 3
+    # a process catching up with another's writes (Catalog.refresh) leaves the file alone
+    saved = (tmp_path / INDEX_FILE).read_bytes()
+    index.add(ids[91:92], vecs[91:92], save=False)
+    index.remove(ids[:1], save=False)
+    assert (tmp_path / INDEX_FILE).read_bytes() == saved and len(index) == 91
     # reopening with more items in SQLite extends the saved file
     reopened = CatalogIndex(tmp_path, 8, settings)
     reopened.load(ids, vecs)

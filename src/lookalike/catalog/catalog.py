@@ -209,10 +209,11 @@ class Catalog:
             new_ids, new_vectors = self.store.vectors_of(
                 np.setdiff1d(stored, have, assume_unique=True)
             )
+            # the process that wrote to SQLite saves the ANN file; followers only catch up
             if len(gone):
-                self.index.remove(gone)
+                self.index.remove(gone, save=False)
             if len(new_ids):
-                self.index.add(new_ids, new_vectors)
+                self.index.add(new_ids, new_vectors, save=False)
             self._version = version
             return bool(len(gone) or len(new_ids))
 

@@ -109,9 +109,10 @@ class CatalogIndex:
 
     # -- changes -----------------------------------------------------------------------------
 
-    def add(self, ids: Ids, vectors: Matrix) -> None:
-        """Add items without a rebuild (the ANN graph is extended and saved). Ids already
-        present (a refresh may have loaded them first) are not added to the graph twice."""
+    def add(self, ids: Ids, vectors: Matrix, *, save: bool = True) -> None:
+        """Add items without a rebuild (the ANN graph is extended and, with `save`, saved).
+        Ids already present (a refresh may have loaded them first) are not added to the graph
+        twice. A process following another one's writes passes save=False: the writer saves."""
         ids = np.asarray(ids, dtype=np.int64)
         new = ~np.isin(ids, self.exact.ids)
         self.exact.add(ids, vectors)
@@ -119,13 +120,15 @@ class CatalogIndex:
             self.ann = self._open_ann(self.exact.ids, self.exact.matrix)
         elif self.ann is not None and new.any():
             self.ann.add(ids[new], np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1)[new])
-            self._save_ann(self.ann)
+            if save:
+                self._save_ann(self.ann)
 
-    def remove(self, ids: Ids) -> None:
+    def remove(self, ids: Ids, *, save: bool = True) -> None:
         self.exact.remove(ids)
         if self.ann is not None:
             self.ann.remove(ids)
-            self._save_ann(self.ann)
+            if save:
+                self._save_ann(self.ann)
 
     def __len__(self) -> int:
         return len(self.exact)
