@@ -82,8 +82,11 @@ class CpuRunner:
         self._replacing = threading.Lock()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        # each process searches with one ONNX thread: the processes are the parallelism
-        settings = self.catalog.settings.model_copy(update={"intra_op_threads": 1})
+        # each process searches with one ONNX thread (the processes are the parallelism) and
+        # never writes, so it loads no taggers
+        settings = self.catalog.settings.model_copy(
+            update={"intra_op_threads": 1, "auto_tag": False}
+        )
         return ProcessPoolExecutor(
             self.processes, mp_context=multiprocessing.get_context("spawn"),
             initializer=_open_worker, initargs=(settings, os.getpid()),
