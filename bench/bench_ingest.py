@@ -149,7 +149,7 @@ def main() -> None:
             rounds.append((e2e / limit, e2e, limit, decode_s, onnx_1, onnx_n))
             print(f"round {rnd + 1}: decode {decode_s * 1000:.2f} ms, ONNX {onnx_1:.1f} img/s "
                   f"(1 thread) {onnx_n:.1f} ({cores}), limit {limit:.1f}, ingest {e2e:.1f} "
-                  f"img/s = {e2e / limit:.0%}", file=sys.stderr)
+                  f"img/s = {e2e / limit:.1%}", file=sys.stderr)
             if rnd + 1 < args.rounds:
                 cat.close()
         # the median round's numbers go in the table
@@ -214,7 +214,7 @@ def main() -> None:
     width = max(len(k) for k in res)
     for key, value in res.items():
         print(f"{key:<{width}}  {value}")
-    print(f"\nend-to-end ingest is {ratio:.0%} of the CPU-bound limit (median of {len(rounds)} "
+    print(f"\nend-to-end ingest is {ratio:.1%} of the CPU-bound limit (median of {len(rounds)} "
           f"rounds) "
           f"{cores} / ({model_core_s * 1000:.2f} ms model + {decode_s * 1000:.2f} ms decode)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
