@@ -24,7 +24,7 @@ from lookalike.catalog.filters import Filters
 from lookalike.catalog.schema import Item, ItemFields, ItemUpdate, Tag
 from lookalike.errors import CatalogMismatchError, ItemNotFoundError
 
-SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -58,25 +58,36 @@ CREATE TABLE IF NOT EXISTS embeddings (
     item_rowid INTEGER PRIMARY KEY REFERENCES items(rowid) ON DELETE CASCADE,
     vector BLOB NOT NULL
 );
--- Bumped by every change to the vectors, whoever makes it (another server process, a CLI
--- ingest into a served catalog): one cheap read tells a process its index is out of step.
-INSERT OR IGNORE INTO meta (key, value) VALUES ('vectors_version', '0');
-CREATE TRIGGER IF NOT EXISTS embeddings_added AFTER INSERT ON embeddings BEGIN
-    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vectors_version';
-END;
-CREATE TRIGGER IF NOT EXISTS embeddings_removed AFTER DELETE ON embeddings BEGIN
-    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vectors_version';
-END;
-CREATE TRIGGER IF NOT EXISTS embeddings_changed AFTER UPDATE OF vector ON embeddings BEGIN
-    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vectors_version';
-END;
 """
+# Bumped by every change to the vectors, whoever makes it (another server process, a CLI ingest
+# into a served catalog): one cheap read tells a process its index is out of step. An upsert, so
+# opening a catalog writes nothing (a missing row reads as 0).
+_BUMP_VERSION = (
+    "INSERT INTO meta (key, value) VALUES ('vectors_version', '1') "
+    "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;"
+)
+SCHEMA = _TABLES + "".join(
+    f"CREATE TRIGGER IF NOT EXISTS embeddings_{name} AFTER {event} ON embeddings "
+    f"BEGIN {_BUMP_VERSION} END;\n"
+    for name, event in (("added", "INSERT"), ("removed", "DELETE"), ("changed", "UPDATE OF vector"))
+)
 
 _COLUMNS = (
     "rowid, id, title, category, department, kids, price, currency, brand, sizes, colour, url, "
     "sustainability, second_hand, source, extra, predicted, image_path, image_hash, "
     "created_at, updated_at"
 )
+
+
+def _as_arrays(
+    rows: Sequence[tuple[int, bytes]] | Sequence[sqlite3.Row], dim: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """(item_rowid, vector blob) rows → (rowids, matrix)."""
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    if not rows:
+        return ids, np.zeros((0, dim), dtype=np.float32)
+    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+    return ids, matrix.reshape(len(rows), -1).copy()
 
 
 def _now() -> str:
@@ -352,11 +363,7 @@ class CatalogStore:
             rows = conn.execute(
                 "SELECT item_rowid, vector FROM embeddings ORDER BY item_rowid"
             ).fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        if not rows:
-            return ids, np.zeros((0, dim), dtype=np.float32)
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        return ids, matrix.reshape(len(rows), -1).copy()
+        return _as_arrays(rows, dim)
 
     def vectors_version(self) -> int:
         """Changes to the stored vectors so far, by any connection or process."""
@@ -373,19 +380,15 @@ class CatalogStore:
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """(rowids found, their vectors) for some rowids; ones deleted meanwhile are left out."""
         dim = int(self.get_meta("dim") or 0)
-        found: list[int] = []
-        blobs: list[bytes] = []
+        rows: list[tuple[int, bytes]] = []
         with self.connection() as conn:
             for start in range(0, len(rowids), 500):
                 chunk = [int(r) for r in rowids[start:start + 500]]
-                for rowid, blob in conn.execute(
+                rows += conn.execute(
                     f"SELECT item_rowid, vector FROM embeddings WHERE item_rowid IN "
                     f"({','.join('?' * len(chunk))}) ORDER BY item_rowid", chunk
-                ):
-                    found.append(int(rowid))
-                    blobs.append(blob)
-        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(found), dim)
-        return np.asarray(found, dtype=np.int64), matrix.copy()
+                ).fetchall()
+        return _as_arrays(rows, dim)
 
     def vector(self, rowid: int) -> NDArray[np.float32]:
         with self.connection() as conn:
