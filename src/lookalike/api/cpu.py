@@ -5,7 +5,7 @@ Two ways, chosen by `Settings.search_processes`:
 * threads (0): library calls run in worker threads of the server process, at most one per
   core at once. Simple, one copy of the index; but the event loop (HTTP parsing, FastAPI's
   dependency solving, JSON) and the searches' own Python share one interpreter lock, and on a
-  busy 2-core server the cores then idle for a third of the time waiting for it.
+  busy 2-core server the machine then ran only ~1.64 of its 2 cores (measured), the rest waiting.
 * processes (N > 0): searches run in N spawned processes, each with its own catalog handle
   (model, index, SQLite connection) kept in step with SQLite by `Catalog.refresh`; the server
   process only speaks HTTP. Work is queued, not tied to connections, so the processes share
