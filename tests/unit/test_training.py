@@ -60,6 +60,21 @@ def test_tiny_training_lowers_loss_and_resumes(loss: str, tmp_path: Path) -> Non
         np.testing.assert_allclose(resumed_head(x).numpy(), head(x).numpy(), atol=1e-6)
 
 
+def test_checkpoint_of_other_data_is_not_resumed(tmp_path: Path) -> None:
+    """Same config, other features (e.g. another backbone): train anew, never reuse the head."""
+    torch.set_num_threads(1)
+    views, y = _clustered()
+    cfg = HeadConfig(in_dim=32, hidden=32, out_dim=8, epochs=2, batch_items=32)
+    ckpt = tmp_path / "head.pt"
+    train_head(views, y, cfg, checkpoint=ckpt)
+    other = np.ascontiguousarray(views[:, ::-1])  # the same items in another order
+    fresh = train_head(other, y, cfg)[1]
+    reports: list[int] = []
+    _, history = train_head(other, y, cfg, checkpoint=ckpt, progress=lambda r: reports.append(1))
+    assert reports == [1, 1]  # both epochs trained again
+    assert history == pytest.approx(fresh)
+
+
 class _TinyBackbone(torch.nn.Module):  # type: ignore[misc]
     """Stands in for EfficientNet: (n, 3, 32, 32) → (n, 16, 4, 4) feature map (colour at 32 px)."""
 

@@ -48,6 +48,14 @@ class HeadConfig:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def data_fingerprint(views: NDArray[np.float32], labels: NDArray[np.int64]) -> str:
+    """What a checkpoint was trained on: shapes and bytes of the features and labels."""
+    h = hashlib.sha256(repr((views.shape, labels.shape)).encode())
+    h.update(np.ascontiguousarray(views, dtype=np.float32).tobytes())
+    h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
 @dataclass
 class EpochReport:
     epoch: int
@@ -126,7 +134,8 @@ def train_head(
 ) -> tuple[Any, list[float]]:
     """Train on `views` (V, n, in_dim) L2-normalised features of n items in V views (view 0 =
     the original) with integer `labels` (n,). Returns the head (eval mode) and the mean loss of
-    every epoch. With `checkpoint`, resumes from it when its config matches and saves to it
+    every epoch. With `checkpoint`, resumes from it when its config and training data match (a
+    checkpoint of other features, e.g. another backbone's, is started over) and saves to it
     after every epoch."""
     import torch
 
@@ -144,9 +153,10 @@ def train_head(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     history: list[float] = []
     start_epoch = 0
+    key = {"fingerprint": cfg.fingerprint(), "data": data_fingerprint(views, labels)}
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=False)
-        if state.get("fingerprint") == cfg.fingerprint():
+        if all(state.get(k) == v for k, v in key.items()):
             head.load_state_dict(state["head"])
             cat_loss.load_state_dict(state["loss"])
             opt.load_state_dict(state["opt"])
@@ -194,7 +204,7 @@ def train_head(
             tmp = checkpoint.with_suffix(".tmp")
             torch.save(
                 {
-                    "fingerprint": cfg.fingerprint(),
+                    **key,
                     "head": head.state_dict(),
                     "loss": cat_loss.state_dict(),
                     "opt": opt.state_dict(),
