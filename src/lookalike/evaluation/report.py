@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from lookalike.evaluation.protocols import (
     plan_evaluation,
     score_plan,
 )
-from lookalike.evaluation.splits import GroupSplit, load_or_create_split
+from lookalike.evaluation.splits import GroupSplit, groups_fingerprint, load_or_create_split
 
 
 @dataclass
@@ -37,8 +38,16 @@ class EvaluationRun:
     files: list[Path] = field(default_factory=list)
 
 
-def default_split_path(settings: Settings, dataset_name: str, fraction: float, seed: int) -> Path:
-    return settings.cache_dir / "splits" / f"{dataset_name}-group-{fraction}-seed{seed}.json"
+def default_split_path(
+    settings: Settings, dataset_name: str, fraction: float, seed: int, groups: Sequence[str]
+) -> Path:
+    """Where the split of these groups is saved: named after the set of groups too, so a
+    subset of a data set (same folder name, fewer contributors) gets its own split file."""
+    return (
+        settings.cache_dir
+        / "splits"
+        / f"{dataset_name}-{groups_fingerprint(groups)}-group-{fraction}-seed{seed}.json"
+    )
 
 
 def evaluate_models(
@@ -60,7 +69,9 @@ def evaluate_models(
     data = load_dataset(dataset_root)
     split: GroupSplit | None = None
     if "product" not in data.name:  # product sample: never trained on, evaluated whole
-        split_file = split_file or default_split_path(settings, data.name, test_fraction, seed)
+        split_file = split_file or default_split_path(
+            settings, data.name, test_fraction, seed, data.groups
+        )
         split = load_or_create_split(split_file, data.groups, test_fraction, seed)
     bg_paths = None
     if backgrounds is not None:

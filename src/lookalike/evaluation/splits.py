@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,12 +71,30 @@ def group_split(
     return GroupSplit(test_groups=test, test_fraction=test_fraction, seed=seed, column=column)
 
 
+def groups_fingerprint(groups: Sequence[str]) -> str:
+    """Short digest of the set of groups: which data set (or subset) a split belongs to."""
+    return hashlib.sha256("\n".join(sorted(set(groups))).encode()).hexdigest()[:10]
+
+
 def load_or_create_split(
     path: Path, groups: Sequence[str], test_fraction: float = 0.5, seed: int = 0
 ) -> GroupSplit:
-    """The split saved at `path`, or a new one saved there."""
+    """The split saved at `path`, or a new one saved there.
+
+    A saved split must belong to these groups: one that holds out groups this data set does not
+    have (a split of another data set or of a subset) is refused with an error naming the file,
+    never silently used. Groups added since the split was saved count as training groups."""
     if path.is_file():
-        return GroupSplit.load(path)
+        split = GroupSplit.load(path)
+        present = set(groups)
+        foreign = sorted(g for g in split.test_groups if g not in present)
+        if foreign:
+            raise ValueError(
+                f"{path}: this split holds out {len(foreign)} of its {len(split.test_groups)} "
+                f"groups that are not in the data set (e.g. {', '.join(foreign[:3])}): it "
+                "belongs to another data set; delete it or pass another split file"
+            )
+        return split
     split = group_split(groups, test_fraction, seed)
     split.save(path)
     return split
