@@ -1,6 +1,8 @@
 """Issue 4 experiment: how the projection heads trade category precision for generalisation.
 
     .venv/bin/python bench/head_tradeoff.py '[{}, {"identity_weight": 30}, {"w_head": 0.25}]'
+    .venv/bin/python bench/head_tradeoff.py '[{"whiten_shrink": 1.0, "w_white": 1.0,
+        "w_backbone": 0, "w_head": 0.65, "w_colour": 0.35}]'
 
 Heads are trained on the train contributors minus a validation quarter of them (the held-out
 half of the saved split is never touched), then scored on those validation contributors
@@ -38,6 +40,7 @@ from lookalike.evaluation.splits import GroupSplit, group_split, load_or_create_
 from lookalike.training.head import HeadConfig, build_ensemble, train_head
 from lookalike.training.pipeline import Combine, augmented_views, combine, pooled
 from lookalike.training.probe import probe_encoder
+from lookalike.training.whitening import Whitening, learn_whitening
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 COLUMNS = [
@@ -50,7 +53,8 @@ COLUMNS = [
     ("products", "synthetic_pairs/top1", "prod synth"),
     ("products", "colour/top10_majority_agreement", "prod c-agr"),
 ]
-MIX_FIELDS = ("w_head", "w_backbone", "w_colour", "colour_power", "pooling")
+MIX_FIELDS = ("w_head", "w_backbone", "w_colour", "colour_power", "pooling", "whiten_shrink",
+              "w_white")
 
 Embed = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 
@@ -66,7 +70,7 @@ def main() -> None:
     enc = probe_encoder(settings)
     data = load_clothing_dataset(args.clothing)
     outer = load_or_create_split(
-        default_split_path(settings, data.name, 0.5, 0), data.groups, 0.5, 0
+        default_split_path(settings, data.name, 0.5, 0, data.groups), data.groups, 0.5, 0
     )
     is_test = outer.test_mask(data.groups)
     train_groups = sorted({g for g, t in zip(data.groups, is_test, strict=True) if not t})
@@ -114,23 +118,27 @@ def main() -> None:
         mix = Combine(**{"w_head": 0.5, "w_backbone": 1.0, "w_colour": 0.2, "colour_power": 2.0,
                          **{k: spec.pop(k) for k in list(spec) if k in MIX_FIELDS}})
         cfg = HeadConfig(**{"identity_weight": 3.0, **spec})
-        key = json.dumps([losses, spec])
+        white = None if mix.whiten_shrink is None else learn_whitening(x, mix.whiten_shrink)
+        key = json.dumps([losses, spec, mix.whiten_shrink])
         if key not in heads:
             head = build_ensemble(cfg, losses)
+            x_in = x if white is None else np.stack([white(v) for v in x])
             for k, loss in enumerate(losses):
                 one = replace(cfg, loss=loss)
                 ckpt = settings.cache_dir / "training" / f"tradeoff-{one.fingerprint()}.pt"
-                trained, _ = train_head(x, y, one, checkpoint=ckpt)
+                trained, _ = train_head(x_in, y, one, checkpoint=ckpt)
                 head.heads[k].load_state_dict(trained.state_dict())
             head.eval()
             heads[key] = head
         trained_head = heads[key]
 
-        def embed(r: NDArray[np.float32], h: Any = trained_head, c: Combine = mix) -> Any:
-            return combine(r, h, c)
+        def embed(r: NDArray[np.float32], h: Any = trained_head, c: Combine = mix,
+                  w: Whitening | None = white) -> Any:
+            return combine(r, h, c, w)
 
+        whitened = "" if white is None else f" whiten {mix.whiten_shrink} w {mix.w_white}"
         show(f"{'+'.join(losses)} id {cfg.identity_weight} head {mix.w_head} "
-             f"colour {mix.w_colour}", scores(embed), base)
+             f"bb {mix.w_backbone} colour {mix.w_colour}{whitened}", scores(embed), base)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,12 @@ def train(
     w_colour: float = typer.Option(0.2, help="Weight of the garment colour histogram."),
     colour_power: float = typer.Option(2.0, help="Sharpening of the garment weights for colour."),
     pooling: str = typer.Option("gap", help="gap | attn (activation-weighted pooling)."),
+    whiten_shrink: float | None = typer.Option(
+        None,
+        help="Learn a whitening of the backbone features from the augmented views with this "
+        "shrinkage (e.g. 1.0) and train the head on whitened features; off by default.",
+    ),
+    w_white: float = typer.Option(0.0, help="Weight of the whitened features (whitening on)."),
     views: int = typer.Option(2, min=0, help="Augmented views cached per training image."),
     seed: int = typer.Option(0),
 ) -> None:
@@ -51,6 +57,8 @@ def train(
         w_backbone=w_backbone,
         w_colour=w_colour,
         colour_power=colour_power,
+        whiten_shrink=whiten_shrink,
+        w_white=w_white,
     )
 
     def progress(r: EpochReport) -> None:

@@ -101,27 +101,37 @@ PROBE_LAYOUT = {
 PROBE_DIM = 2609 + 49 * COLOUR_DIM
 
 
-def fashion_module(backbone: Any, head: Any, spec: dict[str, Any]) -> Any:
+def fashion_module(
+    backbone: Any, head: Any, spec: dict[str, Any], whitening: tuple[Any, Any] | None = None
+) -> Any:
     """The whole trained encoder as one torch module, ready for ONNX export:
 
     image → lite0 feature map → pooled features b (GAP or activation-weighted), L2-normalised
-          → head(b) (trained projection, L2-normalised)
+          → x = whitened b, L2-normalised (`whitening` = (mean, projection); else x = b)
+          → head(x) (trained projection, L2-normalised)
           + garment colour c (soft RGB histogram weighted by the activation map)
-    embedding = [w_head · head(b) | w_backbone · b | w_colour · c], L2-normalised.
+    embedding = [w_head · head(x) | w_backbone · b | w_white · x | w_colour · c], parts with
+    weight 0 left out, L2-normalised (the numpy reference is `training.pipeline.combine`).
 
-    `spec` keys: pooling ("gap" | "attn"), w_head, w_backbone, w_colour, colour_power, mean, std.
+    `spec` keys: pooling ("gap" | "attn"), w_head, w_backbone, w_colour, colour_power, mean, std
+    and optionally w_white.
     """
     import torch
 
     f = torch.nn.functional
     mean = tuple(float(v) for v in spec["mean"])
     std = tuple(float(v) for v in spec["std"])
+    w_backbone = float(spec["w_backbone"])
+    w_white = float(spec.get("w_white", 0.0)) if whitening is not None else 0.0
 
     class Fashion(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.backbone = backbone
             self.head = head
+            if whitening is not None:
+                self.register_buffer("w_mean", torch.as_tensor(whitening[0]).float())
+                self.register_buffer("w_proj", torch.as_tensor(whitening[1]).float())
 
         def forward(self, x: Any) -> Any:
             fmap = self.backbone.extract_features(x)
@@ -130,7 +140,17 @@ def fashion_module(backbone: Any, head: Any, spec: dict[str, Any]) -> Any:
             else:
                 pooled = fmap.mean(dim=(2, 3))
             b = f.normalize(pooled, dim=1)
-            parts = [float(spec["w_head"]) * self.head(b), float(spec["w_backbone"]) * b]
+            if whitening is not None:
+                w_mean: Any = self.w_mean
+                w_proj: Any = self.w_proj
+                w = f.normalize((b - w_mean) @ w_proj, dim=1)
+            else:
+                w = b
+            parts = [float(spec["w_head"]) * self.head(w)]
+            if w_backbone > 0:
+                parts.append(w_backbone * b)
+            if w_white > 0:
+                parts.append(w_white * w)
             if float(spec["w_colour"]) > 0:
                 size = int(fmap.shape[-1]) * CELL_PIXELS
                 cells = soft_colour_cells(x, mean, std, size)

@@ -74,12 +74,18 @@ def build_torch_model(card: dict[str, Any], weights: Path) -> Any:
 
     cfg = HeadConfig(**card["head"])
     head = build_ensemble(cfg, tuple(card.get("head_losses", [cfg.loss])))
+    from lookalike.training.whitening import PREFIX, unpack_whitening
+
     with np.load(weights) as data:
-        state = unpack_weights({k: np.array(data[k]) for k in data.files})
+        packed = {k: np.array(data[k]) for k in data.files}
+    state = unpack_weights({k: v for k, v in packed.items() if not k.startswith(PREFIX)})
     head.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     head.eval()
+    white = unpack_whitening(packed)
     backbone = load_torch_backbone(str(card["backbone"]))
-    return fashion_module(backbone, head, card["combine"])
+    return fashion_module(
+        backbone, head, card["combine"], None if white is None else (white.mean, white.proj)
+    )
 
 
 def export_trained(name: str, target: Path, weights_dir: Path = WEIGHTS_DIR) -> Path:

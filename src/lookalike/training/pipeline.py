@@ -3,8 +3,10 @@
 1. Load the clothing-dataset, split its contributors (saved split, the one `evaluate` uses).
 2. Cache probe features (backbone GAP / activation-weighted pooling, garment weights, colour
    cells) of the train images and of `n_views` seeded augmented views of each.
-3. Train the projection head (see head.py) on the train contributors only.
-4. Save the head weights (`<name>.npz`) and model card (`<name>.json`: data, split, loss,
+3. Optionally learn a whitening of the backbone features from the augmented views
+   (whitening.py); the head then trains on the whitened features.
+4. Train the projection head (see head.py) on the train contributors only.
+5. Save the head weights (`<name>.npz`) and model card (`<name>.json`: data, split, loss,
    hyper-parameters, how the head is combined with backbone and colour, held-out metrics
    measured with the same combination in numpy, date) into the weights folder.
 """
@@ -40,6 +42,12 @@ from lookalike.training.head import (
     train_head,
 )
 from lookalike.training.probe import BACKBONE, part, probe_encoder
+from lookalike.training.whitening import (
+    Whitening,
+    as_committed,
+    learn_whitening,
+    pack_whitening,
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class Combine:
     w_backbone: float = 1.0
     w_colour: float = 0.5
     colour_power: float = 1.0
+    whiten_shrink: float | None = None  # None: no whitening; else its shrinkage (whitening.py)
+    w_white: float = 0.0  # weight of the whitened backbone features (needs whiten_shrink)
 
 
 @dataclass
@@ -75,9 +85,19 @@ def colour_features(rows: NDArray[np.float32], power: float = 1.0) -> NDArray[np
     return l2_normalise(np.sqrt(h + 1e-8))
 
 
-def combine(rows: NDArray[np.float32], head: Any, c: Combine) -> NDArray[np.float32]:
+def combine(
+    rows: NDArray[np.float32], head: Any, c: Combine, white: Whitening | None = None
+) -> NDArray[np.float32]:
+    """The final embedding from probe rows, exactly as `salient.fashion_module` computes it:
+    [w_head · head(x) | w_backbone · b | w_white · x | w_colour · colour], parts with weight 0
+    left out, where b = pooled backbone features and x = whitened b (b without whitening)."""
     b = pooled(rows, c.pooling)
-    parts = [c.w_head * apply_head(head, b), c.w_backbone * b]
+    x = white(b) if white is not None else b
+    parts = [c.w_head * apply_head(head, x)]
+    if c.w_backbone > 0:
+        parts.append(c.w_backbone * b)
+    if c.w_white > 0 and white is not None:
+        parts.append(c.w_white * x)
     if c.w_colour > 0:
         parts.append(c.w_colour * colour_features(rows, c.colour_power))
     return l2_normalise(np.concatenate(parts, axis=1))
@@ -124,7 +144,7 @@ def train_fashion(
 ) -> TrainResult:
     settings = settings or Settings()
     data = load_clothing_dataset(dataset_root)
-    split_file = default_split_path(settings, data.name, test_fraction, seed)
+    split_file = default_split_path(settings, data.name, test_fraction, seed, data.groups)
     split = load_or_create_split(split_file, data.groups, test_fraction, seed)
     test = split.test_mask(data.groups)
     ignored = set(DEFAULT_IGNORE)
@@ -142,6 +162,13 @@ def train_fashion(
     cls = {c: k for k, c in enumerate(classes)}
     y = np.asarray([cls[data.labels[i]] for i in train_idx[keep]], dtype=np.int64)
     x = np.stack([pooled(v[keep], mix.pooling) for v in views])
+    white: Whitening | None = None
+    if mix.whiten_shrink is not None:
+        # committed as int8 like the head: train with what is committed
+        white = as_committed(learn_whitening(x, mix.whiten_shrink))
+        x = np.stack([white(v) for v in x])
+        log(f"whitening learnt from {len(views)} views of {len(y)} images "
+            f"(shrink {mix.whiten_shrink}); the head trains on whitened features")
     log(f"training on {len(y)} images x {len(views)} views, {len(classes)} labels")
     head = build_ensemble(head_cfg, losses)
     history: list[float] = []
@@ -158,9 +185,11 @@ def train_fashion(
     packed = pack_weights({k: v.detach().numpy() for k, v in head.state_dict().items()})
     head.load_state_dict({k: torch.from_numpy(v) for k, v in unpack_weights(packed).items()})
     head.eval()
+    if white is not None:
+        packed.update(pack_whitening(white))
     # held-out metrics with the very combination the ONNX graph computes
     ev = np.flatnonzero(test & ok)
-    emb = combine(rows[ev], head, mix)
+    emb = combine(rows[ev], head, mix, white)
     base = l2_normalise(part(rows[ev], "gap"))
     labels = [data.labels[i] for i in ev]
     groups = [data.groups[i] for i in ev]
@@ -171,7 +200,12 @@ def train_fashion(
     weights_dir.mkdir(parents=True, exist_ok=True)
     weights = weights_dir / f"{name}.npz"
     np.savez(weights, **packed)  # type: ignore[arg-type]
-    dim = head_cfg.out_dim * len(losses) + head_cfg.in_dim + (64 if mix.w_colour > 0 else 0)
+    dim = (
+        head_cfg.out_dim * len(losses)
+        + (head_cfg.in_dim if mix.w_backbone > 0 else 0)
+        + (head_cfg.in_dim if white is not None and mix.w_white > 0 else 0)
+        + (64 if mix.w_colour > 0 else 0)
+    )
     pre = preprocess_for(BACKBONE)
     card: dict[str, Any] = {
         "name": name,
@@ -179,10 +213,13 @@ def train_fashion(
         "preprocess": pre.as_dict(),
         "backbone": BACKBONE,
         "description": (
-            f"{BACKBONE} ImageNet backbone + metric-learning head "
-            f"({head_cfg.loss}, identity {head_cfg.identity_weight}, distill "
-            f"{head_cfg.distill_weight}) concatenated with the backbone features and "
-            "the garment colour histogram"
+            f"{BACKBONE} ImageNet backbone"
+            + (" features whitened (learnt from augmented views)" if white is not None else "")
+            + f" + metric-learning heads ({', '.join(losses)}, identity "
+            f"{head_cfg.identity_weight}, distill {head_cfg.distill_weight}) concatenated with "
+            + ("the whitened features, " if white is not None and mix.w_white > 0 else "")
+            + ("the backbone features, " if mix.w_backbone > 0 else "")
+            + "the garment colour histogram"
         ),
         "head": asdict(head_cfg),
         "head_losses": list(losses),
@@ -213,6 +250,11 @@ def train_fashion(
             f"--out-dim {head_cfg.out_dim} --w-head {mix.w_head} --w-backbone {mix.w_backbone} "
             f"--w-colour {mix.w_colour} --colour-power {mix.colour_power} "
             f"--pooling {mix.pooling} --views {n_views} --seed {seed}"
+            + (
+                f" --whiten-shrink {mix.whiten_shrink} --w-white {mix.w_white}"
+                if mix.whiten_shrink is not None
+                else ""
+            )
         ),
     }
     card_file = weights_dir / f"{name}.json"
