@@ -114,3 +114,44 @@ def test_export_matches_torch(pooling: str, tmp_path: Path) -> None:
     assert got.shape == (3, 4 + 16 + 64)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_whitened_graph_matches_the_numpy_reference(tmp_path: Path) -> None:
+    """The exported graph's whitening path computes what training measured in numpy:
+    [w_head · head(W(b)) | w_white · W(b)], b = normalised GAP, W = the learnt whitening."""
+    import onnxruntime as ort
+
+    from lookalike.encoders.base import l2_normalise
+    from lookalike.encoders.efficientnet import export_onnx
+    from lookalike.training.head import apply_head
+    from lookalike.training.whitening import learn_whitening
+
+    rng = np.random.default_rng(0)
+    views = rng.standard_normal((3, 50, 16)).astype(np.float32)
+    white = learn_whitening(views / np.linalg.norm(views, axis=2, keepdims=True), shrink=0.5)
+    head = build_head(HeadConfig(in_dim=16, hidden=8, out_dim=4)).eval()
+    spec = {
+        "pooling": "gap",
+        "w_head": 0.6,
+        "w_backbone": 0.0,
+        "w_white": 1.0,
+        "w_colour": 0.0,
+        "colour_power": 1.0,
+        "mean": [0.5] * 3,
+        "std": [0.5] * 3,
+    }
+    backbone = _TinyBackbone().eval()
+    model = fashion_module(backbone, head, spec, (white.mean, white.proj))
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        b = l2_normalise(backbone.extract_features(x).mean(dim=(2, 3)).numpy())
+        got = model(x).numpy()
+    w = white(b)
+    expected = l2_normalise(np.concatenate([0.6 * apply_head(head, w), 1.0 * w], axis=1))
+    assert got.shape == (4, 4 + 16)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    target = tmp_path / "m.onnx"
+    export_onnx(model, 32, target)
+    sess = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    onnx_out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(onnx_out, expected, atol=1e-5)
