@@ -31,7 +31,13 @@ class Settings(BaseSettings):
         description="Encoder name or path to an .onnx file. The default is lite0 quantised to "
         "int8: twice the speed of `efficientnet-lite0` at the same retrieval quality.",
     )
-    batch_size: int = Field(32, ge=1, le=1024)
+    batch_size: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="Images per encode batch. 8: the int8 model runs 10-20 % faster per image "
+        "in batches of 4-8 than of 32 on one thread (fp32 is the same at 8 and 32).",
+    )
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = all cores.")
     decode_threads: int = Field(
         2, ge=1, le=64, description="Batch encode workers (decode + one-thread inference each)."

@@ -173,7 +173,7 @@ def ingest(
     metadata: Path | None = None,
     *,
     limits: ImageLimits = ImageLimits(),
-    batch_size: int = 32,
+    batch_size: int = 8,
     decode_threads: int = 2,
     report_path: Path | None = None,
     progress: Callable[[IngestProgress], None] | None = None,

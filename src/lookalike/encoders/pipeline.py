@@ -40,7 +40,7 @@ def encode_stream(
     items: Iterable[T],
     prepare: Callable[[T], tuple[NDArray[np.float32], P]],
     *,
-    batch_size: int = 32,
+    batch_size: int = 8,
     decode_threads: int = 2,
     prefetch_batches: int = 2,
     expected: tuple[type[Exception], ...] = (ImageLoadError,),
