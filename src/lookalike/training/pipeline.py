@@ -216,10 +216,16 @@ def train_fashion(
             f"{BACKBONE} ImageNet backbone"
             + (" features whitened (learnt from augmented views)" if white is not None else "")
             + f" + metric-learning heads ({', '.join(losses)}, identity "
-            f"{head_cfg.identity_weight}, distill {head_cfg.distill_weight}) concatenated with "
-            + ("the whitened features, " if white is not None and mix.w_white > 0 else "")
-            + ("the backbone features, " if mix.w_backbone > 0 else "")
-            + "the garment colour histogram"
+            f"{head_cfg.identity_weight}, distill {head_cfg.distill_weight})"
+            + "".join(
+                f", with the {what}"
+                for what, on in (
+                    ("whitened features", white is not None and mix.w_white > 0),
+                    ("backbone features", mix.w_backbone > 0),
+                    ("garment colour histogram", mix.w_colour > 0),
+                )
+                if on
+            )
         ),
         "head": asdict(head_cfg),
         "head_losses": list(losses),
