@@ -577,3 +577,35 @@ def test_a_dead_search_process_is_replaced_and_the_server_keeps_answering(
         again = process_client.post("/search", files={"photo": ("q.jpg", photo_of(row))})
         assert again.status_code == 200, again.text
         assert again.json()["results"][0]["item"]["id"] == row["id"]
+
+
+def test_ctrl_c_while_a_search_process_starts_does_not_kill_it(tmp_path: Path) -> None:
+    """Ctrl+C reaches the whole process group, also a search process still importing (it has
+    not set SIGINT to ignored yet): it must survive that, not die with a traceback."""
+    import signal
+    import threading
+
+    from lookalike.api.cpu import CpuRunner
+
+    catalog, _ = build_demo_catalog(settings_for(tmp_path / "cat"))
+    runner = CpuRunner(catalog, slots=1, processes=1)
+    signalled: list[int] = []
+
+    def interrupt_the_newborn() -> None:
+        pool = runner._pool
+        assert pool is not None
+        while not pool._processes:  # spawned by start()'s first submit
+            pass
+        pid = next(iter(pool._processes))
+        os.kill(pid, signal.SIGINT)  # well before its imports are done
+        signalled.append(pid)
+
+    killer = threading.Thread(target=interrupt_the_newborn)
+    killer.start()
+    try:
+        runner.start(timeout=60)  # raises BrokenProcessPool if the process died
+        killer.join()
+        assert signalled and Path(f"/proc/{signalled[0]}").exists()
+    finally:
+        runner.close()
+        catalog.close()

@@ -23,9 +23,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from functools import partial
 from typing import TypeVar
 
@@ -49,10 +50,29 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
+@contextmanager
+def _sigint_held() -> Iterator[None]:
+    """SIGINT blocked in this thread while it may spawn a search process. The child inherits
+    the mask, so a Ctrl+C that arrives while it is still importing (a second or two) stays
+    pending until `_open_worker` has set SIGINT to ignored, which discards it; without this,
+    that Ctrl+C ended the new process with a KeyboardInterrupt traceback."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _started() -> int:
+    time.sleep(0.1)  # long enough that a started process does not take every task of a round
+    return os.getpid()
+
+
 def _open_worker(settings: Settings, parent: int) -> None:
     global _worker_catalog  # one per spawned process: that process's own state, nothing shared
     # Ctrl+C reaches the whole process group: the server shuts its pool down, the workers wait
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since the spawn
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _worker_catalog = Catalog.open(settings)
     _worker_catalog.encoder.dim  # load the model now, not during the first search  # noqa: B018
@@ -92,11 +112,17 @@ class CpuRunner:
             initializer=_open_worker, initargs=(settings, os.getpid()),
         )
 
-    def start(self) -> None:
-        """Start the search processes now (each loads the model), not at the first request."""
-        if self._pool is not None:
-            for future in [self._pool.submit(os.getpid) for _ in range(self.processes)]:
-                future.result()
+    def start(self, timeout: float = 120.0) -> None:
+        """Start the search processes now (each loads the model), not at the first request;
+        returns once every one of them has answered (or after `timeout` seconds)."""
+        if self._pool is None:
+            return
+        answered: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(answered) < self.processes and time.monotonic() < deadline:
+            with _sigint_held():
+                futures = [self._pool.submit(_started) for _ in range(self.processes)]
+            answered.update(f.result() for f in futures)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -114,9 +140,11 @@ class CpuRunner:
             return await self(fn, self.catalog, *args)
         pool = self._pool
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                pool, partial(_in_worker, fn, *args)
-            )
+            with _sigint_held():  # this submit may start a process (the first, or a new pool's)
+                future = asyncio.get_running_loop().run_in_executor(
+                    pool, partial(_in_worker, fn, *args)
+                )
+            return await future
         except BrokenProcessPool:
             # A search process died (killed, out of memory, a crash in native code): start
             # fresh ones so the server keeps answering, and say so for this request.
