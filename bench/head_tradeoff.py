@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("variants", help="JSON list of variants, e.g. '[{}, {\"w_head\": 0.25}]'")
     ap.add_argument("--clothing", type=Path, default=SHARED / "clothing-dataset")
     ap.add_argument("--products", type=Path, default=SHARED / "fashion-product-images-sample")
+    ap.add_argument("--views", type=int, default=2, help="augmented views per training image")
     args = ap.parse_args()
     settings = Settings()
     enc = probe_encoder(settings)
@@ -89,7 +90,8 @@ def main() -> None:
     plans["products"] = plan_evaluation(load_product_sample(args.products), None, seed=0,
                                         background_source=[data.paths[i] for i in fit_idx])
     feats = {k: encode_plan(enc, p, settings) for k, p in plans.items()}
-    views = [rows[fit_idx], *augmented_views([data.paths[i] for i in fit_idx], 2, 0, settings)]
+    views = [rows[fit_idx], *augmented_views([data.paths[i] for i in fit_idx], args.views, 0,
+                                                   settings)]
     keep = np.asarray([ok[i] and data.labels[i] not in DEFAULT_IGNORE for i in fit_idx])
     classes = sorted({data.labels[i] for i in fit_idx[keep]})
     y = np.asarray([classes.index(data.labels[i]) for i in fit_idx[keep]], dtype=np.int64)
