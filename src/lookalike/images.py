@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,28 +127,36 @@ def load_image(
     else:
         data = read_image_bytes(source, limits)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img: Image.Image = Image.open(io.BytesIO(data))
-            fmt = img.format or "unknown"
-            if fmt not in ALLOWED_FORMATS:
-                raise ImageLoadError(label, f"unsupported image format {fmt}")
-            width, height = img.size
-            if width <= 0 or height <= 0:
-                raise ImageLoadError(label, f"invalid image size {width}x{height}")
-            if width * height > limits.max_pixels:
-                raise ImageTooLargeError(
-                    label,
-                    f"{width}x{height} = {width * height:,} pixels, above the "
-                    f"{limits.max_pixels:,}-pixel cap",
-                )
-            if fmt == "GIF":
-                img.seek(0)
-            if draft_size is not None and fmt in ("JPEG", "MPO"):
-                img.draft("RGB", draft_size)
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return _to_rgb(img)
+        # Pillow *warns* between MAX_IMAGE_PIXELS and twice that (and raises above): the warning
+        # is an error here, checked below. Not with warnings.catch_warnings(): it swaps the
+        # process-wide filter list, and two threads decoding at once restored each other's.
+        img: Image.Image = Image.open(io.BytesIO(data))
+        fmt = img.format or "unknown"
+        if fmt not in ALLOWED_FORMATS:
+            raise ImageLoadError(label, f"unsupported image format {fmt}")
+        width, height = img.size
+        if width <= 0 or height <= 0:
+            raise ImageLoadError(label, f"invalid image size {width}x{height}")
+        bomb = Image.MAX_IMAGE_PIXELS
+        if bomb is not None and width * height > bomb:
+            raise ImageTooLargeError(
+                label,
+                f"decompression bomb refused ({width}x{height} = {width * height:,} pixels, "
+                f"above Pillow's {bomb:,})",
+            )
+        if width * height > limits.max_pixels:
+            raise ImageTooLargeError(
+                label,
+                f"{width}x{height} = {width * height:,} pixels, above the "
+                f"{limits.max_pixels:,}-pixel cap",
+            )
+        if fmt == "GIF":
+            img.seek(0)
+        if draft_size is not None and fmt in ("JPEG", "MPO"):
+            img.draft("RGB", draft_size)
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        return _to_rgb(img)
     except ImageLoadError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:

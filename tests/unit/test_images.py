@@ -419,3 +419,28 @@ def test_fuzz_header_splices(kind: str, pos: int, junk: bytes) -> None:
     # Mutations concentrated in the first bytes, where headers (sizes, modes, EXIF) live.
     seed = _SEEDS[kind]
     _check(seed[:pos] + junk + seed[pos + len(junk) :])
+
+
+def test_decoding_in_threads_leaves_the_warning_filters_alone() -> None:
+    # warnings.catch_warnings() swaps the process-wide filter list: two threads decoding at
+    # once restored each other's copies, leaving a filter behind (or dropping the caller's).
+    import threading
+
+    photo = f.jpeg(f.noise((600, 400)))
+    before = list(warnings.filters)
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(150):
+                load_image(photo, draft_size=(224, 224))
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+    assert list(warnings.filters) == before

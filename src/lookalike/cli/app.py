@@ -3,7 +3,14 @@ call the library and print."""
 
 from __future__ import annotations
 
+import warnings
+
 import typer
+from PIL import Image
+
+# The library refuses an image past Pillow's decompression-bomb threshold itself, naming the
+# file (lookalike.images); Pillow's own warning about it would only add a stray stderr line.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 app = typer.Typer(
     name="lookalike",
