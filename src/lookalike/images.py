@@ -155,7 +155,7 @@ def load_image(
         if draft_size is not None and fmt in ("JPEG", "MPO"):
             img.draft("RGB", draft_size)
         img.load()
-        img = ImageOps.exif_transpose(img) or img
+        ImageOps.exif_transpose(img, in_place=True)  # a copy of every image otherwise
         return _to_rgb(img)
     except ImageLoadError:
         raise
