@@ -272,3 +272,32 @@ def test_duplicate_images_first_row_wins_whatever_the_threads(tmp_path: Path, wo
     assert report.added == 30 and report.skipped == 4
     assert "early-copy-of-25" in ids and "item-0025" not in ids
     assert not any(i.startswith("copy-of-") for i in ids)
+
+
+def test_ingest_commits_in_groups_and_an_interrupted_run_keeps_what_was_committed(
+    tmp_path: Path,
+) -> None:
+    from lookalike.catalog.ingest import IngestProgress, ingest
+
+    images, meta, _ = make_dataset(tmp_path, 40)
+    commits: list[int] = []
+    seen: list[IngestProgress] = []
+
+    def stop_after_five_batches(p: IngestProgress) -> None:
+        seen.append(p)
+        if len(seen) == 5:
+            raise KeyboardInterrupt
+
+    with open_catalog(tmp_path / "cat") as cat:
+        with pytest.raises(KeyboardInterrupt):
+            ingest(cat.store, cat.encoder, images, meta, batch_size=4, commit_items=12,
+                   progress=stop_after_five_batches,
+                   on_batch=lambda rowids, vectors: commits.append(len(rowids)))
+        # 5 batches of 4 encoded: the first 12 committed, the next 8 were pending and are lost
+        assert commits == [12] and cat.store.count() == 12
+        assert [p.added for p in seen] == [4, 8, 12, 16, 20]  # progress counts pending items
+        commits.clear()
+        report = ingest(cat.store, cat.encoder, images, meta, batch_size=4, commit_items=12,
+                        on_batch=lambda rowids, vectors: commits.append(len(rowids)))
+        assert (report.added, report.skipped) == (28, 12)
+        assert commits == [12, 12, 4] and cat.store.count() == 40
