@@ -6,9 +6,10 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -105,29 +106,57 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
         console.print(f"rejections written to {report.report_path}")
 
 
+#: Result table columns: header, how rich lays it out, the cell of a (rank, result).
+_COLUMNS: dict[str, tuple[dict[str, Any], Callable[[int, Result], str]]] = {
+    "#": ({"justify": "right", "no_wrap": True}, lambda n, r: str(n)),
+    "score": ({"justify": "right", "no_wrap": True}, lambda n, r: f"{r.score:.3f}"),
+    "title": (
+        {"no_wrap": True, "overflow": "ellipsis", "max_width": 28}, lambda n, r: r.item.title
+    ),
+    "category": ({"no_wrap": True}, lambda n, r: r.item.attribute("category") or ""),
+    "colour": ({"no_wrap": True}, lambda n, r: r.item.attribute("colour") or ""),
+    "price": (
+        {"justify": "right", "no_wrap": True},
+        lambda n, r: "" if r.item.price is None else f"{r.item.price:.2f} {r.item.currency or ''}",
+    ),
+    "brand": ({"no_wrap": True, "overflow": "ellipsis", "max_width": 16},
+              lambda n, r: r.item.brand or ""),
+    "2nd hand": (
+        {"no_wrap": True},
+        lambda n, r: "" if r.item.second_hand is None else ("yes" if r.item.second_hand else "no"),
+    ),
+    "id": ({"no_wrap": True, "overflow": "ellipsis", "max_width": 14}, lambda n, r: r.item.id),
+}
+#: What a narrow terminal leaves out first (rich would otherwise squeeze columns to nothing).
+_DROP_FIRST = ("2nd hand", "#", "brand", "colour")
+
+
+def results_table(results: list[Result], title: str, width: int) -> Table:
+    """The result table, without the columns no result fills and, when `width` is too narrow
+    for all, without the least needed ones (`_DROP_FIRST`)."""
+    names = [
+        name for name in _COLUMNS
+        if name in ("#", "score") or any(_COLUMNS[name][1](n, r) for n, r in enumerate(results))
+    ]
+    droppable = [name for name in _DROP_FIRST if name in names]
+    while True:
+        table = Table(title=title, box=box.SIMPLE_HEAD)
+        for name in names:
+            table.add_column(name, **_COLUMNS[name][0])
+        for n, r in enumerate(results, start=1):
+            table.add_row(*(_COLUMNS[name][1](n, r) for name in names))
+        unbounded = console.options.update_width(10 * width)  # what it needs, not what it has
+        if not droppable or console.measure(table, options=unbounded).maximum <= width:
+            return table
+        names.remove(droppable.pop(0))
+
+
 def print_results(results: list[Result], as_json: bool, title: str) -> None:
     if as_json:
         print(json.dumps([{"score": round(r.score, 4), **r.item.model_dump(mode="json")}
                           for r in results]))
         return
-    table = Table(title=title)
-    table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("title", no_wrap=True, overflow="ellipsis", max_width=28)
-    table.add_column("category", no_wrap=True)
-    table.add_column("colour", no_wrap=True)
-    table.add_column("price", justify="right", no_wrap=True)
-    table.add_column("brand", no_wrap=True, overflow="ellipsis", max_width=16)
-    table.add_column("2nd hand")
-    table.add_column("id", no_wrap=True, overflow="ellipsis", max_width=14)
-    for n, r in enumerate(results, start=1):
-        it = r.item
-        price = f"{it.price:.2f} {it.currency or ''}" if it.price is not None else ""
-        table.add_row(str(n), f"{r.score:.3f}", it.title, it.attribute("category") or "",
-                      it.attribute("colour") or "", price, it.brand or "",
-                      "" if it.second_hand is None else ("yes" if it.second_hand else "no"),
-                      it.id)
-    console.print(table)
+    console.print(results_table(results, title, console.width))
 
 
 @app.command("ingest")
