@@ -41,15 +41,19 @@ def test_l2_normalise_zero_row_stays_zero() -> None:
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
 
 
+@pytest.mark.parametrize("pixels", ["float tensor", "uint8 crop"])
 @pytest.mark.parametrize("workers", [1, 3])
-def test_encode_stream_keeps_order_and_reports_failures(workers: int) -> None:
+def test_encode_stream_keeps_order_and_reports_failures(workers: int, pixels: str) -> None:
     enc = create("fake")
     colours = [(i * 9 % 256, i * 37 % 256, i * 71 % 256) for i in range(50)]
 
     def prepare(i: int) -> tuple[np.ndarray, int]:
-        if i % 7 == 3:
+        if i % 7 == 3:  # failures inside batches: the next image takes the free batch row
             raise ImageLoadError(f"img{i}", "corrupt image")
-        return enc.preprocess(Image.new("RGB", (32, 32), colours[i])), i * 10
+        img = Image.new("RGB", (32, 32), colours[i])
+        if pixels == "uint8 crop":
+            return enc.preprocess.resize_crop(img), i * 10
+        return enc.preprocess(img), i * 10
 
     batches = list(encode_stream(enc, range(50), prepare, batch_size=8, decode_threads=workers))
     got = [i for b in batches for i in b.items]

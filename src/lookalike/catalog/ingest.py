@@ -231,7 +231,7 @@ def ingest(
     preprocess = encoder.preprocess
     draft = (preprocess.resize_size, preprocess.resize_size)
 
-    def prepare(row: _Row) -> tuple[NDArray[np.float32], tuple[str, dict[str, Tag]]]:
+    def prepare(row: _Row) -> tuple[NDArray[np.uint8], tuple[str, dict[str, Tag]]]:
         data = read_image_bytes(row.path, limits)
         digest = content_hash(data)
         if digest in seen_hashes:  # cheap early exit; the ordered check below is the real one
@@ -240,7 +240,7 @@ def ingest(
         tags: dict[str, Tag] = {}
         for tagger in pixel_taggers:
             tags.update(tagger(img))
-        return preprocess(img), (digest, tags)
+        return preprocess.resize_crop(img), (digest, tags)  # normalised into the batch
 
     # Written in transactions of `commit_items`: SQLite's work per item in batches of 8 was
     # ~4x its cost alone, done with the caches the decoding threads had just filled.

@@ -42,13 +42,16 @@ class Preprocess:
 
     def __call__(self, img: Image.Image) -> NDArray[np.float32]:
         """RGB image → (3, S, S) float32 tensor, normalised with the encoder's mean and std."""
-        crop = self.resize_crop(img)
         out = np.empty((3, self.image_size, self.image_size), dtype=np.float32)
+        self.normalise_into(self.resize_crop(img), out)
+        return out
+
+    def normalise_into(self, crop: NDArray[np.uint8], out: NDArray[np.float32]) -> None:
+        """(S, S, 3) uint8 crop → `out`, a (3, S, S) float32 slot (e.g. a row of a batch)."""
         for c in range(3):
             scale = 1.0 / (255.0 * self.std[c])
             np.multiply(crop[:, :, c], np.float32(scale), out=out[c], casting="unsafe")
             out[c] -= np.float32(self.mean[c] / self.std[c])
-        return out
 
     def as_dict(self) -> dict[str, Any]:
         return {

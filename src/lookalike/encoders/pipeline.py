@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,7 +38,7 @@ class EncodedBatch(Generic[T, P]):
 def encode_stream(
     encoder: Encoder,
     items: Iterable[T],
-    prepare: Callable[[T], tuple[NDArray[np.float32], P]],
+    prepare: Callable[[T], tuple[NDArray[np.float32] | NDArray[np.uint8], P]],
     *,
     batch_size: int = 8,
     decode_threads: int = 2,
@@ -47,27 +47,35 @@ def encode_stream(
 ) -> Iterator[EncodedBatch[T, P]]:
     """Encode `items` in order, `decode_threads` batches at a time.
 
-    `prepare(item)` returns (preprocessed tensor, payload) or raises one of the `expected`
-    exceptions (default `ImageLoadError`); those are reported in the batch, never raised.
+    `prepare(item)` returns (pixels, payload) or raises one of the `expected` exceptions
+    (default `ImageLoadError`); those are reported in the batch, never raised. Pixels are the
+    encoder's (3, S, S) float tensor, or better the (S, S, 3) uint8 crop of
+    `Preprocess.resize_crop`: it is normalised straight into the batch (no float copy per image).
     """
     workers = max(1, decode_threads)
     model = encoder.for_threads() if workers > 1 else encoder
+    pre = encoder.preprocess
+    size = pre.image_size
 
     def run(chunk: list[T]) -> EncodedBatch[T, P]:
         batch: EncodedBatch[T, P] = EncodedBatch()
-        tensors: list[NDArray[np.float32]] = []
+        pixels = np.empty((len(chunk), 3, size, size), dtype=np.float32)
         for item in chunk:
             try:
                 tensor, payload = prepare(item)
             except expected as exc:
                 batch.failures.append((item, exc))
                 continue
+            slot = pixels[len(batch.items)]
+            if tensor.dtype == np.uint8:
+                pre.normalise_into(cast(NDArray[np.uint8], tensor), slot)
+            else:
+                slot[...] = tensor
             batch.items.append(item)
             batch.payloads.append(payload)
-            tensors.append(tensor)
         batch.vectors = (
-            model.encode_batch(np.stack(tensors))
-            if tensors
+            model.encode_batch(pixels[: len(batch.items)])
+            if batch.items
             else np.zeros((0, encoder.dim), dtype=np.float32)
         )
         return batch

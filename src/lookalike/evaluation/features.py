@@ -54,11 +54,11 @@ def encode_paths(
     pre = encoder.preprocess
     draft = (pre.resize_size, pre.resize_size)
 
-    def prepare(i: int) -> tuple[NDArray[np.float32], int]:
+    def prepare(i: int) -> tuple[NDArray[np.uint8], int]:
         img = load_image(paths[i], limits=limits, draft_size=draft)
         if transform is not None:
             img = transform(i, img)
-        return pre(img), i
+        return pre.resize_crop(img), i
 
     out = np.zeros((len(paths), encoder.dim), dtype=np.float32)
     ok = np.zeros(len(paths), dtype=bool)
