@@ -87,6 +87,11 @@ class _TinyBackbone(torch.nn.Module):  # type: ignore[misc]
         return torch.nn.functional.relu6(self.conv(x))
 
 
+def _spec(**weights: object) -> dict[str, object]:
+    """A `fashion_module` spec for the tiny backbone: GAP, colour power 1, mean = std = 0.5."""
+    return {"pooling": "gap", "colour_power": 1.0, "mean": [0.5] * 3, "std": [0.5] * 3, **weights}
+
+
 @pytest.mark.parametrize("pooling", ["gap", "attn"])
 def test_export_matches_torch(pooling: str, tmp_path: Path) -> None:
     import onnxruntime as ort
@@ -94,15 +99,7 @@ def test_export_matches_torch(pooling: str, tmp_path: Path) -> None:
     from lookalike.encoders.efficientnet import export_onnx
 
     head = build_head(HeadConfig(in_dim=16, hidden=8, out_dim=4)).eval()
-    spec = {
-        "pooling": pooling,
-        "w_head": 1.0,
-        "w_backbone": 0.7,
-        "w_colour": 0.5,
-        "colour_power": 1.0,
-        "mean": [0.5] * 3,
-        "std": [0.5] * 3,
-    }
+    spec = _spec(pooling=pooling, w_head=1.0, w_backbone=0.7, w_colour=0.5)
     model = fashion_module(_TinyBackbone().eval(), head, spec)
     target = tmp_path / "m.onnx"
     export_onnx(model, 32, target)
@@ -130,16 +127,7 @@ def test_whitened_graph_matches_the_numpy_reference(tmp_path: Path) -> None:
     views = rng.standard_normal((3, 50, 16)).astype(np.float32)
     white = learn_whitening(views / np.linalg.norm(views, axis=2, keepdims=True), shrink=0.5)
     head = build_head(HeadConfig(in_dim=16, hidden=8, out_dim=4)).eval()
-    spec = {
-        "pooling": "gap",
-        "w_head": 0.6,
-        "w_backbone": 0.0,
-        "w_white": 1.0,
-        "w_colour": 0.0,
-        "colour_power": 1.0,
-        "mean": [0.5] * 3,
-        "std": [0.5] * 3,
-    }
+    spec = _spec(w_head=0.6, w_backbone=0.0, w_white=1.0, w_colour=0.0)
     backbone = _TinyBackbone().eval()
     model = fashion_module(backbone, head, spec, (white.mean, white.proj))
     x = torch.randn(4, 3, 32, 32)

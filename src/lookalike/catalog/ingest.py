@@ -242,8 +242,8 @@ def ingest(
             tags.update(tagger(img))
         return preprocess.resize_crop(img), (digest, tags)  # normalised into the batch
 
-    # Written in transactions of `commit_items`: SQLite's work per item in batches of 8 was
-    # ~4x its cost alone, done with the caches the decoding threads had just filled.
+    # Written in transactions of `commit_items`: in transactions of 8, the writer thread spent
+    # ~0.2 ms of CPU per item beside the busy decoding threads, ~4x what storing costs alone.
     pending: list[NewItem] = []
     pending_vectors: list[NDArray[np.float32]] = []
 

@@ -76,5 +76,6 @@ def unpack_whitening(packed: dict[str, np.ndarray]) -> Whitening | None:
 
 def as_committed(white: Whitening) -> Whitening:
     """`white` after the int8 round trip of the weights file (what the ONNX graph will use)."""
-    state = unpack_weights(pack_whitening(white))
-    return Whitening(state[PREFIX + "mean"], state[PREFIX + "proj"])
+    committed = unpack_whitening(pack_whitening(white))
+    assert committed is not None  # pack_whitening always writes both arrays
+    return committed
