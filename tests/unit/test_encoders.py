@@ -31,8 +31,13 @@ def test_fake_encoder_is_deterministic_normalised_and_visual() -> None:
     enc = create("fake")
     a, b, c = enc.encode_images([solid((40, 40), RED), solid((50, 30), RED), solid((40, 40), BLUE)])
     np.testing.assert_allclose(np.linalg.norm([a, b, c], axis=1), 1.0, rtol=1e-5)
+    # the same image gets the same vector alone as inside a batch (ingest batches, search not)
     again = create("fake").encode_images([solid((40, 40), RED)])[0]
     np.testing.assert_array_equal(a, again)
+    batch = [solid((40, 40), (i * 40, 255 - i * 30, i * 7)) for i in range(7)]
+    together = enc.encode_images(batch)
+    alone = np.stack([enc.encode_images([img])[0] for img in batch])
+    np.testing.assert_array_equal(together, alone)
     assert float(a @ b) > float(a @ c)
 
 
