@@ -3,6 +3,7 @@
     .venv/bin/python bench/head_tradeoff.py '[{}, {"identity_weight": 30}, {"w_head": 0.25}]'
     .venv/bin/python bench/head_tradeoff.py '[{"whiten_shrink": 1.0, "w_white": 1.0,
         "w_backbone": 0, "w_head": 0.65, "w_colour": 0.35}]'
+    .venv/bin/python bench/head_tradeoff.py --finetune-blocks 1 '[{"w_head": 0, "w_colour": 0.1}]'
 
 Heads are trained on the train contributors minus a validation quarter of them (the held-out
 half of the saved split is never touched), then scored on those validation contributors
@@ -27,6 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.config import Settings
+from lookalike.encoders.efficientnet import load_torch_backbone
+from lookalike.encoders.trained import pack_weights, unpack_weights
 from lookalike.evaluation.datasets import (
     LabelledImages,
     load_clothing_dataset,
@@ -37,6 +40,7 @@ from lookalike.evaluation.metrics import DEFAULT_IGNORE
 from lookalike.evaluation.protocols import encode_plan, plan_evaluation, score_plan
 from lookalike.evaluation.report import default_split_path
 from lookalike.evaluation.splits import GroupSplit, group_split, load_or_create_split
+from lookalike.training.finetune import FinetuneConfig, top_state, train_top, trunk_encoder
 from lookalike.training.head import HeadConfig, build_ensemble, train_head
 from lookalike.training.pipeline import Combine, augmented_views, combine, pooled
 from lookalike.training.probe import probe_encoder
@@ -66,9 +70,15 @@ def main() -> None:
     ap.add_argument("--clothing", type=Path, default=SHARED / "clothing-dataset")
     ap.add_argument("--products", type=Path, default=SHARED / "fashion-product-images-sample")
     ap.add_argument("--views", type=int, default=2, help="augmented views per training image")
+    ap.add_argument("--finetune-blocks", type=int, default=0,
+                    help="first fine-tune the backbone's last N blocks on the fit images; the "
+                    "variants then run over that backbone (the baseline stays ImageNet's)")
+    ap.add_argument("--finetune-epochs", type=int, default=6)
+    ap.add_argument("--finetune-identity", type=float, default=0.1)
+    ap.add_argument("--finetune-distill", type=float, default=0.1)
     args = ap.parse_args()
     settings = Settings()
-    enc = probe_encoder(settings)
+    imagenet = enc = probe_encoder(settings)
     data = load_clothing_dataset(args.clothing)
     outer = load_or_create_split(
         default_split_path(settings, data.name, 0.5, 0, data.groups), data.groups, 0.5, 0
@@ -89,21 +99,37 @@ def main() -> None:
     plans = {"clothing": plan_evaluation(trainval, val, seed=0)}
     plans["products"] = plan_evaluation(load_product_sample(args.products), None, seed=0,
                                         background_source=[data.paths[i] for i in fit_idx])
-    feats = {k: encode_plan(enc, p, settings) for k, p in plans.items()}
-    views = [rows[fit_idx], *augmented_views([data.paths[i] for i in fit_idx], args.views, 0,
-                                                   settings)]
+    fit_paths = [data.paths[i] for i in fit_idx]
     keep = np.asarray([ok[i] and data.labels[i] not in DEFAULT_IGNORE for i in fit_idx])
     classes = sorted({data.labels[i] for i in fit_idx[keep]})
     y = np.asarray([classes.index(data.labels[i]) for i in fit_idx[keep]], dtype=np.int64)
+    base_feats = {k: encode_plan(imagenet, p, settings) for k, p in plans.items()}
+    if args.finetune_blocks:
+        cfg_ft = FinetuneConfig(blocks=args.finetune_blocks, epochs=args.finetune_epochs,
+                                identity_weight=args.finetune_identity,
+                                distill_weight=args.finetune_distill)
+        trunk = trunk_encoder(cfg_ft.blocks, settings)
+        maps = [cached_features(trunk, fit_paths, settings=settings)[0],
+                *augmented_views(fit_paths, args.views, 0, settings, encoder=trunk)]
+        top, _ = train_top(np.stack([m[keep] for m in maps]), y, cfg_ft,
+                           load_torch_backbone("efficientnet-lite0"),
+                           checkpoint=settings.cache_dir / "training"
+                           / f"tradeoff-top-{cfg_ft.fingerprint()}.pt")
+        del maps
+        enc = probe_encoder(settings, unpack_weights(pack_weights(top_state(top))))
+        rows = cached_features(enc, data.paths, settings=settings)[0]
+        print(f"fine-tuned the last {cfg_ft.blocks} block(s): {cfg_ft}", flush=True)
+    feats = {k: encode_plan(enc, p, settings) for k, p in plans.items()}
+    views = [rows[fit_idx], *augmented_views(fit_paths, args.views, 0, settings, encoder=enc)]
     x = np.stack([pooled(v[keep], "gap") for v in views])
     print(f"features ready in {time.time() - t0:.0f} s: fit on {len(y)} images, validate on "
           f"{int(is_val.sum())} ({len(val.test_groups)} contributors)", flush=True)
 
-    def scores(fn: Embed) -> list[float]:
+    def scores(fn: Embed, of: dict[str, Any] = feats) -> list[float]:
         import torch
 
         with torch.no_grad():
-            m = {k: score_plan(p, feats[k].map(fn), probe=False).metrics
+            m = {k: score_plan(p, of[k].map(fn), probe=False).metrics
                  for k, p in plans.items()}
         return [m[ds][key] for ds, key, _ in COLUMNS]
 
@@ -112,8 +138,10 @@ def main() -> None:
         print(f"{name:58s} {' '.join(cells)}", flush=True)
 
     print(f"{'variant':58s} {' '.join(f'{c:7s}' for _, _, c in COLUMNS)}")
-    base = scores(lambda r: pooled(r, "gap"))
+    base = scores(lambda r: pooled(r, "gap"), base_feats)
     show("ImageNet lite0 GAP (baseline)", base, base)
+    if args.finetune_blocks:
+        show("fine-tuned GAP", scores(lambda r: pooled(r, "gap")), base)
     heads: dict[str, Any] = {}
     for spec in json.loads(args.variants):
         losses = tuple(spec.pop("losses", ["triplet", "multi-similarity"]))
@@ -122,6 +150,8 @@ def main() -> None:
         cfg = HeadConfig(**{"identity_weight": 3.0, **spec})
         white = None if mix.whiten_shrink is None else learn_whitening(x, mix.whiten_shrink)
         key = json.dumps([losses, spec, mix.whiten_shrink])
+        if key not in heads and mix.w_head == 0:  # no heads in the mix: none trained
+            heads[key] = build_ensemble(cfg, losses).eval()
         if key not in heads:
             head = build_ensemble(cfg, losses)
             x_in = x if white is None else np.stack([white(v) for v in x])

@@ -92,14 +92,14 @@ def _spec(**weights: object) -> dict[str, object]:
     return {"pooling": "gap", "colour_power": 1.0, "mean": [0.5] * 3, "std": [0.5] * 3, **weights}
 
 
-@pytest.mark.parametrize("pooling", ["gap", "attn"])
-def test_export_matches_torch(pooling: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("pooling", "w_head"), [("gap", 1.0), ("attn", 1.0), ("gap", 0.0)])
+def test_export_matches_torch(pooling: str, w_head: float, tmp_path: Path) -> None:
     import onnxruntime as ort
 
     from lookalike.encoders.efficientnet import export_onnx
 
     head = build_head(HeadConfig(in_dim=16, hidden=8, out_dim=4)).eval()
-    spec = _spec(pooling=pooling, w_head=1.0, w_backbone=0.7, w_colour=0.5)
+    spec = _spec(pooling=pooling, w_head=w_head, w_backbone=0.7, w_colour=0.5)
     model = fashion_module(_TinyBackbone().eval(), head, spec)
     target = tmp_path / "m.onnx"
     export_onnx(model, 32, target)
@@ -108,7 +108,7 @@ def test_export_matches_torch(pooling: str, tmp_path: Path) -> None:
         expected = model(x).numpy()
     sess = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
     got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
-    assert got.shape == (3, 4 + 16 + 64)
+    assert got.shape == (3, (4 if w_head else 0) + 16 + 64)  # w_head 0: no head part at all
     np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 

@@ -1,4 +1,5 @@
-"""`lookalike train`: a metric-learning head on cached backbone features, saved with its card."""
+"""`lookalike train`: optionally fine-tune the backbone's last blocks, then metric-learning heads
+on cached backbone features; weights saved with their card."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ def train(
     distill_weight: float = typer.Option(0.0, help="Weight of the similarity distillation."),
     hidden: int = typer.Option(1024, min=0, help="Hidden width of the head (0 = linear)."),
     out_dim: int = typer.Option(256, min=8),
-    w_head: float = typer.Option(0.5, help="Weight of each head in the final embedding."),
+    w_head: float = typer.Option(
+        0.5, help="Weight of each head in the final embedding (0 = no heads are trained)."
+    ),
     w_backbone: float = typer.Option(1.0, help="Weight of the backbone features."),
     w_colour: float = typer.Option(0.2, help="Weight of the garment colour histogram."),
     colour_power: float = typer.Option(2.0, help="Sharpening of the garment weights for colour."),
@@ -36,9 +39,18 @@ def train(
     ),
     w_white: float = typer.Option(0.0, help="Weight of the whitened features (whitening on)."),
     views: int = typer.Option(2, min=0, help="Augmented views cached per training image."),
+    finetune_blocks: int = typer.Option(
+        0, min=0, help="Fine-tune the backbone's last N blocks + conv head first (0 = off)."
+    ),
+    finetune_epochs: int = typer.Option(6, min=1),
+    finetune_identity: float = typer.Option(0.1, help="Fine-tuning: view identity weight."),
+    finetune_distill: float = typer.Option(
+        0.1, help="Fine-tuning: weight of keeping the ImageNet top's pairwise similarities."
+    ),
     seed: int = typer.Option(0),
 ) -> None:
     """Train the projection head (resumes from its checkpoint) and save weights + model card."""
+    from lookalike.training.finetune import FinetuneConfig
     from lookalike.training.head import EpochReport, HeadConfig
     from lookalike.training.pipeline import Combine, train_fashion
 
@@ -75,6 +87,13 @@ def train(
         mix=mix,
         n_views=views,
         seed=seed,
+        finetune=FinetuneConfig(
+            blocks=finetune_blocks,
+            epochs=finetune_epochs,
+            identity_weight=finetune_identity,
+            distill_weight=finetune_distill,
+            seed=seed,
+        ),
         progress=progress,
         log=typer.echo,
     )

@@ -111,7 +111,8 @@ def fashion_module(
           → head(x) (trained projection, L2-normalised)
           + garment colour c (soft RGB histogram weighted by the activation map)
     embedding = [w_head · head(x) | w_backbone · b | w_white · x | w_colour · c], parts with
-    weight 0 left out, L2-normalised (the numpy reference is `training.pipeline.combine`).
+    weight 0 left out (w_head 0: no heads), L2-normalised (the numpy reference is
+    `training.pipeline.combine`).
 
     `spec` keys: pooling ("gap" | "attn"), w_head, w_backbone, w_colour, colour_power, mean, std
     and optionally w_white.
@@ -146,7 +147,7 @@ def fashion_module(
                 w = f.normalize((b - w_mean) @ w_proj, dim=1)
             else:
                 w = b
-            parts = [float(spec["w_head"]) * self.head(w)]
+            parts = [float(spec["w_head"]) * self.head(w)] if float(spec["w_head"]) > 0 else []
             if w_backbone > 0:
                 parts.append(w_backbone * b)
             if w_white > 0:

@@ -38,13 +38,14 @@ def _digest(path: Path) -> str:
 
 
 def pack_weights(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Matrices → int8 with one float32 scale per output row (4x smaller, so the committed
-    weights stay under 5 MB); vectors stay float32."""
+    """Matrices and conv kernels → int8 with one float32 scale per output row / channel (4x
+    smaller, so the committed weights stay under 5 MB); vectors stay float32."""
     out: dict[str, np.ndarray] = {}
     for key, value in state.items():
         w = np.asarray(value, dtype=np.float32)
-        if w.ndim == 2:
-            scale = np.maximum(np.abs(w).max(axis=1, keepdims=True), 1e-12) / 127.0
+        if w.ndim >= 2:
+            rest = tuple(range(1, w.ndim))
+            scale = np.maximum(np.abs(w).max(axis=rest, keepdims=True), 1e-12) / 127.0
             out[f"{key}::q"] = np.round(w / scale).astype(np.int8)
             out[f"{key}::scale"] = scale.astype(np.float32)
         else:
@@ -74,15 +75,19 @@ def build_torch_model(card: dict[str, Any], weights: Path) -> Any:
 
     cfg = HeadConfig(**card["head"])
     head = build_ensemble(cfg, tuple(card.get("head_losses", [cfg.loss])))
+    from lookalike.training.finetune import TOP_PREFIX, load_top
     from lookalike.training.whitening import PREFIX, unpack_whitening
 
     with np.load(weights) as data:
         packed = {k: np.array(data[k]) for k in data.files}
-    state = unpack_weights({k: v for k, v in packed.items() if not k.startswith(PREFIX)})
-    head.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    own = {k: v for k, v in packed.items() if not k.startswith((PREFIX, TOP_PREFIX))}
+    head.load_state_dict({k: torch.from_numpy(v) for k, v in unpack_weights(own).items()})
     head.eval()
     white = unpack_whitening(packed)
     backbone = load_torch_backbone(str(card["backbone"]))
+    tuned = {k[len(TOP_PREFIX):]: v for k, v in packed.items() if k.startswith(TOP_PREFIX)}
+    if tuned:
+        load_top(backbone, unpack_weights(tuned))
     return fashion_module(
         backbone, head, card["combine"], None if white is None else (white.mean, white.proj)
     )

@@ -3,12 +3,16 @@
 1. Load the clothing-dataset, split its contributors (saved split, the one `evaluate` uses).
 2. Cache probe features (backbone GAP / activation-weighted pooling, garment weights, colour
    cells) of the train images and of `n_views` seeded augmented views of each.
+   Optionally first fine-tune the backbone's last blocks + conv head (finetune.py) on cached
+   trunk feature maps of the same images and views; the probe is then that fine-tuned
+   backbone's, and everything below trains on its features.
 3. Optionally learn a whitening of the backbone features from the augmented views
    (whitening.py); the head then trains on the whitened features.
 4. Train the projection head (see head.py) on the train contributors only.
-5. Save the head weights (`<name>.npz`) and model card (`<name>.json`: data, split, loss,
-   hyper-parameters, how the head is combined with backbone and colour, held-out metrics
-   measured with the same combination in numpy, date) into the weights folder.
+5. Save the head weights (`<name>.npz`, a fine-tuned top's under `backbone/`) and model card
+   (`<name>.json`: data, split, loss, hyper-parameters, how the head is combined with backbone
+   and colour, held-out metrics measured with the same combination in numpy, date) into the
+   weights folder.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.config import Settings
-from lookalike.encoders.base import l2_normalise
-from lookalike.encoders.efficientnet import preprocess_for
+from lookalike.encoders.base import Encoder, l2_normalise
+from lookalike.encoders.efficientnet import load_torch_backbone, preprocess_for
 from lookalike.encoders.trained import pack_weights, unpack_weights
+from lookalike.errors import LookalikeError
 from lookalike.evaluation.augment import AugmentConfig, augment_view, rng_for
 from lookalike.evaluation.datasets import load_clothing_dataset
 from lookalike.evaluation.features import cached_features
@@ -34,6 +39,13 @@ from lookalike.evaluation.metrics import DEFAULT_IGNORE, retrieval_metrics
 from lookalike.evaluation.protocols import _backgrounds
 from lookalike.evaluation.report import default_split_path
 from lookalike.evaluation.splits import load_or_create_split
+from lookalike.training.finetune import (
+    TOP_PREFIX,
+    FinetuneConfig,
+    top_state,
+    train_top,
+    trunk_encoder,
+)
 from lookalike.training.head import (
     EpochReport,
     HeadConfig,
@@ -90,10 +102,11 @@ def combine(
 ) -> NDArray[np.float32]:
     """The final embedding from probe rows, exactly as `salient.fashion_module` computes it:
     [w_head · head(x) | w_backbone · b | w_white · x | w_colour · colour], parts with weight 0
-    left out, where b = pooled backbone features and x = whitened b (b without whitening)."""
+    left out (w_head 0: no heads), where b = pooled backbone features and x = whitened b (b
+    without whitening)."""
     b = pooled(rows, c.pooling)
     x = white(b) if white is not None else b
-    parts = [c.w_head * apply_head(head, x)]
+    parts = [c.w_head * apply_head(head, x)] if c.w_head > 0 else []
     if c.w_backbone > 0:
         parts.append(c.w_backbone * b)
     if c.w_white > 0 and white is not None:
@@ -108,8 +121,11 @@ def augmented_views(
     n_views: int,
     seed: int,
     settings: Settings,
+    encoder: Encoder | None = None,
 ) -> list[NDArray[np.float32]]:
-    enc = probe_encoder(settings)
+    """Rows of `n_views` seeded augmented views of every image (cached), by `encoder`
+    (default: the probe); the same seed gives the same views whatever the encoder."""
+    enc = encoder if encoder is not None else probe_encoder(settings)
     bgs = _backgrounds(paths, 32, seed + 5)
     out = []
     for v in range(1, n_views + 1):
@@ -138,6 +154,7 @@ def train_fashion(
     n_views: int = 2,
     test_fraction: float = 0.5,
     seed: int = 0,
+    finetune: FinetuneConfig | None = None,
     settings: Settings | None = None,
     progress: Callable[[EpochReport], None] | None = None,
     log: Callable[[str], None] = print,
@@ -153,14 +170,33 @@ def train_fashion(
         f"{len(data)} images ({len(data.missing)} rows without a file skipped), "
         f"{len(split.test_groups)} of {len(set(data.groups))} contributors held out"
     )
-    enc = probe_encoder(settings)
-    rows, ok = cached_features(enc, data.paths, settings=settings)
     train_paths = [data.paths[i] for i in train_idx]
-    views = [rows[train_idx], *augmented_views(train_paths, n_views, seed, settings)]
+    base_rows, ok = cached_features(probe_encoder(settings), data.paths, settings=settings)
     keep = np.asarray([ok[i] and data.labels[i] not in ignored for i in train_idx])
     classes = sorted({data.labels[i] for i in train_idx[keep]})
     cls = {c: k for k, c in enumerate(classes)}
     y = np.asarray([cls[data.labels[i]] for i in train_idx[keep]], dtype=np.int64)
+    tuned: dict[str, NDArray[np.float32]] | None = None
+    used = finetune if finetune is not None and finetune.blocks > 0 else None
+    top_history: list[float] = []
+    if used is not None:
+        trunk = trunk_encoder(used.blocks, settings)
+        maps, maps_ok = cached_features(trunk, train_paths, settings=settings)
+        if not np.array_equal(maps_ok, ok[train_idx]):
+            raise LookalikeError("the trunk and the probe decoded different images")
+        stack = np.stack([v[keep] for v in (maps, *augmented_views(
+            train_paths, n_views, seed, settings, encoder=trunk))])
+        log(f"fine-tuning the last {used.blocks} backbone block(s) + conv head on "
+            f"{len(y)} images x {len(stack)} views")
+        ckpt = settings.cache_dir / "training" / f"{name}-top-{used.fingerprint()}.pt"
+        top, top_history = train_top(stack, y, used, load_torch_backbone(BACKBONE),
+                                 checkpoint=ckpt, progress=progress)
+        del stack, maps
+        # committed as int8 like the heads: everything after this trains on what is committed
+        tuned = unpack_weights(pack_weights(top_state(top)))
+    enc = probe_encoder(settings, tuned)
+    rows = base_rows if tuned is None else cached_features(enc, data.paths, settings=settings)[0]
+    views = [rows[train_idx], *augmented_views(train_paths, n_views, seed, settings, encoder=enc)]
     x = np.stack([pooled(v[keep], mix.pooling) for v in views])
     white: Whitening | None = None
     if mix.whiten_shrink is not None:
@@ -170,6 +206,8 @@ def train_fashion(
         log(f"whitening learnt from {len(views)} views of {len(y)} images "
             f"(shrink {mix.whiten_shrink}); the head trains on whitened features")
     log(f"training on {len(y)} images x {len(views)} views, {len(classes)} labels")
+    if mix.w_head <= 0:  # no heads: the (fine-tuned) backbone + colour is the model
+        losses = ()
     head = build_ensemble(head_cfg, losses)
     history: list[float] = []
     for k, loss in enumerate(losses):
@@ -187,10 +225,12 @@ def train_fashion(
     head.eval()
     if white is not None:
         packed.update(pack_whitening(white))
+    if tuned is not None:
+        packed.update({TOP_PREFIX + k: v for k, v in pack_weights(tuned).items()})
     # held-out metrics with the very combination the ONNX graph computes
     ev = np.flatnonzero(test & ok)
     emb = combine(rows[ev], head, mix, white)
-    base = l2_normalise(part(rows[ev], "gap"))
+    base = l2_normalise(part(base_rows[ev], "gap"))  # the ImageNet backbone, never tuned
     labels = [data.labels[i] for i in ev]
     groups = [data.groups[i] for i in ev]
     metrics = {f"heldout/trained/{k}": v for k, v in retrieval_metrics(emb, labels, groups).items()}
@@ -214,9 +254,15 @@ def train_fashion(
         "backbone": BACKBONE,
         "description": (
             f"{BACKBONE} ImageNet backbone"
+            + (f" with its last {used.blocks} block(s) + conv head fine-tuned (labels, "
+               "view identity, distilled pairwise similarities)" if used is not None else "")
             + (" features whitened (learnt from augmented views)" if white is not None else "")
-            + f" + metric-learning heads ({', '.join(losses)}, identity "
-            f"{head_cfg.identity_weight}, distill {head_cfg.distill_weight})"
+            + (
+                f" + metric-learning heads ({', '.join(losses)}, identity "
+                f"{head_cfg.identity_weight}, distill {head_cfg.distill_weight})"
+                if losses
+                else ""
+            )
             + "".join(
                 f", with the {what}"
                 for what, on in (
@@ -228,6 +274,7 @@ def train_fashion(
             )
         ),
         "head": asdict(head_cfg),
+        "finetune": asdict(used) if used is not None else None,
         "head_losses": list(losses),
         "combine": {**asdict(mix), "mean": list(pre.mean), "std": list(pre.std)},
         "data": {
@@ -245,6 +292,7 @@ def train_fashion(
             "test_groups": sorted(split.test_groups),
         },
         "loss_history": [round(v, 5) for v in history],
+        "finetune_loss_history": [round(v, 5) for v in top_history],
         "metrics": {k: round(v, 4) for k, v in metrics.items()},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "reproduce": (
@@ -259,6 +307,13 @@ def train_fashion(
             + (
                 f" --whiten-shrink {mix.whiten_shrink} --w-white {mix.w_white}"
                 if mix.whiten_shrink is not None
+                else ""
+            )
+            + (
+                f" --finetune-blocks {used.blocks} --finetune-epochs {used.epochs}"
+                f" --finetune-identity {used.identity_weight}"
+                f" --finetune-distill {used.distill_weight}"
+                if used is not None
                 else ""
             )
         ),

@@ -6,6 +6,7 @@ features of thousands of images (and their augmented views) takes about a minute
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,24 +50,37 @@ class RawOnnxEncoder(OnnxEncoder):
         return np.asarray(out, dtype=np.float32).reshape(batch.shape[0], -1)
 
 
-def ensure_probe(settings: Settings) -> Path:
+def ensure_probe(settings: Settings, tuned: dict[str, NDArray[np.float32]] | None = None) -> Path:
     """The probe's cached export, named after the backbone export's checksum so a change in how
-    the backbone is built (e.g. its activation) re-exports the probe too."""
+    the backbone is built (e.g. its activation) re-exports the probe too. With `tuned` (weights
+    of a fine-tuned top, `finetune.top_state`), the probe of that fine-tuned backbone, named
+    after the weights' digest too."""
     backbone_card = read_card(ensure_backbone(BACKBONE, settings), verify=False)
-    path = settings.models_dir / f"{PROBE_NAME}-{str(backbone_card['sha256'])[:12]}.onnx"
+    name = PROBE_NAME
+    if tuned is not None:
+        digest = hashlib.sha256()
+        for key in sorted(tuned):
+            digest.update(key.encode())
+            digest.update(np.ascontiguousarray(tuned[key], dtype=np.float32).tobytes())
+        name = f"{PROBE_NAME}-tuned-{digest.hexdigest()[:12]}"
+    path = settings.models_dir / f"{name}-{str(backbone_card['sha256'])[:12]}.onnx"
     if valid_cache(path) is not None:
         return path
     pre = preprocess_for(BACKBONE)
-    export_onnx(
-        probe_module(load_torch_backbone(BACKBONE), LITE_MEAN, LITE_STD), pre.image_size, path
-    )
+    backbone = load_torch_backbone(BACKBONE)
+    if tuned is not None:
+        from lookalike.training.finetune import load_top
+
+        load_top(backbone, tuned)
+    export_onnx(probe_module(backbone, LITE_MEAN, LITE_STD), pre.image_size, path)
     write_card(
         path,
         {
-            "name": PROBE_NAME,
+            "name": name,
             "dim": PROBE_DIM,
             "preprocess": pre.as_dict(),
-            "description": "lite0 GAP | attention-pooled features | spatial weights | colour cells",
+            "description": "lite0 GAP | attention-pooled features | spatial weights | colour cells"
+            + (" (fine-tuned top)" if tuned is not None else ""),
             "layout": {k: list(v) for k, v in PROBE_LAYOUT.items()},
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
@@ -74,8 +88,10 @@ def ensure_probe(settings: Settings) -> Path:
     return path
 
 
-def probe_encoder(settings: Settings) -> RawOnnxEncoder:
-    path = ensure_probe(settings)
+def probe_encoder(
+    settings: Settings, tuned: dict[str, NDArray[np.float32]] | None = None
+) -> RawOnnxEncoder:
+    path = ensure_probe(settings, tuned)
     return RawOnnxEncoder(path, card_from_dict(read_card(path)), settings.intra_op_threads)
 
 
