@@ -82,10 +82,12 @@ def test_swiped_look_alikes_steer_the_feed_for_most_shoppers(catalog: Catalog) -
             feed.swipe(user, card, card in taste)
         upcoming = [r.item.id for r in feed.next(user, 7, mark_shown=False)]
         before_after.append((np.median([rank.get(r.item.id, 100) for r in first[1:]]),
-                             np.median([rank.get(i, 100) for i in upcoming])))
-    before, after = np.asarray(before_after).T
+                             np.median([rank.get(i, 100) for i in upcoming]),
+                             sum(i in taste for i in upcoming)))
+    before, after, in_taste = np.asarray(before_after).T
     assert np.median(after) <= 25 and np.median(after) <= 0.5 * np.median(before), before_after
     assert np.mean(after <= 40) >= 0.85, before_after
+    assert np.mean(in_taste >= 3) >= 0.85, before_after  # of the 7 up next, most in the taste
 
 
 def test_two_prototypes_return_both_kinds(catalog: Catalog) -> None:
