@@ -22,7 +22,7 @@ from lookalike.training.finetune import (  # noqa: E402
     train_top,
     trunk_module,
 )
-from lookalike.training.head import EpochReport  # noqa: E402
+from lookalike.training.loop import EpochReport  # noqa: E402
 
 SIZE = 224
 

@@ -51,7 +51,8 @@ def train(
 ) -> None:
     """Train the projection head (resumes from its checkpoint) and save weights + model card."""
     from lookalike.training.finetune import FinetuneConfig
-    from lookalike.training.head import EpochReport, HeadConfig
+    from lookalike.training.head import HeadConfig
+    from lookalike.training.loop import EpochReport
     from lookalike.training.pipeline import Combine, train_fashion
 
     cfg = HeadConfig(

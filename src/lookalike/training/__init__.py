@@ -2,7 +2,8 @@
 model (see `lookalike.encoders.trained`). Needs the `train` extra (torch,
 pytorch-metric-learning)."""
 
-from lookalike.training.head import LOSSES, EpochReport, HeadConfig, build_head, train_head
+from lookalike.training.head import LOSSES, HeadConfig, build_head, train_head
+from lookalike.training.loop import EpochReport
 from lookalike.training.pipeline import Combine, TrainResult, combine, train_fashion
 
 __all__ = [

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ from numpy.typing import NDArray
 from lookalike.config import Settings
 from lookalike.encoders.efficientnet import export_onnx, load_torch_backbone, preprocess_for
 from lookalike.encoders.onnx import card_from_dict, read_card, valid_cache, write_card
-from lookalike.training.head import EpochReport, data_fingerprint
+from lookalike.training.loop import Checkpoint, EpochClock, EpochReport, data_fingerprint
 from lookalike.training.probe import BACKBONE, RawOnnxEncoder
 
 __all__ = [
@@ -212,31 +211,26 @@ def train_top(
     ms_loss = losses.MultiSimilarityLoss()
     id_loss = losses.NTXentLoss(temperature=0.1)
     opt = torch.optim.AdamW(top.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    history: list[float] = []
-    start_epoch = 0
-    key = {"fingerprint": cfg.fingerprint(), "data": data_fingerprint(views, labels)}
-    if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
-        if all(state.get(k) == v for k, v in key.items()):
-            top.load_state_dict(state["top"])
-            opt.load_state_dict(state["opt"])
-            rng = state["rng"]
-            torch.set_rng_state(state["torch_rng"])
-            history = list(state["history"])
-            start_epoch = int(state["epoch"])
+    ckpt = Checkpoint(
+        checkpoint,
+        {"fingerprint": cfg.fingerprint(), "data": data_fingerprint(views, labels)},
+        {"top": top, "opt": opt},
+    )
+    resumed = ckpt.resume(rng)
+    rng, history, start_epoch = resumed.rng, resumed.history, resumed.epoch
     x_all = torch.from_numpy(np.ascontiguousarray(views, dtype=np.float32))
     n_views = views.shape[0]
     by_class = [np.flatnonzero(labels == k) for k in range(int(labels.max()) + 1)]
     by_class = [members for members in by_class if len(members)]
     n_classes = min(cfg.classes_per_batch, len(by_class))
     steps = max(1, len(labels) // (cfg.per_class * n_classes))
-    t_start = time.monotonic()
+    clock = EpochClock(start_epoch, cfg.epochs)
     for epoch in range(start_epoch, cfg.epochs):
         top.train()
         for m in top.modules():  # batch-norm statistics stay the pretrained ones
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.eval()
-        t0 = time.monotonic()
+        clock.begin()
         total = 0.0
         for _ in range(steps):
             chosen = rng.choice(len(by_class), n_classes, replace=False)
@@ -266,17 +260,8 @@ def train_top(
             total += float(loss.detach())
         history.append(total / steps)
         top.eval()
-        if checkpoint is not None:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            tmp = checkpoint.with_suffix(".tmp")
-            torch.save({**key, "top": top.state_dict(), "opt": opt.state_dict(), "rng": rng,
-                        "torch_rng": torch.get_rng_state(), "history": history,
-                        "epoch": epoch + 1}, tmp)
-            tmp.replace(checkpoint)
+        ckpt.save(rng, history, epoch + 1)
         if progress is not None:
-            spent = time.monotonic() - t_start
-            done = epoch + 1 - start_epoch
-            progress(EpochReport(epoch + 1, cfg.epochs, history[-1], time.monotonic() - t0,
-                                 spent / done * (cfg.epochs - epoch - 1)))
+            progress(clock.report(epoch + 1, history[-1]))
     top.eval()
     return top, history

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -25,6 +24,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from lookalike.training.loop import Checkpoint, EpochClock, EpochReport, data_fingerprint
 
 LOSSES = ("triplet", "multi-similarity", "proxy-anchor")
 
@@ -46,23 +47,6 @@ class HeadConfig:
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def data_fingerprint(views: NDArray[np.float32], labels: NDArray[np.int64]) -> str:
-    """What a checkpoint was trained on: shapes and bytes of the features and labels."""
-    h = hashlib.sha256(repr((views.shape, labels.shape)).encode())
-    h.update(np.ascontiguousarray(views, dtype=np.float32).tobytes())
-    h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]
-
-
-@dataclass
-class EpochReport:
-    epoch: int
-    epochs: int
-    loss: float
-    seconds: float
-    eta_seconds: float
 
 
 def build_head(cfg: HeadConfig) -> Any:
@@ -151,27 +135,20 @@ def train_head(
     params = list(head.parameters()) + list(cat_loss.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    history: list[float] = []
-    start_epoch = 0
-    key = {"fingerprint": cfg.fingerprint(), "data": data_fingerprint(views, labels)}
-    if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
-        if all(state.get(k) == v for k, v in key.items()):
-            head.load_state_dict(state["head"])
-            cat_loss.load_state_dict(state["loss"])
-            opt.load_state_dict(state["opt"])
-            sched.load_state_dict(state["sched"])
-            rng = state["rng"]
-            torch.set_rng_state(state["torch_rng"])
-            history = list(state["history"])
-            start_epoch = int(state["epoch"])
+    ckpt = Checkpoint(
+        checkpoint,
+        {"fingerprint": cfg.fingerprint(), "data": data_fingerprint(views, labels)},
+        {"head": head, "loss": cat_loss, "opt": opt, "sched": sched},
+    )
+    resumed = ckpt.resume(rng)
+    rng, history, start_epoch = resumed.rng, resumed.history, resumed.epoch
     x_all = torch.from_numpy(np.ascontiguousarray(views, dtype=np.float32))
     lab_t = torch.from_numpy(labels.astype(np.int64))
     n_views = views.shape[0]
-    t_start = time.monotonic()
+    clock = EpochClock(start_epoch, cfg.epochs)
     for epoch in range(start_epoch, cfg.epochs):
         head.train()
-        t0 = time.monotonic()
+        clock.begin()
         total, count = 0.0, 0
         for items in _batches(labels, cfg, rng):
             va = rng.integers(0, n_views, len(items))
@@ -199,36 +176,9 @@ def train_head(
         sched.step()
         history.append(total / max(count, 1))
         head.eval()
-        if checkpoint is not None:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            tmp = checkpoint.with_suffix(".tmp")
-            torch.save(
-                {
-                    **key,
-                    "head": head.state_dict(),
-                    "loss": cat_loss.state_dict(),
-                    "opt": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "rng": rng,
-                    "torch_rng": torch.get_rng_state(),
-                    "history": history,
-                    "epoch": epoch + 1,
-                },
-                tmp,
-            )
-            tmp.replace(checkpoint)
+        ckpt.save(rng, history, epoch + 1)
         if progress is not None:
-            spent = time.monotonic() - t_start
-            done = epoch + 1 - start_epoch
-            progress(
-                EpochReport(
-                    epoch + 1,
-                    cfg.epochs,
-                    history[-1],
-                    time.monotonic() - t0,
-                    spent / done * (cfg.epochs - epoch - 1),
-                )
-            )
+            progress(clock.report(epoch + 1, history[-1]))
     head.eval()
     return head, history
 

@@ -46,13 +46,8 @@ from lookalike.training.finetune import (
     train_top,
     trunk_encoder,
 )
-from lookalike.training.head import (
-    EpochReport,
-    HeadConfig,
-    apply_head,
-    build_ensemble,
-    train_head,
-)
+from lookalike.training.head import HeadConfig, apply_head, build_ensemble, train_head
+from lookalike.training.loop import EpochReport
 from lookalike.training.probe import BACKBONE, part, probe_encoder
 from lookalike.training.whitening import (
     Whitening,
