@@ -116,3 +116,35 @@ def test_packing_covers_conv_kernels_per_output_channel() -> None:
         assert back[key].shape == value.shape
         assert np.all(np.abs(back[key] - value) <= step / 2 + 1e-6) if value.ndim > 1 else (
             np.array_equal(back[key], value))
+
+
+def test_graph_keeps_the_imagenet_top_beside_the_fine_tuned_one() -> None:
+    """`w_imagenet`: the graph shares the trunk, runs the fine-tuned and the untouched top, and
+    equals the two backbones run separately and concatenated with their weights."""
+    from lookalike.encoders.salient import fashion_module
+    from lookalike.training.head import HeadConfig, build_ensemble
+
+    blocks = 2
+    imagenet = load_torch_backbone("efficientnet-lite0").eval()
+    tuned = load_torch_backbone("efficientnet-lite0").eval()
+    rng = np.random.default_rng(3)
+    state = {k: v if "running" in k else v * (1 + 0.2 * rng.standard_normal(v.shape))
+             for k, v in top_state(top_module(tuned, blocks, SIZE)).items()}
+    load_top(tuned, state)
+    spec = {"pooling": "gap", "w_head": 0.0, "w_backbone": 1.0, "w_imagenet": 0.5,
+            "w_colour": 0.0, "colour_power": 2.0, "mean": [0.5] * 3, "std": [0.5] * 3}
+    reference = (len(imagenet._blocks) - blocks, top_module(imagenet, blocks, SIZE))
+    model = fashion_module(tuned, build_ensemble(HeadConfig(), ()), spec, None, reference)
+    images = torch.from_numpy(
+        np.random.default_rng(4).standard_normal((2, 3, SIZE, SIZE)).astype(np.float32))
+    with torch.no_grad():
+        got = model(images).numpy()
+
+    def unit(a: np.ndarray) -> np.ndarray:
+        return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+    fine, base = unit(_gap(tuned, images)), unit(_gap(imagenet, images))
+    assert np.abs(fine - base).max() > 1e-3  # the two tops really differ
+    np.testing.assert_allclose(got, unit(np.concatenate([fine, 0.5 * base], axis=1)), atol=1e-5)
+    with pytest.raises(ValueError, match="w_imagenet"):
+        fashion_module(tuned, build_ensemble(HeadConfig(), ()), spec)

@@ -38,6 +38,10 @@ def train(
         "shrinkage (e.g. 1.0) and train the head on whitened features; off by default.",
     ),
     w_white: float = typer.Option(0.0, help="Weight of the whitened features (whitening on)."),
+    w_imagenet: float = typer.Option(
+        0.0, help="Weight of the untouched ImageNet top's features beside the fine-tuned ones "
+        "(needs --finetune-blocks)."
+    ),
     views: int = typer.Option(2, min=0, help="Augmented views cached per training image."),
     finetune_blocks: int = typer.Option(
         0, min=0, help="Fine-tune the backbone's last N blocks + conv head first (0 = off)."
@@ -72,6 +76,7 @@ def train(
         colour_power=colour_power,
         whiten_shrink=whiten_shrink,
         w_white=w_white,
+        w_imagenet=w_imagenet,
     )
 
     def progress(r: EpochReport) -> None:

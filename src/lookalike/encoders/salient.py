@@ -102,7 +102,11 @@ PROBE_DIM = 2609 + 49 * COLOUR_DIM
 
 
 def fashion_module(
-    backbone: Any, head: Any, spec: dict[str, Any], whitening: tuple[Any, Any] | None = None
+    backbone: Any,
+    head: Any,
+    spec: dict[str, Any],
+    whitening: tuple[Any, Any] | None = None,
+    reference: tuple[int, Any] | None = None,
 ) -> Any:
     """The whole trained encoder as one torch module, ready for ONNX export:
 
@@ -110,12 +114,15 @@ def fashion_module(
           → x = whitened b, L2-normalised (`whitening` = (mean, projection); else x = b)
           → head(x) (trained projection, L2-normalised)
           + garment colour c (soft RGB histogram weighted by the activation map)
-    embedding = [w_head · head(x) | w_backbone · b | w_white · x | w_colour · c], parts with
-    weight 0 left out (w_head 0: no heads), L2-normalised (the numpy reference is
+          + r = the untouched ImageNet top's GAP features, L2-normalised, when the backbone's
+            top is fine-tuned (`reference` = (index of its first fine-tuned block, the
+            ImageNet top from `training.finetune.top_module`); the trunk below is shared)
+    embedding = [w_head · head(x) | w_backbone · b | w_white · x | w_imagenet · r | w_colour · c],
+    parts with weight 0 left out (w_head 0: no heads), L2-normalised (the numpy reference is
     `training.pipeline.combine`).
 
     `spec` keys: pooling ("gap" | "attn"), w_head, w_backbone, w_colour, colour_power, mean, std
-    and optionally w_white.
+    and optionally w_white, w_imagenet (needs `reference`).
     """
     import torch
 
@@ -124,18 +131,34 @@ def fashion_module(
     std = tuple(float(v) for v in spec["std"])
     w_backbone = float(spec["w_backbone"])
     w_white = float(spec.get("w_white", 0.0)) if whitening is not None else 0.0
+    w_imagenet = float(spec.get("w_imagenet", 0.0))
+    if w_imagenet > 0 and reference is None:
+        raise ValueError("w_imagenet > 0 needs the ImageNet top (a fine-tuned backbone)")
 
     class Fashion(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.backbone = backbone
             self.head = head
+            self.reference = reference[1] if reference is not None and w_imagenet > 0 else None
             if whitening is not None:
                 self.register_buffer("w_mean", torch.as_tensor(whitening[0]).float())
                 self.register_buffer("w_proj", torch.as_tensor(whitening[1]).float())
 
         def forward(self, x: Any) -> Any:
-            fmap = self.backbone.extract_features(x)
+            r = None
+            if self.reference is not None and reference is not None:
+                net, cut = self.backbone, reference[0]
+                t = net._swish(net._bn0(net._conv_stem(x)))
+                for block in net._blocks[:cut]:
+                    t = block(t)
+                r = f.normalize(self.reference(t), dim=1)
+                fmap = t
+                for block in net._blocks[cut:]:
+                    fmap = block(fmap)
+                fmap = net._swish(net._bn1(net._conv_head(fmap)))
+            else:
+                fmap = self.backbone.extract_features(x)
             if spec["pooling"] == "attn":
                 pooled = (fmap * spatial_weights(fmap)).sum(dim=(2, 3))
             else:
@@ -152,6 +175,8 @@ def fashion_module(
                 parts.append(w_backbone * b)
             if w_white > 0:
                 parts.append(w_white * w)
+            if r is not None:
+                parts.append(w_imagenet * r)
             if float(spec["w_colour"]) > 0:
                 size = int(fmap.shape[-1]) * CELL_PIXELS
                 cells = soft_colour_cells(x, mean, std, size)

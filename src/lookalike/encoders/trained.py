@@ -75,7 +75,7 @@ def build_torch_model(card: dict[str, Any], weights: Path) -> Any:
 
     cfg = HeadConfig(**card["head"])
     head = build_ensemble(cfg, tuple(card.get("head_losses", [cfg.loss])))
-    from lookalike.training.finetune import TOP_PREFIX, load_top
+    from lookalike.training.finetune import TOP_PREFIX, load_top, top_module
     from lookalike.training.whitening import PREFIX, unpack_whitening
 
     with np.load(weights) as data:
@@ -86,10 +86,22 @@ def build_torch_model(card: dict[str, Any], weights: Path) -> Any:
     white = unpack_whitening(packed)
     backbone = load_torch_backbone(str(card["backbone"]))
     tuned = {k[len(TOP_PREFIX):]: v for k, v in packed.items() if k.startswith(TOP_PREFIX)}
+    reference = None
     if tuned:
+        blocks = int(card["finetune"]["blocks"])
+        if float(card["combine"].get("w_imagenet", 0.0)) > 0:  # the untouched top, beside
+            imagenet = load_torch_backbone(str(card["backbone"]))
+            reference = (
+                len(imagenet._blocks) - blocks,
+                top_module(imagenet, blocks, int(card["preprocess"]["image_size"])),
+            )
         load_top(backbone, unpack_weights(tuned))
     return fashion_module(
-        backbone, head, card["combine"], None if white is None else (white.mean, white.proj)
+        backbone,
+        head,
+        card["combine"],
+        None if white is None else (white.mean, white.proj),
+        reference,
     )
 
 

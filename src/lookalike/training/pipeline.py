@@ -68,6 +68,9 @@ class Combine:
     colour_power: float = 1.0
     whiten_shrink: float | None = None  # None: no whitening; else its shrinkage (whitening.py)
     w_white: float = 0.0  # weight of the whitened backbone features (needs whiten_shrink)
+    # weight of the untouched ImageNet top's GAP features beside the fine-tuned backbone's
+    # (needs fine-tuning; the trunk below the fine-tuned blocks is shared in the graph)
+    w_imagenet: float = 0.0
 
 
 @dataclass
@@ -93,12 +96,17 @@ def colour_features(rows: NDArray[np.float32], power: float = 1.0) -> NDArray[np
 
 
 def combine(
-    rows: NDArray[np.float32], head: Any, c: Combine, white: Whitening | None = None
+    rows: NDArray[np.float32],
+    head: Any,
+    c: Combine,
+    white: Whitening | None = None,
+    imagenet: NDArray[np.float32] | None = None,
 ) -> NDArray[np.float32]:
     """The final embedding from probe rows, exactly as `salient.fashion_module` computes it:
-    [w_head · head(x) | w_backbone · b | w_white · x | w_colour · colour], parts with weight 0
-    left out (w_head 0: no heads), where b = pooled backbone features and x = whitened b (b
-    without whitening)."""
+    [w_head · head(x) | w_backbone · b | w_white · x | w_imagenet · r | w_colour · colour],
+    parts with weight 0 left out (w_head 0: no heads), where b = pooled backbone features, x =
+    whitened b (b without whitening) and r = pooled `imagenet`, the untouched ImageNet probe's
+    rows of the same images (needed when w_imagenet > 0)."""
     b = pooled(rows, c.pooling)
     x = white(b) if white is not None else b
     parts = [c.w_head * apply_head(head, x)] if c.w_head > 0 else []
@@ -106,6 +114,10 @@ def combine(
         parts.append(c.w_backbone * b)
     if c.w_white > 0 and white is not None:
         parts.append(c.w_white * x)
+    if c.w_imagenet > 0:
+        if imagenet is None:
+            raise ValueError("w_imagenet > 0 needs the ImageNet probe rows")
+        parts.append(c.w_imagenet * pooled(imagenet, "gap"))
     if c.w_colour > 0:
         parts.append(c.w_colour * colour_features(rows, c.colour_power))
     return l2_normalise(np.concatenate(parts, axis=1))
@@ -173,6 +185,8 @@ def train_fashion(
     y = np.asarray([cls[data.labels[i]] for i in train_idx[keep]], dtype=np.int64)
     tuned: dict[str, NDArray[np.float32]] | None = None
     used = finetune if finetune is not None and finetune.blocks > 0 else None
+    if mix.w_imagenet > 0 and used is None:
+        raise LookalikeError("--w-imagenet needs fine-tuning (--finetune-blocks N)")
     top_history: list[float] = []
     if used is not None:
         trunk = trunk_encoder(used.blocks, settings)
@@ -224,7 +238,7 @@ def train_fashion(
         packed.update({TOP_PREFIX + k: v for k, v in pack_weights(tuned).items()})
     # held-out metrics with the very combination the ONNX graph computes
     ev = np.flatnonzero(test & ok)
-    emb = combine(rows[ev], head, mix, white)
+    emb = combine(rows[ev], head, mix, white, base_rows[ev])
     base = l2_normalise(part(base_rows[ev], "gap"))  # the ImageNet backbone, never tuned
     labels = [data.labels[i] for i in ev]
     groups = [data.groups[i] for i in ev]
@@ -239,6 +253,7 @@ def train_fashion(
         head_cfg.out_dim * len(losses)
         + (head_cfg.in_dim if mix.w_backbone > 0 else 0)
         + (head_cfg.in_dim if white is not None and mix.w_white > 0 else 0)
+        + (head_cfg.in_dim if mix.w_imagenet > 0 else 0)
         + (64 if mix.w_colour > 0 else 0)
     )
     pre = preprocess_for(BACKBONE)
@@ -263,6 +278,7 @@ def train_fashion(
                 for what, on in (
                     ("whitened features", white is not None and mix.w_white > 0),
                     ("backbone features", mix.w_backbone > 0),
+                    ("untouched ImageNet top's features", mix.w_imagenet > 0),
                     ("garment colour histogram", mix.w_colour > 0),
                 )
                 if on
@@ -308,6 +324,7 @@ def train_fashion(
                 f" --finetune-blocks {used.blocks} --finetune-epochs {used.epochs}"
                 f" --finetune-identity {used.identity_weight}"
                 f" --finetune-distill {used.distill_weight}"
+                f" --w-imagenet {mix.w_imagenet}"
                 if used is not None
                 else ""
             )
