@@ -4,6 +4,8 @@
     .venv/bin/python bench/head_tradeoff.py '[{"whiten_shrink": 1.0, "w_white": 1.0,
         "w_backbone": 0, "w_head": 0.65, "w_colour": 0.35}]'
     .venv/bin/python bench/head_tradeoff.py --finetune-blocks 1 '[{"w_head": 0, "w_colour": 0.1}]'
+    .venv/bin/python bench/head_tradeoff.py --finetune-blocks 4 --finetune-epochs 12 \
+        '[{"w_head": 0, "w_backbone": 1, "w_imagenet": 0.5, "w_colour": 0.2}]'
 
 Heads are trained on the train contributors minus a validation quarter of them (the held-out
 half of the saved split is never touched), then scored on those validation contributors
@@ -37,7 +39,12 @@ from lookalike.evaluation.datasets import (
 )
 from lookalike.evaluation.features import cached_features
 from lookalike.evaluation.metrics import DEFAULT_IGNORE
-from lookalike.evaluation.protocols import encode_plan, plan_evaluation, score_plan
+from lookalike.evaluation.protocols import (
+    PlanFeatures,
+    encode_plan,
+    plan_evaluation,
+    score_plan,
+)
 from lookalike.evaluation.report import default_split_path
 from lookalike.evaluation.splits import GroupSplit, group_split, load_or_create_split
 from lookalike.training.finetune import FinetuneConfig, top_state, train_top, trunk_encoder
@@ -58,7 +65,7 @@ COLUMNS = [
     ("products", "colour/top10_majority_agreement", "prod c-agr"),
 ]
 MIX_FIELDS = ("w_head", "w_backbone", "w_colour", "colour_power", "pooling", "whiten_shrink",
-              "w_white")
+              "w_white", "w_imagenet")
 
 Embed = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 
@@ -119,7 +126,14 @@ def main() -> None:
         enc = probe_encoder(settings, unpack_weights(pack_weights(top_state(top))))
         rows = cached_features(enc, data.paths, settings=settings)[0]
         print(f"fine-tuned the last {cfg_ft.blocks} block(s): {cfg_ft}", flush=True)
-    feats = {k: encode_plan(enc, p, settings) for k, p in plans.items()}
+    tuned_feats = {k: encode_plan(enc, p, settings) for k, p in plans.items()}
+    width = next(iter(tuned_feats.values())).all.shape[1]
+    # each row: the (fine-tuned) probe's row, then the ImageNet probe's row of the same image
+    feats = {k: PlanFeatures(np.concatenate([f.all, base_feats[k].all], axis=1),
+                             f.ok & base_feats[k].ok,
+                             {n: np.concatenate([v, base_feats[k].views[n]], axis=1)
+                              for n, v in f.views.items()})
+             for k, f in tuned_feats.items()}
     views = [rows[fit_idx], *augmented_views(fit_paths, args.views, 0, settings, encoder=enc)]
     x = np.stack([pooled(v[keep], "gap") for v in views])
     print(f"features ready in {time.time() - t0:.0f} s: fit on {len(y)} images, validate on "
@@ -141,7 +155,7 @@ def main() -> None:
     base = scores(lambda r: pooled(r, "gap"), base_feats)
     show("ImageNet lite0 GAP (baseline)", base, base)
     if args.finetune_blocks:
-        show("fine-tuned GAP", scores(lambda r: pooled(r, "gap")), base)
+        show("fine-tuned GAP", scores(lambda r: pooled(r[:, :width], "gap")), base)
     heads: dict[str, Any] = {}
     for spec in json.loads(args.variants):
         losses = tuple(spec.pop("losses", ["triplet", "multi-similarity"]))
@@ -166,11 +180,12 @@ def main() -> None:
 
         def embed(r: NDArray[np.float32], h: Any = trained_head, c: Combine = mix,
                   w: Whitening | None = white) -> Any:
-            return combine(r, h, c, w)
+            return combine(r[:, :width], h, c, w, r[:, width:])
 
         whitened = "" if white is None else f" whiten {mix.whiten_shrink} w {mix.w_white}"
+        ref = f" imagenet {mix.w_imagenet}" if mix.w_imagenet else ""
         show(f"{'+'.join(losses)} id {cfg.identity_weight} head {mix.w_head} "
-             f"bb {mix.w_backbone} colour {mix.w_colour}{whitened}", scores(embed), base)
+             f"bb {mix.w_backbone} colour {mix.w_colour}{whitened}{ref}", scores(embed), base)
 
 
 if __name__ == "__main__":
