@@ -1,20 +1,26 @@
 """The registered `lookalike-fashion` ONNX model equals the torch model built from the
-committed head weights (slow: builds the real backbone)."""
+committed head weights (slow: builds the real backbone), and
+the cached export is rebuilt when the weights or the card change."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lookalike import Settings, create, load_image
 from lookalike.demo import sample_images
-from lookalike.encoders.trained import WEIGHTS_DIR, build_torch_model, weights_paths
+from lookalike.encoders.trained import (
+    WEIGHTS_DIR,
+    build_torch_model,
+    source_digest,
+    weights_paths,
+)
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_trained_onnx_matches_torch_from_committed_weights() -> None:
     torch = pytest.importorskip("torch")
     weights, card_file = weights_paths("lookalike-fashion", WEIGHTS_DIR)
@@ -26,3 +32,18 @@ def test_trained_onnx_matches_torch_from_committed_weights() -> None:
     with torch.no_grad():
         ref = build_torch_model(card, weights)(torch.from_numpy(batch)).numpy()
     np.testing.assert_allclose(enc.encode_batch(batch), ref, atol=1e-4)
+
+
+def test_cached_export_follows_the_card_too(tmp_path: Path) -> None:
+    """Same weights, other combination weights in the card: another model, another export
+    (a cache keyed by the weights alone served the old graph after `--w-imagenet` changed)."""
+    weights, card_file = tmp_path / "m.npz", tmp_path / "m.json"
+    np.savez(weights, w=np.ones(3, np.float32))
+    card_file.write_text(json.dumps({"combine": {"w_imagenet": 0.5}}))
+    first = source_digest(weights, card_file)
+    assert source_digest(weights, card_file) == first
+    card_file.write_text(json.dumps({"combine": {"w_imagenet": 0.75}}))
+    assert source_digest(weights, card_file) != first
+    np.savez(weights, w=np.zeros(3, np.float32))
+    card_file.write_text(json.dumps({"combine": {"w_imagenet": 0.5}}))
+    assert source_digest(weights, card_file) != first

@@ -33,8 +33,13 @@ def weights_paths(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[Path, Pat
     return weights_dir / f"{name}.npz", weights_dir / f"{name}.json"
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def source_digest(weights: Path, card: Path) -> str:
+    """What a cached export was built from: the weights and the card (which holds the graph's
+    combination weights, so a card edited beside unchanged weights is a different model)."""
+    h = hashlib.sha256(weights.read_bytes())
+    h.update(b"\0card\0")
+    h.update(card.read_bytes())
+    return h.hexdigest()
 
 
 def pack_weights(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -119,7 +124,7 @@ def export_trained(name: str, target: Path, weights_dir: Path = WEIGHTS_DIR) -> 
         target,
         {
             **card,
-            "head_weights_sha256": _digest(weights),
+            "source_sha256": source_digest(weights, card_file),
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
@@ -128,14 +133,14 @@ def export_trained(name: str, target: Path, weights_dir: Path = WEIGHTS_DIR) -> 
 
 def ensure_trained(name: str, settings: Settings, weights_dir: Path = WEIGHTS_DIR) -> Path:
     """Verified cached ONNX export of `name`, built from the committed weights if needed (or
-    if the committed weights changed since the cached export)."""
-    weights, _ = weights_paths(name, weights_dir)
-    if not weights.is_file():
+    if the committed weights or card changed since the cached export)."""
+    weights, card_file = weights_paths(name, weights_dir)
+    if not weights.is_file() or not card_file.is_file():
         raise LookalikeError(f"{name}: no trained weights at {weights} (run `lookalike train`)")
-    digest = _digest(weights)
+    digest = source_digest(weights, card_file)
     target = settings.models_dir / f"{name}-{digest[:12]}.onnx"
     card = valid_cache(target)
-    if card is not None and card.get("head_weights_sha256") == digest:
+    if card is not None and card.get("source_sha256") == digest:
         return target
     return export_trained(name, target, weights_dir)
 
