@@ -104,6 +104,30 @@ def test_int8_model_of_another_recipe_is_rebuilt(tmp_path: Path) -> None:
     assert read_card(path)["recipe"] == RECIPE
 
 
+def test_trained_int8_default_is_the_quantised_trained_export() -> None:
+    """The default encoder (`lookalike-fashion-int8`) is built from the fp32 trained export,
+    stays close to it (measured on 200 photos: cosine 0.974 mean, 0.83 min) and gives the same
+    features with and without ONNX Runtime's precise u8 x s8 mode (no 16-bit saturation)."""
+    import onnxruntime as ort
+
+    settings = Settings()
+    assert settings.model == "lookalike-fashion-int8"
+    int8, fp32 = create("lookalike-fashion-int8", settings), create("lookalike-fashion", settings)
+    assert int8.card.extra["quantized_from"]["sha256"] == fp32.card.extra["sha256"]
+    imgs = [load_image(p) for p in SAMPLE[::10]]
+    cos = np.sum(int8.encode_images(imgs) * fp32.encode_images(imgs), axis=1)
+    assert cos.mean() >= 0.95 and cos.min() >= 0.75, cos
+    batch = np.stack([int8.preprocess(img) for img in imgs[:8]])
+    outs = []
+    for precise in ("0", "1"):
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.add_session_config_entry("session.x64quantprecision", precise)
+        sess = ort.InferenceSession(str(int8.model_path), opts, providers=["CPUExecutionProvider"])
+        outs.append(sess.run(None, {sess.get_inputs()[0].name: batch})[0])
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-4)
+
+
 def test_onnx_matches_torch_eager() -> None:
     torch = pytest.importorskip("torch")
     enc = create("efficientnet-lite0", Settings())

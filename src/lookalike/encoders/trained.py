@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from lookalike.config import Settings
-from lookalike.encoders.onnx import cached_onnx_factory, valid_cache, write_card
+from lookalike.encoders.onnx import (
+    cached_onnx_factory,
+    card_from_dict,
+    file_sha256,
+    read_card,
+    valid_cache,
+    write_card,
+)
 from lookalike.encoders.registry import register
 from lookalike.errors import LookalikeError
 
@@ -145,5 +152,37 @@ def ensure_trained(name: str, settings: Settings, weights_dir: Path = WEIGHTS_DI
     return export_trained(name, target, weights_dir)
 
 
+def ensure_trained_int8(
+    name: str, settings: Settings, weights_dir: Path = WEIGHTS_DIR
+) -> Path:
+    """`name` statically quantised to int8 with the backbones' recipe (`quantized.py`),
+    calibrated on the same bundled photos; cached beside its fp32 export."""
+    from lookalike.encoders.quantized import RECIPE, SUFFIX, calibration_paths, quantize_int8
+
+    source = ensure_trained(name, settings, weights_dir)
+    fp32 = read_card(source, verify=False)
+    digest = str(fp32["source_sha256"])
+    target = settings.models_dir / f"{name}{SUFFIX}-{digest[:12]}.onnx"
+    card = valid_cache(target)
+    if card is not None and card.get("recipe") == RECIPE and card.get("source_sha256") == digest:
+        return target
+    photos = calibration_paths()
+    quantize_int8(source, target, "images", card_from_dict(fp32).preprocess, photos)
+    write_card(
+        target,
+        {
+            **{k: v for k, v in fp32.items() if k != "sha256"},
+            "name": name + SUFFIX,
+            "description": f"{fp32.get('description', name)}; int8 (static QDQ, {RECIPE})",
+            "recipe": RECIPE,
+            "quantized_from": {"name": name, "sha256": file_sha256(source)},
+            "calibration": f"{len(photos)} photos of the bundled CC0 sample, min/max",
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    return target
+
+
 for _name in TRAINED:
     register(_name)(cached_onnx_factory(partial(ensure_trained, _name)))
+    register(_name + "-int8")(cached_onnx_factory(partial(ensure_trained_int8, _name)))
