@@ -1,11 +1,13 @@
-"""Trained encoders by name: committed head weights + card, built into one ONNX model on first use.
+"""Trained encoders by name: committed weights + card, built into one ONNX model on first use.
 
-`lookalike-fashion` = EfficientNet-Lite0 (ImageNet) + a metric-learning head trained on the
-clothing-dataset train contributors + the backbone features + garment colour, all in one graph
-(see `salient.fashion_module`). The head weights (a few MB) and their model card live in
+`lookalike-fashion` = EfficientNet-Lite0 whose last blocks + conv head were fine-tuned on the
+clothing-dataset's train contributors, beside the untouched ImageNet top, + garment colour, all
+in one graph (see `salient.fashion_module`; the card says which parts and weights: heads and
+whitening are also supported). The weights (a few MB, int8) and their model card live in
 `lookalike/data/models/`; the first `create("lookalike-fashion")` exports the ONNX graph (needs
 torch, the `export` extra) into the model cache and writes its card with the file's checksum;
-later runs verify the checksum and only need ONNX Runtime.
+later runs verify the checksum and only need ONNX Runtime. `lookalike-fashion-int8` (the
+default encoder) is that export quantised with the backbones' int8 recipe (`quantized.py`).
 """
 
 from __future__ import annotations
