@@ -1,5 +1,6 @@
-"""`lookalike train`: optionally fine-tune the backbone's last blocks, then metric-learning heads
-on cached backbone features; weights saved with their card."""
+"""`lookalike train`: fine-tune the backbone's last blocks (default: the recipe of the shipped
+`lookalike-fashion`), optionally metric-learning heads on cached features; weights saved with
+their card."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def train(
     hidden: int = typer.Option(1024, min=0, help="Hidden width of the head (0 = linear)."),
     out_dim: int = typer.Option(256, min=8),
     w_head: float = typer.Option(
-        0.5, help="Weight of each head in the final embedding (0 = no heads are trained)."
+        0.0, help="Weight of each head in the final embedding (0 = no heads are trained)."
     ),
     w_backbone: float = typer.Option(1.0, help="Weight of the backbone features."),
     w_colour: float = typer.Option(0.2, help="Weight of the garment colour histogram."),
@@ -39,21 +40,22 @@ def train(
     ),
     w_white: float = typer.Option(0.0, help="Weight of the whitened features (whitening on)."),
     w_imagenet: float = typer.Option(
-        0.0, help="Weight of the untouched ImageNet top's features beside the fine-tuned ones "
+        0.75, help="Weight of the untouched ImageNet top's features beside the fine-tuned ones "
         "(needs --finetune-blocks)."
     ),
     views: int = typer.Option(2, min=0, help="Augmented views cached per training image."),
     finetune_blocks: int = typer.Option(
-        0, min=0, help="Fine-tune the backbone's last N blocks + conv head first (0 = off)."
+        4, min=0, help="Fine-tune the backbone's last N blocks + conv head first (0 = off)."
     ),
-    finetune_epochs: int = typer.Option(6, min=1),
+    finetune_epochs: int = typer.Option(12, min=1),
     finetune_identity: float = typer.Option(0.1, help="Fine-tuning: view identity weight."),
     finetune_distill: float = typer.Option(
         0.1, help="Fine-tuning: weight of keeping the ImageNet top's pairwise similarities."
     ),
     seed: int = typer.Option(0),
 ) -> None:
-    """Train the projection head (resumes from its checkpoint) and save weights + model card."""
+    """Train the fashion embedding (resumes from its checkpoints) and save weights + model card.
+    The defaults reproduce the shipped model: 4 fine-tuned blocks beside the ImageNet top."""
     from lookalike.training.finetune import FinetuneConfig
     from lookalike.training.head import HeadConfig
     from lookalike.training.loop import EpochReport

@@ -186,7 +186,9 @@ def train_fashion(
     tuned: dict[str, NDArray[np.float32]] | None = None
     used = finetune if finetune is not None and finetune.blocks > 0 else None
     if mix.w_imagenet > 0 and used is None:
-        raise LookalikeError("--w-imagenet needs fine-tuning (--finetune-blocks N)")
+        raise LookalikeError(
+            "--w-imagenet needs fine-tuning (--finetune-blocks N); without it pass --w-imagenet 0"
+        )
     top_history: list[float] = []
     if used is not None:
         trunk = trunk_encoder(used.blocks, settings)
