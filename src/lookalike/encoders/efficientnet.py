@@ -57,6 +57,22 @@ def load_torch_backbone(variant: str) -> Any:
     return model
 
 
+def backbone_trunk(net: Any, images: Any, cut: int) -> Any:
+    """An EfficientNet-Lite torch backbone's stem and blocks before `cut`: its feature map there."""
+    x = net._swish(net._bn0(net._conv_stem(images)))
+    for block in net._blocks[:cut]:
+        x = block(x)
+    return x
+
+
+def backbone_top(net: Any, fmap: Any, cut: int) -> Any:
+    """The rest of `backbone_trunk`: blocks from `cut` on + conv head → the final feature map
+    (what `extract_features` returns for the whole backbone)."""
+    for block in net._blocks[cut:]:
+        fmap = block(fmap)
+    return net._swish(net._bn1(net._conv_head(fmap)))
+
+
 def torch_feature_model(variant: str) -> Any:
     """torch module: (n, 3, H, W) → (n, 1280) globally average-pooled backbone features."""
     import torch

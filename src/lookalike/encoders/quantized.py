@@ -29,9 +29,10 @@ from pathlib import Path
 
 from lookalike.config import Settings
 from lookalike.encoders.base import Preprocess
-from lookalike.encoders.efficientnet import VARIANTS, ensure_backbone, preprocess_for
+from lookalike.encoders.efficientnet import VARIANTS, ensure_backbone
 from lookalike.encoders.onnx import (
     cached_onnx_factory,
+    card_from_dict,
     file_sha256,
     read_card,
     valid_cache,
@@ -129,6 +130,27 @@ def conv_roles(model_path: Path) -> tuple[str, list[str]]:
     return convs[0].name, depthwise
 
 
+def build_int8(source: Path, target: Path, name: str, description: str) -> Path:
+    """Quantise the fp32 export `source` (with its card) into `target` with this recipe and
+    write `target`'s card: the source's card, renamed, with the recipe and its provenance."""
+    fp32 = read_card(source, verify=False)
+    photos = calibration_paths()
+    quantize_int8(source, target, "images", card_from_dict(fp32).preprocess, photos)
+    write_card(
+        target,
+        {
+            **{k: v for k, v in fp32.items() if k != "sha256"},
+            "name": name,
+            "description": description,
+            "recipe": RECIPE,
+            "quantized_from": {"name": str(fp32["name"]), "sha256": file_sha256(source)},
+            "calibration": f"{len(photos)} photos of the bundled CC0 sample, min/max",
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    return target
+
+
 def ensure_int8(variant: str, settings: Settings) -> Path:
     """Path of the verified cached int8 model of `variant`, building it first if needed."""
     name = variant + SUFFIX
@@ -136,25 +158,13 @@ def ensure_int8(variant: str, settings: Settings) -> Path:
     card = valid_cache(path)
     if card is not None and card.get("recipe") == RECIPE:
         return path
-    source = ensure_backbone(variant, settings)
-    fp32 = read_card(source, verify=False)
-    photos = calibration_paths()
-    quantize_int8(source, path, "images", preprocess_for(variant), photos)
-    write_card(
+    return build_int8(
+        ensure_backbone(variant, settings),
         path,
-        {
-            **{k: v for k, v in fp32.items() if k != "sha256"},
-            "name": name,
-            "description": f"{variant} ImageNet backbone, global-average-pooled features, "
-            "int8 (static QDQ, per-channel weights: 7-bit pointwise, 8-bit depthwise, fp32 "
-            "stem)",
-            "recipe": RECIPE,
-            "quantized_from": {"name": variant, "sha256": file_sha256(source)},
-            "calibration": f"{len(photos)} photos of the bundled CC0 sample, min/max",
-            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
+        name,
+        f"{variant} ImageNet backbone, global-average-pooled features, int8 (static QDQ, "
+        "per-channel weights: 7-bit pointwise, 8-bit depthwise, fp32 stem)",
     )
-    return path
 
 
 for _variant in VARIANTS:

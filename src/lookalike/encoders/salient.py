@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lookalike.encoders.efficientnet import backbone_top, backbone_trunk
+
 COLOUR_BINS = 4  # per channel: 4^3 = 64 joint RGB bins
 COLOUR_DIM = COLOUR_BINS**3
 GRID = 7  # lite0 at 224 px → 7x7 feature map
@@ -141,22 +143,17 @@ def fashion_module(
             self.backbone = backbone
             self.head = head
             self.reference = reference[1] if reference is not None and w_imagenet > 0 else None
+            self.cut = reference[0] if reference is not None else 0
             if whitening is not None:
                 self.register_buffer("w_mean", torch.as_tensor(whitening[0]).float())
                 self.register_buffer("w_proj", torch.as_tensor(whitening[1]).float())
 
         def forward(self, x: Any) -> Any:
             r = None
-            if self.reference is not None and reference is not None:
-                net, cut = self.backbone, reference[0]
-                t = net._swish(net._bn0(net._conv_stem(x)))
-                for block in net._blocks[:cut]:
-                    t = block(t)
-                r = f.normalize(self.reference(t), dim=1)
-                fmap = t
-                for block in net._blocks[cut:]:
-                    fmap = block(fmap)
-                fmap = net._swish(net._bn1(net._conv_head(fmap)))
+            if self.reference is not None:  # one trunk, then both tops
+                trunk = backbone_trunk(self.backbone, x, self.cut)
+                r = f.normalize(self.reference(trunk), dim=1)
+                fmap = backbone_top(self.backbone, trunk, self.cut)
             else:
                 fmap = self.backbone.extract_features(x)
             if spec["pooling"] == "attn":

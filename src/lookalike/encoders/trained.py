@@ -24,8 +24,6 @@ import numpy as np
 from lookalike.config import Settings
 from lookalike.encoders.onnx import (
     cached_onnx_factory,
-    card_from_dict,
-    file_sha256,
     read_card,
     valid_cache,
     write_card,
@@ -140,13 +138,18 @@ def export_trained(name: str, target: Path, weights_dir: Path = WEIGHTS_DIR) -> 
     return target
 
 
-def ensure_trained(name: str, settings: Settings, weights_dir: Path = WEIGHTS_DIR) -> Path:
-    """Verified cached ONNX export of `name`, built from the committed weights if needed (or
-    if the committed weights or card changed since the cached export)."""
+def committed_digest(name: str, weights_dir: Path = WEIGHTS_DIR) -> str:
+    """`source_digest` of `name`'s committed weights + card (the key of its cached exports)."""
     weights, card_file = weights_paths(name, weights_dir)
     if not weights.is_file() or not card_file.is_file():
         raise LookalikeError(f"{name}: no trained weights at {weights} (run `lookalike train`)")
-    digest = source_digest(weights, card_file)
+    return source_digest(weights, card_file)
+
+
+def ensure_trained(name: str, settings: Settings, weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Verified cached ONNX export of `name`, built from the committed weights if needed (or
+    if the committed weights or card changed since the cached export)."""
+    digest = committed_digest(name, weights_dir)
     target = settings.models_dir / f"{name}-{digest[:12]}.onnx"
     card = valid_cache(target)
     if card is not None and card.get("source_sha256") == digest:
@@ -158,31 +161,18 @@ def ensure_trained_int8(
     name: str, settings: Settings, weights_dir: Path = WEIGHTS_DIR
 ) -> Path:
     """`name` statically quantised to int8 with the backbones' recipe (`quantized.py`),
-    calibrated on the same bundled photos; cached beside its fp32 export."""
-    from lookalike.encoders.quantized import RECIPE, SUFFIX, calibration_paths, quantize_int8
+    calibrated on the same bundled photos; cached beside its fp32 export, which is only built
+    (or verified) when the int8 file must be made."""
+    from lookalike.encoders.quantized import RECIPE, SUFFIX, build_int8
 
-    source = ensure_trained(name, settings, weights_dir)
-    fp32 = read_card(source, verify=False)
-    digest = str(fp32["source_sha256"])
+    digest = committed_digest(name, weights_dir)
     target = settings.models_dir / f"{name}{SUFFIX}-{digest[:12]}.onnx"
     card = valid_cache(target)
     if card is not None and card.get("recipe") == RECIPE and card.get("source_sha256") == digest:
         return target
-    photos = calibration_paths()
-    quantize_int8(source, target, "images", card_from_dict(fp32).preprocess, photos)
-    write_card(
-        target,
-        {
-            **{k: v for k, v in fp32.items() if k != "sha256"},
-            "name": name + SUFFIX,
-            "description": f"{fp32.get('description', name)}; int8 (static QDQ, {RECIPE})",
-            "recipe": RECIPE,
-            "quantized_from": {"name": name, "sha256": file_sha256(source)},
-            "calibration": f"{len(photos)} photos of the bundled CC0 sample, min/max",
-            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-    )
-    return target
+    source = ensure_trained(name, settings, weights_dir)
+    description = str(read_card(source, verify=False).get("description", name))
+    return build_int8(source, target, name + SUFFIX, f"{description}; int8 (static QDQ, {RECIPE})")
 
 
 for _name in TRAINED:

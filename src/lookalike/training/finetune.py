@@ -34,7 +34,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.config import Settings
-from lookalike.encoders.efficientnet import export_onnx, load_torch_backbone, preprocess_for
+from lookalike.encoders.efficientnet import (
+    backbone_trunk,
+    export_onnx,
+    load_torch_backbone,
+    preprocess_for,
+)
 from lookalike.encoders.onnx import card_from_dict, read_card, valid_cache, write_card
 from lookalike.training.loop import Checkpoint, EpochClock, EpochReport, data_fingerprint
 from lookalike.training.probe import BACKBONE, RawOnnxEncoder
@@ -87,11 +92,7 @@ def trunk_module(backbone: Any, blocks: int) -> Any:
             self.backbone = backbone
 
         def forward(self, x: Any) -> Any:
-            net = self.backbone
-            x = net._swish(net._bn0(net._conv_stem(x)))
-            for block in net._blocks[:cut]:
-                x = block(x)
-            return x.flatten(1)
+            return backbone_trunk(self.backbone, x, cut).flatten(1)
 
     return Trunk().eval()
 
@@ -103,11 +104,7 @@ def top_module(backbone: Any, blocks: int, image_size: int) -> Any:
 
     cut = _cut(backbone, blocks)
     with torch.no_grad():
-        probe = torch.zeros(1, 3, image_size, image_size)
-        net = backbone
-        x = net._swish(net._bn0(net._conv_stem(probe)))
-        for block in net._blocks[:cut]:
-            x = block(x)
+        x = backbone_trunk(backbone, torch.zeros(1, 3, image_size, image_size), cut)
     shape = tuple(int(s) for s in x.shape[1:])
 
     class Top(torch.nn.Module):
