@@ -4,6 +4,7 @@ from lookalike.index.base import Ids, Matrix, VectorIndex, top_k
 from lookalike.index.catalog_index import CatalogIndex, SearchPlan
 from lookalike.index.exact import ExactIndex
 from lookalike.index.hnsw import HnswIndex
+from lookalike.index.scan import Scanner
 
 __all__ = [
     "CatalogIndex",
@@ -11,6 +12,7 @@ __all__ = [
     "HnswIndex",
     "Ids",
     "Matrix",
+    "Scanner",
     "SearchPlan",
     "VectorIndex",
     "top_k",

@@ -24,6 +24,7 @@ from lookalike.config import Settings
 from lookalike.index.base import Ids, Matrix
 from lookalike.index.exact import ExactIndex
 from lookalike.index.hnsw import HnswIndex
+from lookalike.index.scan import Scanner
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,16 @@ class CatalogIndex:
         self.folder = folder
         self.dim = dim
         self.settings = settings
-        self.exact = ExactIndex(dim)
+        # one scan session for the index's lifetime, on the encoder's thread budget
+        self.scanner = Scanner(settings.intra_op_threads)
+        self.exact = ExactIndex(dim, self.scanner)
         self.ann: HnswIndex | None = None
 
     # -- building ----------------------------------------------------------------------------
 
     def load(self, ids: Ids, vectors: Matrix) -> None:
         """Load every vector of the catalog (from SQLite) and bring the ANN file in step."""
-        self.exact = ExactIndex(self.dim)
+        self.exact = ExactIndex(self.dim, self.scanner)
         self.exact.add(ids, vectors)
         self.ann = None
         if len(ids) > self.settings.exact_max_items:
