@@ -110,12 +110,14 @@ def main() -> None:
     try:
         import torch
 
-        from lookalike.encoders.efficientnet import torch_feature_model
+        from lookalike.encoders.efficientnet import VARIANTS, torch_feature_model
         from lookalike.encoders.quantized import SUFFIX
+        from lookalike.encoders.trained import trained_torch_model
 
         torch.set_num_threads(cores)
         # the fp32 torch network behind the model (an -int8 model is its quantised export)
-        tm = torch_feature_model(args.model.removesuffix(SUFFIX))
+        base = args.model.removesuffix(SUFFIX)
+        tm = torch_feature_model(base) if base in VARIANTS else trained_torch_model(base)[0]
         with torch.no_grad():
             tm(torch.from_numpy(batch[:32]))
             start = time.perf_counter()

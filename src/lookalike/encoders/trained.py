@@ -117,15 +117,22 @@ def build_torch_model(card: dict[str, Any], weights: Path) -> Any:
     )
 
 
+def trained_torch_model(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[Any, dict[str, Any]]:
+    """(eager torch module, card) of the trained encoder `name`, from its committed weights:
+    what its ONNX export is made from (needs the `export` extra)."""
+    weights, card_file = weights_paths(name, weights_dir)
+    if not weights.is_file() or not card_file.is_file():
+        raise LookalikeError(f"{name}: no trained weights at {weights} (run `lookalike train`)")
+    card: dict[str, Any] = json.loads(card_file.read_text())
+    return build_torch_model(card, weights), card
+
+
 def export_trained(name: str, target: Path, weights_dir: Path = WEIGHTS_DIR) -> Path:
     """Build `name` from its committed head weights into the ONNX file `target` + card."""
     from lookalike.encoders.efficientnet import export_onnx
 
     weights, card_file = weights_paths(name, weights_dir)
-    if not weights.is_file() or not card_file.is_file():
-        raise LookalikeError(f"{name}: no trained weights at {weights} (run `lookalike train`)")
-    card = json.loads(card_file.read_text())
-    module = build_torch_model(card, weights)
+    module, card = trained_torch_model(name, weights_dir)
     export_onnx(module, int(card["preprocess"]["image_size"]), target)
     write_card(
         target,
