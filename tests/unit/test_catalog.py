@@ -290,14 +290,15 @@ def test_ingest_commits_in_groups_and_an_interrupted_run_keeps_what_was_committe
 
     with open_catalog(tmp_path / "cat") as cat:
         with pytest.raises(KeyboardInterrupt):
-            ingest(cat.store, cat.encoder, images, meta, batch_size=4, commit_items=12,
-                   progress=stop_after_five_batches,
+            ingest(cat.store, cat.encoder, images, meta, batch_size=2, chunk_size=4,
+                   commit_items=12, progress=stop_after_five_batches,
                    on_batch=lambda rowids, vectors: commits.append(len(rowids)))
-        # 5 batches of 4 encoded: the first 12 committed, the next 8 were pending and are lost
+        # 5 chunks of 4 encoded: the first 12 committed, the next 8 were pending and are lost
         assert commits == [12] and cat.store.count() == 12
         assert [p.added for p in seen] == [4, 8, 12, 16, 20]  # progress counts pending items
         commits.clear()
-        report = ingest(cat.store, cat.encoder, images, meta, batch_size=4, commit_items=12,
+        report = ingest(cat.store, cat.encoder, images, meta, batch_size=2, chunk_size=4,
+                        commit_items=12,
                         on_batch=lambda rowids, vectors: commits.append(len(rowids)))
         assert (report.added, report.skipped) == (28, 12)
         assert commits == [12, 12, 4] and cat.store.count() == 40

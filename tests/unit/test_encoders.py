@@ -48,7 +48,10 @@ def test_l2_normalise_zero_row_stays_zero() -> None:
 
 @pytest.mark.parametrize("pixels", ["float tensor", "uint8 crop"])
 @pytest.mark.parametrize("workers", [1, 3])
-def test_encode_stream_keeps_order_and_reports_failures(workers: int, pixels: str) -> None:
+@pytest.mark.parametrize(("batch_size", "chunk_size"), [(8, 8), (3, 8)])
+def test_encode_stream_keeps_order_and_reports_failures(
+    workers: int, pixels: str, batch_size: int, chunk_size: int
+) -> None:
     enc = create("fake")
     colours = [(i * 9 % 256, i * 37 % 256, i * 71 % 256) for i in range(50)]
 
@@ -60,7 +63,9 @@ def test_encode_stream_keeps_order_and_reports_failures(workers: int, pixels: st
             return enc.preprocess.resize_crop(img), i * 10
         return enc.preprocess(img), i * 10
 
-    batches = list(encode_stream(enc, range(50), prepare, batch_size=8, decode_threads=workers))
+    batches = list(encode_stream(enc, range(50), prepare, batch_size=batch_size,
+                                 chunk_size=chunk_size, decode_threads=workers))
+    assert [len(b.items) + len(b.failures) for b in batches] == [8] * 6 + [2]  # one per chunk
     got = [i for b in batches for i in b.items]
     failed = [i for b in batches for i, _ in b.failures]
     assert got == [i for i in range(50) if i % 7 != 3]

@@ -150,6 +150,8 @@ class Catalog:
             metadata,
             limits=self.limits,
             batch_size=self.settings.batch_size,
+            chunk_size=self.settings.chunk_size,
+            commit_items=self.settings.commit_every,
             decode_threads=self.settings.decode_threads,
             report_path=report_path,
             progress=progress,

@@ -173,7 +173,8 @@ def ingest(
     metadata: Path | None = None,
     *,
     limits: ImageLimits = ImageLimits(),
-    batch_size: int = 8,
+    batch_size: int = 4,
+    chunk_size: int = 32,
     commit_items: int = 64,
     decode_threads: int = 2,
     report_path: Path | None = None,
@@ -265,6 +266,7 @@ def ingest(
         rows,
         prepare,
         batch_size=batch_size,
+        chunk_size=chunk_size,
         decode_threads=decode_threads,
         expected=(ImageLoadError, _DuplicateError),
     ):

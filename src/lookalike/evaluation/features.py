@@ -67,6 +67,7 @@ def encode_paths(
         range(len(paths)),
         prepare,
         batch_size=settings.batch_size,
+        chunk_size=settings.chunk_size,
         decode_threads=settings.decode_threads,
     ):
         if batch.items:
