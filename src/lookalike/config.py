@@ -37,8 +37,9 @@ class Settings(BaseSettings):
         4,
         ge=1,
         le=1024,
-        description="Images per model run when encoding many. 4: the int8 models run 5-10 % "
-        "faster per image in batches of 4 than of 8 or 32 on one thread (fp32: same at 8 and 32).",
+        description="Images per model run when encoding many. The int8 models run 5-10 % "
+        "faster per image in batches of 4-8 than of 32 on one thread (fp32: same at 8 and 32); "
+        "after a decoded chunk, batches of 4 spent 6.8-6.9 ms CPU per photo, of 8 7.1.",
     )
     chunk_size: int = Field(
         32,
