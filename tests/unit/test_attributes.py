@@ -117,3 +117,13 @@ def test_category_probe_fills_only_missing_categories(catalog: Catalog, tmp_path
         path.read_bytes() + b"\x00", path,
     )
     assert given.category == "Hat" and "category" not in given.predicted
+
+
+def test_nearest_prototype_per_colour_name_takes_each_names_own_prototypes() -> None:
+    from lookalike.attributes import colour
+
+    d = np.random.default_rng(0).random((50, len(colour._PROTO_NAME))).astype(np.float32)
+    per_name = np.minimum.reduceat(d, colour._NAME_START, axis=1)
+    want = np.stack([d[:, np.equal(colour._PROTO_NAME, k)].min(axis=1)
+                     for k in range(len(colour.COLOUR_NAMES))], axis=1)
+    np.testing.assert_array_equal(per_name, want)

@@ -14,6 +14,8 @@ colour-weight control compares palettes (histogram intersection).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -66,6 +68,8 @@ _PROTO_LAB = _lab(_PROTO_RGB)
 _PROTO_NAME = np.asarray(
     [i for i, cs in enumerate(_PROTOTYPES.values()) for _ in cs], dtype=np.intp
 )
+# where each name's prototypes start (they are contiguous, names in order)
+_NAME_START = np.flatnonzero(np.diff(_PROTO_NAME, prepend=-1))
 
 
 def _sq_dist(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -78,7 +82,8 @@ def _sq_dist(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float
 
 
 def _small_rgb(img: Image.Image) -> NDArray[np.uint8]:
-    img = img.convert("RGB")
+    if img.mode != "RGB":  # convert() copies even an RGB image
+        img = img.convert("RGB")
     w, h = img.size
     factor = max(w, h) // (2 * _SIDE)
     if factor > 1:  # cheap box reduction first, then a small exact resize
@@ -98,9 +103,11 @@ def garment_weights(rgb: NDArray[np.uint8], lab: NDArray[np.float32]) -> NDArray
     border = np.ones((h, w), dtype=bool)
     border[ring:-ring, ring:-ring] = False
     edge = lab[border].reshape(-1, 3)
-    # frequent border colours: coarse Lab bins of the ring holding ≥ 10% of it
-    bins = np.floor(edge / 12.0).astype(np.int64)
-    _, inverse, counts = np.unique(bins, axis=0, return_inverse=True, return_counts=True)
+    # frequent border colours: coarse Lab bins of the ring holding ≥ 10% of it. Each bin as one
+    # integer ordered like its (L, a, b) triple (|bin| < 64), so np.unique is 1-D (fast)
+    bins = np.floor(edge / 12.0).astype(np.int64) + 64
+    keys = (bins[:, 0] * 256 + bins[:, 1]) * 256 + bins[:, 2]
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
     frequent = np.flatnonzero(counts >= 0.1 * len(edge))
     if len(frequent) == 0:
@@ -119,9 +126,7 @@ def garment_weights(rgb: NDArray[np.uint8], lab: NDArray[np.float32]) -> NDArray
     background = np.isin(comp, touching[touching > 0]) if n_labels > 1 else near_bg > 0
     garment = ~background
     garment = cv2.erode(garment.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    yy, xx = np.mgrid[0:h, 0:w]
-    centre = np.exp(-(((yy - h / 2) / (0.45 * h)) ** 2 + ((xx - w / 2) / (0.45 * w)) ** 2))
-    weights = centre.astype(np.float32)
+    weights = _centre_prior(h, w)
     if garment.mean() < 0.04:  # garment the colour of the backdrop: fall back to the centre
         weights = weights * np.where(background, 0.5, 1.0).astype(np.float32)
     else:
@@ -132,6 +137,16 @@ def garment_weights(rgb: NDArray[np.uint8], lab: NDArray[np.float32]) -> NDArray
     skin = (cr > 138) & (cr < 173) & (cb > 77) & (cb < 127) & (lab[:, :, 0] > 35)
     weights = weights * np.where(skin, 0.3, 1.0).astype(np.float32)
     out: NDArray[np.float32] = weights.astype(np.float32)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _centre_prior(h: int, w: int) -> NDArray[np.float32]:
+    """Gaussian favouring the image centre (the same for every photo of one shape)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    centre = np.exp(-(((yy - h / 2) / (0.45 * h)) ** 2 + ((xx - w / 2) / (0.45 * w)) ** 2))
+    out: NDArray[np.float32] = centre.astype(np.float32)
+    out.setflags(write=False)
     return out
 
 
@@ -150,9 +165,7 @@ def colour_palette(img: Image.Image) -> tuple[NDArray[np.float32], float]:
     stretch = np.asarray([1.0, CHROMA_STRETCH, CHROMA_STRETCH], dtype=np.float32)
     d = np.sqrt(_sq_dist(px * stretch, _PROTO_LAB * stretch))
     # nearest prototype per name, then soft assignment over names
-    per_name = np.full((len(px), len(COLOUR_NAMES)), np.inf, dtype=np.float32)
-    for j, name in enumerate(_PROTO_NAME):
-        per_name[:, name] = np.minimum(per_name[:, name], d[:, j])
+    per_name = np.minimum.reduceat(d, _NAME_START, axis=1)
     logits = -(per_name - per_name.min(axis=1, keepdims=True)) / _SOFTNESS
     soft = np.exp(logits)
     soft /= soft.sum(axis=1, keepdims=True)
