@@ -117,6 +117,30 @@ def test_two_stage_int8_scan_returns_the_exact_top_k(
         exact = (queries.astype(np.float64) @ matrix.T.astype(np.float64))
         np.testing.assert_allclose(np.take_along_axis(exact, got_i, axis=1), got_s, atol=1e-5)
         assert all(len(set(r.tolist())) == k for r in got_i)
+        # a filter's subset: indices into the subset, as the float32 scan of the subset
+        subset = np.sort(rng.choice(n, 2500, replace=False))
+        want_s, _ = top_k(scan(queries, matrix[subset]), k)
+        got_s, got_i = scan.top_k(queries, matrix, rows, k, subset)
+        np.testing.assert_allclose(got_s, want_s, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            np.take_along_axis(exact[:, subset], got_i, axis=1), got_s, atol=1e-5)
+
+
+def test_two_stage_scan_survives_a_non_finite_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lookalike.index import scan as scan_module
+
+    monkeypatch.setattr(scan_module, "INT8_MIN_ROWS", 1)
+    matrix = unit_rows(500, 16, seed=4)
+    broken = np.arange(7, 500, 50)  # more broken rows than k: no k-th finite bound
+    matrix[broken] = np.nan
+    scan = Scanner(1)
+    q = matrix[3:4]
+    with np.errstate(invalid="ignore"):
+        rows = scan_module.Int8Rows.of(matrix)
+    _, got_i = scan.top_k(q, matrix, rows, 5)
+    finite = np.delete(np.arange(500), broken)
+    _, want_i = top_k(q @ matrix[finite].T, 5)
+    assert got_i[0].tolist() == finite[want_i[0]].tolist()
 
 
 def test_exact_index_keeps_its_int8_rows_in_step_with_its_matrix(

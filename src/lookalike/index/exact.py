@@ -77,9 +77,9 @@ class ExactIndex:
     def search(self, queries: Matrix, k: int, allowed: Ids | None = None) -> tuple[Matrix, Ids]:
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
         ids, matrix, rows = self._data
-        if allowed is not None:
-            pos = self._positions(ids, allowed)
-            ids, matrix, rows = ids[pos], matrix[pos], rows.take(pos)
-        scores, idx = self.scanner.top_k(queries, matrix, rows, k)
+        pos = None if allowed is None else self._positions(ids, allowed)
+        scores, idx = self.scanner.top_k(queries, matrix, rows, k, pos)
+        if pos is not None:
+            ids = ids[pos]
         out_ids = np.where(idx >= 0, ids[np.clip(idx, 0, None)] if len(ids) else -1, -1)
         return scores, out_ids.astype(np.int64)

@@ -169,15 +169,24 @@ class Scanner:
         return scores
 
     def top_k(
-        self, queries: Matrix, matrix: Matrix, rows: Int8Rows | None, k: int
+        self,
+        queries: Matrix,
+        matrix: Matrix,
+        rows: Int8Rows | None,
+        k: int,
+        positions: NDArray[np.intp] | None = None,
     ) -> tuple[Matrix, NDArray[np.intp]]:
-        """The best k rows of `matrix` per query, as `base.top_k(self(queries, matrix), k)`
-        gives them; `rows` (the matrix's `Int8Rows`) lets a large scan run in two exact stages.
+        """The best k rows of `matrix` (or of its rows at `positions`, a filter's subset) per
+        query, as `base.top_k(self(queries, matrix[positions]), k)` gives them: indices into
+        the subset. `rows` (the matrix's `Int8Rows`) lets a large scan run in two exact stages;
+        a subset's float32 rows are then never gathered, only its int8 codes and candidates.
         """
         queries = np.asarray(queries, dtype=np.float32)
-        m, n = len(queries), len(matrix)
+        m, n = len(queries), len(matrix) if positions is None else len(positions)
         if rows is None or n < INT8_MIN_ROWS or m > INT8_MAX_QUERIES or k >= n or k < 1:
-            return top_k(self(queries, matrix), k)
+            return top_k(self(queries, matrix if positions is None else matrix[positions]), k)
+        if positions is not None:
+            rows = rows.take(positions)
         codes, q_scale, q_approx = _quantise(queries)
         dots = self._int8.run(
             None, {"codes": rows.codes, "queries_t": np.ascontiguousarray(codes.T)}
@@ -193,8 +202,11 @@ class Scanner:
             kth_lower = np.partition(lower, n - k)[n - k]
             # every row of the true top k has score >= the k-th best lower bound
             candidates = np.flatnonzero(approx + bound >= kth_lower)
+            if len(candidates) < k:  # only with non-finite values: score everything
+                candidates = np.arange(n)
+            at = candidates if positions is None else positions[candidates]
             # a few hundred rows at most: numpy's own loop, no thread hand-off
-            rescored = np.einsum("d,nd->n", queries[j], matrix[candidates])[None]
+            rescored = np.einsum("d,nd->n", queries[j], matrix[at])[None]
             scores, idx = top_k(rescored, k)
             out_s[j], out_i[j] = scores[0], candidates[idx[0]]
         return out_s, out_i
