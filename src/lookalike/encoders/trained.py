@@ -117,12 +117,18 @@ def build_torch_model(card: dict[str, Any], weights: Path) -> Any:
     )
 
 
-def trained_torch_model(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[Any, dict[str, Any]]:
-    """(eager torch module, card) of the trained encoder `name`, from its committed weights:
-    what its ONNX export is made from (needs the `export` extra)."""
+def committed_paths(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[Path, Path]:
+    """`weights_paths` of `name`, which must exist."""
     weights, card_file = weights_paths(name, weights_dir)
     if not weights.is_file() or not card_file.is_file():
         raise LookalikeError(f"{name}: no trained weights at {weights} (run `lookalike train`)")
+    return weights, card_file
+
+
+def trained_torch_model(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[Any, dict[str, Any]]:
+    """(eager torch module, card) of the trained encoder `name`, from its committed weights:
+    what its ONNX export is made from (needs the `export` extra)."""
+    weights, card_file = committed_paths(name, weights_dir)
     card: dict[str, Any] = json.loads(card_file.read_text())
     return build_torch_model(card, weights), card
 
@@ -147,10 +153,7 @@ def export_trained(name: str, target: Path, weights_dir: Path = WEIGHTS_DIR) -> 
 
 def committed_digest(name: str, weights_dir: Path = WEIGHTS_DIR) -> str:
     """`source_digest` of `name`'s committed weights + card (the key of its cached exports)."""
-    weights, card_file = weights_paths(name, weights_dir)
-    if not weights.is_file() or not card_file.is_file():
-        raise LookalikeError(f"{name}: no trained weights at {weights} (run `lookalike train`)")
-    return source_digest(weights, card_file)
+    return source_digest(*committed_paths(name, weights_dir))
 
 
 def ensure_trained(name: str, settings: Settings, weights_dir: Path = WEIGHTS_DIR) -> Path:

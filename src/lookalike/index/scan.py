@@ -95,25 +95,20 @@ class Int8Rows:
     @classmethod
     def of(cls, matrix: Matrix, block: int = 512) -> Int8Rows:
         """Quantise `matrix` row by row, `block` rows at a time so the temporaries stay in the
-        caches (opening the clothing catalog: 42 ms for 5,398 x 2,624 vs 158 ms in one go)."""
+        caches (opening the clothing catalog: 42-59 ms for 5,398 x 2,624 vs 158 ms in one go)."""
         matrix = np.asarray(matrix, dtype=np.float32)
         n = len(matrix)
         codes = np.empty(matrix.shape, dtype=np.uint8)
         scale, error, norm = (np.empty(n, dtype=np.float32) for _ in range(3))
         for a in range(0, n, block):
             x = matrix[a : a + block]
-            peak = np.maximum(x.max(axis=1), -x.min(axis=1)) if x.size else np.zeros(len(x))
-            s = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-            approx = x * (1.0 / s)[:, None]
-            np.rint(approx, out=approx)  # |values| <= 127 by the choice of s
-            codes[a : a + block] = approx.astype(np.int8).view(np.uint8) ^ np.uint8(ZERO_POINT)
-            approx *= s[:, None]
+            signed, scale[a : a + block], approx = _quantise(x)
+            codes[a : a + block] = signed.view(np.uint8) ^ np.uint8(ZERO_POINT)
             squares = np.square(approx)
             norm[a : a + block] = np.sqrt(squares.sum(axis=1))  # pairwise sums: accurate
             approx -= x
             np.square(approx, out=squares)
             error[a : a + block] = np.sqrt(squares.sum(axis=1))
-            scale[a : a + block] = s
         return cls(codes, scale, error, norm)
 
     def __len__(self) -> int:
@@ -131,10 +126,12 @@ class Int8Rows:
 
 def _quantise(x: Matrix) -> tuple[NDArray[np.int8], NDArray[np.float32], Matrix]:
     """Symmetric int8 per row: (codes, scales, dequantised rows)."""
-    peak = np.abs(x).max(axis=1) if x.size else np.zeros(len(x), dtype=np.float32)
+    peak = np.maximum(x.max(axis=1), -x.min(axis=1)) if x.size else np.zeros(len(x))
     scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    codes = np.rint(x / scale[:, None]).clip(-127, 127).astype(np.int8)
-    approx: Matrix = codes.astype(np.float32) * scale[:, None]
+    approx: Matrix = x * (1.0 / scale)[:, None]
+    np.rint(approx, out=approx)  # |values| <= 127 by the choice of scale
+    codes = approx.astype(np.int8)
+    approx *= scale[:, None]
     return codes, scale, approx
 
 
