@@ -13,7 +13,7 @@ half of the saved split is never touched), then scored on those validation contr
 trained on). Each JSON object is one variant: HeadConfig fields (identity_weight, epochs...),
 Combine fields (w_head, w_backbone, w_colour, colour_power) and "losses". A "+" after a number:
 at least the ImageNet baseline's. Needs the `train` extra and ../shared (or --clothing /
---products). Results of 2026-11-23: docs/issue-4-notes.md.
+--products). Results of 2026-11-23: docs/development/notes/issue-4.md.
 """
 
 from __future__ import annotations
