@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Everything CI checks: set-up (with Debian's chromium for the browser tests), lint, types,
+# Everything CI checks: set-up (with Debian's chromium and PostgreSQL for the tests that need
+# them; the Milvus server comes from PyPI), lint, types,
 # the docs build, tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --browser
+bash scripts/setup.sh --all
 .venv/bin/ruff check src tests bench scripts docs/_hooks
 .venv/bin/mypy
 # the user docs: strict build (broken links, missing pages fail); references generated from code
