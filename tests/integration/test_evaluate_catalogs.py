@@ -244,6 +244,12 @@ def test_clear_errors(tmp_path: Path) -> None:
         app, ["evaluate", "--dataset", str(data), "--model", "fake", "--split", str(split)]
     )
     assert res.exit_code == 1 and "no group column" in res.output
+    for bad in (["--map", "category"], ["--test-fraction", "1.5"]):
+        res = CliRunner().invoke(
+            app, ["evaluate", "--dataset", str(data), "--model", "fake", *bad]
+        )
+        assert res.exit_code == 1 and "error:" in res.output, res.output
+        assert res.exception is None or isinstance(res.exception, SystemExit)
 
 
 @pytest.mark.slow

@@ -77,8 +77,8 @@ def evaluate(
     models = list(compare or []) or [model or settings.model]
     if model and compare and model not in models:
         models.insert(0, model)
-    renames = dict(c.split("=", 1) for c in (column or []) if "=" in c)
     try:
+        renames = _renames(column or [])
         run = evaluate_models(
             dataset,
             models,
@@ -95,6 +95,13 @@ def evaluate(
     except LookalikeError as exc:
         raise fail(exc) from None
     _print_run(run, out)
+
+
+def _renames(pairs: list[str]) -> dict[str, str]:
+    bad = [p for p in pairs if "=" not in p or not all(p.split("=", 1))]
+    if bad:
+        raise LookalikeError(f"--map {bad[0]!r}: expected OLD=NEW, e.g. type=category")
+    return dict(p.split("=", 1) for p in pairs)
 
 
 def _print_run(run: EvaluationRun, out: Path) -> None:

@@ -136,6 +136,8 @@ def choose_part(
 ) -> EvaluatedPart:
     """Split by the data set's group column (held-out groups are evaluated, the others train
     the taggers); without one, or with a single group, evaluate the whole set."""
+    if not 0.0 < test_fraction < 1.0:
+        raise LookalikeError(f"test fraction {test_fraction}: must be between 0 and 1")
     column = data.group_column
     n_groups = len(set(data.groups))
     if column is None or n_groups < 2:
