@@ -57,7 +57,7 @@ class ViewSet:
 class EvaluationPlan:
     dataset: LabelledImages
     eval_idx: NDArray[np.int64]  # rows of `dataset` evaluated (test split or all)
-    train_idx: NDArray[np.int64]  # rows a probe may train on (empty: cross-validated)
+    train_idx: NDArray[np.int64]  # rows a tagger may train on (empty: half of each label)
     views: list[ViewSet] = field(default_factory=list)
     seed: int = 0
     ignore_labels: tuple[str, ...] = DEFAULT_IGNORE
@@ -89,8 +89,9 @@ def plan_evaluation(
     n_robust: int = 300,
     background_source: list[Path] | None = None,
 ) -> EvaluationPlan:
-    """Fix every query of a run. With a split, evaluate the test groups and let probes train on
-    the rest; without one, evaluate everything (probes are then cross-validated)."""
+    """Fix every query of a run. With a split, evaluate the test groups and let the taggers
+    train on the rest; without one, evaluate everything (the taggers then train on every other
+    item of each label, see scoring.py)."""
     n = len(dataset)
     if "dominant_colour" not in dataset.columns:
         dataset.columns["dominant_colour"] = dominant_colours(dataset.paths)
