@@ -39,13 +39,9 @@ from lookalike.evaluation.datasets import (
 )
 from lookalike.evaluation.features import cached_features
 from lookalike.evaluation.metrics import DEFAULT_IGNORE
-from lookalike.evaluation.protocols import (
-    PlanFeatures,
-    encode_plan,
-    plan_evaluation,
-    score_plan,
-)
+from lookalike.evaluation.protocols import PlanFeatures, encode_plan, plan_evaluation
 from lookalike.evaluation.report import default_split_path
+from lookalike.evaluation.scoring import score_plan
 from lookalike.evaluation.splits import GroupSplit, group_split, load_or_create_split
 from lookalike.training.finetune import FinetuneConfig, top_state, train_top, trunk_encoder
 from lookalike.training.head import HeadConfig, build_ensemble, train_head
