@@ -48,6 +48,7 @@ def shipped() -> dict[str, bytes]:
         (["--out", str(WEIGHTS_DIR)], "read-only"),
         (["--out", str(WEIGHTS_DIR.parent)], "read-only"),
         (["--name", "lookalike-fashion"], "built-in encoder"),
+        (["--name", "fake"], "built-in encoder"),
         (["--name", "../escape"], "model name '../escape'"),
         (["--name", "mine-int8"], "model name 'mine-int8'"),
     ],

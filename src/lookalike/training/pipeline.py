@@ -156,24 +156,31 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-def check_target(name: str, weights_dir: Path, losses: tuple[str, ...]) -> None:
+def check_target(
+    name: str, weights_dir: Path, losses: tuple[str, ...], settings: Settings
+) -> None:
     """Refuse, before any work, what `train_fashion` could not save or what would clash: a name
-    that is no plain file name or is a built-in encoder's, an output folder inside the installed
+    that is no plain file name, a built-in encoder's name in the user models folder (where
+    `--model NAME` would still find the built-in one), an output folder inside the installed
     package (the shipped model is read-only), an unknown loss."""
     from lookalike.encoders import available
+    from lookalike.encoders.trained import user_models_dir
 
     if not _NAME.fullmatch(name) or name.endswith("-int8"):
         raise LookalikeError(
             f"model name {name!r}: use letters, digits, '.', '_' and '-' (at most 64, not "
             "ending in -int8, which names the model's int8 version)"
         )
-    if name in available():
-        raise LookalikeError(f"model name {name!r} is a built-in encoder's; choose another --name")
     if weights_dir.resolve().is_relative_to(PACKAGE_DIR):
         raise LookalikeError(
             f"{weights_dir} is inside the installed lookalike package, whose shipped model is "
             "read-only; save elsewhere (by default the user models folder, where --model NAME "
             "finds it)"
+        )
+    if name in available() and weights_dir.resolve() == user_models_dir(settings).resolve():
+        raise LookalikeError(
+            f"model name {name!r} is a built-in encoder's, which --model {name} would keep "
+            "finding; choose another --name"
         )
     unknown = [loss for loss in losses if loss not in LOSSES]
     if unknown:
@@ -196,8 +203,8 @@ def train_fashion(
     progress: Callable[[EpochReport], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    check_target(name, weights_dir, losses)
     settings = settings or Settings()
+    check_target(name, weights_dir, losses, settings)
     data = load_clothing_dataset(dataset_root)
     split_file = default_split_path(settings, data.name, test_fraction, seed, data.groups)
     split = load_or_create_split(split_file, data.groups, test_fraction, seed)
