@@ -5,12 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from lookalike.cli.app import app
-from lookalike.config import Settings
-from lookalike.evaluation.report import evaluate_models
 
 # rows of the side-by-side table, in order; absent metrics are skipped
 TABLE_ROWS = (
@@ -55,6 +51,12 @@ def evaluate(
     no_plots: bool = typer.Option(False, "--no-plots", help="Metrics only."),
 ) -> None:
     """Evaluate one model, or compare several side by side, on one data set."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lookalike.config import Settings
+    from lookalike.evaluation.report import evaluate_models
+
     settings = Settings()
     models = list(compare or []) or [model or settings.model]
     if model and compare and model not in models:
