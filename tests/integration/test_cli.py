@@ -185,6 +185,22 @@ def test_help_shows_defaults_and_plain_placeholders() -> None:
     assert "[default: 10; 1<=x<=1000]" in search
 
 
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["search", "-k", "abc", "x.jpg"], "for '-k': must be a whole number, got 'abc'"),
+        (["search", "-k", "0", "x.jpg"], "for '-k': must be between 1 and 1000, got 0"),
+        (["serve", "--port", "70000"], "'--port': must be between 1 and 65535, got 70000"),
+        (["steer", "--like", "a", "--diversity", "nan"], "must be a finite number, got 'nan'"),
+        (["steer", "--like", "a", "--diversity", "1.5"], "must be between 0 and 1, got 1.5"),
+    ],
+)
+def test_bad_numbers_are_plain_usage_errors(args: list[str], words: str) -> None:
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and words in res.stderr, res.output
+    assert "Input should be" not in res.stderr  # pydantic's words, through Typer
+
+
 def test_version() -> None:
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and res.stdout == f"lookalike {lookalike.__version__}\n"
@@ -212,7 +228,7 @@ def test_tag_and_feed_say_what_they_print(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args",
     [["--help"], ["--version"], ["search"], ["search", "--nope", "x"], ["feed"], ["nope"],
-     ["search", "--help"]],
+     ["search", "--help"], ["search", "-k", "abc", "x"], ["serve", "--port", "0"]],
 )
 def test_help_and_argument_errors_load_no_heavy_module(args: list[str]) -> None:
     """What made every command take 1.6-4 s: the model, numpy, ONNX Runtime, FAISS... loaded
