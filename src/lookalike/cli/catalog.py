@@ -43,6 +43,11 @@ FilterOpt = Annotated[
         "min_sustainability=3.",
     ),
 ]
+PortOpt = Annotated[
+    int | None,
+    typer.Option(metavar="PORT", min=1, max=65535, show_default="8000, or $LOOKALIKE_PORT",
+                 help="TCP port to serve on."),
+]
 KOpt = Annotated[int, typer.Option("-k", metavar="N", min=1, max=1000, help="How many results.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
@@ -219,11 +224,7 @@ def demo_cmd(
     serve: Annotated[
         bool, typer.Option(help="Serve the web page and API afterwards.")
     ] = True,
-    port: Annotated[
-        int | None,
-        typer.Option(metavar="PORT", min=1, max=65535, show_default="8000, or $LOOKALIKE_PORT",
-                     help="TCP port to serve on."),
-    ] = None,
+    port: PortOpt = None,
 ) -> None:
     """Build a catalog from the bundled sample photos, show look-alikes, then serve the web
     page."""

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lookalike.cli.app import app
-from lookalike.cli.catalog import CatalogOpt, settings_from
+from lookalike.cli.catalog import CatalogOpt, PortOpt, settings_from
 
 
 @app.command("serve")
@@ -18,11 +18,7 @@ def serve_cmd(
         typer.Option(metavar="HOST", show_default="127.0.0.1, or $LOOKALIKE_HOST",
                      help="Interface to listen on (0.0.0.0: every interface)."),
     ] = None,
-    port: Annotated[
-        int | None,
-        typer.Option(metavar="PORT", min=1, max=65535, show_default="8000, or $LOOKALIKE_PORT",
-                     help="TCP port to listen on."),
-    ] = None,
+    port: PortOpt = None,
     search_processes: Annotated[
         int | None,
         typer.Option(metavar="N", min=0, max=64, show_default="one per core",
