@@ -170,7 +170,7 @@ def profile_cmd(
 def feed_cmd(
     like_category: Annotated[
         str, typer.Argument(metavar="CATEGORY", help="The one category the simulated shopper "
-                            "likes (see `lookalike info`).")
+                            "likes, e.g. Dress (one no item has lists those there are).")
     ],
     swipes: Annotated[
         int, typer.Option(metavar="N", min=0, max=1000, help="Swipes before the feed is judged.")
