@@ -62,6 +62,12 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         _ = lookalike.Catalogue  # type: ignore[attr-defined]
 
 
+def test_subpackages_are_attributes_as_before() -> None:
+    code = "import lookalike\nprint(lookalike.catalog.Catalog.__name__, lookalike.recommend.Feed)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("Catalog <class 'lookalike.recommend.feed.Feed'>"), out.stderr
+
+
 def test_importing_the_package_loads_nothing_heavy() -> None:
     code = (
         "import sys, lookalike\n"
