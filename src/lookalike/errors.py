@@ -38,6 +38,21 @@ class ItemNotFoundError(LookalikeError):
         return type(self), (self.item_id,)
 
 
+class CatalogNotFoundError(LookalikeError):
+    """No catalog in that folder, and the caller asked not to create one."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(
+            f"no catalog at {folder} (no catalog.sqlite in it): make one with "
+            f"`lookalike ingest PHOTOS --metadata items.csv --catalog {folder}`, or try "
+            f"`lookalike demo --catalog {folder}` (the bundled sample)"
+        )
+        self.folder = folder
+
+    def __reduce__(self) -> tuple[type[CatalogNotFoundError], tuple[str]]:
+        return type(self), (self.folder,)
+
+
 class CatalogMismatchError(LookalikeError):
     """The catalog was built with another encoder (dimension or name differ)."""
 

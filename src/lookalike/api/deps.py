@@ -19,6 +19,7 @@ from lookalike.config import Settings
 from lookalike.errors import FilterError
 from lookalike.recommend import Feed
 from lookalike.users import User, Users
+from lookalike.validation import plain_errors
 
 _hasher = PasswordHasher()
 
@@ -171,10 +172,7 @@ def make_filters(
             second_hand=second_hand, min_sustainability=min_sustainability,
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'filters'}: {e['msg']}" for e in exc.errors()
-        )
-        raise FilterError(f"bad filter: {problems}") from None
+        raise FilterError(f"bad filter: {plain_errors(exc.errors())}") from None
 
 
 async def query_filters(

@@ -22,6 +22,7 @@ from lookalike.errors import (
 )
 from lookalike.recommend import EmptyQueryError, UnknownDirectionError
 from lookalike.users import UserError, UsernameTakenError
+from lookalike.validation import plain_error
 
 log = logging.getLogger("lookalike.api")
 
@@ -50,10 +51,11 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     """FastAPI's request validation and pydantic's own errors: the same 422, field by field."""
     assert isinstance(exc, RequestValidationError | ValidationError)
     errors = [
-        {"field": _location(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
+        {"field": field, "message": plain_error(e, field)}
         for e in exc.errors()
+        for field in [_location(tuple(e.get("loc", ())))]
     ]
-    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    summary = "; ".join(e["message"] for e in errors[:5])
     return _json(422, f"invalid request: {summary}", errors=errors)
 
 

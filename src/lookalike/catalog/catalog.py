@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from lookalike.catalog.filters import Filters
+from lookalike.catalog.filters import LIST_FIELDS, Filters
 from lookalike.catalog.ingest import (
     IngestProgress,
     IngestReport,
@@ -29,8 +29,9 @@ from lookalike.catalog.ingest import (
 from lookalike.catalog.schema import Item, ItemIn, ItemUpdate, Tag
 from lookalike.catalog.store import CatalogStore, NewItem
 from lookalike.config import Settings
-from lookalike.encoders import Encoder, create
-from lookalike.errors import LookalikeError
+from lookalike.encoders import Encoder
+from lookalike.encoders import create as create_encoder
+from lookalike.errors import CatalogNotFoundError, LookalikeError
 from lookalike.images import ImageLimits, ImageSource, content_hash, load_image, read_image_bytes
 from lookalike.index import CatalogIndex, SearchPlan
 
@@ -62,20 +63,26 @@ class Catalog:
     _sync: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def open(cls, settings: Settings | None = None, encoder: Encoder | None = None) -> Catalog:
-        """Open (or create) the catalog in `settings.catalog_dir`.
+    def open(
+        cls, settings: Settings | None = None, encoder: Encoder | None = None, *,
+        create: bool = True,
+    ) -> Catalog:
+        """Open (or, unless `create` is False, create) the catalog in `settings.catalog_dir`.
 
         The encoder is the one the catalog was built with (recorded in it), else
-        `settings.model`; it is loaded only when an image must be encoded.
+        `settings.model`; it is loaded only when an image must be encoded. `create=False`
+        raises `CatalogNotFoundError` where there is no catalog, and creates nothing.
         """
         settings = settings or Settings()
         folder = Path(settings.catalog_dir)
+        if not create and not (folder / DB_FILE).is_file():
+            raise CatalogNotFoundError(str(folder))
         store = CatalogStore(folder / DB_FILE)
         if encoder is not None:
             store.bind_model(encoder.name, encoder.dim)
         stored_dim = store.get_meta("dim")
         if stored_dim is None:
-            encoder = encoder or create(settings.model, settings)
+            encoder = encoder or create_encoder(settings.model, settings)
             store.bind_model(encoder.name, encoder.dim)
             stored_dim = str(encoder.dim)
         index = CatalogIndex(folder, int(stored_dim), settings)
@@ -104,7 +111,7 @@ class Catalog:
     def encoder(self) -> Encoder:
         if self._encoder is None:
             name = self.store.model_name or self.settings.model
-            self._encoder = create(name, self.settings)
+            self._encoder = create_encoder(name, self.settings)
             self.store.bind_model(self._encoder.name, self._encoder.dim)
         return self._encoder
 
@@ -226,6 +233,33 @@ class Catalog:
 
     def items(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Item]:
         return self.store.list(filters, offset, limit)
+
+    def values(self, field: str) -> list[str]:
+        """Every value of a list filter's field (category, brand, colour, size) that some item
+        has, as the filter matches it (given, else predicted), sorted."""
+        return sorted((v for v, _ in self.store.values(field)), key=str.lower)
+
+    def unknown_filter_values(self, filters: Filters, shown: int = 30) -> list[str]:
+        """A plain sentence for each filter value no item has, with the values that exist:
+        "no item has category 'Spacesuits'; categories: Dress, Hat, ..." (why a search came
+        back short or empty). Case-insensitive, as the filters are."""
+        notes = []
+        for name in LIST_FIELDS:
+            wanted: list[str] = getattr(filters, name)
+            if not wanted:
+                continue
+            existing = self.values(name)
+            known = {v.lower() for v in existing}
+            plural = {"category": "categories", "brand": "brands", "colour": "colours",
+                      "size": "sizes"}[name]
+            listed = ", ".join(existing[:shown]) + (
+                f", ... ({len(existing) - shown} more)" if len(existing) > shown else ""
+            )
+            for value in wanted:
+                if value.lower() not in known:
+                    notes.append(f"no item has {name} {value!r}; "
+                                 + (f"{plural}: {listed}" if existing else f"no item has a {name}"))
+        return notes
 
     def vector_of(self, item_id: str) -> NDArray[np.float32]:
         self.refresh()

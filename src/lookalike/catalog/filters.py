@@ -6,11 +6,24 @@ still returns k results when k exist.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lookalike.errors import FilterError
+from lookalike.validation import plain_errors
+
+#: Filters that keep items having any of several values, compared case-insensitively.
+LIST_FIELDS = ("category", "brand", "colour", "size")
+
+#: SQL of the value the `category`, `brand` and `colour` filters compare with: the given value,
+#: else the predicted tag. (`size` compares with each of an item's sizes, `json_each(sizes)`.)
+VALUE_SQL = {
+    "category": "coalesce(category, json_extract(predicted, '$.category.value'))",
+    "brand": "brand",
+    "colour": "coalesce(colour, json_extract(predicted, '$.colour.value'))",
+}
 
 
 class Filters(BaseModel):
@@ -35,7 +48,7 @@ class Filters(BaseModel):
             and self.price_max is not None
             and self.price_min > self.price_max
         ):
-            raise ValueError(f"price_min {self.price_min} is above price_max {self.price_max}")
+            raise ValueError(f"price_min {self.price_min:g} is above price_max {self.price_max:g}")
         return self
 
     def is_empty(self) -> bool:
@@ -54,17 +67,20 @@ class Filters(BaseModel):
             if not sep or not key:
                 raise FilterError(f"filter {expr!r}: expected field=value")
             if key not in cls.model_fields:
+                close = difflib.get_close_matches(key, list(cls.model_fields), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
                 raise FilterError(
-                    f"filter {expr!r}: unknown field {key!r}; known: {', '.join(cls.model_fields)}"
+                    f"filter {expr!r}: unknown field {key!r}; {hint}"
+                    f"known: {', '.join(cls.model_fields)}"
                 )
-            if key in ("category", "brand", "colour", "size"):
+            if key in LIST_FIELDS:
                 data.setdefault(key, []).extend(v.strip() for v in value.split(",") if v.strip())
             else:
                 data[key] = value.strip()
         try:
             return cls.model_validate(data)
-        except ValueError as exc:
-            raise FilterError(f"bad filter: {exc}") from None
+        except ValidationError as exc:
+            raise FilterError(f"bad filter: {plain_errors(exc.errors())}") from None
 
     def to_sql(self) -> tuple[str, list[Any]]:
         """A WHERE clause (without the keyword) over the `items` table, and its parameters."""
@@ -77,11 +93,11 @@ class Filters(BaseModel):
             params.extend(v.lower() for v in values)
 
         if self.category:
-            any_of("coalesce(category, json_extract(predicted, '$.category.value'))", self.category)
+            any_of(VALUE_SQL["category"], self.category)
         if self.brand:
-            any_of("brand", self.brand)
+            any_of(VALUE_SQL["brand"], self.brand)
         if self.colour:
-            any_of("coalesce(colour, json_extract(predicted, '$.colour.value'))", self.colour)
+            any_of(VALUE_SQL["colour"], self.colour)
         if self.size:
             marks = ",".join("?" * len(self.size))
             clauses.append(

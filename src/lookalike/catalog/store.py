@@ -7,6 +7,7 @@ to the same file through `CatalogStore.connection`.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from lookalike.catalog.filters import Filters
+from lookalike.catalog.filters import VALUE_SQL, Filters
 from lookalike.catalog.schema import Item, ItemFields, ItemUpdate, Tag
 from lookalike.errors import CatalogMismatchError, ItemNotFoundError
 
@@ -355,6 +356,23 @@ class CatalogStore:
                 " FROM items"
             ).fetchall()
         return {int(r[0]): str(r[1]) for r in rows}
+
+    def values(self, field: str, limit: int | None = None) -> builtins.list[tuple[str, int]]:
+        """(value, number of items) of a list filter's field (`LIST_FIELDS`) across the
+        catalog, as the filter sees it (given value, else predicted), most common first."""
+        if field == "size":
+            source, expr = "items, json_each(items.sizes) s", "s.value"
+        elif field in VALUE_SQL:
+            source, expr = "items", VALUE_SQL[field]
+        else:
+            raise ValueError(f"not a list filter: {field!r}")
+        with self.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {expr} AS v, count(*) AS n FROM {source} WHERE v IS NOT NULL AND v != '' "
+                "GROUP BY v ORDER BY n DESC, v LIMIT ?",
+                (-1 if limit is None else limit,),
+            ).fetchall()
+        return [(str(v), int(n)) for v, n in rows]
 
     def vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """All (rowids ascending, vectors) — what the search index is built from."""
