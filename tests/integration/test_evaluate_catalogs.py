@@ -235,7 +235,7 @@ def test_clear_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     res = CliRunner().invoke(app, ["evaluate", "--dataset", str(empty), "--model", "fake"])
-    assert res.exit_code == 1 and "no metadata file" in res.output
+    assert res.exit_code == 2 and "no metadata file" in res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
     data = make_catalog(tmp_path / "shop", 12, ("category",))
     split = tmp_path / "split.json"
@@ -243,12 +243,12 @@ def test_clear_errors(tmp_path: Path) -> None:
     res = CliRunner().invoke(
         app, ["evaluate", "--dataset", str(data), "--model", "fake", "--split", str(split)]
     )
-    assert res.exit_code == 1 and "no group column" in res.output
+    assert res.exit_code == 2 and "no group column" in res.output
     for bad in (["--map", "category"], ["--test-fraction", "1.5"]):
         res = CliRunner().invoke(
             app, ["evaluate", "--dataset", str(data), "--model", "fake", *bad]
         )
-        assert res.exit_code == 1 and "error:" in res.output, res.output
+        assert res.exit_code == 2 and "error:" in res.output, res.output
         assert res.exception is None or isinstance(res.exception, SystemExit)
 
 
