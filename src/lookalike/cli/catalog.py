@@ -46,6 +46,15 @@ FilterOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+ColourWeightOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--colour-weight", min=0, max=1,
+        help="Match colour, 0-1: how much garment colour counts against shape and style; "
+        f"0 = ignore colour (default {Settings.model_fields['colour_weight'].default}, env "
+        "LOOKALIKE_COLOUR_WEIGHT).",
+    ),
+]
 
 
 def settings_from(catalog: Path | None, model: str | None = None) -> Settings:
@@ -197,6 +206,7 @@ def search_cmd(
     image: Annotated[Path, typer.Argument(help="Photo to find look-alikes of ('-' = stdin).")],
     k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many results.")] = 10,
     filters: FilterOpt = None,
+    colour_weight: ColourWeightOpt = None,
     catalog: CatalogOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -205,7 +215,7 @@ def search_cmd(
         parsed = Filters.parse(filters or [])
         with Catalog.open(settings_from(catalog)) as cat:
             source: Path | bytes = sys.stdin.buffer.read() if str(image) == "-" else image
-            results = cat.search_image(source, k, parsed)
+            results = cat.search_image(source, k, parsed, colour_weight=colour_weight)
     except LookalikeError as exc:
         raise fail(exc) from None
     print_results(results, as_json, f"look-alikes of {image}")
@@ -216,6 +226,7 @@ def similar_cmd(
     item_id: Annotated[str, typer.Argument(help="Catalog item id.")],
     k: Annotated[int, typer.Option("-k", min=1, max=1000)] = 10,
     filters: FilterOpt = None,
+    colour_weight: ColourWeightOpt = None,
     catalog: CatalogOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -223,7 +234,7 @@ def similar_cmd(
     try:
         parsed = Filters.parse(filters or [])
         with Catalog.open(settings_from(catalog)) as cat:
-            results = cat.similar(item_id, k, parsed)
+            results = cat.similar(item_id, k, parsed, colour_weight=colour_weight)
     except LookalikeError as exc:
         raise fail(exc) from None
     print_results(results, as_json, f"more like {item_id}")

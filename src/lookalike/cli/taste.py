@@ -14,6 +14,7 @@ from lookalike.catalog import Catalog, Filters
 from lookalike.cli.app import app
 from lookalike.cli.catalog import (
     CatalogOpt,
+    ColourWeightOpt,
     FilterOpt,
     JsonOpt,
     console,
@@ -94,9 +95,7 @@ def steer_cmd(
         list[str] | None,
         typer.Option("--steer", "-s", help="direction=strength in [-1, 1], e.g. colour:red=0.8"),
     ] = None,
-    colour_weight: Annotated[
-        float | None, typer.Option(help="0 = shape only ... 1 = colour only.")
-    ] = None,
+    colour_weight: ColourWeightOpt = None,
     diversity: Annotated[float | None, typer.Option(help="0 = relevance ... 1 = diverse.")] = None,
     k: KOpt = 10,
     filters: FilterOpt = None,
