@@ -444,3 +444,20 @@ def test_camera_button_only_where_there_is_a_camera(
     desk.wait_for_selector("#grid[aria-busy='false'] .card .score")
     assert desk.eval_on_selector("#preview-img", "img => img.complete && img.naturalWidth > 0")
     assert not desk.evaluate("() => document.getElementById('webcam').open")
+
+
+def test_card_buttons_line_up_in_a_row(live_server: str, page: Any) -> None:
+    page.set_viewport_size({"width": 1000, "height": 900})  # narrow cards: titles, tags wrap
+    page.goto(live_server + "/")
+    upload(page, first_of("Dress"))
+    rows: dict[int, list[dict[str, float]]] = {}
+    for box in page.eval_on_selector_all(
+        "#grid .card",
+        "els => els.map(e => ({top: Math.round(e.getBoundingClientRect().top),"
+        " text: e.querySelector('.title').offsetHeight + e.querySelector('.tags').offsetHeight,"
+        " more: e.querySelector('[data-act=more]').getBoundingClientRect().top}))",
+    ):
+        rows.setdefault(box["top"], []).append(box)
+    assert any(len({b["text"] for b in row}) > 1 for row in rows.values())  # texts differ
+    for row in rows.values():
+        assert max(b["more"] for b in row) - min(b["more"] for b in row) < 1, row
