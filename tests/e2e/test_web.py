@@ -461,3 +461,27 @@ def test_card_buttons_line_up_in_a_row(live_server: str, page: Any) -> None:
     assert any(len({b["text"] for b in row}) > 1 for row in rows.values())  # texts differ
     for row in rows.values():
         assert max(b["more"] for b in row) - min(b["more"] for b in row) < 1, row
+
+
+def test_unlike_on_the_liked_page(live_server: str, page: Any) -> None:
+    page.goto(live_server + "/swipe")
+    liked = []
+    for _ in range(2):
+        page.wait_for_selector("#swipe-card[data-id]")
+        liked.append(_swipe_state(page)["id"])
+        page.click("#btn-like")
+        page.wait_for_function("old => document.querySelector('#swipe-card').dataset.id !== old",
+                               arg=liked[-1])
+    page.goto(live_server + "/likes")
+    assert page.locator("#liked .card").count() == 2
+    assert page.inner_text("#liked-count") == "2 items"
+    page.click(f"#liked .card[data-id='{liked[0]}'] [data-act='unlike']")
+    page.wait_for_function("() => document.querySelectorAll('#liked .card').length === 1")
+    assert page.inner_text("#liked-count") == "1 item"
+    page.reload()
+    assert [c.get_attribute("data-id") for c in page.locator("#liked .card").all()] == [liked[1]]
+    swipes = {s["item_id"]: s["liked"] for s in page.request.get(live_server + "/me/swipes").json()}
+    assert swipes == {liked[0]: False, liked[1]: True}
+    page.click(f"#liked .card[data-id='{liked[1]}'] [data-act='unlike']")
+    page.wait_for_selector("#start-swiping:not([hidden])")
+    assert page.inner_text("#liked-count") == "0 items"
