@@ -87,14 +87,21 @@ class Settings(BaseSettings):
         description="Swipe feed: weight of the user's like rates of an item's category and colour "
         "(given or predicted) in its taste score; 0 = embeddings only.",
     )
-    mmr_lambda: float = Field(
-        0.8, ge=0, le=1, description="MMR: 1 = pure relevance, lower = more diverse results."
+    diversity: float = Field(
+        0.0, ge=0, le=1,
+        description="Default diversity of every query's results (MMR): each result is ranked by "
+        "its match − diversity × its cosine to the closest result above it, and above 0 "
+        "near-duplicates are collapsed; 0 = closest first.",
     )
     near_duplicate_cos: float = Field(
-        0.95, gt=0, le=1, description="Cosine at or above which two results are one item."
+        0.95, gt=0, le=1,
+        description="Cosine at or above which two results are one item (collapsed when a query "
+        "asks for diversity, and in the swipe feed).",
     )
     colour_weight: float = Field(
-        0.1, ge=0, le=1, description="How much garment colour counts against shape and style."
+        0.1, ge=0, le=1,
+        description="Default \"match colour\" of every query: match = (1 − w)·cosine + "
+        "w·palette overlap with the query's garment colours; 0 = shape and style only.",
     )
     rocchio_gamma: float = Field(0.5, ge=0, le=5, description="Weight of negative examples.")
     steer_scale: float = Field(
@@ -116,7 +123,11 @@ class Settings(BaseSettings):
     session_cookie: str = Field("lookalike_session", description="Cookie holding the session.")
     cookie_secure: bool = Field(False, description="Send the session cookie over HTTPS only.")
     profile_max_photos: int = Field(12, ge=1, le=100, description="Photos per profile search.")
-    api_max_k: int = Field(100, ge=1, le=1000, description="Most results one request may ask.")
+    max_results: int = Field(
+        100, ge=1, le=1000,
+        description="Most results one query ranks: a request's offset + k stays within it, and "
+        "the pages of one query are cut from one ranking this deep (none repeats or skips).",
+    )
     search_processes: int | None = Field(
         None, ge=0, le=64,
         description="Processes the server searches photos in, each with its own copy of the "

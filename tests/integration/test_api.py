@@ -245,6 +245,105 @@ def test_profile_search_from_several_photos(client: TestClient) -> None:
     assert_error(client.post("/search/profile", files=too_many), 422, "12")
 
 
+# -- controls of every query: match colour, diversity; scores; pages ------------------------------
+
+
+def _ids(response: Any) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [r["item"]["id"] for r in response.json()["results"]]
+
+
+def test_match_colour_is_a_control_of_every_query(
+    client: TestClient, shared_catalog: Catalog
+) -> None:
+    rows = sample_rows()
+    row = rows[7]
+    photo = {"photo": ("q.jpg", photo_of(row), "image/jpeg")}
+    profile = [("photos", ("q.jpg", photo_of(row), "image/jpeg"))]
+    def each(w: str) -> dict[str, list[str]]:
+        return {
+            "photo": _ids(client.post("/search", files=photo,
+                                      data={"k": "12", "colour_weight": w})),
+            "similar": _ids(client.get(f"/items/{row['id']}/similar",
+                                       params={"k": 12, "colour_weight": w})),
+            "items": _ids(client.post("/search/items", json={
+                "positive": [row["id"]], "k": 12, "colour_weight": float(w)})),
+            "profile": _ids(client.post("/search/profile", files=profile,
+                                        data={"k": "12", "colour_weight": w})),
+        }
+
+    shape, colour = each("0"), each("1")
+    for kind in shape:
+        assert shape[kind] != colour[kind], kind
+    # omitted = the server's default, the same as sending it
+    default = str(shared_catalog.settings.colour_weight)
+    assert _ids(client.post("/search", files=photo, data={"k": "12"})) == _ids(
+        client.post("/search", files=photo, data={"k": "12", "colour_weight": default}))
+
+
+def test_openapi_shows_the_servers_defaults(shared_catalog: Catalog) -> None:
+    settings = shared_catalog.settings.model_copy(update={"colour_weight": 0.35,
+                                                          "diversity": 0.4})
+    spec = TestClient(create_app(settings, shared_catalog)).get("/openapi.json").json()
+    bodies = spec["components"]["schemas"]
+    for body in ("Body_search_photo_search_post", "Body_search_profile_search_profile_post",
+                 "RecommendRequest"):
+        assert bodies[body]["properties"]["colour_weight"]["default"] == 0.35, body
+        assert bodies[body]["properties"]["diversity"]["default"] == 0.4, body
+    params = {p["name"]: p for p in spec["paths"]["/items/{item_id}/similar"]["get"]["parameters"]}
+    assert params["colour_weight"]["schema"]["default"] == 0.35
+    assert params["diversity"]["schema"]["default"] == 0.4
+
+
+def test_scores_are_the_ranking_and_similarity_the_cosine(client: TestClient) -> None:
+    row = sample_rows()[3]
+    for data in ({}, {"diversity": "0.8", "colour_weight": "0.5"}):
+        results = client.post("/search", files={"photo": ("q.jpg", photo_of(row), "image/jpeg")},
+                              data={"k": "24", **data}).json()["results"]
+        scores = [r["score"] for r in results]
+        assert scores == sorted(scores, reverse=True)
+        assert results[0]["item"]["id"] == row["id"] and results[0]["similarity"] > 0.999
+        assert all(-1 <= r["similarity"] <= 1 for r in results)
+    plain = client.get(f"/items/{row['id']}/similar",
+                       params={"k": 10, "colour_weight": 0, "diversity": 0}).json()["results"]
+    assert [r["score"] for r in plain] == [r["similarity"] for r in plain]
+
+
+def test_photo_search_pages_are_cut_from_one_ranking(
+    client: TestClient, shared_catalog: Catalog
+) -> None:
+    row = sample_rows()[20]
+    photo = {"photo": ("q.jpg", photo_of(row), "image/jpeg")}
+
+    def page(offset: int, k: int) -> dict[str, Any]:
+        response = client.post("/search", files=photo,
+                               data={"k": str(k), "offset": str(offset), "diversity": "0.3"})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    whole = page(0, 72)
+    pages = [page(0, 24), page(24, 24), page(48, 24)]
+    assert [p["offset"] for p in pages] == [0, 24, 48]
+    assert [p["next_offset"] for p in pages] == [24, 48, 72]
+    assert [r["item"]["id"] for p in pages for r in p["results"]] == [
+        r["item"]["id"] for r in whole["results"]]
+    # the bound: offset + k stays within max_results (k is cut to fit), then no next page
+    bound = shared_catalog.settings.max_results
+    last = page(bound - 10, 24)
+    assert len(last["results"]) == 10 and last["next_offset"] is None
+    assert_error(client.post("/search", files=photo, data={"offset": str(bound)}), 422,
+                 "offset", str(bound))
+    # "more like these" and "more like this" page the same way
+    more = {"positive": [row["id"]], "k": 10}
+    both = client.post("/search/items", json={**more, "k": 20}).json()["results"]
+    second = client.post("/search/items", json={**more, "offset": 10}).json()
+    assert [r["item"]["id"] for r in second["results"]] == [r["item"]["id"] for r in both[10:]]
+    similar = client.get(f"/items/{row['id']}/similar", params={"k": 20}).json()["results"]
+    later = client.get(f"/items/{row['id']}/similar", params={"k": 10, "offset": 10}).json()
+    assert [r["item"]["id"] for r in later["results"]] == [r["item"]["id"] for r in similar[10:]]
+
+
 # -- bad uploads: clear JSON errors, and the server keeps answering -------------------------------
 
 

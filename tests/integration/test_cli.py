@@ -280,3 +280,31 @@ def test_result_table_fits_the_terminal_and_keeps_the_scores(
             assert all(re.match(r"\s*[1-5]\s+[01]\.\d{3}", line) for line in results)
         else:
             assert set(header.split()) < set(wide) | {"2nd", "hand"}
+
+
+def test_colour_weight_option(tmp_path: Path) -> None:
+    images, meta, rows = make_dataset(tmp_path, 40)
+    cat = str(tmp_path / "cat")
+    runner.invoke(app, ["ingest", str(images), "--metadata", str(meta), "-c", cat, "-m", "fake"])
+    found: dict[str, list[list[str]]] = {}
+    for w in ("0", "1"):
+        for command in (["similar", rows[2]["id"]], ["search", str(images / rows[2]["image"])],
+                        ["steer", "--like", rows[2]["id"]]):
+            res = runner.invoke(app, [*command, "-c", cat, "-k", "8", "--json",
+                                      "--colour-weight", w])
+            assert res.exit_code == 0, res.output
+            found.setdefault(command[0], []).append(
+                [(h["id"], h["score"]) for h in json.loads(res.stdout)])
+    for command, (shape, colour) in found.items():
+        assert shape != colour, command  # ranked by shape and style, or by colour alone
+    res = runner.invoke(app, ["similar", rows[2]["id"], "-c", cat, "--colour-weight", "2"])
+    assert res.exit_code == 2 and "colour-weight" in res.output
+
+
+def test_help_defaults_that_cannot_import_settings_match_it() -> None:
+    """--help stays instant by not importing Settings; the defaults it names are Settings'."""
+    from lookalike.cli.catalog import ColourWeightOpt
+    from lookalike.config import Settings
+
+    option = ColourWeightOpt.__metadata__[0]
+    assert str(option.show_default).startswith(f"{Settings().colour_weight}, ")

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from lookalike import __version__
 from lookalike.api import errors
 from lookalike.api.cpu import cpu_runner
+from lookalike.api.defaults import document_defaults
 from lookalike.api.limits import FORM_OVERHEAD, BodyLimitMiddleware
 from lookalike.api.routers import catalog as catalog_router
 from lookalike.api.routers import items, pages, search, users
@@ -78,4 +79,5 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     for module in (search, items, catalog_router, users, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    document_defaults(app, settings)
     return app

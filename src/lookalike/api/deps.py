@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from lookalike.api.cpu import CpuRunner
-from lookalike.api.schemas import Steering
+from lookalike.api.schemas import COLOUR_WEIGHT, DIVERSITY, Steering
 from lookalike.catalog import Catalog, Filters
 from lookalike.config import Settings
 from lookalike.errors import FilterError
@@ -253,8 +253,8 @@ async def form_steering(
     steer: Annotated[
         list[str] | None, Form(description="direction=strength in [-1, 1], e.g. colour:red=0.6")
     ] = None,
-    colour_weight: Annotated[float | None, Form(ge=0, le=1)] = None,
-    diversity: Annotated[float | None, Form(ge=0, le=1)] = None,
+    colour_weight: Annotated[float | None, Form(ge=0, le=1, description=COLOUR_WEIGHT)] = None,
+    diversity: Annotated[float | None, Form(ge=0, le=1, description=DIVERSITY)] = None,
 ) -> Steering:
     try:
         return Steering(
@@ -266,6 +266,20 @@ async def form_steering(
 
 
 FormSteeringDep = Annotated[Steering, Depends(form_steering)]
+
+
+# -- pages of a ranking ------------------------------------------------------------------------
+
+
+def page_size(settings: Settings, offset: int, k: int) -> int:
+    """`k` cut so that offset + k stays within the `max_results` one query ranks; an offset at
+    or past that bound is a 422 naming it."""
+    bound = settings.max_results
+    if offset >= bound:
+        raise HTTPException(
+            422, f"offset {offset} is past the {bound} results one query ranks (max_results)"
+        )
+    return min(k, bound - offset)
 
 
 # -- strict parameters -------------------------------------------------------------------------

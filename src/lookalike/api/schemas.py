@@ -72,26 +72,67 @@ class ItemPage(BaseModel):
     limit: int
 
 
+SCORE = (
+    "What the results are ranked by (never rising down the list): the match, "
+    "(1 − colour_weight)·cosine + colour_weight·colour overlap, less diversity × the cosine "
+    "to the closest result ranked above (profile search: within the result's style prototype; "
+    "the swipe feed: its taste score)."
+)
+
+
 class ResultPublic(BaseModel):
     item: ItemPublic
-    score: float = Field(description="Cosine similarity to the query (higher is closer).")
+    score: float = Field(description=SCORE)
+    similarity: float | None = Field(
+        None, description="Plain cosine similarity to the query (null where there is none)."
+    )
 
     @classmethod
     def of(cls, result: Result) -> ResultPublic:
-        return cls(item=ItemPublic.of(result.item), score=round(float(result.score), 6))
+        sim = None if result.similarity is None else round(float(result.similarity), 6)
+        return cls(item=ItemPublic.of(result.item), score=round(float(result.score), 6),
+                   similarity=sim)
 
 
 class SearchResponse(BaseModel):
     results: list[ResultPublic]
+    offset: int = Field(0, description="Rank of the first result (0 = the best).")
+    next_offset: int | None = Field(
+        None, description="The `offset` of the next page of this ranking; null when there is "
+        "none (the last result, or the `max_results` bound of one query's ranking)."
+    )
 
     @classmethod
-    def of(cls, results: list[Result]) -> SearchResponse:
-        return cls(results=[ResultPublic.of(r) for r in results])
+    def of(
+        cls, results: list[Result], offset: int = 0, k: int | None = None, bound: int | None = None
+    ) -> SearchResponse:
+        """A page of `k` asked at `offset`; a full page below `bound` may have a next one."""
+        end = offset + len(results)
+        more = k is not None and len(results) >= k and (bound is None or end < bound)
+        return cls(results=[ResultPublic.of(r) for r in results], offset=offset,
+                   next_offset=end if more else None)
+
+
+COLOUR_WEIGHT = (
+    "Match colour, 0–1: how much the garment colours of the query count against shape and "
+    "style (match = (1 − w)·cosine + w·colour overlap); 0 = ignore colour. Omitted: the "
+    "server's default (shown as this field's default)."
+)
+DIVERSITY = (
+    "0–1: each result is ranked by its match less diversity × its cosine to the closest "
+    "result above it; 0 = closest first. Omitted: the server's default (shown as this field's "
+    "default)."
+)
+OFFSET = (
+    "Rank of the first result to return (paging: the `next_offset` of the previous page); "
+    "offset + k may not pass the server's `max_results` (k is cut to fit)."
+)
 
 
 class Steering(BaseModel):
     """How to bend a query: examples to move towards / away from, attribute directions,
-    colour weight and diversity. All optional; an empty one is a plain nearest-neighbour search."""
+    colour weight and diversity. All optional; colour weight and diversity default to the
+    server's."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -103,21 +144,15 @@ class Steering(BaseModel):
         default_factory=dict, description='Attribute directions and strengths in [-1, 1], '
         'e.g. {"colour:red": 0.6}. See GET /search/directions.'
     )
-    colour_weight: float | None = Field(None, ge=0, le=1,
-                                        description="How much colour counts; None = default.")
-    diversity: float | None = Field(
-        None, ge=0, le=1, description="0 = closest first, 1 = most varied; None = default."
-    )
-
-    def is_plain(self) -> bool:
-        return (not self.positive and not self.negative and not self.steer
-                and self.colour_weight is None and self.diversity is None)
+    colour_weight: float | None = Field(None, ge=0, le=1, description=COLOUR_WEIGHT)
+    diversity: float | None = Field(None, ge=0, le=1, description=DIVERSITY)
 
 
 class RecommendRequest(Steering):
     """"More like these, less like those" over catalog items, without a photo."""
 
     k: int = Field(12, ge=1, le=1000)
+    offset: int = Field(0, ge=0, description=OFFSET)
     filters: Filters = Field(default_factory=Filters)
 
 

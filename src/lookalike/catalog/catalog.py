@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 from lookalike.catalog.filters import LIST_FIELDS, Filters
 from lookalike.catalog.ingest import (
@@ -44,10 +45,14 @@ class DuplicateItemError(LookalikeError):
 
 @dataclass(frozen=True)
 class Result:
-    """One recommended item and its cosine similarity to the query."""
+    """One recommended item. `score` is what the results are ranked by (it never rises down a
+    list ranked by `lookalike.recommend`: the match, blended with colour and less a diversity
+    penalty; for a raw vector search, the cosine); `similarity` is the plain cosine similarity
+    to the query vector, where there is one."""
 
     item: Item
     score: float
+    similarity: float | None = None
 
 
 @dataclass
@@ -270,17 +275,23 @@ class Catalog:
         vec: NDArray[np.float32] = vecs[0]
         return vec
 
-    def embed(self, source: ImageSource, name: str | None = None) -> NDArray[np.float32]:
-        """Encode one photo (path or bytes) into a unit vector."""
+    def load_photo(self, source: ImageSource, name: str | None = None) -> Image.Image:
+        """Decode one photo (path or bytes) as ingest does: within the image limits, at the
+        size the encoder needs (so embedding and colour tags of a query match a stored item's)."""
         if not isinstance(source, bytes):
             name = name or str(source)
             source = read_image_bytes(source, self.limits)
-        pre = self.encoder.preprocess
-        img = load_image(
-            source, limits=self.limits, name=name, draft_size=(pre.resize_size, pre.resize_size)
-        )
-        vec: NDArray[np.float32] = self.encoder.encode_batch(pre(img)[None])[0]
+        size = self.encoder.preprocess.resize_size
+        return load_image(source, limits=self.limits, name=name, draft_size=(size, size))
+
+    def embed_image(self, img: Image.Image) -> NDArray[np.float32]:
+        """Encode one decoded photo into a unit vector."""
+        vec: NDArray[np.float32] = self.encoder.encode_batch(self.encoder.preprocess(img)[None])[0]
         return vec
+
+    def embed(self, source: ImageSource, name: str | None = None) -> NDArray[np.float32]:
+        """Encode one photo (path or bytes) into a unit vector."""
+        return self.embed_image(self.load_photo(source, name))
 
     def allowed_rowids(self, filters: Filters | None) -> NDArray[np.int64] | None:
         """Rowids a filter keeps, or None for no filter."""
@@ -311,9 +322,16 @@ class Catalog:
             out.append(hits[:k])
         return out
 
-    def results(self, hits: Sequence[tuple[int, float]]) -> list[Result]:
+    def results(
+        self,
+        hits: Sequence[tuple[int, float]],
+        similarities: Sequence[float | None] | None = None,
+    ) -> list[Result]:
+        """`Result`s of (rowid, score) hits (rowids no longer in the store left out)."""
         items = {it.rowid: it for it in self.store.get_many([r for r, _ in hits])}
-        return [Result(items[r], s) for r, s in hits if r in items]
+        sims = similarities if similarities is not None else [None] * len(hits)
+        return [Result(items[r], s, sim)
+                for (r, s), sim in zip(hits, sims, strict=True) if r in items]
 
     def search_vector(
         self,
@@ -322,15 +340,41 @@ class Catalog:
         filters: Filters | None = None,
         exclude: Sequence[int] = (),
     ) -> list[Result]:
-        return self.results(self.search_vectors(query[None], k, filters, exclude)[0])
+        """Nearest items to a vector by cosine alone (no colour, no diversity): the raw index."""
+        hits = self.search_vectors(query[None], k, filters, exclude)[0]
+        return self.results(hits, [s for _, s in hits])
 
     def search_image(
-        self, source: ImageSource, k: int = 10, filters: Filters | None = None
+        self,
+        source: ImageSource,
+        k: int = 10,
+        filters: Filters | None = None,
+        *,
+        colour_weight: float | None = None,
+        diversity: float | None = None,
+        offset: int = 0,
     ) -> list[Result]:
-        """Look-alikes of a photo (path or bytes)."""
-        return self.search_vector(self.embed(source), k, filters)
+        """Look-alikes of a photo (path or bytes): results `offset` … `offset + k` of its
+        ranking. `colour_weight` ("match colour", 0–1) and `diversity` (0–1) default to the
+        settings'; see `lookalike.recommend.recommend`."""
+        from lookalike.recommend import Query, recommend  # recommend builds on the catalog
 
-    def similar(self, item_id: str, k: int = 10, filters: Filters | None = None) -> list[Result]:
-        """"More like this": nearest items to a catalog item, the item itself excluded."""
-        rowid = self.store.rowid_of(item_id)
-        return self.search_vector(self.vector_of(item_id), k, filters, exclude=[rowid])
+        query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(self, source)
+        return recommend(self, query, k, filters, offset=offset)
+
+    def similar(
+        self,
+        item_id: str,
+        k: int = 10,
+        filters: Filters | None = None,
+        *,
+        colour_weight: float | None = None,
+        diversity: float | None = None,
+        offset: int = 0,
+    ) -> list[Result]:
+        """"More like this": look-alikes of a catalog item, the item itself left out; same
+        controls as `search_image`."""
+        from lookalike.recommend import Query, recommend
+
+        query = Query(colour_weight=colour_weight, diversity=diversity).add_item(self, item_id)
+        return recommend(self, query, k, filters, offset=offset)

@@ -67,10 +67,19 @@ _BUMP_VERSION = (
     "INSERT INTO meta (key, value) VALUES ('vectors_version', '1') "
     "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;"
 )
+# Bumped by every change to an existing item's predicted tags (a re-tag, in any process), so
+# what is derived from the tags (the colour palettes a query compares) can be kept in memory.
+_BUMP_TAGS = (
+    "INSERT INTO meta (key, value) VALUES ('tags_version', '1') "
+    "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;"
+)
 SCHEMA = _TABLES + "".join(
     f"CREATE TRIGGER IF NOT EXISTS embeddings_{name} AFTER {event} ON embeddings "
     f"BEGIN {_BUMP_VERSION} END;\n"
     for name, event in (("added", "INSERT"), ("removed", "DELETE"), ("changed", "UPDATE OF vector"))
+) + (
+    "CREATE TRIGGER IF NOT EXISTS items_tags_changed AFTER UPDATE OF predicted ON items "
+    f"BEGIN {_BUMP_TAGS} END;\n"
 )
 
 _COLUMNS = (
@@ -386,6 +395,10 @@ class CatalogStore:
     def vectors_version(self) -> int:
         """Changes to the stored vectors so far, by any connection or process."""
         return int(self.get_meta("vectors_version") or 0)
+
+    def tags_version(self) -> int:
+        """Changes to existing items' predicted tags so far, by any connection or process."""
+        return int(self.get_meta("tags_version") or 0)
 
     def vector_rowids(self) -> NDArray[np.int64]:
         """Rowids of the items that have a vector, ascending."""

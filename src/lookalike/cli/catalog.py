@@ -50,6 +50,17 @@ PortOpt = Annotated[
 ]
 KOpt = Annotated[int, typer.Option("-k", metavar="N", min=1, max=1000, help="How many results.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+# Settings is not imported here (--help must stay instant): a test checks that this default
+# is Settings.colour_weight's.
+ColourWeightOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--colour-weight", metavar="W", min=0.0, max=1.0,
+        show_default="0.1, or $LOOKALIKE_COLOUR_WEIGHT",
+        help="Match colour: how much garment colour counts against shape and style, "
+        "0 = ignore colour ... 1 = colour only.",
+    ),
+]
 
 
 def settings_from(catalog: Path | None, model: str | None = None) -> Settings:
@@ -171,6 +182,7 @@ def search_cmd(
     ],
     k: KOpt = 10,
     filters: FilterOpt = None,
+    colour_weight: ColourWeightOpt = None,
     catalog: CatalogOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -180,7 +192,7 @@ def search_cmd(
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
         source: Path | bytes = sys.stdin.buffer.read() if str(image) == "-" else image
-        results = cat.search_image(source, k, parsed)
+        results = cat.search_image(source, k, parsed, colour_weight=colour_weight)
         explain(cat, parsed, results)
     print_results(results, as_json, f"look-alikes of {image}")
 
@@ -190,6 +202,7 @@ def similar_cmd(
     item_id: Annotated[str, typer.Argument(metavar="ID", help="Id of a catalog item.")],
     k: KOpt = 10,
     filters: FilterOpt = None,
+    colour_weight: ColourWeightOpt = None,
     catalog: CatalogOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -198,7 +211,7 @@ def similar_cmd(
 
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
-        results = cat.similar(item_id, k, parsed)
+        results = cat.similar(item_id, k, parsed, colour_weight=colour_weight)
         explain(cat, parsed, results)
     print_results(results, as_json, f"more like {item_id}")
 

@@ -11,6 +11,7 @@ import typer
 from lookalike.cli.app import app
 from lookalike.cli.catalog import (
     CatalogOpt,
+    ColourWeightOpt,
     FilterOpt,
     JsonOpt,
     KOpt,
@@ -99,15 +100,12 @@ def steer_cmd(
                      help="Attribute direction (see `lookalike directions`) and strength in "
                      "[-1, 1], e.g. colour:red=0.8 (repeatable)."),
     ] = None,
-    colour_weight: Annotated[
-        float | None,
-        typer.Option(metavar="W", min=0.0, max=1.0, show_default="$LOOKALIKE_COLOUR_WEIGHT",
-                     help="How much garment colour counts: 0 = shape only ... 1 = colour only."),
-    ] = None,
+    colour_weight: ColourWeightOpt = None,
     diversity: Annotated[
         float | None,
-        typer.Option(metavar="D", min=0.0, max=1.0,
-                     help="0 = most relevant first ... 1 = most varied (MMR)."),
+        typer.Option(metavar="D", min=0.0, max=1.0, show_default="0, or $LOOKALIKE_DIVERSITY",
+                     help="0 = most relevant first; higher = each result pays for its "
+                     "likeness to the ones above it (MMR)."),
     ] = None,
     k: KOpt = 10,
     filters: FilterOpt = None,

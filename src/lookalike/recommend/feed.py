@@ -421,8 +421,8 @@ class Feed:
         ranked = [(int(candidates[i]), float(score[i])) for i in order]
         vectors = vectors[order]
         scores = score[order]
-        # near-duplicates collapsed (λ = 1: relevance order otherwise kept)
-        keep = mmr(scores, vectors, len(ranked), 1.0, self.catalog.settings.near_duplicate_cos)
+        # near-duplicates collapsed (diversity 0: relevance order otherwise kept)
+        keep, _ = mmr(scores, vectors, len(ranked), 0.0, self.catalog.settings.near_duplicate_cos)
         ranked = [ranked[i] for i in sorted(keep)]
         expected = self.exploration * n
         n_explore = int(expected) + int(rng.random() < expected - int(expected))

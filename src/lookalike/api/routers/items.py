@@ -15,11 +15,15 @@ from lookalike.api.deps import (
     CpuDep,
     QueryFiltersDep,
     SettingsDep,
+    page_size,
     read_upload,
     reject_unknown_form,
     reject_unknown_query,
 )
 from lookalike.api.schemas import (
+    COLOUR_WEIGHT,
+    DIVERSITY,
+    OFFSET,
     ItemCreate,
     ItemPage,
     ItemPublic,
@@ -69,9 +73,17 @@ def similar_items(
     catalog: CatalogDep,
     settings: SettingsDep,
     filters: QueryFiltersDep,
-    k: Annotated[int, Query(ge=1, le=1000)] = 12,
+    k: Annotated[int, Query(ge=1, le=1000, description="How many results (a page).")] = 12,
+    offset: Annotated[int, Query(ge=0, description=OFFSET)] = 0,
+    colour_weight: Annotated[
+        float | None, Query(ge=0, le=1, description=COLOUR_WEIGHT)
+    ] = None,
+    diversity: Annotated[float | None, Query(ge=0, le=1, description=DIVERSITY)] = None,
 ) -> SearchResponse:
-    return SearchResponse.of(catalog.similar(item_id, min(k, settings.api_max_k), filters))
+    size = page_size(settings, offset, k)
+    results = catalog.similar(item_id, size, filters, colour_weight=colour_weight,
+                              diversity=diversity, offset=offset)
+    return SearchResponse.of(results, offset, size, settings.max_results)
 
 
 @router.post(

@@ -7,7 +7,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from lookalike import __version__
-from lookalike.api.deps import CatalogDep, FeedDep, UserDep
+from lookalike.api.defaults import control_defaults
+from lookalike.api.deps import CatalogDep, FeedDep, SettingsDep, UserDep
 from lookalike.api.facets import facets
 from lookalike.api.schemas import ItemPublic
 from lookalike.web import TEMPLATES_DIR
@@ -30,10 +31,14 @@ templates.env.filters["money"] = money
 
 
 @router.get("/", response_class=HTMLResponse)
-def search_page(request: Request, user: UserDep, catalog: CatalogDep) -> HTMLResponse:
+def search_page(
+    request: Request, user: UserDep, catalog: CatalogDep, settings: SettingsDep
+) -> HTMLResponse:
+    # the sliders start at the server's defaults, so what they show is what a search applies
     return templates.TemplateResponse(
         request, "search.html",
-        {"page": "search", "facets": facets(catalog), "user": user, "version": __version__},
+        {"page": "search", "facets": facets(catalog), "user": user, "version": __version__,
+         "controls": control_defaults(settings), "max_results": settings.max_results},
     )
 
 

@@ -13,11 +13,19 @@ from lookalike.api.deps import (
     FormFiltersDep,
     FormSteeringDep,
     SettingsDep,
+    page_size,
     read_upload,
     reject_unknown_form,
     reject_unknown_query,
 )
-from lookalike.api.schemas import Directions, RecommendRequest, SearchResponse
+from lookalike.api.schemas import (
+    COLOUR_WEIGHT,
+    DIVERSITY,
+    OFFSET,
+    Directions,
+    RecommendRequest,
+    SearchResponse,
+)
 from lookalike.recommend import steering_directions
 
 router = APIRouter(
@@ -25,7 +33,8 @@ router = APIRouter(
     dependencies=[Depends(reject_unknown_query), Depends(reject_unknown_form)],
 )
 
-K = Annotated[int, Form(ge=1, le=1000, description="How many results.")]
+K = Annotated[int, Form(ge=1, le=1000, description="How many results (a page).")]
+Offset = Annotated[int, Form(ge=0, description=OFFSET)]
 
 
 @router.post(
@@ -34,8 +43,9 @@ K = Annotated[int, Form(ge=1, le=1000, description="How many results.")]
     summary="Look-alikes of a photo",
     description="Multipart: `photo` plus optional filters (`category`, `colour`, `brand`, "
     "`size` repeatable; `price_min`, `price_max`, `kids`, `second_hand`, `min_sustainability`), "
-    "`k`, and steering: `positive` / `negative` item ids, `steer` (direction=strength), "
-    "`colour_weight`, `diversity`.",
+    "`k` and `offset` (pages of one ranking: `next_offset` of the answer), and the controls: "
+    "`colour_weight` (match colour), `diversity`, `positive` / `negative` item ids, `steer` "
+    "(direction=strength).",
 )
 async def search_photo(
     cpu: CpuDep,
@@ -44,12 +54,12 @@ async def search_photo(
     steering: FormSteeringDep,
     photo: Annotated[UploadFile, File(description="The photo to match.")],
     k: K = 12,
+    offset: Offset = 0,
 ) -> SearchResponse:
+    size = page_size(settings, offset, k)
     data = await read_upload(photo, settings.upload_max_bytes)
-    results = await cpu.search(
-        queries.search_photo, data, min(k, settings.api_max_k), filters, steering
-    )
-    return SearchResponse.of(results)
+    results = await cpu.search(queries.search_photo, data, size, filters, steering, offset)
+    return SearchResponse.of(results, offset, size, settings.max_results)
 
 
 @router.post(
@@ -57,7 +67,8 @@ async def search_photo(
     response_model=SearchResponse,
     summary="Look-alikes of a style profile (several photos)",
     description="Multipart: several `photos` of clothes a shopper likes. They are summarised "
-    "into a few style prototypes and the results interleave them.",
+    "into a few style prototypes and the results interleave them; `colour_weight` matches "
+    "each prototype's garment colours.",
 )
 async def search_profile(
     cpu: CpuDep,
@@ -65,11 +76,17 @@ async def search_profile(
     filters: FormFiltersDep,
     photos: Annotated[list[UploadFile], File(description="Photos of clothes the shopper likes.")],
     k: K = 12,
+    colour_weight: Annotated[
+        float | None, Form(ge=0, le=1, description=COLOUR_WEIGHT)
+    ] = None,
+    diversity: Annotated[float | None, Form(ge=0, le=1, description=DIVERSITY)] = None,
 ) -> SearchResponse:
     if len(photos) > settings.profile_max_photos:
         raise HTTPException(422, f"at most {settings.profile_max_photos} photos per profile")
+    size = page_size(settings, 0, k)
     data = [await read_upload(p, settings.upload_max_bytes) for p in photos]
-    results = await cpu.search(queries.search_profile, data, min(k, settings.api_max_k), filters)
+    results = await cpu.search(queries.search_profile, data, size, filters, colour_weight,
+                               diversity)
     return SearchResponse.of(results)
 
 
@@ -83,9 +100,9 @@ def search_items(
 ) -> SearchResponse:
     if not request.positive and not request.negative:
         raise HTTPException(422, "give at least one positive or negative item id")
-    return SearchResponse.of(
-        queries.search_items(catalog, min(request.k, settings.api_max_k), request.filters, request)
-    )
+    size = page_size(settings, request.offset, request.k)
+    results = queries.search_items(catalog, size, request.filters, request, request.offset)
+    return SearchResponse.of(results, request.offset, size, settings.max_results)
 
 
 @router.get("/directions", response_model=Directions, summary="Steering directions")
