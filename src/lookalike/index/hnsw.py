@@ -49,6 +49,11 @@ class HnswIndex:
         self._removed.update(int(i) for i in ids)
 
     @property
+    def removed(self) -> Ids:
+        """Ids removed since the graph was built (HNSW keeps their nodes; searches skip them)."""
+        return np.fromiter(sorted(self._removed), dtype=np.int64, count=len(self._removed))
+
+    @property
     def removed_fraction(self) -> float:
         return len(self._removed) / max(1, int(self._index.ntotal))
 
@@ -82,11 +87,12 @@ class HnswIndex:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path, ef_search: int = 128) -> HnswIndex:
+    def load(cls, path: Path, ef_search: int = 128, removed: Ids | None = None) -> HnswIndex:
+        """The saved graph; `removed`: the ids removed from it before it was saved."""
         index = faiss.read_index(str(path))
         obj = cls.__new__(cls)
         obj.dim = int(index.d)
         obj.ef_search = ef_search
         obj._index = index  # type: ignore[assignment]
-        obj._removed = set()
+        obj._removed = set() if removed is None else {int(i) for i in removed}
         return obj
