@@ -21,7 +21,8 @@ Kinds of problem (`Problem.kind`):
   predicted tags, timestamps) to their defaults, or drops the row when that is not enough.
 - `image`: an item's image file is missing (or, with `image_hashes`, holds other bytes). Not
   repaired: the item stays searchable; restore the images or delete the item.
-- `index`: the ANN files are damaged, missing or out of step with SQLite. Repair rebuilds them.
+- `index`: the ANN files are damaged, missing or out of step with SQLite. Repair rebuilds them
+  (and, after re-embedding or dropping rows, any index that no longer matches SQLite).
 - `leftover` (a note, not an error): temp files of killed saves, uploaded images no item uses
   (an upload killed before its item was stored). Repair deletes them.
 
@@ -151,7 +152,8 @@ class RepairReport:
     fields_reset: list[str] = field(default_factory=list)
     orphan_vectors_dropped: int = 0
     leftovers_removed: list[str] = field(default_factory=list)
-    index_seconds: float = 0.0
+    index_rebuilt: bool = False  # the ANN files were written anew (not reused as saved)
+    index_seconds: float = 0.0  # checking the index against SQLite, and rebuilding it
     remaining: CheckReport | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -165,6 +167,7 @@ class RepairReport:
             "fields_reset": self.fields_reset,
             "orphan_vectors_dropped": self.orphan_vectors_dropped,
             "leftovers_removed": self.leftovers_removed,
+            "index_rebuilt": self.index_rebuilt,
             "index_seconds": round(self.index_seconds, 3),
             "remaining": None if self.remaining is None else self.remaining.as_dict(),
         }
@@ -410,15 +413,27 @@ def repair(
                 Path(problem.file).unlink(missing_ok=True)
                 report.leftovers_removed.append(problem.file)
         started = time.perf_counter()
-        remove_files(folder, INDEX_META, (INDEX_FILE,))
+        if found.of("index"):
+            remove_files(folder, INDEX_META, (INDEX_FILE,))
+        saved = _identity(folder / INDEX_FILE)
         dim = store.dim
-        if dim:
+        if dim:  # verifies the saved index against SQLite: rebuilt if any row changed
             CatalogIndex(folder, dim, settings).load(*store.vectors())
+        report.index_rebuilt = _identity(folder / INDEX_FILE) != saved
         report.index_seconds = time.perf_counter() - started
     finally:
         store.close()
     report.remaining = check(settings, encoder=encoder)
     return report
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of a file, None if absent: a save replaces the file, so both change."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def _repair_meta(

@@ -50,7 +50,8 @@ def _print_repair(report: RepairReport) -> None:
             console.print(f"{label} {len(ids)}: {_listed(ids)}", highlight=False)
     if report.leftovers_removed:
         console.print(f"removed {len(report.leftovers_removed)} leftover files")
-    console.print(f"index rebuilt in {report.index_seconds:.1f} s")
+    verb = "rebuilt" if report.index_rebuilt else "checked"
+    console.print(f"search index {verb} in {report.index_seconds:.1f} s")
     if report.remaining is not None:
         _print_check(report.remaining)
 
