@@ -43,7 +43,7 @@ from lookalike.config import Settings
 from lookalike.errors import CatalogCorruptError, LookalikeError
 from lookalike.images import content_hash
 from lookalike.index.catalog_index import INDEX_FILE, INDEX_META, CatalogIndex
-from lookalike.index.files import IndexFileError, file_sha256, read_files
+from lookalike.index.files import IndexFileError, file_identity, file_sha256, read_files
 
 __all__ = ["MANIFEST", "BackupError", "BackupReport", "RestoreReport", "backup", "restore"]
 
@@ -316,7 +316,7 @@ def restore(source: Path, settings: Settings, *, force: bool = False) -> Restore
     report.copy_seconds = time.perf_counter() - started
 
     opened = time.perf_counter()
-    saved = _identity(target / INDEX_FILE)
+    saved = file_identity(target / INDEX_FILE)
     store = CatalogStore(target / DB_FILE)
     try:
         dim = store.dim
@@ -325,17 +325,8 @@ def restore(source: Path, settings: Settings, *, force: bool = False) -> Restore
     finally:
         store.close()
     report.open_seconds = time.perf_counter() - opened
-    report.index_reused = saved is not None and _identity(target / INDEX_FILE) == saved
+    report.index_reused = saved is not None and file_identity(target / INDEX_FILE) == saved
     return report
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    """(inode, mtime) of a file: a save replaces the file, so both change."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns
 
 
 def _move_aside(target: Path) -> Path:

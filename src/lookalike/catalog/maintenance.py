@@ -61,7 +61,7 @@ from lookalike.encoders import Encoder, create
 from lookalike.errors import CatalogCorruptError, ImageLoadError, LookalikeError
 from lookalike.images import ImageLimits, content_hash, load_image, read_image_bytes
 from lookalike.index.catalog_index import INDEX_FILE, INDEX_META, CatalogIndex, read_saved_ann
-from lookalike.index.files import IndexFileError, remove_files
+from lookalike.index.files import IndexFileError, file_identity, remove_files
 
 __all__ = [
     "KINDS",
@@ -415,25 +415,16 @@ def repair(
         started = time.perf_counter()
         if found.of("index"):
             remove_files(folder, INDEX_META, (INDEX_FILE,))
-        saved = _identity(folder / INDEX_FILE)
+        saved = file_identity(folder / INDEX_FILE)
         dim = store.dim
         if dim:  # verifies the saved index against SQLite: rebuilt if any row changed
             CatalogIndex(folder, dim, settings).load(*store.vectors())
-        report.index_rebuilt = _identity(folder / INDEX_FILE) != saved
+        report.index_rebuilt = file_identity(folder / INDEX_FILE) != saved
         report.index_seconds = time.perf_counter() - started
     finally:
         store.close()
     report.remaining = check(settings, encoder=encoder)
     return report
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    """(inode, mtime) of a file, None if absent: a save replaces the file, so both change."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns
 
 
 def _repair_meta(

@@ -85,6 +85,19 @@ SCHEMA = _TABLES + "".join(
     for name, event in (("added", "INSERT"), ("removed", "DELETE"), ("changed", "UPDATE OF vector"))
 )
 
+# Rowids are never reused: a new item gets one above every rowid the catalog ever gave out
+# (SQLite alone would hand the last one deleted to the next item). An index that remembers a
+# removed rowid (HNSW keeps removed nodes) or a file saved before a delete thus never meets
+# that rowid again as another item's.
+_HIGH_WATER = (
+    "SELECT max(coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'rowid_high'), 0),"
+    " coalesce((SELECT max(rowid) FROM items), 0))"
+)
+_SET_HIGH_WATER = (
+    "INSERT INTO meta (key, value) VALUES ('rowid_high', ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+
 _COLUMNS = (
     "rowid, id, title, category, department, kids, price, currency, brand, sizes, colour, url, "
     "sustainability, second_hand, source, extra, predicted, image_path, image_hash, "
@@ -374,15 +387,17 @@ class CatalogStore:
         now = _now()
         rowids: list[int] = []
         with self.transaction() as conn:
+            last = int(conn.execute(_HIGH_WATER).fetchone()[0])
             for item, vec in zip(items, vectors, strict=True):
                 f = item.fields
-                cur = conn.execute(
-                    "INSERT INTO items (id, title, category, department, kids, price, currency,"
-                    " brand, sizes, colour, url, sustainability, second_hand, source, extra,"
-                    " predicted, image_path, image_hash, created_at, updated_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                last += 1
+                conn.execute(
+                    "INSERT INTO items (rowid, id, title, category, department, kids, price,"
+                    " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
+                    " extra, predicted, image_path, image_hash, created_at, updated_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        item.id, f.title, f.category, f.department,
+                        last, item.id, f.title, f.category, f.department,
                         None if f.kids is None else int(f.kids),
                         f.price, f.currency, f.brand, json.dumps(f.sizes), f.colour, f.url,
                         f.sustainability,
@@ -392,12 +407,13 @@ class CatalogStore:
                         item.image_path, item.image_hash, now, now,
                     ),
                 )
-                rowid = int(cur.lastrowid or 0)
                 conn.execute(
                     "INSERT INTO embeddings (item_rowid, vector) VALUES (?, ?)",
-                    (rowid, np.asarray(vec, dtype=np.float32).tobytes()),
+                    (last, np.asarray(vec, dtype=np.float32).tobytes()),
                 )
-                rowids.append(rowid)
+                rowids.append(last)
+            if rowids:
+                conn.execute(_SET_HIGH_WATER, (str(last),))
         return rowids
 
     def update(self, item_id: str, change: ItemUpdate) -> Item:
@@ -439,6 +455,7 @@ class CatalogStore:
             row = conn.execute("SELECT rowid FROM items WHERE id = ?", (item_id,)).fetchone()
             if row is None:
                 raise ItemNotFoundError(item_id)
+            conn.execute(_SET_HIGH_WATER, (str(conn.execute(_HIGH_WATER).fetchone()[0]),))
             conn.execute("DELETE FROM embeddings WHERE item_rowid = ?", (row[0],))
             conn.execute("DELETE FROM items WHERE rowid = ?", (row[0],))
         return int(row[0])

@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover - not on Linux/macOS: saves are not seri
 
 __all__ = [
     "IndexFileError",
+    "file_identity",
     "file_sha256",
     "read_files",
     "remove_files",
@@ -53,6 +54,16 @@ class IndexFileError(LookalikeError):
 def file_sha256(path: Path) -> str:
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of a file, None if absent: an atomic save replaces the file, so both
+    change; equal identities mean the file was not rewritten in between."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 @contextlib.contextmanager
