@@ -28,7 +28,7 @@ def _print_check(report: CheckReport) -> None:
             console.print(f"  ... and {len(problems) - SHOWN_PER_KIND} more")
     verdict = "[bold green]ok[/]" if report.ok else "[bold red]damaged[/]"
     console.print(f"{report.folder}: {verdict}, {report.items} items, {report.vectors} usable "
-                  f"vectors ({report.seconds:.1f} s)", highlight=False)
+                  f"vectors ({report.seconds:.1f} s)", soft_wrap=True, highlight=False)
 
 
 def _listed(ids: list[str]) -> str:
@@ -41,7 +41,7 @@ def _print_repair(report: RepairReport) -> None:
         if lost:
             console.print(f"salvaged {kept} rows of {table}, {lost} lost")
     if report.damaged_copy:
-        console.print(f"the damaged database is kept as {report.damaged_copy}")
+        console.print(f"the damaged database is kept as {report.damaged_copy}", soft_wrap=True)
     for line in report.meta_fixed:
         console.print(f"fixed {line}")
     for label, ids in (("re-embedded", report.reembedded), ("dropped", report.dropped),
@@ -129,7 +129,7 @@ def backup_cmd(
         f"backed up {report.items} items, {report.users} users, {report.swipes} swipes"
         f"{', the search index' if report.index else ''}"
         f"{f', {report.images} images' if images else ''} into {report.dest} "
-        f"({report.bytes / 1e6:.1f} MB, {report.seconds:.1f} s)", highlight=False)
+        f"({report.bytes / 1e6:.1f} MB, {report.seconds:.1f} s)", soft_wrap=True, highlight=False)
     if report.images_missing:
         console.print(f"[bold red]{len(report.images_missing)} image files were missing[/]: "
                       f"{_listed(report.images_missing)}", highlight=False)
@@ -157,9 +157,10 @@ def restore_cmd(
         print(json.dumps(report.as_dict()))
         return
     if report.replaced:
-        console.print(f"the catalog that was there is kept in {report.replaced}")
+        console.print(f"the catalog that was there is kept in {report.replaced}", soft_wrap=True)
     console.print(
         f"restored {report.items} items, {report.users} users, {report.swipes} swipes"
         f"{f', {report.images} images' if report.images else ''} into {report.folder} "
         f"({report.copy_seconds:.1f} s); ready to search in {report.open_seconds:.1f} s "
-        f"({'index as backed up' if report.index_reused else 'index built'})", highlight=False)
+        f"({'index as backed up' if report.index_reused else 'index built'})",
+        soft_wrap=True, highlight=False)
