@@ -126,9 +126,10 @@ class _Rebuilds(logging.Handler):
             self.reasons.append(re.sub(r"/\S+/", "", message))
 
 
-def left_in_save(folder: Path) -> bool:
-    """Did the kill land inside an index save? (a temp file, or files that do not verify)"""
-    if list(folder.glob(f"{INDEX_FILE}.*.tmp")) or list(folder.glob(f"{INDEX_META}.*.tmp")):
+def left_in_save(folder: Path, pid: int) -> bool:
+    """Did the kill of process `pid` land inside an index save? (its temp file, or files that
+    do not verify)"""
+    if [*folder.glob(f"{INDEX_FILE}.{pid}.tmp*"), *folder.glob(f"{INDEX_META}.{pid}.tmp")]:
         return True
     if (folder / INDEX_META).exists() or (folder / INDEX_FILE).exists():
         try:
@@ -150,10 +151,10 @@ def rows(folder: Path) -> dict[str, dict[str, Any]]:
         }
 
 
-def verify(folder: Path, kill: Kill) -> None:
+def verify(folder: Path, kill: Kill, pid: int) -> None:
     """The catalog opens, checks clean, and its index equals a rebuild."""
     fail = kill.failures.append
-    kill.in_save = left_in_save(folder)
+    kill.in_save = left_in_save(folder, pid)
     handler = _Rebuilds()
     logger = logging.getLogger("lookalike.index.catalog_index")
     logger.addHandler(handler)
@@ -253,7 +254,7 @@ def phase_ingest(run: Run, work: Path, budget: int, rng: random.Random) -> None:
             kill_group(proc)
             kill = Kill("ingest", time.monotonic() - t0)
             if (folder / "catalog.sqlite").exists():
-                verify(folder, kill)
+                verify(folder, kill, proc.pid)
                 bad = [k for k, r in rows(folder).items()
                        if k not in reference or r["vector"] != reference[k]["vector"]]
                 if bad:
@@ -423,7 +424,7 @@ def phase_http(run: Run, work: Path, budget: int, rng: random.Random) -> None:
         if proc.stderr:
             proc.stderr.close()
         kill = Kill("http", time.monotonic() - t0)
-        verify(folder, kill)
+        verify(folder, kill, proc.pid)
         check_ledger(folder, ledger, kill)
         run.kills.append(kill)
         done += 1
@@ -441,7 +442,7 @@ def phase_http(run: Run, work: Path, budget: int, rng: random.Random) -> None:
         if proc.stderr:
             proc.stderr.close()
     final = Kill("http-final", 0.0)
-    verify(folder, final)
+    verify(folder, final, proc.pid)
     check_ledger(folder, ledger, final)
     run.resumes.append("; ".join(final.failures))
     print(f"http: {dict(ledger.acked)} writes acknowledged in all; resumed: "
@@ -548,7 +549,7 @@ def phase_save(run: Run, work: Path, budget: int, rng: random.Random) -> None:
                 op, item_id = line.split()
                 inflight = (op, item_id)
                 start = max(start, int(item_id.split("-")[1]) + 1)
-        verify(folder, kill)
+        verify(folder, kill, proc.pid)
         got = rows(folder)
         for item_id, state in known.items():
             present = item_id in got

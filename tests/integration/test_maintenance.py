@@ -234,7 +234,7 @@ def test_a_short_embedding_blob_costs_one_item_not_the_catalog(
             cat.similar("item-0005")
     assert "damaged embedding" in caplog.text
     problems = check(s(folder)).by_kind()
-    assert set(problems) == {"embedding"}, "the index was rebuilt without it at the open"
+    assert set(problems) == {"embedding"}, "the open took it out of the saved index"
     assert problems["embedding"][0].item_id == "item-0005"
     assert "10 bytes" in problems["embedding"][0].message
 

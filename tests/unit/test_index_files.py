@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -181,10 +182,28 @@ def test_removed_items_are_remembered_not_rebuilt_and_a_reused_rowid_is_added(
     assert got[0, 0] == 100
 
 
-def test_a_file_holding_deleted_items_is_rebuilt(tmp_path: Path) -> None:
+def test_a_file_holding_deleted_items_is_brought_in_step_not_rebuilt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Items deleted in SQLite while no process saved the index (a kill between the two): the
+    file's own vectors of those rows enter the fingerprint check, then they are removed."""
     ids, vecs = np.arange(1, 101, dtype=np.int64), unit_rows(100, 8)
     CatalogIndex(tmp_path, 8, settings(tmp_path)).load(ids, vecs)
-    index = CatalogIndex(tmp_path, 8, settings(tmp_path))
-    index.load(ids[5:], vecs[5:])  # five deleted while no process saved the index
+    with caplog.at_level(logging.INFO):
+        index = CatalogIndex(tmp_path, 8, settings(tmp_path))
+        index.load(ids[5:], vecs[5:])
+    assert "rebuilding" not in caplog.text and "5 removed" in caplog.text
     assert index.ann is not None and sorted(index.ann.ids().tolist()) == ids[5:].tolist()
-    assert json.loads((tmp_path / INDEX_META).read_text())["count"] == 95
+    meta = json.loads((tmp_path / INDEX_META).read_text())
+    assert meta["count"] == 95 and meta["removed"] == [1, 2, 3, 4, 5]
+    _, got, _ = index.search(vecs[:1], 3)
+    assert not set(got[0].tolist()) & set(ids[:5].tolist())
+
+
+def test_temp_files_of_killed_saves_do_not_pile_up(tmp_path: Path) -> None:
+    dead = 2**22 + 12345  # above the kernel's default pid_max: no process has it
+    (tmp_path / f"a.bin.{dead}.tmp").write_bytes(b"x" * 1000)
+    (tmp_path / f"m.json.{dead}.tmp").write_text("{")
+    (tmp_path / f"a.bin.{os.getppid()}.tmp").write_bytes(b"a live process's save")
+    write_two(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.tmp")) == [f"a.bin.{os.getppid()}.tmp"]

@@ -71,17 +71,22 @@ class CatalogIndex:
             if (self.folder / INDEX_META).exists() or (self.folder / INDEX_FILE).exists():
                 log.warning("rebuilding the search index from the catalog: %s", exc)
         else:
-            missing = np.setdiff1d(ids, ann.ids())
-            if not len(missing):
+            have = ann.ids()
+            stale = np.setdiff1d(have, ids)  # deleted after the file was saved
+            missing = np.setdiff1d(ids, have)  # added after it was saved
+            if not len(stale) and not len(missing):
                 self._ann_fp = fp
                 return ann
             missing_vectors = vectors[np.searchsorted(ids, missing)]
             try:
+                fp.remove(stale, ann.vectors(stale))
+                ann.remove(stale)
                 ann.add(missing, missing_vectors)
             except ValueError:  # a rowid reused after a delete: HNSW keeps the old node
                 log.info("rebuilding the search index: a removed rowid was reused")
             else:
-                log.info("extending search index with %d new items", len(missing))
+                log.info("search index: %d items added, %d removed since it was saved",
+                         len(missing), len(stale))
                 self._ann_fp = fp.add(missing, missing_vectors)
                 self._save_ann(ann)
                 return ann
@@ -180,8 +185,10 @@ def read_saved_ann(
     folder: Path, dim: int, ids: Ids, vectors: Matrix, settings: Settings
 ) -> tuple[HnswIndex, Fingerprint]:
     """The saved ANN and the fingerprint of its rows, once its files match their checksums and
-    every row it holds is the catalog's: `ids` (ascending) and `vectors` are SQLite's. Raises
-    IndexFileError saying what does not match (the caller rebuilds; `lookalike check` reports)."""
+    every row it holds is the catalog's: `ids` (ascending) and `vectors` are SQLite's. Rows of
+    items deleted since the save (not in `ids`) enter the check with the vectors the file holds
+    for them; the caller removes them. Raises IndexFileError saying what does not match (the
+    caller rebuilds; `lookalike check` reports)."""
     with read_files(folder, INDEX_META) as meta:
         if INDEX_FILE not in meta["files"]:
             raise IndexFileError(f"{folder / INDEX_META} does not list {INDEX_FILE}")
@@ -196,13 +203,15 @@ def read_saved_ann(
     have = ann.ids()
     if len(have) != meta.get("count") or len(np.unique(have)) != len(have):
         raise IndexFileError(f"{folder / INDEX_FILE}: its rows do not match {INDEX_META}")
-    stale = np.setdiff1d(have, ids)
-    if len(stale):
-        raise IndexFileError(
-            f"{folder / INDEX_FILE} holds {len(stale)} items the catalog no longer has"
-        )
-    pos = np.searchsorted(ids, np.sort(have))
-    if Fingerprint.of(ids[pos], vectors[pos]) != expected:
+    common = np.intersect1d(have, ids, assume_unique=True)
+    stale = np.setdiff1d(have, ids, assume_unique=True)
+    pos = np.searchsorted(ids, common)
+    held = Fingerprint.of(stale, ann.vectors(stale))
+    if len(common) == len(ids):
+        held.add(ids, vectors)  # the usual case: no copy of the matrix
+    else:
+        held.add(common, vectors[pos])
+    if held != expected:
         raise IndexFileError(
             f"{folder / INDEX_FILE} was built from other vectors than the catalog holds"
         )

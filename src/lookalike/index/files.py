@@ -13,7 +13,8 @@ match the manifest (rejected, then rebuilt by the caller), never a file that is 
 with other content. Saves take an exclusive lock on the folder's lock file and reads a shared
 one, so two processes saving at once cannot interleave their files and a reader never checks
 one file and then opens another writer's. The locks are `flock` locks: the kernel drops them
-when a process dies, so a killed writer never blocks the others.
+when a process dies, so a killed writer never blocks the others; the temp files a killed save
+leaves are deleted by the next save.
 """
 
 from __future__ import annotations
@@ -103,6 +104,25 @@ def _replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
         raise
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_dead_temp_files(folder: Path, name: str) -> None:
+    """Temp files of saves killed midway (`<name>.<pid>.tmp...`): as large as the file they
+    were to replace, so they are not left to pile up, crash after crash."""
+    for tmp in folder.glob(f"{name}.*{_TMP_SUFFIX}"):
+        pid = tmp.name[len(name) + 1 :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 def write_files(
     folder: Path,
     manifest: str,
@@ -116,6 +136,8 @@ def write_files(
         raise ValueError("'files' and 'format' are the manifest's own keys")
     with _locked(folder, manifest, exclusive=True):
         listed: dict[str, dict[str, Any]] = {}
+        for name in (*files, manifest):
+            _remove_dead_temp_files(folder, name)
         for name, write in files.items():
             path = folder / name
             _replace_atomically(path, write)

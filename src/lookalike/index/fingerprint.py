@@ -6,8 +6,8 @@ and its index save, a rowid reused by a new item, vectors re-embedded by `lookal
 The fingerprint can: it is the sum (mod 2**64) of one 64-bit hash per (id, vector), so
 
 - it does not depend on order, and is kept up to date by adding and subtracting rows;
-- any change of one float's bits, or of which id a vector belongs to, changes it
-  (each float's bits enter with an odd multiplier, then the row is mixed with its id).
+- any change of one float's bits, or of which id a vector belongs to, changes it (the floats'
+  bits, taken as 64-bit words, enter with odd multipliers, then the row is mixed with its id).
 
 It is not cryptographic: it guards against accidents, the files' SHA-256 against damage.
 """
@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 __all__ = ["Fingerprint", "row_hashes"]
 
 _MASK = (1 << 64) - 1
-_BLOCK = 8192  # rows hashed at once: bounds the uint64 temporaries to 8192 x dim
+_BLOCK_WORDS = 1 << 22  # words hashed at once: bounds the temporaries to 32 MB
 
 
 def _coefficients(dim: int) -> NDArray[np.uint64]:
@@ -40,17 +40,22 @@ def _mix(h: NDArray[np.uint64]) -> NDArray[np.uint64]:
 def row_hashes(ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> NDArray[np.uint64]:
     """One 64-bit hash per (id, vector) row."""
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-    words = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), -1).view(np.uint32)
+    if len(ids) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), -1)
+    # pairs of floats as one 64-bit word (no conversion, half the products); odd widths as 32
+    words = matrix.view(np.uint64) if matrix.shape[1] % 2 == 0 else matrix.view(np.uint32)
     coeffs = _coefficients(words.shape[1])
+    block = max(1, _BLOCK_WORDS // max(1, words.shape[1]))
     out = np.empty(len(ids), dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for start in range(0, len(ids), _BLOCK):
-            block = words[start : start + _BLOCK].astype(np.uint64)
-            linear = (block * coeffs).sum(axis=1, dtype=np.uint64)
-            tagged = linear + ids[start : start + _BLOCK].astype(np.uint64) * np.uint64(
+        for start in range(0, len(ids), block):
+            part = words[start : start + block]
+            linear = np.einsum("ij,j->i", part, coeffs, dtype=np.uint64, casting="unsafe")
+            tagged = linear + ids[start : start + block].astype(np.uint64) * np.uint64(
                 0x9E3779B97F4A7C15
             )
-            out[start : start + _BLOCK] = _mix(tagged)
+            out[start : start + block] = _mix(tagged)
     return out
 
 

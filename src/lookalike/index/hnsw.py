@@ -44,6 +44,14 @@ class HnswIndex:
             raise ValueError("cannot re-add removed ids to HNSW; rebuild the index")
         self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
 
+    def vectors(self, ids: Ids) -> Matrix:
+        """The stored vectors of `ids` (all present in the graph), as they were added."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out: Matrix = self._index.reconstruct_batch(ids).astype(np.float32, copy=False)
+        return out
+
     def remove(self, ids: Ids) -> None:
         # HNSW cannot delete nodes: remember them and filter them out of every search.
         self._removed.update(int(i) for i in ids)
