@@ -22,7 +22,7 @@ import numpy as np
 from lookalike.config import Settings
 from lookalike.index.base import Ids, Matrix
 from lookalike.index.exact import ExactIndex
-from lookalike.index.files import IndexFileError, read_files, remove_files, write_files
+from lookalike.index.files import IndexFileError, read_files, write_files
 from lookalike.index.fingerprint import Fingerprint
 from lookalike.index.hnsw import HnswIndex
 from lookalike.index.scan import Scanner
@@ -82,7 +82,7 @@ class CatalogIndex:
                 fp.remove(stale, ann.vectors(stale))
                 ann.remove(stale)
                 ann.add(missing, missing_vectors)
-            except ValueError:  # a rowid reused after a delete: HNSW keeps the old node
+            except ValueError:  # a rowid reused (catalogs from before rowids were kept unique)
                 log.info("rebuilding the search index: a removed rowid was reused")
             else:
                 log.info("search index: %d items added, %d removed since it was saved",
@@ -113,11 +113,6 @@ class CatalogIndex:
         }
         write_files(self.folder, INDEX_META, {INDEX_FILE: ann.save}, meta)
 
-    def rebuild(self) -> None:
-        """Forget the saved ANN files and build them again from the loaded vectors."""
-        remove_files(self.folder, INDEX_META, (INDEX_FILE,))
-        self.load(self.exact.ids, self.exact.matrix)
-
     # -- changes -----------------------------------------------------------------------------
 
     def add(self, ids: Ids, vectors: Matrix, *, save: bool = True) -> None:
@@ -134,7 +129,7 @@ class CatalogIndex:
             try:
                 self.ann.add(ids[new], vectors[new])
                 self._ann_fp.add(ids[new], vectors[new])
-            except ValueError:  # a rowid SQLite reused after a delete: HNSW keeps its old node
+            except ValueError:  # a rowid reused (catalogs from before rowids were kept unique)
                 self.ann = self._new_ann()
                 self.ann.add(self.exact.ids, self.exact.matrix)
                 self._ann_fp = Fingerprint.of(self.exact.ids, self.exact.matrix)

@@ -7,12 +7,14 @@ that lists each file's size and SHA-256 and the index's own metadata:
     with read_files(folder, "index.json") as meta:   # IndexFileError if anything differs
         ann = HnswIndex.load(folder / "index.faiss")
 
-Every data file is written to a temp file, fsynced and renamed into place, then the manifest
-the same way, so a crash at any moment leaves either the old set, or new data files that do not
-match the manifest (rejected, then rebuilt by the caller), never a file that is silently used
-with other content. Saves take an exclusive lock on the folder's lock file and reads a shared
-one, so two processes saving at once cannot interleave their files and a reader never checks
-one file and then opens another writer's. The locks are `flock` locks: the kernel drops them
+Every data file and then the manifest are written to temp files, fsynced and checksummed, and
+only then renamed into place, the manifest last. A crash at any moment leaves the old set, the
+new set, or (killed between two renames) new data files that do not match the old manifest:
+rejected, then rebuilt by the caller; never a file silently used with other content.
+
+Saves take an exclusive lock on the folder's lock file and reads a shared one, so two
+processes saving at once cannot interleave their files and a reader never checks one file and
+then opens another writer's. The locks are `flock` locks: the kernel drops them
 when a process dies, so a killed writer never blocks the others; the temp files a killed save
 leaves are deleted by the next save.
 """
@@ -90,18 +92,23 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def _replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """`write(tmp)`, fsync, rename over `path`. The temp name carries the pid: another process
-    may be saving beside us (it waits on the lock, but a killed one may leave its temp file)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}{_TMP_SUFFIX}")
+def _temp_of(path: Path) -> Path:
+    """The temp name carries the pid: another process may be saving beside us (it waits on
+    the lock, but a killed one may have left its temp file)."""
+    return path.with_name(f"{path.name}.{os.getpid()}{_TMP_SUFFIX}")
+
+
+def _write_temp(path: Path, write: Callable[[Path], object]) -> Path:
+    """`write(tmp)` and fsync; the temp file, not yet in place."""
+    tmp = _temp_of(path)
     try:
         write(tmp)
         with tmp.open("rb+") as f:
             os.fsync(f.fileno())
-        tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return tmp
 
 
 def _alive(pid: int) -> bool:
@@ -135,16 +142,27 @@ def write_files(
     if "files" in meta or "format" in meta:
         raise ValueError("'files' and 'format' are the manifest's own keys")
     with _locked(folder, manifest, exclusive=True):
-        listed: dict[str, dict[str, Any]] = {}
         for name in (*files, manifest):
             _remove_dead_temp_files(folder, name)
-        for name, write in files.items():
-            path = folder / name
-            _replace_atomically(path, write)
-            listed[name] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
-        document = {**meta, "format": FORMAT, "files": listed}
-        text = json.dumps(document, indent=1, sort_keys=True)
-        _replace_atomically(folder / manifest, lambda tmp: tmp.write_text(text))
+        temps: dict[str, Path] = {}
+        try:
+            # everything written, synced and checksummed before anything is renamed: only
+            # the few renames below separate the old set from the new one
+            for name, write in files.items():
+                temps[name] = _write_temp(folder / name, write)
+            listed = {
+                name: {"size": tmp.stat().st_size, "sha256": file_sha256(tmp)}
+                for name, tmp in temps.items()
+            }
+            document = {**meta, "format": FORMAT, "files": listed}
+            text = json.dumps(document, indent=1, sort_keys=True)
+            temps[manifest] = _write_temp(folder / manifest, lambda tmp: tmp.write_text(text))
+            for name, tmp in temps.items():  # the manifest last: it vouches for the others
+                tmp.replace(folder / name)
+        except BaseException:
+            for tmp in temps.values():
+                tmp.unlink(missing_ok=True)
+            raise
         _fsync_dir(folder)
     return document
 
