@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lookalike.catalog import DuplicateItemError
 from lookalike.errors import (
+    CatalogCorruptError,
     FilterError,
     ImageLoadError,
     ImageTooLargeError,
@@ -85,6 +86,11 @@ async def _duplicate(_: Request, exc: Exception) -> JSONResponse:
     return _json(409, str(exc))
 
 
+async def _corrupt(_: Request, exc: Exception) -> JSONResponse:
+    log.error("%s", exc)  # names the file: for the operator's log, not for the client
+    return _json(503, "the catalog is damaged; the server's log says where")
+
+
 async def _lookalike(_: Request, exc: Exception) -> JSONResponse:
     return _json(400, str(exc))
 
@@ -108,5 +114,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UserError, _unprocessable)
     app.add_exception_handler(EmptyQueryError, _unprocessable)
     app.add_exception_handler(UnknownDirectionError, _unprocessable)
+    app.add_exception_handler(CatalogCorruptError, _corrupt)
     app.add_exception_handler(LookalikeError, _lookalike)
     app.add_exception_handler(Exception, _unexpected)

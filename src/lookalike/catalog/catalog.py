@@ -85,14 +85,18 @@ class Catalog:
         store = CatalogStore(folder / DB_FILE)
         if encoder is not None:
             store.bind_model(encoder.name, encoder.dim)
-        stored_dim = store.get_meta("dim")
+        stored_dim = store.dim  # the stored vectors' length, even if the record is damaged
         if stored_dim is None:
             encoder = encoder or create_encoder(settings.model, settings)
             store.bind_model(encoder.name, encoder.dim)
-            stored_dim = str(encoder.dim)
-        index = CatalogIndex(folder, int(stored_dim), settings)
-        version = store.vectors_version()  # read before the vectors: a later change shows
-        index.load(*store.vectors())
+            stored_dim = encoder.dim
+        index = CatalogIndex(folder, stored_dim, settings)
+        try:
+            version = store.vectors_version()  # read before the vectors: a later change shows
+            index.load(*store.vectors())
+        except BaseException:
+            store.close()
+            raise
         catalog = cls(settings=settings, store=store, index=index, _encoder=encoder,
                       _version=version)
         if settings.auto_tag:  # default taggers (colour; trained probes) — issue 5
