@@ -32,11 +32,15 @@ router = APIRouter(
     dependencies=[Depends(reject_unknown_query), Depends(reject_unknown_form)],
 )
 
+#: Largest `offset` of a page (far beyond any catalog, far below SQLite's integer range).
+MAX_OFFSET = 1_000_000_000
+
+
 @router.get("", response_model=ItemPage, summary="List items (filters, pagination)")
 def list_items(
     catalog: CatalogDep,
     filters: QueryFiltersDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ItemPage:
     items = catalog.items(filters, offset, limit)

@@ -57,7 +57,8 @@ async def search_photo(
     response_model=SearchResponse,
     summary="Look-alikes of a style profile (several photos)",
     description="Multipart: several `photos` of clothes a shopper likes. They are summarised "
-    "into a few style prototypes and the results interleave them.",
+    "into a few style prototypes and the results interleave them. The photos together may "
+    "weigh as much as one upload (`upload_max_bytes`, 10 MiB by default).",
 )
 async def search_profile(
     cpu: CpuDep,
@@ -68,7 +69,10 @@ async def search_profile(
 ) -> SearchResponse:
     if len(photos) > settings.profile_max_photos:
         raise HTTPException(422, f"at most {settings.profile_max_photos} photos per profile")
-    data = [await read_upload(p, settings.upload_max_bytes) for p in photos]
+    data: list[bytes] = []
+    for p in photos:  # one budget for all the photos together
+        budget = settings.upload_max_bytes - sum(map(len, data))
+        data.append(await read_upload(p, budget, settings.upload_max_bytes))
     results = await cpu.search(queries.search_profile, data, min(k, settings.api_max_k), filters)
     return SearchResponse.of(results)
 
