@@ -6,7 +6,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -161,7 +161,7 @@ class Settings(BaseSettings):
         "with Retry-After, before any password hashing. 0 < x <= 10,000.",
     )
     auth_failures_burst: int = Field(
-        10, ge=1, le=10_000, description="Failed logins / admin keys a client may make at once."
+        5, ge=1, le=10_000, description="Failed logins / admin keys a client may make at once."
     )
     new_guests_per_minute: float = Field(
         30.0, gt=0, le=100_000,
@@ -185,11 +185,27 @@ class Settings(BaseSettings):
         description="argon2 computations (password and admin key checks, ~64 MiB and 0.1-0.3 s "
         "each) the server runs at once; more wait. 1 to 64.",
     )
+    hash_nice: int = Field(
+        19, ge=0, le=19,
+        description="CPU priority of those argon2 computations as a Unix nice value added to "
+        "the server's (0 = same as searches, 19 = only what searches leave idle). 0 to 19.",
+    )
     hash_queue: int = Field(
         64, ge=0, le=10_000,
         description="argon2 computations that may wait for a slot; beyond that the answer is "
         "503 with Retry-After. 0 to 10,000.",
     )
+
+    @field_validator("guest_ttl", "session_ttl", "cleanup_interval", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """A duration as plain seconds (`LOOKALIKE_GUEST_TTL=3600`) as well as ISO 8601."""
+        if isinstance(value, str):
+            try:
+                return timedelta(seconds=float(value))
+            except ValueError:
+                return value
+        return value
 
     @property
     def models_dir(self) -> Path:

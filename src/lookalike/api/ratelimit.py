@@ -3,11 +3,12 @@
 * `RateLimiter`: a token bucket per client (its IP address; an IPv6 client by its /64, which
   one subscriber usually owns whole), remembering at most `max_clients` clients (the least
   recently seen are forgotten first), so its memory is bounded whatever the traffic.
-* `HashGate`: argon2 (password and admin key checks) costs ~64 MiB and 0.1-0.3 s of one core
-  per call. The gate runs at most `concurrency` of them at once on threads of its own (never
-  the threads that serve other requests), lets at most `queue` more wait, and answers 503 with
-  Retry-After beyond that: the server's memory stays bounded however many clients send wrong
-  passwords at once.
+* `HashGate`: argon2 (password and admin key checks) costs ~64 MiB and ~0.2 s of CPU per
+  call (spread over 4 threads). The gate runs at most `concurrency` of them at once on threads
+  of its own (never the threads that serve other requests), at a lower CPU priority (`nice`:
+  searches come first when the cores are busy), lets at most `queue` more wait, and answers
+  503 with Retry-After beyond that: the server's memory stays bounded however many clients
+  send wrong passwords at once.
 
 Both answer with `TooManyRequests` / `Busy` (HTTP errors carrying Retry-After).
 """
@@ -15,8 +16,10 @@ Both answer with `TooManyRequests` / `Busy` (HTTP errors carrying Retry-After).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -130,10 +133,11 @@ class HashGate:
     more waiting; `await gate.run(fn, *args)` runs one or raises `Busy`. Use from the event
     loop (one loop per gate)."""
 
-    def __init__(self, concurrency: int, queue: int) -> None:
-        if concurrency < 1 or queue < 0:
-            raise ValueError("a hash gate needs concurrency >= 1 and queue >= 0")
+    def __init__(self, concurrency: int, queue: int, nice: int = 0) -> None:
+        if concurrency < 1 or queue < 0 or not 0 <= nice <= 19:
+            raise ValueError("a hash gate needs concurrency >= 1, queue >= 0, 0 <= nice <= 19")
         self.concurrency = concurrency
+        self.nice = nice
         self.limit = concurrency + queue
         self.inflight = 0  # running or waiting now
         self.peak = 0  # most ever running or waiting at once
@@ -144,8 +148,16 @@ class HashGate:
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="argon2")
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="argon2",
+                                                initializer=self._lower_priority)
             return self._pool
+
+    def _lower_priority(self) -> None:
+        """Lower this thread's priority (Linux: per thread; argon2's own worker threads,
+        started from it, inherit it). Where that is not possible the hashes run as they are."""
+        if self.nice:
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         if self.inflight >= self.limit:
@@ -190,5 +202,6 @@ class Guards:
                                    settings.new_guests_burst, clients),
             new_accounts=RateLimiter("new accounts", settings.new_accounts_per_minute,
                                      settings.new_accounts_burst, clients),
-            hashing=HashGate(settings.hash_concurrency, settings.hash_queue),
+            hashing=HashGate(settings.hash_concurrency, settings.hash_queue,
+                             settings.hash_nice),
         )
