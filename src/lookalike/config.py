@@ -119,7 +119,15 @@ class Settings(BaseSettings):
         None, description="argon2 hash of the admin API key; catalog writes need the key."
     )
     session_cookie: str = Field("lookalike_session", description="Cookie holding the session.")
-    cookie_secure: bool = Field(False, description="Send the session cookie over HTTPS only.")
+    cookie_secure: bool = Field(
+        False, description="Send the session cookie over HTTPS only (and HSTS with answers)."
+    )
+    trusted_proxies: str = Field(
+        "", max_length=2000,
+        description="Reverse proxies whose X-Forwarded-For names the client (comma-separated "
+        "addresses or networks, e.g. 127.0.0.1); empty: the connecting address is the client. "
+        "Behind a proxy, set it: rate limits are per client.",
+    )
     profile_max_photos: int = Field(12, ge=1, le=100, description="Photos per profile search.")
     api_max_k: int = Field(100, ge=1, le=1000, description="Most results one request may ask.")
     search_processes: int | None = Field(
@@ -154,6 +162,13 @@ class Settings(BaseSettings):
         timedelta(minutes=10), ge=timedelta(seconds=1), le=timedelta(days=1),
         description="How often the server deletes expired guests and sessions. 1 s to 1 day.",
     )
+    requests_per_minute: float = Field(
+        300.0, gt=0, le=1_000_000,
+        description="Requests a client (IP address; IPv6 by /64) may make per minute after a "
+        "burst of `requests_burst`, the page's own static files aside; beyond that 429 with "
+        "Retry-After, before any other work. 0 < x <= 1,000,000.",
+    )
+    requests_burst: int = Field(200, ge=1, le=1_000_000)
     auth_failures_per_minute: float = Field(
         6.0, gt=0, le=10_000,
         description="Failed logins and wrong admin keys a client (IP address; IPv6 by /64) may "

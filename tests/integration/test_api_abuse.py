@@ -22,8 +22,10 @@ from fastapi.testclient import TestClient
 from imagefactory import jpeg, noise
 from lookalike.api import create_app
 from lookalike.api.deps import hash_admin_key
+from lookalike.api.facets import FacetCache
 from lookalike.api.ratelimit import Guards
-from lookalike.catalog import Catalog
+from lookalike.catalog import Catalog, Filters
+from lookalike.catalog.schema import ItemUpdate
 from lookalike.config import Settings
 from lookalike.demo import build_demo_catalog
 from lookalike.users import Users
@@ -43,7 +45,10 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
 
 
 def app_for(catalog: Catalog, **overrides: Any) -> FastAPI:
-    return create_app(catalog.settings.model_copy(update=overrides), catalog)
+    """The app over the shared catalog; tests that make many requests from one address lift
+    the per-client request limit unless they test it."""
+    settings = {"requests_burst": 100_000, **overrides}
+    return create_app(catalog.settings.model_copy(update=settings), catalog)
 
 
 def from_ip(app: FastAPI, ip: str, **kwargs: Any) -> TestClient:
@@ -151,6 +156,22 @@ def test_idle_guests_expire_through_the_servers_cleanup(catalog: Catalog) -> Non
         assert users.get(idle_guest) is None
         assert users.get(guest_id) is not None  # the account (the guest that registered) stays
         assert users.swipes(users.get(guest_id)) != []  # type: ignore[arg-type]
+
+
+def test_every_client_has_a_request_budget_refused_before_any_work(catalog: Catalog) -> None:
+    app = app_for(catalog, requests_burst=5, requests_per_minute=6)
+    scraper = from_ip(app, "203.0.113.50")
+    assert [scraper.get("/items?limit=1").status_code for _ in range(5)] == [200] * 5
+    started = time.monotonic()
+    refused = scraper.get("/items?limit=1")
+    assert time.monotonic() - started >= 0.4  # a refusal is answered after a pause
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "10"
+    assert "too many requests" in refused.json()["detail"]
+    assert "frame-ancestors 'none'" in refused.headers["content-security-policy"]
+    assert scraper.post("/sessions", json={"username": "x_y_z", "password": "12345678"}) \
+        .status_code == 429
+    assert scraper.get("/static/style.css").status_code == 200  # the page's own files: free
+    assert from_ip(app, "203.0.113.51").get("/items?limit=1").status_code == 200
 
 
 # -- costly checks: rate-limited per client, before any hashing ----------------------------------
@@ -394,3 +415,20 @@ def test_the_docs_page_loads_swagger_from_the_server_itself(catalog: Catalog) ->
         response = client.get(asset)
         assert response.status_code == 200 and len(response.content) > 100, asset
     assert client.get("/redoc").status_code == 404  # ReDoc needs a CDN: not offered
+
+
+def test_the_search_pages_facets_are_computed_once_per_version_and_ten_seconds(
+    catalog: Catalog,
+) -> None:
+    now = [0.0]
+    cache = FacetCache(max_age=10.0, clock=lambda: now[0])
+    first = cache.get(catalog)
+    item = catalog.items(Filters(category=["Hat"]), 0, 1)[0]
+    catalog.update_item(item.id, ItemUpdate(category="Facetcheck"))
+    try:
+        assert cache.get(catalog) is first  # within 10 s: the cached menus
+        now[0] = 10.5
+        fresh = cache.get(catalog)
+        assert "Facetcheck" in {f.value for f in fresh.category}
+    finally:
+        catalog.update_item(item.id, ItemUpdate(category="Hat"))

@@ -18,9 +18,10 @@ from lookalike import __version__
 from lookalike.api import errors
 from lookalike.api.cpu import cpu_runner
 from lookalike.api.deps import AdminKey
+from lookalike.api.facets import FacetCache
 from lookalike.api.headers import ResponseHeadersMiddleware
 from lookalike.api.limits import FORM_OVERHEAD, BodyLimitMiddleware
-from lookalike.api.ratelimit import Guards
+from lookalike.api.ratelimit import Guards, RequestLimitMiddleware
 from lookalike.api.routers import catalog as catalog_router
 from lookalike.api.routers import docs, items, pages, search, users
 from lookalike.catalog import Catalog
@@ -107,11 +108,13 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.state.feed = Feed(cat, app.state.users)
     app.state.cpu = cpu_runner(cat, settings)
     app.state.guards = Guards.of(settings)
+    app.state.facets = FacetCache()
     app.state.admin_key = AdminKey(settings.admin_key_hash)
 
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, cap=body_cap(settings),
                        file_limit=settings.upload_max_bytes)
+    app.add_middleware(RequestLimitMiddleware, limiter=app.state.guards.requests)
     app.add_middleware(ResponseHeadersMiddleware, settings=settings)  # outermost: every answer
     for module in (search, items, catalog_router, users, pages, docs):
         app.include_router(module.router)

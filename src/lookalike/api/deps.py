@@ -17,10 +17,11 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from lookalike.api.cpu import CpuRunner
+from lookalike.api.facets import FacetCache
 from lookalike.api.headers import forget_session, remember_session
 from lookalike.api.limits import too_large_message
 from lookalike.api.ratelimit import Guards, client_key
-from lookalike.api.schemas import Steering
+from lookalike.api.schemas import Facets, Steering
 from lookalike.catalog import Catalog, Filters
 from lookalike.config import Settings
 from lookalike.errors import FilterError
@@ -64,6 +65,15 @@ CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 UsersDep = Annotated[Users, Depends(get_users)]
 FeedDep = Annotated[Feed, Depends(get_feed)]
 GuardsDep = Annotated[Guards, Depends(get_guards)]
+
+
+def get_facets(request: Request, catalog: CatalogDep) -> Facets:
+    """The catalog's facets for filter menus (cached: see `FacetCache`)."""
+    cache: FacetCache = request.app.state.facets
+    return cache.get(catalog)
+
+
+FacetsDep = Annotated[Facets, Depends(get_facets)]
 
 
 # -- CPU-bound work ---------------------------------------------------------------------------

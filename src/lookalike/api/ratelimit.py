@@ -1,5 +1,7 @@
 """Bounds on what a client without credentials can make the server do.
 
+* `RequestLimitMiddleware`: every client's requests through one token bucket, refused (429)
+  before any routing or database work, the refusal paused a moment.
 * `RateLimiter`: a token bucket per client (its IP address; an IPv6 client by its /64, which
   one subscriber usually owns whole), remembering at most `max_clients` clients (the least
   recently seen are forgotten first), so its memory is bounded whatever the traffic.
@@ -30,10 +32,20 @@ from functools import partial
 from typing import TypeVar
 
 from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lookalike.config import Settings
 
-__all__ = ["Busy", "Guards", "HashGate", "RateLimiter", "TooManyRequests", "client_key"]
+__all__ = [
+    "Busy",
+    "Guards",
+    "HashGate",
+    "RateLimiter",
+    "RequestLimitMiddleware",
+    "TooManyRequests",
+    "client_key",
+]
 
 T = TypeVar("T")
 
@@ -186,6 +198,7 @@ class HashGate:
 class Guards:
     """The app's limiters and hashing gate, built from its settings."""
 
+    requests: RateLimiter
     auth_failures: RateLimiter
     new_guests: RateLimiter
     new_accounts: RateLimiter
@@ -195,6 +208,8 @@ class Guards:
     def of(cls, settings: Settings) -> Guards:
         clients = settings.rate_limit_clients
         return cls(
+            requests=RateLimiter("requests", settings.requests_per_minute,
+                                 settings.requests_burst, clients),
             auth_failures=RateLimiter("failed logins or admin keys",
                                       settings.auth_failures_per_minute,
                                       settings.auth_failures_burst, clients),
@@ -205,3 +220,43 @@ class Guards:
             hashing=HashGate(settings.hash_concurrency, settings.hash_queue,
                              settings.hash_nice),
         )
+
+
+#: A refused request (429) is answered after this pause: a client that retries at once then
+#: costs the server a couple of cheap answers a second, not thousands.
+REFUSAL_PAUSE = 0.5
+#: At most this many refusals wait out their pause at once; beyond, they are answered at once
+#: (so pausing never holds an unbounded number of connections).
+MAX_PAUSED = 256
+#: Paths no request limit applies to: the page's and the docs' own files (cheap, cached).
+UNLIMITED_PREFIXES = ("/static/", "/docs-assets/")
+
+
+class RequestLimitMiddleware:
+    """Every client's requests, whatever they are, through one token bucket (`limiter`):
+    beyond it the answer is 429 with Retry-After, given before any routing, parsing or
+    database work."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.paused = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(UNLIMITED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        try:
+            self.limiter.take(client_key(Request(scope)))
+        except TooManyRequests as refused:
+            if self.paused < MAX_PAUSED:
+                self.paused += 1
+                try:
+                    await asyncio.sleep(REFUSAL_PAUSE)
+                finally:
+                    self.paused -= 1
+            response = JSONResponse({"detail": refused.detail}, status_code=429,
+                                    headers=refused.headers)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

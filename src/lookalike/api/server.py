@@ -27,5 +27,9 @@ def run_server(settings: Settings) -> None:
     print(f"lookalike is serving {settings.catalog_dir} at {url}  (API docs: {url}docs)"
           + (f", searching in {processes} processes" if processes else ""), flush=True)
     print("press Ctrl+C to stop", flush=True)
+    # the client address (rate limits are per client) comes from X-Forwarded-For only when the
+    # connection comes from a proxy named in `trusted_proxies`
+    proxies = settings.trusted_proxies
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                proxy_headers=False, server_header=False)
+                proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
+                server_header=False)

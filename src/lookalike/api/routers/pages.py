@@ -11,8 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from lookalike import __version__
-from lookalike.api.deps import CatalogDep, FeedDep, VisitorDep
-from lookalike.api.facets import facets
+from lookalike.api.deps import FacetsDep, FeedDep, VisitorDep
 from lookalike.api.schemas import ItemPublic
 from lookalike.web import TEMPLATES_DIR
 
@@ -34,10 +33,10 @@ templates.env.filters["money"] = money
 
 
 @router.get("/", response_class=HTMLResponse)
-def search_page(request: Request, user: VisitorDep, catalog: CatalogDep) -> HTMLResponse:
+def search_page(request: Request, user: VisitorDep, facets: FacetsDep) -> HTMLResponse:
     return templates.TemplateResponse(
         request, "search.html",
-        {"page": "search", "facets": facets(catalog), "user": user, "version": __version__},
+        {"page": "search", "facets": facets, "user": user, "version": __version__},
     )
 
 
