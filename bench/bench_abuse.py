@@ -17,7 +17,8 @@
    (paced by `--think`), and, as fast as the server answers: wrong admin keys, failed logins,
    cookieless page views and cookieless swipes (each of which would make a guest).
 5. Soak: the same mix for `--soak` s (300) while the server's RSS (its process and its search
-   processes) is sampled every 5 s; growth = last sample against the first.
+   processes) is sampled every 5 s; growth = median of the last minute against the median
+   of the first (single samples swing by an argon2 check's 64 MiB).
 After the mix and after the soak: every acknowledged swipe and item write is read back.
 
 Pass = 0 answers >= 500 and 0 broken connections; 0 lost acknowledged writes; the searchers'
@@ -37,7 +38,6 @@ import os
 import random
 import secrets
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -53,6 +53,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from bench_api import copy_catalog, free_port, with_descendants  # beside this script
 from lookalike import Settings
 from lookalike.api.deps import hash_admin_key
 
@@ -68,36 +69,10 @@ ACCOUNT = {"username": "bench_shopper", "password": "the-bench-secret-42"}
 # -- the server ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and every live process below it (the server's search processes)."""
-    parent: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parent[int(entry.name)] = int(stat[1])
-    out, todo = [pid], [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parent.items() if pp == p]
-        out += kids
-        todo += kids
-    return out
-
-
 def rss_mib(pid: int) -> float:
     """Resident memory of the server and its search processes, MiB."""
     total = 0
-    for p in process_tree(pid):
+    for p in with_descendants([pid]):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -159,16 +134,7 @@ def make_catalog(source: Path | None, target: Path) -> None:
               f"{catalog.store.model_name}) in {target}")
         catalog.close()
         return
-    target.mkdir(parents=True, exist_ok=True)
-    for f in source.iterdir():
-        if f.is_file() and not f.name.startswith("catalog.sqlite"):
-            shutil.copy2(f, target / f.name)
-    src = sqlite3.connect(f"file:{source / 'catalog.sqlite'}?mode=ro", uri=True)
-    dst = sqlite3.connect(target / "catalog.sqlite")
-    with dst:
-        src.backup(dst)
-    src.close()
-    dst.close()
+    copy_catalog(source, target)
     print(f"copied {source} to {target}")
 
 
@@ -469,13 +435,18 @@ async def drive(args: argparse.Namespace, base: str, work: Path, server: subproc
             describe("soak", soaked, soak_s)
             acked2, lost2 = await load.lost_writes()
             rows2 = await asyncio.to_thread(count_rows, work)
-            first, last = samples[0][1], samples[-1][1]
+            # medians of the soak's first and last minute (a fifth of a shorter soak): an
+            # argon2 check allocates 64 MiB for a moment, so single samples swing by that much
+            span = min(60.0, soak_s / 5)
+            first = float(np.median([m for t, m in samples if t <= span]))
+            last = float(np.median([m for t, m in samples if t >= soak_s - span]))
             peak = max(m for _, m in samples)
             growth = (last - first) / first * 100
             print("  server RSS (MiB) every 5 s: "
                   + " ".join(f"{m:.0f}" for _, m in samples))
-            print(f"  RSS from {first:.0f} to {last:.0f} MiB (peak {peak:.0f}): "
-                  f"{growth:+.1f} %; rows after {rows2}")
+            print(f"  RSS median of the first {span:.0f} s {first:.0f} MiB, of the last "
+                  f"{span:.0f} s {last:.0f} MiB (peak {peak:.0f}): {growth:+.1f} %; "
+                  f"rows after {rows2}")
             bound2 = guest_bound(settings, mix, mix_s + soak_s)
             verdicts.check(f"soak: 0 answers >= 500 ({soaked.server_errors()}) and 0 broken "
                            f"connections ({sum(soaked.broken.values())})",
@@ -511,6 +482,7 @@ def main() -> None:
                     help="clients per kind instead of the default, e.g. viewer=0,searcher=4 "
                     f"(kinds: {', '.join(MIX)})")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress in logs
     for part in filter(None, args.mix.split(",")):
         kind, _, n = part.partition("=")
         if kind not in MIX or not n.isdigit():

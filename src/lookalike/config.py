@@ -200,10 +200,11 @@ class Settings(BaseSettings):
         description="argon2 computations (password and admin key checks, ~64 MiB and 0.1-0.3 s "
         "each) the server runs at once; more wait. 1 to 64.",
     )
-    hash_nice: int = Field(
-        19, ge=0, le=19,
-        description="CPU priority of those argon2 computations as a Unix nice value added to "
-        "the server's (0 = same as searches, 19 = only what searches leave idle). 0 to 19.",
+    hashes_per_minute: float = Field(
+        60.0, gt=0, le=100_000,
+        description="argon2 computations the server runs per minute for all clients together "
+        "(after a burst of 5): bounds the CPU that password checks take from searches; more "
+        "wait in the queue. 0 < x <= 100,000.",
     )
     hash_queue: int = Field(
         64, ge=0, le=10_000,

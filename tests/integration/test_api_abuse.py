@@ -46,8 +46,9 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
 
 def app_for(catalog: Catalog, **overrides: Any) -> FastAPI:
     """The app over the shared catalog; tests that make many requests from one address lift
-    the per-client request limit unless they test it."""
-    settings = {"requests_burst": 100_000, **overrides}
+    the per-client request limit and the server-wide pace of password checks unless they
+    test them."""
+    settings = {"requests_burst": 100_000, "hashes_per_minute": 100_000, **overrides}
     return create_app(catalog.settings.model_copy(update=settings), catalog)
 
 

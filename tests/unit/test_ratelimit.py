@@ -79,7 +79,7 @@ def test_client_key_groups_an_ipv6_subscriber_by_its_64() -> None:
 
 
 def test_the_hash_gate_runs_at_most_concurrency_at_once_and_refuses_past_its_queue() -> None:
-    gate = HashGate(concurrency=2, queue=3)
+    gate = HashGate(concurrency=2, queue=3, per_minute=6000)
     running = 0
     most = 0
     lock = threading.Lock()
@@ -107,4 +107,16 @@ def test_the_hash_gate_runs_at_most_concurrency_at_once_and_refuses_past_its_que
                for r in refused)
     assert most == 2 and gate.peak == 5 and gate.calls == 5 and gate.inflight == 0
     assert asyncio.run(gate.run(slow_hash, 9)) == 9  # free again afterwards
+    gate.close()
+
+
+def test_the_hash_gate_paces_all_clients_together() -> None:
+    gate = HashGate(concurrency=2, queue=20, per_minute=600)  # 10 a second after a burst of 5
+
+    async def ten() -> list[int]:
+        return await asyncio.gather(*(gate.run(lambda i=i: i) for i in range(10)))
+
+    started = time.monotonic()
+    assert asyncio.run(ten()) == list(range(10))
+    assert time.monotonic() - started >= 0.45  # five waited their turn: 0.1 s apart
     gate.close()

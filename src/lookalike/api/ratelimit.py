@@ -7,10 +7,12 @@
   recently seen are forgotten first), so its memory is bounded whatever the traffic.
 * `HashGate`: argon2 (password and admin key checks) costs ~64 MiB and ~0.2 s of CPU per
   call (spread over 4 threads). The gate runs at most `concurrency` of them at once on threads
-  of its own (never the threads that serve other requests), at a lower CPU priority (`nice`:
-  searches come first when the cores are busy), lets at most `queue` more wait, and answers
-  503 with Retry-After beyond that: the server's memory stays bounded however many clients
-  send wrong passwords at once.
+  of its own (never the threads that serve other requests), at most `per_minute` a minute
+  for all clients together (bursts of `HASH_BURST`), lets at most `queue` more wait, and
+  answers 503 with Retry-After beyond that: the server's memory and the CPU share of password
+  checks stay bounded however many clients send wrong passwords at once. (A lower CPU priority
+  for the hashing threads was tried: a low-priority thread that needs the interpreter lock
+  back stalled the event loop for seconds on a busy machine.)
 
 Both answer with `TooManyRequests` / `Busy` (HTTP errors carrying Retry-After).
 """
@@ -18,10 +20,8 @@ Both answer with `TooManyRequests` / `Busy` (HTTP errors carrying Retry-After).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import math
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -48,6 +48,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: Password checks the whole server may run back to back before `hashes_per_minute` paces them.
+HASH_BURST = 5
 
 
 class TooManyRequests(HTTPException):
@@ -145,11 +148,12 @@ class HashGate:
     more waiting; `await gate.run(fn, *args)` runs one or raises `Busy`. Use from the event
     loop (one loop per gate)."""
 
-    def __init__(self, concurrency: int, queue: int, nice: int = 0) -> None:
-        if concurrency < 1 or queue < 0 or not 0 <= nice <= 19:
-            raise ValueError("a hash gate needs concurrency >= 1, queue >= 0, 0 <= nice <= 19")
+    def __init__(self, concurrency: int, queue: int, per_minute: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if concurrency < 1 or queue < 0:
+            raise ValueError("a hash gate needs concurrency >= 1 and queue >= 0")
         self.concurrency = concurrency
-        self.nice = nice
+        self.budget = RateLimiter("password checks", per_minute, HASH_BURST, 1, clock)
         self.limit = concurrency + queue
         self.inflight = 0  # running or waiting now
         self.peak = 0  # most ever running or waiting at once
@@ -160,16 +164,8 @@ class HashGate:
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="argon2",
-                                                initializer=self._lower_priority)
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="argon2")
             return self._pool
-
-    def _lower_priority(self) -> None:
-        """Lower this thread's priority (Linux: per thread; argon2's own worker threads,
-        started from it, inherit it). Where that is not possible the hashes run as they are."""
-        if self.nice:
-            with contextlib.suppress(OSError, AttributeError):
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         if self.inflight >= self.limit:
@@ -177,6 +173,9 @@ class HashGate:
         self.inflight += 1
         self.peak = max(self.peak, self.inflight)
         try:
+            while (wait := self.budget.retry_after("all")) > 0:  # the global budget
+                await asyncio.sleep(wait)
+            self.budget.take("all")
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor(), partial(self._call, fn, *args))
         finally:
@@ -218,7 +217,7 @@ class Guards:
             new_accounts=RateLimiter("new accounts", settings.new_accounts_per_minute,
                                      settings.new_accounts_burst, clients),
             hashing=HashGate(settings.hash_concurrency, settings.hash_queue,
-                             settings.hash_nice),
+                             settings.hashes_per_minute),
         )
 
 
