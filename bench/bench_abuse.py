@@ -14,8 +14,10 @@
 4. Mix: 32 clients for `--seconds` (60), each with its own loopback address (127.0.0.x for
    well-behaved clients, 127.0.1.x for abusive ones, so per-client limits apply as they would
    on the internet): photo searches, swipes with a cookie, item writes with the admin key
-   (paced by `--think`), and, as fast as the server answers: wrong admin keys, failed logins,
-   cookieless page views and cookieless swipes (each of which would make a guest).
+   (add, change, and delete an older one of its own: the catalog keeps its size, so memory
+   growth is not data growth; paced by `--think`), and, as fast as the server answers: wrong
+   admin keys, failed logins, cookieless page views and cookieless swipes (each of which would
+   make a guest).
 5. Soak: the same mix for `--soak` s (300) while the server's RSS (its process and its search
    processes) is sampled every 5 s; growth = median of the last minute against the median
    of the first (single samples swing by an argon2 check's 64 MiB).
@@ -196,6 +198,7 @@ class Client:
     address: str
     http: httpx.AsyncClient
     acked: set[str] = field(default_factory=set)  # swipes / items the server acknowledged
+    deleted: set[str] = field(default_factory=set)  # items whose deletion it acknowledged
     cursor: int = 0
 
 
@@ -275,6 +278,13 @@ class Load:
                 patch = await c.http.patch(f"/items/{item_id}", json={"price": 9.5},
                                            headers={"X-API-Key": self.admin_key})
                 tally.add(kind, patch.status_code)
+                live = sorted(c.acked - c.deleted, key=lambda i: int(i.split("-")[2]))
+                if len(live) > 2:  # the catalog keeps its size: a leak is then a leak
+                    gone = await c.http.delete(f"/items/{live[0]}",
+                                               headers={"X-API-Key": self.admin_key})
+                    tally.add(kind, gone.status_code)
+                    if gone.status_code == 204:
+                        c.deleted.add(live[0])
         elif kind == "wrong_key":
             r = await c.http.patch(f"/items/{self.item_ids[0]}", json={"price": 1},
                                    headers={"X-API-Key": secrets.token_urlsafe(16)})
@@ -323,10 +333,10 @@ class Load:
                 acked += len(c.acked)
                 lost += len(c.acked - stored)
             elif c.kind == "writer":
-                for item_id in c.acked:
-                    acked += 1
+                for item_id in c.acked:  # added, and deleted if that was acknowledged too
+                    acked += 1 + (item_id in c.deleted)
                     r = await c.http.get(f"/items/{item_id}")
-                    lost += r.status_code != 200
+                    lost += r.status_code != (404 if item_id in c.deleted else 200)
         return acked, lost
 
 
