@@ -165,7 +165,7 @@ class Settings(BaseSettings):
     requests_per_minute: float = Field(
         300.0, gt=0, le=1_000_000,
         description="Requests a client (IP address; IPv6 by /64) may make per minute after a "
-        "burst of `requests_burst`, the page's own static files aside; beyond that 429 with "
+        "burst of `requests_burst` (static files and item photos aside); beyond that 429 with "
         "Retry-After, before any other work. 0 < x <= 1,000,000.",
     )
     requests_burst: int = Field(200, ge=1, le=1_000_000)

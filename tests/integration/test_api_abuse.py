@@ -172,6 +172,8 @@ def test_every_client_has_a_request_budget_refused_before_any_work(catalog: Cata
     assert scraper.post("/sessions", json={"username": "x_y_z", "password": "12345678"}) \
         .status_code == 429
     assert scraper.get("/static/style.css").status_code == 200  # the page's own files: free
+    photo = f"/items/{item_ids(catalog, 1)[0]}/image"
+    assert scraper.get(photo).status_code == 200  # item photos too (dozens per page)
     assert from_ip(app, "203.0.113.51").get("/items?limit=1").status_code == 200
 
 

@@ -227,8 +227,15 @@ REFUSAL_PAUSE = 0.5
 #: At most this many refusals wait out their pause at once; beyond, they are answered at once
 #: (so pausing never holds an unbounded number of connections).
 MAX_PAUSED = 256
-#: Paths no request limit applies to: the page's and the docs' own files (cheap, cached).
+#: Paths no request limit applies to: the page's and the docs' own files, and item photos
+#: (a file each, cached by browsers for a day; one page of results shows dozens).
 UNLIMITED_PREFIXES = ("/static/", "/docs-assets/")
+
+
+def _unlimited(path: str) -> bool:
+    return path.startswith(UNLIMITED_PREFIXES) or (
+        path.startswith("/items/") and path.endswith("/image") and path.count("/") == 3
+    )
 
 
 class RequestLimitMiddleware:
@@ -242,7 +249,7 @@ class RequestLimitMiddleware:
         self.paused = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(UNLIMITED_PREFIXES):
+        if scope["type"] != "http" or _unlimited(scope["path"]):
             await self.app(scope, receive, send)
             return
         try:
