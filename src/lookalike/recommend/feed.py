@@ -432,9 +432,13 @@ class Feed:
         queries = np.concatenate([preference[None], liked[-KNN_QUERIES:]]).astype(np.float32)
         found = self.catalog.search_vectors(queries, pool, filters, sorted(seen))
         candidates = np.asarray(sorted({r for hits in found for r, _ in hits}), dtype=np.int64)
+        exact = self.catalog.index.exact
+        vectors = exact.get(candidates)
+        while len(vectors) != len(candidates):  # an item was deleted since the search
+            candidates = candidates[np.isin(candidates, exact.ids)]
+            vectors = exact.get(candidates)
         if not len(candidates):
             return []
-        vectors = self.catalog.index.exact.get(candidates)
         score = taste_scores(vectors, preference, liked, disliked, self.beta)
         if self.attribute_weight:
             for values in taste.values.values():
