@@ -4,10 +4,10 @@ full-stack-fastapi-template: the stored `Item` (with its file path) never leaves
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from lookalike.catalog import Filters, Item, Result
 from lookalike.catalog.schema import ItemFields
@@ -129,19 +129,36 @@ OFFSET = (
 )
 
 
+#: Most attribute directions one query may steer by.
+MAX_STEER = 50
+
+#: A steering strength: finite, in [-1, 1] as documented (NaN, inf, 1e308 are 422s).
+Strength = Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]
+DirectionName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class FiltersIn(Filters):
+    """Filters as a request body sends them: every number finite and bounded."""
+
+    price_min: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
+    price_max: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
+    min_sustainability: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
+
+
 class Steering(BaseModel):
     """How to bend a query: examples to move towards / away from, attribute directions,
     colour weight and diversity. All optional; colour weight and diversity default to the
     server's."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     positive: list[str] = Field(default_factory=list, max_length=50,
                                 description="Item ids: more like these.")
     negative: list[str] = Field(default_factory=list, max_length=50,
                                 description="Item ids: less like these.")
-    steer: dict[str, float] = Field(
-        default_factory=dict, description='Attribute directions and strengths in [-1, 1], '
+    steer: dict[DirectionName, Strength] = Field(
+        default_factory=dict, max_length=MAX_STEER,
+        description='Attribute directions and strengths in [-1, 1], '
         'e.g. {"colour:red": 0.6}. See GET /search/directions.'
     )
     colour_weight: float | None = Field(None, ge=0, le=1, description=COLOUR_WEIGHT)
@@ -152,8 +169,8 @@ class RecommendRequest(Steering):
     """"More like these, less like those" over catalog items, without a photo."""
 
     k: int = Field(12, ge=1, le=1000)
-    offset: int = Field(0, ge=0, description=OFFSET)
-    filters: Filters = Field(default_factory=Filters)
+    offset: int = Field(0, ge=0, le=1_000_000, description=OFFSET)
+    filters: FiltersIn = Field(default_factory=FiltersIn)
 
 
 class Directions(BaseModel):
@@ -186,10 +203,12 @@ class CatalogInfo(BaseModel):
 
 
 class UserPublic(BaseModel):
-    id: int
+    """A user; a visitor without a session (nothing stored yet) has no id and no created_at."""
+
+    id: int | None
     username: str | None
     is_guest: bool
-    created_at: datetime
+    created_at: datetime | None
 
 
 class Session(BaseModel):

@@ -68,7 +68,8 @@ async def search_photo(
     summary="Look-alikes of a style profile (several photos)",
     description="Multipart: several `photos` of clothes a shopper likes. They are summarised "
     "into a few style prototypes and the results interleave them; `colour_weight` matches "
-    "each prototype's garment colours.",
+    "each prototype's garment colours. The photos together may weigh as much as one upload "
+    "(`upload_max_bytes`, 10 MiB by default).",
 )
 async def search_profile(
     cpu: CpuDep,
@@ -77,14 +78,19 @@ async def search_profile(
     photos: Annotated[list[UploadFile], File(description="Photos of clothes the shopper likes.")],
     k: K = 12,
     colour_weight: Annotated[
-        float | None, Form(ge=0, le=1, description=COLOUR_WEIGHT)
+        float | None, Form(ge=0, le=1, allow_inf_nan=False, description=COLOUR_WEIGHT)
     ] = None,
-    diversity: Annotated[float | None, Form(ge=0, le=1, description=DIVERSITY)] = None,
+    diversity: Annotated[
+        float | None, Form(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)
+    ] = None,
 ) -> SearchResponse:
     if len(photos) > settings.profile_max_photos:
         raise HTTPException(422, f"at most {settings.profile_max_photos} photos per profile")
     size = page_size(settings, 0, k)
-    data = [await read_upload(p, settings.upload_max_bytes) for p in photos]
+    data: list[bytes] = []
+    for p in photos:  # one budget for all the photos together
+        budget = settings.upload_max_bytes - sum(map(len, data))
+        data.append(await read_upload(p, budget, settings.upload_max_bytes))
     results = await cpu.search(queries.search_profile, data, size, filters, colour_weight,
                                diversity)
     return SearchResponse.of(results)
