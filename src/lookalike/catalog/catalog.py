@@ -173,7 +173,8 @@ class Catalog:
             raise DuplicateItemError(f"an item with id {item.id!r} exists")
         if digest in hashes:
             raise DuplicateItemError("the catalog already holds this exact image")
-        img = load_image(image, limits=self.limits, name=image_path.name)
+        size = self.encoder.preprocess.resize_size
+        img = load_image(image, limits=self.limits, name=image_path.name, draft_size=(size, size))
         vector = self.encoder.encode_images([img])
         tags: dict[str, Tag] = {}
         for tagger in self.pixel_taggers:
