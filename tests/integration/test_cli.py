@@ -44,12 +44,12 @@ def test_clear_errors_and_exit_codes(tmp_path: Path) -> None:
     cat = str(tmp_path / "cat")
     runner.invoke(app, ["ingest", str(images), "--metadata", str(meta), "-c", cat, "-m", "fake"])
     res = runner.invoke(app, ["search", str(images / "img0001.jpg"), "-c", cat, "-f", "colr=red"])
-    assert res.exit_code == 1 and "unknown field 'colr'" in res.output
+    assert res.exit_code == 2 and "unknown field 'colr'" in res.output
     res = runner.invoke(app, ["similar", "nope", "-c", cat])
-    assert res.exit_code == 1 and "no item with id 'nope'" in res.output
+    assert res.exit_code == 2 and "no item with id 'nope'" in res.output
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     res = runner.invoke(app, ["search", str(tmp_path / "bad.jpg"), "-c", cat])
-    assert res.exit_code == 1 and "bad.jpg" in res.output and "not an image" in res.output
+    assert res.exit_code == 2 and "bad.jpg" in res.output and "not an image" in res.output
 
 
 def test_result_table_fits_the_terminal_and_keeps_the_scores(

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -26,6 +27,7 @@ from lookalike.cli.app import app
 from lookalike.config import Settings
 from lookalike.demo import build_demo_catalog, demo_queries
 from lookalike.errors import LookalikeError
+from lookalike.images import read_image_stream
 
 console = Console()
 err_console = Console(stderr=True)
@@ -58,8 +60,9 @@ def settings_from(catalog: Path | None, model: str | None = None) -> Settings:
 
 
 def fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
-    return typer.Exit(code=1)
+    """`error: <message>` on stderr, exit code 2 (the message names the file, row or field)."""
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+    return typer.Exit(code=2)
 
 
 def _progress_bar() -> tuple[Progress, list[TaskID]]:
@@ -98,8 +101,11 @@ def _print_report(report: IngestReport, as_json: bool) -> None:
         f"rejected [bold red]{len(report.rejected)}[/] in {report.seconds:.1f} s "
         f"({report.images_per_second:.0f} images/s)"
     )
+    if report.metadata_encoding not in (None, "UTF-8"):
+        console.print(f"metadata read as {report.metadata_encoding} text")
     for r in report.rejected[:10]:
-        console.print(f"  row {r.row} {r.item_id} [{r.field}]: {r.reason}")
+        console.print(escape(f"  row {r.row} {r.item_id} [{r.field}]: {r.reason}"),
+                      highlight=False)
     if len(report.rejected) > 10:
         console.print(f"  ... and {len(report.rejected) - 10} more")
     if report.report_path:
@@ -144,7 +150,7 @@ def results_table(results: list[Result], title: str, width: int) -> Table:
         for name in names:
             table.add_column(name, **_COLUMNS[name][0])
         for n, r in enumerate(results, start=1):
-            table.add_row(*(_COLUMNS[name][1](n, r) for name in names))
+            table.add_row(*(escape(_COLUMNS[name][1](n, r)) for name in names))
         unbounded = console.options.update_width(10 * width)  # what it needs, not what it has
         if not droppable or console.measure(table, options=unbounded).maximum <= width:
             return table
@@ -204,7 +210,9 @@ def search_cmd(
     try:
         parsed = Filters.parse(filters or [])
         with Catalog.open(settings_from(catalog)) as cat:
-            source: Path | bytes = sys.stdin.buffer.read() if str(image) == "-" else image
+            source: Path | bytes = (
+                read_image_stream(sys.stdin.buffer, cat.limits) if str(image) == "-" else image
+            )
             results = cat.search_image(source, k, parsed)
     except LookalikeError as exc:
         raise fail(exc) from None
