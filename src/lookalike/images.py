@@ -74,6 +74,9 @@ class ImageLimits:
     max_aspect_ratio: float = 20.0
     #: scans of a progressive JPEG: libjpeg runs over the whole image once per scan
     max_jpeg_scans: int = 64
+    #: bytes of a JPEG that is not single-scan Huffman-sequential (progressive, arithmetic,
+    #: lossless): it is decoded at full size, its refinement scans at ~35 ms of CPU per MB
+    max_progressive_jpeg_bytes: int = 16 * 1024 * 1024
     #: JPEG segments, PNG chunks or GIF blocks before the pixels, which Pillow parses one by one
     max_segments: int = 20_000
 
@@ -215,7 +218,7 @@ class _Container:
 # a marker after entropy-coded data: 0xFF followed by neither a stuffed 0x00, a restart marker
 # (0xD0-0xD7, part of the data) nor a fill byte
 _JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-_JPEG_SEQUENTIAL = frozenset({0xC0, 0xC1, 0xC9})  # baseline, extended, arithmetic sequential
+_JPEG_SEQUENTIAL = frozenset({0xC0, 0xC1})  # baseline and extended sequential, Huffman-coded
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
@@ -260,7 +263,14 @@ def _inspect_jpeg(data: bytes, limits: ImageLimits, label: str) -> _Container:
             if found is None:
                 break
             pos = found.start()
-    return _Container(sequential_jpeg=sof in _JPEG_SEQUENTIAL and scans <= 1)
+    sequential = sof in _JPEG_SEQUENTIAL and scans <= 1
+    if not sequential and len(data) > limits.max_progressive_jpeg_bytes:
+        raise ImageTooLargeError(
+            label,
+            f"a progressive JPEG of {len(data):,} bytes, above the "
+            f"{limits.max_progressive_jpeg_bytes:,}-byte cap for JPEGs decoded scan by scan",
+        )
+    return _Container(sequential_jpeg=sequential)
 
 
 def _inspect_png(data: bytes, limits: ImageLimits, label: str) -> _Container:

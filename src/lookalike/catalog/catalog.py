@@ -292,10 +292,11 @@ class Catalog:
         return self.results(self.search_vectors(query[None], k, filters, exclude)[0])
 
     def search_image(
-        self, source: ImageSource, k: int = 10, filters: Filters | None = None
+        self, source: ImageSource, k: int = 10, filters: Filters | None = None,
+        name: str | None = None,
     ) -> list[Result]:
-        """Look-alikes of a photo (path or bytes)."""
-        return self.search_vector(self.embed(source), k, filters)
+        """Look-alikes of a photo (path or bytes; `name` labels bytes in errors)."""
+        return self.search_vector(self.embed(source, name), k, filters)
 
     def similar(self, item_id: str, k: int = 10, filters: Filters | None = None) -> list[Result]:
         """"More like this": nearest items to a catalog item, the item itself excluded."""

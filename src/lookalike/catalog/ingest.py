@@ -25,7 +25,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from lookalike.catalog.metadata import RawRow, read_metadata
-from lookalike.catalog.schema import OUTSIDE, ItemIn, Tag
+from lookalike.catalog.schema import OUTSIDE, ItemIn, Tag, image_path_problem
 from lookalike.catalog.store import CatalogStore, NewItem
 from lookalike.encoders.base import Encoder
 from lookalike.encoders.pipeline import encode_stream
@@ -142,14 +142,19 @@ def resolve_image(root: Path, name: str) -> Path:
     (itself resolved), or `ImageLoadError` "outside the images folder". The file is never
     opened, and whether a path outside exists is never looked at. A name without a suffix may
     omit a known image suffix."""
+    problem = image_path_problem(name)
+    if problem is not None:
+        raise ImageLoadError(name, problem)
     lexical = Path(root) / name
     candidates = [lexical]
     if not lexical.suffix:
-        candidates += [lexical.with_name(lexical.name + s) for s in sorted(IMAGE_SUFFIXES)]
+        candidates += [Path(f"{lexical}{suffix}") for suffix in sorted(IMAGE_SUFFIXES)]
     for candidate in candidates:
         try:
             real = candidate.resolve()
-        except (OSError, ValueError, RuntimeError):
+        except RuntimeError:  # Python 3.11-3.12 for a loop of links
+            raise ImageLoadError(str(lexical), "a loop of symbolic links") from None
+        except (OSError, ValueError):
             raise ImageLoadError(str(lexical), "invalid file name") from None
         if real != root and root not in real.parents:
             raise ImageLoadError(str(lexical), OUTSIDE)
@@ -176,10 +181,12 @@ def default_id(image: str) -> str:
 
 
 def _describe(exc: ValidationError) -> list[tuple[str, str]]:
+    """(field, reason) of each error; our own checks' messages without pydantic's prefix."""
     out = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "row"
-        out.append((loc, err["msg"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append((loc, _short(msg, 300)))
     return out
 
 

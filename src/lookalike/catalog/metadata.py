@@ -80,6 +80,8 @@ _BINARY_MAGIC = (
     (b"\x1f\x8b", "a gzip archive"),
     (b"SQLite format 3", "an SQLite database"),
 )
+#: Bytes of text (a few control characters in a text file are rejected rows, not binary data).
+_TEXT_BYTES = bytes(range(32, 256)) + b"\t\n\x0c\r"
 _ESCAPED = re.compile("[\udc80-\udcff]")  # bytes the codec could not decode (surrogateescape)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -134,28 +136,29 @@ def detect_encoding(path: Path) -> str:
             for magic, what in _BINARY_MAGIC:
                 if head.startswith(magic):
                     raise MetadataError(str(path), f"not a text file: this is {what}")
-            if b"\x00" in head:
-                return _utf16_without_bom(path, head)
+            if b"\x00" in head and (utf16 := _utf16_without_bom(head)):
+                return utf16
+            if len(head.translate(None, _TEXT_BYTES)) > 0.05 * len(head):
+                raise MetadataError(
+                    str(path),
+                    "not a text file (binary data); expected CSV or JSON Lines text in UTF-8, "
+                    "UTF-16 or Windows-1252",
+                )
             f.seek(0)
             return _utf8_or_cp1252(f)
     except OSError as exc:
         raise MetadataError(str(path), f"cannot read ({exc.strerror or exc})") from None
 
 
-def _utf16_without_bom(path: Path, head: bytes) -> str:
-    """UTF-16 text of mostly ASCII has a zero in every other byte; anything else with zero
-    bytes is binary."""
+def _utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 text of mostly ASCII has a zero in every other byte."""
     even, odd = head[0::2].count(0), head[1::2].count(0)
     half = len(head) // 2
     if odd > 0.3 * half and even < 0.05 * half:
         return "utf-16-le"
     if even > 0.3 * half and odd < 0.05 * half:
         return "utf-16-be"
-    raise MetadataError(
-        str(path),
-        "not a text file (binary data with zero bytes); expected CSV or JSON Lines text in "
-        "UTF-8, UTF-16 or Windows-1252",
-    )
+    return None
 
 
 def _utf8_or_cp1252(f: IO[bytes]) -> str:

@@ -210,10 +210,9 @@ def search_cmd(
     try:
         parsed = Filters.parse(filters or [])
         with Catalog.open(settings_from(catalog)) as cat:
-            source: Path | bytes = (
-                read_image_stream(sys.stdin.buffer, cat.limits) if str(image) == "-" else image
-            )
-            results = cat.search_image(source, k, parsed)
+            stdin = str(image) == "-"
+            source = read_image_stream(sys.stdin.buffer, cat.limits) if stdin else image
+            results = cat.search_image(source, k, parsed, name="<stdin>" if stdin else None)
     except LookalikeError as exc:
         raise fail(exc) from None
     print_results(results, as_json, f"look-alikes of {image}")
