@@ -144,7 +144,8 @@ def _loaded_process_mb(model: str) -> float:
 
     code = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
-        "from bench_hostile_images import status, _warm_image, _work, HostileImage\n"
+        "from bench_hostile_images import _warm_image, _work, HostileImage\n"
+        "from hostile.measure import status\n"
         "from lookalike import create\nfrom lookalike.config import Settings\n"
         "from lookalike.images import ImageLimits\n"
         f"enc = create({model!r}, Settings(intra_op_threads=1))\n"

@@ -34,7 +34,7 @@ from PIL import ExifTags, Image, ImageFile
 #: The default caps of `lookalike.images.ImageLimits` the corpus is built around.
 MAX_PIXELS = 40_000_000
 FULL_DECODE = 16_000_000
-PROGRESSIVE_BYTES = 16 * 1024 * 1024
+PROGRESSIVE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -288,25 +288,26 @@ def _full_decode() -> Iterator[HostileImage]:
                            encode(img, "WEBP", quality=80), expect, heavy=True)
         yield HostileImage("full-decode", f"jpeg-progressive-{tag}-cap",
                            encode(img, "JPEG", progressive=True), expect, heavy=True)
-    # the worst progressive JPEGs: 4:4:4, noisy (big coefficients in every scan), at the
-    # byte cap for progressive JPEGs (16 MiB), and the same with its biggest scan repeated
+    # the worst progressive JPEGs: 4:4:4, noisy (big coefficients in every scan), under and
+    # over the byte cap for progressive JPEGs, and one with its scans repeated up to the cap
     rng = np.random.default_rng(3)
     arr = rng.integers(-40, 40, (4000, 4000, 3), dtype=np.int16)
     arr += np.linspace(0, 255, 4000).astype(np.int16)[None, :, None]
     noisy = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
     del arr
-    q90 = encode(noisy, "JPEG", quality=90, subsampling=0, progressive=True)
-    yield HostileImage("full-decode", "jpeg-progressive-444-noisy-q90-16M", q90, "ok", heavy=True)
-    yield HostileImage("full-decode", "jpeg-progressive-444-noisy-q97-16M",
-                       encode(noisy, "JPEG", quality=97, subsampling=0, progressive=True),
-                       "reject", heavy=True)
-    q75 = encode(noisy, "JPEG", quality=75, subsampling=0, progressive=True)
-    scans = [(s, e) for m, s, e in jpeg_segments(q75) if m == 0xDA]
-    room = PROGRESSIVE_BYTES - len(q75)
+    by_quality = {q: encode(noisy, "JPEG", quality=q, subsampling=0, progressive=True)
+                  for q in (60, 75, 90)}
+    for q, data in by_quality.items():
+        expect = "ok" if len(data) <= PROGRESSIVE_BYTES else "reject"
+        yield HostileImage("full-decode", f"jpeg-progressive-444-noisy-q{q}-16M", data, expect,
+                           heavy=True)
+    base = by_quality[60]
+    scans = [(s, e) for m, s, e in jpeg_segments(base) if m == 0xDA]
+    room = PROGRESSIVE_BYTES - len(base)
     s, e = max((se for se in scans if se[1] - se[0] <= room), key=lambda se: se[1] - se[0])
     repeat = min(room // (e - s), 60 - len(scans))
-    yield HostileImage("full-decode", f"jpeg-progressive-noisy-q75-{repeat}-rescans-16MiB",
-                       q75[:e] + q75[s:e] * repeat + q75[e:], "ok", heavy=True)
+    yield HostileImage("full-decode", f"jpeg-progressive-noisy-q60-{repeat}-rescans-8MiB",
+                       base[:e] + base[s:e] * repeat + base[e:], "ok", heavy=True)
     # sequential JPEG: decoded at 1/8 scale, allowed up to the 40 M pixel cap
     big = Image.new("RGB", (7900, 5000), rgb)
     yield HostileImage("full-decode", "jpeg-baseline-39.5M", encode(big, "JPEG", quality=90),

@@ -316,6 +316,11 @@ def _file_cases() -> Iterator[MetadataCase]:
     yield MetadataCase("bom-only-csv", ".csv", codecs.BOM_UTF8, error="empty")
     yield MetadataCase("empty-jsonl", ".jsonl", b"", added=frozenset())
     yield MetadataCase("no-image-column", ".csv", b"id,title\na,b\n", error="'image' column")
+    yield MetadataCase("header-nul", ".csv", b"id,image,ti\x00tle\na,img0.jpg,x\n",
+                       error="column 3: contains a NUL character")
+    yield MetadataCase("header-not-utf8", ".csv",
+                       "id,image,note\na,img0.jpg,Café\n".encode().replace(b"note", b"n\xffte"),
+                       error="column 3: not valid UTF-8")
     yield MetadataCase("repeated-column", ".csv", b"id,image,image\na,img0.jpg,img1.jpg\n",
                        error="repeats")
     yield MetadataCase("header-over-1MiB", ".csv", b"image," + b"h" * 1_100_000 + b"\n",

@@ -344,6 +344,10 @@ class MetadataRows:
             header = [self._rename(name.strip()) for name in next(reader)]
         except (StopIteration, csv.Error, _OverlongLineError) as exc:
             raise MetadataError(str(self.path), f"cannot read the CSV header ({exc})") from None
+        for position, name in enumerate(header, start=1):
+            problem = text_problem(name, self.encoding)
+            if problem is not None:
+                raise MetadataError(str(self.path), f"CSV header, column {position}: {problem}")
         repeated = sorted({n for n in header if header.count(n) > 1})
         if repeated:
             raise MetadataError(
