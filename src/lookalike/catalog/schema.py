@@ -116,6 +116,9 @@ class ItemFields(BaseModel):
     @field_validator("extra")
     @classmethod
     def _bounded_extra(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = text_problem(value)  # also what JSON text in a CSV cell decoded to
+        if problem is not None:
+            raise ValueError(problem)
         if json_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
             raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
         try:
