@@ -127,6 +127,18 @@ def test_the_encoding_is_reported(images: Path, tmp_path: Path) -> None:
         assert catalog.get("x").title == "Robe d'été"
 
 
+def test_an_excel_export_with_decimal_commas_just_works(images: Path, tmp_path: Path) -> None:
+    meta = tmp_path / "export.csv"
+    meta.write_bytes("id;image;title;price;sustainability\r\n"
+                     "a;img0.jpg;Robe d'été;12,50;3,5\r\n"
+                     "b;img1.jpg;Manteau;1.249,90;\r\n".encode("cp1252"))
+    with Catalog.open(fake_settings(tmp_path / "cat")) as catalog:
+        report = catalog.ingest(images, meta)
+        assert report.rejected == []
+        assert (catalog.get("a").price, catalog.get("a").sustainability) == (12.5, 3.5)
+        assert catalog.get("b").price == 1249.9
+
+
 def test_a_bom_no_longer_loses_the_first_row(images: Path, tmp_path: Path) -> None:
     meta = tmp_path / "items.jsonl"
     meta.write_bytes(b'\xef\xbb\xbf{"id": "first", "image": "img0.jpg"}\n'

@@ -64,6 +64,24 @@ def image_path_problem(name: str) -> str | None:
     return None
 
 
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d{1,2}")  # 12,5 12,50 (not 1,250: thousands)
+_DOT_THOUSANDS = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d+)?")  # 1.234,50
+_COMMA_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")  # 1,234.50
+
+
+def _plain_number(text: str) -> str:
+    """A number as spreadsheets write it (a decimal comma, thousands separators) in the form
+    `float` reads; anything else unchanged."""
+    text = text.strip()
+    if _DECIMAL_COMMA.fullmatch(text):
+        return text.replace(",", ".")
+    if _DOT_THOUSANDS.fullmatch(text) and ("," in text or text.count(".") > 1):
+        return text.replace(".", "").replace(",", ".")
+    if _COMMA_THOUSANDS.fullmatch(text):
+        return text.replace(",", "")
+    return text
+
+
 def parse_bool(value: Any) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
@@ -146,7 +164,7 @@ class ItemFields(BaseModel):
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValueError(f"expected a number, got {_short(value)}")
         try:
-            number = float(value)
+            number = float(_plain_number(value) if isinstance(value, str) else value)
         except (ValueError, OverflowError):
             raise ValueError(f"expected a number, got {_short(value)}") from None
         if not math.isfinite(number):
