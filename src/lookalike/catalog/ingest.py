@@ -259,6 +259,10 @@ def ingest(
             report.rejected.append(Rejection(number, _short(raw.get("id")), "row",
                                              f"invalid value ({_short(exc)})"))
             continue
+        problem = image_path_problem(item.image)  # from the text alone, before any file
+        if problem is not None:
+            report.rejected.append(Rejection(number, item.id or "", "image", problem))
+            continue
         if item.id is not None and item.id in known_ids:
             report.skipped += 1
             continue

@@ -52,8 +52,9 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def image_path_problem(name: str) -> str | None:
-    """Why a metadata `image` value cannot name a file inside the images folder, from the text
-    alone (links are resolved when the file is read): a NUL byte, an absolute path, `..`."""
+    """Why an ingested row's `image` cannot name a file inside the images folder, from the
+    text alone (links are resolved when the file is read): a NUL byte, an absolute path, `..`.
+    (`ItemIn.image` itself may be any name: `Catalog.add_item` is given the file apart.)"""
     if "\x00" in name:
         return "contains a NUL character"
     unified = name.replace("\\", "/")
@@ -199,14 +200,6 @@ class ItemIn(ItemFields):
 
     id: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[\w.\-:]+$")
     image: str = Field(..., min_length=1, max_length=4096, description="image path")
-
-    @field_validator("image")
-    @classmethod
-    def _inside(cls, value: str) -> str:
-        problem = image_path_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value
 
     @field_validator("id", mode="before")
     @classmethod
