@@ -75,3 +75,17 @@ class CatalogCorruptError(LookalikeError):
 
     def __reduce__(self) -> tuple[type[CatalogCorruptError], tuple[str, str]]:
         return type(self), (self.path, self.reason)
+
+
+class MetadataError(LookalikeError):
+    """The metadata file as a whole cannot be read: missing, unreadable, not text, no header.
+
+    (A bad row is never this: it becomes a rejected row and the ingest goes on.)"""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[MetadataError], tuple[str, str]]:
+        return type(self), (self.path, self.reason)

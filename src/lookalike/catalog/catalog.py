@@ -189,7 +189,8 @@ class Catalog:
             raise DuplicateItemError(f"an item with id {item.id!r} exists")
         if digest in hashes:
             raise DuplicateItemError("the catalog already holds this exact image")
-        img = load_image(image, limits=self.limits, name=image_path.name)
+        size = self.encoder.preprocess.resize_size
+        img = load_image(image, limits=self.limits, name=image_path.name, draft_size=(size, size))
         vector = self.encoder.encode_images([img])
         tags: dict[str, Tag] = {}
         for tagger in self.pixel_taggers:
@@ -357,13 +358,16 @@ class Catalog:
         colour_weight: float | None = None,
         diversity: float | None = None,
         offset: int = 0,
+        name: str | None = None,
     ) -> list[Result]:
-        """Look-alikes of a photo (path or bytes): results `offset` … `offset + k` of its
-        ranking. `colour_weight` ("match colour", 0–1) and `diversity` (0–1) default to the
-        settings'; see `lookalike.recommend.recommend`."""
+        """Look-alikes of a photo (path or bytes; `name` labels bytes in errors): results
+        `offset` … `offset + k` of its ranking. `colour_weight` ("match colour", 0–1) and
+        `diversity` (0–1) default to the settings'; see `lookalike.recommend.recommend`."""
         from lookalike.recommend import Query, recommend  # recommend builds on the catalog
 
-        query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(self, source)
+        query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(
+            self, source, name=name
+        )
         return recommend(self, query, k, filters, offset=offset)
 
     def similar(

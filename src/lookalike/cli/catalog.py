@@ -188,11 +188,14 @@ def search_cmd(
 ) -> None:
     """Items that look like a photo."""
     from lookalike.cli.output import print_results
+    from lookalike.images import read_image_stream
 
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
-        source: Path | bytes = sys.stdin.buffer.read() if str(image) == "-" else image
-        results = cat.search_image(source, k, parsed, colour_weight=colour_weight)
+        stdin = str(image) == "-"  # read only up to the byte cap
+        source: Path | bytes = read_image_stream(sys.stdin.buffer, cat.limits) if stdin else image
+        results = cat.search_image(source, k, parsed, colour_weight=colour_weight,
+                                   name="<stdin>" if stdin else None)
         explain(cat, parsed, results)
     print_results(results, as_json, f"look-alikes of {image}")
 

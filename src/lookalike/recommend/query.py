@@ -93,11 +93,13 @@ class Query:
         return self
 
     def add_photo(
-        self, catalog: Catalog, source: ImageSource, liked: bool = True, weight: float = 1.0
+        self, catalog: Catalog, source: ImageSource, liked: bool = True, weight: float = 1.0,
+        name: str | None = None,
     ) -> Query:
-        """Add a photo (path or bytes) as a positive (or negative) example: its vector and
-        its garment colours, from one decode (as ingest tags a catalog item)."""
-        img = catalog.load_photo(source)
+        """Add a photo (path or bytes; `name` labels bytes in errors) as a positive (or
+        negative) example: its vector and its garment colours, from one decode (as ingest tags
+        a catalog item)."""
+        img = catalog.load_photo(source, name)
         self._add(catalog.embed_image(img), liked, weight, photo_palette(img))
         return self
 
