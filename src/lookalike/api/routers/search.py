@@ -34,7 +34,7 @@ router = APIRouter(
 )
 
 K = Annotated[int, Form(ge=1, le=1000, description="How many results (a page).")]
-Offset = Annotated[int, Form(ge=0, description=OFFSET)]
+Offset = Annotated[int, Form(ge=0, le=1_000_000, description=OFFSET)]
 
 
 @router.post(
