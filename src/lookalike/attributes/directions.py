@@ -58,7 +58,7 @@ def _version(catalog: Catalog) -> tuple[object, ...]:
         row = conn.execute(
             "SELECT count(*), max(updated_at), sum(length(predicted)), max(rowid) FROM items"
         ).fetchone()
-    return (str(catalog.store.path), tuple(row), len(catalog.index))
+    return (catalog.store.location, tuple(row), len(catalog.index))
 
 
 def compute_directions(catalog: Catalog) -> AttributeDirections:

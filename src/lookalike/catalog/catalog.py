@@ -1,5 +1,7 @@
 """`Catalog`: the library's front door. One folder holds `catalog.sqlite` (items, embeddings,
-the source of truth) and the ANN index file (a rebuildable cache).
+the source of truth) and the ANN index file (a rebuildable cache). With
+`Settings.database_url` the items, embeddings and users are in PostgreSQL instead (one schema
+per catalog, `lookalike.catalog.database`); the folder keeps the index file.
 
     from lookalike import Catalog, Settings
     catalog = Catalog.open(Settings(catalog_dir="my-shop"))
@@ -19,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from lookalike.catalog.database import PostgresTarget, postgres_target
 from lookalike.catalog.filters import LIST_FIELDS, Filters
 from lookalike.catalog.ingest import (
     IngestProgress,
@@ -41,6 +44,42 @@ DB_FILE = "catalog.sqlite"
 
 class DuplicateItemError(LookalikeError):
     """An item with that id or the very same image is already in the catalog."""
+
+
+def database_of(settings: Settings) -> Path | PostgresTarget:
+    """Where the catalog of `settings` keeps its items: its SQLite file, or its PostgreSQL
+    schema when `settings.database_url` is set."""
+    folder = Path(settings.catalog_dir)
+    if settings.database_url:
+        return postgres_target(settings.database_url, folder)
+    return folder / DB_FILE
+
+
+def open_store(settings: Settings, *, create: bool = True) -> CatalogStore:
+    """The metadata store of the catalog of `settings`; `create=False` raises
+    CatalogNotFoundError (naming the catalog folder) where there is none, creating nothing."""
+    folder = Path(settings.catalog_dir)
+    where = database_of(settings)
+    if isinstance(where, Path):
+        if not create and not where.is_file():
+            raise CatalogNotFoundError(str(folder))
+        return CatalogStore(where)
+    try:
+        return CatalogStore(where, create=create)
+    except CatalogNotFoundError:
+        raise CatalogNotFoundError(
+            str(folder), f"its database {where.shown} holds no catalog"
+        ) from None
+
+
+def require_catalog(settings: Settings) -> None:
+    """CatalogNotFoundError unless the catalog of `settings` exists (creating nothing)."""
+    where = database_of(settings)
+    if isinstance(where, Path):
+        if not where.is_file():
+            raise CatalogNotFoundError(str(settings.catalog_dir))
+        return
+    open_store(settings, create=False).close()
 
 
 @dataclass(frozen=True)
@@ -80,9 +119,7 @@ class Catalog:
         """
         settings = settings or Settings()
         folder = Path(settings.catalog_dir)
-        if not create and not (folder / DB_FILE).is_file():
-            raise CatalogNotFoundError(str(folder))
-        store = CatalogStore(folder / DB_FILE)
+        store = open_store(settings, create=create)
         if encoder is not None:
             store.bind_model(encoder.name, encoder.dim)
         stored_dim = store.dim  # the stored vectors' length, even if the record is damaged

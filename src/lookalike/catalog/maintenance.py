@@ -47,6 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.catalog.catalog import DB_FILE
+from lookalike.catalog.database import Connection
 from lookalike.catalog.store import (
     SCHEMA,
     CatalogStore,
@@ -191,13 +192,13 @@ def _integrity(conn: sqlite3.Connection) -> list[str]:
     return [] if lines == ["ok"] else lines
 
 
-def _recorded_dim(conn: sqlite3.Connection) -> tuple[str | None, int | None]:
+def _recorded_dim(conn: Connection) -> tuple[str | None, int | None]:
     row = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
     raw = None if row is None else str(row[0])
     return raw, int(raw) if raw is not None and raw.isdigit() and int(raw) > 0 else None
 
 
-def _vector_length(conn: sqlite3.Connection, recorded: int | None) -> int | None:
+def _vector_length(conn: Connection, recorded: int | None) -> int | None:
     """The length most stored vectors have (the recorded one on a tie), in floats."""
     counts = {
         int(k): int(v)
@@ -211,7 +212,7 @@ def _vector_length(conn: sqlite3.Connection, recorded: int | None) -> int | None
 
 
 def _true_dim(
-    conn: sqlite3.Connection, settings: Settings, encoders: dict[str, Encoder]
+    conn: Connection, settings: Settings, encoders: dict[str, Encoder]
 ) -> tuple[str | None, int | None, int | None]:
     """(recorded text, recorded length, true length). When the record and the majority of the
     stored vectors disagree, the catalog's model decides (it is loaded only then)."""

@@ -1,4 +1,6 @@
-"""The catalog's source of truth: one SQLite file (WAL) with items and their embeddings.
+"""The catalog's source of truth: one SQLite file (WAL) with items and their embeddings — or,
+by configuration (`Settings.database_url`), one schema in a PostgreSQL database, with the same
+tables, semantics and SQL (`lookalike.catalog.database`).
 
 Writes happen in short transactions, so a killed process loses at most the batch it was
 writing, and nothing already committed. Other modules (users, swipes) add their own tables
@@ -32,9 +34,25 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from lookalike.catalog.database import (
+    Connection,
+    Dialect,
+    PostgresConnection,
+    PostgresDialect,
+    PostgresTarget,
+    SQLiteDialect,
+    Trigger,
+    sqlite_trigger,
+)
 from lookalike.catalog.filters import VALUE_SQL, Filters
 from lookalike.catalog.schema import Item, ItemFields, ItemUpdate, Tag
-from lookalike.errors import CatalogCorruptError, CatalogMismatchError, ItemNotFoundError
+from lookalike.errors import (
+    CatalogCorruptError,
+    CatalogMismatchError,
+    CatalogNotFoundError,
+    ItemNotFoundError,
+    LookalikeError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,27 +96,28 @@ CREATE TABLE IF NOT EXISTS embeddings (
 # opening a catalog writes nothing (a missing row reads as 0).
 _BUMP_VERSION = (
     "INSERT INTO meta (key, value) VALUES ('vectors_version', '1') "
-    "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;"
+    "ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS INTEGER) + 1;"
 )
 # Bumped by every change to an existing item's predicted tags (a re-tag, in any process), so
 # what is derived from the tags (the colour palettes a query compares) can be kept in memory.
 _BUMP_TAGS = (
     "INSERT INTO meta (key, value) VALUES ('tags_version', '1') "
-    "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;"
+    "ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS INTEGER) + 1;"
 )
-SCHEMA = _TABLES + "".join(
-    f"CREATE TRIGGER IF NOT EXISTS embeddings_{name} AFTER {event} ON embeddings "
-    f"BEGIN {_BUMP_VERSION} END;\n"
-    for name, event in (("added", "INSERT"), ("removed", "DELETE"), ("changed", "UPDATE OF vector"))
-) + (
-    "CREATE TRIGGER IF NOT EXISTS items_tags_changed AFTER UPDATE OF predicted ON items "
-    f"BEGIN {_BUMP_TAGS} END;\n"
+TRIGGERS = (
+    *(Trigger(f"embeddings_{name}", "embeddings", event, _BUMP_VERSION)
+      for name, event in (("added", "INSERT"), ("removed", "DELETE"),
+                          ("changed", "UPDATE OF vector"))),
+    Trigger("items_tags_changed", "items", "UPDATE OF predicted", _BUMP_TAGS),
 )
+#: The whole schema as one SQLite script (a new catalog file is made from it).
+SCHEMA = _TABLES + "".join(sqlite_trigger(t) for t in TRIGGERS)
 
 # Rowids are never reused: a new item gets one above every rowid the catalog ever gave out
 # (SQLite alone would hand the last one deleted to the next item). An index that remembers a
 # removed rowid (HNSW keeps removed nodes) or a file saved before a delete thus never meets
-# that rowid again as another item's.
+# that rowid again as another item's. (On PostgreSQL the rowid column's identity sequence
+# gives them out: never reused by construction.)
 _HIGH_WATER = (
     "SELECT max(coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'rowid_high'), 0),"
     " coalesce((SELECT max(rowid) FROM items), 0))"
@@ -164,7 +183,7 @@ def vector_problem(blob: object, dim: int) -> str | None:
 
 
 def _as_arrays(
-    rows: Sequence[tuple[int, bytes]] | Sequence[sqlite3.Row], dim: int, where: Path
+    rows: Sequence[Any], dim: int, where: object
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """(item_rowid, vector blob) rows → (rowids, matrix); damaged rows (wrong length,
     non-finite values) are left out with a warning instead of failing the whole catalog."""
@@ -212,7 +231,7 @@ class DamagedRowError(ValueError):
     """An item row whose fields do not parse (bad JSON, bad timestamp...)."""
 
 
-def _row_to_item(row: sqlite3.Row) -> Item:
+def _row_to_item(row: Any) -> Item:
     try:
         return _parse_item(row)
     except (ValueError, TypeError, KeyError) as exc:  # JSONDecodeError and pydantic's are too
@@ -220,7 +239,7 @@ def _row_to_item(row: sqlite3.Row) -> Item:
         raise DamagedRowError(f"item {row['id']!r} (rowid {row['rowid']}): {reason}") from None
 
 
-def _parse_item(row: sqlite3.Row) -> Item:
+def _parse_item(row: Any) -> Item:
     return Item(
         rowid=row["rowid"],
         id=row["id"],
@@ -246,7 +265,7 @@ def _parse_item(row: sqlite3.Row) -> Item:
     )
 
 
-def _readable(rows: Sequence[sqlite3.Row], where: Path) -> list[Item]:
+def _readable(rows: Sequence[Any], where: object) -> list[Item]:
     """Items of `rows`, the damaged ones left out with a warning."""
     items = []
     for row in rows:
@@ -258,31 +277,78 @@ def _readable(rows: Sequence[sqlite3.Row], where: Path) -> list[Item]:
 
 
 class CatalogStore:
-    """Items and embeddings in one SQLite file. Thread-safe (one connection behind a lock)."""
+    """Items and embeddings in one SQLite file (`path`), or in one PostgreSQL schema (a
+    `PostgresTarget`). Thread-safe (one connection behind a lock).
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    `create=False` raises CatalogNotFoundError where there is no catalog yet, creating
+    nothing (PostgreSQL; an SQLite file is checked by its caller). `location` names where the
+    catalog is, for messages."""
+
+    def __init__(self, path: Path | PostgresTarget, *, create: bool = True) -> None:
         self._lock = threading.RLock()
         self._dim: int | None = None
-        if not self.path.exists():
-            _create_database(self.path)
-        damage = file_damage(self.path)
+        self._conn: Connection
+        self.dialect: Dialect
+        if isinstance(path, PostgresTarget):
+            self._path: Path | None = None
+            self.location = path.shown
+            self._open_postgres(path, create)
+            return
+        self._path = Path(path)
+        self.location = str(self._path)
+        self.dialect = SQLiteDialect()
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._path.exists():
+            _create_database(self._path)
+        damage = file_damage(self._path)
         if damage:
-            raise CatalogCorruptError(str(self.path), damage)
+            raise CatalogCorruptError(str(self._path), damage)
         with self._guard():
-            self._conn = sqlite3.connect(
-                str(self.path), check_same_thread=False, isolation_level=None, timeout=30
+            conn = sqlite3.connect(
+                str(self._path), check_same_thread=False, isolation_level=None, timeout=30
             )
             try:
-                self._conn.row_factory = sqlite3.Row
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-                self._conn.execute("PRAGMA foreign_keys=ON")
-                self._conn.executescript(SCHEMA)
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.executescript(SCHEMA)
             except BaseException:
-                self._conn.close()
+                conn.close()
                 raise
+            self._conn = conn
+
+    def _open_postgres(self, target: PostgresTarget, create: bool) -> None:
+        """Connect, and make the schema, tables and triggers (under the catalog's write lock,
+        so processes opening a new catalog at once make it once)."""
+        dialect = PostgresDialect(target.schema)
+        conn = PostgresConnection(target)
+        try:
+            conn.begin()
+            try:
+                if not create and not dialect.exists(conn):
+                    raise CatalogNotFoundError(self.location, "its schema holds no catalog")
+                dialect.create_schema(conn)
+                conn.executescript(_TABLES)
+                dialect.triggers(conn, TRIGGERS)
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        self.dialect, self._conn = dialect, conn
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (a catalog in PostgreSQL has none: LookalikeError)."""
+        if self._path is None:
+            raise LookalikeError(
+                f"the catalog is in PostgreSQL ({self.location}), not in an SQLite file: this "
+                "works on SQLite catalogs only (for PostgreSQL use its own tools, e.g. pg_dump)"
+            )
+        return self._path
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -298,24 +364,25 @@ class CatalogStore:
         except sqlite3.DatabaseError as exc:
             if is_corruption(exc):
                 reason = f"the database is damaged ({exc})"
-                raise CatalogCorruptError(str(self.path), reason) from None
+                raise CatalogCorruptError(self.location, reason) from None
             raise
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: everything inside commits together or not at all."""
+    def transaction(self) -> Iterator[Connection]:
+        """One atomic write: everything inside commits together or not at all. Writers take
+        turns (SQLite's BEGIN IMMEDIATE; PostgreSQL: the catalog's advisory lock)."""
         with self._lock, self._guard():
-            self._conn.execute("BEGIN IMMEDIATE")
+            self.dialect.begin(self._conn)
             try:
                 yield self._conn
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):  # a damaged file may refuse even this
-                    self._conn.execute("ROLLBACK")
+                with contextlib.suppress(Exception):  # a damaged file may refuse even this
+                    self.dialect.rollback(self._conn)
                 raise
-            self._conn.execute("COMMIT")
+            self.dialect.commit(self._conn)
 
     @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
+    def connection(self) -> Iterator[Connection]:
         """The shared connection, locked for the caller (reads, or writes in autocommit)."""
         with self._lock, self._guard():
             yield self._conn
@@ -362,7 +429,7 @@ class CatalogStore:
         log.warning(
             "%s: the recorded vector length (dim %s) disagrees with the stored vectors, most of "
             "which are %d-d: using %d; run `lookalike check`, then `lookalike repair`",
-            self.path, raw, length // 4, length // 4,
+            self.location, raw, length // 4, length // 4,
         )
         return length // 4
 
@@ -371,7 +438,7 @@ class CatalogStore:
         stored_name, stored_dim = self.get_meta("model"), self.dim
         if stored_name is None:
             if self.count():
-                raise CatalogMismatchError(f"{self.path}: items exist but no model is recorded")
+                raise CatalogMismatchError(f"{self.location}: items exist but no model is recorded")
             self.set_meta("model", name)
             self.set_meta("dim", str(dim))
             return
@@ -380,7 +447,7 @@ class CatalogStore:
             stored_dim = dim
         if stored_name != name or stored_dim != dim:
             raise CatalogMismatchError(
-                f"{self.path} holds vectors of model {stored_name!r} ({stored_dim}-d), not "
+                f"{self.location} holds vectors of model {stored_name!r} ({stored_dim}-d), not "
                 f"{name!r} ({dim}-d): use that model, or a new catalog folder"
             )
 
@@ -397,10 +464,9 @@ class CatalogStore:
         now = _now()
         rowids: list[int] = []
         with self.transaction() as conn:
-            last = int(conn.execute(_HIGH_WATER).fetchone()[0])
-            for item, vec in zip(items, vectors, strict=True):
+            new_rowids = self._new_rowids(conn, len(items))
+            for item, vec, last in zip(items, vectors, new_rowids, strict=True):
                 f = item.fields
-                last += 1
                 conn.execute(
                     "INSERT INTO items (rowid, id, title, category, department, kids, price,"
                     " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
@@ -422,9 +488,20 @@ class CatalogStore:
                     (last, np.asarray(vec, dtype=np.float32).tobytes()),
                 )
                 rowids.append(last)
-            if rowids:
-                conn.execute(_SET_HIGH_WATER, (str(last),))
+            if rowids and not self.dialect.sequences:
+                conn.execute(_SET_HIGH_WATER, (str(rowids[-1]),))
         return rowids
+
+    def _new_rowids(self, conn: Connection, n: int) -> builtins.list[int]:
+        """`n` rowids no item ever had (see `_HIGH_WATER`), inside the caller's transaction."""
+        if self.dialect.sequences:
+            rows = conn.execute(
+                "SELECT nextval(pg_get_serial_sequence('items', 'rowid')) "
+                "FROM generate_series(1, ?)", (n,),
+            ).fetchall()
+            return [int(r[0]) for r in rows]
+        last = int(conn.execute(_HIGH_WATER).fetchone()[0])
+        return list(range(last + 1, last + 1 + n))
 
     def update(self, item_id: str, change: ItemUpdate) -> Item:
         values = change.model_dump(exclude_unset=True)
@@ -465,7 +542,8 @@ class CatalogStore:
             row = conn.execute("SELECT rowid FROM items WHERE id = ?", (item_id,)).fetchone()
             if row is None:
                 raise ItemNotFoundError(item_id)
-            conn.execute(_SET_HIGH_WATER, (str(conn.execute(_HIGH_WATER).fetchone()[0]),))
+            if not self.dialect.sequences:
+                conn.execute(_SET_HIGH_WATER, (str(conn.execute(_HIGH_WATER).fetchone()[0]),))
             conn.execute("DELETE FROM embeddings WHERE item_rowid = ?", (row[0],))
             conn.execute("DELETE FROM items WHERE rowid = ?", (row[0],))
         return int(row[0])
@@ -486,7 +564,7 @@ class CatalogStore:
         try:
             return _row_to_item(row)
         except DamagedRowError as exc:
-            raise CatalogCorruptError(str(self.path), str(exc)) from None
+            raise CatalogCorruptError(self.location, str(exc)) from None
 
     def get_many(self, rowids: Sequence[int]) -> list[Item]:
         """Items by rowid, in the order asked (missing rowids are left out)."""
@@ -500,7 +578,7 @@ class CatalogStore:
                 rows = conn.execute(
                     f"SELECT {_COLUMNS} FROM items WHERE rowid IN ({marks})", chunk
                 ).fetchall()
-                found.update((item.rowid, item) for item in _readable(rows, self.path))
+                found.update((item.rowid, item) for item in _readable(rows, self.location))
         return [found[r] for r in rowids if r in found]
 
     def list(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Item]:
@@ -510,7 +588,7 @@ class CatalogStore:
                 f"SELECT {_COLUMNS} FROM items WHERE {where} ORDER BY rowid LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
-        return _readable(rows, self.path)
+        return _readable(rows, self.location)
 
     def rowid_of(self, item_id: str) -> int:
         with self.connection() as conn:
@@ -557,9 +635,10 @@ class CatalogStore:
             raise ValueError(f"not a list filter: {field!r}")
         with self.connection() as conn:
             rows = conn.execute(
-                f"SELECT {expr} AS v, count(*) AS n FROM {source} WHERE v IS NOT NULL AND v != '' "
-                "GROUP BY v ORDER BY n DESC, v LIMIT ?",
-                (-1 if limit is None else limit,),
+                f"SELECT v, count(*) AS n FROM (SELECT {expr} AS v FROM {source}) AS t "
+                "WHERE v IS NOT NULL AND v != '' GROUP BY v ORDER BY n DESC, v"
+                + ("" if limit is None else " LIMIT ?"),
+                () if limit is None else (limit,),
             ).fetchall()
         return [(str(v), int(n)) for v, n in rows]
 
@@ -570,7 +649,7 @@ class CatalogStore:
             rows = conn.execute(
                 "SELECT item_rowid, vector FROM embeddings ORDER BY item_rowid"
             ).fetchall()
-        return _as_arrays(rows, dim, self.path)
+        return _as_arrays(rows, dim, self.location)
 
     def vectors_version(self) -> int:
         """Changes to the stored vectors so far, by any connection or process."""
@@ -591,7 +670,7 @@ class CatalogStore:
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """(rowids found, their vectors) for some rowids; ones deleted meanwhile are left out."""
         dim = self.dim or 0
-        rows: list[tuple[int, bytes]] = []
+        rows: list[Any] = []
         with self.connection() as conn:
             for start in range(0, len(rowids), 500):
                 chunk = [int(r) for r in rowids[start:start + 500]]
@@ -599,7 +678,7 @@ class CatalogStore:
                     f"SELECT item_rowid, vector FROM embeddings WHERE item_rowid IN "
                     f"({','.join('?' * len(chunk))}) ORDER BY item_rowid", chunk
                 ).fetchall()
-        return _as_arrays(rows, dim, self.path)
+        return _as_arrays(rows, dim, self.location)
 
     def vector(self, rowid: int) -> NDArray[np.float32]:
         with self.connection() as conn:
@@ -611,7 +690,7 @@ class CatalogStore:
         problem = vector_problem(row[0], self.dim or 0)
         if problem:
             raise CatalogCorruptError(
-                str(self.path), f"the embedding of item rowid {rowid} is damaged: {problem}"
+                self.location, f"the embedding of item rowid {rowid} is damaged: {problem}"
             )
         return np.frombuffer(row[0], dtype=np.float32).copy()
 
