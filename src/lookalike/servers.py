@@ -134,15 +134,21 @@ class PostgresServer:
             raise ServerError(f"createdb failed: {create.stderr.strip()}")
         return self
 
-    def stop(self) -> None:
+    def stop(self, keep_data: bool = False) -> None:
+        """Stop the server; its own temporary folder is removed unless `keep_data`."""
         if self.bin is not None and (self.data / "postmaster.pid").exists():
             subprocess.run(
                 self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
                           "stop"),
                 capture_output=True, timeout=self.timeout,
             )
-        if self._owned:
+        if self._owned and not keep_data:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def restart(self) -> PostgresServer:
+        """Stop and start again on the same data folder and port (every connection drops)."""
+        self.stop(keep_data=True)
+        return self.start()
 
     def __enter__(self) -> PostgresServer:
         return self.start()

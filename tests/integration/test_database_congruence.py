@@ -1,0 +1,494 @@
+"""Congruence of the metadata databases (qdrant-client's style): the same items on SQLite and on
+a real PostgreSQL server give the same items, the same filter results (≈1 % filters, sizes,
+unknown values, price ranges) — both equal to a plain Python reference — the same exact top k,
+the same users, swipes and feed; writes and deletes made by another process are seen by both;
+a PostgreSQL server restart loses nothing and a served catalog carries on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from catalog_factory import make_dataset
+from databases import drop_schema, new_schema_url, settings_for
+from imagefactory import png
+from lookalike.attributes.directions import compute_directions
+from lookalike.catalog import Catalog, Filters, ItemIn
+from lookalike.catalog.catalog import open_store
+from lookalike.catalog.schema import ItemFields, Tag
+from lookalike.catalog.store import CatalogStore, NewItem
+from lookalike.errors import CatalogNotFoundError, DatabaseUnavailableError
+from lookalike.recommend import Feed
+from lookalike.servers import PostgresServer, free_port
+from lookalike.users import Lifetimes, Users
+
+N = 3000
+DIM = 64
+CATEGORIES = ("Dress", "Shoes", "T-Shirt", "Pants")
+
+
+def make_rows(n: int = N) -> list[dict[str, Any]]:
+    """Items with every kind of field value: given or only predicted, missing, mixed case;
+    brand "Rare", size "XXS" and category "Coat" on 1 % of them each."""
+    rows = []
+    for i in range(n):
+        brand = None if i % 11 == 0 else "Rare" if i % 100 == 7 else ("Acme", "Borealis",
+                                                                       "Cobalt")[i % 3]
+        if brand and i % 17 == 0:
+            brand = brand.upper()
+        sizes = [["S", "M"], ["L"], []][i % 3] + (["XXS"] if i % 100 == 42 else [])
+        rows.append({
+            "id": f"item-{i:05d}",
+            "category": "Coat" if i % 100 == 13 else None if i % 5 == 0 else CATEGORIES[i % 4],
+            "predicted_category": CATEGORIES[(i * 7) % 4],
+            "brand": brand,
+            "colour": ("red", "blue", "black", "white", "green")[i % 5] if i % 2 == 0 else None,
+            "predicted_colour": ("Red", "navy", "black")[i % 3],
+            "sizes": sizes,
+            "price": None if i % 13 == 0 else round(5 + (i * 37 % 9500) / 100, 2),
+            "kids": None if i % 7 == 0 else i % 4 == 0,
+            "second_hand": None if i % 19 == 0 else i % 3 == 0,
+            "sustainability": None if i % 6 == 0 else (i % 50) / 10,
+            "extra": {"pattern": ("plain", "striped")[i % 2], "n": i},
+        })
+    return rows
+
+
+def vectors(n: int = N, seed: int = 0) -> np.ndarray[Any, np.dtype[np.float32]]:
+    v = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    out: np.ndarray[Any, np.dtype[np.float32]] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return out
+
+
+def new_item(row: dict[str, Any]) -> NewItem:
+    fields = ItemFields(
+        title=f"title of {row['id']}", category=row["category"], brand=row["brand"],
+        colour=row["colour"], sizes=row["sizes"], price=row["price"], kids=row["kids"],
+        second_hand=row["second_hand"], sustainability=row["sustainability"], extra=row["extra"],
+    )
+    predicted = {"category": Tag(value=row["predicted_category"], confidence=0.8),
+                 "colour": Tag(value=row["predicted_colour"], confidence=0.7)}
+    return NewItem(row["id"], fields, f"/photos/{row['id']}.jpg", f"hash-{row['id']}", predicted)
+
+
+def fill(store: CatalogStore, rows: list[dict[str, Any]],
+         vecs: np.ndarray[Any, np.dtype[np.float32]]) -> None:
+    store.bind_model("fake", DIM)
+    for start in range(0, len(rows), 500):
+        store.add([new_item(r) for r in rows[start:start + 500]], vecs[start:start + 500])
+
+
+# -- the reference: what each filter keeps, in plain Python -------------------------------------
+
+
+def keeps(row: dict[str, Any], f: Filters) -> bool:
+    def value(name: str) -> str | None:
+        given = row[name]
+        return given if given is not None else row.get(f"predicted_{name}")
+
+    def any_of(have: str | None, wanted: list[str]) -> bool:
+        return have is not None and have.lower() in {w.lower() for w in wanted}
+
+    checks = [
+        not f.category or any_of(value("category"), f.category),
+        not f.brand or any_of(row["brand"], f.brand),
+        not f.colour or any_of(value("colour"), f.colour),
+        not f.size or any(any_of(s, f.size) for s in row["sizes"]),
+        f.price_min is None or (row["price"] is not None and row["price"] >= f.price_min),
+        f.price_max is None or (row["price"] is not None and row["price"] <= f.price_max),
+        f.kids is None or row["kids"] == f.kids,
+        f.second_hand is None or row["second_hand"] == f.second_hand,
+        f.min_sustainability is None or (row["sustainability"] is not None
+                                         and row["sustainability"] >= f.min_sustainability),
+    ]
+    return all(checks)
+
+
+FILTERS = [
+    Filters(),
+    Filters(category=["dress"]),
+    Filters(category=["SHOES", "coat"]),
+    Filters(category=["Coat"]),  # 1 %, given only
+    Filters(brand=["rare"]),  # 1 %
+    Filters(brand=["acme"]),  # "Acme" and "ACME"
+    Filters(size=["xxs"]),  # 1 %
+    Filters(size=["m", "l"]),
+    Filters(colour=["navy"]),  # predicted only
+    Filters(colour=["red"]),  # given "red" and predicted "Red"
+    Filters(category=["Spacesuit"]),  # unknown value: nothing
+    Filters(size=["XXXL"]),  # unknown size
+    Filters(price_min=20.0, price_max=21.0),  # ≈1 %
+    Filters(price_max=10.0),
+    Filters(price_min=99.0),
+    Filters(kids=True),
+    Filters(second_hand=False, min_sustainability=4.0),
+    Filters(category=["dress"], size=["m"], price_max=50.0, colour=["red", "blue"]),
+]
+FILTER_IDS = [f.model_dump_json(exclude_defaults=True) for f in FILTERS]
+
+
+# -- one catalog on each database, the same data -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def catalogs(postgres_server: PostgresServer,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Catalog]]:
+    rows, vecs = make_rows(), vectors()
+    url, schema = new_schema_url(postgres_server.url)
+    out = {}
+    for name, database_url in (("sqlite", None), ("postgresql", url)):
+        settings = settings_for(tmp_path_factory.mktemp(name), database_url, auto_tag=False)
+        store = open_store(settings)
+        fill(store, rows, vecs)
+        store.close()
+        out[name] = Catalog.open(settings)
+    yield out
+    for catalog in out.values():
+        catalog.close()
+    drop_schema(postgres_server.url, schema)
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple[list[dict[str, Any]], np.ndarray[Any, np.dtype[np.float32]]]:
+    return make_rows(), vectors()
+
+
+def test_the_same_items_come_back_from_both(catalogs: dict[str, Catalog]) -> None:
+    lite, pg = catalogs["sqlite"].store, catalogs["postgresql"].store
+    a, b = lite.list(limit=N + 10), pg.list(limit=N + 10)
+    assert len(a) == len(b) == N
+    strip = {"created_at", "updated_at"}
+    assert [i.model_dump(exclude=strip) for i in a] == [i.model_dump(exclude=strip) for i in b]
+    rows = make_rows()
+    assert [i.id for i in b] == [r["id"] for r in rows]
+    assert b[42].sizes == ["S", "M", "XXS"] and b[42].extra == {"pattern": "plain", "n": 42}
+    assert b[7].kids is None and b[8].kids is True and b[9].second_hand is True
+    assert pg.get("item-00013").category == "Coat"
+    ids_a, vec_a = lite.vectors()
+    ids_b, vec_b = pg.vectors()
+    assert np.array_equal(ids_a, ids_b) and vec_a.tobytes() == vec_b.tobytes()
+    assert lite.dim == pg.dim == DIM and pg.model_name == "fake"
+    assert lite.vectors_version() == pg.vectors_version() == N
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=FILTER_IDS)
+def test_a_filter_keeps_the_same_items_on_both_as_the_reference(
+    catalogs: dict[str, Catalog], filters: Filters,
+    reference: tuple[list[dict[str, Any]], np.ndarray[Any, np.dtype[np.float32]]],
+) -> None:
+    rows, _ = reference
+    expected = [i + 1 for i, r in enumerate(rows) if keeps(r, filters)]  # rowids from 1
+    for name, catalog in catalogs.items():
+        assert catalog.store.filter_rowids(filters).tolist() == expected, name
+        assert catalog.store.count(filters) == len(expected), name
+        page = catalog.store.list(filters, offset=3, limit=5)
+        assert [i.rowid for i in page] == expected[3:8], name
+
+
+def test_the_one_percent_filters_are_one_percent(
+    reference: tuple[list[dict[str, Any]], np.ndarray[Any, np.dtype[np.float32]]],
+) -> None:
+    rows, _ = reference
+    for f in (Filters(brand=["rare"]), Filters(size=["xxs"]), Filters(category=["Coat"]),
+              Filters(price_min=20.0, price_max=21.0)):
+        share = sum(keeps(r, f) for r in rows) / len(rows)
+        assert 0.005 <= share <= 0.02, f
+
+
+@pytest.mark.parametrize("field", ["category", "brand", "colour", "size"])
+def test_filter_values_and_unknown_value_notes_agree(
+    catalogs: dict[str, Catalog], field: str,
+    reference: tuple[list[dict[str, Any]], np.ndarray[Any, np.dtype[np.float32]]],
+) -> None:
+    rows, _ = reference
+    counts: Counter[str] = Counter()
+    for r in rows:
+        if field == "size":
+            counts.update(r["sizes"])
+        else:
+            value = r[field] if r[field] is not None else r.get(f"predicted_{field}")
+            if value:
+                counts[value] += 1
+    expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].encode()))
+    wanted = Filters(**{field: ["nothing-like-it", "Acme"]})
+    for catalog in catalogs.values():
+        assert catalog.store.values(field) == expected
+        assert catalog.store.values(field, limit=2) == expected[:2]
+    notes = [c.unknown_filter_values(wanted) for c in catalogs.values()]
+    assert notes[0] == notes[1] and any("nothing-like-it" in n for n in notes[0])
+
+
+@pytest.mark.parametrize("filters", [None, *FILTERS[3:8], FILTERS[12], FILTERS[-1]],
+                         ids=["none", *FILTER_IDS[3:8], FILTER_IDS[12], FILTER_IDS[-1]])
+def test_exact_search_gives_the_same_top_k_on_both_as_brute_force(
+    catalogs: dict[str, Catalog], filters: Filters | None,
+    reference: tuple[list[dict[str, Any]], np.ndarray[Any, np.dtype[np.float32]]],
+) -> None:
+    rows, vecs = reference
+    queries = np.concatenate([vectors(8, seed=1), vecs[[5, 500, 2999]]])
+    allowed = np.asarray([i for i, r in enumerate(rows) if filters is None or keeps(r, filters)])
+    k = 10
+    answers = {}
+    for name, catalog in catalogs.items():
+        answers[name] = catalog.search_vectors(queries, k, filters)
+        assert catalog.last_plan is not None and catalog.last_plan.method.startswith("exact")
+    for q, a, b in zip(queries, answers["sqlite"], answers["postgresql"], strict=True):
+        scores = vecs[allowed] @ q
+        best = allowed[np.argsort(-scores, kind="stable")[:k]]
+        assert [r for r, _ in a] == [r for r, _ in b] == [int(i) + 1 for i in best]
+        assert np.allclose([s for _, s in a], [s for _, s in b], atol=1e-6)
+        assert np.allclose([s for _, s in b], np.sort(scores)[::-1][:k], atol=1e-5)
+
+
+def test_attribute_values_and_steering_directions_agree(catalogs: dict[str, Catalog]) -> None:
+    lite, pg = catalogs["sqlite"], catalogs["postgresql"]
+    for name in ("category", "colour"):
+        assert lite.store.attribute_values(name) == pg.store.attribute_values(name)
+    a, b = compute_directions(lite), compute_directions(pg)
+    assert a.names() == b.names() and a.counts == b.counts and "category:Coat" in a.names()
+    for name in a.names():
+        assert np.allclose(a.directions[name], b.directions[name], atol=1e-6)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2031, 5, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def users_transcript(catalog: Catalog) -> list[Any]:
+    """One scenario of accounts, guests, swipes, the feed and expiry; what each step shows."""
+    clock = Clock()
+    users = Users(catalog.store, lifetimes=Lifetimes(guest_ttl=timedelta(days=1)), clock=clock)
+    feed = Feed(catalog, users)
+    out: list[Any] = []
+    guest, guest_token = users.create_guest()
+    cards = [r.item.id for r in feed.next(guest, 6)]
+    out.append(("cold start", cards))
+    for i, item_id in enumerate(cards):
+        feed.swipe(guest, item_id, liked=i % 3 != 1)
+    out.append(("after likes", [r.item.id for r in feed.next(guest, 6)]))
+    account, _ = users.register("Zoë_fan".replace("ë", "e"), "a long password", guest_token)
+    out.append(("became", account.id == guest.id, account.username, account.is_guest))
+    out.append(("swipes", [(s.item_id, s.liked) for s in users.swipes(account)]))
+    out.append(("likes", [i.id for i in feed.likes(account)]))
+    out.append(("shown", sorted(users.shown(account))))
+    pref = users.preference(account)
+    out.append(("preference", None if pref is None else np.round(pref, 5).tolist()))
+    out.append(("login other case", users.login("ZOE_FAN", "a long password") is not None))
+    idle, _ = users.create_guest()
+    feed.swipe(idle, "item-00001", liked=True)
+    clock.now += timedelta(days=2)
+    out.append(("expired", users.expire(), users.get(idle.id), users.counts()))
+    return out
+
+
+def test_users_swipes_and_the_feed_behave_the_same(catalogs: dict[str, Catalog]) -> None:
+    a, b = (users_transcript(c) for c in catalogs.values())
+    assert a == b
+    assert a[2] == ("became", True, "Zoe_fan", False)
+    assert len(a[0][1]) == 6 and not set(a[0][1]) & set(a[1][1])  # never shown twice
+    assert a[4][1] == [item for item, liked in reversed(a[3][1]) if liked]
+
+
+# -- writes by another process, on either database ------------------------------------------------
+
+CHILD = r"""
+import json, os, sys
+from pathlib import Path
+from lookalike import Catalog, ItemIn, Settings
+from PIL import Image
+from imagefactory import png
+
+spec = json.loads(sys.argv[1])
+settings = Settings(catalog_dir=spec["folder"], database_url=spec["url"], model="fake",
+                    auto_tag=False)
+catalog = Catalog.open(settings, create=False)
+if spec["action"] == "write":
+    for i, item_id in enumerate(spec["add"]):
+        path = Path(spec["folder"]) / f"{item_id}.png"
+        catalog.add_item(ItemIn(id=item_id, image=path.name, category="Hat"),
+                         png(Image.new("RGB", (48, 64), (40 + 150 * i, 230, 10))), path)
+    for item_id in spec["delete"]:
+        catalog.delete_item(item_id)
+elif spec["action"] == "die-mid-write":
+    with catalog.store.transaction() as conn:
+        conn.execute("UPDATE items SET title = 'half-written' WHERE id = ?", (spec["id"],))
+        conn.execute("DELETE FROM embeddings")
+        os._exit(7)  # killed before the commit
+"""
+
+
+def run_child(spec: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    tests = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tests.parent / "src"), str(tests), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def small(tmp_path: Path, database_url: str | None) -> Iterator[Catalog]:
+    """40 generated photos ingested with the fake encoder, on the test's database."""
+    images, meta, _ = make_dataset(tmp_path / "data")
+    settings = settings_for(tmp_path / "cat", database_url, model="fake", auto_tag=False)
+    with Catalog.open(settings) as catalog:
+        catalog.ingest(images, meta)
+        yield catalog
+
+
+def test_adds_and_deletes_by_another_process_are_seen(small: Catalog) -> None:
+    settings = small.settings
+    before = small.search_vector(small.vector_of("item-0003"), k=3)
+    assert before[0].item.id == "item-0003"
+    spec = {"folder": str(settings.catalog_dir), "url": settings.database_url, "action": "write",
+            "add": ["new-1", "new-2"], "delete": ["item-0003", "item-0004"]}
+    done = run_child(spec)
+    assert done.returncode == 0, done.stderr
+    assert small.refresh()
+    assert len(small) == 40
+    for item_id in ("new-1", "new-2"):
+        hit = small.search_vector(small.vector_of(item_id), k=1)
+        assert hit[0].item.id == item_id and hit[0].item.category == "Hat"
+    ids = {r.item.id for r in small.search_vector(small.vector_of("item-0007"), k=40)}
+    assert "item-0003" not in ids and "item-0004" not in ids and "new-1" in ids
+    assert [i.id for i in small.items(Filters(category=["hat"]))] == ["new-1", "new-2"]
+
+
+def test_a_writer_killed_mid_transaction_changes_nothing(small: Catalog) -> None:
+    settings = small.settings
+    version = small.store.vectors_version()
+    spec = {"folder": str(settings.catalog_dir), "url": settings.database_url,
+            "action": "die-mid-write", "id": "item-0001"}
+    assert run_child(spec).returncode == 7
+    assert small.store.vectors_version() == version and not small.refresh()
+    assert small.get("item-0001").title != "half-written"
+    assert len(small.store.vector_rowids()) == 40
+    small.delete_item("item-0002")  # the write lock was released with the dead process
+    assert small.store.count() == 39
+
+
+def test_two_catalogs_on_one_database_see_each_others_writes(small: Catalog,
+                                                             tmp_path: Path) -> None:
+    other = Catalog.open(small.settings, create=False)
+    try:
+        added = other.add_item(ItemIn(id="from-other", image="o.png", brand="Zeta"),
+                               png(Image.new("RGB", (48, 64), (250, 120, 250))),
+                               tmp_path / "o.png")
+        assert small.get("from-other").rowid == added.rowid
+        assert small.search_vector(other.vector_of("from-other"), k=1)[0].item.id == "from-other"
+        users_a, users_b = Users(small.store), Users(other.store)
+        user, token = users_a.create_guest()
+        users_a.record_swipe(user, "item-0005", True)
+        assert users_b.by_token(token) == user
+        assert [s.item_id for s in users_b.swipes(user)] == ["item-0005"]
+        small.delete_item("from-other")
+        other.refresh()
+        assert "from-other" not in {r.item.id for r in other.search_vector(
+            small.vector_of("item-0001"), k=41)}
+    finally:
+        other.close()
+
+
+# -- PostgreSQL only: server restarts, unreachable servers, schemas --------------------------------
+
+
+def test_a_server_restart_keeps_the_catalog_and_a_served_catalog_carries_on(
+    tmp_path: Path,
+) -> None:
+    server = PostgresServer()
+    try:
+        server.start()
+    except Exception as exc:  # the same rule as the postgres_server fixture
+        if os.environ.get("LOOKALIKE_REQUIRE_SERVERS") == "1":
+            raise
+        pytest.skip(f"server not available: {exc}")
+    try:
+        images, meta, _ = make_dataset(tmp_path / "data", n=20)
+        settings = settings_for(tmp_path / "cat", server.url, model="fake", auto_tag=False)
+        catalog = Catalog.open(settings)
+        catalog.ingest(images, meta)
+        users = Users(catalog.store)
+        user, token = users.register("restart", "a long password")
+        users.record_swipe(user, "item-0002", True)
+        top = [r.item.id for r in catalog.search_vector(catalog.vector_of("item-0009"), k=5)]
+        server.restart()
+        # the same objects carry on: the lost connection is opened again
+        assert [r.item.id for r in catalog.search_vector(catalog.vector_of("item-0009"),
+                                                         k=5)] == top
+        assert users.by_token(token) == user
+        catalog.delete_item("item-0019")
+        catalog.close()
+        with Catalog.open(settings, create=False) as again:
+            assert again.store.count() == 19 and len(again) == 19
+            assert [s.item_id for s in Users(again.store).swipes(user)] == ["item-0002"]
+            assert [r.item.id for r in again.search_vector(again.vector_of("item-0009"),
+                                                           k=5)] == top
+    finally:
+        server.stop()
+
+
+def test_an_unreachable_server_is_one_line_naming_it_without_the_password(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    url = f"postgresql://shop:s3cret-pw@127.0.0.1:{port}/shop"
+    with pytest.raises(DatabaseUnavailableError) as caught:
+        Catalog.open(settings_for(tmp_path, url, model="fake"))
+    message = str(caught.value)
+    assert "\n" not in message and "s3cret-pw" not in message
+    assert f"postgresql://shop:***@127.0.0.1:{port}/shop" in message
+    assert "unreachable or refused" in message
+
+
+def test_a_refusing_server_and_a_missing_catalog_are_clear(
+    postgres_server: PostgresServer, tmp_path: Path,
+) -> None:
+    wrong_db = postgres_server.url.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(DatabaseUnavailableError, match=r"no_such_database.*does not exist"):
+        Catalog.open(settings_for(tmp_path, wrong_db, model="fake"))
+    url, schema = new_schema_url(postgres_server.url)
+    with pytest.raises(CatalogNotFoundError, match=f"schema {schema}"):
+        Catalog.open(settings_for(tmp_path / "none", url), create=False)
+
+
+def test_catalogs_are_schemas_named_after_their_folder(
+    postgres_server: PostgresServer, tmp_path: Path,
+) -> None:
+    import psycopg
+
+    shops = []
+    for name in ("Shop-A", "shop b"):
+        settings = settings_for(tmp_path / name, postgres_server.url, model="fake")
+        with Catalog.open(settings) as catalog:
+            catalog.store.set_meta("shop", name)
+            shops.append(catalog.store.location)
+    try:
+        assert shops[0].endswith("(schema lookalike_shop_a)")
+        assert shops[1].endswith("(schema lookalike_shop_b)")
+        for name in ("Shop-A", "shop b"):  # the same folder name elsewhere: the same catalog
+            settings = settings_for(tmp_path / "elsewhere" / name, postgres_server.url)
+            with Catalog.open(settings, create=False) as catalog:
+                assert catalog.store.get_meta("shop") == name
+        with psycopg.connect(postgres_server.url) as conn:
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                "'lookalike_shop_a' ORDER BY 1").fetchall()
+        assert ("items",) in tables and ("embeddings",) in tables and ("meta",) in tables
+    finally:
+        for schema in ("lookalike_shop_a", "lookalike_shop_b"):
+            drop_schema(postgres_server.url, schema)
