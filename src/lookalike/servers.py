@@ -72,7 +72,8 @@ class PostgresServer:
     database = "lookalike"
 
     def __init__(
-        self, folder: Path | None = None, port: int | None = None, timeout: float = 60.0
+        self, folder: Path | None = None, port: int | None = None, timeout: float = 60.0,
+        durable: bool = False,
     ) -> None:
         # the server may run as another user (see start): its folder must be reachable for
         # it, so by default a fresh folder directly under the system's temp folder
@@ -82,6 +83,9 @@ class PostgresServer:
         self.timeout = timeout
         self.bin = postgres_bin_dir()
         self._run_as: list[str] = []
+        # tests trade durability for speed (fsync off); benchmarks measure PostgreSQL's own
+        # defaults (`durable`: fsync, full page writes, synchronous commits)
+        self.durable = durable
 
     @property
     def url(self) -> str:
@@ -115,8 +119,9 @@ class PostgresServer:
             )
             if init.returncode != 0:
                 raise ServerError(f"initdb failed: {init.stderr.strip()}")
-        opts = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        opts = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         started = subprocess.run(
             self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(log),
                       "-o", opts, "-w", "-t", str(int(self.timeout)), "start"),

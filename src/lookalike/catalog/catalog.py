@@ -72,6 +72,18 @@ def open_store(settings: Settings, *, create: bool = True) -> CatalogStore:
         ) from None
 
 
+def require_sqlite(settings: Settings, command: str) -> None:
+    """LookalikeError when the catalog of `settings` is in PostgreSQL: `command` (check,
+    repair, backup, restore) works on SQLite files; PostgreSQL has its own tools."""
+    where = database_of(settings)
+    if isinstance(where, PostgresTarget):
+        raise LookalikeError(
+            f"`lookalike {command}` works on a catalog's SQLite file, and this catalog is in "
+            f"PostgreSQL ({where.shown}): use PostgreSQL's tools (pg_dump --schema "
+            f"{where.schema} to back it up, pg_restore to restore it, pg_amcheck to check it)"
+        )
+
+
 def require_catalog(settings: Settings) -> None:
     """CatalogNotFoundError unless the catalog of `settings` exists (creating nothing)."""
     where = database_of(settings)
@@ -105,6 +117,7 @@ class Catalog:
     last_plan: SearchPlan | None = None
     _version: int = -1  # the store's vectors_version the index is in step with
     _sync: threading.Lock = field(default_factory=threading.Lock)
+    _generation: str | None = None  # the store's model_generation the index holds
 
     @classmethod
     def open(
@@ -135,7 +148,7 @@ class Catalog:
             store.close()
             raise
         catalog = cls(settings=settings, store=store, index=index, _encoder=encoder,
-                      _version=version)
+                      _version=version, _generation=store.reread_model())
         if settings.auto_tag:  # default taggers (colour; trained probes) — issue 5
             from lookalike.attributes.taggers import install_default_taggers
 
@@ -221,6 +234,7 @@ class Catalog:
     def add_item(self, item: ItemIn, image: bytes, image_path: Path) -> Item:
         """Add one item whose image bytes are stored at `image_path` (the caller saves them)."""
         digest = content_hash(image)
+        self.refresh()  # another process may have re-encoded the catalog with another model
         ids, hashes = self.store.known_keys()
         if item.id is not None and item.id in ids:
             raise DuplicateItemError(f"an item with id {item.id!r} exists")
@@ -259,6 +273,9 @@ class Catalog:
             version = self.store.vectors_version()
             if version == self._version:
                 return False
+            if self.store.reread_model() != self._generation:
+                self._reload()  # re-encoded with another model (`lookalike reembed`)
+                return True
             stored = self.store.vector_rowids()
             have = self.index.exact.ids
             gone = np.setdiff1d(have, stored, assume_unique=True)
@@ -272,6 +289,28 @@ class Catalog:
                 self.index.add(new_ids, new_vectors, save=False)
             self._version = version
             return bool(len(gone) or len(new_ids))
+
+    def reload(self) -> None:
+        """Start again from the store's vectors and model: after a re-encoding with another
+        model (`lookalike.catalog.reembed`, which calls it; other processes do at their next
+        `refresh`)."""
+        with self._sync:
+            self._reload()
+
+    def _reload(self) -> None:
+        """`reload`, the caller holding `_sync`: a new index of the new width, the new encoder
+        loaded when first needed, the taggers trained on the old vectors dropped."""
+        generation = self.store.reread_model()
+        version = self.store.vectors_version()
+        index = CatalogIndex(Path(self.settings.catalog_dir), self.store.dim or 0, self.settings)
+        index.load(*self.store.vectors())
+        self.index, self._version, self._generation = index, version, generation
+        if self._encoder is not None and self._encoder.name != self.store.model_name:
+            self._encoder = None
+        if self.settings.auto_tag:
+            from lookalike.attributes.taggers import install_default_taggers
+
+            install_default_taggers(self)
 
     # -- reads -------------------------------------------------------------------------------
 

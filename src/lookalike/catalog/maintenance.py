@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from lookalike.catalog.catalog import DB_FILE
+from lookalike.catalog.catalog import DB_FILE, require_sqlite
 from lookalike.catalog.database import Connection
 from lookalike.catalog.store import (
     SCHEMA,
@@ -240,6 +240,7 @@ def check(
     `image_hashes` also reads every image to compare its bytes with the ingested ones. The
     catalog's model (`encoder`, else loaded by name) is only needed when the recorded vector
     length and the stored vectors disagree."""
+    require_sqlite(settings, "check")
     started = time.perf_counter()
     folder = Path(settings.catalog_dir)
     report = CheckReport(folder)
@@ -395,6 +396,7 @@ def repair(
     """Fix what `check` finds, from what the folder still holds (see the module's docstring);
     `reembed=False` drops items with a damaged vector instead of re-embedding them. Returns
     what was done and, in `remaining`, what a new check still finds."""
+    require_sqlite(settings, "repair")
     folder = Path(settings.catalog_dir)
     path = folder / DB_FILE
     report = RepairReport(folder)

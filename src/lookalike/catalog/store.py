@@ -293,6 +293,7 @@ class CatalogStore:
             self._path: Path | None = None
             self.location = path.shown
             self._open_postgres(path, create)
+            self._generation: str | None = self.get_meta("model_generation")
             return
         self._path = Path(path)
         self.location = str(self._path)
@@ -317,6 +318,7 @@ class CatalogStore:
                 conn.close()
                 raise
             self._conn = conn
+        self._generation = self.get_meta("model_generation")
 
     def _open_postgres(self, target: PostgresTarget, create: bool) -> None:
         """Connect, and make the schema, tables and triggers (under the catalog's write lock,
@@ -455,6 +457,14 @@ class CatalogStore:
     def model_name(self) -> str | None:
         return self.get_meta("model")
 
+    def reread_model(self) -> str | None:
+        """How many times the catalog was re-encoded with another model (None: never), read
+        again, forgetting what this process knew of the vectors' length: another process may
+        have re-encoded it (`lookalike.catalog.reembed`)."""
+        self._dim = None
+        self._generation = self.get_meta("model_generation")
+        return self._generation
+
     # -- writes -----------------------------------------------------------------------------
 
     def add(self, items: Sequence[NewItem], vectors: NDArray[np.float32]) -> list[int]:
@@ -464,6 +474,7 @@ class CatalogStore:
         now = _now()
         rowids: list[int] = []
         with self.transaction() as conn:
+            self._check_generation(conn)
             new_rowids = self._new_rowids(conn, len(items))
             for item, vec, last in zip(items, vectors, new_rowids, strict=True):
                 f = item.fields
@@ -491,6 +502,17 @@ class CatalogStore:
             if rowids and not self.dialect.sequences:
                 conn.execute(_SET_HIGH_WATER, (str(rowids[-1]),))
         return rowids
+
+    def _check_generation(self, conn: Connection) -> None:
+        """CatalogMismatchError when the catalog was re-encoded with another model since this
+        store last read its model (`reread_model`): the vectors being added are the old
+        model's. Read in the writing transaction."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'model_generation'").fetchone()
+        if (None if row is None else str(row[0])) != self._generation:
+            raise CatalogMismatchError(
+                f"{self.location} was re-encoded with model {self.get_meta('model')!r} "
+                "meanwhile: these vectors are the previous model's; open the catalog again"
+            )
 
     def _new_rowids(self, conn: Connection, n: int) -> builtins.list[int]:
         """`n` rowids no item ever had (see `_HIGH_WATER`), inside the caller's transaction."""
