@@ -227,6 +227,20 @@ def _bool_or_none(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
+def _item_row(rowid: int, item: NewItem, now: str) -> tuple[Any, ...]:
+    """The `items` row of a new item (the columns of `CatalogStore.add`'s INSERT)."""
+    f = item.fields
+    return (
+        rowid, item.id, f.title, f.category, f.department,
+        None if f.kids is None else int(f.kids),
+        f.price, f.currency, f.brand, json.dumps(f.sizes), f.colour, f.url, f.sustainability,
+        None if f.second_hand is None else int(f.second_hand),
+        f.source, json.dumps(f.extra),
+        json.dumps({k: t.model_dump() for k, t in (item.predicted or {}).items()}),
+        item.image_path, item.image_hash, now, now,
+    )
+
+
 class DamagedRowError(ValueError):
     """An item row whose fields do not parse (bad JSON, bad timestamp...)."""
 
@@ -471,34 +485,25 @@ class CatalogStore:
         """Insert items with their vectors in one transaction; returns their rowids."""
         if len(items) != len(vectors):
             raise ValueError("one vector per item")
+        if not items:
+            return []
         now = _now()
-        rowids: list[int] = []
         with self.transaction() as conn:
             self._check_generation(conn)
-            new_rowids = self._new_rowids(conn, len(items))
-            for item, vec, last in zip(items, vectors, new_rowids, strict=True):
-                f = item.fields
-                conn.execute(
-                    "INSERT INTO items (rowid, id, title, category, department, kids, price,"
-                    " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
-                    " extra, predicted, image_path, image_hash, created_at, updated_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        last, item.id, f.title, f.category, f.department,
-                        None if f.kids is None else int(f.kids),
-                        f.price, f.currency, f.brand, json.dumps(f.sizes), f.colour, f.url,
-                        f.sustainability,
-                        None if f.second_hand is None else int(f.second_hand),
-                        f.source, json.dumps(f.extra),
-                        json.dumps({k: t.model_dump() for k, t in (item.predicted or {}).items()}),
-                        item.image_path, item.image_hash, now, now,
-                    ),
-                )
-                conn.execute(
-                    "INSERT INTO embeddings (item_rowid, vector) VALUES (?, ?)",
-                    (last, np.asarray(vec, dtype=np.float32).tobytes()),
-                )
-                rowids.append(last)
+            rowids = self._new_rowids(conn, len(items))
+            # executemany: one round trip per batch on PostgreSQL (pipelined), not per row
+            conn.executemany(
+                "INSERT INTO items (rowid, id, title, category, department, kids, price,"
+                " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
+                " extra, predicted, image_path, image_hash, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [_item_row(rowid, item, now) for rowid, item in zip(rowids, items, strict=True)],
+            )
+            conn.executemany(
+                "INSERT INTO embeddings (item_rowid, vector) VALUES (?, ?)",
+                [(rowid, np.asarray(vec, dtype=np.float32).tobytes())
+                 for rowid, vec in zip(rowids, vectors, strict=True)],
+            )
             if rowids and not self.dialect.sequences:
                 conn.execute(_SET_HIGH_WATER, (str(rowids[-1]),))
         return rowids
