@@ -19,17 +19,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
 from catalog_factory import make_dataset
 from databases import drop_schema, new_schema_url, settings_for
 from imagefactory import png
+from lookalike.api import create_app
 from lookalike.attributes.directions import compute_directions
 from lookalike.catalog import Catalog, Filters, ItemIn
 from lookalike.catalog.catalog import open_store
 from lookalike.catalog.schema import ItemFields, Tag
 from lookalike.catalog.store import CatalogStore, NewItem
-from lookalike.errors import CatalogNotFoundError, DatabaseUnavailableError
+from lookalike.errors import CatalogNotFoundError, DatabaseUnavailableError, LookalikeError
 from lookalike.recommend import Feed
 from lookalike.servers import PostgresServer, free_port
 from lookalike.users import Lifetimes, Users
@@ -426,6 +428,14 @@ def test_a_server_restart_keeps_the_catalog_and_a_served_catalog_carries_on(
         user, token = users.register("restart", "a long password")
         users.record_swipe(user, "item-0002", True)
         top = [r.item.id for r in catalog.search_vector(catalog.vector_of("item-0009"), k=5)]
+        client = TestClient(create_app(settings, catalog))
+        assert client.get("/items").status_code == 200
+        server.stop(keep_data=True)
+        down = client.get("/items")  # the server is away: 503, and the log says why
+        assert down.status_code == 503 and down.headers["retry-after"] == "5"
+        assert "database is unavailable" in down.json()["detail"]
+        server.start()
+        assert client.get("/items").status_code == 200
         server.restart()
         # the same objects carry on: the lost connection is opened again
         assert [r.item.id for r in catalog.search_vector(catalog.vector_of("item-0009"),
@@ -492,3 +502,27 @@ def test_catalogs_are_schemas_named_after_their_folder(
     finally:
         for schema in ("lookalike_shop_a", "lookalike_shop_b"):
             drop_schema(postgres_server.url, schema)
+
+
+def test_a_user_without_create_rights_uses_a_schema_made_for_it(
+    postgres_server: PostgresServer, tmp_path: Path,
+) -> None:
+    import psycopg
+
+    role, schema = f"shop_{os.getpid()}", f"made_for_{os.getpid()}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"CREATE SCHEMA {schema} AUTHORIZATION {role}")
+    base = postgres_server.url.replace(f"{PostgresServer.user}@", f"{role}@")
+    try:
+        with Catalog.open(settings_for(tmp_path / "a", f"{base}?schema={schema}",
+                                       model="fake")) as catalog:
+            assert catalog.store.count() == 0
+            Users(catalog.store).create_guest()
+        with pytest.raises(LookalikeError, match=r"cannot open the catalog: permission denied"):
+            Catalog.open(settings_for(tmp_path / "b", f"{base}?schema=not_made_yet",
+                                      model="fake"))
+    finally:
+        drop_schema(postgres_server.url, schema)
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute(f"DROP ROLE {role}")

@@ -184,6 +184,7 @@ class Catalog:
     def info(self) -> dict[str, object]:
         return {
             "folder": str(self.settings.catalog_dir),
+            "database": self.store.location,  # the file, or the server (no password) + schema
             "items": self.store.count(),
             "model": self.store.model_name,
             "dim": self.index.dim,

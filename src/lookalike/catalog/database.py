@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import sys
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ __all__ = [
     "Trigger",
     "default_schema",
     "postgres_target",
+    "server_refusal",
     "translate",
 ]
 
@@ -257,6 +259,7 @@ _JSON_EACH = re.compile(
 _PLAIN_INSERT = re.compile(
     r"^\s*INSERT\s+INTO\s+(\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\((?:\s*\?\s*,)*\s*\?\s*\)\s*;?\s*$",
     re.IGNORECASE)
+_CREATE = re.compile(r"^\s*CREATE\s", re.IGNORECASE)
 _OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.I)
 _OR_REPLACE = re.compile(r"^\s*INSERT\s+OR\s+REPLACE\s+INTO\s+(\w+)\s*\(([^)]*)\)", re.I)
 _OR_REPLACE_HEAD = re.compile(r"INSERT\s+OR\s+REPLACE\s+INTO", re.I)
@@ -453,6 +456,17 @@ class PostgresConnection:
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
         query = translate(sql)
+        if not self._in_transaction and _CREATE.match(sql):
+            # CREATE ... IF NOT EXISTS from two processes at once can collide on PostgreSQL:
+            # made under the catalog's write lock, as executescript does
+            self.begin()
+            try:
+                cur = self._run(lambda c: cast(Cursor, c.execute(query, parameters)))
+            except BaseException:
+                self.rollback()
+                raise
+            self.commit()
+            return cur
         return self._run(lambda c: cast(Cursor, c.execute(query, parameters)))
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
@@ -548,6 +562,15 @@ class PostgresConnection:
             self._conn.close()
 
 
+def server_refusal(exc: BaseException) -> str | None:
+    """The first line of a PostgreSQL server's error (permission denied...), None for any
+    other exception."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None or not isinstance(exc, psycopg.Error):
+        return None
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _lock_key(schema: str) -> int:
     """A signed 64-bit advisory lock key for a catalog's schema."""
     digest = hashlib.sha256(f"lookalike:{schema}".encode()).digest()
@@ -599,7 +622,10 @@ class PostgresDialect(Dialect):
 
     def create_schema(self, conn: PostgresConnection) -> None:
         """The catalog's schema and its case-insensitive collation (for usernames)."""
-        conn.execute_raw(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')  # a checked plain name
+        found = conn.execute_raw(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone()
+        if found is None:  # (CREATE SCHEMA IF NOT EXISTS needs the right even when it exists)
+            conn.execute_raw(f'CREATE SCHEMA "{self.schema}"')  # a checked plain name
         conn.execute_raw(
             "CREATE COLLATION IF NOT EXISTS nocase (provider = icu, "
             "locale = 'und-u-ks-level2', deterministic = false)"

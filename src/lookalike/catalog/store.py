@@ -42,6 +42,7 @@ from lookalike.catalog.database import (
     PostgresTarget,
     SQLiteDialect,
     Trigger,
+    server_refusal,
     sqlite_trigger,
 )
 from lookalike.catalog.filters import VALUE_SQL, Filters
@@ -351,8 +352,12 @@ class CatalogStore:
                 conn.rollback()
                 raise
             conn.commit()
-        except BaseException:
+        except BaseException as exc:
             conn.close()
+            refused = server_refusal(exc)
+            if refused:  # e.g. no right to create the schema: one line, not a traceback
+                raise LookalikeError(f"{self.location}: cannot open the catalog: {refused}"
+                                     ) from None
             raise
         self.dialect, self._conn = dialect, conn
 
