@@ -6,6 +6,11 @@ stops the switch; processes serving the catalog follow."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +26,9 @@ from lookalike.attributes.probe import load_probe, save_probe, train_probe
 from lookalike.catalog import Catalog, ItemIn
 from lookalike.catalog.catalog import open_store
 from lookalike.catalog.reembed import ReembedProgress, reembed
-from lookalike.catalog.store import NewItem
+from lookalike.catalog.store import CatalogStore, NewItem
 from lookalike.cli import app
+from lookalike.demo import build_demo_catalog
 from lookalike.encoders import create
 from lookalike.errors import CatalogMismatchError, LookalikeError
 from lookalike.recommend import Feed
@@ -184,3 +190,50 @@ def test_maintenance_commands_say_they_work_on_sqlite_files(
                             env={"LOOKALIKE_DATABASE_URL": database_url})
         assert res.exit_code == 2, res.output
         assert "pg_dump --schema" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def staged(store: CatalogStore) -> int:
+    with store.connection() as conn:
+        tables = store.dialect.columns(conn, "reembed_vectors")
+        if not tables:
+            return 0
+        return int(conn.execute("SELECT count(*) FROM reembed_vectors").fetchone()[0])
+
+
+@pytest.mark.slow
+def test_a_reembed_killed_midway_resumes_when_run_again(
+    tmp_path: Path, database_url: str | None,
+) -> None:
+    """The bundled sample (306 photos, fake encoder) re-encoded with the real default model by
+    `lookalike reembed`, SIGKILLed once some batches are committed, then run again."""
+    folder = tmp_path / "cat"
+    settings = settings_for(folder, database_url, model="fake", auto_tag=False)
+    built, _ = build_demo_catalog(settings)
+    built.close()
+    env = {**os.environ, "LOOKALIKE_DATABASE_URL": database_url or "",
+           "LOOKALIKE_COMMIT_EVERY": "8", "LOOKALIKE_DECODE_THREADS": "1"}
+    cmd = [sys.executable, "-m", "lookalike", "reembed", "--model", "lookalike-fashion-int8",
+           "-c", str(folder), "--json"]
+    store = open_store(settings)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while staged(store) < 40 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
+    done_before = staged(store)
+    assert 40 <= done_before < 306 and store.reread_model() is None
+    assert store.model_name == "fake"  # nothing switched
+    store.close()
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    report = json.loads(rerun.stdout)
+    assert report["switched"] and report["items"] == 306
+    assert report["resumed"] == done_before and report["encoded"] == 306 - done_before
+    with Catalog.open(settings_for(folder, database_url), create=False) as catalog:
+        assert catalog.store.model_name == "lookalike-fashion-int8"
+        for item in catalog.items(limit=300)[::60]:  # as a photo search encodes it
+            vector = catalog.embed(Path(item.image_path))
+            assert float(vector @ catalog.vector_of(item.id)) > 0.999
+            assert catalog.search_vector(vector, k=1)[0].item.id == item.id
