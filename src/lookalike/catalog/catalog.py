@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from lookalike.catalog.brands import BrandRatingsFile, normalise_brand, read_brand_ratings
 from lookalike.catalog.filters import LIST_FIELDS, Filters
 from lookalike.catalog.ingest import (
     IngestProgress,
@@ -27,7 +28,9 @@ from lookalike.catalog.ingest import (
     VectorTagger,
     ingest,
 )
+from lookalike.catalog.rates import RatesFile, read_rates
 from lookalike.catalog.schema import Item, ItemIn, ItemUpdate, Tag
+from lookalike.catalog.sorting import SORTS
 from lookalike.catalog.store import CatalogStore, NewItem
 from lookalike.config import Settings
 from lookalike.encoders import Encoder
@@ -82,7 +85,7 @@ class Catalog:
         folder = Path(settings.catalog_dir)
         if not create and not (folder / DB_FILE).is_file():
             raise CatalogNotFoundError(str(folder))
-        store = CatalogStore(folder / DB_FILE)
+        store = CatalogStore(folder / DB_FILE, settings.base_currency)
         if encoder is not None:
             store.bind_model(encoder.name, encoder.dim)
         stored_dim = store.get_meta("dim")
@@ -128,12 +131,18 @@ class Catalog:
         return len(self.index)
 
     def info(self) -> dict[str, object]:
+        rates_base, rates = self.store.rates()
         return {
             "folder": str(self.settings.catalog_dir),
             "items": self.store.count(),
             "model": self.store.model_name,
             "dim": self.index.dim,
             "index": "hnsw" if self.index.ann is not None else "exact",
+            "sold": self.store.count(Filters(state=["sold"])),
+            "brand_ratings": len(self.store.brand_ratings()),
+            "base_currency": self.store.base_currency,
+            "rates": len(rates),
+            "rates_base": rates_base,
         }
 
     # -- writes ------------------------------------------------------------------------------
@@ -202,6 +211,29 @@ class Catalog:
     def update_item(self, item_id: str, change: ItemUpdate) -> Item:
         return self.store.update(item_id, change)
 
+    def import_brand_ratings(
+        self, source: Path | bytes, name: str | None = None, *, replace: bool = False
+    ) -> BrandRatingsFile:
+        """Read a brand ratings file (`lookalike.catalog.brands`) and store its valid rows
+        (`replace`: drop brands it does not rate). Rows with errors are reported in the
+        returned file's `errors` and left out; the rest are stored even so."""
+        parsed = read_brand_ratings(source, name)
+        if parsed.ratings or replace:
+            self.store.set_brand_ratings(parsed.ratings, replace=replace)
+        return parsed
+
+    def import_rates(
+        self, source: Path | bytes, name: str | None = None, *, base: str | None = None
+    ) -> RatesFile:
+        """Read an exchange rates file (`lookalike.catalog.rates`; against `base`, by default
+        the settings' base currency, unless it has a `base` column) and make it the catalog's
+        rates, unless any row has an error: a partial rates table would silently drop prices
+        from price filters, so nothing is stored then."""
+        parsed = read_rates(source, name, base=base or self.settings.base_currency)
+        if not parsed.errors:
+            self.store.set_rates(parsed.rates, parsed.base)
+        return parsed
+
     def delete_item(self, item_id: str) -> None:
         rowid = self.store.delete(item_id)
         with self._sync:
@@ -236,8 +268,15 @@ class Catalog:
     def get(self, item_id: str) -> Item:
         return self.store.get(item_id)
 
-    def items(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Item]:
-        return self.store.list(filters, offset, limit)
+    def items(
+        self, filters: Filters | None = None, offset: int = 0, limit: int = 50,
+        sort: str = "relevance",
+    ) -> list[Item]:
+        """Browse: the items `filters` keep (sold ones left out unless asked for) in `sort`'s
+        order (`lookalike.catalog.sorting`; relevance = catalog order)."""
+        if sort not in SORTS:
+            raise LookalikeError(f"unknown sort {sort!r}; sorts: {', '.join(SORTS)}")
+        return self.store.list(filters or Filters(), offset, limit, sort)
 
     def values(self, field: str) -> list[str]:
         """Every value of a list filter's field (category, brand, colour, size) that some item
@@ -260,11 +299,30 @@ class Catalog:
             listed = ", ".join(existing[:shown]) + (
                 f", ... ({len(existing) - shown} more)" if len(existing) > shown else ""
             )
+            if name == "brand":  # brands match by their normalised names
+                known = {normalise_brand(v) for v in existing}
             for value in wanted:
-                if value.lower() not in known:
+                if (normalise_brand(value) if name == "brand" else value.lower()) not in known:
                     notes.append(f"no item has {name} {value!r}; "
                                  + (f"{plural}: {listed}" if existing else f"no item has a {name}"))
         return notes
+
+    def price_notes(self, filters: Filters | None = None, sort: str = "relevance") -> list[str]:
+        """Where prices are compared (a price filter or sort): a sentence per currency whose
+        items cannot be converted to the base currency for want of an exchange rate, e.g.
+        "3 items priced in JPY have no exchange rate to EUR: price filters leave them out and
+        price sorts put them last (lookalike rates import)"."""
+        f = filters or Filters()
+        if f.price_min is None and f.price_max is None and not sort.startswith("price"):
+            return []
+        base = self.store.base_currency
+        return [
+            f"{n} item{'s' if n != 1 else ''} priced in {currency} "
+            f"{'have' if n != 1 else 'has'} no exchange rate to {base}: price filters leave "
+            f"{'them' if n != 1 else 'it'} out and price sorts put "
+            f"{'them' if n != 1 else 'it'} last (lookalike rates import)"
+            for currency, n in self.store.unconverted()
+        ]
 
     def vector_of(self, item_id: str) -> NDArray[np.float32]:
         self.refresh()
@@ -294,8 +352,10 @@ class Catalog:
         return self.embed_image(self.load_photo(source, name))
 
     def allowed_rowids(self, filters: Filters | None) -> NDArray[np.int64] | None:
-        """Rowids a filter keeps, or None for no filter."""
-        if filters is None or filters.is_empty():
+        """Rowids a filter keeps, or None when it keeps every item (no filter, and no sold
+        item to leave out). None filters are `Filters()`: sold items are left out."""
+        filters = filters or Filters()
+        if filters.is_empty() and (filters.include_sold or not self.store.has_sold()):
             return None
         return self.store.filter_rowids(filters)
 
@@ -353,14 +413,16 @@ class Catalog:
         colour_weight: float | None = None,
         diversity: float | None = None,
         offset: int = 0,
+        sort: str = "relevance",
     ) -> list[Result]:
         """Look-alikes of a photo (path or bytes): results `offset` … `offset + k` of its
         ranking. `colour_weight` ("match colour", 0–1) and `diversity` (0–1) default to the
-        settings'; see `lookalike.recommend.recommend`."""
+        settings'; `sort` orders the best look-alikes by price, sustainability...; see
+        `lookalike.recommend.recommend`."""
         from lookalike.recommend import Query, recommend  # recommend builds on the catalog
 
         query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(self, source)
-        return recommend(self, query, k, filters, offset=offset)
+        return recommend(self, query, k, filters, offset=offset, sort=sort)
 
     def similar(
         self,
@@ -371,10 +433,11 @@ class Catalog:
         colour_weight: float | None = None,
         diversity: float | None = None,
         offset: int = 0,
+        sort: str = "relevance",
     ) -> list[Result]:
         """"More like this": look-alikes of a catalog item, the item itself left out; same
         controls as `search_image`."""
         from lookalike.recommend import Query, recommend
 
         query = Query(colour_weight=colour_weight, diversity=diversity).add_item(self, item_id)
-        return recommend(self, query, k, filters, offset=offset)
+        return recommend(self, query, k, filters, offset=offset, sort=sort)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lookalike.catalog.brands import BrandRating
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
@@ -33,9 +35,23 @@ KNOWN_FIELDS = (
     "sustainability",
     "second_hand",
     "source",
+    "state",
+    "rating",
+    "reviews",
 )
+#: Where a listing stands: sold items leave every search, browse and feed unless asked for.
+ItemState = Literal["available", "reserved", "sold"]
+STATES: tuple[str, ...] = get_args(ItemState)
 #: Fields a tagger may fill when the catalog leaves them empty.
 TAGGABLE_FIELDS = ("category", "colour", "pattern")
+
+
+def parse_state(value: Any) -> Any:
+    """"Sold", " RESERVED " → "sold", "reserved"; an empty cell → None (the default)."""
+    if isinstance(value, str):
+        value = value.strip().lower()
+        return value or None
+    return value
 
 
 def parse_bool(value: Any) -> bool | None:
@@ -71,6 +87,9 @@ class ItemFields(BaseModel):
     sustainability: float | None = Field(None, ge=0, le=5, description="0 (worst) to 5 (best)")
     second_hand: bool | None = None
     source: str | None = Field(None, max_length=200)
+    state: ItemState = Field("available", description="available, reserved or sold")
+    rating: float | None = Field(None, ge=0, le=5, description="Shoppers' rating, 0 to 5")
+    reviews: int | None = Field(None, ge=0, le=1_000_000_000, description="Number of reviews")
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("kids", "second_hand", mode="before")
@@ -78,7 +97,21 @@ class ItemFields(BaseModel):
     def _bool(cls, value: Any) -> bool | None:
         return parse_bool(value)
 
-    @field_validator("price", "sustainability", mode="before")
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state(cls, value: Any) -> Any:
+        value = parse_state(value)
+        return "available" if value is None else value
+
+    @field_validator("reviews", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            return None if value == "" else value
+        return value
+
+    @field_validator("price", "sustainability", "rating", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -165,7 +198,15 @@ class ItemUpdate(BaseModel):
     sustainability: float | None = Field(None, ge=0, le=5)
     second_hand: bool | None = None
     source: str | None = None
+    state: ItemState | None = None
+    rating: float | None = Field(None, ge=0, le=5)
+    reviews: int | None = Field(None, ge=0, le=1_000_000_000)
     extra: dict[str, Any] | None = None
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state(cls, value: Any) -> Any:
+        return parse_state(value)
 
 
 class Tag(BaseModel):
@@ -188,6 +229,14 @@ class Item(ItemFields):
     updated_at: datetime
     predicted: dict[str, Tag] = Field(
         default_factory=dict, description="Attributes filled by taggers, with confidence."
+    )
+    base_price: float | None = Field(
+        None, description="The price converted to `base_currency` (None: no price, or no "
+        "exchange rate for its currency)."
+    )
+    base_currency: str | None = Field(None, description="The currency of `base_price`.")
+    brand_rating: BrandRating | None = Field(
+        None, description="The brand's sustainability ratings, where the catalog has them."
     )
 
     def attribute(self, name: str) -> str | None:
