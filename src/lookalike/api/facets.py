@@ -1,4 +1,5 @@
-"""Values present in the catalog (categories, colours, brands, price range) for filter menus.
+"""Values present in the catalog (categories, colours, brands with their ratings, sizes,
+currencies, price range in the base currency) for filter menus.
 
 A read-only query over the catalog's SQLite; given values win over predicted ones, as in
 `Filters` (`CatalogStore.values`, which the CLI's "no item has category ..." notes use too).
@@ -6,23 +7,49 @@ A read-only query over the catalog's SQLite; given values win over predicted one
 
 from __future__ import annotations
 
-from lookalike.api.schemas import Facet, Facets
+from lookalike.api.schemas import BrandFacet, Facet, Facets
 from lookalike.catalog import Catalog
+from lookalike.catalog.brands import normalise_brand
+
+_LETTER_SIZES = ("XXXS", "XXS", "XS", "S", "M", "L", "XL", "XXL", "XXXL")
+
+
+def _by_value(facets: list[Facet]) -> list[Facet]:
+    return sorted(facets, key=lambda f: f.value.lower())
+
+
+def _size_order(size: str) -> tuple[int, float, str]:
+    """Letter sizes small to large, then numbers, then the rest alphabetically."""
+    upper = size.upper()
+    if upper in _LETTER_SIZES:
+        return 0, _LETTER_SIZES.index(upper), ""
+    try:
+        return 1, float(size.replace(",", ".")), ""
+    except ValueError:
+        return 2, 0.0, size.lower()
 
 
 def facets(catalog: Catalog, limit: int = 60) -> Facets:
-    values: dict[str, list[Facet]] = {}
-    for name in ("category", "colour", "brand"):
-        values[name] = sorted(
-            (Facet(value=v, count=n) for v, n in catalog.store.values(name, limit)),
-            key=lambda f: f.value.lower(),
-        )
-    with catalog.store.connection() as conn:
-        lo, hi = conn.execute("SELECT min(price), max(price) FROM items").fetchone()
+    store = catalog.store
+    values = {
+        name: _by_value([Facet(value=v, count=n) for v, n in store.values(name, limit)])
+        for name in ("category", "colour", "currency")
+    }
+    ratings = {r.key: r for r, _ in store.brand_ratings()}
+    brands = [
+        BrandFacet(value=v, count=n, rating=ratings.get(normalise_brand(v)))
+        for v, n in store.values("brand", limit)
+    ]
+    sizes = sorted((Facet(value=v, count=n) for v, n in store.values("size", limit)),
+                   key=lambda f: _size_order(f.value))
+    lo, hi = store.base_price_range()
     return Facets(
         category=values["category"],
         colour=values["colour"],
-        brand=values["brand"],
+        brand=sorted(brands, key=lambda f: f.value.lower()),
+        size=sizes,
+        currency=values["currency"],
+        base_currency=store.base_currency,
         price_min=lo,
         price_max=hi,
     )

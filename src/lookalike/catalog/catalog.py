@@ -307,6 +307,13 @@ class Catalog:
                                  + (f"{plural}: {listed}" if existing else f"no item has a {name}"))
         return notes
 
+    def notes(self, filters: Filters | None = None, sort: str = "relevance") -> list[str]:
+        """Plain sentences on what a query's filters and sort cannot do: filter values no item
+        has (`unknown_filter_values`) and prices without an exchange rate (`price_notes`)."""
+        f = filters or Filters()
+        unknown = [] if f.is_empty() else self.unknown_filter_values(f)
+        return unknown + self.price_notes(f, sort)
+
     def price_notes(self, filters: Filters | None = None, sort: str = "relevance") -> list[str]:
         """Where prices are compared (a price filter or sort): a sentence per currency whose
         items cannot be converted to the base currency for want of an exchange rate, e.g.

@@ -11,6 +11,7 @@ from lookalike.api.deps import (
     CatalogDep,
     CpuDep,
     FormFiltersDep,
+    FormSort,
     FormSteeringDep,
     SettingsDep,
     page_size,
@@ -26,7 +27,7 @@ from lookalike.api.schemas import (
     RecommendRequest,
     SearchResponse,
 )
-from lookalike.recommend import steering_directions
+from lookalike.recommend import ranking_bound, steering_directions
 
 router = APIRouter(
     prefix="/search", tags=["search"],
@@ -42,24 +43,29 @@ Offset = Annotated[int, Form(ge=0, description=OFFSET)]
     response_model=SearchResponse,
     summary="Look-alikes of a photo",
     description="Multipart: `photo` plus optional filters (`category`, `colour`, `brand`, "
-    "`size` repeatable; `price_min`, `price_max`, `kids`, `second_hand`, `min_sustainability`), "
-    "`k` and `offset` (pages of one ranking: `next_offset` of the answer), and the controls: "
-    "`colour_weight` (match colour), `diversity`, `positive` / `negative` item ids, `steer` "
-    "(direction=strength).",
+    "`size`, `currency`, `state` repeatable; `price_min`, `price_max` in the base currency, "
+    "`kids`, `second_hand`, `min_sustainability`, `min_brand_rating`, `min_brand_people`, "
+    "`min_brand_planet`, `min_brand_animals`, `min_rating`, `include_sold`), `sort`, `k` and "
+    "`offset` (pages of one ranking: `next_offset` of the answer, up to its `bound`), and the "
+    "controls: `colour_weight` (match colour), `diversity`, `positive` / `negative` item ids, "
+    "`steer` (direction=strength).",
 )
 async def search_photo(
     cpu: CpuDep,
+    catalog: CatalogDep,
     settings: SettingsDep,
     filters: FormFiltersDep,
     steering: FormSteeringDep,
     photo: Annotated[UploadFile, File(description="The photo to match.")],
     k: K = 12,
     offset: Offset = 0,
+    sort: FormSort = "relevance",
 ) -> SearchResponse:
-    size = page_size(settings, offset, k)
+    bound = ranking_bound(settings, steering.diversity, sort)
+    size = page_size(offset, k, bound)
     data = await read_upload(photo, settings.upload_max_bytes)
-    results = await cpu.search(queries.search_photo, data, size, filters, steering, offset)
-    return SearchResponse.of(results, offset, size, settings.max_results)
+    results = await cpu.search(queries.search_photo, data, size, filters, steering, offset, sort)
+    return SearchResponse.of(results, offset, size, bound, sort, catalog.notes(filters, sort))
 
 
 @router.post(
@@ -72,6 +78,7 @@ async def search_photo(
 )
 async def search_profile(
     cpu: CpuDep,
+    catalog: CatalogDep,
     settings: SettingsDep,
     filters: FormFiltersDep,
     photos: Annotated[list[UploadFile], File(description="Photos of clothes the shopper likes.")],
@@ -80,14 +87,16 @@ async def search_profile(
         float | None, Form(ge=0, le=1, description=COLOUR_WEIGHT)
     ] = None,
     diversity: Annotated[float | None, Form(ge=0, le=1, description=DIVERSITY)] = None,
+    sort: FormSort = "relevance",
 ) -> SearchResponse:
     if len(photos) > settings.profile_max_photos:
         raise HTTPException(422, f"at most {settings.profile_max_photos} photos per profile")
-    size = page_size(settings, 0, k)
+    bound = ranking_bound(settings, diversity, sort)
+    size = page_size(0, k, bound)
     data = [await read_upload(p, settings.upload_max_bytes) for p in photos]
     results = await cpu.search(queries.search_profile, data, size, filters, colour_weight,
-                               diversity)
-    return SearchResponse.of(results)
+                               diversity, sort)
+    return SearchResponse.of(results, bound=bound, sort=sort, notes=catalog.notes(filters, sort))
 
 
 @router.post(
@@ -100,9 +109,12 @@ def search_items(
 ) -> SearchResponse:
     if not request.positive and not request.negative:
         raise HTTPException(422, "give at least one positive or negative item id")
-    size = page_size(settings, request.offset, request.k)
-    results = queries.search_items(catalog, size, request.filters, request, request.offset)
-    return SearchResponse.of(results, request.offset, size, settings.max_results)
+    bound = ranking_bound(settings, request.diversity, request.sort)
+    size = page_size(request.offset, request.k, bound)
+    results = queries.search_items(catalog, size, request.filters, request, request.offset,
+                                   request.sort)
+    return SearchResponse.of(results, request.offset, size, bound, request.sort,
+                             catalog.notes(request.filters, request.sort))
 
 
 @router.get("/directions", response_model=Directions, summary="Steering directions")
