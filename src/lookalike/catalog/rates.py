@@ -49,8 +49,11 @@ class Rate(BaseModel):
     @field_validator("rate", mode="before")
     @classmethod
     def _finite(cls, value: Any) -> Any:
-        number = float(value) if isinstance(value, str | int | float) else value
-        if isinstance(number, float) and not math.isfinite(number):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return value  # pydantic says "must be a number"
+        if not math.isfinite(number):
             raise ValueError("must be a finite number")
         return number
 
