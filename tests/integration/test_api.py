@@ -337,7 +337,8 @@ def test_photo_search_pages_are_cut_from_one_ranking(
     assert bound == shared_catalog.settings.sort_depth and {p["bound"] for p in pages} == {bound}
     last = page(bound - 10, 24)
     assert len(last["results"]) == 10 and last["next_offset"] is None
-    assert_error(client.post("/search", files=photo, data={"offset": str(bound)}), 422,
+    assert_error(client.post("/search", files=photo,
+                             data={"offset": str(bound), "diversity": "0.3"}), 422,
                  "offset", str(bound))
     # "more like these" and "more like this" page the same way
     more = {"positive": [row["id"]], "k": 10}

@@ -306,6 +306,12 @@ def page_size(offset: int, k: int, bound: int) -> int:
     return min(k, bound - offset)
 
 
+def with_probe(offset: int, size: int, bound: int) -> int:
+    """Results to ask for a page of `size`: one more while the bound allows, so that the
+    answer knows whether a next page exists (no empty last page)."""
+    return size + 1 if offset + size < bound else size
+
+
 SortDep = Annotated[Sort, Query(description=SORT)]
 FormSort = Annotated[Sort, Form(description=SORT)]
 

@@ -135,9 +135,13 @@ class SearchResponse(BaseModel):
         cls, results: list[Result], offset: int = 0, k: int | None = None,
         bound: int | None = None, sort: Sort = "relevance", notes: list[str] | None = None,
     ) -> SearchResponse:
-        """A page of `k` asked at `offset`; a full page below `bound` may have a next one."""
+        """A page of `k` asked at `offset`. `results` may hold one more than `k` (asked for
+        by `lookalike.api.deps.with_probe`): then there is a next page, and the extra one is
+        left out; without it, a full page below `bound` may have a next one."""
+        probed = k is not None and len(results) > k
+        results = results[:k] if k is not None else results
         end = offset + len(results)
-        more = k is not None and len(results) >= k and (bound is None or end < bound)
+        more = probed or (k is not None and len(results) >= k and bound is None)
         return cls(results=[ResultPublic.of(r) for r in results], offset=offset,
                    next_offset=end if more else None, bound=bound, sort=sort,
                    notes=notes or [])

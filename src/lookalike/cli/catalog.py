@@ -227,11 +227,11 @@ def page_of(catalog: Catalog, offset: int, k: int, sort: str) -> tuple[int, int]
     return min(k, bound - offset), bound
 
 
-def page_caption(offset: int, shown: int, k: int, bound: int, sort: str) -> str:
+def page_caption(offset: int, shown: int, more: bool, bound: int, sort: str) -> str:
     """Which ranks a page shows, how deep the query's pages reach, and the next page."""
     order = "" if sort == "relevance" else f", sorted by {sort} (the {bound} closest)"
     text = f"ranks {offset + 1}–{offset + shown} of at most {bound}{order}"
-    if shown >= k and offset + shown < bound:
+    if more:
         text += f"; next page: --offset {offset + shown}"
     return text if shown else ""
 
@@ -258,11 +258,14 @@ def search_cmd(
     with open_catalog(catalog) as cat:
         size, bound = page_of(cat, offset, k, sort.value)
         source: Path | bytes = sys.stdin.buffer.read() if str(image) == "-" else image
-        results = cat.search_image(source, size, parsed, colour_weight=colour_weight,
+        # one more than the page, while the bound allows: is there a next page?
+        ask = size + 1 if offset + size < bound else size
+        results = cat.search_image(source, ask, parsed, colour_weight=colour_weight,
                                    offset=offset, sort=sort.value)
         explain(cat, parsed, results, sort.value, offset)
+    more, results = len(results) > size, results[:size]
     print_results(results, as_json, f"look-alikes of {image}",
-                  caption=page_caption(offset, len(results), size, bound, sort.value),
+                  caption=page_caption(offset, len(results), more, bound, sort.value),
                   first_rank=offset + 1)
 
 
@@ -283,11 +286,13 @@ def similar_cmd(
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
         size, bound = page_of(cat, offset, k, sort.value)
-        results = cat.similar(item_id, size, parsed, colour_weight=colour_weight,
+        ask = size + 1 if offset + size < bound else size
+        results = cat.similar(item_id, ask, parsed, colour_weight=colour_weight,
                               offset=offset, sort=sort.value)
         explain(cat, parsed, results, sort.value, offset)
+    more, results = len(results) > size, results[:size]
     print_results(results, as_json, f"more like {item_id}",
-                  caption=page_caption(offset, len(results), size, bound, sort.value),
+                  caption=page_caption(offset, len(results), more, bound, sort.value),
                   first_rank=offset + 1)
 
 

@@ -20,6 +20,7 @@ from lookalike.api.deps import (
     read_upload,
     reject_unknown_form,
     reject_unknown_query,
+    with_probe,
 )
 from lookalike.api.schemas import (
     COLOUR_WEIGHT,
@@ -88,8 +89,9 @@ def similar_items(
 ) -> SearchResponse:
     bound = ranking_bound(settings, diversity, sort)
     size = page_size(offset, k, bound)
-    results = catalog.similar(item_id, size, filters, colour_weight=colour_weight,
-                              diversity=diversity, offset=offset, sort=sort)
+    results = catalog.similar(item_id, with_probe(offset, size, bound), filters,
+                              colour_weight=colour_weight, diversity=diversity, offset=offset,
+                              sort=sort)
     return SearchResponse.of(results, offset, size, bound, sort, catalog.notes(filters, sort))
 
 

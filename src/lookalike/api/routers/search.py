@@ -18,6 +18,7 @@ from lookalike.api.deps import (
     read_upload,
     reject_unknown_form,
     reject_unknown_query,
+    with_probe,
 )
 from lookalike.api.schemas import (
     COLOUR_WEIGHT,
@@ -64,7 +65,8 @@ async def search_photo(
     bound = ranking_bound(settings, steering.diversity, sort)
     size = page_size(offset, k, bound)
     data = await read_upload(photo, settings.upload_max_bytes)
-    results = await cpu.search(queries.search_photo, data, size, filters, steering, offset, sort)
+    results = await cpu.search(queries.search_photo, data, with_probe(offset, size, bound),
+                               filters, steering, offset, sort)
     return SearchResponse.of(results, offset, size, bound, sort, catalog.notes(filters, sort))
 
 
@@ -111,8 +113,8 @@ def search_items(
         raise HTTPException(422, "give at least one positive or negative item id")
     bound = ranking_bound(settings, request.diversity, request.sort)
     size = page_size(request.offset, request.k, bound)
-    results = queries.search_items(catalog, size, request.filters, request, request.offset,
-                                   request.sort)
+    results = queries.search_items(catalog, with_probe(request.offset, size, bound),
+                                   request.filters, request, request.offset, request.sort)
     return SearchResponse.of(results, request.offset, size, bound, request.sort,
                              catalog.notes(request.filters, request.sort))
 
