@@ -321,12 +321,13 @@ def test_sorted_look_alikes_page_stably(sample: Catalog, sort: Sort) -> None:
 
 def test_relevance_pages_go_past_100_with_colour_and_stay_one_ranking(sample: Catalog) -> None:
     item = sample.items(limit=1)[0]
+    others = sample.store.count(Filters()) - 1  # every other item for sale
     query = Query(colour_weight=0.5, diversity=0.0).add_item(sample, item.id)
-    whole = recommend(sample, query, 305)
-    assert len(whole) == 305  # every other item of the sample: past the old cap of 100
+    whole = recommend(sample, query, others)
+    assert len(whole) == others > 250  # past the old cap of 100
     scores = [r.score for r in whole]
     assert scores == sorted(scores, reverse=True)
-    paged = pages(lambda o, k: recommend(sample, query, k, offset=o), 24, 305)
+    paged = pages(lambda o, k: recommend(sample, query, k, offset=o), 24, others)
     assert paged == ids(whole)
 
 
@@ -347,6 +348,21 @@ def test_an_unknown_sort_is_a_plain_error(sample: Catalog) -> None:
 # -- listing state, ratings ----------------------------------------------------------------------
 
 
+def test_many_sold_items_are_left_out_by_a_filtered_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lookalike.catalog.catalog as module
+
+    monkeypatch.setattr(module, "SOLD_EXCLUDED_MAX", 0)  # "many": more than none
+    images, meta, rows = make_dataset(tmp_path, 8)
+    rows[1]["state"] = "sold"
+    write_csv(meta, rows)
+    with open_catalog(tmp_path / "cat") as cat:
+        cat.ingest(images, meta)
+        assert "item-0001" not in ids(cat.search_image(images / rows[1]["image"], 7))
+        assert cat.last_plan is not None and cat.last_plan.method == "exact-subset"
+
+
 def test_sold_items_leave_search_browse_and_feed(tmp_path: Path) -> None:
     images, meta, rows = make_dataset(tmp_path, 16)
     rows[1]["state"], rows[2]["state"], rows[3]["state"] = "sold", "Reserved", ""
@@ -363,6 +379,8 @@ def test_sold_items_leave_search_browse_and_feed(tmp_path: Path) -> None:
         assert "item-0001" in ids(cat.similar("item-0005", 15, Filters(include_sold=True)))
         photo = images / rows[1]["image"]
         assert ids(cat.search_image(photo, 1))[0] != "item-0001"
+        # one sold item: the whole index is searched and the sold one dropped from the hits
+        assert cat.last_plan is not None and cat.last_plan.method == "exact"
         assert ids(cat.search_image(photo, 1, Filters(include_sold=True))) == ["item-0001"]
         feed = Feed(cat, Users(cat.store))
         user, _ = feed.users.create_guest()

@@ -40,6 +40,10 @@ from lookalike.images import ImageLimits, ImageSource, content_hash, load_image,
 from lookalike.index import CatalogIndex, SearchPlan
 
 DB_FILE = "catalog.sqlite"
+#: Up to this many sold items, a search that only leaves sold items out searches everything and
+#: drops them from the hits (as it drops excluded items) instead of searching the rest as a
+#: filtered subset: the unfiltered index stays in use while few items are sold.
+SOLD_EXCLUDED_MAX = 256
 
 
 class DuplicateItemError(LookalikeError):
@@ -375,6 +379,12 @@ class Catalog:
     ) -> list[list[tuple[int, float]]]:
         """Nearest (rowid, score) per query vector, pre-filtered, `exclude`d rowids left out."""
         self.refresh()
+        filters = filters or Filters()
+        if filters.is_empty() and filters.hides_sold():
+            sold = self.store.sold_rowids(SOLD_EXCLUDED_MAX + 1)
+            if len(sold) <= SOLD_EXCLUDED_MAX:  # few: left out like excluded items
+                filters = Filters(include_sold=True)
+                exclude = [*exclude, *sold]
         allowed = self.allowed_rowids(filters)
         if allowed is not None and exclude:
             allowed = np.setdiff1d(allowed, np.asarray(exclude, dtype=np.int64))

@@ -573,6 +573,13 @@ class CatalogStore:
             ).fetchall()
         return [(str(v), int(n)) for v, n in rows]
 
+    def sold_rowids(self, limit: int) -> builtins.list[int]:
+        """Rowids of up to `limit` sold items (an index range read)."""
+        with self.connection() as conn:
+            rows = conn.execute("SELECT rowid FROM items WHERE state = 'sold' LIMIT ?",
+                                (limit,)).fetchall()
+        return [int(r[0]) for r in rows]
+
     def has_sold(self) -> bool:
         """Whether any item is sold (one index probe): unfiltered searches need no filter
         while none is."""
