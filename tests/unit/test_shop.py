@@ -24,7 +24,7 @@ from lookalike.catalog.store import SCHEMA_VERSION, CatalogStore
 from lookalike.catalog.tablefile import TableFileError
 from lookalike.demo import sample_images, sample_metadata
 from lookalike.errors import FilterError, LookalikeError
-from lookalike.recommend import Feed, Query, ranking_bound, recommend
+from lookalike.recommend import Feed, Query, profile_search, ranking_bound, recommend
 from lookalike.users import Users
 
 
@@ -338,6 +338,17 @@ def test_diversified_pages_are_cut_from_one_list(sample: Catalog) -> None:
     assert bound == sample.settings.sort_depth
     whole = recommend(sample, query, bound)
     assert pages(lambda o, k: recommend(sample, query, k, offset=o), 50, bound) == ids(whole)
+
+
+def test_a_style_profile_sorts_its_look_alikes(sample: Catalog) -> None:
+    vectors = np.stack([sample.vector_of(i.id) for i in sample.items(limit=3)])
+    plain = profile_search(sample, vectors, 200)
+    cheapest = profile_search(sample, vectors, 10, sort="price_asc")
+    prices = [r.item.base_price for r in cheapest]
+    assert prices == sorted(prices)  # type: ignore[type-var]
+    # the cheapest of the profile's look-alikes, not of the whole catalog
+    assert {r.item.id for r in cheapest} <= {r.item.id for r in plain}
+    assert prices[0] == min(r.item.base_price for r in plain)  # type: ignore[type-var]
 
 
 def test_an_unknown_sort_is_a_plain_error(sample: Catalog) -> None:

@@ -35,10 +35,10 @@ def facets(catalog: Catalog, limit: int = 60) -> Facets:
         name: _by_value([Facet(value=v, count=n) for v, n in store.values(name, limit)])
         for name in ("category", "colour", "currency")
     }
-    ratings = {r.key: r for r, _ in store.brand_ratings()}
+    present = store.values("brand", limit)
+    ratings = {r.key: r for r, _ in store.brand_ratings([normalise_brand(v) for v, _ in present])}
     brands = [
-        BrandFacet(value=v, count=n, rating=ratings.get(normalise_brand(v)))
-        for v, n in store.values("brand", limit)
+        BrandFacet(value=v, count=n, rating=ratings.get(normalise_brand(v))) for v, n in present
     ]
     sizes = sorted((Facet(value=v, count=n) for v, n in store.values("size", limit)),
                    key=lambda f: _size_order(f.value))

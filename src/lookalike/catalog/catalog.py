@@ -143,7 +143,7 @@ class Catalog:
             "dim": self.index.dim,
             "index": "hnsw" if self.index.ann is not None else "exact",
             "sold": self.store.count(Filters(state=["sold"])),
-            "brand_ratings": len(self.store.brand_ratings()),
+            "brand_ratings": self.store.brand_rating_count(),
             "base_currency": self.store.base_currency,
             "rates": len(rates),
             "rates_base": rates_base,

@@ -630,16 +630,29 @@ class CatalogStore:
             ).fetchone()
         return int(row[0])
 
-    def brand_ratings(self) -> builtins.list[tuple[BrandRating, int]]:
-        """Every brand rating, by brand, with the number of items of that brand."""
+    def brand_ratings(
+        self, keys: Sequence[str] | None = None
+    ) -> builtins.list[tuple[BrandRating, int]]:
+        """Brand ratings (all, or those of these normalised brand names), by brand, with the
+        number of items of that brand."""
+        where, params = "1", "[]"
+        if keys is not None:
+            where, params = "b.brand_key IN (SELECT value FROM json_each(?))", json.dumps(
+                builtins.list(keys))
         with self.connection() as conn:
             rows = conn.execute(
                 "SELECT b.*, (SELECT count(*) FROM items i WHERE i.brand_key = b.brand_key) AS n"
-                " FROM brand_ratings b ORDER BY b.brand_key"
+                f" FROM brand_ratings b WHERE {where} ORDER BY b.brand_key",
+                () if keys is None else (params,),
             ).fetchall()
         return [(BrandRating(brand=r["name"], overall=r["overall"], people=r["people"],
                              planet=r["planet"], animals=r["animals"], source=r["source"],
                              url=r["url"], rated_on=r["rated_on"]), int(r["n"])) for r in rows]
+
+    def brand_rating_count(self) -> int:
+        with self.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM brand_ratings").fetchone()
+        return int(row[0])
 
     def set_rates(self, rates: Sequence[Rate], base: str) -> None:
         """Replace the exchange rates (units of each currency per unit of `base`, which must
