@@ -331,6 +331,29 @@ def test_relevance_pages_go_past_100_with_colour_and_stay_one_ranking(sample: Ca
     assert paged == ids(whole)
 
 
+@pytest.mark.parametrize(("weight", "n"), [(0.1, 5), (0.6, 5), (0.6, 40), (0.9, 150)])
+def test_best_matches_are_the_exact_top_of_a_brute_force_ranking(
+    sample: Catalog, weight: float, n: int
+) -> None:
+    """The widening pool against scoring every item of the catalog (sold ones left out)."""
+    from lookalike.attributes.palettes import palettes_of
+    from lookalike.recommend.query import _best_matches, _Colour
+
+    item = sample.items(limit=1, offset=7)[0]
+    q = sample.vector_of(item.id)
+    target = palettes_of(sample, [item.rowid])[0]
+    colour = _Colour(target / target.sum(), [], weight)
+    rowids, match, _ = _best_matches(sample, q, n, Filters(), [], colour)
+    allowed = sample.allowed_rowids(Filters())
+    assert allowed is not None
+    vectors = sample.index.exact.get(allowed)
+    everything = (1 - weight) * (vectors @ q) + weight * colour.similarity(
+        palettes_of(sample, allowed.tolist()))
+    top = np.lexsort((allowed, -everything))[:n]
+    assert rowids.tolist() == allowed[top].tolist()
+    np.testing.assert_allclose(match, everything[top], rtol=1e-5, atol=1e-6)
+
+
 def test_diversified_pages_are_cut_from_one_list(sample: Catalog) -> None:
     item = sample.items(limit=1)[0]
     query = Query(colour_weight=0.2, diversity=0.4).add_item(sample, item.id)

@@ -60,8 +60,10 @@ __all__ = [
 
 Vector = NDArray[np.float32]
 
-#: Candidates fetched by cosine for the colour weight to rerank, per result of the depth ranked.
+#: Candidates fetched by cosine for the colour weight to rerank, per result wanted, at first
+#: (at most `POOL_EXTRA_MAX` more than wanted); the pool widens while that is not enough.
 POOL_PER_RESULT = 10
+POOL_EXTRA_MAX = 1000
 #: Candidates (best match first) that diversity picks among, per result of the depth ranked.
 MMR_PER_RESULT = 4
 
@@ -211,7 +213,7 @@ def _best_matches(
     whatever `n` is (exact index): without colour the cosine search's own top n; with colour,
     the cosine pool widens until the n-th match is at least what any item outside the pool
     could reach ((1 − w)·the pool's lowest cosine + w·the best colour similarity)."""
-    pool = n if colour is None else max(POOL_PER_RESULT * n, 200)
+    pool = n if colour is None else max(min(POOL_PER_RESULT * n, n + POOL_EXTRA_MAX), 200)
     while True:
         hits = catalog.search_vectors(q[None], pool, filters, excluded)[0]
         rowids = np.asarray([r for r, _ in hits], dtype=np.int64)
