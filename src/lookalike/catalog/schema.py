@@ -34,8 +34,6 @@ KNOWN_FIELDS = (
     "second_hand",
     "source",
 )
-#: Fields a tagger may fill when the catalog leaves them empty.
-TAGGABLE_FIELDS = ("category", "colour", "pattern")
 
 
 def parse_bool(value: Any) -> bool | None:
@@ -72,6 +70,14 @@ class ItemFields(BaseModel):
     second_hand: bool | None = None
     source: str | None = Field(None, max_length=200)
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    def gives(self, name: str) -> bool:
+        """Whether the item gives attribute `name` itself (a field, or an extra field): a
+        tagger's prediction never replaces a given value."""
+        value = getattr(self, name, None) if name in ItemFields.model_fields else None
+        if value is None or value == "" or value == []:
+            value = self.extra.get(name)
+        return value is not None and str(value).strip() != ""
 
     @field_validator("kids", "second_hand", mode="before")
     @classmethod
@@ -191,9 +197,13 @@ class Item(ItemFields):
     )
 
     def attribute(self, name: str) -> str | None:
-        """A given value, or else the predicted one."""
+        """A given value (a field, or an extra field such as `usage`), or else the predicted
+        one."""
         given = getattr(self, name, None) if name in type(self).model_fields else None
         if given:
             return str(given)
+        extra = self.extra.get(name)
+        if extra is not None and str(extra).strip():
+            return str(extra)
         tag = self.predicted.get(name)
         return tag.value if tag else None

@@ -40,7 +40,7 @@ FilterOpt = Annotated[
         "--filter", "-f", metavar="FIELD=VALUE",
         help="Keep only matching items (repeatable; lists comma-separated): category=Dress,Skirt "
         "brand=X colour=red size=M price_min=10 price_max=50 second_hand=true kids=false "
-        "min_sustainability=3.",
+        "min_sustainability=3, and labelled attributes: usage=Formal pattern=striped.",
     ),
 ]
 PortOpt = Annotated[
@@ -82,9 +82,12 @@ def open_catalog(catalog: Path | None) -> Catalog:
 
 
 def parse_filters(expressions: list[str] | None) -> Filters:
+    """The --filter expressions; the names of `Settings.tag_attributes` filter on those
+    attributes (`usage=Formal`)."""
     from lookalike.catalog import Filters
 
-    return Filters.parse(expressions or [])
+    attributes = settings_from(None).tag_attributes if expressions else ()
+    return Filters.parse(expressions or [], attributes=attributes)
 
 
 def fail(exc: Exception) -> typer.Exit:
