@@ -114,6 +114,17 @@ class Settings(BaseSettings):
         "Ones without enough labels (2+ values with 5+ items each) are skipped. A JSON list in "
         "the environment: LOOKALIKE_TAG_ATTRIBUTES='[\"usage\", \"gender\"]'.",
     )
+    text_max_chars: int = Field(
+        200, ge=1, le=2000,
+        description="Longest search text (words of `search --text`, the search box); longer "
+        "is refused.",
+    )
+    text_steer_strength: float = Field(
+        0.8, ge=0, le=1,
+        description="Steering strength of an appearance word (colour, pattern, usage...) in a "
+        "search with words: beside a photo it steers the photo query; alone it ranks the items "
+        "the words' filters keep (`not red`: the same, negative).",
+    )
     tag_min_confidence: float = Field(
         0.5, ge=0, le=1,
         description="A trained tagger fills an attribute only when its top class has at least "

@@ -24,7 +24,7 @@ from lookalike.catalog import Catalog
 from lookalike.catalog.filters import attribute_sql
 from lookalike.colour_names import canonical_colour
 
-__all__ = ["AttributeDirections", "direction_attributes", "directions_for"]
+__all__ = ["AttributeDirections", "catalog_version", "direction_attributes", "directions_for"]
 
 #: Attributes that always get directions; `Settings.tag_attributes` adds the others.
 ATTRIBUTES = ("category", "colour")
@@ -81,7 +81,9 @@ _cache: dict[int, tuple[tuple[object, ...], AttributeDirections]] = {}
 _lock = threading.Lock()
 
 
-def _version(catalog: Catalog) -> tuple[object, ...]:
+def catalog_version(catalog: Catalog) -> tuple[object, ...]:
+    """Changes when the catalog's items, tags or vectors change (one read): the key of
+    caches of what is derived from them (directions, the words' vocabulary)."""
     with catalog.store.connection() as conn:
         row = conn.execute(
             "SELECT count(*), max(updated_at), sum(length(predicted)), max(rowid) FROM items"
@@ -142,7 +144,7 @@ def compute_directions(catalog: Catalog) -> AttributeDirections:
 
 def directions_for(catalog: Catalog) -> AttributeDirections:
     """The catalog's attribute directions (cached until its items change)."""
-    version = _version(catalog)
+    version = catalog_version(catalog)
     key = id(catalog)
     with _lock:
         hit = _cache.get(key)
