@@ -10,6 +10,7 @@ import numpy as np
 from lookalike.api.schemas import Steering
 from lookalike.catalog import Catalog, Filters, Result
 from lookalike.recommend import Query, profile_search, recommend
+from lookalike.recommend.words import TextSearch, search_text
 
 
 def _query(catalog: Catalog, steering: Steering) -> tuple[Query, list[int]]:
@@ -44,3 +45,17 @@ def search_profile(catalog: Catalog, photos: list[bytes], k: int, filters: Filte
     """Several photos of a shopper's clothes → one list interleaving their style prototypes."""
     vectors = np.stack([catalog.embed(data) for data in photos])
     return profile_search(catalog, vectors, k, filters)
+
+
+def search_photo_text(
+    catalog: Catalog, photo: bytes, text: str, k: int, filters: Filters, steering: Steering
+) -> TextSearch:
+    """A photo and words ("this, but in red"): constraint words filter, appearance words steer
+    the photo query (`lookalike.recommend.words.search_text`)."""
+    query, _ = _query(catalog, steering)
+    return search_text(catalog, text, k, filters, photo=photo, query=query)
+
+
+def search_words(catalog: Catalog, text: str, k: int, filters: Filters) -> TextSearch:
+    """Words alone: they filter, and the items kept are ranked by their prototype + steering."""
+    return search_text(catalog, text, k, filters)

@@ -168,24 +168,54 @@ def ingest_cmd(
 @app.command("search")
 def search_cmd(
     image: Annotated[
-        Path,
+        Path | None,
         typer.Argument(metavar="PHOTO", exists=True, dir_okay=False, allow_dash=True,
-                       help="Photo to find look-alikes of ('-' reads it from stdin)."),
-    ],
+                       help="Photo to find look-alikes of ('-' reads it from stdin); optional "
+                       "with --text."),
+    ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option("--text", "-t", metavar="WORDS",
+                     help="What you want in words, mapped onto the catalog's own categories, "
+                     "colours, brands and attributes: \"red floral dress under 50\"; beside a "
+                     "PHOTO: \"this, but in red\" (appearance words steer, constraints filter)."),
+    ] = None,
     k: KOpt = 10,
     filters: FilterOpt = None,
     catalog: CatalogOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Items that look like a photo."""
+    """Items that look like a photo, or that words describe, or both."""
     from lookalike.cli.output import print_results
 
+    if image is None and not text:
+        raise typer.BadParameter("give a PHOTO, --text WORDS, or both", param_hint="'PHOTO'")
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
-        source: Path | bytes = sys.stdin.buffer.read() if str(image) == "-" else image
-        results = cat.search_image(source, k, parsed)
-        explain(cat, parsed, results)
-    print_results(results, as_json, f"look-alikes of {image}")
+        source: Path | bytes | None = (sys.stdin.buffer.read() if str(image) == "-"
+                                       else image)
+        if not text:
+            assert source is not None
+            results = cat.search_image(source, k, parsed)
+            explain(cat, parsed, results)
+            print_results(results, as_json, f"look-alikes of {image}")
+            return
+        from lookalike.recommend.words import describe, search_text
+
+        found = search_text(cat, text, k, parsed, photo=source)
+        if source is None and not found.intent.understood():
+            raise LookalikeError(found.notes[-1])  # names the words it ignored
+        for line in describe(found.intent) + [f"note: {n}" for n in found.notes
+                                              if n not in found.intent.notes]:
+            typer.echo(line, err=True)
+        explain(cat, found.filters, found.results)
+    if as_json:
+        print(json.dumps({"understood": found.understood(), "results": [
+            {"score": round(r.score, 4), **r.item.model_dump(mode="json")}
+            for r in found.results]}))
+        return
+    title = f"look-alikes of {image}, {text!r}" if image is not None else f"matching {text!r}"
+    print_results(found.results, False, title)
 
 
 @app.command("similar")

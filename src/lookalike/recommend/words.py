@@ -573,6 +573,19 @@ class TextSearch:
     steer: dict[str, float]
     notes: list[str] = field(default_factory=list)
 
+    def understood(self) -> dict[str, object]:
+        """What the words were understood as, in plain data (JSON, the API's `understood`):
+        the filters and steering applied, each matched phrase, the words ignored, notes."""
+        return {
+            "filters": self.filters.model_dump(mode="json", exclude_defaults=True),
+            "steer": dict(self.steer),
+            "matches": [{"phrase": m.phrase, "field": m.field, "values": list(m.values),
+                         "how": m.how, "score": m.score, "negated": m.negated}
+                        for m in self.intent.matches],
+            "ignored": list(self.intent.ignored),
+            "notes": list(self.notes),
+        }
+
 
 def _prototype(catalog: Catalog, filters: Filters, seed: int = 0) -> NDArray[np.float32] | None:
     """Mean embedding of (at most `PROTOTYPE_ITEMS` of) the items `filters` keep."""
