@@ -33,7 +33,8 @@ templates.env.filters["money"] = money
 def search_page(request: Request, user: UserDep, catalog: CatalogDep) -> HTMLResponse:
     return templates.TemplateResponse(
         request, "search.html",
-        {"page": "search", "facets": facets(catalog), "user": user, "version": __version__},
+        {"page": "search", "facets": facets(catalog), "user": user, "version": __version__,
+         "text_max_chars": catalog.settings.text_max_chars},
     )
 
 

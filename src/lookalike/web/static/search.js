@@ -132,6 +132,8 @@
       let entries;
       const t = tuning();
       const hasExamples = state.positive.length || state.negative.length;
+      const words = window.LAWords ? window.LAWords.text() : "";  // words.js: the search box
+      if (window.LAWords) window.LAWords.show(null);
       if (state.photo) {
         heading.textContent = "Look-alikes of your photo";
         const fd = new FormData();
@@ -143,8 +145,18 @@
         if (t.steer) for (const [d, s] of Object.entries(t.steer)) fd.append("steer", `${d}=${s}`);
         if (t.diversity) fd.append("diversity", String(t.diversity));
         if (t.colour_weight !== undefined) fd.append("colour_weight", String(t.colour_weight));
+        if (words) fd.append("text", words);
         const data = await LA.api("/search", { method: "POST", body: fd });
         entries = data.results;
+        if (words && seq === state.seq) window.LAWords.show(data.understood);
+      } else if (words && !hasExamples) {
+        heading.textContent = "Matching your words";
+        const q = new URLSearchParams(filterPairs());
+        q.set("q", words);
+        q.set("k", "24");
+        const data = await LA.api(`/search/text?${q}`);
+        entries = data.results;
+        if (seq === state.seq) window.LAWords.show(data.understood);
       } else if (hasExamples) {
         heading.textContent = "Tuned by your picks";
         const body = {
