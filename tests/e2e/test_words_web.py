@@ -58,15 +58,15 @@ def test_words_beside_a_photo_steer_it(live_server: str, page: Any, shoot: Any) 
     page.set_input_files("#photo", str(photo))
     page.wait_for_selector("#results-h:has-text('Look-alikes of your photo')")
     page.wait_for_selector("#grid[aria-busy='false'] .card .score")
-    requests: list[bytes] = []
-    page.on("request", lambda r: requests.append(r.post_data_buffer or b"")
-            if r.method == "POST" and r.url.endswith("/search") else None)
-    page.fill("#q", "this, but in red")  # typing alone searches after a pause
+    with page.expect_response(lambda r: r.url.endswith("/search")
+                              and r.request.method == "POST") as answer:
+        page.fill("#q", "this, but in red")  # typing alone searches after a pause
+    understood = answer.value.json()["understood"]
+    assert understood["steer"] == {"colour:red": 0.8} and understood["filters"] == {}
     page.wait_for_function(
         "() => [...document.querySelectorAll('#words-understood .word')]"
         ".some(e => e.textContent === 'colour: red')"
     )
-    assert any(b'name="text"' in body and b"this, but in red" in body for body in requests)
     assert page.locator("#results-h").inner_text() == "Look-alikes of your photo"
     assert page.locator("#grid .card").count() == 24  # steering re-ranks, it never empties
     shoot(page, "words-2-photo-and-text")
