@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -112,6 +113,31 @@ class Settings(BaseSettings):
         0.35, gt=0, le=2, description="Cosine distance that splits a style profile's prototypes."
     )
     auto_tag: bool = Field(True, description="Tag colour (and trained attributes) at ingest.")
+    tag_attributes: list[str] = Field(
+        ["category", "pattern", "usage", "gender", "department", "season", "sub_category",
+         "style", "occasion", "material", "fit"],
+        description="Labelled attributes that get a tagger trained on the catalog's own labels "
+        "(`lookalike tag`), a filter (`-f usage=Formal`) and steering directions "
+        "(`usage:Formal`): item columns (category, department) or extra metadata columns. "
+        "Ones without enough labels (2+ values with 5+ items each) are skipped. A JSON list in "
+        "the environment: LOOKALIKE_TAG_ATTRIBUTES='[\"usage\", \"gender\"]'.",
+    )
+    text_max_chars: int = Field(
+        200, ge=1, le=2000,
+        description="Longest search text (words of `search --text`, the search box); longer "
+        "is refused.",
+    )
+    text_steer_strength: float = Field(
+        0.8, ge=0, le=1,
+        description="Steering strength of an appearance word (colour, pattern, usage...) in a "
+        "search with words: beside a photo it steers the photo query; alone it ranks the items "
+        "the words' filters keep (`not red`: the same, negative).",
+    )
+    tag_min_confidence: float = Field(
+        0.5, ge=0, le=1,
+        description="A trained tagger fills an attribute only when its top class has at least "
+        "this probability (the tag's confidence); below it the item stays untagged.",
+    )
     password_min_length: int = Field(8, ge=1, le=128)
 
     # server
@@ -233,6 +259,16 @@ class Settings(BaseSettings):
             except ValueError:
                 return value
         return value
+    @field_validator("tag_attributes")
+    @classmethod
+    def _attribute_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,39}", name):
+                raise ValueError(f"{name!r} is not an attribute name (a letter, then letters, "
+                                 "digits or _; at most 40)")
+        if len(names) > 20:
+            raise ValueError("at most 20 attributes")
+        return list(dict.fromkeys(names))
 
     @property
     def models_dir(self) -> Path:

@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from lookalike.catalog.filters import VALUE_SQL, Filters
+from lookalike.catalog.filters import VALUE_SQL, Filters, attribute_sql
 from lookalike.catalog.schema import Item, ItemFields, ItemUpdate, Tag
+from lookalike.colour_names import canonical_colour
 from lookalike.errors import CatalogCorruptError, CatalogMismatchError, ItemNotFoundError
 
 log = logging.getLogger(__name__)
@@ -536,7 +537,7 @@ class CatalogStore:
 
     def attribute_values(self, name: str) -> dict[int, str]:
         """rowid → `name` ("category" or "colour") of every item: the given value, else the
-        predicted tag, else ""."""
+        predicted tag, else "" (colours by canonical name: `Navy Blue` → `navy`)."""
         if name not in ("category", "colour"):
             raise ValueError(f"not a taggable attribute: {name!r}")
         with self.connection() as conn:
@@ -544,24 +545,36 @@ class CatalogStore:
                 f"SELECT rowid, coalesce({name}, json_extract(predicted, '$.{name}.value'), '')"
                 " FROM items"
             ).fetchall()
+        if name == "colour":
+            return {int(r[0]): canonical_colour(str(r[1])) if r[1] else "" for r in rows}
         return {int(r[0]): str(r[1]) for r in rows}
 
     def values(self, field: str, limit: int | None = None) -> builtins.list[tuple[str, int]]:
-        """(value, number of items) of a list filter's field (`LIST_FIELDS`) across the
-        catalog, as the filter sees it (given value, else predicted), most common first."""
+        """(value, number of items) of a list filter's field (`LIST_FIELDS`) or of any other
+        attribute (`usage`, `pattern`...) across the catalog, as the filter sees it (given
+        value, else predicted), most common first. Colours are merged by canonical name
+        (`Navy Blue` and `navy` count as `navy`)."""
         if field == "size":
             source, expr = "items, json_each(items.sizes) s", "s.value"
         elif field in VALUE_SQL:
             source, expr = "items", VALUE_SQL[field]
         else:
-            raise ValueError(f"not a list filter: {field!r}")
+            source, expr = "items", attribute_sql(field)
+        merge = field == "colour"
         with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT {expr} AS v, count(*) AS n FROM {source} WHERE v IS NOT NULL AND v != '' "
                 "GROUP BY v ORDER BY n DESC, v LIMIT ?",
-                (-1 if limit is None else limit,),
+                (-1 if limit is None or merge else limit,),
             ).fetchall()
-        return [(str(v), int(n)) for v, n in rows]
+        if not merge:
+            return [(str(v), int(n)) for v, n in rows]
+        counts: dict[str, int] = {}
+        for v, n in rows:
+            name = canonical_colour(str(v))
+            counts[name] = counts.get(name, 0) + int(n)
+        merged = sorted(counts.items(), key=lambda vn: (-vn[1], vn[0]))
+        return merged if limit is None else merged[:limit]
 
     def vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """All (rowids ascending, vectors) — what the search index is built from."""
