@@ -149,12 +149,14 @@ def test_directions_for_every_attribute_and_names_resolve(catalog: Catalog) -> N
     assert dirs.resolve("colour:Navy Blue") == "colour:navy"
     assert dirs.resolve("USAGE:party") == "usage:Party"
     assert dirs.resolve("usage:gala") is None
-    # the fake encoder makes each category one near-duplicate cluster (MMR collapses it), so
-    # judge where the first party item ranks, with and without steering towards party
+    # the fake encoder makes each category one near-duplicate cluster (diversity collapses it;
+    # the default is 0), so judge where the first party item ranks, with and without steering
+    # towards party
     item = catalog.items(Filters(category=["T-Shirt"]), limit=1)[0]
     first_party = []
     for steer in ({}, {"usage:party": 1.0}):
-        res = recommend(catalog, Query(steer=dict(steer)).add_item(catalog, item.id), 10)
+        query = Query(steer=dict(steer), diversity=0.5).add_item(catalog, item.id)
+        res = recommend(catalog, query, 10)
         usages = [r.item.attribute("usage") for r in res]
         first_party.append(usages.index("Party") if "Party" in usages else len(usages))
     assert first_party[1] < first_party[0], first_party

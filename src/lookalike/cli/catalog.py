@@ -198,11 +198,11 @@ def search_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Items that look like a photo, or that words describe, or both."""
+    if image is None and not text:  # before any import: an argument error answers at once
+        raise typer.BadParameter("give a PHOTO, --text WORDS, or both", param_hint="'PHOTO'")
     from lookalike.cli.output import print_results
     from lookalike.images import read_image_stream
 
-    if image is None and not text:
-        raise typer.BadParameter("give a PHOTO, --text WORDS, or both", param_hint="'PHOTO'")
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
         stdin = str(image) == "-"  # read only up to the byte cap
