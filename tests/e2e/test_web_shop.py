@@ -155,3 +155,27 @@ def test_shop_controls_fit_a_phone(live_server: str, phone: Any, shoot: Any) -> 
         box = phone.locator(control).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, control
     shoot(phone, "phone-shop-2-filters")
+
+
+def test_words_search_sorts_and_pages_like_a_photo_search(live_server: str, page: Any) -> None:
+    # the words box (GET /search/text) takes the sort control and its pages reach the bound
+    page.goto(live_server + "/")
+    page.wait_for_selector("#grid .card")
+    page.fill("#q", "dresses")
+    page.press("#q", "Enter")
+    page.wait_for_selector("#results-h:has-text('Matching your words')")
+    wait_until_every_card(page, "e.dataset.category === 'Dress'")
+    with page.expect_response(lambda r: "/search/text?" in r.url
+                              and "sort=price_asc" in r.url) as answer:
+        page.select_option("#sort", "price_asc")
+    data = answer.value.json()
+    assert data["sort"] == "price_asc" and data["bound"] == 200
+    assert data["understood"]["filters"]["category"] == ["Dress"]
+    page.wait_for_function(
+        "() => { const c = [...document.querySelectorAll('#grid .card')];"
+        " const p = c.map(e => Number(e.dataset.basePrice));"
+        " return document.querySelector('#grid').getAttribute('aria-busy') === 'false'"
+        " && c.length > 1 && c.every(e => e.dataset.category === 'Dress')"
+        " && p.every((x, i) => !i || p[i-1] <= x); }")
+    assert page.locator("#sort-help").is_visible()
+    assert page.locator("#words-understood .word", has_text="category: Dress").count() == 1

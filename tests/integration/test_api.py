@@ -491,24 +491,40 @@ def guest(client: TestClient) -> tuple[int, dict[str, str]]:
     return body["user"]["id"], {"Authorization": f"Bearer {body['token']}"}
 
 
-def test_first_visit_makes_a_guest_with_a_cookie(client: TestClient) -> None:
-    first = client.get("/me")
-    assert first.status_code == 200 and first.json()["is_guest"] is True
-    assert "lookalike_session" in first.cookies or client.cookies.get("lookalike_session")
-    token = first.headers["x-session-token"]
-    again = client.get("/me")
-    assert again.json()["id"] == first.json()["id"]
+def test_reads_make_no_guest_and_the_first_swipe_makes_one_with_a_cookie(
+    client: TestClient,
+) -> None:
+    item = sample_rows()[3]["id"]
+    visitor = TestClient(client.app)
+    first = visitor.get("/me")
+    assert first.status_code == 200
+    assert first.json() == {"id": None, "username": None, "is_guest": True, "created_at": None}
+    assert "set-cookie" not in first.headers and "x-session-token" not in first.headers
+    assert visitor.post("/me/swipes", json={"item_id": item, "liked": True}).status_code == 204
+    token = visitor.cookies.get("lookalike_session")
+    assert token
+    me = visitor.get("/me").json()
+    assert me["id"] is not None and me["is_guest"] is True
+    again = visitor.get("/me")
+    assert again.json()["id"] == me["id"]
     assert "x-session-token" not in again.headers  # no new session for a known cookie
     header = TestClient(client.app).get("/me", headers={"Authorization": f"Bearer {token}"})
-    assert header.json()["id"] == first.json()["id"]
+    assert header.json()["id"] == me["id"]
+    assert [s["item_id"] for s in visitor.get("/me/swipes").json()] == [item]
 
 
-def test_unknown_token_is_401_but_stale_cookie_is_a_new_guest(client: TestClient) -> None:
+def test_unknown_token_is_401_but_stale_cookie_is_forgotten(client: TestClient) -> None:
     assert_error(client.get("/me", headers={"Authorization": "Bearer forged"}), 401, "token")
     assert_error(client.get("/me/swipes", headers={"X-Session-Token": "forged"}), 401)
     stale = TestClient(client.app, cookies={"lookalike_session": "expired"})
     response = stale.get("/me")
-    assert response.status_code == 200 and response.headers["x-session-token"] != "expired"
+    assert response.status_code == 200 and response.json()["id"] is None
+    assert 'lookalike_session=""' in response.headers["set-cookie"]  # deleted
+    item = sample_rows()[4]["id"]
+    written = TestClient(client.app, cookies={"lookalike_session": "expired"}).post(
+        "/me/swipes", json={"item_id": item, "liked": False})
+    assert written.status_code == 204
+    assert written.headers["x-session-token"] not in ("", "expired")
 
 
 def test_swipes_feed_and_likes(client: TestClient) -> None:

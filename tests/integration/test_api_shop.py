@@ -146,6 +146,8 @@ def test_importing_brand_ratings_needs_the_key_and_names_bad_rows(
     data = (b"brand,overall,source\nTidewater,4.9,New source\nBluefin,7,New source\n"
             b"Soleil Studio,3,\n")
     files = {"file": ("brands.csv", data, "text/csv")}
+    menus = {f["value"]: f["rating"] for f in fresh_client.get("/catalog/facets").json()["brand"]}
+    assert menus["Tidewater"]["overall"] != 4.9  # the facets are now cached
     assert_error(fresh_client.post("/catalog/brands", files=files), 401)
     report = fresh_client.post("/catalog/brands", files=files, headers=ADMIN).json()
     assert report["stored"] == 1
@@ -154,6 +156,9 @@ def test_importing_brand_ratings_needs_the_key_and_names_bad_rows(
     row = next(r for r in sample_rows() if r["brand"] == "Tidewater")
     rating = fresh_client.get(f"/items/{row['id']}").json()["brand_rating"]
     assert (rating["overall"], rating["source"]) == (4.9, "New source")
+    # the filter menus show the new rating at once, not when the facet cache expires
+    menus = {f["value"]: f["rating"] for f in fresh_client.get("/catalog/facets").json()["brand"]}
+    assert (menus["Tidewater"]["overall"], menus["Tidewater"]["source"]) == (4.9, "New source")
     bad = fresh_client.post("/catalog/brands", headers=ADMIN,
                             files={"file": ("brands.xlsx", b"x", "application/octet-stream")})
     assert_error(bad, 422, "brands.xlsx", ".csv or .jsonl")

@@ -521,6 +521,21 @@ def test_an_old_catalog_opens_and_gains_the_new_columns(tmp_path: Path) -> None:
     store.close()
 
 
+def test_check_reads_an_old_catalog_it_has_not_migrated(tmp_path: Path) -> None:
+    # `lookalike check` only reads: the rows of a catalog made before the shop columns are
+    # items (available, unrated), not damaged rows or a crash
+    from lookalike.catalog.maintenance import check
+
+    folder = tmp_path / "old"
+    make_old_catalog(folder)
+    report = check(Settings(catalog_dir=folder, model="fake"))
+    assert report.items == 3 and "item" not in report.by_kind()
+    assert {p.item_id for p in report.of("image")} == {"old-0", "old-1", "old-2"}
+    conn = sqlite3.connect(folder / "catalog.sqlite")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 0  # still unmigrated
+    conn.close()
+
+
 def test_two_stores_opening_an_old_catalog_migrate_it_once(tmp_path: Path) -> None:
     folder = tmp_path / "old"
     make_old_catalog(folder)

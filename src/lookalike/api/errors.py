@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from lookalike.catalog import DuplicateItemError
 from lookalike.catalog.tablefile import TableFileError
 from lookalike.errors import (
+    CatalogCorruptError,
     FilterError,
     ImageLoadError,
     ImageTooLargeError,
@@ -22,6 +23,7 @@ from lookalike.errors import (
     LookalikeError,
 )
 from lookalike.recommend import EmptyQueryError, UnknownDirectionError
+from lookalike.recommend.words import TextTooLongError
 from lookalike.users import UserError, UsernameTakenError
 from lookalike.validation import plain_error
 
@@ -86,6 +88,11 @@ async def _duplicate(_: Request, exc: Exception) -> JSONResponse:
     return _json(409, str(exc))
 
 
+async def _corrupt(_: Request, exc: Exception) -> JSONResponse:
+    log.error("%s", exc)  # names the file: for the operator's log, not for the client
+    return _json(503, "the catalog is damaged; the server's log says where")
+
+
 async def _lookalike(_: Request, exc: Exception) -> JSONResponse:
     return _json(400, str(exc))
 
@@ -110,5 +117,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UserError, _unprocessable)
     app.add_exception_handler(EmptyQueryError, _unprocessable)
     app.add_exception_handler(UnknownDirectionError, _unprocessable)
+    app.add_exception_handler(CatalogCorruptError, _corrupt)
+    app.add_exception_handler(TextTooLongError, _unprocessable)
     app.add_exception_handler(LookalikeError, _lookalike)
     app.add_exception_handler(Exception, _unexpected)

@@ -7,6 +7,10 @@ A read-only query over the catalog's SQLite; given values win over predicted one
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 from lookalike.api.schemas import BrandFacet, Facet, Facets
 from lookalike.catalog import Catalog
 from lookalike.catalog.brands import normalise_brand
@@ -53,3 +57,32 @@ def facets(catalog: Catalog, limit: int = 60) -> Facets:
         price_min=lo,
         price_max=hi,
     )
+
+
+class FacetCache:
+    """`facets(catalog)` at most once per `max_age` seconds and catalog version: every view of
+    the search page needs them, and each computation scans the items table three times. A
+    metadata change shows in the menus within `max_age`; an added or deleted item at once, and
+    so do brand ratings and exchange rates imported through the API (`forget`)."""
+
+    def __init__(self, max_age: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age = max_age
+        self.clock = clock
+        self._cached: tuple[int, float, Facets] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, catalog: Catalog) -> Facets:
+        version = catalog.store.vectors_version()
+        with self._lock:
+            cached = self._cached
+            if cached is not None and cached[0] == version \
+                    and self.clock() - cached[1] < self.max_age:
+                return cached[2]
+            fresh = facets(catalog)
+            self._cached = (version, self.clock(), fresh)
+            return fresh
+
+    def forget(self) -> None:
+        """Compute the facets afresh at the next `get` (after an import changed them)."""
+        with self._lock:
+            self._cached = None

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from lookalike.catalog import Filters, Item, Result
 from lookalike.catalog.brands import BrandRating
 from lookalike.catalog.schema import ItemFields, ItemState
 from lookalike.catalog.schema import ItemUpdate as LibraryItemUpdate
 from lookalike.catalog.sorting import Sort
+from lookalike.recommend.words import TextSearch
 
 
 class TagPublic(BaseModel):
@@ -129,6 +130,8 @@ class SearchResponse(BaseModel):
     notes: list[str] = Field(default_factory=list, description=(
         "Plain sentences on what the filters could not do (filter values no item has, prices "
         "without an exchange rate)."))
+    understood: Understood | None = Field(
+        None, description="With `text`: what the words were understood as (else absent).")
 
     @classmethod
     def of(
@@ -169,19 +172,41 @@ SORT = (
 )
 
 
+#: Most attribute directions one query may steer by.
+MAX_STEER = 50
+
+#: A steering strength: finite, in [-1, 1] as documented (NaN, inf, 1e308 are 422s).
+Strength = Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]
+DirectionName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class FiltersIn(Filters):
+    """Filters as a request body sends them: every number finite and bounded."""
+
+    price_min: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
+    price_max: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
+    min_sustainability: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
+    min_brand_rating: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
+    min_brand_people: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
+    min_brand_planet: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
+    min_brand_animals: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
+    min_rating: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
+
+
 class Steering(BaseModel):
     """How to bend a query: examples to move towards / away from, attribute directions,
     colour weight and diversity. All optional; colour weight and diversity default to the
     server's."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     positive: list[str] = Field(default_factory=list, max_length=50,
                                 description="Item ids: more like these.")
     negative: list[str] = Field(default_factory=list, max_length=50,
                                 description="Item ids: less like these.")
-    steer: dict[str, float] = Field(
-        default_factory=dict, description='Attribute directions and strengths in [-1, 1], '
+    steer: dict[DirectionName, Strength] = Field(
+        default_factory=dict, max_length=MAX_STEER,
+        description='Attribute directions and strengths in [-1, 1], '
         'e.g. {"colour:red": 0.6}. See GET /search/directions.'
     )
     colour_weight: float | None = Field(None, ge=0, le=1, description=COLOUR_WEIGHT)
@@ -192,9 +217,9 @@ class RecommendRequest(Steering):
     """"More like these, less like those" over catalog items, without a photo."""
 
     k: int = Field(12, ge=1, le=1000)
-    offset: int = Field(0, ge=0, description=OFFSET)
+    offset: int = Field(0, ge=0, le=1_000_000, description=OFFSET)
     sort: Sort = Field("relevance", description=SORT)
-    filters: Filters = Field(default_factory=Filters)
+    filters: FiltersIn = Field(default_factory=FiltersIn)
 
 
 class Directions(BaseModel):
@@ -271,10 +296,12 @@ class CatalogInfo(BaseModel):
 
 
 class UserPublic(BaseModel):
-    id: int
+    """A user; a visitor without a session (nothing stored yet) has no id and no created_at."""
+
+    id: int | None
     username: str | None
     is_guest: bool
-    created_at: datetime
+    created_at: datetime | None
 
 
 class Session(BaseModel):
@@ -306,3 +333,34 @@ class SwipePublic(BaseModel):
 
 class Feed(BaseModel):
     items: list[ResultPublic]
+
+
+# -- words -------------------------------------------------------------------------------------
+
+
+class WordMatch(BaseModel):
+    phrase: str = Field(description="The words as typed (normalised).")
+    field: str = Field(description="category, colour, brand, an attribute (usage...), "
+                       "price_max, second_hand, size...")
+    values: list[str]
+    how: str = Field(description="exact, plural, synonym, fuzzy or phrase.")
+    score: float = Field(description="1, or the difflib ratio of a fuzzy match.")
+    negated: bool = Field(description="After not/no/without: steered away from, not filtered.")
+
+
+class Understood(BaseModel):
+    """What a search text was understood as (`lookalike.recommend.words`)."""
+
+    filters: dict[str, Any] = Field(description="Filters applied (the words' merged with the "
+                                    "request's own), as in `Filters`.")
+    steer: dict[str, float] = Field(description="Steering directions applied, with strengths.")
+    matches: list[WordMatch]
+    ignored: list[str] = Field(description="Words that matched nothing in this catalog.")
+    notes: list[str]
+
+
+def understood(found: TextSearch) -> Understood:
+    return Understood.model_validate(found.understood())
+
+
+SearchResponse.model_rebuild()

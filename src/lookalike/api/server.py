@@ -7,7 +7,9 @@ clear error at once; "serving at ..." is printed only once the socket accepts co
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -29,6 +31,24 @@ def url_of(settings: Settings) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{settings.port}/"
+
+
+#: malloc arenas of the server and its search processes. glibc gives every thread that
+#: allocates an arena of its own (up to 8 per core); with a server's many threads their memory
+#: crept up under load (harness soak: +5.7 % in 5 min with the default, +2.1 % with 2).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number (glibc's malloc.h)
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """As MALLOC_ARENA_MAX=`arenas` would (unless the environment already says): for this
+    process through mallopt, for the processes it starts through the environment. Only on
+    glibc; elsewhere nothing changes."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    os.environ["MALLOC_ARENA_MAX"] = str(arenas)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas)
 
 
 def listen(settings: Settings) -> socket.socket:
@@ -82,6 +102,7 @@ def run_server(settings: Settings, sock: socket.socket | None = None) -> None:
     if not (Path(settings.catalog_dir) / DB_FILE).is_file():
         raise CatalogNotFoundError(str(settings.catalog_dir))
     sock = sock if sock is not None else listen(settings)
+    limit_malloc_arenas()
     settings = settings.model_copy(update={"search_processes": serving_processes(settings)})
     url = url_of(settings)
     processes = settings.search_processes
@@ -93,8 +114,12 @@ def run_server(settings: Settings, sock: socket.socket | None = None) -> None:
 
     with sock:
         app = create_app(settings)
+        # the client address (rate limits are per client) comes from X-Forwarded-For only
+        # when the connection comes from a proxy named in `trusted_proxies`
+        proxies = settings.trusted_proxies
         config = uvicorn.Config(app, host=settings.host, port=settings.port,
-                                log_level="warning", proxy_headers=False, server_header=False)
+                                log_level="warning", proxy_headers=bool(proxies),
+                                forwarded_allow_ips=proxies or None, server_header=False)
         server = _Server(config, started)
         # Ctrl+C: uvicorn shuts down cleanly, then raises SIGINT again
         with contextlib.suppress(KeyboardInterrupt):

@@ -32,6 +32,7 @@ from lookalike.catalog.rates import RatesFile, read_rates
 from lookalike.catalog.schema import Item, ItemIn, ItemUpdate, Tag
 from lookalike.catalog.sorting import SORTS
 from lookalike.catalog.store import CatalogStore, NewItem
+from lookalike.colour_names import canonical_colour
 from lookalike.config import Settings
 from lookalike.encoders import Encoder
 from lookalike.encoders import create as create_encoder
@@ -92,14 +93,18 @@ class Catalog:
         store = CatalogStore(folder / DB_FILE, settings.base_currency)
         if encoder is not None:
             store.bind_model(encoder.name, encoder.dim)
-        stored_dim = store.get_meta("dim")
+        stored_dim = store.dim  # the stored vectors' length, even if the record is damaged
         if stored_dim is None:
             encoder = encoder or create_encoder(settings.model, settings)
             store.bind_model(encoder.name, encoder.dim)
-            stored_dim = str(encoder.dim)
-        index = CatalogIndex(folder, int(stored_dim), settings)
-        version = store.vectors_version()  # read before the vectors: a later change shows
-        index.load(*store.vectors())
+            stored_dim = encoder.dim
+        index = CatalogIndex(folder, stored_dim, settings)
+        try:
+            version = store.vectors_version()  # read before the vectors: a later change shows
+            index.load(*store.vectors())
+        except BaseException:
+            store.close()
+            raise
         catalog = cls(settings=settings, store=store, index=index, _encoder=encoder,
                       _version=version)
         if settings.auto_tag:  # default taggers (colour; trained probes) — issue 5
@@ -198,14 +203,15 @@ class Catalog:
             raise DuplicateItemError(f"an item with id {item.id!r} exists")
         if digest in hashes:
             raise DuplicateItemError("the catalog already holds this exact image")
-        img = load_image(image, limits=self.limits, name=image_path.name)
+        size = self.encoder.preprocess.resize_size
+        img = load_image(image, limits=self.limits, name=image_path.name, draft_size=(size, size))
         vector = self.encoder.encode_images([img])
         tags: dict[str, Tag] = {}
         for tagger in self.pixel_taggers:
             tags.update(tagger(img))
         for vtagger in self.vector_taggers:
             tags.update(vtagger(vector)[0])
-        predicted = {k: t for k, t in tags.items() if not getattr(item, k, None)}
+        predicted = {k: t for k, t in tags.items() if not item.gives(k)}
         new = NewItem(item.id or digest[:16], item, str(image_path), digest, predicted)
         (rowid,) = self.store.add([new], vector)
         with self._sync:
@@ -283,30 +289,34 @@ class Catalog:
         return self.store.list(filters or Filters(), offset, limit, sort)
 
     def values(self, field: str) -> list[str]:
-        """Every value of a list filter's field (category, brand, colour, size) that some item
-        has, as the filter matches it (given, else predicted), sorted."""
+        """Every value of a list filter's field (category, brand, colour, size) or other
+        attribute (usage, pattern...) that some item has, as the filter matches it (given, else
+        predicted; colours by canonical name), sorted."""
         return sorted((v for v, _ in self.store.values(field)), key=str.lower)
 
     def unknown_filter_values(self, filters: Filters, shown: int = 30) -> list[str]:
         """A plain sentence for each filter value no item has, with the values that exist:
         "no item has category 'Spacesuits'; categories: Dress, Hat, ..." (why a search came
-        back short or empty). Case-insensitive, as the filters are."""
+        back short or empty). Case-insensitive, as the filters are; colours by canonical name
+        (`navy blue` is known where items are `navy`)."""
         notes = []
-        for name in LIST_FIELDS:
-            wanted: list[str] = getattr(filters, name)
+        wanted_by = [(name, list(getattr(filters, name))) for name in LIST_FIELDS]
+        wanted_by += list(filters.attributes.items())
+        for name, wanted in wanted_by:
             if not wanted:
                 continue
             existing = self.values(name)
-            known = {v.lower() for v in existing}
+            keys: dict[str, Callable[[str], str]] = {"colour": canonical_colour,
+                                                     "brand": normalise_brand}
+            key = keys.get(name, str.lower)
+            known = {key(v) for v in existing}
             plural = {"category": "categories", "brand": "brands", "colour": "colours",
-                      "size": "sizes"}[name]
+                      "size": "sizes"}.get(name, f"{name} values")
             listed = ", ".join(existing[:shown]) + (
                 f", ... ({len(existing) - shown} more)" if len(existing) > shown else ""
             )
-            if name == "brand":  # brands match by their normalised names
-                known = {normalise_brand(v) for v in existing}
             for value in wanted:
-                if (normalise_brand(value) if name == "brand" else value.lower()) not in known:
+                if key(value) not in known:
                     notes.append(f"no item has {name} {value!r}; "
                                  + (f"{plural}: {listed}" if existing else f"no item has a {name}"))
         return notes
@@ -431,14 +441,17 @@ class Catalog:
         diversity: float | None = None,
         offset: int = 0,
         sort: str = "relevance",
+        name: str | None = None,
     ) -> list[Result]:
-        """Look-alikes of a photo (path or bytes): results `offset` … `offset + k` of its
-        ranking. `colour_weight` ("match colour", 0–1) and `diversity` (0–1) default to the
-        settings'; `sort` orders the best look-alikes by price, sustainability...; see
-        `lookalike.recommend.recommend`."""
+        """Look-alikes of a photo (path or bytes; `name` labels bytes in errors): results
+        `offset` … `offset + k` of its ranking. `colour_weight` ("match colour", 0–1) and
+        `diversity` (0–1) default to the settings'; `sort` orders the best look-alikes by
+        price, sustainability...; see `lookalike.recommend.recommend`."""
         from lookalike.recommend import Query, recommend  # recommend builds on the catalog
 
-        query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(self, source)
+        query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(
+            self, source, name=name
+        )
         return recommend(self, query, k, filters, offset=offset, sort=sort)
 
     def similar(

@@ -4,6 +4,13 @@ Writes happen in short transactions, so a killed process loses at most the batch
 writing, and nothing already committed. Other modules (users, swipes) add their own tables
 to the same file through `CatalogStore.connection`.
 
+Damage never passes silently and never takes the whole catalog down: a file that is empty, not
+SQLite, truncated or malformed raises `CatalogCorruptError` naming it (at open, or at the first
+read that meets a damaged page); a row that cannot be read (an embedding blob of the wrong
+length or with non-finite values, a field that does not parse) is left out with a warning, and
+`lookalike check` lists it. A new catalog file is created complete (in a temp file, then linked
+into place), so a process killed while creating one leaves no empty file behind.
+
 Beside the items: the brand ratings (`brand_ratings`, by normalised brand name) and the
 exchange rates (`rates`). Each item keeps copies derived from them, refreshed by the store in
 the same transaction as every change to the item or the tables, so that a filter or a sort is
@@ -18,9 +25,13 @@ A catalog made before these existed gains their columns and tables when it is op
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
+import logging
+import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,11 +43,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.catalog.brands import ASPECTS, BrandRating, normalise_brand
-from lookalike.catalog.filters import VALUE_SQL, Filters
+from lookalike.catalog.filters import VALUE_SQL, Filters, attribute_sql
 from lookalike.catalog.rates import Rate
 from lookalike.catalog.schema import Item, ItemFields, ItemUpdate, Tag
 from lookalike.catalog.sorting import SORTS, order_by
-from lookalike.errors import CatalogMismatchError, ItemNotFoundError
+from lookalike.colour_names import canonical_colour
+from lookalike.errors import CatalogCorruptError, CatalogMismatchError, ItemNotFoundError
+
+log = logging.getLogger(__name__)
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -64,7 +78,16 @@ CREATE TABLE IF NOT EXISTS items (
     image_path TEXT NOT NULL,
     image_hash TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'available',
+    rating REAL,
+    reviews INTEGER,
+    brand_key TEXT,
+    price_base REAL,
+    brand_overall REAL,
+    brand_people REAL,
+    brand_planet REAL,
+    brand_animals REAL
 );
 CREATE INDEX IF NOT EXISTS items_category ON items(category);
 CREATE INDEX IF NOT EXISTS items_price ON items(price);
@@ -91,7 +114,8 @@ CREATE TABLE IF NOT EXISTS rates (
     imported_at TEXT NOT NULL
 );
 """
-#: Columns added to `items` by issue 21 (a catalog made before gains them when opened).
+#: Columns added to `items` by issue 21: a new catalog's table has them (and a salvaged copy
+#: keeps them, `lookalike.catalog.maintenance`); one made before gains them when opened.
 _NEW_COLUMNS = {
     "state": "TEXT NOT NULL DEFAULT 'available'",
     "rating": "REAL",
@@ -148,6 +172,19 @@ SCHEMA = _TABLES + "".join(
     f"BEGIN {_BUMP_TAGS} END;\n"
 )
 
+# Rowids are never reused: a new item gets one above every rowid the catalog ever gave out
+# (SQLite alone would hand the last one deleted to the next item). An index that remembers a
+# removed rowid (HNSW keeps removed nodes) or a file saved before a delete thus never meets
+# that rowid again as another item's.
+_HIGH_WATER = (
+    "SELECT max(coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'rowid_high'), 0),"
+    " coalesce((SELECT max(rowid) FROM items), 0))"
+)
+_SET_HIGH_WATER = (
+    "INSERT INTO meta (key, value) VALUES ('rowid_high', ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+
 _COLUMNS = (
     "items.rowid AS rowid, id, title, category, department, kids, price, currency, brand, "
     "sizes, colour, url, sustainability, second_hand, source, extra, predicted, image_path, "
@@ -164,15 +201,78 @@ _FROM = (
 )
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+_CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB (primary codes)
+
+
+def is_corruption(exc: sqlite3.Error) -> bool:
+    """Whether SQLite says the file is damaged or not a database (not busy, full, locked...)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF in _CORRUPT_CODES
+    return "malformed" in str(exc) or "not a database" in str(exc)
+
+
+def file_damage(path: Path) -> str | None:
+    """Why `path` cannot be an intact SQLite database, from its size and 100-byte header, or
+    None when nothing is visibly wrong. A truncation is only judged without a write-ahead log
+    (a crash during a checkpoint may legitimately leave the main file short; SQLite completes
+    it from the log)."""
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (0 bytes), not a catalog database"
+    with path.open("rb") as f:
+        header = f.read(100)
+    if not header.startswith(SQLITE_HEADER):
+        return "not an SQLite database (the file does not start with SQLite's header)"
+    if len(header) < 100:
+        return f"truncated: {size} bytes, shorter than SQLite's header"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    header_count_valid = header[24:28] == header[92:96]
+    wal = path.with_name(path.name + "-wal")
+    no_log = not wal.exists() or wal.stat().st_size == 0
+    if header_count_valid and no_log and size < pages * page_size:
+        return f"truncated: {size:,} bytes, its header says {pages} pages of {page_size} bytes"
+    return None
+
+
+def vector_problem(blob: object, dim: int) -> str | None:
+    """Why a stored embedding cannot be used, or None."""
+    if not isinstance(blob, bytes):
+        return f"not a vector blob ({type(blob).__name__})"
+    if len(blob) != 4 * dim:
+        return f"{len(blob)} bytes, a {dim}-d vector has {4 * dim}"
+    if not np.isfinite(np.frombuffer(blob, dtype=np.float32)).all():
+        return "holds non-finite values (NaN or infinity)"
+    return None
+
+
 def _as_arrays(
-    rows: Sequence[tuple[int, bytes]] | Sequence[sqlite3.Row], dim: int
+    rows: Sequence[tuple[int, bytes]] | Sequence[sqlite3.Row], dim: int, where: Path
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-    """(item_rowid, vector blob) rows → (rowids, matrix)."""
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    if not rows:
-        return ids, np.zeros((0, dim), dtype=np.float32)
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-    return ids, matrix.reshape(len(rows), -1).copy()
+    """(item_rowid, vector blob) rows → (rowids, matrix); damaged rows (wrong length,
+    non-finite values) are left out with a warning instead of failing the whole catalog."""
+    good = [r for r in rows if isinstance(r[1], bytes) and len(r[1]) == 4 * dim]
+    ids = np.fromiter((r[0] for r in good), dtype=np.int64, count=len(good))
+    matrix = (
+        np.frombuffer(b"".join(r[1] for r in good), dtype=np.float32).reshape(len(good), dim)
+        if good and dim
+        else np.zeros((0, dim), dtype=np.float32)
+    )
+    finite = np.isfinite(matrix.sum(axis=1, dtype=np.float64))
+    if not finite.all():
+        ids, matrix = ids[finite], matrix[finite]
+    skipped = len(rows) - len(ids)
+    if skipped:
+        bad = sorted(set(int(r[0]) for r in rows) - set(ids.tolist()))
+        log.warning(
+            "%s: %d damaged embedding(s) left out of search (item rowids %s%s); "
+            "run `lookalike check`, then `lookalike repair`",
+            where, skipped, ", ".join(map(str, bad[:10])), ", ..." if len(bad) > 10 else "",
+        )
+    return ids, matrix.copy()
 
 
 def _now() -> str:
@@ -195,7 +295,9 @@ def _bool_or_none(value: Any) -> bool | None:
 
 
 def _brand_rating(row: sqlite3.Row) -> BrandRating | None:
-    if row["rated_name"] is None:
+    """The brand rating joined to an item row (`_FROM`); None without one, or when the row was
+    read from `items` alone (maintenance reads `SELECT rowid, * FROM items`)."""
+    if _column(row, "rated_name") is None:
         return None
     return BrandRating(
         brand=row["rated_name"], overall=row["rated_overall"], people=row["rated_people"],
@@ -204,7 +306,19 @@ def _brand_rating(row: sqlite3.Row) -> BrandRating | None:
     )
 
 
-def _row_to_item(row: sqlite3.Row, base_currency: str) -> Item:
+class DamagedRowError(ValueError):
+    """An item row whose fields do not parse (bad JSON, bad timestamp...)."""
+
+
+def _row_to_item(row: sqlite3.Row, base_currency: str | None = None) -> Item:
+    try:
+        return _parse_item(row, base_currency)
+    except (ValueError, TypeError, KeyError) as exc:  # JSONDecodeError and pydantic's are too
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DamagedRowError(f"item {row['id']!r} (rowid {row['rowid']}): {reason}") from None
+
+
+def _parse_item(row: sqlite3.Row, base_currency: str | None) -> Item:
     return Item(
         rowid=row["rowid"],
         id=row["id"],
@@ -227,13 +341,35 @@ def _row_to_item(row: sqlite3.Row, base_currency: str) -> Item:
         image_hash=row["image_hash"],
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
-        state=row["state"],
-        rating=row["rating"],
-        reviews=row["reviews"],
-        base_price=row["price_base"],
-        base_currency=base_currency if row["price_base"] is not None else None,
+        state=_column(row, "state", "available"),
+        rating=_column(row, "rating"),
+        reviews=_column(row, "reviews"),
+        base_price=_column(row, "price_base"),
+        base_currency=base_currency if _column(row, "price_base") is not None else None,
         brand_rating=_brand_rating(row),
     )
+
+
+def _column(row: sqlite3.Row, name: str, default: Any = None) -> Any:
+    """`row[name]`, or `default` for a row of a catalog made before that column (read as it
+    is by `lookalike check`, which never migrates)."""
+    try:
+        return row[name]
+    except IndexError:
+        return default
+
+
+def _readable(
+    rows: Sequence[sqlite3.Row], where: Path, base_currency: str | None = None
+) -> list[Item]:
+    """Items of `rows`, the damaged ones left out with a warning."""
+    items = []
+    for row in rows:
+        try:
+            items.append(_row_to_item(row, base_currency))
+        except DamagedRowError as exc:
+            log.warning("%s: left out %s; run `lookalike check`", where, exc)
+    return items
 
 
 class CatalogStore:
@@ -241,23 +377,38 @@ class CatalogStore:
 
     `base_currency` is the currency prices are converted to for price filters and sorting;
     a catalog whose converted prices are in another one (another process's setting, an older
-    catalog) is converted on opening."""
+    catalog) is converted on opening. None (maintenance tools): the one the catalog's prices
+    are converted to already (EUR for a new catalog)."""
 
-    def __init__(self, path: Path, base_currency: str = "EUR") -> None:
+    def __init__(self, path: Path, base_currency: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.base_currency = base_currency.upper()
+        asked = None if base_currency is None else base_currency.upper()
+        self.base_currency = asked or "EUR"
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            str(self.path), check_same_thread=False, isolation_level=None, timeout=30
-        )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(SCHEMA)
-        self._migrate()
-        self._use_base_currency()
+        self._dim: int | None = None
+        if not self.path.exists():
+            _create_database(self.path, self.base_currency)
+        damage = file_damage(self.path)
+        if damage:
+            raise CatalogCorruptError(str(self.path), damage)
+        with self._guard():
+            self._conn = sqlite3.connect(
+                str(self.path), check_same_thread=False, isolation_level=None, timeout=30
+            )
+            try:
+                self._conn.row_factory = sqlite3.Row
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.execute("PRAGMA foreign_keys=ON")
+                self._conn.executescript(SCHEMA)
+                if asked is None:  # the one the catalog's prices are converted to
+                    self.base_currency = self.get_meta("price_base_currency") or "EUR"
+                self._migrate()
+                self._use_base_currency()
+            except BaseException:
+                self._conn.close()
+                raise
 
     def _migrate(self) -> None:
         """Bring a catalog made by older code up to `SCHEMA_VERSION`: add the missing
@@ -311,21 +462,33 @@ class CatalogStore:
             self._conn.close()
 
     @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite's "malformed" / "not a database" become a CatalogCorruptError naming the file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if is_corruption(exc):
+                reason = f"the database is damaged ({exc})"
+                raise CatalogCorruptError(str(self.path), reason) from None
+            raise
+
+    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic write: everything inside commits together or not at all."""
-        with self._lock:
+        with self._lock, self._guard():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # a damaged file may refuse even this
+                    self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
         """The shared connection, locked for the caller (reads, or writes in autocommit)."""
-        with self._lock:
+        with self._lock, self._guard():
             yield self._conn
 
     # -- meta -------------------------------------------------------------------------------
@@ -338,17 +501,55 @@ class CatalogStore:
     def set_meta(self, key: str, value: str) -> None:
         with self.connection() as conn:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        if key == "dim":
+            self._dim = None
+
+    @property
+    def dim(self) -> int | None:
+        """The length of the stored vectors: the recorded `dim` when most stored vectors agree
+        with it, else (with a warning) the length most of them have; None for a catalog with
+        no vectors and no valid record. A wrong record must not make every row unreadable."""
+        if self._dim is None:
+            self._dim = self._vector_dim()
+        return self._dim
+
+    def _vector_dim(self) -> int | None:
+        raw = self.get_meta("dim")
+        recorded = int(raw) if raw is not None and raw.isdigit() and int(raw) > 0 else None
+        with self.connection() as conn:
+            sample = [r[0] for r in conn.execute(
+                "SELECT length(vector) FROM embeddings ORDER BY item_rowid LIMIT 64")]
+            if not sample:
+                return recorded
+            if recorded is not None and 2 * sample.count(4 * recorded) > len(sample):
+                return recorded
+            counts: Counter[int] = Counter(dict(conn.execute(
+                "SELECT length(vector), count(*) FROM embeddings GROUP BY 1").fetchall()))
+        length, _ = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+        if recorded is not None and counts[4 * recorded] >= counts[length]:
+            return recorded
+        if length <= 0 or length % 4:
+            return recorded
+        log.warning(
+            "%s: the recorded vector length (dim %s) disagrees with the stored vectors, most of "
+            "which are %d-d: using %d; run `lookalike check`, then `lookalike repair`",
+            self.path, raw, length // 4, length // 4,
+        )
+        return length // 4
 
     def bind_model(self, name: str, dim: int) -> None:
         """Record the encoder this catalog's vectors come from; refuse a different one."""
-        stored_name, stored_dim = self.get_meta("model"), self.get_meta("dim")
+        stored_name, stored_dim = self.get_meta("model"), self.dim
         if stored_name is None:
             if self.count():
                 raise CatalogMismatchError(f"{self.path}: items exist but no model is recorded")
             self.set_meta("model", name)
             self.set_meta("dim", str(dim))
             return
-        if stored_name != name or int(stored_dim or 0) != dim:
+        if stored_dim is None:  # no vectors and no valid record of their length
+            self.set_meta("dim", str(dim))
+            stored_dim = dim
+        if stored_name != name or stored_dim != dim:
             raise CatalogMismatchError(
                 f"{self.path} holds vectors of model {stored_name!r} ({stored_dim}-d), not "
                 f"{name!r} ({dim}-d): use that model, or a new catalog folder"
@@ -367,16 +568,18 @@ class CatalogStore:
         now = _now()
         rowids: list[int] = []
         with self.transaction() as conn:
+            last = int(conn.execute(_HIGH_WATER).fetchone()[0])
             for item, vec in zip(items, vectors, strict=True):
                 f = item.fields
-                cur = conn.execute(
-                    "INSERT INTO items (id, title, category, department, kids, price, currency,"
-                    " brand, sizes, colour, url, sustainability, second_hand, source, extra,"
-                    " predicted, image_path, image_hash, created_at, updated_at, state, rating,"
-                    " reviews, brand_key)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                last += 1
+                conn.execute(
+                    "INSERT INTO items (rowid, id, title, category, department, kids, price,"
+                    " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
+                    " extra, predicted, image_path, image_hash, created_at, updated_at, state,"
+                    " rating, reviews, brand_key)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        item.id, f.title, f.category, f.department,
+                        last, item.id, f.title, f.category, f.department,
                         None if f.kids is None else int(f.kids),
                         f.price, f.currency, f.brand, json.dumps(f.sizes), f.colour, f.url,
                         f.sustainability,
@@ -387,13 +590,14 @@ class CatalogStore:
                         None if f.brand is None else normalise_brand(f.brand),
                     ),
                 )
-                rowid = int(cur.lastrowid or 0)
                 conn.execute(
                     "INSERT INTO embeddings (item_rowid, vector) VALUES (?, ?)",
-                    (rowid, np.asarray(vec, dtype=np.float32).tobytes()),
+                    (last, np.asarray(vec, dtype=np.float32).tobytes()),
                 )
-                rowids.append(rowid)
-            self._refresh(conn, rowids)
+                rowids.append(last)
+            if rowids:
+                conn.execute(_SET_HIGH_WATER, (str(last),))
+                self._refresh(conn, rowids)
         return rowids
 
     def update(self, item_id: str, change: ItemUpdate) -> Item:
@@ -442,6 +646,7 @@ class CatalogStore:
             row = conn.execute("SELECT rowid FROM items WHERE id = ?", (item_id,)).fetchone()
             if row is None:
                 raise ItemNotFoundError(item_id)
+            conn.execute(_SET_HIGH_WATER, (str(conn.execute(_HIGH_WATER).fetchone()[0]),))
             conn.execute("DELETE FROM embeddings WHERE item_rowid = ?", (row[0],))
             conn.execute("DELETE FROM items WHERE rowid = ?", (row[0],))
         return int(row[0])
@@ -465,7 +670,10 @@ class CatalogStore:
                                (item_id,)).fetchone()
         if row is None:
             raise ItemNotFoundError(item_id)
-        return _row_to_item(row, self.base_currency)
+        try:
+            return _row_to_item(row, self.base_currency)
+        except DamagedRowError as exc:
+            raise CatalogCorruptError(str(self.path), str(exc)) from None
 
     def get_many(self, rowids: Sequence[int]) -> builtins.list[Item]:
         """Items by rowid, in the order asked (missing rowids are left out)."""
@@ -476,10 +684,11 @@ class CatalogStore:
             for start in range(0, len(rowids), 500):
                 chunk = [int(r) for r in rowids[start : start + 500]]
                 marks = ",".join("?" * len(chunk))
-                for row in conn.execute(
+                rows = conn.execute(
                     f"SELECT {_COLUMNS} FROM {_FROM} WHERE items.rowid IN ({marks})", chunk
-                ):
-                    found[row["rowid"]] = _row_to_item(row, self.base_currency)
+                ).fetchall()
+                found.update((item.rowid, item)
+                             for item in _readable(rows, self.path, self.base_currency))
         return [found[r] for r in rowids if r in found]
 
     def list(
@@ -495,7 +704,7 @@ class CatalogStore:
                 "LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
-        return [_row_to_item(r, self.base_currency) for r in rows]
+        return _readable(rows, self.path, self.base_currency)
 
     def sort_values(
         self, rowids: Sequence[int], sort: str
@@ -542,7 +751,7 @@ class CatalogStore:
 
     def attribute_values(self, name: str) -> dict[int, str]:
         """rowid → `name` ("category" or "colour") of every item: the given value, else the
-        predicted tag, else ""."""
+        predicted tag, else "" (colours by canonical name: `Navy Blue` → `navy`)."""
         if name not in ("category", "colour"):
             raise ValueError(f"not a taggable attribute: {name!r}")
         with self.connection() as conn:
@@ -550,12 +759,16 @@ class CatalogStore:
                 f"SELECT rowid, coalesce({name}, json_extract(predicted, '$.{name}.value'), '')"
                 " FROM items"
             ).fetchall()
+        if name == "colour":
+            return {int(r[0]): canonical_colour(str(r[1])) if r[1] else "" for r in rows}
         return {int(r[0]): str(r[1]) for r in rows}
 
     def values(self, field: str, limit: int | None = None) -> builtins.list[tuple[str, int]]:
         """(value, number of items) of a list filter's field (`LIST_FIELDS`, or `currency`)
-        across the catalog, as the filter sees it (given value, else predicted; an item
-        without a currency in the base currency), most common first. Sold items count too."""
+        or of any other attribute (`usage`, `pattern`...) across the catalog, as the filter
+        sees it (given value, else predicted; an item without a currency in the base
+        currency), most common first. Colours are merged by canonical name (`Navy Blue` and
+        `navy` count as `navy`). Sold items count too."""
         if field == "size":
             source, expr = "items, json_each(items.sizes) s", "s.value"
         elif field == "currency":
@@ -563,15 +776,23 @@ class CatalogStore:
         elif field in VALUE_SQL:
             source, expr = "items", VALUE_SQL[field]
         else:
-            raise ValueError(f"not a list filter: {field!r}")
+            source, expr = "items", attribute_sql(field)
         params: builtins.list[Any] = [self.base_currency] if field == "currency" else []
+        merge = field == "colour"
         with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT {expr} AS v, count(*) AS n FROM {source} WHERE v IS NOT NULL AND v != '' "
                 "GROUP BY v ORDER BY n DESC, v LIMIT ?",
-                (*params, -1 if limit is None else limit),
+                (*params, -1 if limit is None or merge else limit),
             ).fetchall()
-        return [(str(v), int(n)) for v, n in rows]
+        if not merge:
+            return [(str(v), int(n)) for v, n in rows]
+        counts: dict[str, int] = {}
+        for v, n in rows:
+            name = canonical_colour(str(v))
+            counts[name] = counts.get(name, 0) + int(n)
+        merged = sorted(counts.items(), key=lambda vn: (-vn[1], vn[0]))
+        return merged if limit is None else merged[:limit]
 
     def sold_rowids(self, limit: int) -> builtins.list[int]:
         """Rowids of up to `limit` sold items (an index range read)."""
@@ -682,12 +903,12 @@ class CatalogStore:
 
     def vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """All (rowids ascending, vectors) — what the search index is built from."""
-        dim = int(self.get_meta("dim") or 0)
+        dim = self.dim or 0
         with self.connection() as conn:
             rows = conn.execute(
                 "SELECT item_rowid, vector FROM embeddings ORDER BY item_rowid"
             ).fetchall()
-        return _as_arrays(rows, dim)
+        return _as_arrays(rows, dim, self.path)
 
     def vectors_version(self) -> int:
         """Changes to the stored vectors so far, by any connection or process."""
@@ -707,7 +928,7 @@ class CatalogStore:
         self, rowids: NDArray[np.int64]
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """(rowids found, their vectors) for some rowids; ones deleted meanwhile are left out."""
-        dim = int(self.get_meta("dim") or 0)
+        dim = self.dim or 0
         rows: list[tuple[int, bytes]] = []
         with self.connection() as conn:
             for start in range(0, len(rowids), 500):
@@ -716,7 +937,7 @@ class CatalogStore:
                     f"SELECT item_rowid, vector FROM embeddings WHERE item_rowid IN "
                     f"({','.join('?' * len(chunk))}) ORDER BY item_rowid", chunk
                 ).fetchall()
-        return _as_arrays(rows, dim)
+        return _as_arrays(rows, dim, self.path)
 
     def vector(self, rowid: int) -> NDArray[np.float32]:
         with self.connection() as conn:
@@ -725,4 +946,53 @@ class CatalogStore:
             ).fetchone()
         if row is None:
             raise ItemNotFoundError(str(rowid))
+        problem = vector_problem(row[0], self.dim or 0)
+        if problem:
+            raise CatalogCorruptError(
+                str(self.path), f"the embedding of item rowid {rowid} is damaged: {problem}"
+            )
         return np.frombuffer(row[0], dtype=np.float32).copy()
+
+
+def _create_database(path: Path, base_currency: str) -> None:
+    """A new, complete catalog file at `path` (at `SCHEMA_VERSION`, prices converted to
+    `base_currency`): built in a temp file, then hard-linked into place (which fails if another
+    process got there first: theirs is kept). A process killed here leaves at most a temp file,
+    never an empty `path` that would later open as a catalog."""
+    for stale in path.parent.glob(f"{path.name}.*.new"):  # left by killed processes
+        pid = stale.name[len(path.name) + 1 : -len(".new")]
+        if pid.isdigit() and not _alive(int(pid)):
+            for leftover in (stale, *stale.parent.glob(f"{stale.name}-*")):
+                leftover.unlink(missing_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.new")
+    try:
+        conn = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA + _NEW_INDEXES)
+            conn.execute("INSERT INTO meta (key, value) VALUES ('price_base_currency', ?)",
+                         (base_currency,))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        finally:
+            conn.close()  # checkpoints: the whole database is in `tmp`
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -43,7 +43,8 @@ FilterOpt = Annotated[
         "brand=X colour=red size=M price_min=10 price_max=50 (in the base currency) "
         "currency=EUR,USD second_hand=true kids=false min_sustainability=3 min_brand_rating=3 "
         "min_brand_people=3 min_brand_planet=3 min_brand_animals=3 min_rating=4 "
-        "state=available,reserved include_sold=true (sold items are left out otherwise).",
+        "state=available,reserved include_sold=true (sold items are left out otherwise), and "
+        "labelled attributes: usage=Formal pattern=striped.",
     ),
 ]
 PortOpt = Annotated[
@@ -126,9 +127,12 @@ def open_catalog(catalog: Path | None) -> Catalog:
 
 
 def parse_filters(expressions: list[str] | None) -> Filters:
+    """The --filter expressions; the names of `Settings.tag_attributes` filter on those
+    attributes (`usage=Formal`)."""
     from lookalike.catalog import Filters
 
-    return Filters.parse(expressions or [])
+    attributes = settings_from(None).tag_attributes if expressions else ()
+    return Filters.parse(expressions or [], attributes=attributes)
 
 
 def fail(exc: Exception) -> typer.Exit:
@@ -239,10 +243,18 @@ def page_caption(offset: int, shown: int, more: bool, bound: int, sort: str) -> 
 @app.command("search")
 def search_cmd(
     image: Annotated[
-        Path,
+        Path | None,
         typer.Argument(metavar="PHOTO", exists=True, dir_okay=False, allow_dash=True,
-                       help="Photo to find look-alikes of ('-' reads it from stdin)."),
-    ],
+                       help="Photo to find look-alikes of ('-' reads it from stdin); optional "
+                       "with --text."),
+    ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option("--text", "-t", metavar="WORDS",
+                     help="What you want in words, mapped onto the catalog's own categories, "
+                     "colours, brands and attributes: \"red floral dress under 50\"; beside a "
+                     "PHOTO: \"this, but in red\" (appearance words steer, constraints filter)."),
+    ] = None,
     k: KOpt = 10,
     filters: FilterOpt = None,
     colour_weight: ColourWeightOpt = None,
@@ -251,20 +263,52 @@ def search_cmd(
     catalog: CatalogOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Items that look like a photo."""
+    """Items that look like a photo, or that words describe, or both."""
+    if image is None and not text:  # before any import: an argument error answers at once
+        raise typer.BadParameter("give a PHOTO, --text WORDS, or both", param_hint="'PHOTO'")
     from lookalike.cli.output import print_results
+    from lookalike.images import read_image_stream
 
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
         size, bound = page_of(cat, offset, k, sort.value)
-        source: Path | bytes = sys.stdin.buffer.read() if str(image) == "-" else image
         # one more than the page, while the bound allows: is there a next page?
         ask = size + 1 if offset + size < bound else size
-        results = cat.search_image(source, ask, parsed, colour_weight=colour_weight,
-                                   offset=offset, sort=sort.value)
-        explain(cat, parsed, results, sort.value, offset)
-    more, results = len(results) > size, results[:size]
-    print_results(results, as_json, f"look-alikes of {image}",
+        stdin = str(image) == "-"  # read only up to the byte cap
+        source: Path | bytes | None = (
+            read_image_stream(sys.stdin.buffer, cat.limits) if stdin else image
+        )
+        if not text:
+            assert source is not None
+            results = cat.search_image(source, ask, parsed, colour_weight=colour_weight,
+                                       offset=offset, sort=sort.value,
+                                       name="<stdin>" if stdin else None)
+            explain(cat, parsed, results, sort.value, offset)
+            more, results = len(results) > size, results[:size]
+            print_results(results, as_json, f"look-alikes of {image}",
+                          caption=page_caption(offset, len(results), more, bound, sort.value),
+                          first_rank=offset + 1)
+            return
+        from lookalike.recommend import Query
+        from lookalike.recommend.words import describe, search_text
+
+        found = search_text(cat, text, ask, parsed, photo=source,
+                            query=Query(colour_weight=colour_weight), offset=offset,
+                            sort=sort.value)
+        if source is None and not found.intent.understood():
+            raise LookalikeError(found.notes[-1])  # names the words it ignored
+        for line in describe(found.intent) + [f"note: {n}" for n in found.notes
+                                              if n not in found.intent.notes]:
+            typer.echo(line, err=True)
+        explain(cat, found.filters, found.results, sort.value, offset)
+    more, results = len(found.results) > size, found.results[:size]
+    if as_json:
+        print(json.dumps({"understood": found.understood(), "results": [
+            {"score": round(r.score, 4), **r.item.model_dump(mode="json")}
+            for r in results]}))
+        return
+    title = f"look-alikes of {image}, {text!r}" if image is not None else f"matching {text!r}"
+    print_results(results, False, title,
                   caption=page_caption(offset, len(results), more, bound, sort.value),
                   first_rank=offset + 1)
 

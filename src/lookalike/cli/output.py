@@ -80,6 +80,8 @@ def print_report(report: IngestReport, as_json: bool) -> None:
         f"rejected [bold red]{len(report.rejected)}[/] in {report.seconds:.1f} s "
         f"({report.images_per_second:.0f} images/s)"
     )
+    if report.metadata_encoding not in (None, "UTF-8"):
+        console.print(f"metadata read as {report.metadata_encoding} text", markup=False)
     for r in report.rejected[:10]:
         console.print(f"  row {r.row} {r.item_id} [{r.field}]: {r.reason}", markup=False,
                       highlight=False)

@@ -107,11 +107,13 @@ class Query:
         return self
 
     def add_photo(
-        self, catalog: Catalog, source: ImageSource, liked: bool = True, weight: float = 1.0
+        self, catalog: Catalog, source: ImageSource, liked: bool = True, weight: float = 1.0,
+        name: str | None = None,
     ) -> Query:
-        """Add a photo (path or bytes) as a positive (or negative) example: its vector and
-        its garment colours, from one decode (as ingest tags a catalog item)."""
-        img = catalog.load_photo(source)
+        """Add a photo (path or bytes; `name` labels bytes in errors) as a positive (or
+        negative) example: its vector and its garment colours, from one decode (as ingest tags
+        a catalog item)."""
+        img = catalog.load_photo(source, name)
         self._add(catalog.embed_image(img), liked, weight, photo_palette(img))
         return self
 
@@ -316,15 +318,16 @@ def _direction(
     if query.steer:
         dirs = directions_for(catalog)
         shift = np.zeros(catalog.index.dim, dtype=np.float32)
-        for name, strength in query.steer.items():
-            if name not in dirs.directions:
+        for asked, strength in query.steer.items():
+            name = dirs.resolve(asked)  # case-insensitive; colours by canonical name
+            if name is None:
                 raise UnknownDirectionError(
-                    f"no steering direction {name!r}; see steering_directions()"
+                    f"no steering direction {asked!r}; see steering_directions()"
                 )
             strength = float(np.clip(strength, -1.0, 1.0))
             shift += strength * s.steer_scale * dirs.directions[name]
             attr, _, value = name.partition(":")
-            pal = dirs.palettes.get(value.lower()) if attr == "colour" else None
+            pal = dirs.palettes.get(value) if attr == "colour" else None
             if pal is not None and strength > 0:
                 colour_target = (
                     pal if colour_target is None

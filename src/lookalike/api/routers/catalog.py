@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from lookalike.api.deps import (
     AdminDep,
     CatalogDep,
+    FacetsDep,
     SettingsDep,
     read_upload,
     reject_unknown_form,
     reject_unknown_query,
 )
-from lookalike.api.facets import facets
+from lookalike.api.facets import FacetCache
 from lookalike.api.schemas import (
     BrandRatingPublic,
     CatalogInfo,
@@ -40,6 +41,12 @@ def _errors(errors: list[RowError]) -> list[RowErrorPublic]:
     return [RowErrorPublic(row=e.row, field=e.field, message=str(e)) for e in errors]
 
 
+def _facets_changed(request: Request) -> None:
+    """Brand ratings and prices show in the filter menus at once, not after the cache's age."""
+    cache: FacetCache = request.app.state.facets
+    cache.forget()
+
+
 @router.get("", response_model=CatalogInfo, summary="Size, encoder and index of the catalog")
 def info(catalog: CatalogDep) -> CatalogInfo:
     return CatalogInfo.model_validate(catalog.info())
@@ -47,8 +54,8 @@ def info(catalog: CatalogDep) -> CatalogInfo:
 
 @router.get("/facets", response_model=Facets,
             summary="Categories, colours, brands (with ratings), sizes, currencies, prices")
-def catalog_facets(catalog: CatalogDep) -> Facets:
-    return facets(catalog)
+def catalog_facets(facets: FacetsDep) -> Facets:
+    return facets
 
 
 @router.get("/brands", response_model=list[BrandRatingPublic],
@@ -66,6 +73,7 @@ def brand_ratings(catalog: CatalogDep) -> list[BrandRatingPublic]:
 )
 async def import_brand_ratings(
     _: AdminDep,
+    request: Request,
     catalog: CatalogDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description=_FILE)],
@@ -74,6 +82,7 @@ async def import_brand_ratings(
     data = await read_upload(file, settings.upload_max_bytes)
     parsed = catalog.import_brand_ratings(data, file.filename or "upload", replace=replace)
     rated = catalog.store.count(Filters(min_brand_rating=0, include_sold=True))
+    _facets_changed(request)
     return ImportReport(stored=len(parsed.ratings), errors=_errors(parsed.errors),
                         items_rated=rated)
 
@@ -94,6 +103,7 @@ def rates(catalog: CatalogDep) -> Rates:
 )
 async def import_rates(
     _: AdminDep,
+    request: Request,
     catalog: CatalogDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description=_FILE)],
@@ -102,5 +112,6 @@ async def import_rates(
     data = await read_upload(file, settings.upload_max_bytes)
     parsed = catalog.import_rates(data, file.filename or "upload",
                                   base=None if base is None else base.upper())
+    _facets_changed(request)
     return ImportReport(stored=0 if parsed.errors else len(parsed.rates),
                         errors=_errors(parsed.errors))

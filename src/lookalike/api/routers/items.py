@@ -39,13 +39,17 @@ router = APIRouter(
     dependencies=[Depends(reject_unknown_query), Depends(reject_unknown_form)],
 )
 
+#: Largest `offset` of a page (far beyond any catalog, far below SQLite's integer range).
+MAX_OFFSET = 1_000_000_000
+
+
 @router.get("", response_model=ItemPage, summary="List items (filters, sorting, pagination)",
             description="Sold items are left out unless `include_sold` (or `state=sold`); "
             "`sort` other than relevance orders the whole catalog (relevance: catalog order).")
 def list_items(
     catalog: CatalogDep,
     filters: QueryFiltersDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     sort: SortDep = "relevance",
 ) -> ItemPage:
@@ -80,11 +84,13 @@ def similar_items(
     settings: SettingsDep,
     filters: QueryFiltersDep,
     k: Annotated[int, Query(ge=1, le=1000, description="How many results (a page).")] = 12,
-    offset: Annotated[int, Query(ge=0, description=OFFSET)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description=OFFSET)] = 0,
     colour_weight: Annotated[
-        float | None, Query(ge=0, le=1, description=COLOUR_WEIGHT)
+        float | None, Query(ge=0, le=1, allow_inf_nan=False, description=COLOUR_WEIGHT)
     ] = None,
-    diversity: Annotated[float | None, Query(ge=0, le=1, description=DIVERSITY)] = None,
+    diversity: Annotated[
+        float | None, Query(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)
+    ] = None,
     sort: SortDep = "relevance",
 ) -> SearchResponse:
     bound = ranking_bound(settings, diversity, sort)

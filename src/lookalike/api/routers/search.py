@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 
 from lookalike.api import queries
 from lookalike.api.deps import (
@@ -13,7 +13,9 @@ from lookalike.api.deps import (
     FormFiltersDep,
     FormSort,
     FormSteeringDep,
+    QueryFiltersDep,
     SettingsDep,
+    SortDep,
     page_size,
     read_upload,
     reject_unknown_form,
@@ -27,6 +29,7 @@ from lookalike.api.schemas import (
     Directions,
     RecommendRequest,
     SearchResponse,
+    understood,
 )
 from lookalike.recommend import ranking_bound, steering_directions
 
@@ -36,7 +39,8 @@ router = APIRouter(
 )
 
 K = Annotated[int, Form(ge=1, le=1000, description="How many results (a page).")]
-Offset = Annotated[int, Form(ge=0, description=OFFSET)]
+Offset = Annotated[int, Form(ge=0, le=1_000_000, description=OFFSET)]
+Text = Annotated[str | None, Form(max_length=2000, description="Words about the photo.")]
 
 
 @router.post(
@@ -49,7 +53,9 @@ Offset = Annotated[int, Form(ge=0, description=OFFSET)]
     "`min_brand_planet`, `min_brand_animals`, `min_rating`, `include_sold`), `sort`, `k` and "
     "`offset` (pages of one ranking: `next_offset` of the answer, up to its `bound`), and the "
     "controls: `colour_weight` (match colour), `diversity`, `positive` / `negative` item ids, "
-    "`steer` (direction=strength).",
+    "`steer` (direction=strength); `text`: words about the photo (\"this, but in red\"): "
+    "constraint words (category, brand, price, second-hand, size...) filter, appearance words "
+    "(colour, pattern, usage...) steer; the answer's `understood` says how.",
 )
 async def search_photo(
     cpu: CpuDep,
@@ -61,12 +67,19 @@ async def search_photo(
     k: K = 12,
     offset: Offset = 0,
     sort: FormSort = "relevance",
+    text: Text = None,
 ) -> SearchResponse:
     bound = ranking_bound(settings, steering.diversity, sort)
     size = page_size(offset, k, bound)
     data = await read_upload(photo, settings.upload_max_bytes)
-    results = await cpu.search(queries.search_photo, data, with_probe(offset, size, bound),
-                               filters, steering, offset, sort)
+    ask = with_probe(offset, size, bound)
+    if text and text.strip():
+        found = await cpu.search(queries.search_photo_text, data, text, ask, filters, steering,
+                                 offset, sort)
+        return SearchResponse.of(
+            found.results, offset, size, bound, sort, catalog.notes(found.filters, sort)
+        ).model_copy(update={"understood": understood(found)})
+    results = await cpu.search(queries.search_photo, data, ask, filters, steering, offset, sort)
     return SearchResponse.of(results, offset, size, bound, sort, catalog.notes(filters, sort))
 
 
@@ -76,7 +89,8 @@ async def search_photo(
     summary="Look-alikes of a style profile (several photos)",
     description="Multipart: several `photos` of clothes a shopper likes. They are summarised "
     "into a few style prototypes and the results interleave them; `colour_weight` matches "
-    "each prototype's garment colours.",
+    "each prototype's garment colours. The photos together may weigh as much as one upload "
+    "(`upload_max_bytes`, 10 MiB by default).",
 )
 async def search_profile(
     cpu: CpuDep,
@@ -86,16 +100,21 @@ async def search_profile(
     photos: Annotated[list[UploadFile], File(description="Photos of clothes the shopper likes.")],
     k: K = 12,
     colour_weight: Annotated[
-        float | None, Form(ge=0, le=1, description=COLOUR_WEIGHT)
+        float | None, Form(ge=0, le=1, allow_inf_nan=False, description=COLOUR_WEIGHT)
     ] = None,
-    diversity: Annotated[float | None, Form(ge=0, le=1, description=DIVERSITY)] = None,
+    diversity: Annotated[
+        float | None, Form(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)
+    ] = None,
     sort: FormSort = "relevance",
 ) -> SearchResponse:
     if len(photos) > settings.profile_max_photos:
         raise HTTPException(422, f"at most {settings.profile_max_photos} photos per profile")
     bound = ranking_bound(settings, diversity, sort)
     size = page_size(0, k, bound)
-    data = [await read_upload(p, settings.upload_max_bytes) for p in photos]
+    data: list[bytes] = []
+    for p in photos:  # one budget for all the photos together
+        budget = settings.upload_max_bytes - sum(map(len, data))
+        data.append(await read_upload(p, budget, settings.upload_max_bytes))
     results = await cpu.search(queries.search_profile, data, size, filters, colour_weight,
                                diversity, sort)
     return SearchResponse.of(results, bound=bound, sort=sort, notes=catalog.notes(filters, sort))
@@ -122,3 +141,33 @@ def search_items(
 @router.get("/directions", response_model=Directions, summary="Steering directions")
 def directions(catalog: CatalogDep) -> Directions:
     return Directions(directions=steering_directions(catalog))
+
+
+@router.get(
+    "/text",
+    response_model=SearchResponse,
+    summary="Items that words describe",
+    description="`q`: what the shopper wants in words (\"red floral dress under 50\", \"second "
+    "hand formal shirts\"), mapped onto this catalog's own categories, colours, brands and "
+    "attributes (synonyms, plurals, fuzzy). The words filter; the items kept are ranked by "
+    "their typical look (the mean of their embeddings) and the appearance words' steering "
+    "directions. Filters given as parameters win over the words'. `understood` says what "
+    "was understood and which words were ignored.",
+)
+async def search_text(
+    cpu: CpuDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    filters: QueryFiltersDep,
+    q: Annotated[str, Query(min_length=1, max_length=2000, description="The words.")],
+    k: Annotated[int, Query(ge=1, le=1000, description="How many results (a page).")] = 12,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description=OFFSET)] = 0,
+    sort: SortDep = "relevance",
+) -> SearchResponse:
+    bound = ranking_bound(settings, None, sort)
+    size = page_size(offset, k, bound)
+    found = await cpu.search(queries.search_words, q, with_probe(offset, size, bound), filters,
+                             offset, sort)
+    return SearchResponse.of(
+        found.results, offset, size, bound, sort, catalog.notes(found.filters, sort)
+    ).model_copy(update={"understood": understood(found)})

@@ -23,7 +23,6 @@
   let seq = 0;      // drops stale answers
 
   // -- filters and tuning ------------------------------------------------------------------
-  // (the words box of branch i21-words-attrs adds its filters here)
   const LISTS = ["category", "colour", "brand", "size", "currency"];
   const FLAGS = ["kids", "second_hand", "include_sold"];
   function filterPairs() {
@@ -160,9 +159,15 @@
     else $("preview-img").removeAttribute("src");
   }
 
+  // the words of the search box (words.js), "" without one
+  function words() {
+    return window.LAWords ? window.LAWords.text() : "";
+  }
+
   function mode(s) {
     if (s.photo) return "photo";
-    return s.positive.length || s.negative.length ? "items" : "browse";
+    if (s.positive.length || s.negative.length) return "items";
+    return words() ? "words" : "browse";
   }
 
   // the new state is on screen: photo preview, examples, heading, tuning
@@ -178,9 +183,9 @@
     renderExamples();
     const m = mode(committed);
     heading.textContent = { photo: "Look-alikes of your photo", items: "Tuned by your picks",
-                            browse: "Browse the catalog" }[m];
-    $("tune").disabled = m === "browse";
-    $("tune-help").hidden = m !== "browse";
+                            words: "Matching your words", browse: "Browse the catalog" }[m];
+    $("tune").disabled = m === "browse" || m === "words";
+    $("tune-help").hidden = m !== "browse" && m !== "words";
   }
 
   // -- querying ----------------------------------------------------------------------------
@@ -200,9 +205,21 @@
       if (t.steer) for (const [d, s] of Object.entries(t.steer)) fd.append("steer", `${d}=${s}`);
       fd.append("diversity", String(t.diversity));
       fd.append("colour_weight", String(t.colour_weight));
+      const w = words();
+      if (w) fd.append("text", w);
       const data = await LA.api("/search", { method: "POST", body: fd });
       return { entries: data.results, next: data.next_offset, total: null, bound: data.bound,
-               notes: data.notes };
+               notes: data.notes, understood: data.understood };
+    }
+    if (m === "words") {
+      const q = new URLSearchParams(filterPairs());
+      q.set("q", words());
+      q.set("k", String(k));
+      q.set("offset", String(from));
+      q.set("sort", sortBy());
+      const data = await LA.api(`/search/text?${q}`);
+      return { entries: data.results, next: data.next_offset, total: null, bound: data.bound,
+               notes: data.notes, understood: data.understood };
     }
     if (m === "items") {
       const body = {
@@ -246,6 +263,7 @@
       commit(next);
       show(page.entries, append);
       if (page.bound) bound = page.bound;
+      if (window.LAWords) window.LAWords.show(page.understood || null);  // words.js
       offset = page.next === null ? from + page.entries.length : page.next;
       $("load-more").hidden = page.next === null || page.entries.length === 0;
       const shown = grid.querySelectorAll(".card").length;
