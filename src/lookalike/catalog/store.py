@@ -201,7 +201,6 @@ _FROM = (
 )
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 _CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB (primary codes)
 
 
@@ -214,26 +213,36 @@ def is_corruption(exc: sqlite3.Error) -> bool:
 
 
 def file_damage(path: Path) -> str | None:
-    """Why `path` cannot be an intact SQLite database, from its size and 100-byte header, or
-    None when nothing is visibly wrong. A truncation is only judged without a write-ahead log
-    (a crash during a checkpoint may legitimately leave the main file short; SQLite completes
-    it from the log)."""
+    """Why `path` cannot be an intact SQLite database, from its size and header, or None when
+    nothing is visibly wrong. A truncation is only judged without a write-ahead log (a crash
+    during a checkpoint may legitimately leave the main file short; SQLite completes it from
+    the log).
+
+    The header is read through SQLite itself, never with open()/close() on the file: closing
+    any descriptor of a database file drops every POSIX lock this process holds on it, so a
+    plain read beside an open catalog (a second Catalog, a check, a backup in the same
+    process) would silently unlock the first one's connection."""
     size = path.stat().st_size
     if size == 0:
         return "the file is empty (0 bytes), not a catalog database"
-    with path.open("rb") as f:
-        header = f.read(100)
-    if not header.startswith(SQLITE_HEADER):
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                                timeout=30)) as conn:
+            page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])  # page 1 only
+            pages = int(conn.execute("PRAGMA page_count").fetchone()[0])  # and the schema
+    except sqlite3.DatabaseError as exc:
+        if not is_corruption(exc):
+            raise
+        if size < 100:
+            return f"truncated: {size} bytes, shorter than SQLite's header"
+        if int(getattr(exc, "sqlite_errorcode", 0)) & 0xFF == sqlite3.SQLITE_CORRUPT:
+            # SQLite itself compares the header's page count with the file's size
+            return (f"truncated or overwritten: {size:,} bytes that SQLite reads as "
+                    f"malformed ({exc})")
         return "not an SQLite database (the file does not start with SQLite's header)"
-    if len(header) < 100:
-        return f"truncated: {size} bytes, shorter than SQLite's header"
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    header_count_valid = header[24:28] == header[92:96]
     wal = path.with_name(path.name + "-wal")
     no_log = not wal.exists() or wal.stat().st_size == 0
-    if header_count_valid and no_log and size < pages * page_size:
+    if no_log and size < pages * page_size:  # page_count is the header's when it is valid
         return f"truncated: {size:,} bytes, its header says {pages} pages of {page_size} bytes"
     return None
 

@@ -177,7 +177,7 @@ def ingest_cmd(
     ],
     metadata: Annotated[
         Path | None,
-        typer.Option("--metadata", metavar="FILE", exists=True, dir_okay=False,
+        typer.Option("--metadata", metavar="FILE",
                      help="CSV or JSONL, one row per item (`image` column required)."),
     ] = None,
     column: Annotated[
@@ -244,7 +244,7 @@ def page_caption(offset: int, shown: int, more: bool, bound: int, sort: str) -> 
 def search_cmd(
     image: Annotated[
         Path | None,
-        typer.Argument(metavar="PHOTO", exists=True, dir_okay=False, allow_dash=True,
+        typer.Argument(metavar="PHOTO", dir_okay=False, allow_dash=True,
                        help="Photo to find look-alikes of ('-' reads it from stdin); optional "
                        "with --text."),
     ] = None,
