@@ -1,6 +1,7 @@
 """Congruence of the metadata databases (qdrant-client's style): the same items on SQLite and on
 a real PostgreSQL server give the same items, the same filter results (≈1 % filters, sizes,
-unknown values, price ranges) — both equal to a plain Python reference — the same exact top k,
+unknown values, price ranges in the base currency, currencies, brand and shoppers' ratings,
+listing states) — both equal to a plain Python reference — the same sorted pages and exact top k,
 the same users, swipes and feed; writes and deletes made by another process are seen by both;
 a PostgreSQL server restart loses nothing and a served catalog carries on.
 """
@@ -28,9 +29,13 @@ from imagefactory import png
 from lookalike.api import create_app
 from lookalike.attributes.directions import compute_directions
 from lookalike.catalog import Catalog, Filters, ItemIn
+from lookalike.catalog.brands import BrandRating, normalise_brand
 from lookalike.catalog.catalog import open_store
+from lookalike.catalog.rates import Rate
 from lookalike.catalog.schema import ItemFields, Tag
+from lookalike.catalog.sorting import SORTS
 from lookalike.catalog.store import CatalogStore, NewItem
+from lookalike.colour_names import canonical_colour, colour_variants
 from lookalike.errors import CatalogNotFoundError, DatabaseUnavailableError, LookalikeError
 from lookalike.recommend import Feed
 from lookalike.servers import PostgresServer, free_port
@@ -39,11 +44,17 @@ from lookalike.users import Lifetimes, Users
 N = 3000
 DIM = 64
 CATEGORIES = ("Dress", "Shoes", "T-Shirt", "Pants")
+#: Brand ratings (Cobalt has none) and exchange rates (per EUR, the base; JPY has none).
+RATINGS = [BrandRating(brand="ACME Ltd", overall=4.2, people=3.0, source="test"),
+           BrandRating(brand="Borealis", overall=2.5, planet=4.0, source="test"),
+           BrandRating(brand="Rare", overall=4.8, source="test")]
+RATES = {"EUR": 1.0, "USD": 1.1, "GBP": 0.85}
 
 
 def make_rows(n: int = N) -> list[dict[str, Any]]:
     """Items with every kind of field value: given or only predicted, missing, mixed case;
-    brand "Rare", size "XXS" and category "Coat" on 1 % of them each."""
+    brand "Rare", size "XXS", category "Coat", currency JPY (no rate) and state sold on 1 %
+    of them each."""
     rows = []
     for i in range(n):
         brand = None if i % 11 == 0 else "Rare" if i % 100 == 7 else ("Acme", "Borealis",
@@ -64,6 +75,11 @@ def make_rows(n: int = N) -> list[dict[str, Any]]:
             "second_hand": None if i % 19 == 0 else i % 3 == 0,
             "sustainability": None if i % 6 == 0 else (i % 50) / 10,
             "extra": {"pattern": ("plain", "striped")[i % 2], "n": i},
+            "currency": "JPY" if i % 100 == 55 else "USD" if i % 4 == 1 else "GBP" if i % 4 == 2
+            else "EUR" if i % 8 == 3 else None,
+            "state": "sold" if i % 100 == 21 else "reserved" if i % 10 == 3 else "available",
+            "rating": None if i % 4 == 1 else (i % 51) / 10,
+            "reviews": None if i % 4 == 1 else i % 200,
         })
     return rows
 
@@ -79,6 +95,8 @@ def new_item(row: dict[str, Any]) -> NewItem:
         title=f"title of {row['id']}", category=row["category"], brand=row["brand"],
         colour=row["colour"], sizes=row["sizes"], price=row["price"], kids=row["kids"],
         second_hand=row["second_hand"], sustainability=row["sustainability"], extra=row["extra"],
+        currency=row["currency"], state=row["state"], rating=row["rating"],
+        reviews=row["reviews"],
     )
     predicted = {"category": Tag(value=row["predicted_category"], confidence=0.8),
                  "colour": Tag(value=row["predicted_colour"], confidence=0.7)}
@@ -90,9 +108,30 @@ def fill(store: CatalogStore, rows: list[dict[str, Any]],
     store.bind_model("fake", DIM)
     for start in range(0, len(rows), 500):
         store.add([new_item(r) for r in rows[start:start + 500]], vecs[start:start + 500])
+    store.set_brand_ratings(RATINGS)
+    store.set_rates([Rate(currency=c, rate=r, date="2031-01-02") for c, r in RATES.items()],
+                    "EUR")
 
 
 # -- the reference: what each filter keeps, in plain Python -------------------------------------
+
+
+def price_base(row: dict[str, Any]) -> float | None:
+    """The price in EUR: as given without a currency or in EUR, converted through the rates,
+    None without a price or a rate."""
+    currency = row["currency"] or "EUR"
+    if row["price"] is None or currency not in RATES:
+        return None
+    return float(row["price"]) if currency == "EUR" else row["price"] * 1.0 / RATES[currency]
+
+
+def brand_overall(row: dict[str, Any]) -> float | None:
+    rated = {r.key: r.overall for r in RATINGS}
+    return None if row["brand"] is None else rated.get(normalise_brand(row["brand"]))
+
+
+def at_least(value: float | None, bound: float | None) -> bool:
+    return bound is None or (value is not None and value >= bound)
 
 
 def keeps(row: dict[str, Any], f: Filters) -> bool:
@@ -103,17 +142,27 @@ def keeps(row: dict[str, Any], f: Filters) -> bool:
     def any_of(have: str | None, wanted: list[str]) -> bool:
         return have is not None and have.lower() in {w.lower() for w in wanted}
 
+    def colour(have: str | None) -> str | None:  # as `colour_sql` normalises
+        return None if have is None else " ".join(
+            have.lower().replace("-", " ").replace("_", " ").replace("/", " ").split())
+
+    price = price_base(row)
     checks = [
         not f.category or any_of(value("category"), f.category),
-        not f.brand or any_of(row["brand"], f.brand),
-        not f.colour or any_of(value("colour"), f.colour),
+        not f.brand or (row["brand"] is not None and normalise_brand(row["brand"])
+                        in {normalise_brand(b) for b in f.brand}),
+        not f.colour or colour(value("colour")) in {v for c in f.colour
+                                                    for v in colour_variants(c)},
         not f.size or any(any_of(s, f.size) for s in row["sizes"]),
-        f.price_min is None or (row["price"] is not None and row["price"] >= f.price_min),
-        f.price_max is None or (row["price"] is not None and row["price"] <= f.price_max),
+        f.price_min is None or (price is not None and price >= f.price_min),
+        f.price_max is None or (price is not None and price <= f.price_max),
         f.kids is None or row["kids"] == f.kids,
         f.second_hand is None or row["second_hand"] == f.second_hand,
-        f.min_sustainability is None or (row["sustainability"] is not None
-                                         and row["sustainability"] >= f.min_sustainability),
+        at_least(row["sustainability"], f.min_sustainability),
+        not f.currency or (row["currency"] or "EUR") in f.currency,
+        at_least(brand_overall(row), f.min_brand_rating),
+        at_least(row["rating"], f.min_rating),
+        row["state"] in f.state if f.state else (f.include_sold or row["state"] != "sold"),
     ]
     return all(checks)
 
@@ -136,6 +185,17 @@ FILTERS = [
     Filters(price_min=99.0),
     Filters(kids=True),
     Filters(second_hand=False, min_sustainability=4.0),
+    Filters(currency=["usd"]),
+    Filters(currency=["EUR"]),  # given EUR, and no currency (the base)
+    Filters(currency=["JPY"]),  # 1 %, no rate: in no price range
+    Filters(currency=["JPY"], price_min=0.0),  # nothing
+    Filters(min_brand_rating=4.5),  # Rare: 1 %
+    Filters(min_brand_rating=4.0, min_rating=4.5),
+    Filters(state=["reserved"]),
+    Filters(state=["sold"]),  # 1 %
+    Filters(state=["sold", "available"], brand=["ACME"]),
+    Filters(include_sold=True),
+    Filters(include_sold=True, price_min=50.0, currency=["GBP", "USD"]),
     Filters(category=["dress"], size=["m"], price_max=50.0, colour=["red", "blue"]),
 ]
 FILTER_IDS = [f.model_dump_json(exclude_defaults=True) for f in FILTERS]
@@ -204,12 +264,13 @@ def test_the_one_percent_filters_are_one_percent(
 ) -> None:
     rows, _ = reference
     for f in (Filters(brand=["rare"]), Filters(size=["xxs"]), Filters(category=["Coat"]),
-              Filters(price_min=20.0, price_max=21.0)):
+              Filters(price_min=20.0, price_max=21.0), Filters(currency=["JPY"]),
+              Filters(min_brand_rating=4.5), Filters(state=["sold"])):
         share = sum(keeps(r, f) for r in rows) / len(rows)
         assert 0.005 <= share <= 0.02, f
 
 
-@pytest.mark.parametrize("field", ["category", "brand", "colour", "size"])
+@pytest.mark.parametrize("field", ["category", "brand", "colour", "size", "currency"])
 def test_filter_values_and_unknown_value_notes_agree(
     catalogs: dict[str, Catalog], field: str,
     reference: tuple[list[dict[str, Any]], np.ndarray[Any, np.dtype[np.float32]]],
@@ -219,28 +280,37 @@ def test_filter_values_and_unknown_value_notes_agree(
     for r in rows:
         if field == "size":
             counts.update(r["sizes"])
+        elif field == "currency":
+            counts[r["currency"] or "EUR"] += 1
+        elif field == "colour":
+            counts[canonical_colour(r["colour"] or r["predicted_colour"])] += 1
         else:
             value = r[field] if r[field] is not None else r.get(f"predicted_{field}")
             if value:
                 counts[value] += 1
     expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].encode()))
-    wanted = Filters(**{field: ["nothing-like-it", "Acme"]})
     for catalog in catalogs.values():
         assert catalog.store.values(field) == expected
         assert catalog.store.values(field, limit=2) == expected[:2]
+    if field == "currency":
+        return
+    wanted = Filters(**{field: ["nothing-like-it", "Acme"]})
     notes = [c.unknown_filter_values(wanted) for c in catalogs.values()]
     assert notes[0] == notes[1] and any("nothing-like-it" in n for n in notes[0])
 
 
-@pytest.mark.parametrize("filters", [None, *FILTERS[3:8], FILTERS[12], FILTERS[-1]],
-                         ids=["none", *FILTER_IDS[3:8], FILTER_IDS[12], FILTER_IDS[-1]])
+SEARCHED = [3, 4, 5, 6, 7, 12, 19, 21, 24, 27, -1]  # ≈1 % filters, shop filters, combined
+
+
+@pytest.mark.parametrize("filters", [None, *(FILTERS[i] for i in SEARCHED)],
+                         ids=["none", *(FILTER_IDS[i] for i in SEARCHED)])
 def test_exact_search_gives_the_same_top_k_on_both_as_brute_force(
     catalogs: dict[str, Catalog], filters: Filters | None,
     reference: tuple[list[dict[str, Any]], np.ndarray[Any, np.dtype[np.float32]]],
 ) -> None:
     rows, vecs = reference
     queries = np.concatenate([vectors(8, seed=1), vecs[[5, 500, 2999]]])
-    allowed = np.asarray([i for i, r in enumerate(rows) if filters is None or keeps(r, filters)])
+    allowed = np.asarray([i for i, r in enumerate(rows) if keeps(r, filters or Filters())])
     k = 10
     answers = {}
     for name, catalog in catalogs.items():
@@ -252,6 +322,79 @@ def test_exact_search_gives_the_same_top_k_on_both_as_brute_force(
         assert [r for r, _ in a] == [r for r, _ in b] == [int(i) + 1 for i in best]
         assert np.allclose([s for _, s in a], [s for _, s in b], atol=1e-6)
         assert np.allclose([s for _, s in b], np.sort(scores)[::-1][:k], atol=1e-5)
+
+
+def sort_reference(rows: list[dict[str, Any]], sort: str) -> list[int]:
+    """Rowids of the items not sold in `sort`'s order: missing values last, then by rowid."""
+    values = {"price_asc": lambda r: (price_base(r),), "price_desc": lambda r: (price_base(r),),
+              "sustainability": lambda r: (r["sustainability"],),
+              "brand_rating": lambda r: (brand_overall(r),),
+              "rating": lambda r: (r["rating"], r["reviews"])}[sort]
+
+    def key(i: int) -> tuple[Any, ...]:
+        out: list[Any] = []
+        for value, spec in zip(values(rows[i]), SORTS[sort], strict=True):
+            out += [value is None, 0.0 if value is None else -value if spec.descending
+                    else value]
+        return (*out, i)
+
+    kept = [i for i, r in enumerate(rows) if r["state"] != "sold"]
+    return [i + 1 for i in sorted(kept, key=key)]
+
+
+@pytest.mark.parametrize("sort", list(SORTS))
+def test_sorted_pages_agree_with_each_other_and_the_reference(
+    catalogs: dict[str, Catalog], sort: str,
+    reference: tuple[list[dict[str, Any]], np.ndarray[Any, np.dtype[np.float32]]],
+) -> None:
+    rows, _ = reference
+    pages = {name: [i.rowid for i in c.store.list(Filters(), limit=N, sort=sort)]
+             for name, c in catalogs.items()}
+    assert pages["sqlite"] == pages["postgresql"], sort
+    if sort == "newest":  # six batches, the last added first, each in catalog order
+        assert pages["sqlite"][0] == 2501 and pages["sqlite"][-1] == 500
+    elif sort != "relevance":
+        assert pages["sqlite"] == sort_reference(rows, sort)
+    deep = [c.store.list(Filters(currency=["GBP"]), offset=200, limit=7, sort=sort)
+            for c in catalogs.values()]
+    assert [i.id for i in deep[0]] == [i.id for i in deep[1]] and len(deep[0]) == 7
+    picked = pages["sqlite"][::97]
+    values = [c.store.sort_values(picked, sort) for c in catalogs.values()]
+    if sort == "newest":  # each catalog's own timestamps, as Julian days (to a millisecond)
+        for catalog, got in zip(catalogs.values(), values, strict=True):
+            stamps = [i.created_at.timestamp() / 86400 + 2440587.5
+                      for i in catalog.store.get_many(picked)]
+            assert np.allclose([v[0] for v in got], stamps, rtol=0, atol=2e-8)
+        return
+    assert np.allclose(np.asarray(values[0], dtype=float), np.asarray(values[1], dtype=float),
+                       equal_nan=True, rtol=0, atol=1e-6)
+
+
+def test_converted_prices_ratings_and_states_read_back_alike(
+    catalogs: dict[str, Catalog],
+    reference: tuple[list[dict[str, Any]], np.ndarray[Any, np.dtype[np.float32]]],
+) -> None:
+    rows, _ = reference
+    lite, pg = catalogs["sqlite"].store, catalogs["postgresql"].store
+    for store in (lite, pg):
+        items = store.list(Filters(include_sold=True), limit=N)
+        assert [i.base_price for i in items] == [price_base(r) for r in rows]
+        assert [i.state for i in items] == [r["state"] for r in rows]
+        assert [(i.rating, i.reviews) for i in items] == [(r["rating"], r["reviews"])
+                                                          for r in rows]
+        assert [None if i.brand_rating is None else i.brand_rating.overall
+                for i in items] == [brand_overall(r) for r in rows]
+        assert store.unconverted() == [("JPY", sum(r["currency"] == "JPY"
+                                                   and r["price"] is not None for r in rows))]
+        prices = [price_base(r) for r in rows if r["state"] != "sold"]
+        known = [p for p in prices if p is not None]
+        assert store.base_price_range() == (min(known), max(known))
+        assert store.has_sold() and len(store.sold_rowids(1000)) == 30
+        brands = Counter(normalise_brand(r["brand"]) for r in rows if r["brand"])
+        assert [(b.brand, n) for b, n in store.brand_ratings()] == [
+            ("ACME Ltd", brands["acme"]), ("Borealis", brands["borealis"]),
+            ("Rare", brands["rare"])]
+        assert store.rates()[0] == "EUR" and len(store.rates()[1]) == 3
 
 
 def test_attribute_values_and_steering_directions_agree(catalogs: dict[str, Catalog]) -> None:
@@ -526,3 +669,41 @@ def test_a_user_without_create_rights_uses_a_schema_made_for_it(
         drop_schema(postgres_server.url, schema)
         with psycopg.connect(postgres_server.url, autocommit=True) as conn:
             conn.execute(f"DROP ROLE {role}")
+
+
+def test_a_catalog_made_before_the_shop_columns_is_migrated_on_opening(
+    tmp_path: Path, database_url: str | None,
+) -> None:
+    """An older catalog (its shop columns, indexes and version dropped, as code before issue 21
+    made it) gains them when opened, brands normalised and prices converted, on either
+    database; a second store opening it finds it migrated and changes nothing."""
+    folder = tmp_path / "old"
+    store = open_store(settings_for(folder, database_url))
+    store.bind_model("fake", DIM)
+    rows = make_rows(12)
+    store.add([new_item(r) for r in rows], vectors(12))
+    with store.transaction() as conn:
+        for index in ("items_state", "items_brand_key", "items_price_base"):
+            conn.execute(f"DROP INDEX {index}")
+        for column in ("state", "rating", "reviews", "brand_key", "price_base", "brand_overall",
+                       "brand_people", "brand_planet", "brand_animals"):
+            conn.execute(f"ALTER TABLE items DROP COLUMN {column}")
+        conn.execute("DELETE FROM meta WHERE key = 'price_base_currency'")
+        store.dialect.set_schema_version(conn, 0)
+    with store.connection() as conn:
+        assert "brand_key" not in store.dialect.columns(conn, "items")
+    store.close()
+    first, second = (open_store(settings_for(folder, database_url)) for _ in range(2))
+    for s in (first, second):
+        with s.connection() as conn:
+            assert s.dialect.schema_version(conn) == 1
+            assert {"state", "brand_key", "price_base"} <= s.dialect.columns(conn, "items")
+        items = s.list(limit=20)
+        assert [i.state for i in items] == ["available"] * 12
+        assert [i.base_price for i in items] == [
+            r["price"] if (r["currency"] or "EUR") == "EUR" else None for r in rows]
+    assert first.set_brand_ratings(RATINGS) == sum(brand_overall(r) is not None for r in rows)
+    assert second.count(Filters(brand=["acme ltd."])) == sum(
+        normalise_brand(r["brand"] or "") == "acme" for r in rows)
+    first.close()
+    second.close()

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lookalike.catalog import DuplicateItemError
+from lookalike.catalog.tablefile import TableFileError
 from lookalike.errors import (
     CatalogCorruptError,
     DatabaseUnavailableError,
@@ -23,6 +24,7 @@ from lookalike.errors import (
     LookalikeError,
 )
 from lookalike.recommend import EmptyQueryError, UnknownDirectionError
+from lookalike.recommend.words import TextTooLongError
 from lookalike.users import UserError, UsernameTakenError
 from lookalike.validation import plain_error
 
@@ -116,6 +118,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(ItemNotFoundError, _not_found)
     app.add_exception_handler(FilterError, _unprocessable)
+    app.add_exception_handler(TableFileError, _unprocessable)
     app.add_exception_handler(ImageLoadError, _image)
     app.add_exception_handler(DuplicateItemError, _duplicate)
     app.add_exception_handler(UsernameTakenError, _duplicate)
@@ -124,5 +127,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UnknownDirectionError, _unprocessable)
     app.add_exception_handler(CatalogCorruptError, _corrupt)
     app.add_exception_handler(DatabaseUnavailableError, _unavailable)
+    app.add_exception_handler(TextTooLongError, _unprocessable)
     app.add_exception_handler(LookalikeError, _lookalike)
     app.add_exception_handler(Exception, _unexpected)

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from lookalike.catalog.brands import BrandRatingsFile, normalise_brand, read_brand_ratings
 from lookalike.catalog.database import PostgresTarget, postgres_target
 from lookalike.catalog.filters import LIST_FIELDS, Filters
 from lookalike.catalog.ingest import (
@@ -30,8 +31,11 @@ from lookalike.catalog.ingest import (
     VectorTagger,
     ingest,
 )
+from lookalike.catalog.rates import RatesFile, read_rates
 from lookalike.catalog.schema import Item, ItemIn, ItemUpdate, Tag
+from lookalike.catalog.sorting import SORTS
 from lookalike.catalog.store import CatalogStore, NewItem
+from lookalike.colour_names import canonical_colour
 from lookalike.config import Settings
 from lookalike.encoders import Encoder
 from lookalike.encoders import create as create_encoder
@@ -40,6 +44,10 @@ from lookalike.images import ImageLimits, ImageSource, content_hash, load_image,
 from lookalike.index import CatalogIndex, SearchPlan
 
 DB_FILE = "catalog.sqlite"
+#: Up to this many sold items, a search that only leaves sold items out searches everything and
+#: drops them from the hits (as it drops excluded items) instead of searching the rest as a
+#: filtered subset: the unfiltered index stays in use while few items are sold.
+SOLD_EXCLUDED_MAX = 256
 
 
 class DuplicateItemError(LookalikeError):
@@ -63,9 +71,9 @@ def open_store(settings: Settings, *, create: bool = True) -> CatalogStore:
     if isinstance(where, Path):
         if not create and not where.is_file():
             raise CatalogNotFoundError(str(folder))
-        return CatalogStore(where)
+        return CatalogStore(where, settings.base_currency)
     try:
-        return CatalogStore(where, create=create)
+        return CatalogStore(where, settings.base_currency, create=create)
     except CatalogNotFoundError:
         raise CatalogNotFoundError(
             str(folder), f"its database {where.shown} holds no catalog"
@@ -182,6 +190,7 @@ class Catalog:
         return len(self.index)
 
     def info(self) -> dict[str, object]:
+        rates_base, rates = self.store.rates()
         return {
             "folder": str(self.settings.catalog_dir),
             "database": self.store.location,  # the file, or the server (no password) + schema
@@ -189,6 +198,11 @@ class Catalog:
             "model": self.store.model_name,
             "dim": self.index.dim,
             "index": "hnsw" if self.index.ann is not None else "exact",
+            "sold": self.store.count(Filters(state=["sold"])),
+            "brand_ratings": self.store.brand_rating_count(),
+            "base_currency": self.store.base_currency,
+            "rates": len(rates),
+            "rates_base": rates_base,
         }
 
     # -- writes ------------------------------------------------------------------------------
@@ -249,7 +263,7 @@ class Catalog:
             tags.update(tagger(img))
         for vtagger in self.vector_taggers:
             tags.update(vtagger(vector)[0])
-        predicted = {k: t for k, t in tags.items() if not getattr(item, k, None)}
+        predicted = {k: t for k, t in tags.items() if not item.gives(k)}
         new = NewItem(item.id or digest[:16], item, str(image_path), digest, predicted)
         (rowid,) = self.store.add([new], vector)
         with self._sync:
@@ -258,6 +272,29 @@ class Catalog:
 
     def update_item(self, item_id: str, change: ItemUpdate) -> Item:
         return self.store.update(item_id, change)
+
+    def import_brand_ratings(
+        self, source: Path | bytes, name: str | None = None, *, replace: bool = False
+    ) -> BrandRatingsFile:
+        """Read a brand ratings file (`lookalike.catalog.brands`) and store its valid rows
+        (`replace`: drop brands it does not rate). Rows with errors are reported in the
+        returned file's `errors` and left out; the rest are stored even so."""
+        parsed = read_brand_ratings(source, name)
+        if parsed.ratings or replace:
+            self.store.set_brand_ratings(parsed.ratings, replace=replace)
+        return parsed
+
+    def import_rates(
+        self, source: Path | bytes, name: str | None = None, *, base: str | None = None
+    ) -> RatesFile:
+        """Read an exchange rates file (`lookalike.catalog.rates`; against `base`, by default
+        the settings' base currency, unless it has a `base` column) and make it the catalog's
+        rates, unless any row has an error: a partial rates table would silently drop prices
+        from price filters, so nothing is stored then."""
+        parsed = read_rates(source, name, base=base or self.settings.base_currency)
+        if not parsed.errors:
+            self.store.set_rates(parsed.rates, parsed.base)
+        return parsed
 
     def delete_item(self, item_id: str) -> None:
         rowid = self.store.delete(item_id)
@@ -318,35 +355,72 @@ class Catalog:
     def get(self, item_id: str) -> Item:
         return self.store.get(item_id)
 
-    def items(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Item]:
-        return self.store.list(filters, offset, limit)
+    def items(
+        self, filters: Filters | None = None, offset: int = 0, limit: int = 50,
+        sort: str = "relevance",
+    ) -> list[Item]:
+        """Browse: the items `filters` keep (sold ones left out unless asked for) in `sort`'s
+        order (`lookalike.catalog.sorting`; relevance = catalog order)."""
+        if sort not in SORTS:
+            raise LookalikeError(f"unknown sort {sort!r}; sorts: {', '.join(SORTS)}")
+        return self.store.list(filters or Filters(), offset, limit, sort)
 
     def values(self, field: str) -> list[str]:
-        """Every value of a list filter's field (category, brand, colour, size) that some item
-        has, as the filter matches it (given, else predicted), sorted."""
+        """Every value of a list filter's field (category, brand, colour, size) or other
+        attribute (usage, pattern...) that some item has, as the filter matches it (given, else
+        predicted; colours by canonical name), sorted."""
         return sorted((v for v, _ in self.store.values(field)), key=str.lower)
 
     def unknown_filter_values(self, filters: Filters, shown: int = 30) -> list[str]:
         """A plain sentence for each filter value no item has, with the values that exist:
         "no item has category 'Spacesuits'; categories: Dress, Hat, ..." (why a search came
-        back short or empty). Case-insensitive, as the filters are."""
+        back short or empty). Case-insensitive, as the filters are; colours by canonical name
+        (`navy blue` is known where items are `navy`)."""
         notes = []
-        for name in LIST_FIELDS:
-            wanted: list[str] = getattr(filters, name)
+        wanted_by = [(name, list(getattr(filters, name))) for name in LIST_FIELDS]
+        wanted_by += list(filters.attributes.items())
+        for name, wanted in wanted_by:
             if not wanted:
                 continue
             existing = self.values(name)
-            known = {v.lower() for v in existing}
+            keys: dict[str, Callable[[str], str]] = {"colour": canonical_colour,
+                                                     "brand": normalise_brand}
+            key = keys.get(name, str.lower)
+            known = {key(v) for v in existing}
             plural = {"category": "categories", "brand": "brands", "colour": "colours",
-                      "size": "sizes"}[name]
+                      "size": "sizes"}.get(name, f"{name} values")
             listed = ", ".join(existing[:shown]) + (
                 f", ... ({len(existing) - shown} more)" if len(existing) > shown else ""
             )
             for value in wanted:
-                if value.lower() not in known:
+                if key(value) not in known:
                     notes.append(f"no item has {name} {value!r}; "
                                  + (f"{plural}: {listed}" if existing else f"no item has a {name}"))
         return notes
+
+    def notes(self, filters: Filters | None = None, sort: str = "relevance") -> list[str]:
+        """Plain sentences on what a query's filters and sort cannot do: filter values no item
+        has (`unknown_filter_values`) and prices without an exchange rate (`price_notes`)."""
+        f = filters or Filters()
+        unknown = [] if f.is_empty() else self.unknown_filter_values(f)
+        return unknown + self.price_notes(f, sort)
+
+    def price_notes(self, filters: Filters | None = None, sort: str = "relevance") -> list[str]:
+        """Where prices are compared (a price filter or sort): a sentence per currency whose
+        items cannot be converted to the base currency for want of an exchange rate, e.g.
+        "3 items priced in JPY have no exchange rate to EUR: price filters leave them out and
+        price sorts put them last (lookalike rates import)"."""
+        f = filters or Filters()
+        if f.price_min is None and f.price_max is None and not sort.startswith("price"):
+            return []
+        base = self.store.base_currency
+        return [
+            f"{n} item{'s' if n != 1 else ''} priced in {currency} "
+            f"{'have' if n != 1 else 'has'} no exchange rate to {base}: price filters leave "
+            f"{'them' if n != 1 else 'it'} out and price sorts put "
+            f"{'them' if n != 1 else 'it'} last (lookalike rates import)"
+            for currency, n in self.store.unconverted()
+        ]
 
     def vector_of(self, item_id: str) -> NDArray[np.float32]:
         self.refresh()
@@ -376,8 +450,10 @@ class Catalog:
         return self.embed_image(self.load_photo(source, name))
 
     def allowed_rowids(self, filters: Filters | None) -> NDArray[np.int64] | None:
-        """Rowids a filter keeps, or None for no filter."""
-        if filters is None or filters.is_empty():
+        """Rowids a filter keeps, or None when it keeps every item (no filter, and no sold
+        item to leave out). None filters are `Filters()`: sold items are left out."""
+        filters = filters or Filters()
+        if filters.is_empty() and (filters.include_sold or not self.store.has_sold()):
             return None
         return self.store.filter_rowids(filters)
 
@@ -390,6 +466,12 @@ class Catalog:
     ) -> list[list[tuple[int, float]]]:
         """Nearest (rowid, score) per query vector, pre-filtered, `exclude`d rowids left out."""
         self.refresh()
+        filters = filters or Filters()
+        if filters.is_empty() and filters.hides_sold():
+            sold = self.store.sold_rowids(SOLD_EXCLUDED_MAX + 1)
+            if len(sold) <= SOLD_EXCLUDED_MAX:  # few: left out like excluded items
+                filters = Filters(include_sold=True)
+                exclude = [*exclude, *sold]
         allowed = self.allowed_rowids(filters)
         if allowed is not None and exclude:
             allowed = np.setdiff1d(allowed, np.asarray(exclude, dtype=np.int64))
@@ -435,17 +517,19 @@ class Catalog:
         colour_weight: float | None = None,
         diversity: float | None = None,
         offset: int = 0,
+        sort: str = "relevance",
         name: str | None = None,
     ) -> list[Result]:
         """Look-alikes of a photo (path or bytes; `name` labels bytes in errors): results
         `offset` … `offset + k` of its ranking. `colour_weight` ("match colour", 0–1) and
-        `diversity` (0–1) default to the settings'; see `lookalike.recommend.recommend`."""
+        `diversity` (0–1) default to the settings'; `sort` orders the best look-alikes by
+        price, sustainability...; see `lookalike.recommend.recommend`."""
         from lookalike.recommend import Query, recommend  # recommend builds on the catalog
 
         query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(
             self, source, name=name
         )
-        return recommend(self, query, k, filters, offset=offset)
+        return recommend(self, query, k, filters, offset=offset, sort=sort)
 
     def similar(
         self,
@@ -456,10 +540,11 @@ class Catalog:
         colour_weight: float | None = None,
         diversity: float | None = None,
         offset: int = 0,
+        sort: str = "relevance",
     ) -> list[Result]:
         """"More like this": look-alikes of a catalog item, the item itself left out; same
         controls as `search_image`."""
         from lookalike.recommend import Query, recommend
 
         query = Query(colour_weight=colour_weight, diversity=diversity).add_item(self, item_id)
-        return recommend(self, query, k, filters, offset=offset)
+        return recommend(self, query, k, filters, offset=offset, sort=sort)

@@ -17,6 +17,7 @@ once (cached):
   `value`) → a LATERAL subquery over `json_array_elements_text(x::json)` with a `value` column;
 * `INSERT OR IGNORE` → `... ON CONFLICT DO NOTHING`; `INSERT OR REPLACE INTO t (cols)` →
   `... ON CONFLICT ON CONSTRAINT t_pkey DO UPDATE SET` every listed column;
+* `julianday(column)` (of an ISO timestamp) → the same Julian day from `extract(epoch ...)`;
 * `WHERE 1` → `WHERE TRUE`, `a IS NOT b` → `a IS DISTINCT FROM b`, `CAST(x AS INTEGER)` →
   `CAST(x AS BIGINT)`.
 
@@ -121,6 +122,13 @@ class Dialect:
     def begin(self, conn: Connection) -> None:
         raise NotImplementedError
 
+    def schema_version(self, conn: Connection) -> int:
+        """The version of lookalike's tables a catalog is at (0: made before versions)."""
+        raise NotImplementedError
+
+    def set_schema_version(self, conn: Connection, version: int) -> None:
+        raise NotImplementedError
+
     def commit(self, conn: Connection) -> None:
         conn.execute("COMMIT")
 
@@ -139,6 +147,12 @@ class SQLiteDialect(Dialect):
 
     def begin(self, conn: Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
+
+    def schema_version(self, conn: Connection) -> int:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def set_schema_version(self, conn: Connection, version: int) -> None:
+        conn.execute(f"PRAGMA user_version = {int(version)}")
 
 
 def sqlite_trigger(t: Trigger) -> str:
@@ -254,7 +268,7 @@ _TYPES = {"INTEGER": "BIGINT", "REAL": "DOUBLE PRECISION", "BLOB": "BYTEA",
 _PLACEHOLDER = re.compile(r"\?|(?<![:\w]):([A-Za-z_]\w*)|%")
 _JSON_EXTRACT = re.compile(r"json_extract\(\s*([\w.%()]+)\s*,\s*'\$((?:\.\w+)+)'\s*\)", re.I)
 _JSON_EACH = re.compile(
-    r"json_each\(\s*([\w.%()]+)\s*\)(?:\s+(?:AS\s+)?(?!WHERE\b|ON\b|JOIN\b|GROUP\b|ORDER\b)"
+    r"json_each\(\s*(%\(\w+\)s|%s|[\w.]+)\s*\)(?:\s+(?:AS\s+)?(?!WHERE\b|ON\b|JOIN\b|GROUP\b|ORDER\b)"
     r"([A-Za-z_]\w*))?", re.I)
 _PLAIN_INSERT = re.compile(
     r"^\s*INSERT\s+INTO\s+(\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\((?:\s*\?\s*,)*\s*\?\s*\)\s*;?\s*$",
@@ -266,6 +280,7 @@ _OR_REPLACE_HEAD = re.compile(r"INSERT\s+OR\s+REPLACE\s+INTO", re.I)
 _WHERE_1 = re.compile(r"\bWHERE\s+1\b(?!\s*[-+*/=<>!%.\d])", re.I)
 _IS_NOT = re.compile(r"\bIS\s+NOT\s+(?!NULL\b|TRUE\b|FALSE\b|DISTINCT\b)", re.I)
 _CAST = re.compile(r"\bAS\s+(INTEGER|REAL)\s*\)", re.I)
+_JULIANDAY = re.compile(r"\bjulianday\(\s*(\w+)\s*\)", re.I)
 
 
 def _outside_literals(sql: str, change: Callable[[str], str]) -> str:
@@ -310,6 +325,9 @@ def translate(sql: str, params: bool = True) -> str:
         lambda m: f"((({m.group(1)})::json #>> '{{{','.join(m.group(2)[1:].split('.'))}}}') "
         'COLLATE "C")', sql)
     sql = _JSON_EACH.sub(_json_each, sql)
+    sql = _outside_literals(sql, lambda p: _JULIANDAY.sub(
+        lambda m: f"(CAST(extract(epoch FROM CAST({m.group(1)} AS timestamptz)) AS DOUBLE "
+        "PRECISION) / 86400 + 2440587.5)", p))
     replace = _OR_REPLACE.match(sql)
     if replace:
         table, columns = replace.group(1), [c.strip() for c in replace.group(2).split(",")]
@@ -613,6 +631,15 @@ class PostgresDialect(Dialect):
 
     def begin(self, conn: Connection) -> None:
         _pg(conn).begin()
+
+    def schema_version(self, conn: Connection) -> int:
+        """The `meta` row `schema_version` (PostgreSQL has no `user_version`)."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def set_schema_version(self, conn: Connection, version: int) -> None:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                     (str(int(version)),))
 
     def commit(self, conn: Connection) -> None:
         _pg(conn).commit()

@@ -355,7 +355,7 @@ def ingest(
                 predicted = {
                     name: tag
                     for name, tag in {**pixel_tags, **vtags}.items()
-                    if not getattr(fields, name, None)  # never overwrite a given value
+                    if not fields.gives(name)  # never overwrite a given value
                 }
                 new_items.append(
                     NewItem(

@@ -12,6 +12,17 @@ read that meets a damaged page); a row that cannot be read (an embedding blob of
 length or with non-finite values, a field that does not parse) is left out with a warning, and
 `lookalike check` lists it. A new catalog file is created complete (in a temp file, then linked
 into place), so a process killed while creating one leaves no empty file behind.
+
+Beside the items: the brand ratings (`brand_ratings`, by normalised brand name) and the
+exchange rates (`rates`). Each item keeps copies derived from them, refreshed by the store in
+the same transaction as every change to the item or the tables, so that a filter or a sort is
+a plain column test: `brand_key` (its brand, normalised), `brand_overall` / `brand_people` /
+`brand_planet` / `brand_animals` (its brand's ratings) and `price_base` (its price in the base
+currency; an item without a currency is priced in the base currency).
+
+A catalog made before these existed gains their columns and tables when it is opened
+(`_migrate`, counted in SQLite's `user_version`; on PostgreSQL in the `meta` row
+`schema_version`).
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from lookalike.catalog.brands import ASPECTS, BrandRating, normalise_brand
 from lookalike.catalog.database import (
     Connection,
     Dialect,
@@ -45,8 +57,11 @@ from lookalike.catalog.database import (
     server_refusal,
     sqlite_trigger,
 )
-from lookalike.catalog.filters import VALUE_SQL, Filters
+from lookalike.catalog.filters import VALUE_SQL, Filters, attribute_sql
+from lookalike.catalog.rates import Rate
 from lookalike.catalog.schema import Item, ItemFields, ItemUpdate, Tag
+from lookalike.catalog.sorting import SORTS, order_by
+from lookalike.colour_names import canonical_colour
 from lookalike.errors import (
     CatalogCorruptError,
     CatalogMismatchError,
@@ -83,7 +98,16 @@ CREATE TABLE IF NOT EXISTS items (
     image_path TEXT NOT NULL,
     image_hash TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'available',
+    rating REAL,
+    reviews INTEGER,
+    brand_key TEXT,
+    price_base REAL,
+    brand_overall REAL,
+    brand_people REAL,
+    brand_planet REAL,
+    brand_animals REAL
 );
 CREATE INDEX IF NOT EXISTS items_category ON items(category);
 CREATE INDEX IF NOT EXISTS items_price ON items(price);
@@ -91,7 +115,61 @@ CREATE TABLE IF NOT EXISTS embeddings (
     item_rowid INTEGER PRIMARY KEY REFERENCES items(rowid) ON DELETE CASCADE,
     vector BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS brand_ratings (
+    brand_key TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    overall REAL NOT NULL,
+    people REAL,
+    planet REAL,
+    animals REAL,
+    source TEXT NOT NULL,
+    url TEXT,
+    rated_on TEXT,
+    imported_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rates (
+    currency TEXT PRIMARY KEY,
+    rate REAL NOT NULL,
+    rated_on TEXT NOT NULL,
+    imported_at TEXT NOT NULL
+);
 """
+#: Columns added to `items` by issue 21: a new catalog's table has them (and a salvaged copy
+#: keeps them, `lookalike.catalog.maintenance`); one made before gains them when opened.
+_NEW_COLUMNS = {
+    "state": "TEXT NOT NULL DEFAULT 'available'",
+    "rating": "REAL",
+    "reviews": "INTEGER",
+    "brand_key": "TEXT",
+    "price_base": "REAL",
+    "brand_overall": "REAL",
+    "brand_people": "REAL",
+    "brand_planet": "REAL",
+    "brand_animals": "REAL",
+}
+#: Indexes on those columns (made once the columns exist).
+_NEW_INDEXES = """
+CREATE INDEX IF NOT EXISTS items_state ON items(state);
+CREATE INDEX IF NOT EXISTS items_brand_key ON items(brand_key);
+CREATE INDEX IF NOT EXISTS items_price_base ON items(price_base);
+"""
+#: The schema version this code writes (SQLite's `user_version`): 1 = issue 21's columns.
+SCHEMA_VERSION = 1
+#: Derived columns of the items `where` selects, refreshed from the rates and brand ratings.
+#: Parameters: the base currency, twice. Prices convert through the rates' own base:
+#: price × rate(base) / rate(currency).
+_REFRESH = (
+    "UPDATE items SET "
+    "price_base = CASE WHEN price IS NULL THEN NULL "
+    "WHEN coalesce(currency, :base) = :base THEN price "
+    "ELSE price * (SELECT rate FROM rates WHERE currency = :base) "
+    "/ (SELECT rate FROM rates WHERE currency = items.currency) END, "
+    + ", ".join(
+        f"brand_{a} = (SELECT {a} FROM brand_ratings b WHERE b.brand_key = items.brand_key)"
+        for a in ("overall", *ASPECTS)
+    )
+    + " WHERE {where}"
+)
 # Bumped by every change to the vectors, whoever makes it (another server process, a CLI ingest
 # into a served catalog): one cheap read tells a process its index is out of step. An upsert, so
 # opening a catalog writes nothing (a missing row reads as 0).
@@ -129,13 +207,21 @@ _SET_HIGH_WATER = (
 )
 
 _COLUMNS = (
-    "rowid, id, title, category, department, kids, price, currency, brand, sizes, colour, url, "
-    "sustainability, second_hand, source, extra, predicted, image_path, image_hash, "
-    "created_at, updated_at"
+    "items.rowid AS rowid, id, title, category, department, kids, price, currency, brand, "
+    "sizes, colour, url, sustainability, second_hand, source, extra, predicted, image_path, "
+    "image_hash, created_at, updated_at, state, rating, reviews, price_base, rated_name, "
+    "rated_overall, rated_people, rated_planet, rated_animals, rated_source, rated_url, rated_on"
+)
+#: Items with their brand's rating (for `_COLUMNS`; the rating's columns renamed so that a
+#: filter's WHERE clause names the items' own).
+_FROM = (
+    "items LEFT JOIN (SELECT brand_key AS rated_key, name AS rated_name, overall AS "
+    "rated_overall, people AS rated_people, planet AS rated_planet, animals AS rated_animals, "
+    "source AS rated_source, url AS rated_url, rated_on FROM brand_ratings) AS rated "
+    "ON rated_key = items.brand_key"
 )
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 _CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB (primary codes)
 
 
@@ -148,26 +234,36 @@ def is_corruption(exc: sqlite3.Error) -> bool:
 
 
 def file_damage(path: Path) -> str | None:
-    """Why `path` cannot be an intact SQLite database, from its size and 100-byte header, or
-    None when nothing is visibly wrong. A truncation is only judged without a write-ahead log
-    (a crash during a checkpoint may legitimately leave the main file short; SQLite completes
-    it from the log)."""
+    """Why `path` cannot be an intact SQLite database, from its size and header, or None when
+    nothing is visibly wrong. A truncation is only judged without a write-ahead log (a crash
+    during a checkpoint may legitimately leave the main file short; SQLite completes it from
+    the log).
+
+    The header is read through SQLite itself, never with open()/close() on the file: closing
+    any descriptor of a database file drops every POSIX lock this process holds on it, so a
+    plain read beside an open catalog (a second Catalog, a check, a backup in the same
+    process) would silently unlock the first one's connection."""
     size = path.stat().st_size
     if size == 0:
         return "the file is empty (0 bytes), not a catalog database"
-    with path.open("rb") as f:
-        header = f.read(100)
-    if not header.startswith(SQLITE_HEADER):
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                                timeout=30)) as conn:
+            page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])  # page 1 only
+            pages = int(conn.execute("PRAGMA page_count").fetchone()[0])  # and the schema
+    except sqlite3.DatabaseError as exc:
+        if not is_corruption(exc):
+            raise
+        if size < 100:
+            return f"truncated: {size} bytes, shorter than SQLite's header"
+        if int(getattr(exc, "sqlite_errorcode", 0)) & 0xFF == sqlite3.SQLITE_CORRUPT:
+            # SQLite itself compares the header's page count with the file's size
+            return (f"truncated or overwritten: {size:,} bytes that SQLite reads as "
+                    f"malformed ({exc})")
         return "not an SQLite database (the file does not start with SQLite's header)"
-    if len(header) < 100:
-        return f"truncated: {size} bytes, shorter than SQLite's header"
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    header_count_valid = header[24:28] == header[92:96]
     wal = path.with_name(path.name + "-wal")
     no_log = not wal.exists() or wal.stat().st_size == 0
-    if header_count_valid and no_log and size < pages * page_size:
+    if no_log and size < pages * page_size:  # page_count is the header's when it is valid
         return f"truncated: {size:,} bytes, its header says {pages} pages of {page_size} bytes"
     return None
 
@@ -238,7 +334,20 @@ def _item_row(rowid: int, item: NewItem, now: str) -> tuple[Any, ...]:
         None if f.second_hand is None else int(f.second_hand),
         f.source, json.dumps(f.extra),
         json.dumps({k: t.model_dump() for k, t in (item.predicted or {}).items()}),
-        item.image_path, item.image_hash, now, now,
+        item.image_path, item.image_hash, now, now, f.state, f.rating, f.reviews,
+        None if f.brand is None else normalise_brand(f.brand),
+    )
+
+
+def _brand_rating(row: Any) -> BrandRating | None:
+    """The brand rating joined to an item row (`_FROM`); None without one, or when the row was
+    read from `items` alone (maintenance reads `SELECT rowid, * FROM items`)."""
+    if _column(row, "rated_name") is None:
+        return None
+    return BrandRating(
+        brand=row["rated_name"], overall=row["rated_overall"], people=row["rated_people"],
+        planet=row["rated_planet"], animals=row["rated_animals"], source=row["rated_source"],
+        url=row["rated_url"], rated_on=row["rated_on"],
     )
 
 
@@ -246,15 +355,15 @@ class DamagedRowError(ValueError):
     """An item row whose fields do not parse (bad JSON, bad timestamp...)."""
 
 
-def _row_to_item(row: Any) -> Item:
+def _row_to_item(row: Any, base_currency: str | None = None) -> Item:
     try:
-        return _parse_item(row)
+        return _parse_item(row, base_currency)
     except (ValueError, TypeError, KeyError) as exc:  # JSONDecodeError and pydantic's are too
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DamagedRowError(f"item {row['id']!r} (rowid {row['rowid']}): {reason}") from None
 
 
-def _parse_item(row: Any) -> Item:
+def _parse_item(row: Any, base_currency: str | None) -> Item:
     return Item(
         rowid=row["rowid"],
         id=row["id"],
@@ -277,15 +386,32 @@ def _parse_item(row: Any) -> Item:
         image_hash=row["image_hash"],
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+        state=_column(row, "state", "available"),
+        rating=_column(row, "rating"),
+        reviews=_column(row, "reviews"),
+        base_price=_column(row, "price_base"),
+        base_currency=base_currency if _column(row, "price_base") is not None else None,
+        brand_rating=_brand_rating(row),
     )
 
 
-def _readable(rows: Sequence[Any], where: object) -> list[Item]:
+def _column(row: Any, name: str, default: Any = None) -> Any:
+    """`row[name]`, or `default` for a row of a catalog made before that column (read as it
+    is by `lookalike check`, which never migrates)."""
+    try:
+        return row[name]
+    except (IndexError, KeyError):
+        return default
+
+
+def _readable(
+    rows: Sequence[Any], where: object, base_currency: str | None = None
+) -> list[Item]:
     """Items of `rows`, the damaged ones left out with a warning."""
     items = []
     for row in rows:
         try:
-            items.append(_row_to_item(row))
+            items.append(_row_to_item(row, base_currency))
         except DamagedRowError as exc:
             log.warning("%s: left out %s; run `lookalike check`", where, exc)
     return items
@@ -295,19 +421,34 @@ class CatalogStore:
     """Items and embeddings in one SQLite file (`path`), or in one PostgreSQL schema (a
     `PostgresTarget`). Thread-safe (one connection behind a lock).
 
+    `base_currency` is the currency prices are converted to for price filters and sorting;
+    a catalog whose converted prices are in another one (another process's setting, an older
+    catalog) is converted on opening. None (maintenance tools): the one the catalog's prices
+    are converted to already (EUR for a new catalog).
+
     `create=False` raises CatalogNotFoundError where there is no catalog yet, creating
     nothing (PostgreSQL; an SQLite file is checked by its caller). `location` names where the
     catalog is, for messages."""
 
-    def __init__(self, path: Path | PostgresTarget, *, create: bool = True) -> None:
+    def __init__(
+        self, path: Path | PostgresTarget, base_currency: str | None = None, *,
+        create: bool = True,
+    ) -> None:
         self._lock = threading.RLock()
         self._dim: int | None = None
         self._conn: Connection
         self.dialect: Dialect
+        asked = None if base_currency is None else base_currency.upper()
+        self.base_currency = asked or "EUR"
         if isinstance(path, PostgresTarget):
             self._path: Path | None = None
             self.location = path.shown
             self._open_postgres(path, create)
+            try:
+                self._prepare(asked)
+            except BaseException:
+                self._conn.close()
+                raise
             self._generation: str | None = self.get_meta("model_generation")
             return
         self._path = Path(path)
@@ -315,7 +456,7 @@ class CatalogStore:
         self.dialect = SQLiteDialect()
         self._path.parent.mkdir(parents=True, exist_ok=True)
         if not self._path.exists():
-            _create_database(self._path)
+            _create_database(self._path, self.base_currency)
         damage = file_damage(self._path)
         if damage:
             raise CatalogCorruptError(str(self._path), damage)
@@ -329,11 +470,19 @@ class CatalogStore:
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.executescript(SCHEMA)
+                self._conn = conn
+                self._prepare(asked)
             except BaseException:
                 conn.close()
                 raise
-            self._conn = conn
         self._generation = self.get_meta("model_generation")
+
+    def _prepare(self, asked: str | None) -> None:
+        """Bring an open catalog up to this code's schema and base currency."""
+        if asked is None:  # the one the catalog's prices are converted to
+            self.base_currency = self.get_meta("price_base_currency") or "EUR"
+        self._migrate()
+        self._use_base_currency()
 
     def _open_postgres(self, target: PostgresTarget, create: bool) -> None:
         """Connect, and make the schema, tables and triggers (under the catalog's write lock,
@@ -343,11 +492,18 @@ class CatalogStore:
         try:
             conn.begin()
             try:
-                if not create and not dialect.exists(conn):
+                fresh = not dialect.exists(conn)
+                if not create and fresh:
                     raise CatalogNotFoundError(self.location, "its schema holds no catalog")
                 dialect.create_schema(conn)
-                conn.executescript(_TABLES)
+                # a new catalog is made complete, as `_create_database` makes a file; an older
+                # one gains what it lacks in `_migrate`
+                conn.executescript(_TABLES + (_NEW_INDEXES if fresh else ""))
                 dialect.triggers(conn, TRIGGERS)
+                if fresh:
+                    conn.execute("INSERT INTO meta (key, value) VALUES "
+                                 "('price_base_currency', ?)", (self.base_currency,))
+                    dialect.set_schema_version(conn, SCHEMA_VERSION)
             except BaseException:
                 conn.rollback()
                 raise
@@ -370,6 +526,52 @@ class CatalogStore:
                 "works on SQLite catalogs only (for PostgreSQL use its own tools, e.g. pg_dump)"
             )
         return self._path
+
+    def _migrate(self) -> None:
+        """Bring a catalog made by older code up to `SCHEMA_VERSION`: add the missing
+        columns, their indexes, the normalised brands and the derived values. One transaction,
+        re-checked under the write lock, so two processes opening an old catalog at once
+        migrate it once."""
+        with self.connection() as conn:
+            if self.dialect.schema_version(conn) >= SCHEMA_VERSION:
+                return
+        with self.transaction() as conn:
+            if self.dialect.schema_version(conn) >= SCHEMA_VERSION:
+                return
+            have = self.dialect.columns(conn, "items")
+            for name, decl in _NEW_COLUMNS.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE items ADD COLUMN {name} {decl}")
+            for statement in filter(str.strip, _NEW_INDEXES.split(";")):
+                conn.execute(statement)
+            rows = conn.execute(
+                "SELECT rowid, brand FROM items WHERE brand IS NOT NULL AND brand_key IS NULL"
+            ).fetchall()
+            conn.executemany("UPDATE items SET brand_key = ? WHERE rowid = ?",
+                             [(normalise_brand(r["brand"]), r["rowid"]) for r in rows])
+            self._refresh(conn)
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES "
+                         "('price_base_currency', ?)", (self.base_currency,))
+            self.dialect.set_schema_version(conn, SCHEMA_VERSION)
+
+    def _use_base_currency(self) -> None:
+        """Convert the stored prices to `base_currency` unless they are in it already."""
+        if self.get_meta("price_base_currency") == self.base_currency:
+            return
+        with self.transaction() as conn:
+            self._refresh(conn)
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES "
+                         "('price_base_currency', ?)", (self.base_currency,))
+
+    def _refresh(self, conn: Connection, rowids: Sequence[int] | None = None) -> None:
+        """Recompute the derived columns (converted price, brand ratings) of some items (all
+        when `rowids` is None), inside the caller's transaction."""
+        if rowids is None:
+            conn.execute(_REFRESH.replace("{where}", "1"), {"base": self.base_currency})
+            return
+        where = "rowid IN (SELECT CAST(value AS INTEGER) FROM json_each(:ids))"
+        conn.execute(_REFRESH.replace("{where}", where),
+                     {"base": self.base_currency, "ids": json.dumps([int(r) for r in rowids])})
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -500,8 +702,9 @@ class CatalogStore:
             conn.executemany(
                 "INSERT INTO items (rowid, id, title, category, department, kids, price,"
                 " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
-                " extra, predicted, image_path, image_hash, created_at, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " extra, predicted, image_path, image_hash, created_at, updated_at, state, rating,"
+                " reviews, brand_key)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [_item_row(rowid, item, now) for rowid, item in zip(rowids, items, strict=True)],
             )
             conn.executemany(
@@ -509,8 +712,9 @@ class CatalogStore:
                 [(rowid, np.asarray(vec, dtype=np.float32).tobytes())
                  for rowid, vec in zip(rowids, vectors, strict=True)],
             )
-            if rowids and not self.dialect.sequences:
+            if not self.dialect.sequences:
                 conn.execute(_SET_HIGH_WATER, (str(rowids[-1]),))
+            self._refresh(conn, rowids)
         return rowids
 
     def _check_generation(self, conn: Connection) -> None:
@@ -539,6 +743,8 @@ class CatalogStore:
         values = change.model_dump(exclude_unset=True)
         if not values:
             return self.get(item_id)
+        if values.get("state", "") is None:  # a state is never unset: left as it is
+            del values["state"]
         sets, params = [], []
         for key, value in values.items():
             if key in ("sizes", "extra"):
@@ -547,14 +753,19 @@ class CatalogStore:
                 value = int(value)
             sets.append(f"{key} = ?")
             params.append(value)
+        if "brand" in values:
+            sets.append("brand_key = ?")
+            params.append(None if values["brand"] is None else normalise_brand(values["brand"]))
         sets.append("updated_at = ?")
         params.append(_now())
         with self.transaction() as conn:
-            cur = conn.execute(
-                f"UPDATE items SET {', '.join(sets)} WHERE id = ?", [*params, item_id]
-            )
-            if cur.rowcount == 0:
+            row = conn.execute(
+                f"UPDATE items SET {', '.join(sets)} WHERE id = ? RETURNING rowid",
+                [*params, item_id],
+            ).fetchone()
+            if row is None:
                 raise ItemNotFoundError(item_id)
+            self._refresh(conn, [int(row[0])])
         return self.get(item_id)
 
     def set_predicted(self, rowid: int, tags: dict[str, Tag]) -> None:
@@ -582,23 +793,29 @@ class CatalogStore:
 
     # -- reads ------------------------------------------------------------------------------
 
+    def where(self, filters: Filters) -> tuple[str, builtins.list[Any]]:
+        """`filters` as a WHERE clause over `items` in this catalog's base currency."""
+        return filters.to_sql(self.base_currency)
+
     def count(self, filters: Filters | None = None) -> int:
-        where, params = (filters or Filters()).to_sql()
+        """Items `filters` keep; all items (sold ones too) without filters."""
+        where, params = ("1", []) if filters is None else self.where(filters)
         with self.connection() as conn:
             row = conn.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()
         return int(row[0])
 
     def get(self, item_id: str) -> Item:
         with self.connection() as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchone()
+            row = conn.execute(f"SELECT {_COLUMNS} FROM {_FROM} WHERE id = ?",
+                               (item_id,)).fetchone()
         if row is None:
             raise ItemNotFoundError(item_id)
         try:
-            return _row_to_item(row)
+            return _row_to_item(row, self.base_currency)
         except DamagedRowError as exc:
             raise CatalogCorruptError(self.location, str(exc)) from None
 
-    def get_many(self, rowids: Sequence[int]) -> list[Item]:
+    def get_many(self, rowids: Sequence[int]) -> builtins.list[Item]:
         """Items by rowid, in the order asked (missing rowids are left out)."""
         if not rowids:
             return []
@@ -608,19 +825,47 @@ class CatalogStore:
                 chunk = [int(r) for r in rowids[start : start + 500]]
                 marks = ",".join("?" * len(chunk))
                 rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM items WHERE rowid IN ({marks})", chunk
+                    f"SELECT {_COLUMNS} FROM {_FROM} WHERE items.rowid IN ({marks})", chunk
                 ).fetchall()
-                found.update((item.rowid, item) for item in _readable(rows, self.location))
+                found.update((item.rowid, item)
+                             for item in _readable(rows, self.location, self.base_currency))
         return [found[r] for r in rowids if r in found]
 
-    def list(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Item]:
-        where, params = (filters or Filters()).to_sql()
+    def list(
+        self, filters: Filters | None = None, offset: int = 0, limit: int = 50,
+        sort: str = "relevance",
+    ) -> builtins.list[Item]:
+        """Items `filters` keep (all items without filters) in `sort`'s order (relevance:
+        catalog order), `limit` from `offset`."""
+        where, params = ("1", []) if filters is None else self.where(filters)
         with self.connection() as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM items WHERE {where} ORDER BY rowid LIMIT ? OFFSET ?",
+                f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} ORDER BY {order_by(sort)} "
+                "LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
-        return _readable(rows, self.location)
+        return _readable(rows, self.location, self.base_currency)
+
+    def sort_values(
+        self, rowids: Sequence[int], sort: str
+    ) -> builtins.list[tuple[float | None, ...]]:
+        """Each item's values of `sort`'s keys (`lookalike.catalog.sorting`), in the order
+        asked (None where an item has no value, or is gone)."""
+        keys = SORTS[sort]
+        if not keys:
+            return [() for _ in rowids]
+        found: dict[int, tuple[float | None, ...]] = {}
+        columns = ", ".join(k.sql for k in keys)
+        with self.connection() as conn:
+            for start in range(0, len(rowids), 500):
+                chunk = [int(r) for r in rowids[start : start + 500]]
+                marks = ",".join("?" * len(chunk))
+                for row in conn.execute(
+                    f"SELECT rowid, {columns} FROM items WHERE rowid IN ({marks})", chunk
+                ):
+                    found[int(row[0])] = tuple(row)[1:]
+        missing = tuple(None for _ in keys)
+        return [found.get(int(r), missing) for r in rowids]
 
     def rowid_of(self, item_id: str) -> int:
         with self.connection() as conn:
@@ -631,7 +876,7 @@ class CatalogStore:
 
     def filter_rowids(self, filters: Filters) -> NDArray[np.int64]:
         """Rowids of the items `filters` keeps, ascending."""
-        where, params = filters.to_sql()
+        where, params = self.where(filters)
         with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT rowid FROM items WHERE {where} ORDER BY rowid", params
@@ -646,7 +891,7 @@ class CatalogStore:
 
     def attribute_values(self, name: str) -> dict[int, str]:
         """rowid → `name` ("category" or "colour") of every item: the given value, else the
-        predicted tag, else ""."""
+        predicted tag, else "" (colours by canonical name: `Navy Blue` → `navy`)."""
         if name not in ("category", "colour"):
             raise ValueError(f"not a taggable attribute: {name!r}")
         with self.connection() as conn:
@@ -654,25 +899,148 @@ class CatalogStore:
                 f"SELECT rowid, coalesce({name}, json_extract(predicted, '$.{name}.value'), '')"
                 " FROM items"
             ).fetchall()
+        if name == "colour":
+            return {int(r[0]): canonical_colour(str(r[1])) if r[1] else "" for r in rows}
         return {int(r[0]): str(r[1]) for r in rows}
 
     def values(self, field: str, limit: int | None = None) -> builtins.list[tuple[str, int]]:
-        """(value, number of items) of a list filter's field (`LIST_FIELDS`) across the
-        catalog, as the filter sees it (given value, else predicted), most common first."""
+        """(value, number of items) of a list filter's field (`LIST_FIELDS`, or `currency`)
+        or of any other attribute (`usage`, `pattern`...) across the catalog, as the filter
+        sees it (given value, else predicted; an item without a currency in the base
+        currency), most common first. Colours are merged by canonical name (`Navy Blue` and
+        `navy` count as `navy`). Sold items count too."""
         if field == "size":
             source, expr = "items, json_each(items.sizes) s", "s.value"
+        elif field == "currency":
+            source, expr = "items", "coalesce(currency, ?)"
         elif field in VALUE_SQL:
             source, expr = "items", VALUE_SQL[field]
         else:
-            raise ValueError(f"not a list filter: {field!r}")
+            source, expr = "items", attribute_sql(field)
+        params: builtins.list[Any] = [self.base_currency] if field == "currency" else []
+        merge = field == "colour"
         with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT v, count(*) AS n FROM (SELECT {expr} AS v FROM {source}) AS t "
                 "WHERE v IS NOT NULL AND v != '' GROUP BY v ORDER BY n DESC, v"
-                + ("" if limit is None else " LIMIT ?"),
-                () if limit is None else (limit,),
+                + ("" if limit is None or merge else " LIMIT ?"),
+                (*params, *(() if limit is None or merge else (limit,))),
             ).fetchall()
-        return [(str(v), int(n)) for v, n in rows]
+        if not merge:
+            return [(str(v), int(n)) for v, n in rows]
+        counts: dict[str, int] = {}
+        for v, n in rows:
+            name = canonical_colour(str(v))
+            counts[name] = counts.get(name, 0) + int(n)
+        merged = sorted(counts.items(), key=lambda vn: (-vn[1], vn[0]))
+        return merged if limit is None else merged[:limit]
+
+    def sold_rowids(self, limit: int) -> builtins.list[int]:
+        """Rowids of up to `limit` sold items (an index range read)."""
+        with self.connection() as conn:
+            rows = conn.execute("SELECT rowid FROM items WHERE state = 'sold' LIMIT ?",
+                                (limit,)).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def has_sold(self) -> bool:
+        """Whether any item is sold (one index probe): unfiltered searches need no filter
+        while none is."""
+        with self.connection() as conn:
+            row = conn.execute("SELECT 1 FROM items WHERE state = 'sold' LIMIT 1").fetchone()
+        return row is not None
+
+    def base_price_range(self) -> tuple[float | None, float | None]:
+        """The lowest and highest price in the base currency (items not sold)."""
+        with self.connection() as conn:
+            lo, hi = conn.execute(
+                "SELECT min(price_base), max(price_base) FROM items WHERE state != 'sold'"
+            ).fetchone()
+        return lo, hi
+
+    def unconverted(self) -> builtins.list[tuple[str, int]]:
+        """(currency, number of items) of priced items whose currency has no exchange rate
+        to the base currency: price filters leave them out, price sorts put them last."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT currency, count(*) FROM items WHERE price IS NOT NULL AND "
+                "price_base IS NULL GROUP BY currency ORDER BY currency"
+            ).fetchall()
+        return [(str(c), int(n)) for c, n in rows]
+
+    # -- brand ratings and exchange rates ----------------------------------------------------
+
+    def set_brand_ratings(
+        self, ratings: Sequence[BrandRating], *, replace: bool = False
+    ) -> int:
+        """Store brand ratings (a brand already rated gets the new rating; `replace` drops
+        every other brand's) and refresh the items of those brands; returns how many items
+        of the catalog have a rated brand."""
+        now = _now()
+        with self.transaction() as conn:
+            if replace:
+                conn.execute("DELETE FROM brand_ratings")
+            conn.executemany(
+                "INSERT OR REPLACE INTO brand_ratings (brand_key, name, overall, people, planet,"
+                " animals, source, url, rated_on, imported_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(r.key, r.brand, r.overall, r.people, r.planet, r.animals, r.source, r.url,
+                  None if r.rated_on is None else r.rated_on.isoformat(), now) for r in ratings],
+            )
+            conn.execute(_REFRESH.replace("{where}", "brand_key IS NOT NULL"),
+                         {"base": self.base_currency})
+            row = conn.execute(
+                "SELECT count(*) FROM items WHERE brand_overall IS NOT NULL"
+            ).fetchone()
+        return int(row[0])
+
+    def brand_ratings(
+        self, keys: Sequence[str] | None = None
+    ) -> builtins.list[tuple[BrandRating, int]]:
+        """Brand ratings (all, or those of these normalised brand names), by brand, with the
+        number of items of that brand."""
+        where, params = "1", "[]"
+        if keys is not None:
+            where, params = "b.brand_key IN (SELECT value FROM json_each(?))", json.dumps(
+                builtins.list(keys))
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT b.*, (SELECT count(*) FROM items i WHERE i.brand_key = b.brand_key) AS n"
+                f" FROM brand_ratings b WHERE {where} ORDER BY b.brand_key",
+                () if keys is None else (params,),
+            ).fetchall()
+        return [(BrandRating(brand=r["name"], overall=r["overall"], people=r["people"],
+                             planet=r["planet"], animals=r["animals"], source=r["source"],
+                             url=r["url"], rated_on=r["rated_on"]), int(r["n"])) for r in rows]
+
+    def brand_rating_count(self) -> int:
+        with self.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM brand_ratings").fetchone()
+        return int(row[0])
+
+    def set_rates(self, rates: Sequence[Rate], base: str) -> None:
+        """Replace the exchange rates (units of each currency per unit of `base`, which must
+        be among them at 1) and convert every item's price again."""
+        if not any(r.currency == base and r.rate == 1 for r in rates):
+            raise ValueError(f"the rates must hold their base {base} at rate 1")
+        now = _now()
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM rates")
+            conn.executemany(
+                "INSERT INTO rates (currency, rate, rated_on, imported_at) VALUES (?,?,?,?)",
+                [(r.currency, r.rate, r.date.isoformat(), now) for r in rates],
+            )
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('rates_base', ?)",
+                         (base,))
+            self._refresh(conn)
+
+    def rates(self) -> tuple[str | None, builtins.list[Rate]]:
+        """(the base the rates are against, the rates); (None, []) before any import."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT currency, rate, rated_on FROM rates ORDER BY currency"
+            ).fetchall()
+        return self.get_meta("rates_base"), [
+            Rate(currency=r[0], rate=r[1], date=r[2]) for r in rows
+        ]
 
     def vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """All (rowids ascending, vectors) — what the search index is built from."""
@@ -727,10 +1095,11 @@ class CatalogStore:
         return np.frombuffer(row[0], dtype=np.float32).copy()
 
 
-def _create_database(path: Path) -> None:
-    """A new, complete catalog file at `path`: built in a temp file, then hard-linked into place
-    (which fails if another process got there first: theirs is kept). A process killed here
-    leaves at most a temp file, never an empty `path` that would later open as a catalog."""
+def _create_database(path: Path, base_currency: str) -> None:
+    """A new, complete catalog file at `path` (at `SCHEMA_VERSION`, prices converted to
+    `base_currency`): built in a temp file, then hard-linked into place (which fails if another
+    process got there first: theirs is kept). A process killed here leaves at most a temp file,
+    never an empty `path` that would later open as a catalog."""
     for stale in path.parent.glob(f"{path.name}.*.new"):  # left by killed processes
         pid = stale.name[len(path.name) + 1 : -len(".new")]
         if pid.isdigit() and not _alive(int(pid)):
@@ -741,7 +1110,10 @@ def _create_database(path: Path) -> None:
         conn = sqlite3.connect(str(tmp), isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
+            conn.executescript(SCHEMA + _NEW_INDEXES)
+            conn.execute("INSERT INTO meta (key, value) VALUES ('price_base_currency', ?)",
+                         (base_currency,))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         finally:
             conn.close()  # checkpoints: the whole database is in `tmp`
         with tmp.open("rb+") as f:

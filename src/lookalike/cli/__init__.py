@@ -6,6 +6,7 @@ from lookalike.cli import (
     maintenance,  # noqa: F401
     reembed,  # noqa: F401
     serve,  # noqa: F401
+    shop,  # noqa: F401
     taste,  # noqa: F401
     train,  # noqa: F401
 )
