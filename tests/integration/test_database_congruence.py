@@ -38,6 +38,7 @@ from lookalike.catalog.store import CatalogStore, NewItem
 from lookalike.colour_names import canonical_colour, colour_variants
 from lookalike.errors import CatalogNotFoundError, DatabaseUnavailableError, LookalikeError
 from lookalike.recommend import Feed
+from lookalike.recommend.words import search_text
 from lookalike.servers import PostgresServer, free_port
 from lookalike.users import Lifetimes, Users
 
@@ -395,6 +396,18 @@ def test_converted_prices_ratings_and_states_read_back_alike(
             ("ACME Ltd", brands["acme"]), ("Borealis", brands["borealis"]),
             ("Rare", brands["rare"])]
         assert store.rates()[0] == "EUR" and len(store.rates()[1]) == 3
+        assert [(b.brand, n) for b, n in store.brand_ratings(["rare", "cobalt"])] == [
+            ("Rare", brands["rare"])]
+        patterns = Counter(r["extra"]["pattern"] for r in rows)
+        assert store.values("pattern") == sorted(patterns.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@pytest.mark.parametrize("text", ["red dress", "acme shoes under 30", "striped navy"])
+def test_words_searches_agree(catalogs: dict[str, Catalog], text: str) -> None:
+    answers = [search_text(c, text, k=12) for c in catalogs.values()]
+    a, b = ([(r.item.id, round(r.score, 5)) for r in t.results] for t in answers)
+    assert a == b and len(a) == 12
+    assert answers[0].understood() == answers[1].understood()
 
 
 def test_attribute_values_and_steering_directions_agree(catalogs: dict[str, Catalog]) -> None:
