@@ -52,6 +52,20 @@ def test_json_access() -> None:
     sql = translate("SELECT 1 FROM items, json_each(items.sizes) s WHERE lower(s.value) = ?")
     assert "LATERAL (SELECT e.value COLLATE \"C\" AS value FROM " \
         "json_array_elements_text((items.sizes)::json) AS e(value)) AS s WHERE" in sql
+    # a named parameter as the array, inside a subquery's parentheses
+    sql = translate("UPDATE items SET a = 1 WHERE rowid IN "
+                    "(SELECT CAST(value AS INTEGER) FROM json_each(:ids))")
+    assert sql.endswith("(SELECT CAST(value AS BIGINT) FROM LATERAL (SELECT e.value COLLATE "
+                        "\"C\" AS value FROM json_array_elements_text((%(ids)s)::json) AS "
+                        "e(value)) AS json_each)")
+
+
+def test_julian_days_of_timestamps() -> None:
+    assert translate("SELECT julianday(created_at) FROM items ORDER BY julianday(x) DESC") == (
+        "SELECT (CAST(extract(epoch FROM CAST(created_at AS timestamptz)) AS DOUBLE PRECISION)"
+        " / 86400 + 2440587.5) FROM items ORDER BY (CAST(extract(epoch FROM CAST(x AS "
+        "timestamptz)) AS DOUBLE PRECISION) / 86400 + 2440587.5) DESC")
+    assert translate("SELECT 'julianday(a)'") == "SELECT 'julianday(a)'"
 
 
 def test_upserts_and_sqlite_idioms() -> None:
