@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -718,5 +719,58 @@ def test_a_catalog_made_before_the_shop_columns_is_migrated_on_opening(
     assert first.set_brand_ratings(RATINGS) == sum(brand_overall(r) is not None for r in rows)
     assert second.count(Filters(brand=["acme ltd."])) == sum(
         normalise_brand(r["brand"] or "") == "acme" for r in rows)
+    first.close()
+    second.close()
+
+
+def test_numbered_rows_follow_the_commits_without_gaps(
+    tmp_path: Path, database_url: str | None,
+) -> None:
+    """A change log's numbering (`Dialect.numbered`): as SQLite's AUTOINCREMENT on both —
+    never reused after a trim, none used by a rollback — and, with two writers, given in
+    commit order (a reader that saw number n never misses a row committed later)."""
+    settings = settings_for(tmp_path / "cat", database_url)
+    first, second = open_store(settings), open_store(settings)
+    with first.connection() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                     "what TEXT NOT NULL)")
+        first.dialect.numbered(conn, "log", "seq")
+
+    def rows(store: CatalogStore) -> list[tuple[int, str]]:
+        with store.connection() as conn:
+            return [(int(r[0]), str(r[1]))
+                    for r in conn.execute("SELECT seq, what FROM log ORDER BY seq")]
+
+    def last(store: CatalogStore) -> int:
+        with store.connection() as conn:
+            return store.dialect.last_number(conn, "log")
+
+    with first.transaction() as conn:
+        conn.executemany("INSERT INTO log (what) VALUES (?)", [("a",), ("b",), ("c",)])
+    with pytest.raises(RuntimeError), first.transaction() as conn:
+        conn.execute("INSERT INTO log (what) VALUES ('rolled back')")
+        raise RuntimeError
+    assert rows(second) == [(1, "a"), (2, "b"), (3, "c")] and last(second) == 3
+    with first.connection() as conn:
+        conn.execute("DELETE FROM log WHERE seq <= ?", (3,))
+    with second.connection() as conn:
+        conn.execute("INSERT INTO log (what) VALUES ('d')")
+    assert rows(first) == [(4, "d")] and last(first) == 4
+
+    done = threading.Event()
+
+    def autocommit_insert() -> None:
+        with first.connection() as conn:
+            conn.execute("INSERT INTO log (what) VALUES ('later')")
+        done.set()
+
+    with second.transaction() as conn:
+        conn.execute("INSERT INTO log (what) VALUES ('earlier')")
+        writer = threading.Thread(target=autocommit_insert)
+        writer.start()
+        assert not done.wait(0.5)  # waits for the open transaction
+    writer.join(30)
+    assert done.is_set()
+    assert rows(first) == [(4, "d"), (5, "earlier"), (6, "later")] and last(second) == 6
     first.close()
     second.close()

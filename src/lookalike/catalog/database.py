@@ -25,7 +25,8 @@ What does not translate goes through the `Dialect` of the store (`CatalogStore.d
 write transactions (SQLite's `BEGIN IMMEDIATE`; on PostgreSQL `BEGIN` and a transaction-level
 advisory lock per catalog, so writers to one catalog take turns exactly as on SQLite), triggers
 (`Trigger`: SQLite triggers, PostgreSQL trigger functions), a table's columns (`PRAGMA
-table_info`) and whether a catalog exists.
+table_info`), the schema's version (`PRAGMA user_version`), AUTOINCREMENT numbering that
+follows the commits (`numbered`, for change logs) and whether a catalog exists.
 
 Each catalog is one PostgreSQL **schema** (so several catalogs share a database): named by the
 URL's `schema` parameter, else `lookalike_` + the catalog folder's name
@@ -126,6 +127,18 @@ class Dialect:
         """The version of lookalike's tables a catalog is at (0: made before versions)."""
         raise NotImplementedError
 
+    def numbered(self, conn: Connection, table: str, column: str) -> None:
+        """Make the rows inserted into `table` (declared `column INTEGER PRIMARY KEY
+        AUTOINCREMENT`) numbered as SQLite's AUTOINCREMENT numbers them: one more than any
+        number given before, even once rows are deleted; a rolled-back insert uses none; and
+        numbers are given in the order the inserting transactions commit, so a reader that
+        remembers the last number it saw never misses a row committed later (a change log)."""
+        raise NotImplementedError
+
+    def last_number(self, conn: Connection, table: str) -> int:
+        """The highest number `numbered` gave in `table` (0: none yet)."""
+        raise NotImplementedError
+
     def set_schema_version(self, conn: Connection, version: int) -> None:
         raise NotImplementedError
 
@@ -153,6 +166,13 @@ class SQLiteDialect(Dialect):
 
     def set_schema_version(self, conn: Connection, version: int) -> None:
         conn.execute(f"PRAGMA user_version = {int(version)}")
+
+    def numbered(self, conn: Connection, table: str, column: str) -> None:
+        """Nothing to do: AUTOINCREMENT does it (and SQLite's writers take turns)."""
+
+    def last_number(self, conn: Connection, table: str) -> int:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+        return 0 if row is None else int(row[0])
 
 
 def sqlite_trigger(t: Trigger) -> str:
@@ -640,6 +660,33 @@ class PostgresDialect(Dialect):
     def set_schema_version(self, conn: Connection, version: int) -> None:
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                      (str(int(version)),))
+
+    def numbered(self, conn: Connection, table: str, column: str) -> None:
+        """A BEFORE INSERT trigger numbers each row from a counter in `meta` (`seq:TABLE`),
+        not from a sequence: a sequence's numbers are given when rows are inserted, not when
+        they commit (a reader could see 11 committed before 10), and rolled-back ones are lost.
+        The counter's row stays locked until the inserting transaction ends, so inserters
+        take turns and numbers follow the commits, without gaps."""
+        for name in (table, column):
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+                raise ValueError(f"not a plain name: {name!r}")
+        pg = _pg(conn)
+        pg.execute_raw(
+            f"CREATE OR REPLACE FUNCTION {table}_number() RETURNS trigger LANGUAGE plpgsql AS "
+            "$fn$ DECLARE n BIGINT; BEGIN "
+            f"INSERT INTO meta (key, value) VALUES ('seq:{table}', '1') ON CONFLICT (key) DO "
+            "UPDATE SET value = CAST(meta.value AS BIGINT) + 1 "
+            "RETURNING CAST(meta.value AS BIGINT) INTO n; "
+            f"NEW.{column} := n; RETURN NEW; END $fn$"
+        )
+        pg.execute_raw(
+            f"CREATE OR REPLACE TRIGGER {table}_number BEFORE INSERT ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_number()"
+        )
+
+    def last_number(self, conn: Connection, table: str) -> int:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (f"seq:{table}",)).fetchone()
+        return 0 if row is None else int(row[0])
 
     def commit(self, conn: Connection) -> None:
         _pg(conn).commit()
