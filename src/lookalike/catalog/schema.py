@@ -289,6 +289,10 @@ class Item(ItemFields):
     predicted: dict[str, Tag] = Field(
         default_factory=dict, description="Attributes filled by taggers, with confidence."
     )
+    duplicate_of: str | None = Field(
+        None, description="The id of the item this one reposts (same photo resized, "
+        "recompressed, cropped or mirrored), when duplicates are flagged rather than refused."
+    )
 
     def attribute(self, name: str) -> str | None:
         """A given value (a field, or an extra field such as `usage`), or else the predicted

@@ -65,7 +65,9 @@ CREATE TABLE IF NOT EXISTS items (
     image_path TEXT NOT NULL,
     image_hash TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    phash INTEGER,
+    duplicate_of TEXT
 );
 CREATE INDEX IF NOT EXISTS items_category ON items(category);
 CREATE INDEX IF NOT EXISTS items_price ON items(price);
@@ -112,8 +114,35 @@ _SET_HIGH_WATER = (
 _COLUMNS = (
     "rowid, id, title, category, department, kids, price, currency, brand, sizes, colour, url, "
     "sustainability, second_hand, source, extra, predicted, image_path, image_hash, "
-    "created_at, updated_at"
+    "created_at, updated_at, phash, duplicate_of"
 )
+
+#: Columns added to `items` after catalogs existed: (name, type); added when a catalog opens.
+_ADDED_COLUMNS = (("phash", "INTEGER"), ("duplicate_of", "TEXT"))
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """A catalog made before a column existed gets it (NULL in every row): one ALTER TABLE
+    per missing column, at the first open; nothing is written when all are there."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(items)")}
+    missing = [(name, kind) for name, kind in _ADDED_COLUMNS if name not in have]
+    if not missing:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        have = {r[1] for r in conn.execute("PRAGMA table_info(items)")}  # another process?
+        for name, kind in missing:
+            if name not in have:
+                conn.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def signed64(value: int) -> int:
+    """An unsigned 64-bit hash as SQLite's signed INTEGER (and back with `& (2**64 - 1)`)."""
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 _CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB (primary codes)
@@ -212,6 +241,10 @@ class NewItem:
     image_path: str
     image_hash: str
     predicted: dict[str, Tag] | None = None
+    #: perceptual hash of the photo (`lookalike.catalog.duplicates`), unsigned 64-bit
+    phash: int | None = None
+    #: the id of the item this one reposts, when duplicates are flagged
+    duplicate_of: str | None = None
 
 
 def _bool_or_none(value: Any) -> bool | None:
@@ -253,6 +286,8 @@ def _parse_item(row: sqlite3.Row) -> Item:
         image_hash=row["image_hash"],
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+        # a catalog read before its first open by this version lacks the column
+        duplicate_of=row["duplicate_of"] if "duplicate_of" in row.keys() else None,  # noqa: SIM118
     )
 
 
@@ -290,6 +325,7 @@ class CatalogStore:
                 self._conn.execute("PRAGMA synchronous=NORMAL")
                 self._conn.execute("PRAGMA foreign_keys=ON")
                 self._conn.executescript(SCHEMA)
+                _add_missing_columns(self._conn)
             except BaseException:
                 self._conn.close()
                 raise
@@ -414,8 +450,8 @@ class CatalogStore:
                 conn.execute(
                     "INSERT INTO items (rowid, id, title, category, department, kids, price,"
                     " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
-                    " extra, predicted, image_path, image_hash, created_at, updated_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " extra, predicted, image_path, image_hash, created_at, updated_at, phash,"
+                    " duplicate_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         last, item.id, f.title, f.category, f.department,
                         None if f.kids is None else int(f.kids),
@@ -425,6 +461,8 @@ class CatalogStore:
                         f.source, json.dumps(f.extra),
                         json.dumps({k: t.model_dump() for k, t in (item.predicted or {}).items()}),
                         item.image_path, item.image_hash, now, now,
+                        None if item.phash is None else signed64(item.phash),
+                        item.duplicate_of,
                     ),
                 )
                 conn.execute(
@@ -543,6 +581,41 @@ class CatalogStore:
         with self.connection() as conn:
             rows = conn.execute("SELECT id, image_hash FROM items").fetchall()
         return {r[0] for r in rows}, {r[1] for r in rows}
+
+    def phashes_after(self, rowid: int) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+        """(rowids, perceptual hashes) of the items above `rowid` that have a hash, ascending."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT rowid, phash FROM items WHERE rowid > ? AND phash IS NOT NULL "
+                "ORDER BY rowid", (rowid,)).fetchall()
+        rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        hashes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        return rowids, hashes.view(np.uint64)
+
+    def unhashed(self, after: int, limit: int) -> builtins.list[tuple[int, str]]:
+        """(rowid, image path) of up to `limit` items above rowid `after` without a perceptual
+        hash (catalogs made before hashes were stored), ascending."""
+        with self.connection() as conn:
+            rows = conn.execute("SELECT rowid, image_path FROM items WHERE phash IS NULL "
+                                "AND rowid > ? ORDER BY rowid LIMIT ?", (after, limit)).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def set_phashes(self, hashes: dict[int, int]) -> None:
+        """Store perceptual hashes by rowid (unsigned 64-bit values)."""
+        with self.transaction() as conn:
+            conn.executemany("UPDATE items SET phash = ? WHERE rowid = ?",
+                             [(signed64(h), r) for r, h in hashes.items()])
+
+    def ids_of(self, rowids: Sequence[int]) -> dict[int, str]:
+        """rowid → item id of those rowids still stored."""
+        out: dict[int, str] = {}
+        with self.connection() as conn:
+            for start in range(0, len(rowids), 500):
+                chunk = [int(r) for r in rowids[start:start + 500]]
+                out.update((int(r[0]), str(r[1])) for r in conn.execute(
+                    f"SELECT rowid, id FROM items WHERE rowid IN ({','.join('?' * len(chunk))})",
+                    chunk))
+        return out
 
     def attribute_values(self, name: str) -> dict[int, str]:
         """rowid → `name` ("category" or "colour") of every item: the given value, else the
