@@ -240,8 +240,8 @@ def main() -> None:
                           3) / len(queries)
         store.close()
     big = DuplicateFinder(settings.duplicate_hash_bits)
-    big._append(np.arange(1, 1_000_001, dtype=np.int64),
-                np.random.default_rng(0).integers(0, 2**64, 1_000_000, dtype=np.uint64))
+    big.hold(np.arange(1, 1_000_001, dtype=np.int64),
+             np.random.default_rng(0).integers(0, 2**64, 1_000_000, dtype=np.uint64))
     probe = pool[0].hashes
     big.candidates(probe)
     scan_1m_s = per_call(lambda: big.candidates(probe), 20)

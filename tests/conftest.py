@@ -11,7 +11,8 @@ if _TESTS not in sys.path:
 
 # The generated pictures most tests ingest (tests/catalog_factory.py: a few coloured rectangles)
 # are, to the repost check, reposts of one another; so the suite adds them unchecked, and the
-# tests of the check (test_duplicates.py) choose its mode themselves. Set before any Settings.
+# tests of the check (test_reposts.py, test_repost_finder.py) choose its mode themselves.
+# Set before any Settings is made.
 import os  # noqa: E402
 
 os.environ.setdefault("LOOKALIKE_DUPLICATES", "keep")

@@ -142,9 +142,10 @@ class Settings(BaseSettings):
         "near-duplicates are collapsed; 0 = closest first.",
     )
     near_duplicate_cos: float = Field(
-        0.95, gt=0, le=1,
+        0.97, gt=0, le=1,
         description="Cosine at or above which two results are one item (collapsed when a query "
-        "asks for diversity, and in the swipe feed).",
+        "asks for diversity, and in the swipe feed). 0 to 1; lower collapses more reposts but "
+        "also different garments photographed on the same backdrop (see the duplicates guide).",
     )
     colour_weight: float = Field(
         0.1, ge=0, le=1,

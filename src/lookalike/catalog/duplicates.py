@@ -106,8 +106,8 @@ class Match:
 @dataclass
 class DuplicateFinder:
     """Finds the original of a repost among the hashes it holds: the store's (`sync`) and
-    those `add`ed since (the earlier photos of a running ingest, committed or not: an ingest
-    syncs once, at its start).
+    those `add`ed since (photos of a running ingest not committed yet; `committed` moves them
+    over once they are stored).
 
     Stored items are compared through their stored vectors (read for the few candidates
     only); deleted items drop out there. Not thread-safe: one writer uses it."""
@@ -116,42 +116,45 @@ class DuplicateFinder:
     min_cos: float = 0.88
     cos_per_bit: float = 0.008
     max_candidates: int = MAX_CANDIDATES
-    _hashes: list[NDArray[np.uint64]] = field(default_factory=list)
-    _keys: list[NDArray[np.int64]] = field(default_factory=list)  # rowid, or -n for pending
+    # stored items' hashes and rowids, in a buffer that doubles when full
+    _hashes: NDArray[np.uint64] = field(default_factory=lambda: np.zeros(1024, np.uint64))
+    _rowids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(1024, np.int64))
+    _size: int = 0
     _high_rowid: int = 0
-    _pending: dict[int, tuple[str, NDArray[np.float32]]] = field(default_factory=dict)
-    _all: tuple[NDArray[np.uint64], NDArray[np.int64]] | None = None
+    # added, not stored yet: key -n ↔ (id, hash, vector)
+    _pending: dict[int, tuple[str, int, NDArray[np.float32]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return sum(len(k) for k in self._keys)
+        return self._size + len(self._pending)
 
     def sync(self, store: CatalogStore) -> None:
         """Take in the hashes of items stored since the last sync (rowids only grow)."""
-        rowids, hashes = store.phashes_after(self._high_rowid)
-        if len(rowids):
-            self._append(rowids, hashes)
-            self._high_rowid = int(rowids.max())
+        self.hold(*store.phashes_after(self._high_rowid))
+
+    def hold(self, rowids: NDArray[np.int64], hashes: NDArray[np.uint64]) -> None:
+        """Hold stored items' hashes (rowids ascending, above those held)."""
+        if not len(rowids):
+            return
+        need = self._size + len(rowids)
+        if need > len(self._hashes):
+            capacity = max(need, 2 * len(self._hashes))
+            self._hashes = np.resize(self._hashes, capacity)
+            self._rowids = np.resize(self._rowids, capacity)
+        self._hashes[self._size:need] = hashes
+        self._rowids[self._size:need] = rowids
+        self._size = need
+        self._high_rowid = int(rowids.max())
 
     def add(self, item_id: str, phash: int, vector: NDArray[np.float32]) -> None:
-        """An item added but maybe not stored yet: later photos are compared with it too."""
-        key = -(len(self._pending) + 1)
-        self._pending[key] = (item_id, np.asarray(vector, dtype=np.float32))
-        self._append(np.asarray([key], dtype=np.int64),
-                     np.asarray([phash], dtype=np.uint64))
+        """An item added but not stored yet: later photos are compared with it too."""
+        self._pending[-(len(self._pending) + 1)] = (
+            item_id, phash, np.asarray(vector, dtype=np.float32))
 
-    def _append(self, keys: NDArray[np.int64], hashes: NDArray[np.uint64]) -> None:
-        self._keys.append(keys)
-        self._hashes.append(hashes.astype(np.uint64, copy=False))
-        self._all = None
-
-    def _arrays(self) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
-        if self._all is None:
-            if len(self._keys) > 1:
-                self._hashes = [np.concatenate(self._hashes)]
-                self._keys = [np.concatenate(self._keys)]
-            self._all = (self._hashes[0], self._keys[0]) if self._keys else (
-                np.zeros(0, np.uint64), np.zeros(0, np.int64))
-        return self._all
+    def committed(self, store: CatalogStore) -> None:
+        """The items `add`ed so far are stored: hold them (and anything else stored since) as
+        stored items, and let their vectors go."""
+        self.sync(store)
+        self._pending.clear()
 
     def needed_cos(self, bits: int) -> float:
         """The cosine a photo whose hash is `bits` away needs to be a repost: a near-identical
@@ -162,18 +165,22 @@ class DuplicateFinder:
 
     def candidates(self, hashes: tuple[int, int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """(keys, Hamming distances) of the held hashes within `max_bits` of either hash,
-        closest first, at most `max_candidates`."""
-        stored, keys = self._arrays()
-        if not len(stored):
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        closest first, at most `max_candidates`. Keys are rowids, negative for pending items."""
         plain, mirrored = (np.uint64(h) for h in hashes)
-        bits = np.minimum(np.bitwise_count(stored ^ plain), np.bitwise_count(stored ^ mirrored))
-        near = np.flatnonzero(bits <= self.max_bits)
-        if len(near) > self.max_candidates:
-            near = near[np.argsort(bits[near], kind="stable")[: self.max_candidates]]
-        else:
-            near = near[np.argsort(bits[near], kind="stable")]
-        return keys[near], bits[near].astype(np.int64)
+        found_keys, found_bits = [], []
+        pending = np.fromiter((h for _, h, _ in self._pending.values()), dtype=np.uint64,
+                              count=len(self._pending))
+        pending_keys = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
+        for stored, keys in ((self._hashes[:self._size], self._rowids[:self._size]),
+                             (pending, pending_keys)):
+            bits = np.minimum(np.bitwise_count(stored ^ plain),
+                              np.bitwise_count(stored ^ mirrored))
+            near = np.flatnonzero(bits <= self.max_bits)
+            found_keys.append(keys[near])
+            found_bits.append(bits[near].astype(np.int64))
+        all_keys, all_bits = np.concatenate(found_keys), np.concatenate(found_bits)
+        order = np.argsort(all_bits, kind="stable")[: self.max_candidates]
+        return all_keys[order], all_bits[order]
 
     def find(
         self, hashes: tuple[int, int], vector: NDArray[np.float32], store: CatalogStore
@@ -191,7 +198,7 @@ class DuplicateFinder:
             found, vectors = store.vectors_of(np.sort(stored_keys))
             cosines.update(zip(found.tolist(), (vectors @ vector).tolist(), strict=True))
         for key in keys[keys < 0].tolist():
-            cosines[key] = float(self._pending[key][1] @ vector)
+            cosines[key] = float(self._pending[key][2] @ vector)
         names: dict[int, str] = {}
         for key, distance in zip(keys.tolist(), bits.tolist(), strict=True):
             cosine = cosines.get(key)
@@ -233,7 +240,7 @@ class RepostCheck:
         """One batch of new photos, in order: the positions of those to add (reposts left out
         in "reject" mode; `on_repost(position, match)` is told of each repost unless the mode
         is "keep"). Every photo added joins the finder, so a later repost of it in the same
-        run is caught too."""
+        run is caught too; call `finder.committed` once they are stored."""
         keep: list[int] = []
         for pos, (item_id, pair) in enumerate(zip(ids, hashes, strict=True)):
             if self.mode != "keep":

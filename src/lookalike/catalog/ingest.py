@@ -320,6 +320,8 @@ def ingest(
             return
         vectors = np.concatenate(pending_vectors)
         rowids = store.add(pending, vectors)
+        if reposts is not None and reposts.mode != "keep":
+            reposts.finder.committed(store)
         report.added += len(rowids)
         report.added_rowids.extend(rowids)
         pending.clear()
@@ -358,7 +360,7 @@ def ingest(
             batch.payloads = [batch.payloads[p] for p in unique]
             batch.vectors = batch.vectors[unique]
         originals: dict[int, str] = {}  # position → the id of the item it reposts (flagged)
-        if reposts is not None and batch.items:
+        if reposts is not None and reposts.mode != "keep" and batch.items:
             matches: dict[int, Match] = {}
             keep = reposts.batch(
                 store,

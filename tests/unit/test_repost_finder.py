@@ -120,6 +120,34 @@ def test_finder_sees_pending_items_and_forgets_deleted_ones(tmp_path: Path) -> N
     assert finder.find((1234, 1234), unit([1, 0]), store) is None
 
 
+def test_committed_items_move_from_memory_to_the_store(tmp_path: Path) -> None:
+    store = store_with(tmp_path, [1234], np.stack([unit([1, 0])]))
+    finder = DuplicateFinder(max_bits=4)
+    finder.sync(store)
+    finder.add("later", 0xABCDEF, unit([0, 1]))
+    store.add([NewItem("later", ItemIn(image="l.jpg"), "/x/l.jpg", "hl", phash=0xABCDEF)],
+              np.stack([unit([0, 1])]))
+    finder.committed(store)
+    assert len(finder) == 2 and not finder._pending
+    keys, _ = finder.candidates((0xABCDEF, 0))
+    assert keys.tolist() == [store.rowid_of("later")]
+    match = finder.find((0xABCDEF, 0), unit([0, 1]), store)
+    assert match is not None and match.original_id == "later"
+
+
+def test_held_hashes_grow_past_the_first_buffer() -> None:
+    finder = DuplicateFinder(max_bits=0)
+    rng = np.random.default_rng(1)
+    hashes = rng.integers(0, 2**64, 5000, dtype=np.uint64)
+    for start in range(0, 5000, 700):
+        finder.hold(np.arange(start + 1, min(start + 700, 5000) + 1, dtype=np.int64),
+                    hashes[start:start + 700])
+    assert len(finder) == 5000
+    for i in (0, 1023, 1024, 4999):
+        keys, bits = finder.candidates((int(hashes[i]), int(hashes[i])))
+        assert keys.tolist() == [i + 1] and bits.tolist() == [0]
+
+
 def test_finder_checks_a_bounded_number_of_candidates(tmp_path: Path) -> None:
     n = 200
     rng = np.random.default_rng(0)

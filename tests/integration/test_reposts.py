@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,27 @@ def test_real_model_rejects_reposts_and_keeps_the_sample(tmp_path: Path) -> None
         reposts = {r.item_id for r in report.rejected}
         assert reposts == {"z1-resized", "z2-mirrored", "z3-cropped"}, report.rejected
         assert report.added == 306 and report.skipped == len(ORIGINALS)
+
+
+def test_cli_ingest_reports_reposts_and_takes_the_mode(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lookalike.cli import app
+
+    images = folder_with_reposts(tmp_path)
+    runner = CliRunner()
+    cat = str(tmp_path / "cat")
+    res = runner.invoke(app, ["ingest", str(images), "-c", cat, "-m", "fake",
+                              "--duplicates", "reject"])
+    assert res.exit_code == 0, res.output
+    assert "repost of item a3" in res.stdout
+    with (tmp_path / "cat" / "rejected.csv").open() as f:
+        assert {r["id"] for r in csv.DictReader(f)} == {"z1-resized", "z2-mirrored",
+                                                        "z3-cropped"}
+    res = runner.invoke(app, ["ingest", str(images), "-c", str(tmp_path / "flagged"), "-m",
+                              "fake", "--duplicates", "flag", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert (summary["added"], summary["flagged"], summary["reposts"]) == (11, 3, 0)
+    res = runner.invoke(app, ["ingest", str(images), "-c", cat, "--duplicates", "maybe"])
+    assert res.exit_code == 2 and "reject, flag or keep" in res.output
