@@ -183,6 +183,7 @@ def test_a_truncated_database_is_refused_then_salvaged(folder: Path) -> None:
 def test_a_damaged_catalog_older_than_the_repost_columns_is_salvaged(folder: Path) -> None:
     """A catalog made before `phash` / `duplicate_of` existed, damaged before this version
     ever opened it: repair copies the columns it has (the new ones stay empty)."""
+    sql(folder, "DROP INDEX items_unhashed")
     sql(folder, "ALTER TABLE items DROP COLUMN phash")
     sql(folder, "ALTER TABLE items DROP COLUMN duplicate_of")
     before = snapshot(folder)

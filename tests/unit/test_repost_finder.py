@@ -170,6 +170,7 @@ def test_an_older_catalog_gets_the_columns_and_its_photos_hashed(tmp_path: Path)
     with Catalog.open(settings) as cat:
         assert cat.ingest(images).added == 3
     db = sqlite3.connect(folder / "catalog.sqlite")  # as a catalog made before the columns
+    db.execute("DROP INDEX items_unhashed")
     db.execute("ALTER TABLE items DROP COLUMN phash")
     db.execute("ALTER TABLE items DROP COLUMN duplicate_of")
     db.commit()
@@ -177,6 +178,9 @@ def test_an_older_catalog_gets_the_columns_and_its_photos_hashed(tmp_path: Path)
     with Catalog.open(settings.model_copy(update={"duplicates": "reject"})) as cat:
         assert len(cat.items()) == 3 and all(i.duplicate_of is None for i in cat.items())
         assert len(cat.store.unhashed(0, 10)) == 3
+        with cat.store.connection() as conn:
+            assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = "
+                                "'items_unhashed'").fetchone()[0] == 1
         assert cat.hash_photos() == (3, 0)
         rowids, hashes = cat.store.phashes_after(0)
         assert len(rowids) == 3

@@ -121,12 +121,19 @@ _COLUMNS = (
 _ADDED_COLUMNS = (("phash", "INTEGER"), ("duplicate_of", "TEXT"))
 
 
+#: Indexes on added columns, made once the columns exist: the items still to hash.
+_ADDED_INDEXES = ("CREATE INDEX IF NOT EXISTS items_unhashed ON items(rowid) "
+                  "WHERE phash IS NULL",)
+
+
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
     """A catalog made before a column existed gets it (NULL in every row): one ALTER TABLE
-    per missing column, at the first open; nothing is written when all are there."""
+    per missing column, at the first open, and the indexes on them; nothing is written when
+    all are there."""
     have = {r[1] for r in conn.execute("PRAGMA table_info(items)")}
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     missing = [(name, kind) for name, kind in _ADDED_COLUMNS if name not in have]
-    if not missing:
+    if not missing and "items_unhashed" in indexes:
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -134,6 +141,8 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
         for name, kind in missing:
             if name not in have:
                 conn.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
+        for statement in _ADDED_INDEXES:
+            conn.execute(statement)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -726,6 +735,8 @@ def _create_database(path: Path) -> None:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
+            for statement in _ADDED_INDEXES:
+                conn.execute(statement)
         finally:
             conn.close()  # checkpoints: the whole database is in `tmp`
         with tmp.open("rb+") as f:
