@@ -16,7 +16,7 @@ Two signals, both required (`Settings.duplicate_hash_bits`, `duplicate_cos`,
 
 Candidates: the stored hashes live in memory (8 bytes an item) and one vectorised XOR +
 popcount over all of them finds every hash within `duplicate_hash_bits` (a million hashes in
-12-18 ms on a busy 2-core VM, a third of one photo's encoding there: bench_duplicates.py);
+9-18 ms on a busy 2-core VM, a sixth to a third of one photo's encoding: bench_duplicates);
 at most `MAX_CANDIDATES` of the closest are confirmed by cosine against their stored vectors.
 Multi-index hashing (radius-r lookups on four 16-bit bands) was measured and set aside: a
 cropped repost lies up to ~16 bits away, which only radius 4 guarantees to find, and that kept
