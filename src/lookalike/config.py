@@ -215,9 +215,20 @@ class Settings(BaseSettings):
     )
     profile_max_photos: int = Field(12, ge=1, le=100, description="Photos per profile search.")
     max_results: int = Field(
-        100, ge=1, le=1000,
-        description="Most results one query ranks: a request's offset + k stays within it, and "
-        "the pages of one query are cut from one ranking this deep (none repeats or skips).",
+        1000, ge=1, le=10_000,
+        description="Deepest rank a query's pages reach (offset + k stays within it): the "
+        "results in relevance order, each page a slice of one ranking (none repeats or skips).",
+    )
+    sort_depth: int = Field(
+        200, ge=1, le=10_000,
+        description="Look-alikes a sorted query (price, sustainability, rating...) or one with "
+        "diversity orders: the closest this many, so a sorted list is still of look-alikes; "
+        "their pages stop there (never past max_results).",
+    )
+    base_currency: str = Field(
+        "EUR", pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code prices are converted to (with the imported exchange rates) "
+        "for price filters and sorting. One per catalog: opening it with another converts it.",
     )
     search_processes: int | None = Field(
         None, ge=0, le=64,

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lookalike.catalog import DuplicateItemError
+from lookalike.catalog.tablefile import TableFileError
 from lookalike.errors import (
     CatalogCorruptError,
     FilterError,
@@ -110,6 +111,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(ItemNotFoundError, _not_found)
     app.add_exception_handler(FilterError, _unprocessable)
+    app.add_exception_handler(TableFileError, _unprocessable)
     app.add_exception_handler(ImageLoadError, _image)
     app.add_exception_handler(DuplicateItemError, _duplicate)
     app.add_exception_handler(UsernameTakenError, _duplicate)

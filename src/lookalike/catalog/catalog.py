@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from lookalike.catalog.brands import BrandRatingsFile, normalise_brand, read_brand_ratings
 from lookalike.catalog.duplicates import (
     DuplicateFinder,
     RepostCheck,
@@ -34,7 +35,9 @@ from lookalike.catalog.ingest import (
     VectorTagger,
     ingest,
 )
+from lookalike.catalog.rates import RatesFile, read_rates
 from lookalike.catalog.schema import Item, ItemIn, ItemUpdate, Tag
+from lookalike.catalog.sorting import SORTS
 from lookalike.catalog.store import CatalogStore, NewItem
 from lookalike.colour_names import canonical_colour
 from lookalike.config import Settings
@@ -45,6 +48,10 @@ from lookalike.images import ImageLimits, ImageSource, content_hash, load_image,
 from lookalike.index import CatalogIndex, SearchPlan
 
 DB_FILE = "catalog.sqlite"
+#: Up to this many sold items, a search that only leaves sold items out searches everything and
+#: drops them from the hits (as it drops excluded items) instead of searching the rest as a
+#: filtered subset: the unfiltered index stays in use while few items are sold.
+SOLD_EXCLUDED_MAX = 256
 
 
 class DuplicateItemError(LookalikeError):
@@ -97,7 +104,7 @@ class Catalog:
         folder = Path(settings.catalog_dir)
         if not create and not (folder / DB_FILE).is_file():
             raise CatalogNotFoundError(str(folder))
-        store = CatalogStore(folder / DB_FILE)
+        store = CatalogStore(folder / DB_FILE, settings.base_currency)
         if encoder is not None:
             store.bind_model(encoder.name, encoder.dim)
         stored_dim = store.dim  # the stored vectors' length, even if the record is damaged
@@ -147,12 +154,18 @@ class Catalog:
         return len(self.index)
 
     def info(self) -> dict[str, object]:
+        rates_base, rates = self.store.rates()
         return {
             "folder": str(self.settings.catalog_dir),
             "items": self.store.count(),
             "model": self.store.model_name,
             "dim": self.index.dim,
             "index": "hnsw" if self.index.ann is not None else "exact",
+            "sold": self.store.count(Filters(state=["sold"])),
+            "brand_ratings": self.store.brand_rating_count(),
+            "base_currency": self.store.base_currency,
+            "rates": len(rates),
+            "rates_base": rates_base,
         }
 
     # -- writes ------------------------------------------------------------------------------
@@ -257,6 +270,29 @@ class Catalog:
     def update_item(self, item_id: str, change: ItemUpdate) -> Item:
         return self.store.update(item_id, change)
 
+    def import_brand_ratings(
+        self, source: Path | bytes, name: str | None = None, *, replace: bool = False
+    ) -> BrandRatingsFile:
+        """Read a brand ratings file (`lookalike.catalog.brands`) and store its valid rows
+        (`replace`: drop brands it does not rate). Rows with errors are reported in the
+        returned file's `errors` and left out; the rest are stored even so."""
+        parsed = read_brand_ratings(source, name)
+        if parsed.ratings or replace:
+            self.store.set_brand_ratings(parsed.ratings, replace=replace)
+        return parsed
+
+    def import_rates(
+        self, source: Path | bytes, name: str | None = None, *, base: str | None = None
+    ) -> RatesFile:
+        """Read an exchange rates file (`lookalike.catalog.rates`; against `base`, by default
+        the settings' base currency, unless it has a `base` column) and make it the catalog's
+        rates, unless any row has an error: a partial rates table would silently drop prices
+        from price filters, so nothing is stored then."""
+        parsed = read_rates(source, name, base=base or self.settings.base_currency)
+        if not parsed.errors:
+            self.store.set_rates(parsed.rates, parsed.base)
+        return parsed
+
     def delete_item(self, item_id: str) -> None:
         rowid = self.store.delete(item_id)
         with self._sync:
@@ -291,8 +327,15 @@ class Catalog:
     def get(self, item_id: str) -> Item:
         return self.store.get(item_id)
 
-    def items(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Item]:
-        return self.store.list(filters, offset, limit)
+    def items(
+        self, filters: Filters | None = None, offset: int = 0, limit: int = 50,
+        sort: str = "relevance",
+    ) -> list[Item]:
+        """Browse: the items `filters` keep (sold ones left out unless asked for) in `sort`'s
+        order (`lookalike.catalog.sorting`; relevance = catalog order)."""
+        if sort not in SORTS:
+            raise LookalikeError(f"unknown sort {sort!r}; sorts: {', '.join(SORTS)}")
+        return self.store.list(filters or Filters(), offset, limit, sort)
 
     def values(self, field: str) -> list[str]:
         """Every value of a list filter's field (category, brand, colour, size) or other
@@ -312,7 +355,9 @@ class Catalog:
             if not wanted:
                 continue
             existing = self.values(name)
-            key = canonical_colour if name == "colour" else str.lower
+            keys: dict[str, Callable[[str], str]] = {"colour": canonical_colour,
+                                                     "brand": normalise_brand}
+            key = keys.get(name, str.lower)
             known = {key(v) for v in existing}
             plural = {"category": "categories", "brand": "brands", "colour": "colours",
                       "size": "sizes"}.get(name, f"{name} values")
@@ -324,6 +369,30 @@ class Catalog:
                     notes.append(f"no item has {name} {value!r}; "
                                  + (f"{plural}: {listed}" if existing else f"no item has a {name}"))
         return notes
+
+    def notes(self, filters: Filters | None = None, sort: str = "relevance") -> list[str]:
+        """Plain sentences on what a query's filters and sort cannot do: filter values no item
+        has (`unknown_filter_values`) and prices without an exchange rate (`price_notes`)."""
+        f = filters or Filters()
+        unknown = [] if f.is_empty() else self.unknown_filter_values(f)
+        return unknown + self.price_notes(f, sort)
+
+    def price_notes(self, filters: Filters | None = None, sort: str = "relevance") -> list[str]:
+        """Where prices are compared (a price filter or sort): a sentence per currency whose
+        items cannot be converted to the base currency for want of an exchange rate, e.g.
+        "3 items priced in JPY have no exchange rate to EUR: price filters leave them out and
+        price sorts put them last (lookalike rates import)"."""
+        f = filters or Filters()
+        if f.price_min is None and f.price_max is None and not sort.startswith("price"):
+            return []
+        base = self.store.base_currency
+        return [
+            f"{n} item{'s' if n != 1 else ''} priced in {currency} "
+            f"{'have' if n != 1 else 'has'} no exchange rate to {base}: price filters leave "
+            f"{'them' if n != 1 else 'it'} out and price sorts put "
+            f"{'them' if n != 1 else 'it'} last (lookalike rates import)"
+            for currency, n in self.store.unconverted()
+        ]
 
     def vector_of(self, item_id: str) -> NDArray[np.float32]:
         self.refresh()
@@ -353,8 +422,10 @@ class Catalog:
         return self.embed_image(self.load_photo(source, name))
 
     def allowed_rowids(self, filters: Filters | None) -> NDArray[np.int64] | None:
-        """Rowids a filter keeps, or None for no filter."""
-        if filters is None or filters.is_empty():
+        """Rowids a filter keeps, or None when it keeps every item (no filter, and no sold
+        item to leave out). None filters are `Filters()`: sold items are left out."""
+        filters = filters or Filters()
+        if filters.is_empty() and (filters.include_sold or not self.store.has_sold()):
             return None
         return self.store.filter_rowids(filters)
 
@@ -367,6 +438,12 @@ class Catalog:
     ) -> list[list[tuple[int, float]]]:
         """Nearest (rowid, score) per query vector, pre-filtered, `exclude`d rowids left out."""
         self.refresh()
+        filters = filters or Filters()
+        if filters.is_empty() and filters.hides_sold():
+            sold = self.store.sold_rowids(SOLD_EXCLUDED_MAX + 1)
+            if len(sold) <= SOLD_EXCLUDED_MAX:  # few: left out like excluded items
+                filters = Filters(include_sold=True)
+                exclude = [*exclude, *sold]
         allowed = self.allowed_rowids(filters)
         if allowed is not None and exclude:
             allowed = np.setdiff1d(allowed, np.asarray(exclude, dtype=np.int64))
@@ -412,17 +489,19 @@ class Catalog:
         colour_weight: float | None = None,
         diversity: float | None = None,
         offset: int = 0,
+        sort: str = "relevance",
         name: str | None = None,
     ) -> list[Result]:
         """Look-alikes of a photo (path or bytes; `name` labels bytes in errors): results
         `offset` … `offset + k` of its ranking. `colour_weight` ("match colour", 0–1) and
-        `diversity` (0–1) default to the settings'; see `lookalike.recommend.recommend`."""
+        `diversity` (0–1) default to the settings'; `sort` orders the best look-alikes by
+        price, sustainability...; see `lookalike.recommend.recommend`."""
         from lookalike.recommend import Query, recommend  # recommend builds on the catalog
 
         query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(
             self, source, name=name
         )
-        return recommend(self, query, k, filters, offset=offset)
+        return recommend(self, query, k, filters, offset=offset, sort=sort)
 
     def similar(
         self,
@@ -433,10 +512,11 @@ class Catalog:
         colour_weight: float | None = None,
         diversity: float | None = None,
         offset: int = 0,
+        sort: str = "relevance",
     ) -> list[Result]:
         """"More like this": look-alikes of a catalog item, the item itself left out; same
         controls as `search_image`."""
         from lookalike.recommend import Query, recommend
 
         query = Query(colour_weight=colour_weight, diversity=diversity).add_item(self, item_id)
-        return recommend(self, query, k, filters, offset=offset)
+        return recommend(self, query, k, filters, offset=offset, sort=sort)
