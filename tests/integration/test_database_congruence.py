@@ -35,7 +35,7 @@ from lookalike.catalog.catalog import open_store
 from lookalike.catalog.rates import Rate
 from lookalike.catalog.schema import ItemFields, Tag
 from lookalike.catalog.sorting import SORTS
-from lookalike.catalog.store import CatalogStore, NewItem
+from lookalike.catalog.store import SCHEMA_VERSION, CatalogStore, NewItem
 from lookalike.colour_names import canonical_colour, colour_variants
 from lookalike.errors import CatalogNotFoundError, DatabaseUnavailableError, LookalikeError
 from lookalike.recommend import Feed
@@ -82,6 +82,9 @@ def make_rows(n: int = N) -> list[dict[str, Any]]:
             "state": "sold" if i % 100 == 21 else "reserved" if i % 10 == 3 else "available",
             "rating": None if i % 4 == 1 else (i % 51) / 10,
             "reviews": None if i % 4 == 1 else i % 200,
+            # unsigned 64-bit perceptual hashes, half of them above 2**63 (stored signed)
+            "phash": None if i % 9 == 0 else (i * 0x9E3779B97F4A7C15) % 2**64,
+            "duplicate_of": f"item-{i - 1:05d}" if i % 250 == 1 else None,
         })
     return rows
 
@@ -102,7 +105,8 @@ def new_item(row: dict[str, Any]) -> NewItem:
     )
     predicted = {"category": Tag(value=row["predicted_category"], confidence=0.8),
                  "colour": Tag(value=row["predicted_colour"], confidence=0.7)}
-    return NewItem(row["id"], fields, f"/photos/{row['id']}.jpg", f"hash-{row['id']}", predicted)
+    return NewItem(row["id"], fields, f"/photos/{row['id']}.jpg", f"hash-{row['id']}", predicted,
+                   phash=row["phash"], duplicate_of=row["duplicate_of"])
 
 
 def fill(store: CatalogStore, rows: list[dict[str, Any]],
@@ -411,6 +415,23 @@ def test_words_searches_agree(catalogs: dict[str, Catalog], text: str) -> None:
     assert answers[0].understood() == answers[1].understood()
 
 
+def test_perceptual_hashes_and_reposts_read_back_alike(
+    catalogs: dict[str, Catalog],
+    reference: tuple[list[dict[str, Any]], np.ndarray[Any, np.dtype[np.float32]]],
+) -> None:
+    rows, _ = reference
+    hashed = [(i + 1, r["phash"]) for i, r in enumerate(rows) if r["phash"] is not None]
+    for catalog in catalogs.values():
+        rowids, hashes = catalog.store.phashes_after(0)
+        assert list(zip(rowids.tolist(), hashes.tolist(), strict=True)) == hashed
+        assert [r for r, _ in catalog.store.unhashed(0, 20)] == [
+            i + 1 for i, r in enumerate(rows) if r["phash"] is None][:20]
+        assert catalog.store.ids_of([1, 2, 10**9]) == {1: "item-00000", 2: "item-00001"}
+        assert [i.duplicate_of for i in catalog.store.list(Filters(include_sold=True),
+                                                           limit=N)] == [
+            r["duplicate_of"] for r in rows]
+
+
 def test_attribute_values_and_steering_directions_agree(catalogs: dict[str, Catalog]) -> None:
     lite, pg = catalogs["sqlite"], catalogs["postgresql"]
     for name in ("category", "colour"):
@@ -697,10 +718,10 @@ def test_a_catalog_made_before_the_shop_columns_is_migrated_on_opening(
     rows = make_rows(12)
     store.add([new_item(r) for r in rows], vectors(12))
     with store.transaction() as conn:
-        for index in ("items_state", "items_brand_key", "items_price_base"):
+        for index in ("items_state", "items_brand_key", "items_price_base", "items_unhashed"):
             conn.execute(f"DROP INDEX {index}")
         for column in ("state", "rating", "reviews", "brand_key", "price_base", "brand_overall",
-                       "brand_people", "brand_planet", "brand_animals"):
+                       "brand_people", "brand_planet", "brand_animals", "phash", "duplicate_of"):
             conn.execute(f"ALTER TABLE items DROP COLUMN {column}")
         conn.execute("DELETE FROM meta WHERE key = 'price_base_currency'")
         store.dialect.set_schema_version(conn, 0)
@@ -710,8 +731,9 @@ def test_a_catalog_made_before_the_shop_columns_is_migrated_on_opening(
     first, second = (open_store(settings_for(folder, database_url)) for _ in range(2))
     for s in (first, second):
         with s.connection() as conn:
-            assert s.dialect.schema_version(conn) == 1
-            assert {"state", "brand_key", "price_base"} <= s.dialect.columns(conn, "items")
+            assert s.dialect.schema_version(conn) == SCHEMA_VERSION
+            assert {"state", "brand_key", "price_base", "phash", "duplicate_of"} <= \
+                s.dialect.columns(conn, "items")
         items = s.list(limit=20)
         assert [i.state for i in items] == ["available"] * 12
         assert [i.base_price for i in items] == [
