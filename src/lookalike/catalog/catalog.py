@@ -25,6 +25,7 @@ from lookalike.catalog.ingest import (
     IngestReport,
     PixelTagger,
     VectorTagger,
+    engine_for,
     ingest,
 )
 from lookalike.catalog.schema import Item, ItemIn, ItemUpdate, Tag
@@ -169,6 +170,7 @@ class Catalog:
             chunk_size=self.settings.chunk_size,
             commit_items=self.settings.commit_every,
             decode_threads=self.settings.decode_threads,
+            engine=engine_for(self.settings),
             report_path=report_path,
             progress=progress,
             pixel_taggers=self.pixel_taggers,

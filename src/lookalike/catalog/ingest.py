@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from lookalike.catalog.metadata import RawRow, read_metadata
 from lookalike.catalog.schema import OUTSIDE, ItemIn, Tag, image_path_problem
 from lookalike.catalog.store import CatalogStore, NewItem
+from lookalike.config import Settings
 from lookalike.encoders.base import Encoder, Preprocess
 from lookalike.encoders.pipeline import EncodedBatch, encode_stream
 from lookalike.errors import ImageLoadError, LookalikeError
@@ -307,6 +308,15 @@ class LocalEngine:
             decode_threads=self.decode_threads,
             expected=(ImageLoadError, DuplicateImageError),
         )
+
+
+def engine_for(settings: Settings) -> EncodeEngine:
+    """The encode engine `settings.engine` names, configured by `settings`."""
+    if settings.engine == "ray":
+        from lookalike.catalog.ray_engine import RayEngine
+
+        return RayEngine.from_settings(settings)
+    return LocalEngine(settings.batch_size, settings.chunk_size, settings.decode_threads)
 
 
 def ingest(
