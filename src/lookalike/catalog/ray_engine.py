@@ -114,6 +114,12 @@ def actor_count(cpus_per_actor: float) -> int:
     return fits
 
 
+def _first_lines(exc: BaseException, limit: int = 600) -> str:
+    """The gist of a Ray error: its message's first non-empty lines, up to `limit` characters."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class EncoderSpec:
     """How an actor rebuilds the driver's encoder: an ONNX model from the file's bytes (a Ray
@@ -304,16 +310,27 @@ class RayEngine:
         per_block = max(self.batch_size, math.ceil(len(rows) / MAX_BLOCKS))
         blocks = min(len(rows), max(actors, math.ceil(len(rows) / per_block)))
         actors = min(actors, blocks)
-        ds = ray.data.from_items(rows, override_num_blocks=blocks)
-        context = ds.context  # this dataset's own copy of the DataContext
-        context.execution_options.preserve_order = True  # the first of two copies wins
-        context.enable_progress_bars = False  # the caller shows progress
-        context.print_on_execution_start = False
         with warnings.catch_warnings():
-            # max_restarts / max_task_retries have no named parameter yet (Ray 2.60-2.63)
+            # Ray's own deprecated settings (copied with the DataContext), and max_restarts /
+            # max_task_retries, which have no named parameter yet (Ray 2.60-2.63)
             warnings.simplefilter("ignore", DeprecationWarning)
+            ds = ray.data.from_items(rows, override_num_blocks=blocks)
+            context = ds.context  # this dataset's own copy of the DataContext
+            context.execution_options.preserve_order = True  # the first of two copies wins
+            context.enable_progress_bars = False  # the caller shows progress
+            context.print_on_execution_start = False
             ds = self._map(ray, ds, spec, actors, prepare)
-        for columns in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy"))
+        while True:
+            try:
+                columns = next(batches)
+            except StopIteration:
+                return
+            except (ray.exceptions.RayError, ray.data.exceptions.SystemException) as exc:
+                raise LookalikeError(
+                    f"the Ray run failed ({type(exc).__name__}: {_first_lines(exc)}); the "
+                    "items stored so far are kept: run the same command again to go on"
+                ) from exc
             yield results(columns)
 
     def _map(self, ray: Any, ds: Any, spec: EncoderSpec, actors: int,
