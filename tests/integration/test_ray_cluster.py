@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from lookalike.ray_cluster import LoopbackRayCluster, process_tree
 from ray_world import (  # noqa: F401  (the fixtures)
     GOOD,
     Photos,
@@ -26,8 +28,6 @@ from ray_world import (  # noqa: F401  (the fixtures)
     snapshot,
     stored_rows,
 )
-
-from lookalike.ray_cluster import LoopbackRayCluster, process_tree
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

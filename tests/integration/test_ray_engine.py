@@ -1,7 +1,8 @@
 """The Ray engine on a local Ray of 2 CPUs (started once for this module, in this process):
 the same catalog as the local engine (items, tags, vectors at cosine >= 0.9999, rejects,
 counts) with the default settings — so a 2-core run finishes —, with the photos' bytes shipped
-by the driver, and with an encoder actor killed in the middle of the run."""
+by the driver, and with an encoder actor killed in the middle of the run; and a re-embedding's
+encode step on Ray equal to the local one."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from lookalike import Catalog, Settings
-from lookalike.catalog.ingest import IngestProgress
+from lookalike import Catalog, Settings, create
+from lookalike.catalog.ingest import IngestProgress, LocalEngine, encode_stored
+from lookalike.catalog.ray_engine import RayEngine
 from lookalike.ray_cluster import process_tree
 from ray_world import (  # noqa: F401  (the fixtures)
     GOOD,
@@ -103,3 +106,29 @@ def test_a_killed_encoder_actor_is_restarted_and_its_batches_retried(
                             report_path=tmp_path / "cat" / "rejected.csv", progress=kill_one)
     assert killed, "the run ended before an actor could be killed"
     assert_same(snapshot(tmp_path / "cat", report.as_dict()), local_reference)
+
+
+@pytest.mark.timeout(400)
+def test_re_embedding_stored_photos_on_ray_equals_the_local_engine(
+    local_ray: None, local_reference: Snapshot,
+) -> None:
+    """The re-embedding's encode step (`encode_stored`, another model) gives the same vectors
+    on both engines; a photo gone since the ingest is a failure on both."""
+    stored = [(i, str(item["image_path"]), str(item["image_hash"]))
+              for i, item in enumerate(local_reference.items.values())]
+    stored.append((len(stored), "/nonexistent/photo.jpg", "0" * 64))
+    encoder = create("efficientnet-lite0-int8")
+    results = {}
+    for name, engine in (("local", LocalEngine()), ("ray", RayEngine(batch_size=16))):
+        batches = list(encode_stored(engine, encoder, stored))
+        results[name] = (
+            [r for b in batches for r in b.rowids],
+            np.concatenate([b.vectors for b in batches]),
+            [f for b in batches for f in b.failures],
+        )
+    (local_ids, local_vecs, local_failed), (ray_ids, ray_vecs, ray_failed) = (
+        results["local"], results["ray"])
+    assert local_ids == ray_ids == list(range(GOOD))
+    assert local_failed == ray_failed and [r for r, _ in ray_failed] == [GOOD]
+    assert local_vecs.shape == (GOOD, encoder.dim)
+    assert float(np.min(np.sum(local_vecs * ray_vecs, axis=1))) >= 0.9999

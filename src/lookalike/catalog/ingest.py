@@ -310,6 +310,47 @@ class LocalEngine:
         )
 
 
+@dataclass
+class StoredBatch:
+    """Photos of stored items encoded again: their rowids and new vectors (in input order), and
+    (rowid, reason) of those that could not be."""
+
+    rowids: list[int]
+    vectors: NDArray[np.float32]
+    failures: list[tuple[int, str]]
+
+
+#: Why a stored photo is not encoded again when its file changed since the ingest.
+CHANGED_PHOTO = "holds other bytes than the photo ingested"
+
+
+def encode_stored(
+    engine: EncodeEngine,
+    encoder: Encoder,
+    photos: Sequence[tuple[int, str, str]],
+    limits: ImageLimits = ImageLimits(),
+) -> Iterator[StoredBatch]:
+    """Stage (b) for a re-embedding: (rowid, image_path, image_hash) of stored items → their
+    vectors with `encoder`, by `engine` (local or Ray), batch by batch in input order. The
+    paths are the files the ingest checked and stored; a photo that is gone, unreadable or no
+    longer the bytes that were ingested is a failure (`CHANGED_PHOTO`), never an error."""
+    prepare = ImagePreparer(None, limits, encoder.preprocess)
+    for batch in engine.encode(encoder, [path for _, path, _ in photos], prepare):
+        failures = [(photos[i][0], exc.reason if isinstance(exc, ImageLoadError) else str(exc))
+                    for i, exc in batch.failures]
+        keep = []
+        for pos, (i, (digest, _, _)) in enumerate(zip(batch.items, batch.payloads, strict=True)):
+            if digest == photos[i][2]:
+                keep.append(pos)
+            else:
+                failures.append((photos[i][0], CHANGED_PHOTO))
+        yield StoredBatch(
+            rowids=[photos[batch.items[pos]][0] for pos in keep],
+            vectors=batch.vectors[keep] if len(keep) < len(batch.items) else batch.vectors,
+            failures=failures,
+        )
+
+
 def engine_for(settings: Settings) -> EncodeEngine:
     """The encode engine `settings.engine` names, configured by `settings`."""
     if settings.engine == "ray":
