@@ -58,7 +58,7 @@ class LoopbackRayCluster:
     """`nodes` Ray nodes of `cpus_per_node` CPUs each on this machine, owned by this process."""
 
     def __init__(
-        self, nodes: int = 2, cpus_per_node: float = 1, timeout: float = 180.0,
+        self, nodes: int = 2, cpus_per_node: int = 1, timeout: float = 180.0,
         env: dict[str, str] | None = None,
     ) -> None:
         if nodes < 1:

@@ -21,6 +21,7 @@ from PIL import Image
 
 from lookalike.catalog.filters import LIST_FIELDS, Filters
 from lookalike.catalog.ingest import (
+    EncodeEngine,
     IngestProgress,
     IngestReport,
     PixelTagger,
@@ -151,8 +152,11 @@ class Catalog:
         report_path: Path | None = None,
         progress: Callable[[IngestProgress], None] | None = None,
         columns: dict[str, str] | None = None,
+        engine: EncodeEngine | None = None,
     ) -> IngestReport:
-        """Bulk-add a folder of images (+ CSV/JSONL metadata); see `lookalike.catalog.ingest`."""
+        """Bulk-add a folder of images (+ CSV/JSONL metadata); see `lookalike.catalog.ingest`.
+        Photos are decoded and encoded by `engine`, by default the one the settings name
+        (`Settings.engine`: local, or a Ray cluster)."""
         new_ids: list[NDArray[np.int64]] = []
         new_vecs: list[NDArray[np.float32]] = []
 
@@ -170,7 +174,7 @@ class Catalog:
             chunk_size=self.settings.chunk_size,
             commit_items=self.settings.commit_every,
             decode_threads=self.settings.decode_threads,
-            engine=engine_for(self.settings),
+            engine=engine or engine_for(self.settings),
             report_path=report_path,
             progress=progress,
             pixel_taggers=self.pixel_taggers,
