@@ -55,6 +55,7 @@ from lookalike.servers import MilvusServer, PostgresServer
 
 RAY_TARGET = 0.80  # Ray on one node / local engine, photos per second
 WRITER_TARGET = 10.0  # writer items/s / one node's encode rate
+STARTUP_PHOTOS = 32  # the run that measures a Ray run's fixed cost
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Results:
     dataset: str
     photos: int
     model: str
+    cores: int = 2
     runs: list[Run] = field(default_factory=list)
     writers: list[WriterRun] = field(default_factory=list)
 
@@ -275,6 +277,36 @@ def summarise(res: Results) -> str:
         ceiling = min(w.rate for w in res.writers)
         lines.append(f"machines before the slowest writer limits: about {ceiling / node_rate:.0f}"
                      f" (one node encodes {node_rate:.0f} photos/s here)")
+    startup = by.get("ray-startup", [])
+    if startup and "ray-1-node" in by:
+        fixed = startup[0]
+        full = by["ray-1-node"]
+        extra = statistics.median(r.added for r in full) - fixed.added
+        steady = extra / (statistics.median(r.seconds for r in full) - fixed.seconds)
+        driver = (statistics.median(r.driver_cpu for r in full) - fixed.driver_cpu) / extra
+        lines.append(f"a Ray run's fixed cost ({fixed.added} photos): {fixed.seconds:.1f} s, "
+                     f"{fixed.driver_cpu + fixed.cluster_cpu:.1f} CPU s; beyond it one node "
+                     f"encodes {steady:.1f} photos/s"
+                     + (f" = {steady / local:.2f} x local" if local else "")
+                     + f"; the driver spends {driver * 1000:.2f} ms CPU per photo "
+                     f"(at most {1 / driver:.0f} photos/s on one core)")
+    # The same by CPU time, which a busy machine distorts less than wall time: one node at
+    # all its cores vs. a writer on one core, and the driver's own cost per photo.
+    ray_runs = by.get("ray-1-node") or by.get("local") or []
+    if ray_runs:
+        cpu = statistics.median(r.cpu_per_photo for r in ray_runs)
+        node_cpu_rate = res.cores / cpu
+        lines.append(f"by CPU time: one node of {res.cores} cores encodes at most "
+                     f"{node_cpu_rate:.0f} photos/s ({cpu * 1000:.2f} ms CPU per photo)")
+        for w in res.writers:
+            per_core = w.rows / w.cpu if w.cpu else 0.0
+            lines.append(f"  writer {w.store}: {per_core:.0f} items per CPU second = "
+                         f"{per_core / node_cpu_rate:.1f}x one node")
+        driver = [r for r in by.get("ray-1-node", []) + by.get("ray-2-nodes", [])]
+        if driver:
+            per_photo = statistics.median(r.driver_cpu / r.added for r in driver)
+            lines.append(f"  the Ray driver: {per_photo * 1000:.2f} ms CPU per photo (start-up "
+                         f"included) = at most {1 / per_photo:.0f} photos/s on one core")
     return "\n".join(lines)
 
 
@@ -287,7 +319,16 @@ def main() -> None:
     ap.add_argument("--writer-rows", type=int, default=20_000)
     ap.add_argument("--no-writers", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("artifacts/bench_ray.json"))
+    ap.add_argument("--summary", type=Path, metavar="JSON",
+                    help="print the summary of an earlier run's --out file, measure nothing")
     args = ap.parse_args()
+    if args.summary:
+        data = json.loads(args.summary.read_text())
+        data.pop("summary", None)
+        res = Results(**{**data, "runs": [Run(**r) for r in data["runs"]],
+                         "writers": [WriterRun(**w) for w in data["writers"]]})
+        print(summarise(res))
+        return
 
     cores = os.cpu_count() or 1
     model = Settings().model
@@ -305,7 +346,7 @@ def main() -> None:
             date=datetime.now(UTC).isoformat(timespec="seconds"),
             machine=f"{platform.processor() or platform.machine()}, {cores} cores, "
                     f"load {os.getloadavg()[0]:.1f}",
-            dataset=str(args.dataset), photos=photos, model=model,
+            dataset=str(args.dataset), photos=photos, model=model, cores=cores,
         )
         env = cluster_env()
         wanted = args.runs.split(",")
@@ -329,6 +370,20 @@ def main() -> None:
                 for path in folder.glob(f"{label}/*"):  # keep the disk small
                     if label != "local" and path.is_file():
                         path.unlink()
+
+        if "ray-1-node" in wanted:  # the fixed cost of a Ray run: the same, on 32 photos
+            small = workdir / "startup.csv"
+            with metadata.open(encoding="utf-8") as f:
+                small.write_text("".join(f.readlines()[:STARTUP_PHOTOS + 1]), encoding="utf-8")
+            folder = workdir / "startup"
+            folder.mkdir()
+            with LoopbackRayCluster(nodes=1, cpus_per_node=cores) as cluster:
+                time.sleep(2)
+                run = ingest_run("ray-1-node", args.dataset, small, folder, env, cluster)
+            run.label = "ray-startup"
+            res.runs.append(run)
+            print(f"ray start-up: {run.seconds:.1f} s, {run.driver_cpu:.1f} s driver CPU, "
+                  f"{run.cluster_cpu:.1f} s cluster CPU", flush=True)
 
         if not args.no_writers:
             encoder = create(model, Settings(model=model))
