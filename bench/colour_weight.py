@@ -17,7 +17,7 @@ library's own query path (`Query.add_item` + `recommend`: the same vector and pa
 search of that item's photo computes), at diversity 0 unless `--diversity` says otherwise.
 Catalogs are built in `--work` with the default model (resumable; reused by later runs).
 `--timing` also times a page of 24 results with and without the controls, side by side.
-The table and the choice of the default are in docs/colour.md.
+The table and the choice of the default are in docs/guide/colour.md.
 """
 
 from __future__ import annotations

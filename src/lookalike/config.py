@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -30,28 +31,30 @@ class Settings(BaseSettings):
     # encoder
     model: str = Field(
         "lookalike-fashion-int8",
-        description="Encoder name or path to an .onnx file. The default is the trained fashion "
-        "embedding (issue 4: held-out clothing P@10 0.74 vs 0.58 for ImageNet lite0, every "
-        "product-sample check above lite0) quantised to int8; `efficientnet-lite0-int8` is the "
-        "plain ImageNet backbone, about 25 % faster.",
+        description="Encoder of new catalogs: a registered name (`lookalike.available()`) or "
+        "the path of an .onnx file with its model card. The default is the trained fashion "
+        "embedding in int8; `efficientnet-lite0-int8` is the plain ImageNet backbone (faster, "
+        "less accurate on clothes). An existing catalog keeps the model it was built with.",
     )
     batch_size: int = Field(
         4,
         ge=1,
         le=1024,
-        description="Images per model run when encoding many. The int8 models run 5-10 % "
-        "faster per image in batches of 4-8 than of 32 on one thread (fp32: same at 8 and 32); "
-        "after a decoded chunk, batches of 4 spent 6.8-6.9 ms CPU per photo, of 8 7.1.",
+        description="Images per model run when encoding many (ingest, re-embedding). 1 to "
+        "1024; small batches suit one-thread inference best.",
     )
     chunk_size: int = Field(
         32,
         ge=1,
         le=4096,
         description="Images a batch-encode worker decodes before running the model on them "
-        "(in batches of `batch_size`): fewer switches between decoding and inference, each of "
-        "which evicts the other's data from the core's caches (7.3 → 6.8 ms CPU per photo).",
+        "in batches of `batch_size` (fewer switches between decoding and inference). 1 to "
+        "4096; at least `batch_size` is used.",
     )
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = all cores.")
+    intra_op_threads: int = Field(
+        0, ge=0, description="ONNX Runtime threads of one-photo encoding and exact search; "
+        "0 = one per core."
+    )
     decode_threads: int = Field(
         2, ge=1, le=64, description="Batch encode workers (decode + one-thread inference each)."
     )
@@ -100,11 +103,20 @@ class Settings(BaseSettings):
     )
 
     # image safety
-    max_image_pixels: int = Field(40_000_000, ge=1, description="Pixel cap per image.")
-    max_image_bytes: int = Field(30 * 1024 * 1024, ge=1, description="Byte cap per image file.")
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Largest image in pixels (width × height); larger ones "
+        "are rejected before decoding."
+    )
+    max_image_bytes: int = Field(
+        30 * 1024 * 1024, ge=1, description="Largest image file in bytes; larger ones are "
+        "rejected before reading."
+    )
 
     # ingest
-    commit_every: int = Field(64, ge=1, description="Items per SQLite transaction at ingest.")
+    commit_every: int = Field(
+        64, ge=1, description="Items per database transaction at ingest: a killed ingest loses "
+        "at most this many (a rerun adds them)."
+    )
 
     # search
     exact_max_items: int = Field(
@@ -113,9 +125,16 @@ class Settings(BaseSettings):
     filter_exact_max: int = Field(
         20_000, ge=0, description="Filters keeping at most this many items use exact search."
     )
-    hnsw_m: int = Field(32, ge=4)
-    hnsw_ef_construction: int = Field(200, ge=8)
-    hnsw_ef_search: int = Field(128, ge=8)
+    hnsw_m: int = Field(
+        32, ge=4, description="HNSW graph: links per node (more = better recall, more memory)."
+    )
+    hnsw_ef_construction: int = Field(
+        200, ge=8, description="HNSW graph: candidates considered when inserting an item."
+    )
+    hnsw_ef_search: int = Field(
+        128, ge=8, description="HNSW graph: candidates considered per search (more = better "
+        "recall, slower); widened automatically for filtered searches."
+    )
 
     # taste: swipes, recommendation, attributes (issue 5)
     swipe_alpha: float = Field(
@@ -156,11 +175,41 @@ class Settings(BaseSettings):
         0.35, gt=0, le=2, description="Cosine distance that splits a style profile's prototypes."
     )
     auto_tag: bool = Field(True, description="Tag colour (and trained attributes) at ingest.")
-    password_min_length: int = Field(8, ge=1, le=128)
+    tag_attributes: list[str] = Field(
+        ["category", "pattern", "usage", "gender", "department", "season", "sub_category",
+         "style", "occasion", "material", "fit"],
+        description="Labelled attributes that get a tagger trained on the catalog's own labels "
+        "(`lookalike tag`), a filter (`-f usage=Formal`) and steering directions "
+        "(`usage:Formal`): item columns (category, department) or extra metadata columns. "
+        "Ones without enough labels (2+ values with 5+ items each) are skipped. A JSON list in "
+        "the environment: LOOKALIKE_TAG_ATTRIBUTES='[\"usage\", \"gender\"]'.",
+    )
+    text_max_chars: int = Field(
+        200, ge=1, le=2000,
+        description="Longest search text (words of `search --text`, the search box); longer "
+        "is refused.",
+    )
+    text_steer_strength: float = Field(
+        0.8, ge=0, le=1,
+        description="Steering strength of an appearance word (colour, pattern, usage...) in a "
+        "search with words: beside a photo it steers the photo query; alone it ranks the items "
+        "the words' filters keep (`not red`: the same, negative).",
+    )
+    tag_min_confidence: float = Field(
+        0.5, ge=0, le=1,
+        description="A trained tagger fills an attribute only when its top class has at least "
+        "this probability (the tag's confidence); below it the item stays untagged.",
+    )
+    password_min_length: int = Field(
+        8, ge=1, le=128, description="Shortest password an account may have (1 to 128)."
+    )
 
     # server
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    host: str = Field(
+        "127.0.0.1", description="Address `lookalike serve` listens on: 127.0.0.1 = this "
+        "machine only, 0.0.0.0 = every interface."
+    )
+    port: int = Field(8000, ge=1, le=65535, description="TCP port `lookalike serve` listens on.")
     upload_max_bytes: int = Field(
         10 * 1024 * 1024, ge=1, le=1024**3,
         description="Largest upload in bytes: one photo, or all the photos of a profile "
@@ -223,7 +272,10 @@ class Settings(BaseSettings):
         "burst of `requests_burst` (static files and item photos aside); beyond that 429 with "
         "Retry-After, before any other work. 0 < x <= 1,000,000.",
     )
-    requests_burst: int = Field(200, ge=1, le=1_000_000)
+    requests_burst: int = Field(
+        200, ge=1, le=1_000_000, description="Requests a client may make at once before "
+        "`requests_per_minute` applies."
+    )
     auth_failures_per_minute: float = Field(
         6.0, gt=0, le=10_000,
         description="Failed logins and wrong admin keys a client (IP address; IPv6 by /64) may "
@@ -238,13 +290,19 @@ class Settings(BaseSettings):
         description="Guests one client may create per minute (on its first write) after a "
         "burst of `new_guests_burst`; beyond that 429. 0 < x <= 100,000.",
     )
-    new_guests_burst: int = Field(60, ge=1, le=100_000)
+    new_guests_burst: int = Field(
+        60, ge=1, le=100_000, description="Guests one client may create at once before "
+        "`new_guests_per_minute` applies."
+    )
     new_accounts_per_minute: float = Field(
         1.0, gt=0, le=10_000,
         description="Accounts one client may create per minute after a burst of "
         "`new_accounts_burst` (each costs an argon2 hash and a permanent row).",
     )
-    new_accounts_burst: int = Field(10, ge=1, le=10_000)
+    new_accounts_burst: int = Field(
+        10, ge=1, le=10_000, description="Accounts one client may create at once before "
+        "`new_accounts_per_minute` applies."
+    )
     rate_limit_clients: int = Field(
         10_000, ge=16, le=10_000_000,
         description="Clients each rate limiter remembers (least recently seen forgotten "
@@ -277,6 +335,16 @@ class Settings(BaseSettings):
             except ValueError:
                 return value
         return value
+    @field_validator("tag_attributes")
+    @classmethod
+    def _attribute_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,39}", name):
+                raise ValueError(f"{name!r} is not an attribute name (a letter, then letters, "
+                                 "digits or _; at most 40)")
+        if len(names) > 20:
+            raise ValueError("at most 20 attributes")
+        return list(dict.fromkeys(names))
 
     @property
     def models_dir(self) -> Path:

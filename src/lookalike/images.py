@@ -57,7 +57,8 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 @dataclass(frozen=True)
 class ImageLimits:
-    """Caps applied before and during decoding (see the module docstring and docs/security.md).
+    """Caps applied before and during decoding (see the module docstring and the security
+    guide, docs/guide/security.md).
 
     With the defaults one image costs at most about 1 s of one core and 300 MB of memory to
     decode and preprocess (`bench/bench_hostile_images.py` measures the worst case).

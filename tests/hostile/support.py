@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -13,7 +14,9 @@ def stored_rows(folder: Path) -> list[tuple[object, ...]]:
     db = folder / "catalog.sqlite"
     if not db.exists():
         return []
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    # closed on the way out (sqlite3's own context manager only commits): a connection left
+    # open beside the catalog's own ones made later read-only opens fail ("disk I/O error")
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         return [tuple(r) for r in conn.execute(
             "SELECT items.*, embeddings.vector FROM items "
             "LEFT JOIN embeddings ON embeddings.item_rowid = items.rowid ORDER BY items.rowid"

@@ -20,7 +20,11 @@ from lookalike.api import create_app
 
 @pytest.fixture(scope="module")
 def client(sample_catalog: Catalog) -> TestClient:
-    return TestClient(create_app(sample_catalog.settings, sample_catalog))
+    # hundreds of uploads from one test client: the per-client rate limit (tested on its own
+    # in test_api_abuse) would answer 429 long before the corpus is through
+    settings = sample_catalog.settings.model_copy(
+        update={"requests_per_minute": 100_000.0, "requests_burst": 100_000})
+    return TestClient(create_app(settings, sample_catalog))
 
 
 def uploadable() -> list[HostileImage]:

@@ -180,7 +180,7 @@ def test_help_shows_defaults_and_plain_placeholders() -> None:
         for param in command.params:
             assert getattr(param, "help", None), (name, param.name)  # every one says what it does
     search = runner.invoke(app, ["search", "--help"], terminal_width=100).stdout
-    assert "Usage: lookalike search [OPTIONS] PHOTO" in search
+    assert "Usage: lookalike search [OPTIONS] [PHOTO]" in search  # optional with --text
     assert "[default: ./catalog, or $LOOKALIKE_CATALOG_DIR]" in " ".join(search.split())
     assert "[default: 10; 1<=x<=1000]" in search
 

@@ -5,11 +5,23 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 from starlette.requests import Request
 
 from lookalike.api.ratelimit import Busy, HashGate, RateLimiter, TooManyRequests, client_key
+
+T = TypeVar("T")
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run in a thread of its own: a session-wide Playwright browser (tests/e2e)
+    keeps an event loop running in the main thread, where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 class Clock:
@@ -98,7 +110,7 @@ def test_the_hash_gate_runs_at_most_concurrency_at_once_and_refuses_past_its_que
         return await asyncio.gather(*(gate.run(slow_hash, i) for i in range(8)),
                                     return_exceptions=True)
 
-    results = asyncio.run(burst())
+    results = run_coroutine(burst())
     done = [r for r in results if isinstance(r, int)]
     refused = [r for r in results if isinstance(r, BaseException)]
     assert done == [0, 1, 2, 3, 4]  # two running + three waiting
@@ -106,7 +118,7 @@ def test_the_hash_gate_runs_at_most_concurrency_at_once_and_refuses_past_its_que
     assert all(r.status_code == 503 and r.headers == {"Retry-After": "1"}  # type: ignore[union-attr]
                for r in refused)
     assert most == 2 and gate.peak == 5 and gate.calls == 5 and gate.inflight == 0
-    assert asyncio.run(gate.run(slow_hash, 9)) == 9  # free again afterwards
+    assert run_coroutine(gate.run(slow_hash, 9)) == 9  # free again afterwards
     gate.close()
 
 
@@ -117,6 +129,6 @@ def test_the_hash_gate_paces_all_clients_together() -> None:
         return await asyncio.gather(*(gate.run(lambda i=i: i) for i in range(10)))
 
     started = time.monotonic()
-    assert asyncio.run(ten()) == list(range(10))
+    assert run_coroutine(ten()) == list(range(10))
     assert time.monotonic() - started >= 0.45  # five waited their turn: 0.1 s apart
     gate.close()

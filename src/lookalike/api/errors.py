@@ -22,6 +22,7 @@ from lookalike.errors import (
     LookalikeError,
 )
 from lookalike.recommend import EmptyQueryError, UnknownDirectionError
+from lookalike.recommend.words import TextTooLongError
 from lookalike.users import UserError, UsernameTakenError
 from lookalike.validation import plain_error
 
@@ -115,5 +116,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(EmptyQueryError, _unprocessable)
     app.add_exception_handler(UnknownDirectionError, _unprocessable)
     app.add_exception_handler(CatalogCorruptError, _corrupt)
+    app.add_exception_handler(TextTooLongError, _unprocessable)
     app.add_exception_handler(LookalikeError, _lookalike)
     app.add_exception_handler(Exception, _unexpected)

@@ -9,6 +9,7 @@ import numpy as np
 from lookalike.api.schemas import Steering
 from lookalike.catalog import Catalog, Filters, Result
 from lookalike.recommend import Query, photo_palette, profile_search, recommend
+from lookalike.recommend.words import TextSearch, search_text
 
 
 def _query(catalog: Catalog, steering: Steering) -> Query:
@@ -50,3 +51,20 @@ def search_profile(
     vectors = np.stack([catalog.embed_image(img) for img in images])
     return profile_search(catalog, vectors, k, filters, palettes=[photo_palette(i) for i in images],
                           colour_weight=colour_weight, diversity=diversity)
+
+
+def search_photo_text(
+    catalog: Catalog, photo: bytes, text: str, k: int, filters: Filters, steering: Steering,
+    offset: int = 0,
+) -> TextSearch:
+    """A photo and words ("this, but in red"): constraint words filter, appearance words steer
+    the photo query (`lookalike.recommend.words.search_text`)."""
+    return search_text(catalog, text, k, filters, photo=photo, query=_query(catalog, steering),
+                       offset=offset)
+
+
+def search_words(
+    catalog: Catalog, text: str, k: int, filters: Filters, offset: int = 0
+) -> TextSearch:
+    """Words alone: they filter, and the items kept are ranked by their prototype + steering."""
+    return search_text(catalog, text, k, filters, offset=offset)

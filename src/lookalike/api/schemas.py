@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from lookalike.catalog import Filters, Item, Result
 from lookalike.catalog.schema import ItemFields
 from lookalike.catalog.schema import ItemUpdate as LibraryItemUpdate
+from lookalike.recommend.words import TextSearch
 
 
 class TagPublic(BaseModel):
@@ -101,6 +102,8 @@ class SearchResponse(BaseModel):
         None, description="The `offset` of the next page of this ranking; null when there is "
         "none (the last result, or the `max_results` bound of one query's ranking)."
     )
+    understood: Understood | None = Field(
+        None, description="With `text`: what the words were understood as (else absent).")
 
     @classmethod
     def of(
@@ -240,3 +243,34 @@ class SwipePublic(BaseModel):
 
 class Feed(BaseModel):
     items: list[ResultPublic]
+
+
+# -- words -------------------------------------------------------------------------------------
+
+
+class WordMatch(BaseModel):
+    phrase: str = Field(description="The words as typed (normalised).")
+    field: str = Field(description="category, colour, brand, an attribute (usage...), "
+                       "price_max, second_hand, size...")
+    values: list[str]
+    how: str = Field(description="exact, plural, synonym, fuzzy or phrase.")
+    score: float = Field(description="1, or the difflib ratio of a fuzzy match.")
+    negated: bool = Field(description="After not/no/without: steered away from, not filtered.")
+
+
+class Understood(BaseModel):
+    """What a search text was understood as (`lookalike.recommend.words`)."""
+
+    filters: dict[str, Any] = Field(description="Filters applied (the words' merged with the "
+                                    "request's own), as in `Filters`.")
+    steer: dict[str, float] = Field(description="Steering directions applied, with strengths.")
+    matches: list[WordMatch]
+    ignored: list[str] = Field(description="Words that matched nothing in this catalog.")
+    notes: list[str]
+
+
+def understood(found: TextSearch) -> Understood:
+    return Understood.model_validate(found.understood())
+
+
+SearchResponse.model_rebuild()

@@ -12,7 +12,7 @@ A backup is a folder:
 - `index.faiss` + `index.json`: the ANN index of exactly that snapshot, when the catalog is
   large enough to be searched through one (`exact_max_items`): the source's index, checked
   against the snapshot's vectors and extended or rebuilt to match it. The restored catalog
-  searches at once instead of rebuilding the index (see docs/maintenance.md for the times).
+  searches at once instead of rebuilding the index (see docs/guide/maintenance.md for the times).
 - with `images=True`, `images/` and `uploads/`: every item's image file, named by its content
   hash (uploads keep their content-addressed names); restore points the items at the copies, so
   the backup can be restored on another machine. Without it, items keep pointing at the image

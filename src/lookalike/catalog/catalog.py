@@ -31,6 +31,7 @@ from lookalike.catalog.ingest import (
 )
 from lookalike.catalog.schema import Item, ItemIn, ItemUpdate, Tag
 from lookalike.catalog.store import CatalogStore, NewItem
+from lookalike.colour_names import canonical_colour
 from lookalike.config import Settings
 from lookalike.encoders import Encoder
 from lookalike.encoders import create as create_encoder
@@ -203,7 +204,7 @@ class Catalog:
             tags.update(tagger(img))
         for vtagger in self.vector_taggers:
             tags.update(vtagger(vector)[0])
-        predicted = {k: t for k, t in tags.items() if not getattr(item, k, None)}
+        predicted = {k: t for k, t in tags.items() if not item.gives(k)}
         new = NewItem(item.id or digest[:16], item, str(image_path), digest, predicted)
         (rowid,) = self.store.add([new], vector)
         with self._sync:
@@ -251,28 +252,32 @@ class Catalog:
         return self.store.list(filters, offset, limit)
 
     def values(self, field: str) -> list[str]:
-        """Every value of a list filter's field (category, brand, colour, size) that some item
-        has, as the filter matches it (given, else predicted), sorted."""
+        """Every value of a list filter's field (category, brand, colour, size) or other
+        attribute (usage, pattern...) that some item has, as the filter matches it (given, else
+        predicted; colours by canonical name), sorted."""
         return sorted((v for v, _ in self.store.values(field)), key=str.lower)
 
     def unknown_filter_values(self, filters: Filters, shown: int = 30) -> list[str]:
         """A plain sentence for each filter value no item has, with the values that exist:
         "no item has category 'Spacesuits'; categories: Dress, Hat, ..." (why a search came
-        back short or empty). Case-insensitive, as the filters are."""
+        back short or empty). Case-insensitive, as the filters are; colours by canonical name
+        (`navy blue` is known where items are `navy`)."""
         notes = []
-        for name in LIST_FIELDS:
-            wanted: list[str] = getattr(filters, name)
+        wanted_by = [(name, list(getattr(filters, name))) for name in LIST_FIELDS]
+        wanted_by += list(filters.attributes.items())
+        for name, wanted in wanted_by:
             if not wanted:
                 continue
             existing = self.values(name)
-            known = {v.lower() for v in existing}
+            key = canonical_colour if name == "colour" else str.lower
+            known = {key(v) for v in existing}
             plural = {"category": "categories", "brand": "brands", "colour": "colours",
-                      "size": "sizes"}[name]
+                      "size": "sizes"}.get(name, f"{name} values")
             listed = ", ".join(existing[:shown]) + (
                 f", ... ({len(existing) - shown} more)" if len(existing) > shown else ""
             )
             for value in wanted:
-                if value.lower() not in known:
+                if key(value) not in known:
                     notes.append(f"no item has {name} {value!r}; "
                                  + (f"{plural}: {listed}" if existing else f"no item has a {name}"))
         return notes

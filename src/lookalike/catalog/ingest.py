@@ -536,7 +536,7 @@ class _Writer:
                 predicted = {
                     name: tag
                     for name, tag in {**pixel_tags, **vtags}.items()
-                    if not getattr(fields, name, None)  # never overwrite a given value
+                    if not fields.gives(name)  # never overwrite a given value
                 }
                 self.pending.append(
                     NewItem(

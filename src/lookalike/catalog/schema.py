@@ -147,6 +147,13 @@ class ItemFields(BaseModel):
         if len(text) > MAX_EXTRA_CHARS:
             raise ValueError(f"{len(text):,} characters as JSON, above {MAX_EXTRA_CHARS:,}")
         return value
+    def gives(self, name: str) -> bool:
+        """Whether the item gives attribute `name` itself (a field, or an extra field): a
+        tagger's prediction never replaces a given value."""
+        value = getattr(self, name, None) if name in ItemFields.model_fields else None
+        if value is None or value == "" or value == []:
+            value = self.extra.get(name)
+        return value is not None and str(value).strip() != ""
 
     @field_validator("kids", "second_hand", mode="before")
     @classmethod
@@ -284,9 +291,13 @@ class Item(ItemFields):
     )
 
     def attribute(self, name: str) -> str | None:
-        """A given value, or else the predicted one."""
+        """A given value (a field, or an extra field such as `usage`), or else the predicted
+        one."""
         given = getattr(self, name, None) if name in type(self).model_fields else None
         if given:
             return str(given)
+        extra = self.extra.get(name)
+        if extra is not None and str(extra).strip():
+            return str(extra)
         tag = self.predicted.get(name)
         return tag.value if tag else None

@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from lookalike.catalog.filters import VALUE_SQL, Filters
+from lookalike.catalog.filters import VALUE_SQL, Filters, attribute_sql
 from lookalike.catalog.schema import Item, ItemFields, ItemUpdate, Tag
+from lookalike.colour_names import canonical_colour
 from lookalike.errors import CatalogCorruptError, CatalogMismatchError, ItemNotFoundError
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,6 @@ _COLUMNS = (
 )
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 _CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB (primary codes)
 
 
@@ -128,26 +128,36 @@ def is_corruption(exc: sqlite3.Error) -> bool:
 
 
 def file_damage(path: Path) -> str | None:
-    """Why `path` cannot be an intact SQLite database, from its size and 100-byte header, or
-    None when nothing is visibly wrong. A truncation is only judged without a write-ahead log
-    (a crash during a checkpoint may legitimately leave the main file short; SQLite completes
-    it from the log)."""
+    """Why `path` cannot be an intact SQLite database, from its size and header, or None when
+    nothing is visibly wrong. A truncation is only judged without a write-ahead log (a crash
+    during a checkpoint may legitimately leave the main file short; SQLite completes it from
+    the log).
+
+    The header is read through SQLite itself, never with open()/close() on the file: closing
+    any descriptor of a database file drops every POSIX lock this process holds on it, so a
+    plain read beside an open catalog (a second Catalog, a check, a backup in the same
+    process) would silently unlock the first one's connection."""
     size = path.stat().st_size
     if size == 0:
         return "the file is empty (0 bytes), not a catalog database"
-    with path.open("rb") as f:
-        header = f.read(100)
-    if not header.startswith(SQLITE_HEADER):
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                                timeout=30)) as conn:
+            page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])  # page 1 only
+            pages = int(conn.execute("PRAGMA page_count").fetchone()[0])  # and the schema
+    except sqlite3.DatabaseError as exc:
+        if not is_corruption(exc):
+            raise
+        if size < 100:
+            return f"truncated: {size} bytes, shorter than SQLite's header"
+        if int(getattr(exc, "sqlite_errorcode", 0)) & 0xFF == sqlite3.SQLITE_CORRUPT:
+            # SQLite itself compares the header's page count with the file's size
+            return (f"truncated or overwritten: {size:,} bytes that SQLite reads as "
+                    f"malformed ({exc})")
         return "not an SQLite database (the file does not start with SQLite's header)"
-    if len(header) < 100:
-        return f"truncated: {size} bytes, shorter than SQLite's header"
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    header_count_valid = header[24:28] == header[92:96]
     wal = path.with_name(path.name + "-wal")
     no_log = not wal.exists() or wal.stat().st_size == 0
-    if header_count_valid and no_log and size < pages * page_size:
+    if no_log and size < pages * page_size:  # page_count is the header's when it is valid
         return f"truncated: {size:,} bytes, its header says {pages} pages of {page_size} bytes"
     return None
 
@@ -536,7 +546,7 @@ class CatalogStore:
 
     def attribute_values(self, name: str) -> dict[int, str]:
         """rowid → `name` ("category" or "colour") of every item: the given value, else the
-        predicted tag, else ""."""
+        predicted tag, else "" (colours by canonical name: `Navy Blue` → `navy`)."""
         if name not in ("category", "colour"):
             raise ValueError(f"not a taggable attribute: {name!r}")
         with self.connection() as conn:
@@ -544,24 +554,36 @@ class CatalogStore:
                 f"SELECT rowid, coalesce({name}, json_extract(predicted, '$.{name}.value'), '')"
                 " FROM items"
             ).fetchall()
+        if name == "colour":
+            return {int(r[0]): canonical_colour(str(r[1])) if r[1] else "" for r in rows}
         return {int(r[0]): str(r[1]) for r in rows}
 
     def values(self, field: str, limit: int | None = None) -> builtins.list[tuple[str, int]]:
-        """(value, number of items) of a list filter's field (`LIST_FIELDS`) across the
-        catalog, as the filter sees it (given value, else predicted), most common first."""
+        """(value, number of items) of a list filter's field (`LIST_FIELDS`) or of any other
+        attribute (`usage`, `pattern`...) across the catalog, as the filter sees it (given
+        value, else predicted), most common first. Colours are merged by canonical name
+        (`Navy Blue` and `navy` count as `navy`)."""
         if field == "size":
             source, expr = "items, json_each(items.sizes) s", "s.value"
         elif field in VALUE_SQL:
             source, expr = "items", VALUE_SQL[field]
         else:
-            raise ValueError(f"not a list filter: {field!r}")
+            source, expr = "items", attribute_sql(field)
+        merge = field == "colour"
         with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT {expr} AS v, count(*) AS n FROM {source} WHERE v IS NOT NULL AND v != '' "
                 "GROUP BY v ORDER BY n DESC, v LIMIT ?",
-                (-1 if limit is None else limit,),
+                (-1 if limit is None or merge else limit,),
             ).fetchall()
-        return [(str(v), int(n)) for v, n in rows]
+        if not merge:
+            return [(str(v), int(n)) for v, n in rows]
+        counts: dict[str, int] = {}
+        for v, n in rows:
+            name = canonical_colour(str(v))
+            counts[name] = counts.get(name, 0) + int(n)
+        merged = sorted(counts.items(), key=lambda vn: (-vn[1], vn[0]))
+        return merged if limit is None else merged[:limit]
 
     def vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """All (rowids ascending, vectors) — what the search index is built from."""

@@ -40,7 +40,7 @@ FilterOpt = Annotated[
         "--filter", "-f", metavar="FIELD=VALUE",
         help="Keep only matching items (repeatable; lists comma-separated): category=Dress,Skirt "
         "brand=X colour=red size=M price_min=10 price_max=50 second_hand=true kids=false "
-        "min_sustainability=3.",
+        "min_sustainability=3, and labelled attributes: usage=Formal pattern=striped.",
     ),
 ]
 PortOpt = Annotated[
@@ -119,9 +119,12 @@ def open_catalog(catalog: Path | None) -> Catalog:
 
 
 def parse_filters(expressions: list[str] | None) -> Filters:
+    """The --filter expressions; the names of `Settings.tag_attributes` filter on those
+    attributes (`usage=Formal`)."""
     from lookalike.catalog import Filters
 
-    return Filters.parse(expressions or [])
+    attributes = settings_from(None).tag_attributes if expressions else ()
+    return Filters.parse(expressions or [], attributes=attributes)
 
 
 def fail(exc: Exception) -> typer.Exit:
@@ -159,7 +162,7 @@ def ingest_cmd(
     ],
     metadata: Annotated[
         Path | None,
-        typer.Option("--metadata", metavar="FILE", exists=True, dir_okay=False,
+        typer.Option("--metadata", metavar="FILE",
                      help="CSV or JSONL, one row per item (`image` column required)."),
     ] = None,
     column: Annotated[
@@ -204,28 +207,61 @@ def ingest_cmd(
 @app.command("search")
 def search_cmd(
     image: Annotated[
-        Path,
-        typer.Argument(metavar="PHOTO", exists=True, dir_okay=False, allow_dash=True,
-                       help="Photo to find look-alikes of ('-' reads it from stdin)."),
-    ],
+        Path | None,
+        typer.Argument(metavar="PHOTO", dir_okay=False, allow_dash=True,
+                       help="Photo to find look-alikes of ('-' reads it from stdin); optional "
+                       "with --text."),
+    ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option("--text", "-t", metavar="WORDS",
+                     help="What you want in words, mapped onto the catalog's own categories, "
+                     "colours, brands and attributes: \"red floral dress under 50\"; beside a "
+                     "PHOTO: \"this, but in red\" (appearance words steer, constraints filter)."),
+    ] = None,
     k: KOpt = 10,
     filters: FilterOpt = None,
     colour_weight: ColourWeightOpt = None,
     catalog: CatalogOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Items that look like a photo."""
+    """Items that look like a photo, or that words describe, or both."""
+    if image is None and not text:  # before any import: an argument error answers at once
+        raise typer.BadParameter("give a PHOTO, --text WORDS, or both", param_hint="'PHOTO'")
     from lookalike.cli.output import print_results
     from lookalike.images import read_image_stream
 
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
         stdin = str(image) == "-"  # read only up to the byte cap
-        source: Path | bytes = read_image_stream(sys.stdin.buffer, cat.limits) if stdin else image
-        results = cat.search_image(source, k, parsed, colour_weight=colour_weight,
-                                   name="<stdin>" if stdin else None)
-        explain(cat, parsed, results)
-    print_results(results, as_json, f"look-alikes of {image}")
+        source: Path | bytes | None = (
+            read_image_stream(sys.stdin.buffer, cat.limits) if stdin else image
+        )
+        if not text:
+            assert source is not None
+            results = cat.search_image(source, k, parsed, colour_weight=colour_weight,
+                                       name="<stdin>" if stdin else None)
+            explain(cat, parsed, results)
+            print_results(results, as_json, f"look-alikes of {image}")
+            return
+        from lookalike.recommend import Query
+        from lookalike.recommend.words import describe, search_text
+
+        found = search_text(cat, text, k, parsed, photo=source,
+                            query=Query(colour_weight=colour_weight))
+        if source is None and not found.intent.understood():
+            raise LookalikeError(found.notes[-1])  # names the words it ignored
+        for line in describe(found.intent) + [f"note: {n}" for n in found.notes
+                                              if n not in found.intent.notes]:
+            typer.echo(line, err=True)
+        explain(cat, found.filters, found.results)
+    if as_json:
+        print(json.dumps({"understood": found.understood(), "results": [
+            {"score": round(r.score, 4), **r.item.model_dump(mode="json")}
+            for r in found.results]}))
+        return
+    title = f"look-alikes of {image}, {text!r}" if image is not None else f"matching {text!r}"
+    print_results(found.results, False, title)
 
 
 @app.command("similar")

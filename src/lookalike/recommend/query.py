@@ -230,15 +230,16 @@ def _direction(
     if query.steer:
         dirs = directions_for(catalog)
         shift = np.zeros(catalog.index.dim, dtype=np.float32)
-        for name, strength in query.steer.items():
-            if name not in dirs.directions:
+        for asked, strength in query.steer.items():
+            name = dirs.resolve(asked)  # case-insensitive; colours by canonical name
+            if name is None:
                 raise UnknownDirectionError(
-                    f"no steering direction {name!r}; see steering_directions()"
+                    f"no steering direction {asked!r}; see steering_directions()"
                 )
             strength = float(np.clip(strength, -1.0, 1.0))
             shift += strength * s.steer_scale * dirs.directions[name]
             attr, _, value = name.partition(":")
-            pal = dirs.palettes.get(value.lower()) if attr == "colour" else None
+            pal = dirs.palettes.get(value) if attr == "colour" else None
             if pal is not None and strength > 0:
                 colour_target = (
                     pal if colour_target is None

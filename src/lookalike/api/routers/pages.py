@@ -41,7 +41,8 @@ def search_page(
     return templates.TemplateResponse(
         request, "search.html",
         {"page": "search", "facets": facets, "user": user, "version": __version__,
-         "controls": control_defaults(settings), "max_results": settings.max_results},
+         "controls": control_defaults(settings), "max_results": settings.max_results,
+         "text_max_chars": settings.text_max_chars},
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 
 from lookalike.api import queries
 from lookalike.api.deps import (
@@ -12,6 +12,7 @@ from lookalike.api.deps import (
     CpuDep,
     FormFiltersDep,
     FormSteeringDep,
+    QueryFiltersDep,
     SettingsDep,
     page_size,
     read_upload,
@@ -25,6 +26,7 @@ from lookalike.api.schemas import (
     Directions,
     RecommendRequest,
     SearchResponse,
+    understood,
 )
 from lookalike.recommend import steering_directions
 
@@ -35,6 +37,7 @@ router = APIRouter(
 
 K = Annotated[int, Form(ge=1, le=1000, description="How many results (a page).")]
 Offset = Annotated[int, Form(ge=0, le=1_000_000, description=OFFSET)]
+Text = Annotated[str | None, Form(max_length=2000, description="Words about the photo.")]
 
 
 @router.post(
@@ -45,7 +48,9 @@ Offset = Annotated[int, Form(ge=0, le=1_000_000, description=OFFSET)]
     "`size` repeatable; `price_min`, `price_max`, `kids`, `second_hand`, `min_sustainability`), "
     "`k` and `offset` (pages of one ranking: `next_offset` of the answer), and the controls: "
     "`colour_weight` (match colour), `diversity`, `positive` / `negative` item ids, `steer` "
-    "(direction=strength).",
+    "(direction=strength); `text`: words about the photo (\"this, but in red\"): "
+    "constraint words (category, brand, price, second-hand, size...) filter, appearance words "
+    "(colour, pattern, usage...) steer; the answer's `understood` says how.",
 )
 async def search_photo(
     cpu: CpuDep,
@@ -55,9 +60,15 @@ async def search_photo(
     photo: Annotated[UploadFile, File(description="The photo to match.")],
     k: K = 12,
     offset: Offset = 0,
+    text: Text = None,
 ) -> SearchResponse:
     size = page_size(settings, offset, k)
     data = await read_upload(photo, settings.upload_max_bytes)
+    if text and text.strip():
+        found = await cpu.search(queries.search_photo_text, data, text, size, filters, steering,
+                                 offset)
+        return SearchResponse.of(found.results, offset, size, settings.max_results).model_copy(
+            update={"understood": understood(found)})
     results = await cpu.search(queries.search_photo, data, size, filters, steering, offset)
     return SearchResponse.of(results, offset, size, settings.max_results)
 
@@ -114,3 +125,28 @@ def search_items(
 @router.get("/directions", response_model=Directions, summary="Steering directions")
 def directions(catalog: CatalogDep) -> Directions:
     return Directions(directions=steering_directions(catalog))
+
+
+@router.get(
+    "/text",
+    response_model=SearchResponse,
+    summary="Items that words describe",
+    description="`q`: what the shopper wants in words (\"red floral dress under 50\", \"second "
+    "hand formal shirts\"), mapped onto this catalog's own categories, colours, brands and "
+    "attributes (synonyms, plurals, fuzzy). The words filter; the items kept are ranked by "
+    "their typical look (the mean of their embeddings) and the appearance words' steering "
+    "directions. Filters given as parameters win over the words'. `understood` says what "
+    "was understood and which words were ignored.",
+)
+async def search_text(
+    cpu: CpuDep,
+    settings: SettingsDep,
+    filters: QueryFiltersDep,
+    q: Annotated[str, Query(min_length=1, max_length=2000, description="The words.")],
+    k: Annotated[int, Query(ge=1, le=1000, description="How many results (a page).")] = 12,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description=OFFSET)] = 0,
+) -> SearchResponse:
+    size = page_size(settings, offset, k)
+    found = await cpu.search(queries.search_words, q, size, filters, offset)
+    return SearchResponse.of(found.results, offset, size, settings.max_results).model_copy(
+        update={"understood": understood(found)})

@@ -131,9 +131,15 @@
     else $("preview-img").removeAttribute("src");
   }
 
+  // the words of the search box (words.js), "" without one
+  function words() {
+    return window.LAWords ? window.LAWords.text() : "";
+  }
+
   function mode(s) {
     if (s.photo) return "photo";
-    return s.positive.length || s.negative.length ? "items" : "browse";
+    if (s.positive.length || s.negative.length) return "items";
+    return words() ? "words" : "browse";
   }
 
   // the new state is on screen: photo preview, examples, heading, tuning
@@ -149,9 +155,9 @@
     renderExamples();
     const m = mode(committed);
     heading.textContent = { photo: "Look-alikes of your photo", items: "Tuned by your picks",
-                            browse: "Browse the catalog" }[m];
-    $("tune").disabled = m === "browse";
-    $("tune-help").hidden = m !== "browse";
+                            words: "Matching your words", browse: "Browse the catalog" }[m];
+    $("tune").disabled = m === "browse" || m === "words";
+    $("tune-help").hidden = m !== "browse" && m !== "words";
   }
 
   // -- querying ----------------------------------------------------------------------------
@@ -170,8 +176,20 @@
       if (t.steer) for (const [d, s] of Object.entries(t.steer)) fd.append("steer", `${d}=${s}`);
       fd.append("diversity", String(t.diversity));
       fd.append("colour_weight", String(t.colour_weight));
+      const w = words();
+      if (w) fd.append("text", w);
       const data = await LA.api("/search", { method: "POST", body: fd });
-      return { entries: data.results, next: data.next_offset, total: null };
+      return { entries: data.results, next: data.next_offset, total: null,
+               understood: data.understood };
+    }
+    if (m === "words") {
+      const q = new URLSearchParams(filterPairs());
+      q.set("q", words());
+      q.set("k", String(Math.min(PAGE, MAX_RESULTS - from)));
+      q.set("offset", String(from));
+      const data = await LA.api(`/search/text?${q}`);
+      return { entries: data.results, next: data.next_offset, total: null,
+               understood: data.understood };
     }
     if (m === "items") {
       const body = {
@@ -210,6 +228,7 @@
       wanted = null;
       commit(next);
       show(page.entries, append);
+      if (window.LAWords) window.LAWords.show(page.understood || null);  // words.js
       offset = page.next === null ? from + page.entries.length : page.next;
       $("load-more").hidden = page.next === null;
       const shown = grid.querySelectorAll(".card").length;
