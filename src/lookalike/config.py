@@ -59,13 +59,13 @@ class Settings(BaseSettings):
         2, ge=1, le=64, description="Batch encode workers (decode + one-thread inference each)."
     )
 
-    # where ingest and re-embedding decode and encode photos (issue 19; docs/ray.md)
+    # where ingest and re-embedding decode and encode photos (issue 19; docs/guide/ray.md)
     engine: Literal["local", "ray"] = Field(
         "local",
-        description="Where ingest and re-embedding decode and encode photos: `local` (this "
-        "machine's cores) or `ray` (a Ray cluster through Ray Data; `pip install "
-        "'lookalike[ray]'`). Validation, dedupe, the reject report, progress and resume are "
-        "the same.",
+        description="Where an ingest (and a re-embedding's `encode_stored`) decodes and encodes "
+        "photos: `local` (this machine's cores) or `ray` (a Ray cluster through Ray Data; "
+        "`pip install 'lookalike[ray]'`). Validation, dedupe, the reject report, progress "
+        "and resume are the same.",
     )
     ray_address: str | None = Field(
         None, max_length=500,

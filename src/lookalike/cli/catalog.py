@@ -55,7 +55,7 @@ EngineOpt = Annotated[
     typer.Option(
         "--engine", metavar="local|ray", show_default="local, or $LOOKALIKE_ENGINE",
         help="Where photos are decoded and encoded: this machine's cores, or a Ray cluster "
-        "(pip install 'lookalike[ray]'; see docs/ray.md).",
+        "(pip install 'lookalike[ray]'; see docs/guide/ray.md).",
     ),
 ]
 RayAddressOpt = Annotated[
