@@ -24,6 +24,7 @@ from ray_world import (  # noqa: F401  (the fixtures)
     Snapshot,
     assert_same,
     local_reference_fixture,
+    need_ray,
     ray_photos_fixture,
     snapshot,
     stored_rows,
@@ -31,7 +32,7 @@ from ray_world import (  # noqa: F401  (the fixtures)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-pytest.importorskip("ray")
+need_ray()
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,14 @@ from ray_world import (  # noqa: F401  (the fixtures)
     Snapshot,
     assert_same,
     local_reference_fixture,
+    need_ray,
     ray_photos_fixture,
     snapshot,
 )
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-ray = pytest.importorskip("ray")
+ray = need_ray()
 
 
 @pytest.fixture(scope="module")

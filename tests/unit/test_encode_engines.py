@@ -84,8 +84,7 @@ def test_the_preparation_travels_to_another_process_intact(tmp_path: Path) -> No
 def test_engine_for_follows_the_settings() -> None:
     local = engine_for(Settings(batch_size=8, chunk_size=64, decode_threads=3))
     assert local == LocalEngine(8, 64, 3)
-    pytest.importorskip("ray")
-    from lookalike.catalog.ray_engine import RayEngine
+    from lookalike.catalog.ray_engine import RayEngine  # imports Ray only when it runs
 
     ray = engine_for(Settings(engine="ray", ray_address="10.0.0.1:6379", ray_actors=5,
                               ray_cpus_per_actor=0.5, ray_batch_size=16, ray_read="bytes",
