@@ -11,7 +11,7 @@ before its run (not timed) and stopped after it. Measured per run:
 - photos per second: photos added / the ingest's own seconds (Ray's connect and the actors'
   start included), and / the whole command's wall time;
 - CPU seconds per photo, over every process: the command (its rusage) plus the cluster's
-  process trees (each process's CPU with its reaped children, read from /proc before and after);
+  processes, each one's own CPU at its last sample (every 0.25 s, /proc; see `CpuLedger`);
 - peak memory of all processes: the sum of their proportional set sizes (shared pages once),
   sampled every 0.25 s, and the idle cluster's share before the run;
 - the driver's CPU per photo: what one machine must spend per photo however many encode.
@@ -56,6 +56,7 @@ from lookalike.servers import MilvusServer, PostgresServer
 RAY_TARGET = 0.80  # Ray on one node / local engine, photos per second
 WRITER_TARGET = 10.0  # writer items/s / one node's encode rate
 STARTUP_PHOTOS = 32  # the run that measures a Ray run's fixed cost
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -105,6 +106,30 @@ class Results:
     writers: list[WriterRun] = field(default_factory=list)
 
 
+class CpuLedger:
+    """The own CPU seconds (user + system) of every process seen in some process trees, each
+    counted at its last sample. A Ray node does not wait for its finished workers (they are
+    reaped without their times reaching a parent's children times), so the CPU of an actor
+    that exits at the end of a job is only ever seen by sampling it while it runs; processes
+    living less than one sampling period are missed (a fraction of a second of CPU)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[int, int], float] = {}  # (pid, start time) -> CPU seconds
+
+    def observe(self, pids: set[int]) -> None:
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # after the name: index 11, 12 = utime, stime; 19 = start time (clock ticks)
+            self.seen[(pid, int(fields[19]))] = (int(fields[11]) + int(fields[12])) / TICKS
+
+    def since(self, before: dict[tuple[int, int], float]) -> float:
+        """CPU seconds spent since the snapshot `before` (a copy of `seen`)."""
+        return sum(cpu - before.get(key, 0.0) for key, cpu in self.seen.items())
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -121,9 +146,12 @@ def ingest_run(label: str, dataset: Path, metadata: Path, workdir: Path, env: di
         cmd += ["--engine", "ray", "--ray-address", cluster.address]
     roots = cluster.pids if cluster is not None else []
     run = Run(label)
-    before = tree_usage(process_tree(roots)) if roots else None
-    if before is not None:
-        run.idle_memory = before.memory_bytes
+    ledger = CpuLedger()
+    if roots:
+        idle = process_tree(roots)
+        run.idle_memory = tree_usage(idle).memory_bytes
+        ledger.observe(idle)
+    before = dict(ledger.seen)
     cpu0 = children_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -134,6 +162,8 @@ def ingest_run(label: str, dataset: Path, metadata: Path, workdir: Path, env: di
         while not done.is_set():
             use = tree_usage(process_tree([proc.pid, *roots]))
             run.peak_memory = max(run.peak_memory, use.memory_bytes)
+            if roots:
+                ledger.observe(process_tree(roots))
             done.wait(0.25)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -145,9 +175,9 @@ def ingest_run(label: str, dataset: Path, metadata: Path, workdir: Path, env: di
     if proc.returncode != 0:
         raise SystemExit(f"{label}: ingest failed ({proc.returncode}): {err[-3000:]}")
     run.driver_cpu = children_cpu() - cpu0
-    if before is not None:
-        time.sleep(3)  # the finished job's actors exit; their raylet reaps them (their CPU)
-        run.cluster_cpu = tree_usage(process_tree(roots)).cpu_seconds - before.cpu_seconds
+    if roots:
+        ledger.observe(process_tree(roots))
+        run.cluster_cpu = ledger.since(before)
     report = json.loads(out)
     run.added, run.seconds = int(report["added"]), float(report["seconds"])
     return run
