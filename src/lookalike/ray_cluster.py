@@ -30,7 +30,13 @@ from types import TracebackType
 
 from lookalike.servers import ServerError, free_port
 
-__all__ = ["LoopbackRayCluster", "TreeUsage", "process_tree", "tree_usage"]
+__all__ = [
+    "LoopbackRayCluster",
+    "TreeUsage",
+    "process_tree",
+    "processes_mentioning",
+    "tree_usage",
+]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -143,16 +149,7 @@ class LoopbackRayCluster:
     def leftovers(self) -> list[int]:
         """Processes still running that belong to this cluster (its folder is on their command
         line): none once `stop` returned."""
-        found = []
-        mark = str(self.folder).encode()
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if mark in (entry / "cmdline").read_bytes():
-                        found.append(int(entry.name))
-                except OSError:
-                    continue
-        return found
+        return processes_mentioning(self.folder)
 
     def __enter__(self) -> LoopbackRayCluster:
         return self.start()
@@ -162,6 +159,20 @@ class LoopbackRayCluster:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def processes_mentioning(folder: Path) -> list[int]:
+    """Live processes with `folder` on their command line (a Ray's temp folder: its nodes)."""
+    found = []
+    mark = str(folder).encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if mark in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def _parents() -> dict[int, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from lookalike import Catalog, Settings, create
 from lookalike.catalog.ingest import IngestProgress, LocalEngine, encode_stored
 from lookalike.catalog.ray_engine import RayEngine
-from lookalike.ray_cluster import process_tree
+from lookalike.ray_cluster import process_tree, processes_mentioning
 from ray_world import (  # noqa: F401  (the fixtures)
     GOOD,
     Photos,
@@ -44,7 +45,33 @@ def local_ray() -> Iterator[None]:
     try:
         yield
     finally:
+        ours = ray_processes(folder)
         ray.shutdown()
+    assert ours, "no process of the local Ray found"
+
+    def left() -> set[int]:  # its processes still alive, or any naming its folder
+        alive = {pid for pid in ours if Path(f"/proc/{pid}").exists()}
+        return alive | set(processes_mentioning(Path(folder)))
+
+    deadline = time.monotonic() + 30
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left(), "processes of the local Ray outlived ray.shutdown()"
+
+
+def ray_processes(folder: str) -> set[int]:
+    """This process's descendants that belong to Ray (workers are titled `ray::…`; its
+    servers run from the ray package or name the session folder)."""
+    found = set()
+    for pid in process_tree([os.getpid()]) - {os.getpid()}:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if (command.startswith(b"ray::") or b"/site-packages/ray/" in command
+                or folder.encode() in command):
+            found.add(pid)
+    return found
 
 
 def ingest_with(settings: Settings, photos: Photos,
