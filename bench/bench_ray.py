@@ -314,12 +314,20 @@ def summarise(res: Results) -> str:
         extra = statistics.median(r.added for r in full) - fixed.added
         steady = extra / (statistics.median(r.seconds for r in full) - fixed.seconds)
         driver = (statistics.median(r.driver_cpu for r in full) - fixed.driver_cpu) / extra
+        total_cpu = (statistics.median(r.driver_cpu + r.cluster_cpu for r in full)
+                     - fixed.driver_cpu - fixed.cluster_cpu) / extra
+        local_cpu = statistics.median(r.cpu_per_photo for r in by.get("local", []) or [fixed])
         lines.append(f"a Ray run's fixed cost ({fixed.added} photos): {fixed.seconds:.1f} s, "
                      f"{fixed.driver_cpu + fixed.cluster_cpu:.1f} CPU s; beyond it one node "
                      f"encodes {steady:.1f} photos/s"
                      + (f" = {steady / local:.2f} x local" if local else "")
                      + f"; the driver spends {driver * 1000:.2f} ms CPU per photo "
                      f"(at most {1 / driver:.0f} photos/s on one core)")
+        if "local" in by:
+            lines.append(f"  beyond the fixed cost, Ray spends {total_cpu * 1000:.2f} ms CPU per "
+                         f"photo over every process: local / Ray by CPU = "
+                         f"{local_cpu / total_cpu:.2f} (what an idle, CPU-bound node would see "
+                         "on a large ingest)")
     # The same by CPU time, which a busy machine distorts less than wall time: one node at
     # all its cores vs. a writer on one core, and the driver's own cost per photo.
     ray_runs = by.get("ray-1-node") or by.get("local") or []
