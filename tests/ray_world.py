@@ -87,13 +87,16 @@ def snapshot(catalog: Path, report: dict[str, object] | None = None) -> Snapshot
     with Catalog.open(Settings(catalog_dir=catalog), create=False) as cat:
         ids, vecs = cat.store.vectors()
         items = cat.store.get_many(ids.tolist())
+        rowids, hashes = cat.store.phashes_after(0)  # perceptual hashes (reposts)
+    phash = dict(zip(rowids.tolist(), hashes.tolist(), strict=True))
     rejected_csv = catalog / "rejected.csv"
     rejected = []
     if rejected_csv.exists():
         with rejected_csv.open(encoding="utf-8", newline="") as f:
             rejected = list(csv.reader(f))
     return Snapshot(
-        items={it.id: it.model_dump(exclude={"rowid", "created_at", "updated_at"})
+        items={it.id: {**it.model_dump(exclude={"rowid", "created_at", "updated_at"}),
+                       "phash": phash.get(it.rowid)}
                for it in items},
         vectors={it.id: v for it, v in zip(items, vecs, strict=True)},
         rejected=rejected,
@@ -106,6 +109,7 @@ def assert_same(got: Snapshot, want: Snapshot) -> None:
     """The same items (every field, tags, hashes, paths), in the same order, vectors at cosine
     >= 0.9999 each, the same rejected rows and counts."""
     assert list(got.items) == list(want.items)  # same ids, stored in file order
+    assert all(fields["phash"] is not None for fields in want.items.values())
     for key, fields in want.items.items():
         assert got.items[key] == fields, key
         cosine = float(got.vectors[key] @ want.vectors[key])

@@ -118,6 +118,33 @@ class Settings(BaseSettings):
         "at most this many (a rerun adds them)."
     )
 
+    duplicates: Literal["reject", "flag", "keep"] = Field(
+        "reject",
+        description="What ingest and `POST /items` do with a repost of an item already in the "
+        "catalog (the same photo resized, recompressed, cropped by a few percent or mirrored): "
+        "`reject` refuses it, naming the original (rejected.csv, HTTP 409); `flag` adds it "
+        "with `duplicate_of` set to the original's id; `keep` adds it unchecked. Byte-identical "
+        "photos are always skipped.",
+    )
+    duplicate_hash_bits: int = Field(
+        16, ge=0, le=32,
+        description="A repost's 64-bit perceptual hash (or its mirror's) differs from the "
+        "original's in at most this many bits (0 to 32; more catches harder crops and costs "
+        "more cosine checks).",
+    )
+    duplicate_cos: float = Field(
+        0.88, ge=0, le=1,
+        description="A repost's embedding has at least this cosine with the original's, plus "
+        "`duplicate_cos_per_bit` for each bit their hashes differ in (0 to 1; higher misses "
+        "more recompressed, mirrored or cropped reposts, lower takes a different garment on "
+        "the same backdrop for a repost).",
+    )
+    duplicate_cos_per_bit: float = Field(
+        0.008, ge=0, le=0.1,
+        description="The cosine a repost needs rises by this much for each bit its perceptual "
+        "hash differs from the original's (0 to 0.1).",
+    )
+
     # search
     exact_max_items: int = Field(
         50_000, ge=0, description="Catalogs up to this size are searched exactly (no ANN)."
@@ -158,9 +185,10 @@ class Settings(BaseSettings):
         "near-duplicates are collapsed; 0 = closest first.",
     )
     near_duplicate_cos: float = Field(
-        0.95, gt=0, le=1,
+        0.97, gt=0, le=1,
         description="Cosine at or above which two results are one item (collapsed when a query "
-        "asks for diversity, and in the swipe feed).",
+        "asks for diversity, and in the swipe feed). 0 to 1; lower collapses more reposts but "
+        "also different garments photographed on the same backdrop (see the duplicates guide).",
     )
     colour_weight: float = Field(
         0.1, ge=0, le=1,
@@ -230,9 +258,20 @@ class Settings(BaseSettings):
     )
     profile_max_photos: int = Field(12, ge=1, le=100, description="Photos per profile search.")
     max_results: int = Field(
-        100, ge=1, le=1000,
-        description="Most results one query ranks: a request's offset + k stays within it, and "
-        "the pages of one query are cut from one ranking this deep (none repeats or skips).",
+        1000, ge=1, le=10_000,
+        description="Deepest rank a query's pages reach (offset + k stays within it): the "
+        "results in relevance order, each page a slice of one ranking (none repeats or skips).",
+    )
+    sort_depth: int = Field(
+        200, ge=1, le=10_000,
+        description="Look-alikes a sorted query (price, sustainability, rating...) or one with "
+        "diversity orders: the closest this many, so a sorted list is still of look-alikes; "
+        "their pages stop there (never past max_results).",
+    )
+    base_currency: str = Field(
+        "EUR", pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code prices are converted to (with the imported exchange rates) "
+        "for price filters and sorting. One per catalog: opening it with another converts it.",
     )
     search_processes: int | None = Field(
         None, ge=0, le=64,

@@ -74,13 +74,16 @@ def assert_error(response: Any, status: int, *words: str) -> None:
 
 
 def test_list_items_paginates(client: TestClient) -> None:
+    for_sale = sum(r["state"] != "sold" for r in sample_rows())  # sold items are left out
     first = client.get("/items", params={"limit": 50}).json()
     second = client.get("/items", params={"limit": 50, "offset": 50}).json()
-    assert first["total"] == 306
+    assert first["total"] == for_sale
     assert len(first["items"]) == 50 and len(second["items"]) == 50
     assert not {i["id"] for i in first["items"]} & {i["id"] for i in second["items"]}
-    last = client.get("/items", params={"limit": 50, "offset": 300}).json()
-    assert len(last["items"]) == 6
+    last = client.get("/items", params={"limit": 50, "offset": 250}).json()
+    assert len(last["items"]) == for_sale - 250
+    everything = client.get("/items", params={"include_sold": "true"}).json()
+    assert everything["total"] == 306
 
 
 def test_list_items_filters(client: TestClient) -> None:
@@ -328,11 +331,14 @@ def test_photo_search_pages_are_cut_from_one_ranking(
     assert [p["next_offset"] for p in pages] == [24, 48, 72]
     assert [r["item"]["id"] for p in pages for r in p["results"]] == [
         r["item"]["id"] for r in whole["results"]]
-    # the bound: offset + k stays within max_results (k is cut to fit), then no next page
-    bound = shared_catalog.settings.max_results
+    # the bound: offset + k stays within it (k is cut to fit), then no next page; with
+    # diversity it is sort_depth (the list MMR picks), stated in every answer
+    bound = whole["bound"]
+    assert bound == shared_catalog.settings.sort_depth and {p["bound"] for p in pages} == {bound}
     last = page(bound - 10, 24)
     assert len(last["results"]) == 10 and last["next_offset"] is None
-    assert_error(client.post("/search", files=photo, data={"offset": str(bound)}), 422,
+    assert_error(client.post("/search", files=photo,
+                             data={"offset": str(bound), "diversity": "0.3"}), 422,
                  "offset", str(bound))
     # "more like these" and "more like this" page the same way
     more = {"positive": [row["id"]], "k": 10}

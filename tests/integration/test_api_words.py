@@ -104,3 +104,34 @@ def test_openapi_lists_the_text_route(client: TestClient) -> None:
     assert "/search/text" in spec["paths"]
     props = spec["components"]["schemas"]["SearchResponse"]["properties"]
     assert "understood" in props
+
+
+def test_words_search_sorts_pages_and_leaves_sold_items_out(client: TestClient) -> None:
+    # issue 21 shop features meet the words: sort, the bound of sorted pages, sold items
+    asked = {"q": "hoodies", "sort": "price_asc", "k": 4}
+    first = client.get("/search/text", params=asked).json()
+    assert first["sort"] == "price_asc" and first["bound"] == 200 and first["next_offset"] == 4
+    second = client.get("/search/text", params={**asked, "offset": 4}).json()
+    items = [r["item"] for r in first["results"] + second["results"]]
+    prices = [i["base_price"] for i in items]
+    assert len(items) == 8 and len({i["id"] for i in items}) == 8
+    assert prices == sorted(prices) and all(i["category"] == "Hoodie" for i in items)
+    every = client.get("/search/text", params={"q": "hoodies", "k": 50}).json()["results"]
+    assert every and all(r["item"]["state"] != "sold" for r in every)
+    with_sold = client.get("/search/text", params={"q": "hoodies", "k": 50,
+                                                   "include_sold": "true"}).json()
+    assert {r["item"]["state"] for r in with_sold["results"]} >= {"sold", "available"}
+    assert with_sold["understood"]["filters"]["include_sold"] is True
+    past = client.get("/search/text", params={**asked, "offset": 200})
+    assert past.status_code == 422 and "sort_depth" in past.json()["detail"]
+
+
+def test_photo_and_words_take_a_sort(client: TestClient) -> None:
+    response = client.post("/search", files={"photo": ("q.jpg", photo(), "image/jpeg")},
+                           data={"text": "hoodies", "sort": "price_desc", "k": "6"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    prices = [r["item"]["base_price"] for r in body["results"]]
+    assert body["sort"] == "price_desc" and body["bound"] == 200
+    assert prices == sorted(prices, reverse=True) and len(prices) == 6
+    assert body["understood"]["filters"] == {"category": ["Hoodie"]}

@@ -91,3 +91,19 @@ def test_tag_trains_a_tagger_per_labelled_attribute(shop: tuple[str, Path]) -> N
     assert {"usage:Party", "colour:navy"} <= set(json.loads(res.stdout))
     res = runner.invoke(app, ["search", "-t", "formal", "-f", "usage=Formal", "-c", cat])
     assert res.exit_code == 0, res.output
+
+
+def test_text_search_sorts_and_pages(shop: tuple[str, Path]) -> None:
+    cat, _ = shop
+    args = ["search", "-t", "dresses", "--sort", "price_asc", "-k", "3", "-c", cat]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    caption = " ".join(res.stdout.split())  # the table's caption wraps at its width
+    assert "sorted by price_asc (the 200 closest); next page: --offset 3" in caption
+    first = json.loads(runner.invoke(app, [*args, "--json"]).stdout)["results"]
+    second = json.loads(runner.invoke(app, [*args, "--offset", "3", "--json"]).stdout)["results"]
+    prices = [r["base_price"] for r in first + second]
+    assert len(prices) == 6 and prices == sorted(prices)
+    assert all(r["category"] == "Dress" for r in first + second)
+    past = runner.invoke(app, [*args, "--offset", "200"])
+    assert past.exit_code == 2 and "sort_depth" in past.stderr

@@ -19,7 +19,9 @@ from catalog_factory import make_dataset
 from lookalike import Catalog, Settings
 from lookalike.api.app import create_app
 from lookalike.api.deps import hash_admin_key
+from lookalike.catalog import Filters
 from lookalike.catalog.maintenance import check, repair
+from lookalike.catalog.schema import ItemUpdate
 from lookalike.errors import CatalogCorruptError
 from lookalike.index.catalog_index import INDEX_FILE, INDEX_META
 
@@ -178,6 +180,55 @@ def test_a_truncated_database_is_refused_then_salvaged(folder: Path) -> None:
     assert all(before[k] == v for k, v in after.items()), "what was salvaged is unchanged"
     with Catalog.open(s(folder)) as cat:
         assert len(cat) == len(after)
+
+
+def test_a_salvaged_catalog_keeps_listing_state_ratings_and_brand_ratings(folder: Path) -> None:
+    # the salvage copies the columns of the tables it creates: the shop columns (state, rating,
+    # reviews, brand_key...) were once only added on opening, so a repaired catalog lost them
+    # and every sold item came back as available
+    with Catalog.open(s(folder)) as cat:
+        ids = [it.id for it in cat.items(limit=N)]
+        for item_id in ids[:10]:
+            cat.update_item(item_id, ItemUpdate(state="sold", rating=4.5, reviews=7,
+                                                brand="Kettle & Loom"))
+        cat.import_brand_ratings(b"brand,overall,source\nkettle and loom,4,Test\n", "r.csv")
+    path = folder / "catalog.sqlite"
+    with path.open("rb+") as f:
+        f.truncate(path.stat().st_size * 3 // 4)
+    repair(s(folder))
+    with Catalog.open(s(folder)) as cat:
+        kept = {it.id: it for it in cat.items(Filters(include_sold=True), limit=N)}
+        assert kept, "something was salvaged"
+        for item_id in ids[:10]:
+            if item_id in kept:
+                item = kept[item_id]
+                assert (item.state, item.rating, item.reviews) == ("sold", 4.5, 7)
+                assert item.brand_rating is not None and item.brand_rating.overall == 4
+        assert any(i in kept for i in ids[:10]), "a sold item survived the truncation"
+        assert [r.brand for r, _ in cat.store.brand_ratings()] == ["kettle and loom"]
+        assert cat.store.count(Filters(state=["sold"])) == sum(i in kept for i in ids[:10])
+
+
+def test_a_damaged_catalog_older_than_the_repost_columns_is_salvaged(folder: Path) -> None:
+    """A catalog made before `phash` / `duplicate_of` existed, damaged before this version
+    ever opened it: repair copies the columns it has (the new ones stay empty)."""
+    sql(folder, "DROP INDEX items_unhashed")
+    sql(folder, "PRAGMA user_version = 1")  # the shop columns' version
+    sql(folder, "ALTER TABLE items DROP COLUMN phash")
+    sql(folder, "ALTER TABLE items DROP COLUMN duplicate_of")
+    before = snapshot(folder)
+    db = folder / "catalog.sqlite"
+    size = db.stat().st_size
+    with db.open("rb+") as f:
+        f.truncate(size * 3 // 4)
+    report = repair(s(folder))
+    assert report.remaining is not None and report.remaining.ok, report.remaining.problems
+    after = snapshot(folder)
+    assert 0 < len(after) <= len(before)
+    assert all(before[k] == v for k, v in after.items())
+    with Catalog.open(s(folder)) as cat:
+        assert len(cat) == len(after)
+        assert all(i.duplicate_of is None for i in cat.items(limit=100))
 
 
 def leaf_page_of(conn: sqlite3.Connection, table: str) -> int:

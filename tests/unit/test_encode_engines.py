@@ -58,7 +58,7 @@ def test_a_photo_whose_bytes_were_seen_exits_early_as_a_duplicate(tmp_path: Path
     names = photos(tmp_path, 2)
     encoder = create("fake")
     prepare = ImagePreparer(tmp_path.resolve(), ImageLimits(), encoder.preprocess)
-    _, (digest, _, _) = prepare(names[0])
+    _, (digest, *_) = prepare(names[0])
     seen_prepare = ImagePreparer(tmp_path.resolve(), ImageLimits(), encoder.preprocess,
                                  seen={digest})
     with pytest.raises(DuplicateImageError):
@@ -75,9 +75,9 @@ def test_the_preparation_travels_to_another_process_intact(tmp_path: Path) -> No
     assert (copy.root, copy.limits, copy.preprocess) == (
         prepare.root, prepare.limits, prepare.preprocess)
     assert [type(t) for t in copy.pixel_taggers] == [ColourTagger]
-    crop, (digest, tags, path) = copy(names[0])
+    crop, (digest, tags, path, hashes) = copy(names[0])
     want_crop, want = prepare(names[0])
-    assert np.array_equal(crop, want_crop) and (digest, tags, path) == want
+    assert np.array_equal(crop, want_crop) and (digest, tags, path, hashes) == want
     assert "colour" in tags and Path(path) == (tmp_path / names[0]).resolve()
 
 

@@ -204,6 +204,17 @@ def test_merge_filters_keeps_the_given_and_tightens_prices() -> None:
     assert len(notes) == 2 and "category" in notes[0] and "usage" in notes[1]
 
 
+def test_merge_filters_keeps_the_shop_filters_without_false_clashes() -> None:
+    # a words filter leaves include_sold at its default: that is no clash with a given
+    # include_sold=true, and "at least" filters take the higher of the two
+    given = Filters(include_sold=True, min_rating=3, min_brand_rating=4, currency=["EUR"])
+    merged, notes = merge_filters(given, Filters(category=["Dress"], min_sustainability=3,
+                                                  min_rating=4))
+    assert notes == []
+    assert merged.include_sold and merged.currency == ["EUR"] and merged.category == ["Dress"]
+    assert (merged.min_rating, merged.min_brand_rating, merged.min_sustainability) == (4, 4, 3)
+
+
 # -- searching with words (bundled sample, fake encoder) -----------------------------------------
 
 

@@ -21,8 +21,9 @@ from lookalike.api.facets import FacetCache
 from lookalike.api.headers import forget_session, remember_session
 from lookalike.api.limits import too_large_message
 from lookalike.api.ratelimit import Guards, client_key
-from lookalike.api.schemas import COLOUR_WEIGHT, DIVERSITY, Facets, Steering
+from lookalike.api.schemas import COLOUR_WEIGHT, DIVERSITY, SORT, Facets, Steering
 from lookalike.catalog import Catalog, Filters
+from lookalike.catalog.sorting import Sort
 from lookalike.config import Settings
 from lookalike.errors import FilterError
 from lookalike.recommend import Feed
@@ -226,42 +227,58 @@ def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
 
-def make_filters(
-    category: list[str] | None,
-    brand: list[str] | None,
-    colour: list[str] | None,
-    size: list[str] | None,
-    price_min: float | None,
-    price_max: float | None,
-    kids: bool | None,
-    second_hand: bool | None,
-    min_sustainability: float | None,
-) -> Filters:
+def make_filters(**values: object) -> Filters:
+    """Filters from request parameters (list parameters split as `_split` does)."""
+    data = {k: (_split(v) if isinstance(v, list) else v)
+            for k, v in values.items() if v is not None}
     try:
-        return Filters(
-            category=_split(category), brand=_split(brand), colour=_split(colour),
-            size=_split(size), price_min=price_min, price_max=price_max, kids=kids,
-            second_hand=second_hand, min_sustainability=min_sustainability,
-        )
+        return Filters.model_validate(data)
     except ValidationError as exc:
         raise FilterError(f"bad filter: {plain_errors(exc.errors())}") from None
 
 
+_ANY = "Any of these (repeat or comma-separate)."
+_RATING = "At least this, 0 to 5."
+_PRICE = "In the base currency."
+
+
 async def query_filters(
-    category: Annotated[list[str] | None, Query(description="Any of these (repeat or comma-separate).")] = None,  # noqa: E501
-    brand: Annotated[list[str] | None, Query()] = None,
+    category: Annotated[list[str] | None, Query(description=_ANY)] = None,
+    brand: Annotated[list[str] | None, Query(description=_ANY + " Compared by normalised "
+                                             "name: 'kettle and loom' is 'Kettle & Loom'.")] = None,
     colour: Annotated[list[str] | None, Query(description="Given or predicted colour.")] = None,
-    size: Annotated[list[str] | None, Query()] = None,
-    price_min: Annotated[float | None, Query(ge=0, le=MAX_NUMBER, allow_inf_nan=False)] = None,
-    price_max: Annotated[float | None, Query(ge=0, le=MAX_NUMBER, allow_inf_nan=False)] = None,
+    size: Annotated[list[str] | None, Query(description=_ANY)] = None,
+    price_min: Annotated[float | None, Query(ge=0, le=MAX_NUMBER, allow_inf_nan=False,
+                                             description=_PRICE)] = None,
+    price_max: Annotated[float | None, Query(ge=0, le=MAX_NUMBER, allow_inf_nan=False,
+                                             description=_PRICE)] = None,
     kids: bool | None = None,
     second_hand: bool | None = None,
-    min_sustainability: Annotated[
-        float | None, Query(ge=0, le=5, allow_inf_nan=False)
-    ] = None,
+    min_sustainability: Annotated[float | None, Query(ge=0, le=5, allow_inf_nan=False,
+                                                      description=_RATING)] = None,
+    currency: Annotated[list[str] | None, Query(description="ISO codes. " + _ANY)] = None,
+    min_brand_rating: Annotated[float | None, Query(ge=0, le=5, allow_inf_nan=False,
+                                                    description=_RATING)] = None,
+    min_brand_people: Annotated[float | None, Query(ge=0, le=5, allow_inf_nan=False,
+                                                    description=_RATING)] = None,
+    min_brand_planet: Annotated[float | None, Query(ge=0, le=5, allow_inf_nan=False,
+                                                    description=_RATING)] = None,
+    min_brand_animals: Annotated[float | None, Query(ge=0, le=5, allow_inf_nan=False,
+                                                     description=_RATING)] = None,
+    min_rating: Annotated[float | None, Query(ge=0, le=5, allow_inf_nan=False,
+                                              description=_RATING)] = None,
+    state: Annotated[list[str] | None, Query(description="available, reserved, sold. " + _ANY)]
+    = None,
+    include_sold: Annotated[bool | None, Query(description="Keep sold items.")] = None,
 ) -> Filters:
-    return make_filters(category, brand, colour, size, price_min, price_max, kids, second_hand,
-                        min_sustainability)
+    return make_filters(
+        category=category, brand=brand, colour=colour, size=size, price_min=price_min,
+        price_max=price_max, kids=kids, second_hand=second_hand,
+        min_sustainability=min_sustainability, currency=currency,
+        min_brand_rating=min_brand_rating, min_brand_people=min_brand_people,
+        min_brand_planet=min_brand_planet, min_brand_animals=min_brand_animals,
+        min_rating=min_rating, state=state, include_sold=include_sold,
+    )
 
 
 async def form_filters(
@@ -273,12 +290,24 @@ async def form_filters(
     price_max: Annotated[float | None, Form(ge=0, le=MAX_NUMBER, allow_inf_nan=False)] = None,
     kids: Annotated[bool | None, Form()] = None,
     second_hand: Annotated[bool | None, Form()] = None,
-    min_sustainability: Annotated[
-        float | None, Form(ge=0, le=5, allow_inf_nan=False)
-    ] = None,
+    min_sustainability: Annotated[float | None, Form(ge=0, le=5, allow_inf_nan=False)] = None,
+    currency: Annotated[list[str] | None, Form()] = None,
+    min_brand_rating: Annotated[float | None, Form(ge=0, le=5, allow_inf_nan=False)] = None,
+    min_brand_people: Annotated[float | None, Form(ge=0, le=5, allow_inf_nan=False)] = None,
+    min_brand_planet: Annotated[float | None, Form(ge=0, le=5, allow_inf_nan=False)] = None,
+    min_brand_animals: Annotated[float | None, Form(ge=0, le=5, allow_inf_nan=False)] = None,
+    min_rating: Annotated[float | None, Form(ge=0, le=5, allow_inf_nan=False)] = None,
+    state: Annotated[list[str] | None, Form()] = None,
+    include_sold: Annotated[bool | None, Form()] = None,
 ) -> Filters:
-    return make_filters(category, brand, colour, size, price_min, price_max, kids, second_hand,
-                        min_sustainability)
+    return make_filters(
+        category=category, brand=brand, colour=colour, size=size, price_min=price_min,
+        price_max=price_max, kids=kids, second_hand=second_hand,
+        min_sustainability=min_sustainability, currency=currency,
+        min_brand_rating=min_brand_rating, min_brand_people=min_brand_people,
+        min_brand_planet=min_brand_planet, min_brand_animals=min_brand_animals,
+        min_rating=min_rating, state=state, include_sold=include_sold,
+    )
 
 
 QueryFiltersDep = Annotated[Filters, Depends(query_filters)]
@@ -354,15 +383,25 @@ FormSteeringDep = Annotated[Steering, Depends(form_steering)]
 # -- pages of a ranking ------------------------------------------------------------------------
 
 
-def page_size(settings: Settings, offset: int, k: int) -> int:
-    """`k` cut so that offset + k stays within the `max_results` one query ranks; an offset at
-    or past that bound is a 422 naming it."""
-    bound = settings.max_results
+def page_size(offset: int, k: int, bound: int) -> int:
+    """`k` cut so that offset + k stays within the `bound` of a query's pages
+    (`lookalike.recommend.ranking_bound`); an offset at or past it is a 422 naming it."""
     if offset >= bound:
         raise HTTPException(
-            422, f"offset {offset} is past the {bound} results one query ranks (max_results)"
+            422, f"offset {offset} is past the {bound} results this query ranks (the server's "
+            "max_results, or sort_depth for a sorted or diversified query)"
         )
     return min(k, bound - offset)
+
+
+def with_probe(offset: int, size: int, bound: int) -> int:
+    """Results to ask for a page of `size`: one more while the bound allows, so that the
+    answer knows whether a next page exists (no empty last page)."""
+    return size + 1 if offset + size < bound else size
+
+
+SortDep = Annotated[Sort, Query(description=SORT)]
+FormSort = Annotated[Sort, Form(description=SORT)]
 
 
 # -- strict parameters -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lookalike.catalog import DuplicateItemError
+from lookalike.catalog.tablefile import TableFileError
 from lookalike.errors import (
     CatalogCorruptError,
     FilterError,
@@ -84,7 +85,8 @@ async def _image(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _duplicate(_: Request, exc: Exception) -> JSONResponse:
-    return _json(409, str(exc))
+    original = getattr(exc, "original_id", None)
+    return _json(409, str(exc), **({"original_id": original} if original else {}))
 
 
 async def _corrupt(_: Request, exc: Exception) -> JSONResponse:
@@ -109,6 +111,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(ItemNotFoundError, _not_found)
     app.add_exception_handler(FilterError, _unprocessable)
+    app.add_exception_handler(TableFileError, _unprocessable)
     app.add_exception_handler(ImageLoadError, _image)
     app.add_exception_handler(DuplicateItemError, _duplicate)
     app.add_exception_handler(UsernameTakenError, _duplicate)

@@ -3,6 +3,7 @@ full-stack-fastapi-template: the stored `Item` (with its file path) never leaves
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -10,8 +11,10 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from lookalike.catalog import Filters, Item, Result
-from lookalike.catalog.schema import ItemFields
+from lookalike.catalog.brands import BrandRating
+from lookalike.catalog.schema import ItemFields, ItemState
 from lookalike.catalog.schema import ItemUpdate as LibraryItemUpdate
+from lookalike.catalog.sorting import Sort
 from lookalike.recommend.words import TextSearch
 
 
@@ -34,14 +37,30 @@ class ItemPublic(BaseModel):
     sizes: list[str]
     colour: str | None
     url: str | None
-    sustainability: float | None
+    sustainability: float | None = Field(description="The item's own rating, 0 to 5.")
     second_hand: bool | None
     source: str | None
+    state: ItemState = Field(description="available, reserved or sold.")
+    rating: float | None = Field(description="Shoppers' rating, 0 to 5.")
+    reviews: int | None = Field(description="Number of shoppers' reviews.")
+    base_price: float | None = Field(
+        description="`price` converted to `base_currency` with the catalog's exchange rates "
+        "(null: no price, or no rate for its currency)."
+    )
+    base_currency: str | None
+    brand_rating: BrandRating | None = Field(
+        description="The brand's sustainability ratings (0–5) and their source, where the "
+        "catalog has them."
+    )
     extra: dict[str, Any]
     predicted: dict[str, TagPublic] = Field(
         description="Attributes a tagger filled in (never overriding given ones), with confidence."
     )
     image_url: str
+    duplicate_of: str | None = Field(
+        None, description="The id of the item this one reposts (flagged at upload or ingest "
+        "when the catalog's `duplicates` setting is `flag`)."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -71,13 +90,17 @@ class ItemPage(BaseModel):
     total: int = Field(description="Items matching the filters, all pages together.")
     offset: int
     limit: int
+    sort: Sort = "relevance"
+    notes: list[str] = Field(default_factory=list, description=(
+        "Plain sentences on what the filters could not do (filter values no item has, prices "
+        "without an exchange rate)."))
 
 
 SCORE = (
-    "What the results are ranked by (never rising down the list): the match, "
+    "What the results are ranked by (never rising down a list in relevance order): the match, "
     "(1 − colour_weight)·cosine + colour_weight·colour overlap, less diversity × the cosine "
     "to the closest result ranked above (profile search: within the result's style prototype; "
-    "the swipe feed: its taste score)."
+    "the swipe feed: its taste score). A sorted list keeps each result's score."
 )
 
 
@@ -100,20 +123,35 @@ class SearchResponse(BaseModel):
     offset: int = Field(0, description="Rank of the first result (0 = the best).")
     next_offset: int | None = Field(
         None, description="The `offset` of the next page of this ranking; null when there is "
-        "none (the last result, or the `max_results` bound of one query's ranking)."
+        "none (the last result, or the `bound`)."
     )
+    bound: int | None = Field(
+        None, description="How deep this query's pages reach (offset + k stays within it): the "
+        "server's `max_results` in relevance order; its `sort_depth` when sorted or with "
+        "diversity (a sorted list orders that many best look-alikes)."
+    )
+    sort: Sort = Field("relevance", description="The order of the results.")
+    notes: list[str] = Field(default_factory=list, description=(
+        "Plain sentences on what the filters could not do (filter values no item has, prices "
+        "without an exchange rate)."))
     understood: Understood | None = Field(
         None, description="With `text`: what the words were understood as (else absent).")
 
     @classmethod
     def of(
-        cls, results: list[Result], offset: int = 0, k: int | None = None, bound: int | None = None
+        cls, results: list[Result], offset: int = 0, k: int | None = None,
+        bound: int | None = None, sort: Sort = "relevance", notes: list[str] | None = None,
     ) -> SearchResponse:
-        """A page of `k` asked at `offset`; a full page below `bound` may have a next one."""
+        """A page of `k` asked at `offset`. `results` may hold one more than `k` (asked for
+        by `lookalike.api.deps.with_probe`): then there is a next page, and the extra one is
+        left out; without it, a full page below `bound` may have a next one."""
+        probed = k is not None and len(results) > k
+        results = results[:k] if k is not None else results
         end = offset + len(results)
-        more = k is not None and len(results) >= k and (bound is None or end < bound)
+        more = probed or (k is not None and len(results) >= k and bound is None)
         return cls(results=[ResultPublic.of(r) for r in results], offset=offset,
-                   next_offset=end if more else None)
+                   next_offset=end if more else None, bound=bound, sort=sort,
+                   notes=notes or [])
 
 
 COLOUR_WEIGHT = (
@@ -128,7 +166,13 @@ DIVERSITY = (
 )
 OFFSET = (
     "Rank of the first result to return (paging: the `next_offset` of the previous page); "
-    "offset + k may not pass the server's `max_results` (k is cut to fit)."
+    "offset + k may not pass the answer's `bound` (k is cut to fit)."
+)
+SORT = (
+    "relevance (the default), price_asc, price_desc (in the base currency), sustainability "
+    "(the item's own, highest first), brand_rating (its brand's overall, highest first), "
+    "rating (shoppers', then reviews), newest. A sorted search orders the `sort_depth` best "
+    "look-alikes; items without the value come last."
 )
 
 
@@ -146,6 +190,11 @@ class FiltersIn(Filters):
     price_min: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
     price_max: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
     min_sustainability: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
+    min_brand_rating: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
+    min_brand_people: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
+    min_brand_planet: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
+    min_brand_animals: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
+    min_rating: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
 
 
 class Steering(BaseModel):
@@ -173,6 +222,7 @@ class RecommendRequest(Steering):
 
     k: int = Field(12, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=1_000_000, description=OFFSET)
+    sort: Sort = Field("relevance", description=SORT)
     filters: FiltersIn = Field(default_factory=FiltersIn)
 
 
@@ -185,14 +235,53 @@ class Facet(BaseModel):
     count: int
 
 
+class BrandFacet(Facet):
+    rating: BrandRating | None = Field(None, description="The brand's rating, if rated.")
+
+
 class Facets(BaseModel):
-    """Values present in the catalog, for filter menus."""
+    """Values present in the catalog, for filter menus (sold items counted too)."""
 
     category: list[Facet]
     colour: list[Facet]
-    brand: list[Facet]
-    price_min: float | None
-    price_max: float | None
+    brand: list[BrandFacet]
+    size: list[Facet]
+    currency: list[Facet]
+    base_currency: str = Field(description="The currency price filters and sorts compare in.")
+    price_min: float | None = Field(description="Lowest price in the base currency.")
+    price_max: float | None = Field(description="Highest price in the base currency.")
+
+
+class BrandRatingPublic(BrandRating):
+    items: int = Field(description="Items of this brand in the catalog.")
+
+
+class RatePublic(BaseModel):
+    currency: str
+    rate: float
+    date: dt.date
+
+
+class Rates(BaseModel):
+    """The catalog's exchange rates: units of each currency per unit of `rates_base`."""
+
+    base_currency: str = Field(description="The currency prices are converted to.")
+    rates_base: str | None = Field(description="The currency the rates are against.")
+    rates: list[RatePublic]
+
+
+class RowErrorPublic(BaseModel):
+    row: int
+    field: str
+    message: str
+
+
+class ImportReport(BaseModel):
+    """What an import stored and which rows it refused (row: the file's line number)."""
+
+    stored: int
+    errors: list[RowErrorPublic]
+    items_rated: int | None = Field(None, description="Items with a rated brand, after it.")
 
 
 class CatalogInfo(BaseModel):
@@ -200,6 +289,11 @@ class CatalogInfo(BaseModel):
     model: str | None
     dim: int
     index: str
+    sold: int = Field(description="Items sold (left out of searches unless asked for).")
+    brand_ratings: int
+    base_currency: str
+    rates: int
+    rates_base: str | None
 
 
 # -- users ------------------------------------------------------------------------------------

@@ -19,6 +19,14 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from lookalike.catalog.brands import BrandRatingsFile, normalise_brand, read_brand_ratings
+from lookalike.catalog.duplicates import (
+    DuplicateFinder,
+    RepostCheck,
+    hash_stored_photos,
+    perceptual_hashes,
+    repost_reason,
+)
 from lookalike.catalog.filters import LIST_FIELDS, Filters
 from lookalike.catalog.ingest import (
     EncodeEngine,
@@ -29,7 +37,9 @@ from lookalike.catalog.ingest import (
     engine_for,
     ingest,
 )
+from lookalike.catalog.rates import RatesFile, read_rates
 from lookalike.catalog.schema import Item, ItemIn, ItemUpdate, Tag
+from lookalike.catalog.sorting import SORTS
 from lookalike.catalog.store import CatalogStore, NewItem
 from lookalike.colour_names import canonical_colour
 from lookalike.config import Settings
@@ -40,10 +50,19 @@ from lookalike.images import ImageLimits, ImageSource, content_hash, load_image,
 from lookalike.index import CatalogIndex, SearchPlan
 
 DB_FILE = "catalog.sqlite"
+#: Up to this many sold items, a search that only leaves sold items out searches everything and
+#: drops them from the hits (as it drops excluded items) instead of searching the rest as a
+#: filtered subset: the unfiltered index stays in use while few items are sold.
+SOLD_EXCLUDED_MAX = 256
 
 
 class DuplicateItemError(LookalikeError):
     """An item with that id or the very same image is already in the catalog."""
+
+    def __init__(self, message: str, original_id: str | None = None) -> None:
+        super().__init__(message)
+        #: the item already in the catalog, when known (a repost's original)
+        self.original_id = original_id
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,8 @@ class Catalog:
     last_plan: SearchPlan | None = None
     _version: int = -1  # the store's vectors_version the index is in step with
     _sync: threading.Lock = field(default_factory=threading.Lock)
+    _reposts: DuplicateFinder | None = None  # the stored photos' hashes, for add_item
+    _reposts_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(
@@ -85,7 +106,7 @@ class Catalog:
         folder = Path(settings.catalog_dir)
         if not create and not (folder / DB_FILE).is_file():
             raise CatalogNotFoundError(str(folder))
-        store = CatalogStore(folder / DB_FILE)
+        store = CatalogStore(folder / DB_FILE, settings.base_currency)
         if encoder is not None:
             store.bind_model(encoder.name, encoder.dim)
         stored_dim = store.dim  # the stored vectors' length, even if the record is damaged
@@ -135,12 +156,18 @@ class Catalog:
         return len(self.index)
 
     def info(self) -> dict[str, object]:
+        rates_base, rates = self.store.rates()
         return {
             "folder": str(self.settings.catalog_dir),
             "items": self.store.count(),
             "model": self.store.model_name,
             "dim": self.index.dim,
             "index": "hnsw" if self.index.ann is not None else "exact",
+            "sold": self.store.count(Filters(state=["sold"])),
+            "brand_ratings": self.store.brand_rating_count(),
+            "base_currency": self.store.base_currency,
+            "rates": len(rates),
+            "rates_base": rates_base,
         }
 
     # -- writes ------------------------------------------------------------------------------
@@ -157,7 +184,12 @@ class Catalog:
     ) -> IngestReport:
         """Bulk-add a folder of images (+ CSV/JSONL metadata); see `lookalike.catalog.ingest`.
         Photos are decoded and encoded by `engine`, by default the one the settings name
-        (`Settings.engine`: local, or a Ray cluster)."""
+        (`Settings.engine`: local, or a Ray cluster).
+        Reposts are checked as `settings.duplicates` says; stored photos without a perceptual
+        hash (a catalog made before hashes were stored) are hashed first, once."""
+        reposts = RepostCheck.from_settings(self.settings)
+        if reposts.mode != "keep":
+            self.hash_photos()
         new_ids: list[NDArray[np.int64]] = []
         new_vecs: list[NDArray[np.float32]] = []
 
@@ -182,14 +214,37 @@ class Catalog:
             vector_taggers=self.vector_taggers,
             on_batch=collect,
             columns=columns,
+            reposts=reposts,
         )
         if new_ids:
             with self._sync:
                 self.index.add(np.concatenate(new_ids), np.concatenate(new_vecs))
         return report
 
+    def hash_photos(self) -> tuple[int, int]:
+        """Give every stored photo without one its perceptual hash (catalogs made before
+        hashes were stored); (hashed, unreadable). Reads and decodes those photos."""
+        return hash_stored_photos(self.store, self.limits, self.encoder.preprocess.resize_size)
+
+    def find_repost(
+        self, img: Image.Image, vector: NDArray[np.float32]
+    ) -> tuple[tuple[int, int], str | None, str]:
+        """(perceptual hashes, original id or None, reason) of a decoded photo and its vector:
+        which stored item it reposts, by the settings' thresholds."""
+        hashes = perceptual_hashes(img)
+        with self._reposts_lock:
+            if self._reposts is None:
+                self._reposts = RepostCheck.from_settings(self.settings).finder
+            self._reposts.sync(self.store)
+            match = self._reposts.find(hashes, vector, self.store)
+        if match is None:
+            return hashes, None, ""
+        return hashes, match.original_id, repost_reason(match)
+
     def add_item(self, item: ItemIn, image: bytes, image_path: Path) -> Item:
-        """Add one item whose image bytes are stored at `image_path` (the caller saves them)."""
+        """Add one item whose image bytes are stored at `image_path` (the caller saves them).
+        A repost of a stored item raises `DuplicateItemError` naming the original, or is
+        flagged (`duplicate_of`), as `settings.duplicates` says."""
         digest = content_hash(image)
         ids, hashes = self.store.known_keys()
         if item.id is not None and item.id in ids:
@@ -199,13 +254,20 @@ class Catalog:
         size = self.encoder.preprocess.resize_size
         img = load_image(image, limits=self.limits, name=image_path.name, draft_size=(size, size))
         vector = self.encoder.encode_images([img])
+        mode = self.settings.duplicates
+        phash, original, reason = (
+            self.find_repost(img, vector[0]) if mode != "keep"
+            else (perceptual_hashes(img), None, ""))
+        if original is not None and mode == "reject":
+            raise DuplicateItemError(f"this photo is a {reason}", original_id=original)
         tags: dict[str, Tag] = {}
         for tagger in self.pixel_taggers:
             tags.update(tagger(img))
         for vtagger in self.vector_taggers:
             tags.update(vtagger(vector)[0])
         predicted = {k: t for k, t in tags.items() if not item.gives(k)}
-        new = NewItem(item.id or digest[:16], item, str(image_path), digest, predicted)
+        new = NewItem(item.id or digest[:16], item, str(image_path), digest, predicted,
+                      phash=phash[0], duplicate_of=original)
         (rowid,) = self.store.add([new], vector)
         with self._sync:
             self.index.add(np.asarray([rowid], dtype=np.int64), vector)
@@ -213,6 +275,29 @@ class Catalog:
 
     def update_item(self, item_id: str, change: ItemUpdate) -> Item:
         return self.store.update(item_id, change)
+
+    def import_brand_ratings(
+        self, source: Path | bytes, name: str | None = None, *, replace: bool = False
+    ) -> BrandRatingsFile:
+        """Read a brand ratings file (`lookalike.catalog.brands`) and store its valid rows
+        (`replace`: drop brands it does not rate). Rows with errors are reported in the
+        returned file's `errors` and left out; the rest are stored even so."""
+        parsed = read_brand_ratings(source, name)
+        if parsed.ratings or replace:
+            self.store.set_brand_ratings(parsed.ratings, replace=replace)
+        return parsed
+
+    def import_rates(
+        self, source: Path | bytes, name: str | None = None, *, base: str | None = None
+    ) -> RatesFile:
+        """Read an exchange rates file (`lookalike.catalog.rates`; against `base`, by default
+        the settings' base currency, unless it has a `base` column) and make it the catalog's
+        rates, unless any row has an error: a partial rates table would silently drop prices
+        from price filters, so nothing is stored then."""
+        parsed = read_rates(source, name, base=base or self.settings.base_currency)
+        if not parsed.errors:
+            self.store.set_rates(parsed.rates, parsed.base)
+        return parsed
 
     def delete_item(self, item_id: str) -> None:
         rowid = self.store.delete(item_id)
@@ -248,8 +333,15 @@ class Catalog:
     def get(self, item_id: str) -> Item:
         return self.store.get(item_id)
 
-    def items(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Item]:
-        return self.store.list(filters, offset, limit)
+    def items(
+        self, filters: Filters | None = None, offset: int = 0, limit: int = 50,
+        sort: str = "relevance",
+    ) -> list[Item]:
+        """Browse: the items `filters` keep (sold ones left out unless asked for) in `sort`'s
+        order (`lookalike.catalog.sorting`; relevance = catalog order)."""
+        if sort not in SORTS:
+            raise LookalikeError(f"unknown sort {sort!r}; sorts: {', '.join(SORTS)}")
+        return self.store.list(filters or Filters(), offset, limit, sort)
 
     def values(self, field: str) -> list[str]:
         """Every value of a list filter's field (category, brand, colour, size) or other
@@ -269,7 +361,9 @@ class Catalog:
             if not wanted:
                 continue
             existing = self.values(name)
-            key = canonical_colour if name == "colour" else str.lower
+            keys: dict[str, Callable[[str], str]] = {"colour": canonical_colour,
+                                                     "brand": normalise_brand}
+            key = keys.get(name, str.lower)
             known = {key(v) for v in existing}
             plural = {"category": "categories", "brand": "brands", "colour": "colours",
                       "size": "sizes"}.get(name, f"{name} values")
@@ -281,6 +375,30 @@ class Catalog:
                     notes.append(f"no item has {name} {value!r}; "
                                  + (f"{plural}: {listed}" if existing else f"no item has a {name}"))
         return notes
+
+    def notes(self, filters: Filters | None = None, sort: str = "relevance") -> list[str]:
+        """Plain sentences on what a query's filters and sort cannot do: filter values no item
+        has (`unknown_filter_values`) and prices without an exchange rate (`price_notes`)."""
+        f = filters or Filters()
+        unknown = [] if f.is_empty() else self.unknown_filter_values(f)
+        return unknown + self.price_notes(f, sort)
+
+    def price_notes(self, filters: Filters | None = None, sort: str = "relevance") -> list[str]:
+        """Where prices are compared (a price filter or sort): a sentence per currency whose
+        items cannot be converted to the base currency for want of an exchange rate, e.g.
+        "3 items priced in JPY have no exchange rate to EUR: price filters leave them out and
+        price sorts put them last (lookalike rates import)"."""
+        f = filters or Filters()
+        if f.price_min is None and f.price_max is None and not sort.startswith("price"):
+            return []
+        base = self.store.base_currency
+        return [
+            f"{n} item{'s' if n != 1 else ''} priced in {currency} "
+            f"{'have' if n != 1 else 'has'} no exchange rate to {base}: price filters leave "
+            f"{'them' if n != 1 else 'it'} out and price sorts put "
+            f"{'them' if n != 1 else 'it'} last (lookalike rates import)"
+            for currency, n in self.store.unconverted()
+        ]
 
     def vector_of(self, item_id: str) -> NDArray[np.float32]:
         self.refresh()
@@ -310,8 +428,10 @@ class Catalog:
         return self.embed_image(self.load_photo(source, name))
 
     def allowed_rowids(self, filters: Filters | None) -> NDArray[np.int64] | None:
-        """Rowids a filter keeps, or None for no filter."""
-        if filters is None or filters.is_empty():
+        """Rowids a filter keeps, or None when it keeps every item (no filter, and no sold
+        item to leave out). None filters are `Filters()`: sold items are left out."""
+        filters = filters or Filters()
+        if filters.is_empty() and (filters.include_sold or not self.store.has_sold()):
             return None
         return self.store.filter_rowids(filters)
 
@@ -324,6 +444,12 @@ class Catalog:
     ) -> list[list[tuple[int, float]]]:
         """Nearest (rowid, score) per query vector, pre-filtered, `exclude`d rowids left out."""
         self.refresh()
+        filters = filters or Filters()
+        if filters.is_empty() and filters.hides_sold():
+            sold = self.store.sold_rowids(SOLD_EXCLUDED_MAX + 1)
+            if len(sold) <= SOLD_EXCLUDED_MAX:  # few: left out like excluded items
+                filters = Filters(include_sold=True)
+                exclude = [*exclude, *sold]
         allowed = self.allowed_rowids(filters)
         if allowed is not None and exclude:
             allowed = np.setdiff1d(allowed, np.asarray(exclude, dtype=np.int64))
@@ -369,17 +495,19 @@ class Catalog:
         colour_weight: float | None = None,
         diversity: float | None = None,
         offset: int = 0,
+        sort: str = "relevance",
         name: str | None = None,
     ) -> list[Result]:
         """Look-alikes of a photo (path or bytes; `name` labels bytes in errors): results
         `offset` … `offset + k` of its ranking. `colour_weight` ("match colour", 0–1) and
-        `diversity` (0–1) default to the settings'; see `lookalike.recommend.recommend`."""
+        `diversity` (0–1) default to the settings'; `sort` orders the best look-alikes by
+        price, sustainability...; see `lookalike.recommend.recommend`."""
         from lookalike.recommend import Query, recommend  # recommend builds on the catalog
 
         query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(
             self, source, name=name
         )
-        return recommend(self, query, k, filters, offset=offset)
+        return recommend(self, query, k, filters, offset=offset, sort=sort)
 
     def similar(
         self,
@@ -390,10 +518,11 @@ class Catalog:
         colour_weight: float | None = None,
         diversity: float | None = None,
         offset: int = 0,
+        sort: str = "relevance",
     ) -> list[Result]:
         """"More like this": look-alikes of a catalog item, the item itself left out; same
         controls as `search_image`."""
         from lookalike.recommend import Query, recommend
 
         query = Query(colour_weight=colour_weight, diversity=diversity).add_item(self, item_id)
-        return recommend(self, query, k, filters, offset=offset)
+        return recommend(self, query, k, filters, offset=offset, sort=sort)

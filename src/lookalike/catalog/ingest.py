@@ -5,14 +5,16 @@ never fatal: one bad input never stops an ingest (`lookalike.catalog.metadata` r
 into rows or rejections; any failure on one image rejects that image). Only a problem with the
 metadata file as a whole raises `MetadataError`, before anything is stored. Every image path
 must resolve inside the images folder (links included), checked before the file is opened.
-Duplicates (same id or same image bytes) are skipped. Items are committed in batches, so a
-killed run resumes where it stopped: the rerun skips what is already stored.
+Duplicates (same id or same image bytes) are skipped; reposts (the same photo resized,
+recompressed, cropped or mirrored: `lookalike.catalog.duplicates`) are rejected naming their
+original, or flagged, by setting. Items are committed in batches, so a killed run resumes
+where it stopped: the rerun skips what is already stored.
 
 Three stages: (a) `validate_rows` checks every row up front; (b) an `EncodeEngine` decodes
 and encodes the photos (`LocalEngine`: this machine's cores; `ray_engine.RayEngine`: a Ray
 cluster), each photo through the same `ImagePreparer`; (c) the writer stores the results in
-file order (dedupe by bytes, commits, reject report, progress). Whatever the engine, (a) and
-(c) are the same code.
+file order (dedupe by bytes, reposts, commits, reject report, progress). Whatever the
+engine, (a) and (c) are the same code.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from pydantic import ValidationError
 
+from lookalike.catalog.duplicates import Match, RepostCheck, perceptual_hashes, repost_reason
 from lookalike.catalog.metadata import RawRow, read_metadata
 from lookalike.catalog.schema import OUTSIDE, ItemIn, Tag, image_path_problem
 from lookalike.catalog.store import CatalogStore, NewItem
@@ -78,6 +81,8 @@ class IngestReport:
     added: int = 0
     skipped: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    #: reposts added with `duplicate_of` set (Settings.duplicates = "flag"), why and of what
+    flagged: list[Rejection] = field(default_factory=list)
     seconds: float = 0.0
     report_path: Path | None = None
     added_rowids: list[int] = field(default_factory=list)
@@ -93,6 +98,8 @@ class IngestReport:
             "added": self.added,
             "skipped": self.skipped,
             "rejected": len(self.rejected),
+            "reposts": sum(r.reason.startswith("repost of item") for r in self.rejected),
+            "flagged": len(self.flagged),
             "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images_per_second, 1),
             "report": str(self.report_path) if self.report_path else None,
@@ -205,7 +212,8 @@ class ImagePreparer:
     (links included) before the file is opened, the bytes read within the byte cap and hashed,
     the image decoded within the limits, pixel taggers run, resized and centre-cropped.
 
-    `__call__(image)` does it all: (S, S, 3) uint8 crop and (digest, pixel tags, real path), or
+    `__call__(image)` does it all: (S, S, 3) uint8 crop and (digest, pixel tags, real path,
+    perceptual hashes), or
     `ImageLoadError` (any failure on one image: one image never stops an ingest) or
     `DuplicateImageError` (bytes already in `seen`). `read` and `decode` are its two halves for
     an engine that reads in one process and decodes in another. Picklable (`seen` aside, which
@@ -236,27 +244,31 @@ class ImagePreparer:
             raise DuplicateImageError(digest)
         return data, digest, str(path)
 
-    def decode(self, image: str, data: bytes) -> tuple[NDArray[np.uint8], dict[str, Tag]]:
-        """(crop, pixel tags) of the photo `image` whose bytes are `data`."""
+    def decode(self, image: str, data: bytes) -> Decoded:
+        """(crop, pixel tags, perceptual hashes) of the photo `image` whose bytes are `data`."""
         return _guard(self.path_of(image), lambda: self._decode(image, data))
 
-    def _decode(self, image: str, data: bytes) -> tuple[NDArray[np.uint8], dict[str, Tag]]:
+    def _decode(self, image: str, data: bytes) -> Decoded:
         size = self.preprocess.resize_size
         img = load_image(data, limits=self.limits, name=str(self.path_of(image)),
                          draft_size=(size, size))
         tags: dict[str, Tag] = {}
         for tagger in self.pixel_taggers:
             tags.update(tagger(img))
-        return self.preprocess.resize_crop(img), tags  # normalised into the batch
+        # normalised into the batch; the hashes from the small decoded image (reposts)
+        return self.preprocess.resize_crop(img), tags, perceptual_hashes(img)
 
     def __call__(self, image: str) -> tuple[NDArray[np.uint8], Payload]:
         data, digest, path = self.read(image)
-        crop, tags = self.decode(image, data)
-        return crop, (digest, tags, path)
+        crop, tags, hashes = self.decode(image, data)
+        return crop, (digest, tags, path, hashes)
 
 
-#: What a prepared photo brings to the writer: content hash, pixel tags, resolved path.
-Payload = tuple[str, dict[str, Tag], str]
+#: What a prepared photo brings to the writer: content hash, pixel tags, resolved path,
+#: perceptual hashes (the photo's and its mirror's).
+Payload = tuple[str, dict[str, Tag], str, tuple[int, int]]
+#: A decoded photo: its crop for the model, pixel tags, perceptual hashes.
+Decoded = tuple[NDArray[np.uint8], dict[str, Tag], tuple[int, int]]
 
 R = TypeVar("R")
 
@@ -339,7 +351,7 @@ def encode_stored(
         failures = [(photos[i][0], exc.reason if isinstance(exc, ImageLoadError) else str(exc))
                     for i, exc in batch.failures]
         keep = []
-        for pos, (i, (digest, _, _)) in enumerate(zip(batch.items, batch.payloads, strict=True)):
+        for pos, (i, (digest, *_)) in enumerate(zip(batch.items, batch.payloads, strict=True)):
             if digest == photos[i][2]:
                 keep.append(pos)
             else:
@@ -378,6 +390,7 @@ def ingest(
     vector_taggers: Sequence[VectorTagger] = (),
     on_batch: Callable[[list[int], NDArray[np.float32]], None] | None = None,
     columns: dict[str, str] | None = None,
+    reposts: RepostCheck | None = None,
 ) -> IngestReport:
     """Add every valid, new row of `metadata` (or every image of `images_dir`) to `store`.
 
@@ -386,7 +399,8 @@ def ingest(
     stored in file order by this thread. `columns` renames metadata columns (e.g.
     {"label": "category"}); a row without an id gets its image path as id. Items are committed
     `commit_items` at a time (a killed run loses at most those); `on_batch(rowids, vectors)` is
-    called after each commit.
+    called after each commit. `reposts` checks every new photo against the catalog and the
+    run's earlier photos (None: no check).
     """
     start = time.perf_counter()
     images_dir = Path(images_dir)
@@ -406,6 +420,8 @@ def ingest(
         raw_rows = rows_from_folder(images_dir)
     store.bind_model(encoder.name, encoder.dim)
     known_ids, known_hashes = store.known_keys()
+    if reposts is not None and reposts.mode != "keep":
+        reposts.finder.sync(store)
     # resolved once; each image's own path is resolved by the engine's workers (an lstat per
     # path component cost the writing thread 4% of a 300 images/s ingest)
     root = images_dir.resolve()
@@ -417,7 +433,7 @@ def ingest(
     #     are resolved by the writer, in file order, so the first row always wins whatever
     #     the engine's timing.
     writer = _Writer(store, rows, report, known_hashes, commit_items, vector_taggers,
-                     on_batch, progress, start)
+                     on_batch, progress, start, reposts)
     prepare = ImagePreparer(root, limits, encoder.preprocess, tuple(pixel_taggers),
                             seen=writer.seen)
     engine = engine or LocalEngine(batch_size, chunk_size, decode_threads)
@@ -475,7 +491,8 @@ def validate_rows(
 class _Writer:
     """Stage (c): an engine's batches into the store, in file order: failures rejected (or
     skipped as duplicates), duplicates by bytes skipped (the first row wins), vector taggers
-    run, items committed `commit_items` at a time, progress reported after each batch."""
+    run, reposts checked (rejected naming the original, or flagged), items committed
+    `commit_items` at a time, progress reported after each batch."""
 
     def __init__(
         self,
@@ -488,12 +505,15 @@ class _Writer:
         on_batch: Callable[[list[int], NDArray[np.float32]], None] | None,
         progress: Callable[[IngestProgress], None] | None,
         start: float,
+        reposts: RepostCheck | None = None,
     ) -> None:
         self.store, self.rows, self.report = store, rows, report
         self.seen: set[str] = set(known_hashes)
         self.commit_items = commit_items
         self.vector_taggers = vector_taggers
         self.on_batch, self.progress, self.start = on_batch, progress, start
+        #: None or mode "keep": no repost check
+        self.reposts = reposts if reposts is not None and reposts.mode != "keep" else None
         # Written in transactions of `commit_items`: in transactions of 8, the writer thread
         # spent ~0.2 ms of CPU per item beside the busy decoding threads, ~4x what storing
         # costs alone.
@@ -513,7 +533,7 @@ class _Writer:
                     Rejection(row.number, row.item.id or "", "image", reason, str(row.path))
                 )
         unique = []
-        for pos, (digest, _, _) in enumerate(batch.payloads):
+        for pos, (digest, *_) in enumerate(batch.payloads):
             if digest in self.seen:
                 report.skipped += 1
             else:
@@ -524,14 +544,36 @@ class _Writer:
             items = [items[p] for p in unique]
             payloads = [payloads[p] for p in unique]
             vectors = vectors[unique]
+        originals: dict[int, str] = {}  # position -> the id of the item it reposts (flagged)
+        if self.reposts is not None and items:
+            matches: dict[int, Match] = {}
+            keep = self.reposts.batch(
+                self.store,
+                [self.rows[i].item.id or digest[:16]
+                 for i, (digest, *_) in zip(items, payloads, strict=True)],
+                [p[3] for p in payloads], vectors, matches.__setitem__)
+            for pos, match in matches.items():
+                row = self.rows[items[pos]]
+                note = Rejection(row.number, row.item.id or "", "image", repost_reason(match),
+                                 str(row.path))
+                flagged = self.reposts.mode == "flag"
+                (report.flagged if flagged else report.rejected).append(note)
+                if flagged:
+                    originals[pos] = match.original_id
+            if len(keep) < len(items):
+                items = [items[p] for p in keep]
+                payloads = [payloads[p] for p in keep]
+                vectors = vectors[keep]
+                originals = {new: originals[old] for new, old in enumerate(keep)
+                             if old in originals}
         if items:
             vector_tags: list[dict[str, Tag]] = [{} for _ in items]
             for vtagger in self.vector_taggers:
                 for slot, tags in zip(vector_tags, vtagger(vectors), strict=True):
                     slot.update(tags)
-            for index, (digest, pixel_tags, real_path), vtags in zip(
+            for pos, (index, (digest, pixel_tags, real_path, phashes), vtags) in enumerate(zip(
                 items, payloads, vector_tags, strict=True
-            ):
+            )):
                 fields = self.rows[index].item
                 predicted = {
                     name: tag
@@ -545,6 +587,8 @@ class _Writer:
                         image_path=real_path,
                         image_hash=digest,
                         predicted=predicted,
+                        phash=phashes[0],
+                        duplicate_of=originals.get(pos),
                     )
                 )
             self.pending_vectors.append(vectors)
@@ -568,6 +612,8 @@ class _Writer:
             return
         vectors = np.concatenate(self.pending_vectors)
         rowids = self.store.add(self.pending, vectors)
+        if self.reposts is not None:
+            self.reposts.finder.committed(self.store)
         self.report.added += len(rowids)
         self.report.added_rowids.extend(rowids)
         self.pending.clear()

@@ -152,8 +152,9 @@ class EncoderSpec:
 class EncodeActor:
     """One Ray Data actor: an encoder, and the photo preparation of the ingest. Called on a
     batch of rows (`seq`, `image`, and with bytes shipped `data`, `digest`, `path`), it returns
-    one result row per input row: `seq`, `ok`, `vector`, `digest`, `path`, `tags` (JSON),
-    `error` and `error_file` (the failed image's reason and file)."""
+    one result row per input row: `seq`, `ok`, `vector`, `phash` (the photo's and its
+    mirror's perceptual hashes), `digest`, `path`, `tags` (JSON), `error` and `error_file`
+    (the failed image's reason and file)."""
 
     def __init__(
         self, spec: EncoderSpec, prepare: ImagePreparer, batch_size: int, threads: int,
@@ -179,19 +180,21 @@ class EncodeActor:
         def prep(i: int) -> tuple[NDArray[np.uint8], Payload]:
             if not shipped:
                 return self.prepare(images[i])
-            crop, tags = self.prepare.decode(images[i], bytes(batch["data"][i]))
-            return crop, (str(batch["digest"][i]), tags, str(batch["path"][i]))
+            crop, tags, hashes = self.prepare.decode(images[i], bytes(batch["data"][i]))
+            return crop, (str(batch["digest"][i]), tags, str(batch["path"][i]), hashes)
 
         done = encode_chunk(self.encoder, range(n), prep, batch_size=self.batch_size)
         vectors = np.zeros((n, self.encoder.dim), dtype=np.float32)
         ok = np.zeros(n, dtype=bool)
         digest, path, tags, error, error_file = ([""] * n for _ in range(5))
-        for pos, (i, (dig, pixel_tags, real)) in enumerate(
+        phash = np.zeros((n, 2), dtype=np.uint64)  # the photo's and its mirror's
+        for pos, (i, (dig, pixel_tags, real, hashes)) in enumerate(
             zip(done.items, done.payloads, strict=True)
         ):
             ok[i] = True
             vectors[i] = done.vectors[pos]
             digest[i], path[i] = dig, real
+            phash[i] = hashes
             tags[i] = json.dumps({k: t.model_dump() for k, t in pixel_tags.items()})
         for i, exc in done.failures:
             failure = exc if isinstance(exc, ImageLoadError) else ImageLoadError(
@@ -201,6 +204,7 @@ class EncodeActor:
             "seq": np.asarray(seqs, dtype=np.int64),
             "ok": ok,
             "vector": vectors,
+            "phash": phash,
             **{name: np.asarray(col, dtype=object) for name, col in (
                 ("digest", digest), ("path", path), ("tags", tags), ("error", error),
                 ("error_file", error_file))},
@@ -215,7 +219,9 @@ def results(columns: dict[str, NDArray[Any]]) -> EncodedBatch[int, Payload]:
         if ok:
             tags = {k: Tag.model_validate(v) for k, v in json.loads(columns["tags"][pos]).items()}
             batch.items.append(int(seq))
-            batch.payloads.append((str(columns["digest"][pos]), tags, str(columns["path"][pos])))
+            hashes = columns["phash"][pos]
+            batch.payloads.append((str(columns["digest"][pos]), tags, str(columns["path"][pos]),
+                                   (int(hashes[0]), int(hashes[1]))))
             keep.append(pos)
         else:
             batch.failures.append((int(seq), ImageLoadError(

@@ -11,10 +11,11 @@ import math
 import re
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lookalike.catalog.brands import BrandRating
 from lookalike.catalog.metadata import MAX_JSON_DEPTH, json_depth, loads_json, text_problem
 
 _TRUE = {"true", "1", "yes", "y", "t"}
@@ -37,7 +38,13 @@ KNOWN_FIELDS = (
     "sustainability",
     "second_hand",
     "source",
+    "state",
+    "rating",
+    "reviews",
 )
+#: Where a listing stands: sold items leave every search, browse and feed unless asked for.
+ItemState = Literal["available", "reserved", "sold"]
+STATES: tuple[str, ...] = get_args(ItemState)
 #: Fields a tagger may fill when the catalog leaves them empty.
 TAGGABLE_FIELDS = ("category", "colour", "pattern")
 #: Characters of an item's `extra` fields, as JSON.
@@ -83,6 +90,14 @@ def _plain_number(text: str) -> str:
     return text
 
 
+def parse_state(value: Any) -> Any:
+    """"Sold", " RESERVED " → "sold", "reserved"; an empty cell → None (the default)."""
+    if isinstance(value, str):
+        value = value.strip().lower()
+        return value or None
+    return value
+
+
 def parse_bool(value: Any) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
@@ -120,6 +135,9 @@ class ItemFields(BaseModel):
     sustainability: float | None = Field(None, ge=0, le=5, description="0 (worst) to 5 (best)")
     second_hand: bool | None = None
     source: str | None = Field(None, max_length=200)
+    state: ItemState = Field("available", description="available, reserved or sold")
+    rating: float | None = Field(None, ge=0, le=5, description="Shoppers' rating, 0 to 5")
+    reviews: int | None = Field(None, ge=0, le=1_000_000_000, description="Number of reviews")
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -147,6 +165,7 @@ class ItemFields(BaseModel):
         if len(text) > MAX_EXTRA_CHARS:
             raise ValueError(f"{len(text):,} characters as JSON, above {MAX_EXTRA_CHARS:,}")
         return value
+
     def gives(self, name: str) -> bool:
         """Whether the item gives attribute `name` itself (a field, or an extra field): a
         tagger's prediction never replaces a given value."""
@@ -160,7 +179,21 @@ class ItemFields(BaseModel):
     def _bool(cls, value: Any) -> bool | None:
         return parse_bool(value)
 
-    @field_validator("price", "sustainability", mode="before")
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state(cls, value: Any) -> Any:
+        value = parse_state(value)
+        return "available" if value is None else value
+
+    @field_validator("reviews", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            return None if value == "" else value
+        return value
+
+    @field_validator("price", "sustainability", "rating", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -264,7 +297,15 @@ class ItemUpdate(BaseModel):
     sustainability: float | None = Field(None, ge=0, le=5)
     second_hand: bool | None = None
     source: str | None = None
+    state: ItemState | None = None
+    rating: float | None = Field(None, ge=0, le=5)
+    reviews: int | None = Field(None, ge=0, le=1_000_000_000)
     extra: dict[str, Any] | None = None
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state(cls, value: Any) -> Any:
+        return parse_state(value)
 
 
 class Tag(BaseModel):
@@ -288,6 +329,18 @@ class Item(ItemFields):
     updated_at: datetime
     predicted: dict[str, Tag] = Field(
         default_factory=dict, description="Attributes filled by taggers, with confidence."
+    )
+    base_price: float | None = Field(
+        None, description="The price converted to `base_currency` (None: no price, or no "
+        "exchange rate for its currency)."
+    )
+    base_currency: str | None = Field(None, description="The currency of `base_price`.")
+    brand_rating: BrandRating | None = Field(
+        None, description="The brand's sustainability ratings, where the catalog has them."
+    )
+    duplicate_of: str | None = Field(
+        None, description="The id of the item this one reposts (same photo resized, "
+        "recompressed, cropped or mirrored), when duplicates are flagged rather than refused."
     )
 
     def attribute(self, name: str) -> str | None:

@@ -10,6 +10,16 @@ read that meets a damaged page); a row that cannot be read (an embedding blob of
 length or with non-finite values, a field that does not parse) is left out with a warning, and
 `lookalike check` lists it. A new catalog file is created complete (in a temp file, then linked
 into place), so a process killed while creating one leaves no empty file behind.
+
+Beside the items: the brand ratings (`brand_ratings`, by normalised brand name) and the
+exchange rates (`rates`). Each item keeps copies derived from them, refreshed by the store in
+the same transaction as every change to the item or the tables, so that a filter or a sort is
+a plain column test: `brand_key` (its brand, normalised), `brand_overall` / `brand_people` /
+`brand_planet` / `brand_animals` (its brand's ratings) and `price_base` (its price in the base
+currency; an item without a currency is priced in the base currency).
+
+A catalog made before these existed gains their columns and tables when it is opened
+(`_migrate`, counted in SQLite's `user_version`).
 """
 
 from __future__ import annotations
@@ -32,8 +42,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from lookalike.catalog.brands import ASPECTS, BrandRating, normalise_brand
 from lookalike.catalog.filters import VALUE_SQL, Filters, attribute_sql
+from lookalike.catalog.rates import Rate
 from lookalike.catalog.schema import Item, ItemFields, ItemUpdate, Tag
+from lookalike.catalog.sorting import SORTS, order_by
 from lookalike.colour_names import canonical_colour
 from lookalike.errors import CatalogCorruptError, CatalogMismatchError, ItemNotFoundError
 
@@ -65,7 +78,18 @@ CREATE TABLE IF NOT EXISTS items (
     image_path TEXT NOT NULL,
     image_hash TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'available',
+    rating REAL,
+    reviews INTEGER,
+    brand_key TEXT,
+    price_base REAL,
+    brand_overall REAL,
+    brand_people REAL,
+    brand_planet REAL,
+    brand_animals REAL,
+    phash INTEGER,
+    duplicate_of TEXT
 );
 CREATE INDEX IF NOT EXISTS items_category ON items(category);
 CREATE INDEX IF NOT EXISTS items_price ON items(price);
@@ -73,7 +97,65 @@ CREATE TABLE IF NOT EXISTS embeddings (
     item_rowid INTEGER PRIMARY KEY REFERENCES items(rowid) ON DELETE CASCADE,
     vector BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS brand_ratings (
+    brand_key TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    overall REAL NOT NULL,
+    people REAL,
+    planet REAL,
+    animals REAL,
+    source TEXT NOT NULL,
+    url TEXT,
+    rated_on TEXT,
+    imported_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rates (
+    currency TEXT PRIMARY KEY,
+    rate REAL NOT NULL,
+    rated_on TEXT NOT NULL,
+    imported_at TEXT NOT NULL
+);
 """
+#: Columns added to `items` by issue 21: a new catalog's table has them (and a salvaged copy
+#: keeps them, `lookalike.catalog.maintenance`); one made before gains them when opened.
+_NEW_COLUMNS = {
+    "state": "TEXT NOT NULL DEFAULT 'available'",
+    "rating": "REAL",
+    "reviews": "INTEGER",
+    "brand_key": "TEXT",
+    "price_base": "REAL",
+    "brand_overall": "REAL",
+    "brand_people": "REAL",
+    "brand_planet": "REAL",
+    "brand_animals": "REAL",
+    "phash": "INTEGER",
+    "duplicate_of": "TEXT",
+}
+#: Indexes on those columns (made once the columns exist).
+_NEW_INDEXES = """
+CREATE INDEX IF NOT EXISTS items_state ON items(state);
+CREATE INDEX IF NOT EXISTS items_brand_key ON items(brand_key);
+CREATE INDEX IF NOT EXISTS items_price_base ON items(price_base);
+CREATE INDEX IF NOT EXISTS items_unhashed ON items(rowid) WHERE phash IS NULL;
+"""
+#: The schema version this code writes (SQLite's `user_version`): 1 = issue 21's shop
+#: columns, 2 = the repost columns (`phash`, `duplicate_of`).
+SCHEMA_VERSION = 2
+#: Derived columns of the items `where` selects, refreshed from the rates and brand ratings.
+#: Parameters: the base currency, twice. Prices convert through the rates' own base:
+#: price × rate(base) / rate(currency).
+_REFRESH = (
+    "UPDATE items SET "
+    "price_base = CASE WHEN price IS NULL THEN NULL "
+    "WHEN coalesce(currency, :base) = :base THEN price "
+    "ELSE price * (SELECT rate FROM rates WHERE currency = :base) "
+    "/ (SELECT rate FROM rates WHERE currency = items.currency) END, "
+    + ", ".join(
+        f"brand_{a} = (SELECT {a} FROM brand_ratings b WHERE b.brand_key = items.brand_key)"
+        for a in ("overall", *ASPECTS)
+    )
+    + " WHERE {where}"
+)
 # Bumped by every change to the vectors, whoever makes it (another server process, a CLI ingest
 # into a served catalog): one cheap read tells a process its index is out of step. An upsert, so
 # opening a catalog writes nothing (a missing row reads as 0).
@@ -110,10 +192,24 @@ _SET_HIGH_WATER = (
 )
 
 _COLUMNS = (
-    "rowid, id, title, category, department, kids, price, currency, brand, sizes, colour, url, "
-    "sustainability, second_hand, source, extra, predicted, image_path, image_hash, "
-    "created_at, updated_at"
+    "items.rowid AS rowid, id, title, category, department, kids, price, currency, brand, "
+    "sizes, colour, url, sustainability, second_hand, source, extra, predicted, image_path, "
+    "image_hash, created_at, updated_at, state, rating, reviews, price_base, rated_name, "
+    "rated_overall, rated_people, rated_planet, rated_animals, rated_source, rated_url, rated_on, "
+    "phash, duplicate_of"
 )
+#: Items with their brand's rating (for `_COLUMNS`; the rating's columns renamed so that a
+#: filter's WHERE clause names the items' own).
+_FROM = (
+    "items LEFT JOIN (SELECT brand_key AS rated_key, name AS rated_name, overall AS "
+    "rated_overall, people AS rated_people, planet AS rated_planet, animals AS rated_animals, "
+    "source AS rated_source, url AS rated_url, rated_on FROM brand_ratings) "
+    "ON rated_key = items.brand_key"
+)
+
+def signed64(value: int) -> int:
+    """An unsigned 64-bit hash as SQLite's signed INTEGER (and back with `& (2**64 - 1)`)."""
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 _CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB (primary codes)
@@ -212,25 +308,41 @@ class NewItem:
     image_path: str
     image_hash: str
     predicted: dict[str, Tag] | None = None
+    #: perceptual hash of the photo (`lookalike.catalog.duplicates`), unsigned 64-bit
+    phash: int | None = None
+    #: the id of the item this one reposts, when duplicates are flagged
+    duplicate_of: str | None = None
 
 
 def _bool_or_none(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
+def _brand_rating(row: sqlite3.Row) -> BrandRating | None:
+    """The brand rating joined to an item row (`_FROM`); None without one, or when the row was
+    read from `items` alone (maintenance reads `SELECT rowid, * FROM items`)."""
+    if _column(row, "rated_name") is None:
+        return None
+    return BrandRating(
+        brand=row["rated_name"], overall=row["rated_overall"], people=row["rated_people"],
+        planet=row["rated_planet"], animals=row["rated_animals"], source=row["rated_source"],
+        url=row["rated_url"], rated_on=row["rated_on"],
+    )
+
+
 class DamagedRowError(ValueError):
     """An item row whose fields do not parse (bad JSON, bad timestamp...)."""
 
 
-def _row_to_item(row: sqlite3.Row) -> Item:
+def _row_to_item(row: sqlite3.Row, base_currency: str | None = None) -> Item:
     try:
-        return _parse_item(row)
+        return _parse_item(row, base_currency)
     except (ValueError, TypeError, KeyError) as exc:  # JSONDecodeError and pydantic's are too
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DamagedRowError(f"item {row['id']!r} (rowid {row['rowid']}): {reason}") from None
 
 
-def _parse_item(row: sqlite3.Row) -> Item:
+def _parse_item(row: sqlite3.Row, base_currency: str | None) -> Item:
     return Item(
         rowid=row["rowid"],
         id=row["id"],
@@ -253,30 +365,55 @@ def _parse_item(row: sqlite3.Row) -> Item:
         image_hash=row["image_hash"],
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+        state=_column(row, "state", "available"),
+        rating=_column(row, "rating"),
+        reviews=_column(row, "reviews"),
+        base_price=_column(row, "price_base"),
+        base_currency=base_currency if _column(row, "price_base") is not None else None,
+        brand_rating=_brand_rating(row),
+        duplicate_of=_column(row, "duplicate_of"),
     )
 
 
-def _readable(rows: Sequence[sqlite3.Row], where: Path) -> list[Item]:
+def _column(row: sqlite3.Row, name: str, default: Any = None) -> Any:
+    """`row[name]`, or `default` for a row of a catalog made before that column (read as it
+    is by `lookalike check`, which never migrates)."""
+    try:
+        return row[name]
+    except IndexError:
+        return default
+
+
+def _readable(
+    rows: Sequence[sqlite3.Row], where: Path, base_currency: str | None = None
+) -> list[Item]:
     """Items of `rows`, the damaged ones left out with a warning."""
     items = []
     for row in rows:
         try:
-            items.append(_row_to_item(row))
+            items.append(_row_to_item(row, base_currency))
         except DamagedRowError as exc:
             log.warning("%s: left out %s; run `lookalike check`", where, exc)
     return items
 
 
 class CatalogStore:
-    """Items and embeddings in one SQLite file. Thread-safe (one connection behind a lock)."""
+    """Items and embeddings in one SQLite file. Thread-safe (one connection behind a lock).
 
-    def __init__(self, path: Path) -> None:
+    `base_currency` is the currency prices are converted to for price filters and sorting;
+    a catalog whose converted prices are in another one (another process's setting, an older
+    catalog) is converted on opening. None (maintenance tools): the one the catalog's prices
+    are converted to already (EUR for a new catalog)."""
+
+    def __init__(self, path: Path, base_currency: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        asked = None if base_currency is None else base_currency.upper()
+        self.base_currency = asked or "EUR"
         self._lock = threading.RLock()
         self._dim: int | None = None
         if not self.path.exists():
-            _create_database(self.path)
+            _create_database(self.path, self.base_currency)
         damage = file_damage(self.path)
         if damage:
             raise CatalogCorruptError(str(self.path), damage)
@@ -290,9 +427,58 @@ class CatalogStore:
                 self._conn.execute("PRAGMA synchronous=NORMAL")
                 self._conn.execute("PRAGMA foreign_keys=ON")
                 self._conn.executescript(SCHEMA)
+                if asked is None:  # the one the catalog's prices are converted to
+                    self.base_currency = self.get_meta("price_base_currency") or "EUR"
+                self._migrate()
+                self._use_base_currency()
             except BaseException:
                 self._conn.close()
                 raise
+
+    def _migrate(self) -> None:
+        """Bring a catalog made by older code up to `SCHEMA_VERSION`: add the missing
+        columns, their indexes, the normalised brands and the derived values. One transaction,
+        re-checked under the write lock, so two processes opening an old catalog at once
+        migrate it once."""
+        if self._conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        with self.transaction() as conn:
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                return
+            have = {r["name"] for r in conn.execute("PRAGMA table_info(items)")}
+            for name, decl in _NEW_COLUMNS.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE items ADD COLUMN {name} {decl}")
+            for statement in filter(str.strip, _NEW_INDEXES.split(";")):
+                conn.execute(statement)
+            rows = conn.execute(
+                "SELECT rowid, brand FROM items WHERE brand IS NOT NULL AND brand_key IS NULL"
+            ).fetchall()
+            conn.executemany("UPDATE items SET brand_key = ? WHERE rowid = ?",
+                             [(normalise_brand(r["brand"]), r["rowid"]) for r in rows])
+            self._refresh(conn)
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES "
+                         "('price_base_currency', ?)", (self.base_currency,))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _use_base_currency(self) -> None:
+        """Convert the stored prices to `base_currency` unless they are in it already."""
+        if self.get_meta("price_base_currency") == self.base_currency:
+            return
+        with self.transaction() as conn:
+            self._refresh(conn)
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES "
+                         "('price_base_currency', ?)", (self.base_currency,))
+
+    def _refresh(self, conn: sqlite3.Connection, rowids: Sequence[int] | None = None) -> None:
+        """Recompute the derived columns (converted price, brand ratings) of some items (all
+        when `rowids` is None), inside the caller's transaction."""
+        if rowids is None:
+            conn.execute(_REFRESH.replace("{where}", "1"), {"base": self.base_currency})
+            return
+        where = "rowid IN (SELECT value FROM json_each(:ids))"
+        conn.execute(_REFRESH.replace("{where}", where),
+                     {"base": self.base_currency, "ids": json.dumps([int(r) for r in rowids])})
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -414,8 +600,9 @@ class CatalogStore:
                 conn.execute(
                     "INSERT INTO items (rowid, id, title, category, department, kids, price,"
                     " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
-                    " extra, predicted, image_path, image_hash, created_at, updated_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " extra, predicted, image_path, image_hash, created_at, updated_at, state,"
+                    " rating, reviews, brand_key, phash, duplicate_of)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         last, item.id, f.title, f.category, f.department,
                         None if f.kids is None else int(f.kids),
@@ -424,7 +611,10 @@ class CatalogStore:
                         None if f.second_hand is None else int(f.second_hand),
                         f.source, json.dumps(f.extra),
                         json.dumps({k: t.model_dump() for k, t in (item.predicted or {}).items()}),
-                        item.image_path, item.image_hash, now, now,
+                        item.image_path, item.image_hash, now, now, f.state, f.rating, f.reviews,
+                        None if f.brand is None else normalise_brand(f.brand),
+                        None if item.phash is None else signed64(item.phash),
+                        item.duplicate_of,
                     ),
                 )
                 conn.execute(
@@ -434,12 +624,15 @@ class CatalogStore:
                 rowids.append(last)
             if rowids:
                 conn.execute(_SET_HIGH_WATER, (str(last),))
+                self._refresh(conn, rowids)
         return rowids
 
     def update(self, item_id: str, change: ItemUpdate) -> Item:
         values = change.model_dump(exclude_unset=True)
         if not values:
             return self.get(item_id)
+        if values.get("state", "") is None:  # a state is never unset: left as it is
+            del values["state"]
         sets, params = [], []
         for key, value in values.items():
             if key in ("sizes", "extra"):
@@ -448,14 +641,19 @@ class CatalogStore:
                 value = int(value)
             sets.append(f"{key} = ?")
             params.append(value)
+        if "brand" in values:
+            sets.append("brand_key = ?")
+            params.append(None if values["brand"] is None else normalise_brand(values["brand"]))
         sets.append("updated_at = ?")
         params.append(_now())
         with self.transaction() as conn:
-            cur = conn.execute(
-                f"UPDATE items SET {', '.join(sets)} WHERE id = ?", [*params, item_id]
-            )
-            if cur.rowcount == 0:
+            row = conn.execute(
+                f"UPDATE items SET {', '.join(sets)} WHERE id = ? RETURNING rowid",
+                [*params, item_id],
+            ).fetchone()
+            if row is None:
                 raise ItemNotFoundError(item_id)
+            self._refresh(conn, [int(row[0])])
         return self.get(item_id)
 
     def set_predicted(self, rowid: int, tags: dict[str, Tag]) -> None:
@@ -482,23 +680,29 @@ class CatalogStore:
 
     # -- reads ------------------------------------------------------------------------------
 
+    def where(self, filters: Filters) -> tuple[str, builtins.list[Any]]:
+        """`filters` as a WHERE clause over `items` in this catalog's base currency."""
+        return filters.to_sql(self.base_currency)
+
     def count(self, filters: Filters | None = None) -> int:
-        where, params = (filters or Filters()).to_sql()
+        """Items `filters` keep; all items (sold ones too) without filters."""
+        where, params = ("1", []) if filters is None else self.where(filters)
         with self.connection() as conn:
             row = conn.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()
         return int(row[0])
 
     def get(self, item_id: str) -> Item:
         with self.connection() as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchone()
+            row = conn.execute(f"SELECT {_COLUMNS} FROM {_FROM} WHERE id = ?",
+                               (item_id,)).fetchone()
         if row is None:
             raise ItemNotFoundError(item_id)
         try:
-            return _row_to_item(row)
+            return _row_to_item(row, self.base_currency)
         except DamagedRowError as exc:
             raise CatalogCorruptError(str(self.path), str(exc)) from None
 
-    def get_many(self, rowids: Sequence[int]) -> list[Item]:
+    def get_many(self, rowids: Sequence[int]) -> builtins.list[Item]:
         """Items by rowid, in the order asked (missing rowids are left out)."""
         if not rowids:
             return []
@@ -508,19 +712,47 @@ class CatalogStore:
                 chunk = [int(r) for r in rowids[start : start + 500]]
                 marks = ",".join("?" * len(chunk))
                 rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM items WHERE rowid IN ({marks})", chunk
+                    f"SELECT {_COLUMNS} FROM {_FROM} WHERE items.rowid IN ({marks})", chunk
                 ).fetchall()
-                found.update((item.rowid, item) for item in _readable(rows, self.path))
+                found.update((item.rowid, item)
+                             for item in _readable(rows, self.path, self.base_currency))
         return [found[r] for r in rowids if r in found]
 
-    def list(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Item]:
-        where, params = (filters or Filters()).to_sql()
+    def list(
+        self, filters: Filters | None = None, offset: int = 0, limit: int = 50,
+        sort: str = "relevance",
+    ) -> builtins.list[Item]:
+        """Items `filters` keep (all items without filters) in `sort`'s order (relevance:
+        catalog order), `limit` from `offset`."""
+        where, params = ("1", []) if filters is None else self.where(filters)
         with self.connection() as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM items WHERE {where} ORDER BY rowid LIMIT ? OFFSET ?",
+                f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} ORDER BY {order_by(sort)} "
+                "LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
-        return _readable(rows, self.path)
+        return _readable(rows, self.path, self.base_currency)
+
+    def sort_values(
+        self, rowids: Sequence[int], sort: str
+    ) -> builtins.list[tuple[float | None, ...]]:
+        """Each item's values of `sort`'s keys (`lookalike.catalog.sorting`), in the order
+        asked (None where an item has no value, or is gone)."""
+        keys = SORTS[sort]
+        if not keys:
+            return [() for _ in rowids]
+        found: dict[int, tuple[float | None, ...]] = {}
+        columns = ", ".join(k.sql for k in keys)
+        with self.connection() as conn:
+            for start in range(0, len(rowids), 500):
+                chunk = [int(r) for r in rowids[start : start + 500]]
+                marks = ",".join("?" * len(chunk))
+                for row in conn.execute(
+                    f"SELECT rowid, {columns} FROM items WHERE rowid IN ({marks})", chunk
+                ):
+                    found[int(row[0])] = tuple(row)[1:]
+        missing = tuple(None for _ in keys)
+        return [found.get(int(r), missing) for r in rowids]
 
     def rowid_of(self, item_id: str) -> int:
         with self.connection() as conn:
@@ -531,7 +763,7 @@ class CatalogStore:
 
     def filter_rowids(self, filters: Filters) -> NDArray[np.int64]:
         """Rowids of the items `filters` keeps, ascending."""
-        where, params = filters.to_sql()
+        where, params = self.where(filters)
         with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT rowid FROM items WHERE {where} ORDER BY rowid", params
@@ -543,6 +775,41 @@ class CatalogStore:
         with self.connection() as conn:
             rows = conn.execute("SELECT id, image_hash FROM items").fetchall()
         return {r[0] for r in rows}, {r[1] for r in rows}
+
+    def phashes_after(self, rowid: int) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+        """(rowids, perceptual hashes) of the items above `rowid` that have a hash, ascending."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT rowid, phash FROM items WHERE rowid > ? AND phash IS NOT NULL "
+                "ORDER BY rowid", (rowid,)).fetchall()
+        rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        hashes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        return rowids, hashes.view(np.uint64)
+
+    def unhashed(self, after: int, limit: int) -> builtins.list[tuple[int, str]]:
+        """(rowid, image path) of up to `limit` items above rowid `after` without a perceptual
+        hash (catalogs made before hashes were stored), ascending."""
+        with self.connection() as conn:
+            rows = conn.execute("SELECT rowid, image_path FROM items WHERE phash IS NULL "
+                                "AND rowid > ? ORDER BY rowid LIMIT ?", (after, limit)).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def set_phashes(self, hashes: dict[int, int]) -> None:
+        """Store perceptual hashes by rowid (unsigned 64-bit values)."""
+        with self.transaction() as conn:
+            conn.executemany("UPDATE items SET phash = ? WHERE rowid = ?",
+                             [(signed64(h), r) for r, h in hashes.items()])
+
+    def ids_of(self, rowids: Sequence[int]) -> dict[int, str]:
+        """rowid → item id of those rowids still stored."""
+        out: dict[int, str] = {}
+        with self.connection() as conn:
+            for start in range(0, len(rowids), 500):
+                chunk = [int(r) for r in rowids[start:start + 500]]
+                out.update((int(r[0]), str(r[1])) for r in conn.execute(
+                    f"SELECT rowid, id FROM items WHERE rowid IN ({','.join('?' * len(chunk))})",
+                    chunk))
+        return out
 
     def attribute_values(self, name: str) -> dict[int, str]:
         """rowid → `name` ("category" or "colour") of every item: the given value, else the
@@ -559,22 +826,26 @@ class CatalogStore:
         return {int(r[0]): str(r[1]) for r in rows}
 
     def values(self, field: str, limit: int | None = None) -> builtins.list[tuple[str, int]]:
-        """(value, number of items) of a list filter's field (`LIST_FIELDS`) or of any other
-        attribute (`usage`, `pattern`...) across the catalog, as the filter sees it (given
-        value, else predicted), most common first. Colours are merged by canonical name
-        (`Navy Blue` and `navy` count as `navy`)."""
+        """(value, number of items) of a list filter's field (`LIST_FIELDS`, or `currency`)
+        or of any other attribute (`usage`, `pattern`...) across the catalog, as the filter
+        sees it (given value, else predicted; an item without a currency in the base
+        currency), most common first. Colours are merged by canonical name (`Navy Blue` and
+        `navy` count as `navy`). Sold items count too."""
         if field == "size":
             source, expr = "items, json_each(items.sizes) s", "s.value"
+        elif field == "currency":
+            source, expr = "items", "coalesce(currency, ?)"
         elif field in VALUE_SQL:
             source, expr = "items", VALUE_SQL[field]
         else:
             source, expr = "items", attribute_sql(field)
+        params: builtins.list[Any] = [self.base_currency] if field == "currency" else []
         merge = field == "colour"
         with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT {expr} AS v, count(*) AS n FROM {source} WHERE v IS NOT NULL AND v != '' "
                 "GROUP BY v ORDER BY n DESC, v LIMIT ?",
-                (-1 if limit is None or merge else limit,),
+                (*params, -1 if limit is None or merge else limit),
             ).fetchall()
         if not merge:
             return [(str(v), int(n)) for v, n in rows]
@@ -584,6 +855,113 @@ class CatalogStore:
             counts[name] = counts.get(name, 0) + int(n)
         merged = sorted(counts.items(), key=lambda vn: (-vn[1], vn[0]))
         return merged if limit is None else merged[:limit]
+
+    def sold_rowids(self, limit: int) -> builtins.list[int]:
+        """Rowids of up to `limit` sold items (an index range read)."""
+        with self.connection() as conn:
+            rows = conn.execute("SELECT rowid FROM items WHERE state = 'sold' LIMIT ?",
+                                (limit,)).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def has_sold(self) -> bool:
+        """Whether any item is sold (one index probe): unfiltered searches need no filter
+        while none is."""
+        with self.connection() as conn:
+            row = conn.execute("SELECT 1 FROM items WHERE state = 'sold' LIMIT 1").fetchone()
+        return row is not None
+
+    def base_price_range(self) -> tuple[float | None, float | None]:
+        """The lowest and highest price in the base currency (items not sold)."""
+        with self.connection() as conn:
+            lo, hi = conn.execute(
+                "SELECT min(price_base), max(price_base) FROM items WHERE state != 'sold'"
+            ).fetchone()
+        return lo, hi
+
+    def unconverted(self) -> builtins.list[tuple[str, int]]:
+        """(currency, number of items) of priced items whose currency has no exchange rate
+        to the base currency: price filters leave them out, price sorts put them last."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT currency, count(*) FROM items WHERE price IS NOT NULL AND "
+                "price_base IS NULL GROUP BY currency ORDER BY currency"
+            ).fetchall()
+        return [(str(c), int(n)) for c, n in rows]
+
+    # -- brand ratings and exchange rates ----------------------------------------------------
+
+    def set_brand_ratings(
+        self, ratings: Sequence[BrandRating], *, replace: bool = False
+    ) -> int:
+        """Store brand ratings (a brand already rated gets the new rating; `replace` drops
+        every other brand's) and refresh the items of those brands; returns how many items
+        of the catalog have a rated brand."""
+        now = _now()
+        with self.transaction() as conn:
+            if replace:
+                conn.execute("DELETE FROM brand_ratings")
+            conn.executemany(
+                "INSERT OR REPLACE INTO brand_ratings (brand_key, name, overall, people, planet,"
+                " animals, source, url, rated_on, imported_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(r.key, r.brand, r.overall, r.people, r.planet, r.animals, r.source, r.url,
+                  None if r.rated_on is None else r.rated_on.isoformat(), now) for r in ratings],
+            )
+            conn.execute(_REFRESH.replace("{where}", "brand_key IS NOT NULL"),
+                         {"base": self.base_currency})
+            row = conn.execute(
+                "SELECT count(*) FROM items WHERE brand_overall IS NOT NULL"
+            ).fetchone()
+        return int(row[0])
+
+    def brand_ratings(
+        self, keys: Sequence[str] | None = None
+    ) -> builtins.list[tuple[BrandRating, int]]:
+        """Brand ratings (all, or those of these normalised brand names), by brand, with the
+        number of items of that brand."""
+        where, params = "1", "[]"
+        if keys is not None:
+            where, params = "b.brand_key IN (SELECT value FROM json_each(?))", json.dumps(
+                builtins.list(keys))
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT b.*, (SELECT count(*) FROM items i WHERE i.brand_key = b.brand_key) AS n"
+                f" FROM brand_ratings b WHERE {where} ORDER BY b.brand_key",
+                () if keys is None else (params,),
+            ).fetchall()
+        return [(BrandRating(brand=r["name"], overall=r["overall"], people=r["people"],
+                             planet=r["planet"], animals=r["animals"], source=r["source"],
+                             url=r["url"], rated_on=r["rated_on"]), int(r["n"])) for r in rows]
+
+    def brand_rating_count(self) -> int:
+        with self.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM brand_ratings").fetchone()
+        return int(row[0])
+
+    def set_rates(self, rates: Sequence[Rate], base: str) -> None:
+        """Replace the exchange rates (units of each currency per unit of `base`, which must
+        be among them at 1) and convert every item's price again."""
+        if not any(r.currency == base and r.rate == 1 for r in rates):
+            raise ValueError(f"the rates must hold their base {base} at rate 1")
+        now = _now()
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM rates")
+            conn.executemany(
+                "INSERT INTO rates (currency, rate, rated_on, imported_at) VALUES (?,?,?,?)",
+                [(r.currency, r.rate, r.date.isoformat(), now) for r in rates],
+            )
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('rates_base', ?)",
+                         (base,))
+            self._refresh(conn)
+
+    def rates(self) -> tuple[str | None, builtins.list[Rate]]:
+        """(the base the rates are against, the rates); (None, []) before any import."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT currency, rate, rated_on FROM rates ORDER BY currency"
+            ).fetchall()
+        return self.get_meta("rates_base"), [
+            Rate(currency=r[0], rate=r[1], date=r[2]) for r in rows
+        ]
 
     def vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """All (rowids ascending, vectors) — what the search index is built from."""
@@ -638,10 +1016,11 @@ class CatalogStore:
         return np.frombuffer(row[0], dtype=np.float32).copy()
 
 
-def _create_database(path: Path) -> None:
-    """A new, complete catalog file at `path`: built in a temp file, then hard-linked into place
-    (which fails if another process got there first: theirs is kept). A process killed here
-    leaves at most a temp file, never an empty `path` that would later open as a catalog."""
+def _create_database(path: Path, base_currency: str) -> None:
+    """A new, complete catalog file at `path` (at `SCHEMA_VERSION`, prices converted to
+    `base_currency`): built in a temp file, then hard-linked into place (which fails if another
+    process got there first: theirs is kept). A process killed here leaves at most a temp file,
+    never an empty `path` that would later open as a catalog."""
     for stale in path.parent.glob(f"{path.name}.*.new"):  # left by killed processes
         pid = stale.name[len(path.name) + 1 : -len(".new")]
         if pid.isdigit() and not _alive(int(pid)):
@@ -652,7 +1031,10 @@ def _create_database(path: Path) -> None:
         conn = sqlite3.connect(str(tmp), isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
+            conn.executescript(SCHEMA + _NEW_INDEXES)
+            conn.execute("INSERT INTO meta (key, value) VALUES ('price_base_currency', ?)",
+                         (base_currency,))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         finally:
             conn.close()  # checkpoints: the whole database is in `tmp`
         with tmp.open("rb+") as f:

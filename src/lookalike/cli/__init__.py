@@ -5,6 +5,7 @@ from lookalike.cli import (
     evaluate,  # noqa: F401
     maintenance,  # noqa: F401
     serve,  # noqa: F401
+    shop,  # noqa: F401
     taste,  # noqa: F401
     train,  # noqa: F401
 )

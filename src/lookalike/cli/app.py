@@ -9,6 +9,7 @@ Help is plain text (Typer's rich markup off), so square brackets and defaults sh
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 import warnings
@@ -59,12 +60,26 @@ def _number(param: Any, ctx: Any, value: Any, kind: type[int] | type[float]) -> 
     return number
 
 
+def _choice(param: Any, ctx: Any, value: Any, kind: type[enum.Enum]) -> enum.Enum:
+    """`value` (typed on the command line, or a default) as a member of the enum `kind`, or a
+    BadParameter naming the choices."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in kind)
+        raise typer.BadParameter(f"must be one of {choices}, got {value!r}", ctx=ctx,
+                                 param=param) from None
+
+
 def _quick_class(cls: type) -> type:
     """`cls` (a Typer parameter class) without the cost of Typer's conversion where it is not
     needed: Typer converts every value, even one not given, with a pydantic TypeAdapter
     (importing pydantic: a fifth of a second, before any argument error can be shown). Values
     not given (None) need no conversion; numbers are converted and range-checked here, in
-    plain words ("-k: must be between 1 and 1000, got 0"). Everything else is Typer's."""
+    plain words ("-k: must be between 1 and 1000, got 0"), and choices (an Enum) are checked
+    here too. Everything else is Typer's."""
 
     def process_value(self: Any, ctx: Any, value: Any) -> Any:
         kind = self.type_descriptor.annotation
@@ -76,6 +91,10 @@ def _quick_class(cls: type) -> type:
             self.multiple or self.nargs != 1 or getattr(self, "clamp", False)
         ):
             value = _number(self, ctx, value, kind)
+        elif isinstance(kind, type) and issubclass(kind, enum.Enum) and not (
+            self.multiple or self.nargs != 1
+        ):
+            value = _choice(self, ctx, value, kind)
         else:
             return cls.process_value(self, ctx, value)  # type: ignore[attr-defined]
         return value if self.callback is None else self.callback(ctx, self, value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -39,8 +40,11 @@ FilterOpt = Annotated[
     typer.Option(
         "--filter", "-f", metavar="FIELD=VALUE",
         help="Keep only matching items (repeatable; lists comma-separated): category=Dress,Skirt "
-        "brand=X colour=red size=M price_min=10 price_max=50 second_hand=true kids=false "
-        "min_sustainability=3, and labelled attributes: usage=Formal pattern=striped.",
+        "brand=X colour=red size=M price_min=10 price_max=50 (in the base currency) "
+        "currency=EUR,USD second_hand=true kids=false min_sustainability=3 min_brand_rating=3 "
+        "min_brand_people=3 min_brand_planet=3 min_brand_animals=3 min_rating=4 "
+        "state=available,reserved include_sold=true (sold items are left out otherwise), and "
+        "labelled attributes: usage=Formal pattern=striped.",
     ),
 ]
 PortOpt = Annotated[
@@ -76,6 +80,36 @@ ColourWeightOpt = Annotated[
         help="Match colour: how much garment colour counts against shape and style, "
         "0 = ignore colour ... 1 = colour only.",
     ),
+]
+
+
+
+
+class SortChoice(StrEnum):
+    """`lookalike.catalog.sorting.Sort`, spelt out here so that --help need not import the
+    library (a test checks they agree)."""
+
+    relevance = "relevance"
+    price_asc = "price_asc"
+    price_desc = "price_desc"
+    sustainability = "sustainability"
+    brand_rating = "brand_rating"
+    rating = "rating"
+    newest = "newest"
+
+
+SortOpt = Annotated[
+    SortChoice,
+    typer.Option(
+        "--sort", metavar="ORDER",
+        help="Order of the results: relevance, price_asc, price_desc (in the base currency), "
+        "sustainability (the item's own), brand_rating, rating (shoppers'), newest. A sort "
+        "orders the closest look-alikes (Settings.sort_depth, 200 by default).",
+    ),
+]
+OffsetOpt = Annotated[
+    int, typer.Option("--offset", metavar="N", min=0,
+                      help="Skip the first N results (the next page: N = the ranks shown).")
 ]
 
 
@@ -134,20 +168,27 @@ def fail(exc: Exception) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def explain(catalog: Catalog, filters: Filters, results: list[Result]) -> None:
-    """On stderr: filter values no item has (with the values that exist), and why a result is
-    empty."""
-    notes = [] if filters.is_empty() else catalog.unknown_filter_values(filters)
+def explain(
+    catalog: Catalog, filters: Filters, results: list[Result], sort: str = "relevance",
+    offset: int = 0,
+) -> None:
+    """On stderr: filter values no item has (with the values that exist), prices that cannot
+    be compared, and why a result is empty."""
+    notes = catalog.notes(filters, sort)
     if results:
         for note in notes:
             typer.echo(f"note: {note}", err=True)
         return
-    if notes:
+    if offset:
+        reason = f"the ranking ends before rank {offset + 1} (try a smaller --offset)"
+    elif notes:
         reason = "; ".join(notes)
     elif not filters.is_empty():
         reason = "no item passes all of these filters together"
     elif len(catalog) == 0:
         reason = "the catalog is empty; add items with `lookalike ingest`"
+    elif catalog.store.count(filters) == 0:
+        reason = "every item is sold (-f include_sold=true shows them)"
     else:
         reason = "nothing to show"
     typer.echo(f"no results: {reason}", err=True)
@@ -175,6 +216,12 @@ def ingest_cmd(
         typer.Option(metavar="FILE", show_default="CATALOG/rejected.csv",
                      help="Where to write the rejected rows."),
     ] = None,
+    duplicates: Annotated[
+        str | None,
+        typer.Option(metavar="reject|flag|keep", show_default="reject (LOOKALIKE_DUPLICATES)",
+                     help="A repost of a catalog photo (resized, recompressed, cropped, "
+                     "mirrored): reject it naming the original, add it flagged, or keep it."),
+    ] = None,
     catalog: CatalogOpt = None,
     model: ModelOpt = None,
     engine: EngineOpt = None,
@@ -182,7 +229,10 @@ def ingest_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Add photos and their metadata to a catalog. Creates the catalog if needed, skips
-    duplicates and resumes after a crash."""
+    duplicates, rejects reposts and resumes after a crash."""
+    if duplicates not in (None, "reject", "flag", "keep"):
+        raise typer.BadParameter(f"{duplicates!r}: expected reject, flag or keep",
+                                 param_hint="'--duplicates'")
     columns = {}
     for c in column or []:
         source, sep, target = c.partition("=")
@@ -191,6 +241,8 @@ def ingest_cmd(
                                      param_hint="'--map'")
         columns[source] = target
     settings = with_engine(settings_from(catalog, model), engine, ray_address)
+    if duplicates is not None:
+        settings = settings.model_copy(update={"duplicates": duplicates})
     from lookalike.catalog import Catalog
     from lookalike.cli.output import print_report, progress_bar, update_progress
 
@@ -202,6 +254,29 @@ def ingest_cmd(
             progress=update_progress(bar, task),
         )
     print_report(result, as_json)
+
+
+def page_of(catalog: Catalog, offset: int, k: int, sort: str) -> tuple[int, int]:
+    """(k cut to the bound of this query's pages, the bound); an offset at or past the bound
+    is an error naming it."""
+    from lookalike.recommend import ranking_bound
+
+    bound = ranking_bound(catalog.settings, None, sort)
+    if offset >= bound:
+        raise LookalikeError(
+            f"--offset {offset} is past the {bound} results this query ranks "
+            f"({'max_results' if bound == catalog.settings.max_results else 'sort_depth'})"
+        )
+    return min(k, bound - offset), bound
+
+
+def page_caption(offset: int, shown: int, more: bool, bound: int, sort: str) -> str:
+    """Which ranks a page shows, how deep the query's pages reach, and the next page."""
+    order = "" if sort == "relevance" else f", sorted by {sort} (the {bound} closest)"
+    text = f"ranks {offset + 1}–{offset + shown} of at most {bound}{order}"
+    if more:
+        text += f"; next page: --offset {offset + shown}"
+    return text if shown else ""
 
 
 @app.command("search")
@@ -222,6 +297,8 @@ def search_cmd(
     k: KOpt = 10,
     filters: FilterOpt = None,
     colour_weight: ColourWeightOpt = None,
+    sort: SortOpt = SortChoice.relevance,
+    offset: OffsetOpt = 0,
     catalog: CatalogOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -233,35 +310,46 @@ def search_cmd(
 
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
+        size, bound = page_of(cat, offset, k, sort.value)
+        # one more than the page, while the bound allows: is there a next page?
+        ask = size + 1 if offset + size < bound else size
         stdin = str(image) == "-"  # read only up to the byte cap
         source: Path | bytes | None = (
             read_image_stream(sys.stdin.buffer, cat.limits) if stdin else image
         )
         if not text:
             assert source is not None
-            results = cat.search_image(source, k, parsed, colour_weight=colour_weight,
+            results = cat.search_image(source, ask, parsed, colour_weight=colour_weight,
+                                       offset=offset, sort=sort.value,
                                        name="<stdin>" if stdin else None)
-            explain(cat, parsed, results)
-            print_results(results, as_json, f"look-alikes of {image}")
+            explain(cat, parsed, results, sort.value, offset)
+            more, results = len(results) > size, results[:size]
+            print_results(results, as_json, f"look-alikes of {image}",
+                          caption=page_caption(offset, len(results), more, bound, sort.value),
+                          first_rank=offset + 1)
             return
         from lookalike.recommend import Query
         from lookalike.recommend.words import describe, search_text
 
-        found = search_text(cat, text, k, parsed, photo=source,
-                            query=Query(colour_weight=colour_weight))
+        found = search_text(cat, text, ask, parsed, photo=source,
+                            query=Query(colour_weight=colour_weight), offset=offset,
+                            sort=sort.value)
         if source is None and not found.intent.understood():
             raise LookalikeError(found.notes[-1])  # names the words it ignored
         for line in describe(found.intent) + [f"note: {n}" for n in found.notes
                                               if n not in found.intent.notes]:
             typer.echo(line, err=True)
-        explain(cat, found.filters, found.results)
+        explain(cat, found.filters, found.results, sort.value, offset)
+    more, results = len(found.results) > size, found.results[:size]
     if as_json:
         print(json.dumps({"understood": found.understood(), "results": [
             {"score": round(r.score, 4), **r.item.model_dump(mode="json")}
-            for r in found.results]}))
+            for r in results]}))
         return
     title = f"look-alikes of {image}, {text!r}" if image is not None else f"matching {text!r}"
-    print_results(found.results, False, title)
+    print_results(results, False, title,
+                  caption=page_caption(offset, len(results), more, bound, sort.value),
+                  first_rank=offset + 1)
 
 
 @app.command("similar")
@@ -270,6 +358,8 @@ def similar_cmd(
     k: KOpt = 10,
     filters: FilterOpt = None,
     colour_weight: ColourWeightOpt = None,
+    sort: SortOpt = SortChoice.relevance,
+    offset: OffsetOpt = 0,
     catalog: CatalogOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -278,9 +368,15 @@ def similar_cmd(
 
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
-        results = cat.similar(item_id, k, parsed, colour_weight=colour_weight)
-        explain(cat, parsed, results)
-    print_results(results, as_json, f"more like {item_id}")
+        size, bound = page_of(cat, offset, k, sort.value)
+        ask = size + 1 if offset + size < bound else size
+        results = cat.similar(item_id, ask, parsed, colour_weight=colour_weight,
+                              offset=offset, sort=sort.value)
+        explain(cat, parsed, results, sort.value, offset)
+    more, results = len(results) > size, results[:size]
+    print_results(results, as_json, f"more like {item_id}",
+                  caption=page_caption(offset, len(results), more, bound, sort.value),
+                  first_rank=offset + 1)
 
 
 @app.command("info")

@@ -38,6 +38,7 @@ __all__ = [
     "print_report",
     "print_results",
     "progress_bar",
+    "rating_sources",
     "results_table",
     "update_progress",
 ]
@@ -86,12 +87,41 @@ def print_report(report: IngestReport, as_json: bool) -> None:
                       highlight=False)
     if len(report.rejected) > 10:
         console.print(f"  ... and {len(report.rejected) - 10} more")
+    if report.flagged:
+        console.print(f"flagged {len(report.flagged)} repost(s), added with duplicate_of:")
+        for r in report.flagged[:10]:
+            console.print(f"  row {r.row} {r.item_id}: {r.reason}", markup=False,
+                          highlight=False)
     if report.report_path:
         console.print(f"rejections written to {report.report_path}", markup=False)
 
 
 def _price(r: Result) -> str:
-    return "" if r.item.price is None else f"{r.item.price:.2f} {r.item.currency or ''}"
+    """The price as listed; in another currency than the base, its conversion beside it."""
+    item = r.item
+    if item.price is None:
+        return ""
+    text = f"{item.price:.2f} {item.currency or item.base_currency or ''}".strip()
+    if item.currency and item.base_currency and item.currency != item.base_currency and (
+        item.base_price is not None
+    ):
+        text += f" ≈ {item.base_price:.2f} {item.base_currency}"
+    return text
+
+
+def _brand_rating(r: Result) -> str:
+    rating = r.item.brand_rating
+    return "" if rating is None else f"{rating.overall:.1f}/5"
+
+
+def _rating(r: Result) -> str:
+    if r.item.rating is None:
+        return ""
+    return f"{r.item.rating:.1f}" + ("" if r.item.reviews is None else f" ({r.item.reviews})")
+
+
+def _state(r: Result) -> str:
+    return "" if r.item.state == "available" else r.item.state
 
 
 def _second_hand(r: Result) -> str:
@@ -110,30 +140,42 @@ _COLUMNS: dict[str, tuple[dict[str, Any], Callable[[int, Result], str]]] = {
     "price": ({"justify": "right", "no_wrap": True}, lambda n, r: _price(r)),
     "brand": ({"no_wrap": True, "overflow": "ellipsis", "max_width": 16},
               lambda n, r: r.item.brand or ""),
+    "brand rating": ({"justify": "right", "no_wrap": True}, lambda n, r: _brand_rating(r)),
+    "rating": ({"justify": "right", "no_wrap": True}, lambda n, r: _rating(r)),
+    "state": ({"no_wrap": True}, lambda n, r: _state(r)),
     "2nd hand": ({"no_wrap": True}, lambda n, r: _second_hand(r)),
     "id": ({"no_wrap": True, "overflow": "ellipsis", "max_width": 14}, lambda n, r: r.item.id),
 }
 #: What a narrow terminal leaves out first (rich would otherwise squeeze columns to nothing).
-_DROP_FIRST = ("2nd hand", "#", "brand", "colour")
+_DROP_FIRST = ("2nd hand", "rating", "#", "brand rating", "brand", "colour")
+
+
+def rating_sources(results: list[Result]) -> str:
+    """"brand ratings: <source>, ..." of the results' brand ratings ("" when none has one)."""
+    sources = sorted({r.item.brand_rating.source for r in results if r.item.brand_rating})
+    return f"brand ratings (0–5): {', '.join(sources)}" if sources else ""
 
 
 def results_table(
     results: list[Result], title: str, width: int, score: str = "score",
-    caption: str | None = None,
+    caption: str | None = None, first_rank: int = 1,
 ) -> Table:
     """The result table, without the columns no result fills and, when `width` is too narrow
-    for all, without the least needed ones (`_DROP_FIRST`). `score` heads the score column."""
+    for all, without the least needed ones (`_DROP_FIRST`). `score` heads the score column;
+    ranks count from `first_rank` (a later page); the caption names the brand ratings'
+    sources below `caption`."""
     names = [
         name for name in _COLUMNS
         if name in ("#", "score") or any(_COLUMNS[name][1](n, r) for n, r in enumerate(results))
     ]
+    caption = "\n".join(c for c in (caption, rating_sources(results)) if c) or None
     droppable = [name for name in _DROP_FIRST if name in names]
     while True:
         table = Table(title=Text(title), caption=None if caption is None else Text(caption),
                       box=box.SIMPLE_HEAD)
         for name in names:
             table.add_column(score if name == "score" else name, **_COLUMNS[name][0])
-        for n, r in enumerate(results, start=1):
+        for n, r in enumerate(results, start=first_rank):
             table.add_row(*(Text(_COLUMNS[name][1](n, r)) for name in names))
         unbounded = console.options.update_width(10 * width)  # what it needs, not what it has
         if not droppable or console.measure(table, options=unbounded).maximum <= width:
@@ -143,12 +185,15 @@ def results_table(
 
 def print_results(
     results: list[Result], as_json: bool, title: str, score: str = "score",
-    caption: str | None = None,
+    caption: str | None = None, first_rank: int = 1,
 ) -> None:
-    """The results as a table (`score` heads the score column, `caption` below it), or as
-    JSON (one object per result, with its "score")."""
+    """The results as a table (`score` heads the score column, `caption` below it, ranks from
+    `first_rank`), or as JSON (one object per result, with its "score"; the caption, which
+    says how far the pages reach, on stderr)."""
     if as_json:
         print(json.dumps([{"score": round(r.score, 4), **r.item.model_dump(mode="json")}
                           for r in results]))
+        if caption:
+            err_console.print(caption, markup=False, highlight=False)
         return
-    console.print(results_table(results, title, console.width, score, caption))
+    console.print(results_table(results, title, console.width, score, caption, first_rank))

@@ -16,8 +16,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.catalog import Catalog, Filters, Result
+from lookalike.catalog.sorting import SORTS, sort_positions
 from lookalike.errors import LookalikeError
-from lookalike.recommend.query import Query, recommend
+from lookalike.recommend.query import Query, ranking_bound, recommend
 
 __all__ = ["cluster_profile", "interleave", "profile_search"]
 
@@ -88,12 +89,15 @@ def profile_search(
     palettes: Sequence[NDArray[np.float32]] | None = None,
     colour_weight: float | None = None,
     diversity: float | None = None,
+    sort: str = "relevance",
 ) -> list[Result]:
     """Items for a style profile of several photos: one query per prototype, interleaved.
 
     `palettes` (one per photo, e.g. `photo_palette`) give each prototype the mean garment
     colours of its photos, matched with `colour_weight`; both it and `diversity` default to
-    the settings' as in `recommend`. A result's score is its rank score within its prototype."""
+    the settings' as in `recommend`. A result's score is its rank score within its prototype.
+    `sort` (other than relevance) orders the interleaved best `ranking_bound` look-alikes and
+    returns the first k of them."""
     mat = np.asarray(vectors, dtype=np.float32)
     if mat.ndim == 1:
         mat = mat[None]
@@ -101,6 +105,9 @@ def profile_search(
         raise LookalikeError("a style profile needs at least one photo")
     if palettes is not None and len(palettes) != len(mat):
         raise LookalikeError(f"one palette per photo: {len(palettes)} for {len(mat)} photos")
+    if sort not in SORTS:
+        raise LookalikeError(f"unknown sort {sort!r}; sorts: {', '.join(SORTS)}")
+    depth = k if sort == "relevance" else max(k, ranking_bound(catalog.settings, diversity, sort))
     groups = cluster_profile(mat, max_prototypes, catalog.settings.profile_distance)
     prototypes = _unit_rows(np.stack([mat[g].mean(axis=0) for g in groups]))
     lists = []
@@ -109,5 +116,9 @@ def profile_search(
         pals = [palettes[i] for i in group if palettes[i].any()] if palettes is not None else []
         if pals:
             query.positive_palettes.append(np.mean(pals, axis=0).astype(np.float32))
-        lists.append(recommend(catalog, query, k, filters, exclude))
-    return interleave(lists, [len(g) for g in groups], k)
+        lists.append(recommend(catalog, query, depth, filters, exclude))
+    merged = interleave(lists, [len(g) for g in groups], depth)
+    if sort == "relevance":
+        return merged[:k]
+    values = catalog.store.sort_values([r.item.rowid for r in merged], sort)
+    return [merged[p] for p in sort_positions(values, sort)][:k]

@@ -8,10 +8,19 @@ several photos, positive / negative items).
     score = match − diversity · max cos(x, results ranked above x)     (MMR, `diversity.py`;
                                                        above 0, near-duplicates collapsed)
 
-Candidates come from the catalog's pre-filtered search, so filters always hold. A query is
-ranked to a fixed depth (`settings.max_results`, or deeper if asked for more): the candidates
-and hence the ranking do not depend on which page of it is asked for, so `offset` pages never
-repeat or skip an item.
+Candidates come from the catalog's pre-filtered search, so filters always hold (sold items
+are left out unless a filter asks for them).
+
+Pages (`offset`, `k`) of one query are slices of one ranking, so none repeats or skips an item:
+
+* relevance order without diversity: the exact order by match, as deep as the page asked for
+  (up to `settings.max_results`). The cosine pool is widened until no item outside it could
+  match better than the last one kept, so the order does not depend on the page;
+* with diversity, or sorted by anything but relevance (`lookalike.catalog.sorting`): the
+  `settings.sort_depth` best look-alikes (MMR picks among `MMR_PER_RESULT` times as many
+  candidates) are the list, sorted (ties and items without the value keep their relevance
+  order), and pages are cut from it. A sorted list is therefore still a list of look-alikes;
+  `ranking_bound` says how deep a query's pages reach.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from lookalike.attributes.colour import (
 from lookalike.attributes.directions import directions_for
 from lookalike.attributes.palettes import palettes_of
 from lookalike.catalog import Catalog, Filters, Result
+from lookalike.catalog.sorting import SORTS, sort_positions
+from lookalike.config import Settings
 from lookalike.errors import LookalikeError
 from lookalike.images import ImageSource
 from lookalike.recommend.diversity import mmr
@@ -41,6 +52,7 @@ __all__ = [
     "Query",
     "UnknownDirectionError",
     "photo_palette",
+    "ranking_bound",
     "recommend",
     "rocchio",
     "steering_directions",
@@ -48,8 +60,10 @@ __all__ = [
 
 Vector = NDArray[np.float32]
 
-#: Candidates fetched by cosine for the colour weight to rerank, per result of the depth ranked.
+#: Candidates fetched by cosine for the colour weight to rerank, per result wanted, at first
+#: (at most `POOL_EXTRA_MAX` more than wanted); the pool widens while that is not enough.
 POOL_PER_RESULT = 10
+POOL_EXTRA_MAX = 1000
 #: Candidates (best match first) that diversity picks among, per result of the depth ranked.
 MMR_PER_RESULT = 4
 
@@ -156,6 +170,72 @@ def steering_directions(catalog: Catalog) -> list[str]:
     return directions_for(catalog).names()
 
 
+def ranking_bound(settings: Settings, diversity: float | None = None,
+                  sort: str = "relevance") -> int:
+    """How deep a query's pages reach (offset + k stays within it): `max_results` in relevance
+    order without diversity; `sort_depth` (within it) when sorted or diversified."""
+    d = settings.diversity if diversity is None else diversity
+    if sort == "relevance" and d <= 0:
+        return settings.max_results
+    return min(settings.sort_depth, settings.max_results)
+
+
+@dataclass(frozen=True)
+class _Colour:
+    """How the colour weight bends the match: the target palette (None: no colour to move
+    towards), palettes moved away from, and the weight."""
+
+    target: Vector | None
+    avoid: list[tuple[float, Vector]]
+    weight: float
+
+    def similarity(self, palettes: Vector) -> Vector:
+        sim = np.zeros(len(palettes), dtype=np.float32)
+        if self.target is not None:
+            sim += colour_similarity(self.target, palettes)
+        for strength, pal in self.avoid:
+            sim -= strength * colour_similarity(pal, palettes)
+        return sim
+
+    @property
+    def best(self) -> float:
+        """The most colour similarity any item can have (intersection ≤ the target's mass)."""
+        return 0.0 if self.target is None else float(self.target.sum())
+
+
+def _best_matches(
+    catalog: Catalog,
+    q: Vector,
+    n: int,
+    filters: Filters | None,
+    excluded: list[int],
+    colour: _Colour | None,
+) -> tuple[NDArray[np.int64], Vector, Vector]:
+    """(rowids, match, cosine) of the `n` best matches, best first (ties by rowid). Exact
+    whatever `n` is (exact index): without colour the cosine search's own top n; with colour,
+    the cosine pool widens until the n-th match is at least what any item outside the pool
+    could reach ((1 − w)·the pool's lowest cosine + w·the best colour similarity)."""
+    pool = n if colour is None else max(min(POOL_PER_RESULT * n, n + POOL_EXTRA_MAX), 200)
+    while True:
+        hits = catalog.search_vectors(q[None], pool, filters, excluded)[0]
+        rowids = np.asarray([r for r, _ in hits], dtype=np.int64)
+        cosine = np.asarray([sc for _, sc in hits], dtype=np.float32)
+        match = cosine
+        if colour is not None and len(hits):
+            palettes = palettes_of(catalog, rowids.tolist())
+            if palettes.any():
+                match = ((1 - colour.weight) * cosine
+                         + colour.weight * colour.similarity(palettes)).astype(np.float32)
+        order = np.lexsort((rowids, -match))[:n]
+        if colour is None or len(hits) < pool or pool >= len(catalog):
+            break
+        ceiling = (1 - colour.weight) * float(cosine.min()) + colour.weight * colour.best
+        if len(order) == n and float(match[order[-1]]) >= ceiling:
+            break
+        pool *= 4
+    return rowids[order], match[order], cosine[order]
+
+
 def recommend(
     catalog: Catalog,
     query: Query,
@@ -163,56 +243,64 @@ def recommend(
     filters: Filters | None = None,
     exclude: Sequence[int] = (),
     offset: int = 0,
+    sort: str = "relevance",
 ) -> list[Result]:
     """Results `offset` … `offset + k` of a query's ranking: Rocchio + steering, colour weight,
-    then MMR diversity; `exclude` rowids (e.g. the examples themselves) never come back.
+    then MMR diversity, then `sort` (`lookalike.catalog.sorting`; relevance by default) over the
+    best `sort_depth` look-alikes; `exclude` rowids (e.g. the examples themselves) never come
+    back.
 
-    Each `Result.score` is the score it was ranked by (never rising down the list) and
-    `Result.similarity` the plain cosine to the query vector."""
+    Each `Result.score` is the score it was ranked by (never rising down a list in relevance
+    order) and `Result.similarity` the plain cosine to the query vector."""
     if k < 0 or offset < 0:
         raise LookalikeError(f"k and offset must not be negative (k={k}, offset={offset})")
+    if sort not in SORTS:
+        raise LookalikeError(f"unknown sort {sort!r}; sorts: {', '.join(SORTS)}")
     s = catalog.settings
     q, colour_target, avoid_palettes = _direction(catalog, query)
     w = s.colour_weight if query.colour_weight is None else float(query.colour_weight)
     w = float(np.clip(w, 0.0, 1.0))
     diversity = s.diversity if query.diversity is None else float(query.diversity)
     diversity = float(np.clip(diversity, 0.0, 1.0))
-    colour = w > 0 and (colour_target is not None or bool(avoid_palettes))
-    # the candidates depend on the settings, not on the page asked for: every page is cut
-    # from one ranking (by cosine alone any pool as deep as the page gives the same order)
-    depth = max(s.max_results, offset + k)
-    candidates = max(MMR_PER_RESULT * depth, 100) if diversity > 0 else offset + k
-    pool = max(POOL_PER_RESULT * depth, 200) if colour else candidates
+    use_colour = w > 0 and (colour_target is not None or bool(avoid_palettes))
+    colour = _Colour(colour_target, avoid_palettes, w) if use_colour else None
     excluded = sorted({*map(int, exclude), *query.example_rowids})
-    hits = catalog.search_vectors(q[None], pool, filters, excluded)[0]
-    if not hits or k == 0:
+    if k == 0:
         return []
-    rowids = np.asarray([r for r, _ in hits], dtype=np.int64)
-    cosine = np.asarray([sc for _, sc in hits], dtype=np.float32)
-    match = cosine
-    if colour:
-        palettes = palettes_of(catalog, rowids.tolist())
-        if palettes.any():
-            colour_sim = np.zeros(len(rowids), dtype=np.float32)
-            if colour_target is not None:
-                colour_sim += colour_similarity(colour_target, palettes)
-            for strength, pal in avoid_palettes:
-                colour_sim -= strength * colour_similarity(pal, palettes)
-            match = (1 - w) * cosine + w * colour_sim
-    order = np.argsort(-match, kind="stable")[:candidates]
-    if diversity > 0:
-        vectors = catalog.index.exact.get(rowids[order])
-        if len(vectors) != len(order):  # not every candidate in the exact store (should not be)
-            vectors = np.stack([catalog.store.vector(int(r)) for r in rowids[order]])
-        # near-duplicates (a re-photo, a second listing of one garment) are collapsed only
-        # when the shopper asks for variety: at diversity 0 a cheaper listing of it shows too
-        picked, scores = mmr(match[order], vectors, offset + k, diversity, s.near_duplicate_cos)
+    if sort == "relevance" and diversity <= 0:
+        # the exact order by match, as deep as the page: every page a slice of it
+        rowids, match, cosine = _best_matches(catalog, q, offset + k, filters, excluded, colour)
+        picked = list(range(len(rowids)))
+        scores = [float(m) for m in match]
     else:
-        picked = list(range(min(len(order), offset + k)))
-        scores = [float(match[order[i]]) for i in picked]
-    chosen = [(int(rowids[order[i]]), sc) for i, sc in zip(picked, scores, strict=True)]
-    sims: list[float | None] = [float(cosine[order[i]]) for i in picked]
-    return catalog.results(chosen[offset:], sims[offset:])
+        # the list is the `depth` best look-alikes, whatever page is asked for
+        depth = max(ranking_bound(s, diversity, sort), offset + k)
+        wanted = depth if sort != "relevance" else offset + k
+        if diversity > 0:
+            rowids, match, cosine = _best_matches(
+                catalog, q, max(MMR_PER_RESULT * depth, 100), filters, excluded, colour
+            )
+            vectors = catalog.index.exact.get(rowids)
+            if len(vectors) != len(rowids):  # not every candidate in the exact store
+                vectors = np.stack([catalog.store.vector(int(r)) for r in rowids])
+            # near-duplicates (a re-photo, a second listing of one garment) are collapsed
+            # only when the shopper asks for variety: at diversity 0 a cheaper listing shows
+            picked, scores = mmr(match, vectors, wanted, diversity, s.near_duplicate_cos)
+        else:
+            rowids, match, cosine = _best_matches(catalog, q, depth, filters, excluded, colour)
+            picked = list(range(len(rowids)))
+            scores = [float(m) for m in match]
+        if sort != "relevance":
+            values = catalog.store.sort_values([int(rowids[i]) for i in picked], sort)
+            positions = sort_positions(values, sort)
+            picked = [picked[p] for p in positions]
+            scores = [scores[p] for p in positions]
+    if not len(rowids):
+        return []
+    chosen = [(int(rowids[i]), sc) for i, sc in zip(picked, scores, strict=True)]
+    sims: list[float | None] = [float(cosine[i]) for i in picked]
+    end = offset + k
+    return catalog.results(chosen[offset:end], sims[offset:end])
 
 
 def _direction(

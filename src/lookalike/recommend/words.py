@@ -322,7 +322,8 @@ class CatalogVocabulary:
                 values[name] = found
         with catalog.store.connection() as conn:
             prices = [r[0] for r in conn.execute(
-                "SELECT price FROM items WHERE price IS NOT NULL ORDER BY random() LIMIT 5000")]
+                "SELECT price_base FROM items WHERE price_base IS NOT NULL AND state != 'sold' "
+                "ORDER BY random() LIMIT 5000")]
         median = float(np.median(prices)) if prices else None
         return cls(values, directions_for(catalog).names(), median,
                    catalog.settings.text_max_chars)
@@ -536,7 +537,7 @@ def merge_filters(given: Filters, words: Filters) -> tuple[Filters, list[str]]:
     kept as given (and said so); price bounds take the tighter of the two."""
     notes: list[str] = []
     data = given.model_dump()
-    for name, value in words.model_dump().items():
+    for name, value in words.model_dump(exclude_defaults=True).items():
         mine = data.get(name)
         if name == "attributes":
             assert isinstance(mine, dict)
@@ -551,7 +552,7 @@ def merge_filters(given: Filters, words: Filters) -> tuple[Filters, list[str]]:
             data[name] = value
         elif name == "price_max":
             data[name] = min(mine, value)
-        elif name in ("price_min", "min_sustainability"):
+        elif name == "price_min" or name.startswith("min_"):
             data[name] = max(mine, value)
         elif mine != value:
             notes.append(f"{name}: the filter's {mine} kept over the words' {value}")
@@ -613,11 +614,12 @@ def search_text(
     encoder: TextEncoder | None = None,
     strength: float | None = None,
     offset: int = 0,
+    sort: str = "relevance",
 ) -> TextSearch:
     """Search with words, alone or beside a photo (see the module docstring for which words
     filter and which steer, and how a text-only query is ranked). `query` may carry examples,
     steering, colour weight and diversity of its own; `encoder` defaults to the catalog's
-    vocabulary."""
+    vocabulary; `offset` and `sort` page and order the results as in `recommend`."""
     encoder = encoder or CatalogVocabulary.of(catalog)
     intent = encoder.encode_text(text)
     strength = catalog.settings.text_steer_strength if strength is None else strength
@@ -649,7 +651,7 @@ def search_text(
         else:
             notes.append("no item passes these filters")
         return TextSearch([], intent, merged, steer, notes)
-    results = recommend(catalog, query, k, merged, offset=offset)
+    results = recommend(catalog, query, k, merged, offset=offset, sort=sort)
     return TextSearch(results, intent, merged, steer, notes)
 
 

@@ -15,10 +15,12 @@ from lookalike.api.deps import (
     CpuDep,
     QueryFiltersDep,
     SettingsDep,
+    SortDep,
     page_size,
     read_upload,
     reject_unknown_form,
     reject_unknown_query,
+    with_probe,
 )
 from lookalike.api.schemas import (
     COLOUR_WEIGHT,
@@ -30,6 +32,7 @@ from lookalike.api.schemas import (
     ItemUpdate,
     SearchResponse,
 )
+from lookalike.recommend import ranking_bound
 
 router = APIRouter(
     prefix="/items", tags=["items"],
@@ -40,16 +43,19 @@ router = APIRouter(
 MAX_OFFSET = 1_000_000_000
 
 
-@router.get("", response_model=ItemPage, summary="List items (filters, pagination)")
+@router.get("", response_model=ItemPage, summary="List items (filters, sorting, pagination)",
+            description="Sold items are left out unless `include_sold` (or `state=sold`); "
+            "`sort` other than relevance orders the whole catalog (relevance: catalog order).")
 def list_items(
     catalog: CatalogDep,
     filters: QueryFiltersDep,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    sort: SortDep = "relevance",
 ) -> ItemPage:
-    items = catalog.items(filters, offset, limit)
+    items = catalog.items(filters, offset, limit, sort)
     return ItemPage(items=[ItemPublic.of(i) for i in items], total=catalog.store.count(filters),
-                    offset=offset, limit=limit)
+                    offset=offset, limit=limit, sort=sort, notes=catalog.notes(filters, sort))
 
 
 @router.get("/{item_id}", response_model=ItemPublic, summary="One item")
@@ -85,11 +91,14 @@ def similar_items(
     diversity: Annotated[
         float | None, Query(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)
     ] = None,
+    sort: SortDep = "relevance",
 ) -> SearchResponse:
-    size = page_size(settings, offset, k)
-    results = catalog.similar(item_id, size, filters, colour_weight=colour_weight,
-                              diversity=diversity, offset=offset)
-    return SearchResponse.of(results, offset, size, settings.max_results)
+    bound = ranking_bound(settings, diversity, sort)
+    size = page_size(offset, k, bound)
+    results = catalog.similar(item_id, with_probe(offset, size, bound), filters,
+                              colour_weight=colour_weight, diversity=diversity, offset=offset,
+                              sort=sort)
+    return SearchResponse.of(results, offset, size, bound, sort, catalog.notes(filters, sort))
 
 
 @router.post(
@@ -98,7 +107,12 @@ def similar_items(
     status_code=status.HTTP_201_CREATED,
     summary="Add one item with its photo (admin)",
     description="Multipart: `image` (the photo) and `item` (JSON metadata). The photo is "
-    "encoded and added to the index at once; nothing is rebuilt.",
+    "encoded and added to the index at once; nothing is rebuilt. The same photo again, or a "
+    "repost of a stored item's photo (resized, recompressed, cropped by a few percent, "
+    "mirrored), answers 409 with the original's id in `original_id`; with the `duplicates` "
+    "setting `flag` it is added with `duplicate_of` set instead.",
+    responses={409: {"description": "Same id, same photo, or a repost of a stored item "
+                     "(`original_id` names it)."}},
 )
 async def add_item(
     _: AdminDep,
@@ -114,7 +128,11 @@ async def add_item(
     return ItemPublic.of(added)
 
 
-@router.patch("/{item_id}", response_model=ItemPublic, summary="Change an item's metadata (admin)")
+@router.patch("/{item_id}", response_model=ItemPublic,
+              summary="Change an item's metadata, e.g. its state (admin)",
+              description='JSON with the fields to change, e.g. `{"state": "sold"}` '
+              "(available, reserved, sold: a sold item leaves every search, browse and feed), "
+              '`{"rating": 4.5, "reviews": 12}`, `{"price": 30, "currency": "USD"}`.')
 def update_item(item_id: str, change: ItemUpdate, _: AdminDep, catalog: CatalogDep) -> ItemPublic:
     return ItemPublic.of(catalog.update_item(item_id, change))
 

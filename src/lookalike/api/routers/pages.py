@@ -42,6 +42,7 @@ def search_page(
         request, "search.html",
         {"page": "search", "facets": facets, "user": user, "version": __version__,
          "controls": control_defaults(settings), "max_results": settings.max_results,
+         "sort_depth": min(settings.sort_depth, settings.max_results),
          "text_max_chars": settings.text_max_chars},
     )
 

@@ -11,13 +11,16 @@ from lookalike.api.deps import (
     CatalogDep,
     CpuDep,
     FormFiltersDep,
+    FormSort,
     FormSteeringDep,
     QueryFiltersDep,
     SettingsDep,
+    SortDep,
     page_size,
     read_upload,
     reject_unknown_form,
     reject_unknown_query,
+    with_probe,
 )
 from lookalike.api.schemas import (
     COLOUR_WEIGHT,
@@ -28,7 +31,7 @@ from lookalike.api.schemas import (
     SearchResponse,
     understood,
 )
-from lookalike.recommend import steering_directions
+from lookalike.recommend import ranking_bound, steering_directions
 
 router = APIRouter(
     prefix="/search", tags=["search"],
@@ -45,32 +48,39 @@ Text = Annotated[str | None, Form(max_length=2000, description="Words about the 
     response_model=SearchResponse,
     summary="Look-alikes of a photo",
     description="Multipart: `photo` plus optional filters (`category`, `colour`, `brand`, "
-    "`size` repeatable; `price_min`, `price_max`, `kids`, `second_hand`, `min_sustainability`), "
-    "`k` and `offset` (pages of one ranking: `next_offset` of the answer), and the controls: "
-    "`colour_weight` (match colour), `diversity`, `positive` / `negative` item ids, `steer` "
-    "(direction=strength); `text`: words about the photo (\"this, but in red\"): "
+    "`size`, `currency`, `state` repeatable; `price_min`, `price_max` in the base currency, "
+    "`kids`, `second_hand`, `min_sustainability`, `min_brand_rating`, `min_brand_people`, "
+    "`min_brand_planet`, `min_brand_animals`, `min_rating`, `include_sold`), `sort`, `k` and "
+    "`offset` (pages of one ranking: `next_offset` of the answer, up to its `bound`), and the "
+    "controls: `colour_weight` (match colour), `diversity`, `positive` / `negative` item ids, "
+    "`steer` (direction=strength); `text`: words about the photo (\"this, but in red\"): "
     "constraint words (category, brand, price, second-hand, size...) filter, appearance words "
     "(colour, pattern, usage...) steer; the answer's `understood` says how.",
 )
 async def search_photo(
     cpu: CpuDep,
+    catalog: CatalogDep,
     settings: SettingsDep,
     filters: FormFiltersDep,
     steering: FormSteeringDep,
     photo: Annotated[UploadFile, File(description="The photo to match.")],
     k: K = 12,
     offset: Offset = 0,
+    sort: FormSort = "relevance",
     text: Text = None,
 ) -> SearchResponse:
-    size = page_size(settings, offset, k)
+    bound = ranking_bound(settings, steering.diversity, sort)
+    size = page_size(offset, k, bound)
     data = await read_upload(photo, settings.upload_max_bytes)
+    ask = with_probe(offset, size, bound)
     if text and text.strip():
-        found = await cpu.search(queries.search_photo_text, data, text, size, filters, steering,
-                                 offset)
-        return SearchResponse.of(found.results, offset, size, settings.max_results).model_copy(
-            update={"understood": understood(found)})
-    results = await cpu.search(queries.search_photo, data, size, filters, steering, offset)
-    return SearchResponse.of(results, offset, size, settings.max_results)
+        found = await cpu.search(queries.search_photo_text, data, text, ask, filters, steering,
+                                 offset, sort)
+        return SearchResponse.of(
+            found.results, offset, size, bound, sort, catalog.notes(found.filters, sort)
+        ).model_copy(update={"understood": understood(found)})
+    results = await cpu.search(queries.search_photo, data, ask, filters, steering, offset, sort)
+    return SearchResponse.of(results, offset, size, bound, sort, catalog.notes(filters, sort))
 
 
 @router.post(
@@ -84,6 +94,7 @@ async def search_photo(
 )
 async def search_profile(
     cpu: CpuDep,
+    catalog: CatalogDep,
     settings: SettingsDep,
     filters: FormFiltersDep,
     photos: Annotated[list[UploadFile], File(description="Photos of clothes the shopper likes.")],
@@ -94,17 +105,19 @@ async def search_profile(
     diversity: Annotated[
         float | None, Form(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)
     ] = None,
+    sort: FormSort = "relevance",
 ) -> SearchResponse:
     if len(photos) > settings.profile_max_photos:
         raise HTTPException(422, f"at most {settings.profile_max_photos} photos per profile")
-    size = page_size(settings, 0, k)
+    bound = ranking_bound(settings, diversity, sort)
+    size = page_size(0, k, bound)
     data: list[bytes] = []
     for p in photos:  # one budget for all the photos together
         budget = settings.upload_max_bytes - sum(map(len, data))
         data.append(await read_upload(p, budget, settings.upload_max_bytes))
     results = await cpu.search(queries.search_profile, data, size, filters, colour_weight,
-                               diversity)
-    return SearchResponse.of(results)
+                               diversity, sort)
+    return SearchResponse.of(results, bound=bound, sort=sort, notes=catalog.notes(filters, sort))
 
 
 @router.post(
@@ -117,9 +130,12 @@ def search_items(
 ) -> SearchResponse:
     if not request.positive and not request.negative:
         raise HTTPException(422, "give at least one positive or negative item id")
-    size = page_size(settings, request.offset, request.k)
-    results = queries.search_items(catalog, size, request.filters, request, request.offset)
-    return SearchResponse.of(results, request.offset, size, settings.max_results)
+    bound = ranking_bound(settings, request.diversity, request.sort)
+    size = page_size(request.offset, request.k, bound)
+    results = queries.search_items(catalog, with_probe(request.offset, size, bound),
+                                   request.filters, request, request.offset, request.sort)
+    return SearchResponse.of(results, request.offset, size, bound, request.sort,
+                             catalog.notes(request.filters, request.sort))
 
 
 @router.get("/directions", response_model=Directions, summary="Steering directions")
@@ -140,13 +156,18 @@ def directions(catalog: CatalogDep) -> Directions:
 )
 async def search_text(
     cpu: CpuDep,
+    catalog: CatalogDep,
     settings: SettingsDep,
     filters: QueryFiltersDep,
     q: Annotated[str, Query(min_length=1, max_length=2000, description="The words.")],
     k: Annotated[int, Query(ge=1, le=1000, description="How many results (a page).")] = 12,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description=OFFSET)] = 0,
+    sort: SortDep = "relevance",
 ) -> SearchResponse:
-    size = page_size(settings, offset, k)
-    found = await cpu.search(queries.search_words, q, size, filters, offset)
-    return SearchResponse.of(found.results, offset, size, settings.max_results).model_copy(
-        update={"understood": understood(found)})
+    bound = ranking_bound(settings, None, sort)
+    size = page_size(offset, k, bound)
+    found = await cpu.search(queries.search_words, q, with_probe(offset, size, bound), filters,
+                             offset, sort)
+    return SearchResponse.of(
+        found.results, offset, size, bound, sort, catalog.notes(found.filters, sort)
+    ).model_copy(update={"understood": understood(found)})

@@ -14,7 +14,7 @@
   const form = $("filters");
   const tpl = $("card-tpl");
   const PAGE = 24;
-  const MAX_RESULTS = Number(grid.dataset.maxResults) || 100;  // the server's ranking depth
+  let bound = Number(grid.dataset.maxResults) || 1000;  // how deep this query's pages reach
 
   // what the page shows; `wanted` is the state of the latest request in flight (or null)
   const committed = { photo: null, photoUrl: null, positive: [], negative: [] };
@@ -23,27 +23,35 @@
   let seq = 0;      // drops stale answers
 
   // -- filters and tuning ------------------------------------------------------------------
+  const LISTS = ["category", "colour", "brand", "size", "currency"];
+  const FLAGS = ["kids", "second_hand", "include_sold"];
   function filterPairs() {
     const pairs = [];
-    const v = (id) => $(id).value.trim();
+    const v = (id) => ($(id) ? $(id).value.trim() : "");
     if (v("f-category")) pairs.push(["category", v("f-category")]);
     if (v("f-colour")) pairs.push(["colour", v("f-colour")]);
+    if (v("f-brand")) pairs.push(["brand", v("f-brand")]);
+    if (v("f-size")) pairs.push(["size", v("f-size")]);
     if (v("f-price-min")) pairs.push(["price_min", v("f-price-min")]);
     if (v("f-price-max")) pairs.push(["price_max", v("f-price-max")]);
+    if (v("f-currency")) pairs.push(["currency", v("f-currency")]);
     if (v("f-kids")) pairs.push(["kids", v("f-kids")]);
     if ($("f-second-hand").checked) pairs.push(["second_hand", "true"]);
     if (Number(v("f-sust")) > 0) pairs.push(["min_sustainability", v("f-sust")]);
+    if (Number(v("f-brand-rating")) > 0) pairs.push(["min_brand_rating", v("f-brand-rating")]);
+    if ($("f-include-sold").checked) pairs.push(["include_sold", "true"]);
     return pairs;
   }
   function filterObject() {
     const f = {};
     for (const [k, val] of filterPairs()) {
-      if (k === "category" || k === "colour") f[k] = [val];
-      else if (k === "kids" || k === "second_hand") f[k] = val === "true";
+      if (LISTS.includes(k)) f[k] = [val];
+      else if (FLAGS.includes(k)) f[k] = val === "true";
       else f[k] = Number(val);
     }
     return f;
   }
+  const sortBy = () => $("sort").value;
   // every look-alike search sends every control: the sliders start at the server's defaults
   // (rendered into the page), so what they show is what the search applied
   function tuning() {
@@ -82,7 +90,16 @@
     }
     node.querySelector(".title").textContent = item.title || "Untitled item";
     node.querySelector(".price").textContent = LA.money(item.price, item.currency);
+    node.querySelector(".converted").textContent = LA.converted(item);
     node.querySelector(".brand").textContent = item.brand || "";
+    LA.fillBrandRating(node.querySelector(".brand-rating"), item);
+    LA.fillState(node.querySelector(".state"), item);
+    node.dataset.state = item.state || "available";
+    node.dataset.brand = item.brand || "";
+    node.dataset.sizes = (item.sizes || []).join(";");
+    if (item.base_price !== null && item.base_price !== undefined) {
+      node.dataset.basePrice = String(item.base_price);
+    }
     LA.fillTags(node.querySelector(".tags"), item);
     const shop = node.querySelector(".shop");
     if (item.url) shop.href = item.url; else shop.remove();
@@ -122,6 +139,17 @@
       li.appendChild(b);
       list.appendChild(li);
     }
+  }
+
+  function renderNotes(notes) {
+    const list = $("notes");
+    list.textContent = "";
+    for (const note of notes) {
+      const li = document.createElement("li");
+      li.textContent = note;
+      list.appendChild(li);
+    }
+    list.hidden = notes.length === 0;
   }
 
   function renderPhoto() {
@@ -164,12 +192,13 @@
   async function fetchPage(next, from) {
     const t = tuning();
     const m = mode(next);
+    const k = from === 0 ? PAGE : Math.min(PAGE, bound - from);
     if (m === "photo") {
-      const k = Math.min(PAGE, MAX_RESULTS - from);
       const fd = new FormData();
       fd.append("photo", next.photo);
       fd.append("k", String(k));
       fd.append("offset", String(from));
+      fd.append("sort", sortBy());
       for (const [key, v] of filterPairs()) fd.append(key, v);
       for (const e of next.positive) fd.append("positive", e.id);
       for (const e of next.negative) fd.append("negative", e.id);
@@ -179,37 +208,42 @@
       const w = words();
       if (w) fd.append("text", w);
       const data = await LA.api("/search", { method: "POST", body: fd });
-      return { entries: data.results, next: data.next_offset, total: null,
-               understood: data.understood };
+      return { entries: data.results, next: data.next_offset, total: null, bound: data.bound,
+               notes: data.notes, understood: data.understood };
     }
     if (m === "words") {
       const q = new URLSearchParams(filterPairs());
       q.set("q", words());
-      q.set("k", String(Math.min(PAGE, MAX_RESULTS - from)));
+      q.set("k", String(k));
       q.set("offset", String(from));
+      q.set("sort", sortBy());
       const data = await LA.api(`/search/text?${q}`);
-      return { entries: data.results, next: data.next_offset, total: null,
-               understood: data.understood };
+      return { entries: data.results, next: data.next_offset, total: null, bound: data.bound,
+               notes: data.notes, understood: data.understood };
     }
     if (m === "items") {
       const body = {
         positive: next.positive.map((e) => e.id), negative: next.negative.map((e) => e.id),
-        k: Math.min(PAGE, MAX_RESULTS - from), offset: from, filters: filterObject(), ...t,
+        k, offset: from, sort: sortBy(), filters: filterObject(), ...t,
       };
       const data = await LA.api("/search/items", {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
       });
-      return { entries: data.results, next: data.next_offset, total: null };
+      return { entries: data.results, next: data.next_offset, total: null, bound: data.bound,
+               notes: data.notes };
     }
     const q = new URLSearchParams(filterPairs());
     q.set("offset", String(from));
     q.set("limit", String(PAGE));
+    q.set("sort", sortBy());
     const data = await LA.api(`/items?${q}`);
     const end = from + data.items.length;
     return {
       entries: data.items.map((item) => ({ item, score: null, similarity: null })),
       next: end < data.total ? end : null,
       total: data.total,
+      bound: null,
+      notes: data.notes,
     };
   }
 
@@ -228,13 +262,17 @@
       wanted = null;
       commit(next);
       show(page.entries, append);
+      if (page.bound) bound = page.bound;
       if (window.LAWords) window.LAWords.show(page.understood || null);  // words.js
       offset = page.next === null ? from + page.entries.length : page.next;
-      $("load-more").hidden = page.next === null;
+      $("load-more").hidden = page.next === null || page.entries.length === 0;
       const shown = grid.querySelectorAll(".card").length;
+      const sorted = sortBy() !== "relevance";
       status.textContent = page.total !== null
         ? `${page.total} item${page.total === 1 ? "" : "s"}`
         : `${shown} look-alike${shown === 1 ? "" : "s"}`;
+      $("sort-help").hidden = !(sorted && page.total === null);
+      renderNotes(page.notes || []);
     } catch (err) {
       if (mine !== seq) return;
       wanted = null;
@@ -337,6 +375,8 @@
   const outputs = () => {
     const sust = Number($("f-sust").value);
     $("o-sust").textContent = sust > 0 ? sust.toFixed(1) : "any";
+    const brand = Number($("f-brand-rating").value);
+    $("o-brand-rating").textContent = brand > 0 ? brand.toFixed(1) : "any";
     $("o-steer").textContent = Number($("steer-amt").value).toFixed(1);
     const two = (id) => String(Number(Number($(id).value).toFixed(2)));  // 0.25, 0.1, 0
     $("o-div").textContent = two("diversity");
@@ -347,6 +387,7 @@
   form.addEventListener("submit", (e) => { e.preventDefault(); run(); });
   form.addEventListener("reset", () => setTimeout(() => { outputs(); run(); }));
   $("clear-examples").addEventListener("click", () => run({ positive: [], negative: [] }));
+  $("sort").addEventListener("change", () => run());
   $("load-more").addEventListener("click", () => run({}, true));
 
   async function loadDirections() {
