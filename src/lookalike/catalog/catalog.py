@@ -29,10 +29,12 @@ from lookalike.catalog.duplicates import (
 )
 from lookalike.catalog.filters import LIST_FIELDS, Filters
 from lookalike.catalog.ingest import (
+    EncodeEngine,
     IngestProgress,
     IngestReport,
     PixelTagger,
     VectorTagger,
+    engine_for,
     ingest,
 )
 from lookalike.catalog.rates import RatesFile, read_rates
@@ -178,8 +180,11 @@ class Catalog:
         report_path: Path | None = None,
         progress: Callable[[IngestProgress], None] | None = None,
         columns: dict[str, str] | None = None,
+        engine: EncodeEngine | None = None,
     ) -> IngestReport:
         """Bulk-add a folder of images (+ CSV/JSONL metadata); see `lookalike.catalog.ingest`.
+        Photos are decoded and encoded by `engine`, by default the one the settings name
+        (`Settings.engine`: local, or a Ray cluster).
         Reposts are checked as `settings.duplicates` says; stored photos without a perceptual
         hash (a catalog made before hashes were stored) are hashed first, once."""
         reposts = RepostCheck.from_settings(self.settings)
@@ -202,6 +207,7 @@ class Catalog:
             chunk_size=self.settings.chunk_size,
             commit_items=self.settings.commit_every,
             decode_threads=self.settings.decode_threads,
+            engine=engine or engine_for(self.settings),
             report_path=report_path,
             progress=progress,
             pixel_taggers=self.pixel_taggers,
