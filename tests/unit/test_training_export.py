@@ -47,3 +47,26 @@ def test_cached_export_follows_the_card_too(tmp_path: Path) -> None:
     np.savez(weights, w=np.zeros(3, np.float32))
     card_file.write_text(json.dumps({"combine": {"w_imagenet": 0.5}}))
     assert source_digest(weights, card_file) != first
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", ["", "-int8"])
+def test_compact_model_is_the_full_graph_then_the_projection(suffix: str) -> None:
+    """`lookalike-fashion-512` runs the full-width graph, then the committed projection (a MatMul
+    + L2 normalisation) inside the same ONNX file: its vectors equal the numpy projection of
+    `lookalike-fashion`'s (fp32, and int8 where both trunks are quantised alike)."""
+    from lookalike.training.projection import unpack_projection
+
+    weights, card_file = weights_paths("lookalike-fashion-512", WEIGHTS_DIR)
+    with np.load(weights) as data:
+        proj = unpack_projection({k: np.array(data[k]) for k in data.files})
+    assert proj is not None and proj.dim == 512 <= json.loads(card_file.read_text())["dim"]
+    compact = create("lookalike-fashion-512" + suffix, Settings())
+    full = create("lookalike-fashion" + suffix, Settings())
+    assert (compact.dim, full.dim) == (512, 2624)
+    paths = sorted(sample_images().glob("*.jpg"))[::40]
+    batch = np.stack([full.preprocess(load_image(p)) for p in paths])
+    got = compact.encode_batch(batch)
+    assert got.shape == (len(paths), 512)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(got, proj(full.encode_batch(batch)), atol=2e-4 if suffix else 1e-5)

@@ -32,7 +32,8 @@ from lookalike.encoders.registry import register
 from lookalike.errors import LookalikeError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
-TRAINED = ("lookalike-fashion",)
+# the fine-tuned model, and its compact version (the same graph + a learned projection)
+TRAINED = ("lookalike-fashion", "lookalike-fashion-512")
 
 
 def weights_paths(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[Path, Path]:
@@ -42,11 +43,27 @@ def weights_paths(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[Path, Pat
 
 def source_digest(weights: Path, card: Path) -> str:
     """What a cached export was built from: the weights and the card (which holds the graph's
-    combination weights, so a card edited beside unchanged weights is a different model)."""
+    combination weights, so a card edited beside unchanged weights is a different model), and
+    for a compact model (a card naming a `base`) the base's weights and card too."""
     h = hashlib.sha256(weights.read_bytes())
     h.update(b"\0card\0")
-    h.update(card.read_bytes())
+    text = card.read_bytes()
+    h.update(text)
+    base = base_of(text)
+    if base is not None:
+        h.update(b"\0base\0")
+        h.update(source_digest(*committed_paths(base, card.parent)).encode())
     return h.hexdigest()
+
+
+def base_of(card_text: bytes) -> str | None:
+    """The `base` a compact model's card names (None for a model of its own)."""
+    try:
+        card = json.loads(card_text)
+    except json.JSONDecodeError:
+        return None
+    base = card.get("base") if isinstance(card, dict) else None
+    return str(base) if base else None
 
 
 def pack_weights(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -78,8 +95,19 @@ def unpack_weights(packed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def build_torch_model(card: dict[str, Any], weights: Path) -> Any:
-    """The full torch module (backbone + head + colour) described by `card`."""
+    """The full torch module (backbone + head + colour) described by `card`; for a compact
+    model (`card["base"]`), the base model's module followed by the stored projection."""
     import torch
+
+    if card.get("base"):
+        from lookalike.training.projection import projected_module, unpack_projection
+
+        full, _ = trained_torch_model(str(card["base"]), weights.parent)
+        with np.load(weights) as data:
+            proj = unpack_projection({k: np.array(data[k]) for k in data.files})
+        if proj is None:
+            raise LookalikeError(f"{weights}: a compact model's weights hold no projection")
+        return projected_module(full, proj)
 
     from lookalike.encoders.efficientnet import load_torch_backbone
     from lookalike.encoders.salient import fashion_module
