@@ -112,3 +112,32 @@ def train(
         f"saved {result.weights} and {result.card}; "
         f"use it with --model {name} (built into ONNX on first use)"
     )
+
+
+@app.command()
+def project(
+    dataset: Path = typer.Option(..., "--dataset", help="clothing-dataset folder (images.csv)."),
+    out: Path = typer.Option(WEIGHTS_DIR, "--out", help="Folder for <name>.npz + <name>.json."),
+    base: str = typer.Option("lookalike-fashion", help="Trained model to make compact."),
+    dim: int = typer.Option(512, min=1, help="Dimensions of the compact vector."),
+    power: float = typer.Option(
+        0.5, min=0.0, max=1.0, help="Whitening: 0 = plain PCA, 1 = full PCA-whitening."
+    ),
+    shrink: float = typer.Option(
+        0.0, min=0.0, help="Added to each kept eigenvalue, in units of their mean."
+    ),
+    name: str | None = typer.Option(None, help="Registered name (default: <base>-<dim>)."),
+    seed: int = typer.Option(0, help="Seed of the saved contributor split."),
+) -> None:
+    """Learn a projection of a trained model's vectors to DIM dims on the train contributors
+    and save it as a compact model: the base's ONNX graph + a MatMul + L2 normalisation."""
+    from lookalike.training.compact import compact_fashion
+
+    result = compact_fashion(
+        dataset, out, base=base, dim=dim, power=power, shrink=shrink, name=name, seed=seed,
+        log=typer.echo,
+    )
+    for key, value in sorted(result.metrics.items()):
+        if key.endswith(("precision@10", "map@10")):
+            typer.echo(f"{key:40s} {value:.4f}")
+    typer.echo(f"saved {result.weights} and {result.card}")
