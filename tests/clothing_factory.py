@@ -10,13 +10,14 @@ from PIL import Image
 
 
 def tiny_clothing_dataset(root: Path, n: int = 36) -> Path:
-    """Coloured rectangles on noisy floors: label = colour, 9 contributors, one missing file."""
+    """Coloured rectangles on noisy floors: label = colour, 9 contributors with every label,
+    one missing file."""
     rng = np.random.default_rng(0)
     (root / "images").mkdir(parents=True)
     colours = {"Red": (200, 30, 30), "Blue": (30, 60, 200), "Green": (40, 160, 60)}
     rows = []
     for i in range(n):
-        label = list(colours)[i % 3]
+        label = list(colours)[(i // 9) % 3]
         name = f"img{i:03d}"
         floor = rng.integers(90, 140, (96, 80, 3), dtype=np.uint8)
         floor[20:80, 15:65] = colours[label]

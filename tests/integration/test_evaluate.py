@@ -30,6 +30,14 @@ def test_evaluate_fake_encoder_writes_metrics_and_plots(
     assert "row 7" in result.output  # the missing image is reported by row
     assert "SYNTHETIC" in result.output
     report = json.loads((out / "metrics.json").read_text())
+    split = report["split"]
+    assert split["kind"] == "group" and split["column"] == "sender_id"
+    assert split["items"] == 35 and split["evaluated_items"] + split["train_items"] == 35
+    title = f"held-out sender_id groups, {split['evaluated_items']} of 35 items"
+    assert title in result.output and "held-out part" not in result.output
+    assert "skipped colour: needs a colour label: images.csv has no colour column" in (
+        result.output
+    )
     m = report["metrics"]["fake"]
     # colour blocks: the fake encoder sees colour layout, so labels are easy
     assert m["category/precision@1"] > 0.9

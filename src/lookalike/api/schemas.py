@@ -4,14 +4,15 @@ full-stack-fastapi-template: the stored `Item` (with its file path) never leaves
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from lookalike.catalog import Filters, Item, Result
 from lookalike.catalog.schema import ItemFields
 from lookalike.catalog.schema import ItemUpdate as LibraryItemUpdate
+from lookalike.recommend.words import TextSearch
 
 
 class TagPublic(BaseModel):
@@ -72,53 +73,107 @@ class ItemPage(BaseModel):
     limit: int
 
 
+SCORE = (
+    "What the results are ranked by (never rising down the list): the match, "
+    "(1 − colour_weight)·cosine + colour_weight·colour overlap, less diversity × the cosine "
+    "to the closest result ranked above (profile search: within the result's style prototype; "
+    "the swipe feed: its taste score)."
+)
+
+
 class ResultPublic(BaseModel):
     item: ItemPublic
-    score: float = Field(description="Cosine similarity to the query (higher is closer).")
+    score: float = Field(description=SCORE)
+    similarity: float | None = Field(
+        None, description="Plain cosine similarity to the query (null where there is none)."
+    )
 
     @classmethod
     def of(cls, result: Result) -> ResultPublic:
-        return cls(item=ItemPublic.of(result.item), score=round(float(result.score), 6))
+        sim = None if result.similarity is None else round(float(result.similarity), 6)
+        return cls(item=ItemPublic.of(result.item), score=round(float(result.score), 6),
+                   similarity=sim)
 
 
 class SearchResponse(BaseModel):
     results: list[ResultPublic]
+    offset: int = Field(0, description="Rank of the first result (0 = the best).")
+    next_offset: int | None = Field(
+        None, description="The `offset` of the next page of this ranking; null when there is "
+        "none (the last result, or the `max_results` bound of one query's ranking)."
+    )
+    understood: Understood | None = Field(
+        None, description="With `text`: what the words were understood as (else absent).")
 
     @classmethod
-    def of(cls, results: list[Result]) -> SearchResponse:
-        return cls(results=[ResultPublic.of(r) for r in results])
+    def of(
+        cls, results: list[Result], offset: int = 0, k: int | None = None, bound: int | None = None
+    ) -> SearchResponse:
+        """A page of `k` asked at `offset`; a full page below `bound` may have a next one."""
+        end = offset + len(results)
+        more = k is not None and len(results) >= k and (bound is None or end < bound)
+        return cls(results=[ResultPublic.of(r) for r in results], offset=offset,
+                   next_offset=end if more else None)
+
+
+COLOUR_WEIGHT = (
+    "Match colour, 0–1: how much the garment colours of the query count against shape and "
+    "style (match = (1 − w)·cosine + w·colour overlap); 0 = ignore colour. Omitted: the "
+    "server's default (shown as this field's default)."
+)
+DIVERSITY = (
+    "0–1: each result is ranked by its match less diversity × its cosine to the closest "
+    "result above it; 0 = closest first. Omitted: the server's default (shown as this field's "
+    "default)."
+)
+OFFSET = (
+    "Rank of the first result to return (paging: the `next_offset` of the previous page); "
+    "offset + k may not pass the server's `max_results` (k is cut to fit)."
+)
+
+
+#: Most attribute directions one query may steer by.
+MAX_STEER = 50
+
+#: A steering strength: finite, in [-1, 1] as documented (NaN, inf, 1e308 are 422s).
+Strength = Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]
+DirectionName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class FiltersIn(Filters):
+    """Filters as a request body sends them: every number finite and bounded."""
+
+    price_min: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
+    price_max: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
+    min_sustainability: float | None = Field(None, ge=0, le=5, allow_inf_nan=False)
 
 
 class Steering(BaseModel):
     """How to bend a query: examples to move towards / away from, attribute directions,
-    colour weight and diversity. All optional; an empty one is a plain nearest-neighbour search."""
+    colour weight and diversity. All optional; colour weight and diversity default to the
+    server's."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     positive: list[str] = Field(default_factory=list, max_length=50,
                                 description="Item ids: more like these.")
     negative: list[str] = Field(default_factory=list, max_length=50,
                                 description="Item ids: less like these.")
-    steer: dict[str, float] = Field(
-        default_factory=dict, description='Attribute directions and strengths in [-1, 1], '
+    steer: dict[DirectionName, Strength] = Field(
+        default_factory=dict, max_length=MAX_STEER,
+        description='Attribute directions and strengths in [-1, 1], '
         'e.g. {"colour:red": 0.6}. See GET /search/directions.'
     )
-    colour_weight: float | None = Field(None, ge=0, le=1,
-                                        description="How much colour counts; None = default.")
-    diversity: float | None = Field(
-        None, ge=0, le=1, description="0 = closest first, 1 = most varied; None = default."
-    )
-
-    def is_plain(self) -> bool:
-        return (not self.positive and not self.negative and not self.steer
-                and self.colour_weight is None and self.diversity is None)
+    colour_weight: float | None = Field(None, ge=0, le=1, description=COLOUR_WEIGHT)
+    diversity: float | None = Field(None, ge=0, le=1, description=DIVERSITY)
 
 
 class RecommendRequest(Steering):
     """"More like these, less like those" over catalog items, without a photo."""
 
     k: int = Field(12, ge=1, le=1000)
-    filters: Filters = Field(default_factory=Filters)
+    offset: int = Field(0, ge=0, le=1_000_000, description=OFFSET)
+    filters: FiltersIn = Field(default_factory=FiltersIn)
 
 
 class Directions(BaseModel):
@@ -151,10 +206,12 @@ class CatalogInfo(BaseModel):
 
 
 class UserPublic(BaseModel):
-    id: int
+    """A user; a visitor without a session (nothing stored yet) has no id and no created_at."""
+
+    id: int | None
     username: str | None
     is_guest: bool
-    created_at: datetime
+    created_at: datetime | None
 
 
 class Session(BaseModel):
@@ -186,3 +243,34 @@ class SwipePublic(BaseModel):
 
 class Feed(BaseModel):
     items: list[ResultPublic]
+
+
+# -- words -------------------------------------------------------------------------------------
+
+
+class WordMatch(BaseModel):
+    phrase: str = Field(description="The words as typed (normalised).")
+    field: str = Field(description="category, colour, brand, an attribute (usage...), "
+                       "price_max, second_hand, size...")
+    values: list[str]
+    how: str = Field(description="exact, plural, synonym, fuzzy or phrase.")
+    score: float = Field(description="1, or the difflib ratio of a fuzzy match.")
+    negated: bool = Field(description="After not/no/without: steered away from, not filtered.")
+
+
+class Understood(BaseModel):
+    """What a search text was understood as (`lookalike.recommend.words`)."""
+
+    filters: dict[str, Any] = Field(description="Filters applied (the words' merged with the "
+                                    "request's own), as in `Filters`.")
+    steer: dict[str, float] = Field(description="Steering directions applied, with strengths.")
+    matches: list[WordMatch]
+    ignored: list[str] = Field(description="Words that matched nothing in this catalog.")
+    notes: list[str]
+
+
+def understood(found: TextSearch) -> Understood:
+    return Understood.model_validate(found.understood())
+
+
+SearchResponse.model_rebuild()

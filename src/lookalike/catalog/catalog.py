@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
-from lookalike.catalog.filters import Filters
+from lookalike.catalog.filters import LIST_FIELDS, Filters
 from lookalike.catalog.ingest import (
     IngestProgress,
     IngestReport,
@@ -28,9 +29,11 @@ from lookalike.catalog.ingest import (
 )
 from lookalike.catalog.schema import Item, ItemIn, ItemUpdate, Tag
 from lookalike.catalog.store import CatalogStore, NewItem
+from lookalike.colour_names import canonical_colour
 from lookalike.config import Settings
-from lookalike.encoders import Encoder, create
-from lookalike.errors import LookalikeError
+from lookalike.encoders import Encoder
+from lookalike.encoders import create as create_encoder
+from lookalike.errors import CatalogNotFoundError, LookalikeError
 from lookalike.images import ImageLimits, ImageSource, content_hash, load_image, read_image_bytes
 from lookalike.index import CatalogIndex, SearchPlan
 
@@ -43,10 +46,14 @@ class DuplicateItemError(LookalikeError):
 
 @dataclass(frozen=True)
 class Result:
-    """One recommended item and its cosine similarity to the query."""
+    """One recommended item. `score` is what the results are ranked by (it never rises down a
+    list ranked by `lookalike.recommend`: the match, blended with colour and less a diversity
+    penalty; for a raw vector search, the cosine); `similarity` is the plain cosine similarity
+    to the query vector, where there is one."""
 
     item: Item
     score: float
+    similarity: float | None = None
 
 
 @dataclass
@@ -62,25 +69,35 @@ class Catalog:
     _sync: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def open(cls, settings: Settings | None = None, encoder: Encoder | None = None) -> Catalog:
-        """Open (or create) the catalog in `settings.catalog_dir`.
+    def open(
+        cls, settings: Settings | None = None, encoder: Encoder | None = None, *,
+        create: bool = True,
+    ) -> Catalog:
+        """Open (or, unless `create` is False, create) the catalog in `settings.catalog_dir`.
 
         The encoder is the one the catalog was built with (recorded in it), else
-        `settings.model`; it is loaded only when an image must be encoded.
+        `settings.model`; it is loaded only when an image must be encoded. `create=False`
+        raises `CatalogNotFoundError` where there is no catalog, and creates nothing.
         """
         settings = settings or Settings()
         folder = Path(settings.catalog_dir)
+        if not create and not (folder / DB_FILE).is_file():
+            raise CatalogNotFoundError(str(folder))
         store = CatalogStore(folder / DB_FILE)
         if encoder is not None:
             store.bind_model(encoder.name, encoder.dim)
-        stored_dim = store.get_meta("dim")
+        stored_dim = store.dim  # the stored vectors' length, even if the record is damaged
         if stored_dim is None:
-            encoder = encoder or create(settings.model, settings)
+            encoder = encoder or create_encoder(settings.model, settings)
             store.bind_model(encoder.name, encoder.dim)
-            stored_dim = str(encoder.dim)
-        index = CatalogIndex(folder, int(stored_dim), settings)
-        version = store.vectors_version()  # read before the vectors: a later change shows
-        index.load(*store.vectors())
+            stored_dim = encoder.dim
+        index = CatalogIndex(folder, stored_dim, settings)
+        try:
+            version = store.vectors_version()  # read before the vectors: a later change shows
+            index.load(*store.vectors())
+        except BaseException:
+            store.close()
+            raise
         catalog = cls(settings=settings, store=store, index=index, _encoder=encoder,
                       _version=version)
         if settings.auto_tag:  # default taggers (colour; trained probes) — issue 5
@@ -104,7 +121,7 @@ class Catalog:
     def encoder(self) -> Encoder:
         if self._encoder is None:
             name = self.store.model_name or self.settings.model
-            self._encoder = create(name, self.settings)
+            self._encoder = create_encoder(name, self.settings)
             self.store.bind_model(self._encoder.name, self._encoder.dim)
         return self._encoder
 
@@ -173,14 +190,15 @@ class Catalog:
             raise DuplicateItemError(f"an item with id {item.id!r} exists")
         if digest in hashes:
             raise DuplicateItemError("the catalog already holds this exact image")
-        img = load_image(image, limits=self.limits, name=image_path.name)
+        size = self.encoder.preprocess.resize_size
+        img = load_image(image, limits=self.limits, name=image_path.name, draft_size=(size, size))
         vector = self.encoder.encode_images([img])
         tags: dict[str, Tag] = {}
         for tagger in self.pixel_taggers:
             tags.update(tagger(img))
         for vtagger in self.vector_taggers:
             tags.update(vtagger(vector)[0])
-        predicted = {k: t for k, t in tags.items() if not getattr(item, k, None)}
+        predicted = {k: t for k, t in tags.items() if not item.gives(k)}
         new = NewItem(item.id or digest[:16], item, str(image_path), digest, predicted)
         (rowid,) = self.store.add([new], vector)
         with self._sync:
@@ -227,6 +245,37 @@ class Catalog:
     def items(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Item]:
         return self.store.list(filters, offset, limit)
 
+    def values(self, field: str) -> list[str]:
+        """Every value of a list filter's field (category, brand, colour, size) or other
+        attribute (usage, pattern...) that some item has, as the filter matches it (given, else
+        predicted; colours by canonical name), sorted."""
+        return sorted((v for v, _ in self.store.values(field)), key=str.lower)
+
+    def unknown_filter_values(self, filters: Filters, shown: int = 30) -> list[str]:
+        """A plain sentence for each filter value no item has, with the values that exist:
+        "no item has category 'Spacesuits'; categories: Dress, Hat, ..." (why a search came
+        back short or empty). Case-insensitive, as the filters are; colours by canonical name
+        (`navy blue` is known where items are `navy`)."""
+        notes = []
+        wanted_by = [(name, list(getattr(filters, name))) for name in LIST_FIELDS]
+        wanted_by += list(filters.attributes.items())
+        for name, wanted in wanted_by:
+            if not wanted:
+                continue
+            existing = self.values(name)
+            key = canonical_colour if name == "colour" else str.lower
+            known = {key(v) for v in existing}
+            plural = {"category": "categories", "brand": "brands", "colour": "colours",
+                      "size": "sizes"}.get(name, f"{name} values")
+            listed = ", ".join(existing[:shown]) + (
+                f", ... ({len(existing) - shown} more)" if len(existing) > shown else ""
+            )
+            for value in wanted:
+                if key(value) not in known:
+                    notes.append(f"no item has {name} {value!r}; "
+                                 + (f"{plural}: {listed}" if existing else f"no item has a {name}"))
+        return notes
+
     def vector_of(self, item_id: str) -> NDArray[np.float32]:
         self.refresh()
         rowid = self.store.rowid_of(item_id)
@@ -236,17 +285,23 @@ class Catalog:
         vec: NDArray[np.float32] = vecs[0]
         return vec
 
-    def embed(self, source: ImageSource, name: str | None = None) -> NDArray[np.float32]:
-        """Encode one photo (path or bytes) into a unit vector."""
+    def load_photo(self, source: ImageSource, name: str | None = None) -> Image.Image:
+        """Decode one photo (path or bytes) as ingest does: within the image limits, at the
+        size the encoder needs (so embedding and colour tags of a query match a stored item's)."""
         if not isinstance(source, bytes):
             name = name or str(source)
             source = read_image_bytes(source, self.limits)
-        pre = self.encoder.preprocess
-        img = load_image(
-            source, limits=self.limits, name=name, draft_size=(pre.resize_size, pre.resize_size)
-        )
-        vec: NDArray[np.float32] = self.encoder.encode_batch(pre(img)[None])[0]
+        size = self.encoder.preprocess.resize_size
+        return load_image(source, limits=self.limits, name=name, draft_size=(size, size))
+
+    def embed_image(self, img: Image.Image) -> NDArray[np.float32]:
+        """Encode one decoded photo into a unit vector."""
+        vec: NDArray[np.float32] = self.encoder.encode_batch(self.encoder.preprocess(img)[None])[0]
         return vec
+
+    def embed(self, source: ImageSource, name: str | None = None) -> NDArray[np.float32]:
+        """Encode one photo (path or bytes) into a unit vector."""
+        return self.embed_image(self.load_photo(source, name))
 
     def allowed_rowids(self, filters: Filters | None) -> NDArray[np.int64] | None:
         """Rowids a filter keeps, or None for no filter."""
@@ -277,9 +332,16 @@ class Catalog:
             out.append(hits[:k])
         return out
 
-    def results(self, hits: Sequence[tuple[int, float]]) -> list[Result]:
+    def results(
+        self,
+        hits: Sequence[tuple[int, float]],
+        similarities: Sequence[float | None] | None = None,
+    ) -> list[Result]:
+        """`Result`s of (rowid, score) hits (rowids no longer in the store left out)."""
         items = {it.rowid: it for it in self.store.get_many([r for r, _ in hits])}
-        return [Result(items[r], s) for r, s in hits if r in items]
+        sims = similarities if similarities is not None else [None] * len(hits)
+        return [Result(items[r], s, sim)
+                for (r, s), sim in zip(hits, sims, strict=True) if r in items]
 
     def search_vector(
         self,
@@ -288,15 +350,44 @@ class Catalog:
         filters: Filters | None = None,
         exclude: Sequence[int] = (),
     ) -> list[Result]:
-        return self.results(self.search_vectors(query[None], k, filters, exclude)[0])
+        """Nearest items to a vector by cosine alone (no colour, no diversity): the raw index."""
+        hits = self.search_vectors(query[None], k, filters, exclude)[0]
+        return self.results(hits, [s for _, s in hits])
 
     def search_image(
-        self, source: ImageSource, k: int = 10, filters: Filters | None = None
+        self,
+        source: ImageSource,
+        k: int = 10,
+        filters: Filters | None = None,
+        *,
+        colour_weight: float | None = None,
+        diversity: float | None = None,
+        offset: int = 0,
+        name: str | None = None,
     ) -> list[Result]:
-        """Look-alikes of a photo (path or bytes)."""
-        return self.search_vector(self.embed(source), k, filters)
+        """Look-alikes of a photo (path or bytes; `name` labels bytes in errors): results
+        `offset` … `offset + k` of its ranking. `colour_weight` ("match colour", 0–1) and
+        `diversity` (0–1) default to the settings'; see `lookalike.recommend.recommend`."""
+        from lookalike.recommend import Query, recommend  # recommend builds on the catalog
 
-    def similar(self, item_id: str, k: int = 10, filters: Filters | None = None) -> list[Result]:
-        """"More like this": nearest items to a catalog item, the item itself excluded."""
-        rowid = self.store.rowid_of(item_id)
-        return self.search_vector(self.vector_of(item_id), k, filters, exclude=[rowid])
+        query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(
+            self, source, name=name
+        )
+        return recommend(self, query, k, filters, offset=offset)
+
+    def similar(
+        self,
+        item_id: str,
+        k: int = 10,
+        filters: Filters | None = None,
+        *,
+        colour_weight: float | None = None,
+        diversity: float | None = None,
+        offset: int = 0,
+    ) -> list[Result]:
+        """"More like this": look-alikes of a catalog item, the item itself left out; same
+        controls as `search_image`."""
+        from lookalike.recommend import Query, recommend
+
+        query = Query(colour_weight=colour_weight, diversity=diversity).add_item(self, item_id)
+        return recommend(self, query, k, filters, offset=offset)

@@ -6,11 +6,48 @@ still returns k results when k exist.
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Collection
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lookalike.colour_names import colour_sql, colour_variants
 from lookalike.errors import FilterError
+from lookalike.validation import plain_errors
+
+#: Filters that keep items having any of several values, compared case-insensitively.
+LIST_FIELDS = ("category", "brand", "colour", "size")
+
+#: SQL of the value the `category`, `brand` and `colour` filters compare with: the given value,
+#: else the predicted tag. (`size` compares with each of an item's sizes, `json_each(sizes)`.)
+VALUE_SQL = {
+    "category": "coalesce(category, json_extract(predicted, '$.category.value'))",
+    "brand": "brand",
+    "colour": "coalesce(colour, json_extract(predicted, '$.colour.value'))",
+}
+
+#: What an attribute name may look like (it is written into SQL JSON paths, so no quotes).
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
+#: Attributes that are item columns; every other attribute lives in the item's `extra`.
+_COLUMN_ATTRIBUTES = frozenset({"category", "department", "colour", "brand", "source"})
+MAX_ATTRIBUTES = 20
+MAX_VALUES = 100
+
+
+def given_sql(name: str) -> str:
+    """SQL of the value an item gives for attribute `name`: its column (category, department,
+    colour, brand, source) or its `extra` field of that name (pattern, usage, gender...)."""
+    if not ATTRIBUTE_NAME.fullmatch(name):
+        raise FilterError(f"attribute {name!r}: a name is a letter then letters, digits or _")
+    return name if name in _COLUMN_ATTRIBUTES else f"json_extract(extra, '$.{name}')"
+
+
+def attribute_sql(name: str) -> str:
+    """SQL of an item's attribute `name` as filters, facets and directions see it: the given
+    value (`given_sql`), else the predicted tag."""
+    return f"coalesce({given_sql(name)}, json_extract(predicted, '$.{name}.value'))"
 
 
 class Filters(BaseModel):
@@ -27,6 +64,30 @@ class Filters(BaseModel):
     kids: bool | None = None
     second_hand: bool | None = None
     min_sustainability: float | None = Field(None, ge=0, le=5)
+    attributes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Any other labelled attribute (given in `extra`, else predicted by a "
+        'tagger): {"usage": ["Formal"], "pattern": ["striped", "checked"]}.',
+    )
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if len(value) > MAX_ATTRIBUTES:
+            raise ValueError(f"at most {MAX_ATTRIBUTES} attributes")
+        out = {}
+        for name, values in value.items():
+            if not ATTRIBUTE_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not an attribute name (a letter, then letters, "
+                                 "digits or _)")
+            if name in cls.model_fields:
+                raise ValueError(f"{name!r} is a filter of its own: use it, not attributes")
+            if len(values) > MAX_VALUES:
+                raise ValueError(f"{name}: at most {MAX_VALUES} values")
+            kept = [v.strip() for v in values if v.strip()]
+            if kept:
+                out[name] = kept
+        return out
 
     @model_validator(mode="after")
     def _range(self) -> Filters:
@@ -35,36 +96,47 @@ class Filters(BaseModel):
             and self.price_max is not None
             and self.price_min > self.price_max
         ):
-            raise ValueError(f"price_min {self.price_min} is above price_max {self.price_max}")
+            raise ValueError(f"price_min {self.price_min:g} is above price_max {self.price_max:g}")
         return self
 
     def is_empty(self) -> bool:
         return self == Filters()
 
     @classmethod
-    def parse(cls, expressions: list[str]) -> Filters:
+    def parse(cls, expressions: list[str], attributes: Collection[str] = ()) -> Filters:
         """Parse CLI-style `field=value` expressions (lists comma-separated).
 
-        `category=Dress,Skirt`, `price_max=50`, `second_hand=true`...
+        `category=Dress,Skirt`, `price_max=50`, `second_hand=true`...; a name in `attributes`
+        (e.g. `Settings.tag_attributes`) filters on that attribute: `usage=Formal`.
         """
         data: dict[str, Any] = {}
+        fields = [f for f in cls.model_fields if f != "attributes"]
         for expr in expressions:
             key, sep, value = expr.partition("=")
             key = key.strip().replace("-", "_")
             if not sep or not key:
                 raise FilterError(f"filter {expr!r}: expected field=value")
-            if key not in cls.model_fields:
-                raise FilterError(
-                    f"filter {expr!r}: unknown field {key!r}; known: {', '.join(cls.model_fields)}"
+            if key not in fields and key in attributes:
+                data.setdefault("attributes", {}).setdefault(key, []).extend(
+                    v.strip() for v in value.split(",") if v.strip()
                 )
-            if key in ("category", "brand", "colour", "size"):
+                continue
+            if key not in fields:
+                known = [*fields, *(a for a in attributes if a not in fields)]
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise FilterError(
+                    f"filter {expr!r}: unknown field {key!r}; {hint}"
+                    f"known: {', '.join(known)}"
+                )
+            if key in LIST_FIELDS:
                 data.setdefault(key, []).extend(v.strip() for v in value.split(",") if v.strip())
             else:
                 data[key] = value.strip()
         try:
             return cls.model_validate(data)
-        except ValueError as exc:
-            raise FilterError(f"bad filter: {exc}") from None
+        except ValidationError as exc:
+            raise FilterError(f"bad filter: {plain_errors(exc.errors())}") from None
 
     def to_sql(self) -> tuple[str, list[Any]]:
         """A WHERE clause (without the keyword) over the `items` table, and its parameters."""
@@ -77,11 +149,12 @@ class Filters(BaseModel):
             params.extend(v.lower() for v in values)
 
         if self.category:
-            any_of("coalesce(category, json_extract(predicted, '$.category.value'))", self.category)
+            any_of(VALUE_SQL["category"], self.category)
         if self.brand:
-            any_of("brand", self.brand)
-        if self.colour:
-            any_of("coalesce(colour, json_extract(predicted, '$.colour.value'))", self.colour)
+            any_of(VALUE_SQL["brand"], self.brand)
+        if self.colour:  # by canonical colour name: `navy blue` finds `navy` items
+            wanted = list(dict.fromkeys(v for c in self.colour for v in colour_variants(c)))
+            any_of(colour_sql(VALUE_SQL["colour"]), wanted)
         if self.size:
             marks = ",".join("?" * len(self.size))
             clauses.append(
@@ -103,4 +176,6 @@ class Filters(BaseModel):
         if self.min_sustainability is not None:
             clauses.append("sustainability >= ?")
             params.append(self.min_sustainability)
+        for name, values in self.attributes.items():
+            any_of(attribute_sql(name), values)
         return (" AND ".join(clauses) or "1"), params

@@ -44,9 +44,22 @@ class HnswIndex:
             raise ValueError("cannot re-add removed ids to HNSW; rebuild the index")
         self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
 
+    def vectors(self, ids: Ids) -> Matrix:
+        """The stored vectors of `ids` (all present in the graph), as they were added."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out: Matrix = self._index.reconstruct_batch(ids).astype(np.float32, copy=False)
+        return out
+
     def remove(self, ids: Ids) -> None:
         # HNSW cannot delete nodes: remember them and filter them out of every search.
         self._removed.update(int(i) for i in ids)
+
+    @property
+    def removed(self) -> Ids:
+        """Ids removed since the graph was built (HNSW keeps their nodes; searches skip them)."""
+        return np.fromiter(sorted(self._removed), dtype=np.int64, count=len(self._removed))
 
     @property
     def removed_fraction(self) -> float:
@@ -82,11 +95,12 @@ class HnswIndex:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path, ef_search: int = 128) -> HnswIndex:
+    def load(cls, path: Path, ef_search: int = 128, removed: Ids | None = None) -> HnswIndex:
+        """The saved graph; `removed`: the ids removed from it before it was saved."""
         index = faiss.read_index(str(path))
         obj = cls.__new__(cls)
         obj.dim = int(index.d)
         obj.ef_search = ef_search
         obj._index = index  # type: ignore[assignment]
-        obj._removed = set()
+        obj._removed = set() if removed is None else {int(i) for i in removed}
         return obj

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from lookalike.api.deps import CatalogDep, reject_unknown_query
-from lookalike.api.facets import facets
+from lookalike.api.deps import CatalogDep, FacetsDep, reject_unknown_query
 from lookalike.api.schemas import CatalogInfo, Facets
 
 router = APIRouter(
@@ -20,5 +19,5 @@ def info(catalog: CatalogDep) -> CatalogInfo:
 
 
 @router.get("/facets", response_model=Facets, summary="Categories, colours, brands, prices")
-def catalog_facets(catalog: CatalogDep) -> Facets:
-    return facets(catalog)
+def catalog_facets(facets: FacetsDep) -> Facets:
+    return facets

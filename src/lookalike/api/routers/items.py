@@ -15,11 +15,15 @@ from lookalike.api.deps import (
     CpuDep,
     QueryFiltersDep,
     SettingsDep,
+    page_size,
     read_upload,
     reject_unknown_form,
     reject_unknown_query,
 )
 from lookalike.api.schemas import (
+    COLOUR_WEIGHT,
+    DIVERSITY,
+    OFFSET,
     ItemCreate,
     ItemPage,
     ItemPublic,
@@ -32,11 +36,15 @@ router = APIRouter(
     dependencies=[Depends(reject_unknown_query), Depends(reject_unknown_form)],
 )
 
+#: Largest `offset` of a page (far beyond any catalog, far below SQLite's integer range).
+MAX_OFFSET = 1_000_000_000
+
+
 @router.get("", response_model=ItemPage, summary="List items (filters, pagination)")
 def list_items(
     catalog: CatalogDep,
     filters: QueryFiltersDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ItemPage:
     items = catalog.items(filters, offset, limit)
@@ -69,9 +77,19 @@ def similar_items(
     catalog: CatalogDep,
     settings: SettingsDep,
     filters: QueryFiltersDep,
-    k: Annotated[int, Query(ge=1, le=1000)] = 12,
+    k: Annotated[int, Query(ge=1, le=1000, description="How many results (a page).")] = 12,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description=OFFSET)] = 0,
+    colour_weight: Annotated[
+        float | None, Query(ge=0, le=1, allow_inf_nan=False, description=COLOUR_WEIGHT)
+    ] = None,
+    diversity: Annotated[
+        float | None, Query(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)
+    ] = None,
 ) -> SearchResponse:
-    return SearchResponse.of(catalog.similar(item_id, min(k, settings.api_max_k), filters))
+    size = page_size(settings, offset, k)
+    results = catalog.similar(item_id, size, filters, colour_weight=colour_weight,
+                              diversity=diversity, offset=offset)
+    return SearchResponse.of(results, offset, size, settings.max_results)
 
 
 @router.post(

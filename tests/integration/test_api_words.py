@@ -1,0 +1,106 @@
+"""Searching with words over HTTP (TestClient, real SQLite catalog of the bundled sample, fake
+encoder): GET /search/text, the `text` field of POST /search, what was understood, bad input."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from lookalike.api import create_app
+from lookalike.catalog import Catalog
+from lookalike.config import Settings
+from lookalike.demo import build_demo_catalog, sample_images, sample_metadata
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    catalog: Catalog
+    catalog, _ = build_demo_catalog(Settings(catalog_dir=tmp_path_factory.mktemp("words-api"),
+                                             model="fake"))
+    yield TestClient(create_app(catalog.settings, catalog))
+    catalog.close()
+
+
+def photo() -> bytes:
+    with sample_metadata().open(newline="") as f:
+        row = next(csv.DictReader(f))
+    return (sample_images() / row["image"]).read_bytes()
+
+
+def test_text_search_filters_and_says_what_it_understood(client: TestClient) -> None:
+    response = client.get("/search/text", params={"q": "second hand Dresses under 90 sparkly",
+                                                  "k": 5})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["results"] and all(
+        r["item"]["category"] == "Dress" and r["item"]["second_hand"]
+        and r["item"]["price"] <= 90 for r in body["results"])
+    understood = body["understood"]
+    assert understood["filters"] == {"category": ["Dress"], "price_max": 90.0,
+                                     "second_hand": True}
+    assert understood["ignored"] == ["sparkly"]
+    hows = {m["phrase"]: m["how"] for m in understood["matches"]}
+    assert hows["dresses"] == "plural" and hows["second hand"] == "phrase"
+
+
+def test_text_search_with_query_filters_and_colour_steering(client: TestClient) -> None:
+    body = client.get("/search/text", params={"q": "red", "category": "Dress", "k": 5}).json()
+    assert body["understood"]["filters"] == {"category": ["Dress"], "colour": ["red"]}
+    assert "colour:red" in body["understood"]["steer"]
+    for r in body["results"]:
+        colour = r["item"]["colour"] or r["item"]["predicted"]["colour"]["value"]
+        assert r["item"]["category"] == "Dress" and colour == "red"
+
+
+def test_nothing_understood_is_an_empty_answer_that_says_why(client: TestClient) -> None:
+    body = client.get("/search/text", params={"q": "sparkly unicorn"}).json()
+    assert body["results"] == [] and body["understood"]["ignored"] == ["sparkly", "unicorn"]
+    assert "none of the words matched" in body["understood"]["notes"][-1]
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "words"),
+    [
+        ({"q": "x" * 201}, 422, "at most 200 characters"),
+        ({"q": "x" * 2001}, 422, "q"),
+        ({"q": ""}, 422, "q"),
+        ({}, 422, "q"),
+        ({"q": "dress", "k": 0}, 422, "k"),
+        ({"q": "dress", "colr": "red"}, 422, "colr"),
+    ],
+)
+def test_bad_text_requests(client: TestClient, params: dict[str, object], status: int,
+                           words: str) -> None:
+    response = client.get("/search/text", params=params)
+    assert response.status_code == status, response.text
+    assert words in response.json()["detail"]
+
+
+def test_photo_search_with_words_steers_and_reports(client: TestClient) -> None:
+    files = {"photo": ("q.jpg", photo(), "image/jpeg")}
+    plain = client.post("/search", files=files, data={"k": "10"}).json()
+    assert plain.get("understood") is None
+    steered = client.post("/search", files=files,
+                          data={"k": "10", "text": "this, but in red, under 80"})
+    assert steered.status_code == 200, steered.text
+    body = steered.json()
+    assert body["understood"]["filters"] == {"price_max": 80.0}  # colour steers, not filters
+    assert body["understood"]["steer"] == {"colour:red": 0.8}
+    assert all(r["item"]["price"] <= 80 for r in body["results"]) and len(body["results"]) == 10
+
+    def red(results: list[dict[str, object]]) -> int:
+        return sum((r["item"]["colour"] or r["item"]["predicted"]["colour"]["value"]) == "red"
+                   for r in results)  # type: ignore[index]
+    assert red(body["results"]) > red(plain["results"])
+    too_long = client.post("/search", files=files, data={"text": "y" * 201})
+    assert too_long.status_code == 422 and "200 characters" in too_long.json()["detail"]
+
+
+def test_openapi_lists_the_text_route(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/search/text" in spec["paths"]
+    props = spec["components"]["schemas"]["SearchResponse"]["properties"]
+    assert "understood" in props
