@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from clothing_factory import tiny_clothing_dataset
 from lookalike import Settings, create
 from lookalike.cli import app
+from lookalike.errors import LookalikeError
 from lookalike.evaluation.datasets import load_clothing_dataset
 from lookalike.evaluation.features import cached_features
 from lookalike.evaluation.splits import GroupSplit
@@ -73,3 +74,38 @@ def test_compact_model_needs_its_own_name_and_a_real_base(tmp_path: Path) -> Non
     (weights_dir / "fake.json").write_text(json.dumps({**card, "base": "other"}))
     with pytest.raises(ValueError, match="itself a compact model"):
         compact_fashion(data_dir, weights_dir, base="fake", dim=4, settings=settings)
+
+
+def test_project_saves_into_the_user_models_folder_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --out the compact model lands where `--model NAME` finds it (the shipped models
+    are read-only), and its base is found beside it."""
+    from lookalike.encoders.trained import user_models, user_models_dir
+
+    monkeypatch.setenv("LOOKALIKE_CACHE_DIR", str(tmp_path / "cache"))
+    folder = user_models_dir(Settings())
+    folder.parent.mkdir(parents=True)
+    _base(folder)
+    data_dir = tiny_clothing_dataset(tmp_path / "data")
+    result = CliRunner().invoke(app, [
+        "project", "--dataset", str(data_dir), "--base", "fake", "--dim", "4", "--name", "small",
+    ])
+    assert result.exit_code == 0, result.output
+    assert (folder / "small.npz").is_file() and "small" in user_models(Settings())
+    assert json.loads((folder / "small.json").read_text())["base"] == "fake"
+
+
+def test_a_users_compact_model_finds_the_shipped_base(tmp_path: Path) -> None:
+    """A compact card naming `lookalike-fashion` in a user folder is keyed by the shipped base's
+    weights too; a card naming itself as its base is refused."""
+    from lookalike.encoders.trained import WEIGHTS_DIR, base_folder, committed_digest, source_digest
+
+    assert base_folder("lookalike-fashion", tmp_path) == WEIGHTS_DIR
+    np.savez(tmp_path / "mine.npz", unused=np.zeros(1, np.float32))
+    (tmp_path / "mine.json").write_text(json.dumps({"name": "mine", "base": "lookalike-fashion"}))
+    digest = source_digest(tmp_path / "mine.npz", tmp_path / "mine.json")
+    assert digest != committed_digest("lookalike-fashion")
+    (tmp_path / "mine.json").write_text(json.dumps({"name": "mine", "base": "mine"}))
+    with pytest.raises(LookalikeError, match="its own base"):
+        source_digest(tmp_path / "mine.npz", tmp_path / "mine.json")

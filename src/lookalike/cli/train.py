@@ -174,26 +174,45 @@ def train(
 
 @app.command()
 def project(
-    dataset: Path = typer.Option(..., "--dataset", help="clothing-dataset folder (images.csv)."),
-    out: Path = typer.Option(WEIGHTS_DIR, "--out", help="Folder for <name>.npz + <name>.json."),
-    base: str = typer.Option("lookalike-fashion", help="Trained model to make compact."),
-    dim: int = typer.Option(512, min=1, help="Dimensions of the compact vector."),
+    dataset: Path = typer.Option(
+        ..., "--dataset", metavar="FOLDER", exists=True, file_okay=False,
+        help="clothing-dataset folder (images.csv + images/).",
+    ),
+    base: str = typer.Option(
+        "lookalike-fashion", metavar="NAME",
+        help="Trained model to make compact (shipped, or in the user models folder).",
+    ),
+    dim: int = typer.Option(512, metavar="N", min=1, help="Dimensions of the compact vector."),
     power: float = typer.Option(
-        0.5, min=0.0, max=1.0, help="Whitening: 0 = plain PCA, 1 = full PCA-whitening."
+        0.5, metavar="P", min=0.0, max=1.0,
+        help="Whitening, 0 to 1: 0 = plain PCA, 1 = full PCA-whitening.",
     ),
     shrink: float = typer.Option(
-        0.0, min=0.0, help="Added to each kept eigenvalue, in units of their mean."
+        0.0, metavar="S", min=0.0,
+        help="Added to each kept eigenvalue, in units of their mean (>= 0; damps whitening).",
     ),
-    name: str | None = typer.Option(None, help="Registered name (default: <base>-<dim>)."),
-    seed: int = typer.Option(0, help="Seed of the saved contributor split."),
+    name: str | None = typer.Option(
+        None, metavar="NAME", show_default="BASE-DIM",
+        help="Name of the compact model: use it afterwards with --model NAME (or NAME-int8).",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", metavar="FOLDER", show_default="the user models folder, found by name",
+        help="Folder for NAME.npz + NAME.json.",
+    ),
+    seed: int = typer.Option(0, metavar="N", help="Seed of the saved contributor split."),
 ) -> None:
-    """Learn a projection of a trained model's vectors to DIM dims on the train contributors
-    and save it as a compact model: the base's ONNX graph + a MatMul + L2 normalisation."""
+    """Learn a projection of a trained model's vectors to DIM dims from the train contributors'
+    photos and save it as a compact model NAME: the base's ONNX graph + a MatMul + an L2
+    normalisation, so catalogs built with it store DIM numbers per item."""
+    settings = settings_from(None)
+    from lookalike.encoders.trained import user_models_dir
     from lookalike.training.compact import compact_fashion
 
     result = compact_fashion(
-        dataset, out, base=base, dim=dim, power=power, shrink=shrink, name=name, seed=seed,
-        log=typer.echo,
+        dataset,
+        out if out is not None else user_models_dir(settings),
+        base=base, dim=dim, power=power, shrink=shrink, name=name, seed=seed,
+        settings=settings, log=typer.echo,
     )
     for key, value in sorted(result.metrics.items()):
         if key.endswith(("precision@10", "map@10")):

@@ -8,6 +8,11 @@ whitening are also supported). The weights (a few MB, int8) and their model card
 torch, the `export` extra) into the model cache and writes its card with the file's checksum;
 later runs verify the checksum and only need ONNX Runtime. `lookalike-fashion-int8` (the
 default encoder) is that export quantised with the backbones' int8 recipe (`quantized.py`).
+
+`lookalike-fashion-512` is a compact model: its card names `lookalike-fashion` as its `base` and
+its weights hold only a learnt projection (`training/projection.py`, made by `lookalike
+project`), so its graph is the base's graph + a MatMul + L2 normalisation, 512-d vectors instead
+of 2,624; `-int8` quantises it with the same recipe.
 """
 
 from __future__ import annotations
@@ -53,8 +58,10 @@ def source_digest(weights: Path, card: Path) -> str:
     h.update(text)
     base = base_of(text)
     if base is not None:
+        if base == card.stem:
+            raise LookalikeError(f"{card}: a compact model cannot be its own base")
         h.update(b"\0base\0")
-        h.update(source_digest(*committed_paths(base, card.parent)).encode())
+        h.update(source_digest(*committed_paths(base, base_folder(base, card.parent))).encode())
     return h.hexdigest()
 
 
@@ -66,6 +73,12 @@ def base_of(card_text: bytes) -> str | None:
         return None
     base = card.get("base") if isinstance(card, dict) else None
     return str(base) if base else None
+
+
+def base_folder(base: str, folder: Path) -> Path:
+    """Where a compact model saved in `folder` finds its base: beside it, else the shipped
+    models (a user's compact version of the shipped `lookalike-fashion`)."""
+    return folder if weights_paths(base, folder)[0].is_file() else WEIGHTS_DIR
 
 
 def pack_weights(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -104,7 +117,8 @@ def build_torch_model(card: dict[str, Any], weights: Path) -> Any:
     if card.get("base"):
         from lookalike.training.projection import projected_module, unpack_projection
 
-        full, _ = trained_torch_model(str(card["base"]), weights.parent)
+        base = str(card["base"])
+        full, _ = trained_torch_model(base, base_folder(base, weights.parent))
         with np.load(weights) as data:
             proj = unpack_projection({k: np.array(data[k]) for k in data.files})
         if proj is None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from lookalike.config import Settings
 from lookalike.encoders.registry import create
-from lookalike.encoders.trained import committed_paths
+from lookalike.encoders.trained import base_folder, committed_paths
 from lookalike.evaluation.datasets import load_clothing_dataset
 from lookalike.evaluation.features import cached_features
 from lookalike.evaluation.metrics import DEFAULT_IGNORE, retrieval_metrics
@@ -61,7 +61,7 @@ def compact_fashion(
     name = name or compact_name(base, dim)
     if name == base:
         raise ValueError(f"the compact model needs a name of its own, not {base!r}")
-    base_weights, base_card_file = committed_paths(base, weights_dir)
+    base_weights, base_card_file = committed_paths(base, base_folder(base, weights_dir))
     base_card: dict[str, Any] = json.loads(base_card_file.read_text())
     if base_card.get("base"):
         raise ValueError(f"{base} is itself a compact model: project its base instead")
