@@ -12,6 +12,7 @@ import pytest
 
 from lookalike import Settings, create, load_image
 from lookalike.demo import sample_images
+from lookalike.encoders.onnx import OnnxEncoder
 from lookalike.encoders.trained import (
     WEIGHTS_DIR,
     build_torch_model,
@@ -64,6 +65,13 @@ def test_compact_model_is_the_full_graph_then_the_projection(suffix: str) -> Non
     compact = create("lookalike-fashion-512" + suffix, Settings())
     full = create("lookalike-fashion" + suffix, Settings())
     assert (compact.dim, full.dim) == (512, 2624)
+    # the width is the graph's own: its output is declared 512 wide, one ONNX file
+    import onnx
+
+    assert isinstance(compact, OnnxEncoder)
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(compact.model_path))).graph
+    assert [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim][1:] == [512]
+    assert [list(t.dims) for t in graph.initializer if t.name == "p_matrix_t"] == [[2624, 512]]
     paths = sorted(sample_images().glob("*.jpg"))[::40]
     batch = np.stack([full.preprocess(load_image(p)) for p in paths])
     got = compact.encode_batch(batch)
