@@ -184,8 +184,9 @@ def project(
     ),
     dim: int = typer.Option(512, metavar="N", min=1, help="Dimensions of the compact vector."),
     power: float = typer.Option(
-        0.5, metavar="P", min=0.0, max=1.0,
-        help="Whitening, 0 to 1: 0 = plain PCA, 1 = full PCA-whitening.",
+        0.1, metavar="P", min=0.0, max=1.0,
+        help="Whitening, 0 to 1: 0 = plain PCA, 1 = full PCA-whitening (the shipped "
+        "lookalike-fashion-512 uses 0.1).",
     ),
     shrink: float = typer.Option(
         0.0, metavar="S", min=0.0,

@@ -49,7 +49,7 @@ def compact_fashion(
     *,
     base: str = "lookalike-fashion",
     dim: int = 512,
-    power: float = 0.5,
+    power: float = 0.1,
     shrink: float = 0.0,
     name: str | None = None,
     test_fraction: float = 0.5,
