@@ -30,9 +30,13 @@ feed kept showing whatever was least like the dislikes — shoes to a shopper wh
 
 from __future__ import annotations
 
+import itertools
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,13 +51,22 @@ from lookalike.users import Swipe, User, Users
 
 __all__ = ["Feed", "like_rate", "taste_scores", "update_preference"]
 
+log = logging.getLogger(__name__)
+
 SPREAD_CLUSTERS = 16
 SPREAD_FINE_CLUSTERS = 64
 SPREAD_SAMPLE = 4000
-#: A cold start built this recently (seconds) still serves a catalog changed since: items added
-#: meanwhile join it at the next build, deleted or no longer matching ones are left out. Without
-#: this, every catalog write made the next feed views rebuild it (k-means: 0.2-2.6 CPU s).
+#: A cold start built this recently (seconds) is not rebuilt for a catalog changed since: items
+#: added meanwhile join it at the next build, deleted or no longer matching ones are left out.
+#: An older one is rebuilt in the background while it goes on serving (k-means: 0.2-2.6 CPU s,
+#: never on a request's path once a cold start exists).
 SPREAD_REUSE_SECONDS = 30.0
+#: Cold starts (k-means) built per minute, for all filters and visitors together, after a burst
+#: of `SPREAD_BUILDS_BURST`: filters are free for anyone to vary, so beyond this budget a new
+#: filter walks the unfiltered cold start over its items instead, and an old cold start serves on.
+SPREAD_BUILDS_PER_MINUTE = 4.0
+SPREAD_BUILDS_BURST = 8
+SPREAD_CACHE = 32  # cold starts kept (by filters); beyond, the least recently built go
 KNN_TOP = 3  # liked items whose similarities are averaged (item-kNN evidence)
 KNN_QUERIES = 12  # latest liked items searched around for candidates
 CLASSIFIER_SWIPES = 300  # latest swipes the per-user logistic regression is fitted on
@@ -193,7 +206,14 @@ class _Spread:
         return centres, members
 
     def pick(self, n: int, seen: set[int], disliked: NDArray[np.float32]) -> list[int]:
-        """Up to `n` unseen items, coarse to fine:
+        """Up to `n` unseen items of `walk`; they are added to `seen`."""
+        out = list(itertools.islice(self.walk(seen, disliked), n))
+        seen.update(out)
+        return out
+
+    def walk(self, seen: set[int], disliked: NDArray[np.float32]) -> Iterator[int]:
+        """The items not in `seen`, each once, coarse to fine (lazily: taking n costs what n
+        need, so a caller may skip items it cannot show without starting over):
 
         0. the most typical item of each category, bigger categories first (when the items have
            categories, given or predicted): a shopper sees every kind of thing the shop has;
@@ -204,14 +224,7 @@ class _Spread:
            into the smaller regions of the catalog the modes hid (a rare category);
         3. then the coarse clusters' further items, round-robin.
         """
-        out: list[int] = []
-
-        def take(rowid: int) -> bool:
-            if rowid not in seen:
-                seen.add(rowid)
-                out.append(rowid)
-            return len(out) >= n
-
+        passed = set(seen)
         sizes = np.asarray([len(m) for m in self.members])
         penalty = np.zeros(len(self.members))
         disliked = np.asarray(disliked, dtype=np.float32)
@@ -220,32 +233,54 @@ class _Spread:
             unit = self.centres / np.linalg.norm(self.centres, axis=1, keepdims=True)
             penalty = np.round((unit @ unit[hit].T).max(axis=1), 2)
         order = sorted(range(len(self.members)), key=lambda c: (penalty[c], -sizes[c], c))
-        for rowid in self.heads:
-            if take(rowid):
-                return out
-        for c in order:
-            if len(self.members[c]) and take(int(self.members[c][0])):
-                return out
         closeness = np.zeros(len(self.fine))
         if len(disliked):
             closeness = np.round((self.fine_vectors @ disliked.T).max(axis=1), 2)
-        for i in sorted(range(len(self.fine)), key=lambda i: (closeness[i], -self.fine_sizes[i])):
-            if take(int(self.fine[i])):
-                return out
+        fine = sorted(range(len(self.fine)), key=lambda i: (closeness[i], -self.fine_sizes[i]))
+        firsts = itertools.chain(
+            self.heads,
+            (int(self.members[c][0]) for c in order if len(self.members[c])),
+            (int(self.fine[i]) for i in fine),
+        )
+        for rowid in firsts:
+            if rowid not in passed:
+                passed.add(rowid)
+                yield rowid
         cursors = [0] * len(self.members)
-        while len(out) < n:
+        progressed = True
+        while progressed:
             progressed = False
             for c in order:
                 members = self.members[c]
-                while cursors[c] < len(members) and int(members[cursors[c]]) in seen:
+                while cursors[c] < len(members) and int(members[cursors[c]]) in passed:
                     cursors[c] += 1
                 if cursors[c] < len(members):
                     progressed = True
-                    if take(int(members[cursors[c]])):
-                        return out
-            if not progressed:
-                break
-        return out
+                    rowid = int(members[cursors[c]])
+                    passed.add(rowid)
+                    yield rowid
+
+
+class _Budget:
+    """A token bucket: `take()` is True (and spends a token) when one is left; `burst` tokens
+    at most, refilled at `per_minute`. Thread-safe."""
+
+    def __init__(self, per_minute: float, burst: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
 
 
 @dataclass
@@ -271,11 +306,17 @@ class Feed:
         self.beta = catalog.settings.swipe_beta
         self.exploration = catalog.settings.feed_exploration
         self.attribute_weight = catalog.settings.feed_attribute_weight
-        # filters → (catalog version it was built for, when, spread)
-        self._spreads: dict[str, tuple[tuple[int, int, int], float, _Spread]] = {}
+        # filters → (catalog version it was built for, when, spread), least recently built first
+        self._spreads: OrderedDict[str, tuple[tuple[int, int, int], float, _Spread]] = (
+            OrderedDict()
+        )
         self._attributes: dict[str, tuple[tuple[int, int], dict[int, str]]] = {}
         self._lock = threading.Lock()
         self._build = threading.Lock()  # one cold start built at a time, never the same twice
+        self._budget = _Budget(SPREAD_BUILDS_PER_MINUTE, SPREAD_BUILDS_BURST)
+        # rebuilds of old cold starts: one thread, one pending rebuild per filters at most
+        self._builder = ThreadPoolExecutor(1, thread_name_prefix="feed-cold-start")
+        self._pending: set[str] = set()
 
     # -- swipes ------------------------------------------------------------------------------
 
@@ -343,36 +384,80 @@ class Feed:
         return cached
 
     def _spread(self, filters: Filters | None) -> tuple[_Spread, NDArray[np.int64]]:
-        """The cold start for these filters and the rowids it may show now (those in the index
-        that pass the filters: a reused spread can hold items deleted or changed since)."""
+        """A cold start for these filters and the rowids it may show now (those in the index
+        that pass the filters): the spread may be older than the catalog (items deleted or
+        changed since) or, beyond the build budget, the unfiltered one; callers skip what it
+        may not show.
+
+        Only the unfiltered cold start is ever waited for, and only when there is none yet
+        (`warm` builds it at startup). A new filter is built at once while the budget lasts;
+        an old cold start of a changed catalog is rebuilt in the background while it serves."""
         allowed = self.catalog.allowed_rowids(filters)
         exact = self.catalog.index.exact
         rowids = exact.ids if allowed is None else exact.ids[exact.positions(allowed)]
         key = filters.model_dump_json() if filters is not None else ""
         version = (len(exact), int(exact.ids[-1]) if len(exact) else 0, len(rowids))
+        with self._lock:
+            cached = self._spreads.get(key)
+        if cached is not None:
+            if cached[0] != version and time.monotonic() - cached[1] >= SPREAD_REUSE_SECONDS:
+                self._rebuild_later(key, filters)
+            return cached[2], rowids
+        if key and not len(rowids):  # nothing passes the filters: nothing to cluster
+            return self._spread(None)[0], rowids
+        if key and self._budget.take():
+            return self._build_now(key, rowids, version), rowids
+        if key:  # beyond the budget: the unfiltered walk, skipping what the filters refuse
+            return self._spread(None)[0], rowids
+        return self._build_now(key, rowids, version), rowids
 
-        def usable() -> _Spread | None:
+    def _build_now(
+        self, key: str, rowids: NDArray[np.int64], version: tuple[int, int, int],
+        replace: bool = False,
+    ) -> _Spread:
+        """Build the cold start of `key` (unless one exists and not `replace`) and keep it."""
+        with self._build:  # callers arriving meanwhile wait for this build, then reuse it
             with self._lock:
                 cached = self._spreads.get(key)
-            if cached is not None and (
-                cached[0] == version or time.monotonic() - cached[1] < SPREAD_REUSE_SECONDS
-            ):
+            if cached is not None and not replace:
                 return cached[2]
-            return None
+            category_of = self._values("category")
+            names = [category_of.get(int(r), "") for r in rowids]
+            spread = _Spread(rowids, self.catalog.index.exact.get(rowids), names)
+            with self._lock:
+                self._spreads.pop(key, None)
+                self._spreads[key] = (version, time.monotonic(), spread)
+                while len(self._spreads) > SPREAD_CACHE:
+                    self._spreads.popitem(last=False)
+            return spread
 
-        spread = usable()
-        if spread is None:
-            with self._build:  # callers arriving meanwhile wait for this build, then reuse it
-                spread = usable()
-                if spread is None:
-                    category_of = self._values("category")
-                    names = [category_of.get(int(r), "") for r in rowids]
-                    spread = _Spread(rowids, exact.get(rowids), names)
-                    with self._lock:
-                        if len(self._spreads) > 32:
-                            self._spreads.clear()
-                        self._spreads[key] = (version, time.monotonic(), spread)
-        return spread, rowids
+    def _rebuild_later(self, key: str, filters: Filters | None) -> None:
+        """Queue a rebuild of the cold start of `filters` (once, within the budget)."""
+        with self._lock:
+            if key in self._pending or not self._budget.take():
+                return
+            self._pending.add(key)
+
+        def rebuild() -> None:
+            try:
+                self.catalog.refresh()
+                allowed = self.catalog.allowed_rowids(filters)
+                exact = self.catalog.index.exact
+                rowids = exact.ids if allowed is None else exact.ids[exact.positions(allowed)]
+                version = (len(exact), int(exact.ids[-1]) if len(exact) else 0, len(rowids))
+                if len(rowids):  # the old one serves until this one replaces it
+                    self._build_now(key, rowids, version, replace=True)
+            except Exception:  # the old cold start serves on; the next view tries again
+                log.exception("rebuilding the feed's cold start failed")
+            finally:
+                with self._lock:
+                    self._pending.discard(key)
+
+        self._builder.submit(rebuild)
+
+    def wait_for_builds(self, timeout: float | None = None) -> None:
+        """Return once the cold starts queued for a rebuild so far are built (tests, tools)."""
+        self._builder.submit(lambda: None).result(timeout)
 
     def next(
         self, user: User, n: int = 10, filters: Filters | None = None, mark_shown: bool = True
@@ -394,16 +479,14 @@ class Feed:
         dis_vecs = exact.get(np.asarray(disliked, dtype=np.int64))
         if preference is None or not liked:
             spread, showable = self._spread(filters)
-            picks = spread.pick(n, set(seen), dis_vecs)
-            if len(picks) and not np.isin(picks, showable).all():  # a reused, older spread
-                ok, passed, kept, batch = set(showable.tolist()), set(seen), [], picks
-                while batch:  # walk on past the items it may no longer show
-                    passed |= set(batch)
-                    kept += [r for r in batch if r in ok]
-                    if len(kept) >= n:
-                        break
-                    batch = spread.pick(n - len(kept), passed, dis_vecs)
-                picks = kept[:n]
+            walk = spread.walk(seen, dis_vecs)
+            picks = list(itertools.islice(walk, n)) if len(showable) else []
+            if len(picks) and not np.isin(picks, showable).all():
+                # an older cold start, or the unfiltered one for filters: walk on past the
+                # items it may not show now
+                ok = set(showable.tolist())
+                picks = [r for r in picks if r in ok]
+                picks += itertools.islice((r for r in walk if r in ok), n - len(picks))
             hits = [(r, 0.0) for r in picks]
             if preference is not None and picks:
                 scores = exact.get(np.asarray(picks, dtype=np.int64)) @ preference
