@@ -10,7 +10,8 @@ feed kept showing whatever was least like the dislikes — shoes to a shopper wh
 `next(n)`:
 
 * never returns an item the user was already shown (swiped or not);
-* before the first like (cold start) returns a diverse spread of the catalog (`_Spread.pick`):
+* before the first like (cold start) returns a diverse spread of the catalog (`_Spread.walk`;
+  built per filters within a budget, rebuilt in the background when the catalog changed):
   first the most typical item of every category (given or predicted; bigger categories first),
   then the most central item of each k-means mode of the allowed items, the modes least like
   those the user disliked items of first, then the medoids of finer clusters: every kind of
@@ -19,7 +20,8 @@ feed kept showing whatever was least like the dislikes — shoes to a shopper wh
   to the preference vector (weight `PREFERENCE_WEIGHT`) + item-kNN evidence (mean of the top-3
   similarities to liked items − β × the largest similarity to a disliked item) + the probability
   of a like from a small per-user logistic regression on the swiped items' embeddings (likes vs
-  dislikes; once there is at least one of each) + `settings.feed_attribute_weight` × the user's
+  dislikes; once there is at least one of each; kept per user, refitted from its last fit after
+  a new swipe) + `settings.feed_attribute_weight` × the user's
   like rates of the item's category and of its colour (`like_rate`, shrunk toward their overall
   rate). Candidates are the nearest items to the
   preference vector and to each of the latest liked items (so a taste with several modes, or
@@ -49,7 +51,7 @@ from lookalike.errors import ItemNotFoundError
 from lookalike.recommend.diversity import mmr
 from lookalike.users import Swipe, User, Users
 
-__all__ = ["Feed", "like_rate", "taste_scores", "update_preference"]
+__all__ = ["Feed", "fit_classifier", "like_rate", "taste_scores", "update_preference"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,9 @@ SPREAD_CACHE = 32  # cold starts kept (by filters); beyond, the least recently b
 KNN_TOP = 3  # liked items whose similarities are averaged (item-kNN evidence)
 KNN_QUERIES = 12  # latest liked items searched around for candidates
 CLASSIFIER_SWIPES = 300  # latest swipes the per-user logistic regression is fitted on
+#: Users whose classifier is kept (least recently used forgotten first): a feed view without a
+#: new swipe reuses it, a new swipe refits from it (warm start: a few iterations).
+CLASSIFIER_CACHE = 512
 PREFERENCE_WEIGHT = 0.0
 ATTRIBUTE_PRIOR = 2.0  # pseudo-swipes of the prior of a category's or colour's like rate
 TASTE_ATTRIBUTES = ("category", "colour")
@@ -92,6 +97,24 @@ def update_preference(
     return out
 
 
+def fit_classifier(
+    liked: NDArray[np.float32],
+    disliked: NDArray[np.float32],
+    start: LogisticRegression | None = None,
+) -> LogisticRegression:
+    """The logistic regression of likes vs dislikes (balanced classes) on the swiped items'
+    vectors; from `start`'s weights when given (an earlier fit of the same user: the optimum
+    barely moves with one more swipe, so lbfgs needs a few iterations instead of dozens)."""
+    x = np.concatenate([liked, disliked]).astype(np.float32)
+    y = np.concatenate([np.ones(len(liked)), np.zeros(len(disliked))])
+    clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=200,
+                             warm_start=start is not None)
+    if start is not None:
+        clf.coef_ = start.coef_.copy()
+        clf.intercept_ = start.intercept_.copy()
+    return clf.fit(x, y)
+
+
 def taste_scores(
     vectors: NDArray[np.float32],
     preference: NDArray[np.float32] | None,
@@ -99,12 +122,14 @@ def taste_scores(
     disliked: NDArray[np.float32],
     beta: float,
     preference_weight: float = PREFERENCE_WEIGHT,
+    classifier: LogisticRegression | None = None,
 ) -> NDArray[np.float32]:
     """Hybrid taste score of candidate `vectors` (rows, unit length): relevance feedback.
 
     preference_weight × cos(v) + mean of the top-3 similarities to liked items − β × the largest
     similarity to a disliked item + P(like) of a logistic regression on the swiped items (likes
-    vs dislikes, balanced classes), the last only when there are both likes and dislikes.
+    vs dislikes, balanced classes), the last only when there are both likes and dislikes
+    (`classifier`: that regression already fitted, `fit_classifier`; else fitted here).
     """
     vectors = np.asarray(vectors, dtype=np.float32)
     score = np.zeros(len(vectors), dtype=np.float64)
@@ -117,9 +142,7 @@ def taste_scores(
     if len(disliked):
         score -= beta * (vectors @ np.asarray(disliked, dtype=np.float32).T).max(axis=1)
     if len(liked) and len(disliked):
-        x = np.concatenate([liked, disliked]).astype(np.float32)
-        y = np.concatenate([np.ones(len(liked)), np.zeros(len(disliked))])
-        clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=200).fit(x, y)
+        clf = classifier if classifier is not None else fit_classifier(liked, disliked)
         score += clf.predict_proba(vectors)[:, 1]
     out: NDArray[np.float32] = score.astype(np.float32)
     return out
@@ -294,6 +317,7 @@ class _Taste:
     liked_rowids: list[int]
     disliked_rowids: list[int]
     values: dict[str, dict[int, str]]  # attribute → rowid → value (category, colour)
+    user_id: int = 0
 
 
 class Feed:
@@ -317,6 +341,8 @@ class Feed:
         # rebuilds of old cold starts: one thread, one pending rebuild per filters at most
         self._builder = ThreadPoolExecutor(1, thread_name_prefix="feed-cold-start")
         self._pending: set[str] = set()
+        # user id → (the swipes it was fitted on, the classifier), least recently used first
+        self._classifiers: OrderedDict[int, tuple[int, LogisticRegression]] = OrderedDict()
 
     # -- swipes ------------------------------------------------------------------------------
 
@@ -494,12 +520,32 @@ class Feed:
         else:
             like_vecs = exact.get(np.asarray(liked, dtype=np.int64))
             taste = _Taste(preference, like_vecs, dis_vecs, liked, disliked,
-                           {name: self._values(name) for name in TASTE_ATTRIBUTES})
+                           {name: self._values(name) for name in TASTE_ATTRIBUTES}, user.id)
             hits = self._exploit(taste, n, filters, seen, rng)
         results = self.catalog.results(hits)
         if mark_shown and results:
             self.users.mark_shown(user, [r.item.id for r in results])
         return results
+
+    def _classifier(self, taste: _Taste) -> LogisticRegression | None:
+        """The user's likes-vs-dislikes classifier for these swipes: the cached one when they
+        are the swipes it was fitted on, else refitted from it (None: not both kinds yet)."""
+        if not len(taste.liked) or not len(taste.disliked):
+            return None
+        swiped = hash((tuple(taste.liked_rowids), tuple(taste.disliked_rowids)))
+        with self._lock:
+            cached = self._classifiers.get(taste.user_id)
+        if cached is not None and cached[0] == swiped:
+            clf = cached[1]
+        else:
+            clf = fit_classifier(taste.liked, taste.disliked,
+                                 cached[1] if cached is not None else None)
+        with self._lock:
+            self._classifiers[taste.user_id] = (swiped, clf)
+            self._classifiers.move_to_end(taste.user_id)
+            while len(self._classifiers) > CLASSIFIER_CACHE:
+                self._classifiers.popitem(last=False)
+        return clf
 
     def _exploit(
         self,
@@ -522,7 +568,8 @@ class Feed:
             vectors = exact.get(candidates)
         if not len(candidates):
             return []
-        score = taste_scores(vectors, preference, liked, disliked, self.beta)
+        score = taste_scores(vectors, preference, liked, disliked, self.beta,
+                             classifier=self._classifier(taste))
         if self.attribute_weight:
             for values in taste.values.values():
                 score += self.attribute_weight * like_rate(
