@@ -39,12 +39,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import ThreadpoolController
 
 from lookalike.catalog import Catalog, Filters, Item, Result
 from lookalike.errors import ItemNotFoundError
@@ -284,6 +287,41 @@ class _Spread:
                     yield rowid
 
 
+class _OneCore:
+    """Feed work on one core: BLAS and OpenMP (k-means, the classifier, matrix products) on one
+    thread while a feed computation runs, so that however many visitors ask, each computation
+    keeps at most one core busy and searches keep the others. OpenMP's thread count belongs to
+    the calling thread, set and restored around each computation; BLAS's is process-wide, so
+    the first computation in limits it and the last one out restores it (the state below is
+    per process, like that thread count)."""
+
+    _lock = threading.Lock()
+    _inside = 0
+    _controller: Any = None  # threadpoolctl's view of the loaded BLAS / OpenMP libraries
+    _blas: Any = None  # its BLAS limit while any computation runs
+
+    @classmethod
+    @contextmanager
+    def held(cls) -> Iterator[None]:
+        with cls._lock:
+            if cls._controller is None:
+                cls._controller = ThreadpoolController()
+            if cls._inside == 0:
+                cls._blas = cls._controller.limit(limits=1, user_api="blas")
+            cls._inside += 1
+            controller = cls._controller
+        openmp = controller.limit(limits=1, user_api="openmp")
+        try:
+            yield
+        finally:
+            openmp.restore_original_limits()
+            with cls._lock:
+                cls._inside -= 1
+                if cls._inside == 0:
+                    cls._blas.restore_original_limits()
+                    cls._blas = None
+
+
 class _Budget:
     """A token bucket: `take()` is True (and spends a token) when one is left; `burst` tokens
     at most, refilled at `per_minute`. Thread-safe."""
@@ -330,6 +368,8 @@ class Feed:
         self.beta = catalog.settings.swipe_beta
         self.exploration = catalog.settings.feed_exploration
         self.attribute_weight = catalog.settings.feed_attribute_weight
+        # feed pages computed at once (each on one core, `_OneCore`); more wait their turn
+        self._turns = threading.BoundedSemaphore(catalog.settings.feed_concurrency)
         # filters → (catalog version it was built for, when, spread), least recently built first
         self._spreads: OrderedDict[str, tuple[tuple[int, int, int], float, _Spread]] = (
             OrderedDict()
@@ -466,13 +506,8 @@ class Feed:
 
         def rebuild() -> None:
             try:
-                self.catalog.refresh()
-                allowed = self.catalog.allowed_rowids(filters)
-                exact = self.catalog.index.exact
-                rowids = exact.ids if allowed is None else exact.ids[exact.positions(allowed)]
-                version = (len(exact), int(exact.ids[-1]) if len(exact) else 0, len(rowids))
-                if len(rowids):  # the old one serves until this one replaces it
-                    self._build_now(key, rowids, version, replace=True)
+                with _OneCore.held():
+                    self._rebuild(key, filters)
             except Exception:  # the old cold start serves on; the next view tries again
                 log.exception("rebuilding the feed's cold start failed")
             finally:
@@ -480,6 +515,15 @@ class Feed:
                     self._pending.discard(key)
 
         self._builder.submit(rebuild)
+
+    def _rebuild(self, key: str, filters: Filters | None) -> None:
+        self.catalog.refresh()
+        allowed = self.catalog.allowed_rowids(filters)
+        exact = self.catalog.index.exact
+        rowids = exact.ids if allowed is None else exact.ids[exact.positions(allowed)]
+        version = (len(exact), int(exact.ids[-1]) if len(exact) else 0, len(rowids))
+        if len(rowids):  # the old one serves until this one replaces it
+            self._build_now(key, rowids, version, replace=True)
 
     def wait_for_builds(self, timeout: float | None = None) -> None:
         """Return once the cold starts queued for a rebuild so far are built (tests, tools)."""
@@ -489,10 +533,17 @@ class Feed:
         self, user: User, n: int = 10, filters: Filters | None = None, mark_shown: bool = True
     ) -> list[Result]:
         """The next `n` items for the user (never one shown before); they count as shown
-        unless `mark_shown` is False (a peek, for tests and simulations)."""
+        unless `mark_shown` is False (a peek, for tests and simulations). At most
+        `settings.feed_concurrency` of these run at once, each on one core."""
         self.catalog.refresh()
         if n <= 0 or len(self.catalog.index) == 0:
             return []
+        with self._turns, _OneCore.held():
+            return self._next(user, n, filters, mark_shown)
+
+    def _next(
+        self, user: User, n: int, filters: Filters | None, mark_shown: bool
+    ) -> list[Result]:
         swipes = self.users.swipes(user)
         seen = self._rowids(self.users.shown(user))
         rng = np.random.default_rng([user.id, len(seen)])
