@@ -178,6 +178,11 @@ class Settings(BaseSettings):
         description="Swipe feed: weight of the user's like rates of an item's category and colour "
         "(given or predicted) in its taste score; 0 = embeddings only.",
     )
+    feed_concurrency: int = Field(
+        1, ge=1, le=64,
+        description="Swipe feed: feed pages a process computes at once, each on one core "
+        "(k-means, the per-user classifier, ranking); more wait their turn. 1 to 64.",
+    )
     diversity: float = Field(
         0.0, ge=0, le=1,
         description="Default diversity of every query's results (MMR): each result is ranked by "
