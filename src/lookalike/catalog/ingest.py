@@ -190,6 +190,29 @@ def _describe(exc: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
+def validate_row(raw_row: RawRow) -> ItemIn | list[Rejection]:
+    """One row of a metadata file (or of a bulk upload) as an item to add, or why not: every
+    field checked, a missing id made from the image path, the image path checked from its
+    text alone (inside the images folder)."""
+    number, raw = raw_row.number, raw_row.fields
+    if raw is None:
+        return [Rejection(number, "", raw_row.field, raw_row.problem, raw_row.file)]
+    image = raw.get("image")
+    if not raw.get("id") and isinstance(image, str) and image.strip():
+        raw = {**raw, "id": default_id(image.strip())}
+    try:
+        item = ItemIn.model_validate(raw)
+    except ValidationError as exc:
+        item_id = _short(raw.get("id"))
+        return [Rejection(number, item_id, fld, reason) for fld, reason in _describe(exc)]
+    except (TypeError, OverflowError, RecursionError) as exc:  # a value no check foresaw
+        return [Rejection(number, _short(raw.get("id")), "row", f"invalid value ({_short(exc)})")]
+    problem = image_path_problem(item.image)  # from the text alone, before any file
+    if problem is not None:
+        return [Rejection(number, item.id or "", "image", problem)]
+    return item
+
+
 def ingest(
     store: CatalogStore,
     encoder: Encoder,
@@ -207,12 +230,15 @@ def ingest(
     vector_taggers: Sequence[VectorTagger] = (),
     on_batch: Callable[[list[int], NDArray[np.float32]], None] | None = None,
     columns: dict[str, str] | None = None,
+    place_image: Callable[[Path, bytes, str], str] | None = None,
 ) -> IngestReport:
     """Add every valid, new row of `metadata` (or every image of `images_dir`) to `store`.
 
     `columns` renames metadata columns (e.g. {"label": "category"}); a row without an id gets
     its image path as id. Items are committed `commit_items` at a time (a killed run loses
     at most those); `on_batch(rowids, vectors)` is called after each commit.
+    `place_image(path, bytes, hash)` returns the image path to store for a decoded image (it
+    may copy the file; `lookalike.catalog.imagefiles`); without it, the resolved path.
     """
     start = time.perf_counter()
     images_dir = Path(images_dir)
@@ -239,29 +265,10 @@ def ingest(
     # 1. validate every row up front (cheap), so the total for the progress bar is known
     rows: list[_Row] = []
     for raw_row in raw_rows:
-        number, raw = raw_row.number, raw_row.fields
-        if raw is None:
-            report.rejected.append(
-                Rejection(number, "", raw_row.field, raw_row.problem, raw_row.file)
-            )
-            continue
-        image = raw.get("image")
-        if not raw.get("id") and isinstance(image, str) and image.strip():
-            raw = {**raw, "id": default_id(image.strip())}
-        try:
-            item = ItemIn.model_validate(raw)
-        except ValidationError as exc:
-            item_id = _short(raw.get("id"))
-            for fld, reason in _describe(exc):
-                report.rejected.append(Rejection(number, item_id, fld, reason))
-            continue
-        except (TypeError, OverflowError, RecursionError) as exc:  # a value no check foresaw
-            report.rejected.append(Rejection(number, _short(raw.get("id")), "row",
-                                             f"invalid value ({_short(exc)})"))
-            continue
-        problem = image_path_problem(item.image)  # from the text alone, before any file
-        if problem is not None:
-            report.rejected.append(Rejection(number, item.id or "", "image", problem))
+        number = raw_row.number
+        item = validate_row(raw_row)
+        if not isinstance(item, ItemIn):
+            report.rejected.extend(item)
             continue
         if item.id is not None and item.id in known_ids:
             report.skipped += 1
@@ -288,13 +295,14 @@ def ingest(
             for tagger in pixel_taggers:
                 tags.update(tagger(img))
             crop = preprocess.resize_crop(img)  # normalised into the batch
+            stored = str(path) if place_image is None else place_image(path, data, digest)
         except (ImageLoadError, _DuplicateError):
             raise
         except Exception as exc:  # one image never stops an ingest, whatever a library raises
             raise ImageLoadError(
                 str(row.path), f"cannot process this image ({type(exc).__name__}: {_short(exc)})"
             ) from exc
-        return crop, (digest, tags, str(path))
+        return crop, (digest, tags, stored)
 
     # Written in transactions of `commit_items`: in transactions of 8, the writer thread spent
     # ~0.2 ms of CPU per item beside the busy decoding threads, ~4x what storing costs alone.
