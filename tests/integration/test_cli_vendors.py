@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from test_serve import server  # noqa: F401  (the real-server fixture, over `catalog_dir` here)
 from typer.testing import CliRunner
 
 from catalog_factory import make_rows, write_images, write_jsonl
@@ -148,3 +151,36 @@ def test_vendors_add_list_revoke(tmp_path: Path) -> None:
         assert Vendors(c.store).authenticate(added["key"]) is None
     res = runner.invoke(app, ["vendors", "list", "-c", str(tmp_path / "nothing")])
     assert res.exit_code != 0
+
+
+
+@pytest.fixture
+def catalog_dir(tmp_path: Path) -> Path:
+    """For `test_serve`'s `server`: a self-contained catalog, moved after its ingest, its
+    photo folder gone (the photo of item-0002 kept aside in photo.bin)."""
+    rows = make_rows(6)
+    write_images(tmp_path / "images", rows)
+    write_jsonl(tmp_path / "items.jsonl", rows)
+    invoke("ingest", str(tmp_path / "images"), "--metadata", str(tmp_path / "items.jsonl"),
+           "-c", str(tmp_path / "cat"), "-m", "fake", env={"LOOKALIKE_COPY_IMAGES": "1"})
+    (tmp_path / "photo.bin").write_bytes((tmp_path / "images" / rows[2]["image"]).read_bytes())
+    shutil.rmtree(tmp_path / "images")
+    (tmp_path / "cat").rename(tmp_path / "moved")
+    return tmp_path / "moved"
+
+
+def test_a_moved_catalog_served_by_a_real_server_shows_its_photos(
+    server: tuple[Any, str], catalog_dir: Path,  # noqa: F811  (the fixture, used)
+) -> None:
+    """`lookalike serve` (a real process): photos of the moved catalog are served, and a vendor
+    key made by the command line while it runs is refused another's item."""
+    _, url = server
+    with urllib.request.urlopen(f"{url}/items/item-0002/image", timeout=10) as answer:
+        assert answer.read() == (catalog_dir.parent / "photo.bin").read_bytes()
+    vendor_key = invoke("vendors", "add", "acme", "-c", str(catalog_dir))["key"]
+    change = urllib.request.Request(
+        f"{url}/items/item-0002", data=b'{"price": 1}', method="PATCH",
+        headers={"X-API-Key": vendor_key, "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(change, timeout=10)
+    assert refused.value.code == 403

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 from lookalike.api.schemas import ItemCreate
 from lookalike.catalog import Catalog, Item, ItemIn
+from lookalike.catalog.imagefiles import write_file
 from lookalike.errors import ImageLoadError
 from lookalike.images import content_hash
 
@@ -22,18 +21,7 @@ def uploads_dir(catalog: Catalog) -> Path:
 
 
 def _save(data: bytes, path: Path) -> None:
-    """Atomic write: temp file, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file(data, path, ".upload-")  # the prefix `lookalike check` looks for
 
 
 def save_upload(catalog: Catalog, data: bytes, filename: str) -> tuple[Path, bool]:

@@ -27,6 +27,7 @@ __all__ = [
     "copy_image",
     "image_file",
     "stored_path",
+    "write_file",
 ]
 
 #: The catalog's own photo folders (inside the catalog folder).
@@ -69,17 +70,21 @@ def copy_image(folder: Path, data: bytes, digest: str, suffix: str) -> Path:
     `folder` (the name a backup gives it too), atomically; an existing copy is kept (same
     name, same bytes)."""
     target = Path(folder) / IMAGES / f"{digest[:32]}{suffix.lower()}"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".copy-")
+    if not target.exists():
+        write_file(data, target, ".copy-")
+    return target
+
+
+def write_file(data: bytes, path: Path, prefix: str) -> None:
+    """Atomic write: a temp file named `prefix`… beside `path`, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        Path(tmp).replace(target)
+        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
