@@ -127,6 +127,8 @@ def test_old_absolute_paths_still_work_and_relative_ones_stay_inside(tmp_path: P
         for item_id in ("item-0001", "item-0002"):
             answer = client.get(f"/items/{item_id}/image")
             assert answer.status_code == 404 and b"secret" not in answer.content
+    problems = {p.item_id: p.message for p in check(settings).of("image")}
+    assert "outside" in problems["item-0001"] and "outside" in problems["item-0002"]
 
 
 def test_vendors_add_list_revoke(tmp_path: Path) -> None:
