@@ -156,6 +156,12 @@ def test_bulk_upsert_creates_updates_and_reports_each_line(
     third = bulk(c, keys["birch"], [{"id": "a", "image": "x.png"}], {"x.png": photo(13)})
     assert third.json()["rows"][0]["id"] == "birch:a"
     assert c.get("/items/acme:a").json()["title"] == "A2"
+    # a row whose photo is refused (birch's very photo) changes nothing of the item
+    dup = bulk(c, keys["acme"], [{"id": "a", "image": "d.png", "title": "changed"}],
+               {"d.png": photo(13)})
+    assert dup.json()["rows"][0]["status"] == "rejected"
+    assert dup.json()["rows"][0]["errors"][0]["field"] == "image"
+    assert c.get("/items/acme:a").json()["title"] == "A2"
     # the admin's rows are upserts by plain id: an ingested item is updated
     admin = bulk(c, ADMIN["X-API-Key"], [{"id": "item-0002", "image": "img0002.jpg",
                                            "title": "renamed"}], {})

@@ -246,9 +246,9 @@ def _upsert_one(catalog: Catalog, vendors: Vendors, writer: Writer, raw: RawRow,
         if not vendors.may_change(writer.vendor, item_id):
             return _rejected(line, item_id, [("id", "the item is another vendor's, or no "
                                               "vendor's (only the admin key may change it)")])
-        catalog.update_item(item_id, _update_of(checked))
-        if data is not None:
+        if data is not None:  # first: a photo refused (a duplicate, not an image) changes nothing
             replace_photo(catalog, item_id, data, checked.image)
+        catalog.update_item(item_id, _update_of(checked))
         return BulkRow(line=line, id=item_id, status="updated")
     except ImageLoadError as exc:
         return _rejected(line, item_id, [("image", exc.reason)])
