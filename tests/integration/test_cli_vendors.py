@@ -186,3 +186,25 @@ def test_a_moved_catalog_served_by_a_real_server_shows_its_photos(
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(change, timeout=10)
     assert refused.value.code == 403
+
+
+@pytest.mark.slow
+def test_export_round_trip_with_the_real_model(tmp_path: Path) -> None:
+    """The default (real, int8 ONNX) model encodes the photos of an exported catalog again
+    into the same vectors."""
+    rows = make_rows(6)
+    write_images(tmp_path / "images", rows)
+    write_jsonl(tmp_path / "items.jsonl", rows)
+    invoke("ingest", str(tmp_path / "images"), "--metadata", str(tmp_path / "items.jsonl"),
+           "-c", str(tmp_path / "cat"))
+    invoke("export", str(tmp_path / "out.jsonl"), "--images", str(tmp_path / "copy"),
+           "-c", str(tmp_path / "cat"))
+    invoke("ingest", str(tmp_path / "copy"), "--metadata", str(tmp_path / "out.jsonl"),
+           "-c", str(tmp_path / "again"))
+    with Catalog.open(Settings(catalog_dir=tmp_path / "cat"), create=False) as first, \
+            Catalog.open(Settings(catalog_dir=tmp_path / "again"), create=False) as second:
+        assert first.store.model_name == second.store.model_name != "fake"
+        for row in rows:
+            np.testing.assert_allclose(second.vector_of(row["id"]), first.vector_of(row["id"]),
+                                       atol=1e-5)
+            assert second.get(row["id"]).title == first.get(row["id"]).title
