@@ -117,7 +117,12 @@ _OWNER = " A vendor's key changes only the vendor's own items (403 otherwise)."
     summary="Add one item with its photo (admin or vendor)",
     description="Multipart: `image` (the photo) and `item` (JSON metadata). The photo is "
     "encoded and added to the index at once; nothing is rebuilt. A vendor's item gets the id "
-    "`<vendor>:<id>` and belongs to the vendor.",
+    "`<vendor>:<id>` and belongs to the vendor. The same photo again, or a "
+    "repost of a stored item's photo (resized, recompressed, cropped by a few percent, "
+    "mirrored), answers 409 with the original's id in `original_id`; with the `duplicates` "
+    "setting `flag` it is added with `duplicate_of` set instead.",
+    responses={409: {"description": "Same id, same photo, or a repost of a stored item "
+                     "(`original_id` names it)."}},
 )
 async def add_item(
     writer: WriterDep,
