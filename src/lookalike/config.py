@@ -248,6 +248,16 @@ class Settings(BaseSettings):
         description="Largest upload in bytes: one photo, or all the photos of a profile "
         "search together (a request body may add 64 KiB of form fields).",
     )
+    copy_images: bool = Field(
+        False, description="Ingest copies each photo into the catalog folder (`images/`), so "
+        "the folder holds everything it needs and can be moved or restored elsewhere; off: "
+        "photos are read from where they were ingested."
+    )
+    bulk_max_rows: int = Field(
+        1000, ge=1, le=100_000,
+        description="Rows one bulk upsert (`POST /items/bulk`) may hold (1 to 100,000); its "
+        "photos count against `upload_max_bytes` together.",
+    )
     admin_key_hash: str | None = Field(
         None, description="argon2 hash of the admin API key; catalog writes need the key."
     )

@@ -205,6 +205,29 @@ def _describe(exc: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
+def validate_row(raw_row: RawRow) -> ItemIn | list[Rejection]:
+    """One row of a metadata file (or of a bulk upload) as an item to add, or why not: every
+    field checked, a missing id made from the image path, the image path checked from its
+    text alone (inside the images folder)."""
+    number, raw = raw_row.number, raw_row.fields
+    if raw is None:
+        return [Rejection(number, "", raw_row.field, raw_row.problem, raw_row.file)]
+    image = raw.get("image")
+    if not raw.get("id") and isinstance(image, str) and image.strip():
+        raw = {**raw, "id": default_id(image.strip())}
+    try:
+        item = ItemIn.model_validate(raw)
+    except ValidationError as exc:
+        item_id = _short(raw.get("id"))
+        return [Rejection(number, item_id, fld, reason) for fld, reason in _describe(exc)]
+    except (TypeError, OverflowError, RecursionError) as exc:  # a value no check foresaw
+        return [Rejection(number, _short(raw.get("id")), "row", f"invalid value ({_short(exc)})")]
+    problem = image_path_problem(item.image)  # from the text alone, before any file
+    if problem is not None:
+        return [Rejection(number, item.id or "", "image", problem)]
+    return item
+
+
 @dataclass(frozen=True)
 class ImagePreparer:
     """What every photo goes through before the model, wherever it runs (a thread of the local
@@ -391,6 +414,7 @@ def ingest(
     on_batch: Callable[[list[int], NDArray[np.float32]], None] | None = None,
     columns: dict[str, str] | None = None,
     reposts: RepostCheck | None = None,
+    place_image: Callable[[Path, str], str] | None = None,
 ) -> IngestReport:
     """Add every valid, new row of `metadata` (or every image of `images_dir`) to `store`.
 
@@ -400,7 +424,9 @@ def ingest(
     {"label": "category"}); a row without an id gets its image path as id. Items are committed
     `commit_items` at a time (a killed run loses at most those); `on_batch(rowids, vectors)` is
     called after each commit. `reposts` checks every new photo against the catalog and the
-    run's earlier photos (None: no check).
+    run's earlier photos (None: no check). `place_image(path, hash)` returns the image path to
+    store for a photo about to be stored (it may copy the file into the catalog:
+    `lookalike.catalog.imagefiles`); without it, the resolved path.
     """
     start = time.perf_counter()
     images_dir = Path(images_dir)
@@ -433,7 +459,7 @@ def ingest(
     #     are resolved by the writer, in file order, so the first row always wins whatever
     #     the engine's timing.
     writer = _Writer(store, rows, report, known_hashes, commit_items, vector_taggers,
-                     on_batch, progress, start, reposts)
+                     on_batch, progress, start, reposts, place_image)
     prepare = ImagePreparer(root, limits, encoder.preprocess, tuple(pixel_taggers),
                             seen=writer.seen)
     engine = engine or LocalEngine(batch_size, chunk_size, decode_threads)
@@ -455,29 +481,10 @@ def validate_rows(
     earlier) are counted as skipped. `known_ids` gains the ids of the rows kept."""
     rows: list[_Row] = []
     for raw_row in raw_rows:
-        number, raw = raw_row.number, raw_row.fields
-        if raw is None:
-            report.rejected.append(
-                Rejection(number, "", raw_row.field, raw_row.problem, raw_row.file)
-            )
-            continue
-        image = raw.get("image")
-        if not raw.get("id") and isinstance(image, str) and image.strip():
-            raw = {**raw, "id": default_id(image.strip())}
-        try:
-            item = ItemIn.model_validate(raw)
-        except ValidationError as exc:
-            item_id = _short(raw.get("id"))
-            for fld, reason in _describe(exc):
-                report.rejected.append(Rejection(number, item_id, fld, reason))
-            continue
-        except (TypeError, OverflowError, RecursionError) as exc:  # a value no check foresaw
-            report.rejected.append(Rejection(number, _short(raw.get("id")), "row",
-                                             f"invalid value ({_short(exc)})"))
-            continue
-        problem = image_path_problem(item.image)  # from the text alone, before any file
-        if problem is not None:
-            report.rejected.append(Rejection(number, item.id or "", "image", problem))
+        number = raw_row.number
+        item = validate_row(raw_row)
+        if not isinstance(item, ItemIn):
+            report.rejected.extend(item)
             continue
         if item.id is not None and item.id in known_ids:
             report.skipped += 1
@@ -506,6 +513,7 @@ class _Writer:
         progress: Callable[[IngestProgress], None] | None,
         start: float,
         reposts: RepostCheck | None = None,
+        place_image: Callable[[Path, str], str] | None = None,
     ) -> None:
         self.store, self.rows, self.report = store, rows, report
         self.seen: set[str] = set(known_hashes)
@@ -514,6 +522,7 @@ class _Writer:
         self.on_batch, self.progress, self.start = on_batch, progress, start
         #: None or mode "keep": no repost check
         self.reposts = reposts if reposts is not None and reposts.mode != "keep" else None
+        self.place_image = place_image
         # Written in transactions of `commit_items`: in transactions of 8, the writer thread
         # spent ~0.2 ms of CPU per item beside the busy decoding threads, ~4x what storing
         # costs alone.
@@ -566,6 +575,27 @@ class _Writer:
                 vectors = vectors[keep]
                 originals = {new: originals[old] for new, old in enumerate(keep)
                              if old in originals}
+        if self.place_image is not None and items:  # the path to store (or a copy's)
+            placed: list[Payload] = []
+            kept: list[int] = []
+            for pos, (index, (digest, tags, real_path, hashes)) in enumerate(
+                zip(items, payloads, strict=True)
+            ):
+                try:
+                    placed.append((digest, tags, self.place_image(Path(real_path), digest),
+                                   hashes))
+                    kept.append(pos)
+                except (OSError, LookalikeError) as exc:  # one photo never stops an ingest
+                    row = self.rows[index]
+                    report.rejected.append(Rejection(
+                        row.number, row.item.id or "", "image",
+                        f"cannot store this photo in the catalog ({_short(exc)})", real_path))
+            if len(kept) < len(items):
+                items = [items[p] for p in kept]
+                vectors = vectors[kept]
+                originals = {new: originals[old] for new, old in enumerate(kept)
+                             if old in originals}
+            payloads = placed
         if items:
             vector_tags: list[dict[str, Tag]] = [{} for _ in items]
             for vtagger in self.vector_taggers:
