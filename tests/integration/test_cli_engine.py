@@ -1,5 +1,6 @@
-"""`lookalike ingest --engine`: the local engine by name, and plain errors for a wrong engine or
-a Ray address without the Ray engine (exit 2, nothing created). The Ray engine itself runs in
+"""`lookalike ingest --engine` and `lookalike reembed --engine`: the local engine by name, and
+plain errors for a wrong engine or a Ray address without the Ray engine (exit 2, nothing
+created). The Ray engine itself runs in
 test_ray_engine.py and test_ray_cluster.py."""
 
 from __future__ import annotations
@@ -32,3 +33,21 @@ def test_unknown_engine_and_a_ray_address_without_ray_are_plain_errors(tmp_path:
     res = runner.invoke(app, [*base, "--ray-address", "10.0.0.1:6379"])
     assert res.exit_code == 2 and "only with --engine ray" in res.output
     assert not (tmp_path / "cat").exists()
+
+
+def test_reembed_takes_the_engine_too(tmp_path: Path) -> None:
+    images, meta, _ = make_dataset(tmp_path, 4)
+    catalog = str(tmp_path / "cat")
+    res = runner.invoke(app, ["ingest", str(images), "--metadata", str(meta), "-c", catalog,
+                              "-m", "fake", "--json"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["reembed", "-m", "fake-32", "-c", catalog, "--engine", "spark"])
+    assert res.exit_code == 2 and "expected local or ray" in res.output
+    res = runner.invoke(app, ["reembed", "-m", "fake-32", "-c", catalog,
+                              "--ray-address", "10.0.0.1:6379"])
+    assert res.exit_code == 2 and "only with --engine ray" in res.output
+    res = runner.invoke(app, ["reembed", "-m", "fake-32", "-c", catalog, "--engine", "local",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report["encoded"] == 4 and report["dim"] == 32

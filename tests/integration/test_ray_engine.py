@@ -160,3 +160,28 @@ def test_re_embedding_stored_photos_on_ray_equals_the_local_engine(
     assert local_failed == ray_failed and [r for r, _ in ray_failed] == [GOOD]
     assert local_vecs.shape == (GOOD, encoder.dim)
     assert float(np.min(np.sum(local_vecs * ray_vecs, axis=1))) >= 0.9999
+
+
+@pytest.mark.timeout(400)
+def test_reembed_on_ray_switches_to_the_same_vectors_as_the_local_engine(
+    local_ray: None, ray_photos: Photos, tmp_path: Path,
+) -> None:
+    """`reembed` with the Ray engine (what `lookalike reembed --engine ray` runs): the same
+    items switched to the new model, vectors at cosine >= 0.9999 to the local engine's."""
+    from lookalike.catalog.reembed import reembed
+
+    switched = {}
+    for name, engine in (("local", LocalEngine()), ("ray", RayEngine(batch_size=16))):
+        settings = Settings(catalog_dir=tmp_path / name, model="fake")
+        with Catalog.open(settings) as cat:
+            assert cat.ingest(ray_photos.images, ray_photos.metadata).added == GOOD
+            report = reembed(cat, "fake-32", engine=engine)
+            assert report.switched and report.encoded == GOOD and not report.failed
+            assert (cat.store.model_name, cat.store.dim) == ("fake-32", 32)
+            ids, vectors = cat.store.vectors()
+            items = cat.store.get_many(ids.tolist())
+            switched[name] = {it.id: v for it, v in zip(items, vectors, strict=True)}
+    assert switched["local"].keys() == switched["ray"].keys()
+    assert len(switched["ray"]) == GOOD
+    for key, vector in switched["local"].items():
+        assert float(vector @ switched["ray"][key]) >= 0.9999, key

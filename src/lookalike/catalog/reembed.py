@@ -20,6 +20,7 @@ model's vectors is refused (`CatalogMismatchError`) and must be run again.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,10 +32,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.catalog.database import Connection
-from lookalike.encoders import Encoder, encode_stream
+from lookalike.catalog.imagefiles import image_file
+from lookalike.catalog.ingest import EncodeEngine, encode_stored, engine_for
+from lookalike.encoders import Encoder
 from lookalike.encoders import create as create_encoder
 from lookalike.errors import ImageLoadError, LookalikeError
-from lookalike.images import content_hash, load_image, read_image_bytes
 
 if TYPE_CHECKING:
     from lookalike.catalog.catalog import Catalog
@@ -47,6 +49,8 @@ CREATE TABLE IF NOT EXISTS reembed_vectors (
     vector BLOB NOT NULL
 );
 """
+#: Photos handed to the encode engine at once (a Ray run has a fixed cost per call).
+WINDOW = 4096
 #: Rounds of "encode what is left, then switch" before giving up on a catalog that gains
 #: items faster than they are encoded.
 MAX_ROUNDS = 10
@@ -93,10 +97,13 @@ def reembed(
     model: str | Encoder,
     *,
     progress: Callable[[ReembedProgress], None] | None = None,
+    engine: EncodeEngine | None = None,
 ) -> ReembedReport:
     """Re-encode every item of `catalog` with `model` (a name or an encoder) and switch the
-    catalog to it atomically; see the module notes. Returns what was done; `switched` is False
-    when some photos could not be encoded (`failed`)."""
+    catalog to it atomically; see the module notes. The photos are decoded and encoded by
+    `engine`, by default the one the settings name (`Settings.engine`: this machine, or a Ray
+    cluster). Returns what was done; `switched` is False when some photos could not be
+    encoded (`failed`)."""
     started = time.perf_counter()
     settings, store = catalog.settings, catalog.store
     encoder = create_encoder(model, settings) if isinstance(model, str) else model
@@ -114,8 +121,9 @@ def reembed(
             _set_meta(conn, "reembed_model", f"{encoder.name}:{encoder.dim}")
         report.resumed = _count(conn, "SELECT count(*) FROM reembed_vectors")
     failed: dict[int, tuple[str, str]] = {}
+    engine = engine or engine_for(settings)
     for _ in range(MAX_ROUNDS):
-        _encode_missing(catalog, encoder, report, failed, started, progress)
+        _encode_missing(catalog, encoder, engine, report, failed, started, progress)
         if failed:
             break
         if _switch(catalog, encoder, report):
@@ -173,33 +181,19 @@ def _pending(catalog: Catalog, skip: dict[int, tuple[str, str]]) -> Iterator[tup
 
 
 def _encode_missing(
-    catalog: Catalog, encoder: Encoder, report: ReembedReport,
+    catalog: Catalog, encoder: Encoder, engine: EncodeEngine, report: ReembedReport,
     failed: dict[int, tuple[str, str]], started: float,
     progress: Callable[[ReembedProgress], None] | None,
 ) -> None:
-    """Encode every item not yet staged into the staging table, `commit_every` at a time."""
+    """Encode every item not yet staged into the staging table, `commit_every` at a time:
+    `WINDOW` photos at a time handed to `engine` (`lookalike.catalog.ingest.encode_stored`:
+    a photo gone, unreadable or not the bytes ingested is a failure, never an error)."""
     settings, store = catalog.settings, catalog.store
-    limits = catalog.limits
-    draft = (encoder.preprocess.resize_size, encoder.preprocess.resize_size)
+    folder = Path(settings.catalog_dir)
     with store.connection() as conn:
         staged = _count(conn, "SELECT count(*) FROM reembed_vectors")
         total = _count(conn, "SELECT count(*) FROM embeddings")
     encoded = 0
-
-    def prepare(row: tuple[int, str, str, str]) -> tuple[NDArray[np.uint8], int]:
-        rowid, _, path, digest = row
-        try:
-            data = read_image_bytes(Path(path), limits)
-            if content_hash(data) != digest:
-                raise ImageLoadError(path, "holds other bytes than the photo ingested")
-            img = load_image(data, limits=limits, name=path, draft_size=draft)
-            return encoder.preprocess.resize_crop(img), rowid
-        except ImageLoadError:
-            raise
-        except Exception as exc:  # one photo never stops the run, whatever a library raises
-            raise ImageLoadError(
-                path, f"cannot process this image ({type(exc).__name__})") from exc
-
     waiting: list[tuple[int, NDArray[np.float32]]] = []
 
     def commit() -> None:
@@ -217,23 +211,29 @@ def _encode_missing(
                 )
         waiting.clear()
 
-    for batch in encode_stream(
-        encoder, _pending(catalog, failed), prepare, batch_size=settings.batch_size,
-        chunk_size=settings.chunk_size, decode_threads=settings.decode_threads,
-    ):
-        for (rowid, item_id, _, _), exc in batch.failures:
-            reason = exc.reason if isinstance(exc, ImageLoadError) else str(exc)
-            failed[rowid] = (item_id, reason)
-        waiting.extend(zip(batch.payloads, batch.vectors, strict=True))
-        encoded += len(batch.payloads)
-        report.encoded += len(batch.payloads)
-        if len(waiting) >= settings.commit_every:
-            commit()
-        if progress is not None:
-            elapsed = max(time.perf_counter() - started, 1e-9)
-            done = staged + encoded + len(failed)
-            progress(ReembedProgress(done, max(total, done), len(failed),
-                                     report.encoded / elapsed))
+    pending = _pending(catalog, failed)
+    while window := list(itertools.islice(pending, WINDOW)):
+        names: dict[int, str] = {}
+        photos: list[tuple[int, str, str]] = []
+        for rowid, item_id, path, digest in window:
+            names[rowid] = item_id
+            try:  # relative paths live in the catalog folder; nothing outside it is read
+                photos.append((rowid, str(image_file(folder, path)), digest))
+            except ImageLoadError as exc:
+                failed[rowid] = (item_id, exc.reason)
+        for batch in encode_stored(engine, encoder, photos, catalog.limits):
+            for rowid, reason in batch.failures:
+                failed[rowid] = (names[rowid], reason)
+            waiting.extend(zip(batch.rowids, batch.vectors, strict=True))
+            encoded += len(batch.rowids)
+            report.encoded += len(batch.rowids)
+            if len(waiting) >= settings.commit_every:
+                commit()
+            if progress is not None:
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                done = staged + encoded + len(failed)
+                progress(ReembedProgress(done, max(total, done), len(failed),
+                                         report.encoded / elapsed))
     commit()
 
 

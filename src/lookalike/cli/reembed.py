@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 
 from lookalike.cli.app import app
-from lookalike.cli.catalog import CatalogOpt, JsonOpt, open_catalog
+from lookalike.cli.catalog import (
+    CatalogOpt,
+    EngineOpt,
+    JsonOpt,
+    RayAddressOpt,
+    open_catalog,
+    settings_from,
+    with_engine,
+)
 
 
 @app.command("reembed")
@@ -20,13 +28,17 @@ def reembed_cmd(
                      help="The new encoder: a name (`lookalike` models) or an .onnx file."),
     ],
     catalog: CatalogOpt = None,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-encode every item's photo with another model and switch the catalog to it at once;
     accounts, swipes and likes stay. Resumes where a killed run stopped. Exit code 1 when some
     photos could not be encoded (nothing switched; fix or delete those items, run again)."""
+    settings = with_engine(settings_from(catalog), engine, ray_address)  # checked first
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
+    from lookalike.catalog.ingest import engine_for
     from lookalike.catalog.reembed import ReembedProgress, reembed
     from lookalike.cli.output import console, err_console
 
@@ -44,7 +56,7 @@ def reembed_cmd(
             err_console.print(f"reembed {p.done}/{p.total} ({p.rate:.0f} img/s)")
 
     with open_catalog(catalog) as cat, bar:
-        report = reembed(cat, model, progress=progress)
+        report = reembed(cat, model, progress=progress, engine=engine_for(settings))
     if as_json:
         print(json.dumps(report.to_dict()))
     elif report.switched:
