@@ -237,3 +237,20 @@ def test_a_reembed_killed_midway_resumes_when_run_again(
             vector = catalog.embed(Path(item.image_path))
             assert float(vector @ catalog.vector_of(item.id)) > 0.999
             assert catalog.search_vector(vector, k=1)[0].item.id == item.id
+
+
+def test_reembed_reads_photos_stored_relative_to_the_catalog(tmp_path: Path) -> None:
+    """Photos copied into the catalog are stored relative to its folder (a catalog that can be
+    moved): re-embedding finds them wherever the catalog now is."""
+    images, meta, _ = make_dataset(tmp_path / "data", 6)
+    folder = tmp_path / "cat"
+    settings = settings_for(folder, None, model="fake", auto_tag=False, copy_images=True)
+    with Catalog.open(settings) as cat:
+        assert cat.ingest(images, meta).added == 6
+        assert all(not Path(i.image_path).is_absolute() for i in cat.items(limit=10))
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    with Catalog.open(settings.model_copy(update={"catalog_dir": moved})) as cat:
+        report = reembed(cat, "fake-32")
+        assert report.switched and report.encoded == 6 and not report.failed
+        assert cat.store.dim == 32
