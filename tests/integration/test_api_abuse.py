@@ -9,7 +9,9 @@ and the docs page needs no CDN. TestClient over a real SQLite catalog (fake enco
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,7 +30,9 @@ from lookalike.catalog import Catalog, Filters
 from lookalike.catalog.schema import ItemUpdate
 from lookalike.config import Settings
 from lookalike.demo import build_demo_catalog
+from lookalike.passwords import WorkerHasher
 from lookalike.users import Users
+from procfs import gone_within
 
 ADMIN_KEY = "abuse-test-admin-key-3a9"
 ADMIN_HASH = hash_admin_key(ADMIN_KEY)
@@ -437,3 +441,35 @@ def test_the_search_pages_facets_are_computed_once_per_version_and_ten_seconds(
         assert "Facetcheck" in {f.value for f in fresh.category}
     finally:
         catalog.update_item(item.id, ItemUpdate(category="Hat"))
+
+
+# -- argon2 off the server process ---------------------------------------------------------------
+
+
+def test_password_checks_run_in_a_low_priority_process_replaced_when_it_dies(
+    catalog: Catalog,
+) -> None:
+    """Searches get the cores first under a flood of wrong passwords; a worker that dies does
+    not break logins or the admin key; the worker stops with the server."""
+    app = app_for(catalog)
+    hasher: WorkerHasher = app.state.hasher
+    creds = {"username": "nice_worker", "password": "the-right-secret-9"}
+    item = item_ids(catalog, 1)[0]
+    with from_ip(app, "198.51.100.40") as client:  # lifespan: the worker is stopped at exit
+        assert client.post("/accounts", json=creds).status_code == 201
+        assert client.post("/sessions", json=creds).status_code == 200
+        worker = hasher.worker_pid()
+        assert worker != os.getpid()
+        assert os.getpriority(os.PRIO_PROCESS, worker) == 19
+        os.kill(worker, signal.SIGKILL)
+        assert gone_within(worker, 10)
+        assert client.post("/sessions", json=creds).status_code == 200
+        assert client.post("/sessions", json={**creds, "password": "wrong-secret-1"}) \
+            .status_code == 401
+        assert client.patch(f"/items/{item}", headers={"X-API-Key": "guess"},
+                            json={"price": 1}).status_code == 403
+        assert client.patch(f"/items/{item}", headers={"X-API-Key": ADMIN_KEY},
+                            json={"price": catalog.get(item).price}).status_code == 200
+        assert hasher.restarts == 1
+        worker = hasher.worker_pid()
+    assert gone_within(worker, 10)

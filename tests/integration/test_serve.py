@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from lookalike.config import Settings
 from lookalike.demo import build_demo_catalog, sample_images
+from procfs import alive, children_of, gone_within
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file(),
                                 reason="reads processes from /proc (Linux)")
@@ -27,27 +29,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def children_of(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid and stat[0] != "Z":
-                out.append(int(entry.name))
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.fixture
@@ -133,6 +114,39 @@ def test_search_processes_do_not_outlive_a_killed_server(
     while [w for w in workers if alive(w)] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [w for w in workers if alive(w)]
+
+
+def failed_login(url: str) -> int:
+    body = b'{"username": "nobody", "password": "wrong-password"}'
+    req = urllib.request.Request(url + "/sessions", method="POST", data=body,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            status: int = r.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    return status
+
+
+@pytest.mark.parametrize("stop", ["ctrl_c", "sigkill"])
+def test_the_password_worker_runs_at_low_priority_and_stops_with_the_server(
+    server: tuple[subprocess.Popen[bytes], str], stop: str,
+) -> None:
+    """argon2 runs in a process of its own at nice 19 (searches get the cores first); it
+    must not outlive the server, however the server ends."""
+    proc, url = server
+    assert failed_login(url) == 401  # an unknown user: argon2 runs all the same
+    workers = [c for c in children_of(proc.pid) if os.getpriority(os.PRIO_PROCESS, c) == 19]
+    assert len(workers) == 1, children_of(proc.pid)
+    if stop == "ctrl_c":
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert b"Traceback" not in err, err.decode()
+    else:
+        proc.kill()  # the server alone, SIGKILL: no shutdown code runs
+        proc.wait()
+    assert gone_within(workers[0], 10)
 
 
 def test_the_serving_line_appears_once_the_server_listens(catalog_dir: Path) -> None:

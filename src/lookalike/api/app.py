@@ -27,6 +27,7 @@ from lookalike.api.routers import catalog as catalog_router
 from lookalike.api.routers import docs, items, pages, search, users
 from lookalike.catalog import Catalog
 from lookalike.config import Settings
+from lookalike.passwords import WorkerHasher
 from lookalike.recommend import Feed
 from lookalike.users import Users
 from lookalike.users.vendors import Vendors
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         with suppress(asyncio.CancelledError):
             await cleanup
         app.state.guards.hashing.close()
+        app.state.hasher.close()
         app.state.cpu.close()
         if owned:
             cat.close()
@@ -107,12 +109,14 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
                   lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.catalog = cat
-    app.state.users = Users.from_settings(cat.store, settings)
+    # argon2 (passwords, admin key) in low-priority processes: searches get the cores first
+    app.state.hasher = WorkerHasher(settings.hash_concurrency)
+    app.state.users = Users.from_settings(cat.store, settings, app.state.hasher)
     app.state.feed = Feed(cat, app.state.users)
     app.state.cpu = cpu_runner(cat, settings)
     app.state.guards = Guards.of(settings)
     app.state.facets = FacetCache()
-    app.state.admin_key = AdminKey(settings.admin_key_hash)
+    app.state.admin_key = AdminKey(settings.admin_key_hash, app.state.hasher)
     app.state.vendors = Vendors(cat.store)
 
     errors.install(app)

@@ -23,10 +23,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from functools import partial
 from typing import TypeVar
 
@@ -35,32 +34,12 @@ from starlette.concurrency import run_in_threadpool
 
 from lookalike.catalog import Catalog
 from lookalike.config import Settings
+from lookalike.processes import exit_with_parent, sigint_held
 
 T = TypeVar("T")
 
 #: The catalog of a search process (set once by `_open_worker` when the process starts).
 _worker_catalog: Catalog | None = None
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A search process must not outlive its server, even one killed with SIGKILL (its pool
-    can then no longer tell it to stop)."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(0)
-
-
-@contextmanager
-def _sigint_held() -> Iterator[None]:
-    """SIGINT blocked in this thread while it may spawn a search process. The child inherits
-    the mask, so a Ctrl+C that arrives while it is still importing (a second or two) stays
-    pending until `_open_worker` has set SIGINT to ignored, which discards it; without this,
-    that Ctrl+C ended the new process with a KeyboardInterrupt traceback."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _started() -> int:
@@ -73,7 +52,7 @@ def _open_worker(settings: Settings, parent: int) -> None:
     # Ctrl+C reaches the whole process group: the server shuts its pool down, the workers wait
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since the spawn
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=exit_with_parent, args=(parent,), daemon=True).start()
     _worker_catalog = Catalog.open(settings)
     _worker_catalog.encoder.dim  # load the model now, not during the first search  # noqa: B018
 
@@ -120,7 +99,7 @@ class CpuRunner:
         answered: set[int] = set()
         deadline = time.monotonic() + timeout
         while len(answered) < self.processes and time.monotonic() < deadline:
-            with _sigint_held():
+            with sigint_held():
                 futures = [self._pool.submit(_started) for _ in range(self.processes)]
             answered.update(f.result() for f in futures)
 
@@ -140,7 +119,7 @@ class CpuRunner:
             return await self(fn, self.catalog, *args)
         pool = self._pool
         try:
-            with _sigint_held():  # this submit may start a process (the first, or a new pool's)
+            with sigint_held():  # this submit may start a process (the first, or a new pool's)
                 future = asyncio.get_running_loop().run_in_executor(
                     pool, partial(_in_worker, fn, *args)
                 )

@@ -9,8 +9,6 @@ import hmac
 import secrets
 from typing import Annotated
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
@@ -26,11 +24,10 @@ from lookalike.catalog import Catalog, Filters
 from lookalike.catalog.sorting import Sort
 from lookalike.config import Settings
 from lookalike.errors import FilterError
+from lookalike.passwords import Hasher
 from lookalike.recommend import Feed
 from lookalike.users import ANONYMOUS, User, Users
 from lookalike.validation import plain_errors
-
-_hasher = PasswordHasher()
 
 #: Largest number a query string or form may carry where the API documents no smaller bound
 #: (prices): finite, and far below where float arithmetic or SQLite integers overflow.
@@ -97,8 +94,9 @@ class AdminKey:
     as an HMAC under a random per-process secret, so the right key costs argon2 once per
     process, not on every catalog write; only wrong keys (rate-limited) pay for argon2."""
 
-    def __init__(self, key_hash: str | None) -> None:
+    def __init__(self, key_hash: str | None, hasher: Hasher | None = None) -> None:
         self.key_hash = key_hash
+        self.hasher = hasher or Hasher()
         self._secret = secrets.token_bytes(32)
         self._good: bytes | None = None
 
@@ -112,11 +110,7 @@ class AdminKey:
 
     def verify(self, key: str) -> bool:
         """argon2: slow and memory-hungry on purpose; run it through the hashing gate."""
-        if not self.key_hash:
-            return False
-        try:
-            _hasher.verify(self.key_hash, key)
-        except (VerificationError, InvalidHashError):
+        if not self.key_hash or not self.hasher.verify(self.key_hash, key):
             return False
         self._good = self._digest(key)
         return True
@@ -153,7 +147,7 @@ AdminDep = Annotated[None, Depends(require_admin)]
 
 def hash_admin_key(key: str) -> str:
     """The value to put in LOOKALIKE_ADMIN_KEY_HASH for `key`."""
-    return _hasher.hash(key)
+    return Hasher().hash(key)
 
 
 # -- sessions ----------------------------------------------------------------------------------

@@ -6,13 +6,15 @@
   one subscriber usually owns whole), remembering at most `max_clients` clients (the least
   recently seen are forgotten first), so its memory is bounded whatever the traffic.
 * `HashGate`: argon2 (password and admin key checks) costs ~64 MiB and ~0.2 s of CPU per
-  call (spread over 4 threads). The gate runs at most `concurrency` of them at once on threads
-  of its own (never the threads that serve other requests), at most `per_minute` a minute
-  for all clients together (bursts of `HASH_BURST`), lets at most `queue` more wait, and
-  answers 503 with Retry-After beyond that: the server's memory and the CPU share of password
-  checks stay bounded however many clients send wrong passwords at once. (A lower CPU priority
-  for the hashing threads was tried: a low-priority thread that needs the interpreter lock
-  back stalled the event loop for seconds on a busy machine.)
+  call. The gate runs at most `concurrency` of them at once on threads of its own (never the
+  threads that serve other requests), at most `per_minute` a minute for all clients together
+  (bursts of `HASH_BURST`), lets at most `queue` more wait, and answers 503 with Retry-After
+  beyond that: the server's memory and the CPU share of password checks stay bounded however
+  many clients send wrong passwords at once. The server's hasher (`WorkerHasher`) computes the
+  hashes themselves in low-priority processes, so the gate's threads only wait for them and
+  searches get the cores first. (A lower CPU priority for the hashing *threads* was tried
+  first: a low-priority thread that needs the interpreter lock back stalled the event loop for
+  seconds on a busy machine; a separate process has no lock to give back.)
 
 Both answer with `TooManyRequests` / `Busy` (HTTP errors carrying Retry-After).
 """

@@ -31,13 +31,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from numpy.typing import NDArray
 
 from lookalike.catalog.database import Connection
 from lookalike.catalog.store import CatalogStore
 from lookalike.errors import LookalikeError
+from lookalike.passwords import Hasher
 
 if TYPE_CHECKING:
     from lookalike.config import Settings
@@ -111,7 +110,6 @@ REFRESH_FRACTION = 0.01
 _BATCH = 500
 
 USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
-_hasher = PasswordHasher()
 
 
 class UserError(LookalikeError):
@@ -242,8 +240,10 @@ class Users:
         password_min_length: int = 8,
         lifetimes: Lifetimes | None = None,
         clock: Callable[[], datetime] = _now,
+        hasher: Hasher | None = None,
     ) -> None:
         self.store = store
+        self.hasher = hasher or Hasher()  # argon2 of passwords: in this thread by default
         self.password_min_length = password_min_length
         self.lifetimes = lifetimes or Lifetimes()
         self.clock = clock
@@ -257,8 +257,9 @@ class Users:
             conn.executescript(_SEEN_INDEXES)
 
     @classmethod
-    def from_settings(cls, store: CatalogStore, settings: Settings) -> Users:
-        return cls(store, settings.password_min_length, Lifetimes.of(settings))
+    def from_settings(cls, store: CatalogStore, settings: Settings,
+                      hasher: Hasher | None = None) -> Users:
+        return cls(store, settings.password_min_length, Lifetimes.of(settings), hasher=hasher)
 
     # -- sessions and accounts ---------------------------------------------------------------
 
@@ -353,7 +354,7 @@ class Users:
         revoked, so a token seen before login cannot ride into the account)."""
         name = check_username(username)
         check_password(password, name, self.password_min_length)
-        pw_hash = _hasher.hash(password)  # slow on purpose: outside the database lock
+        pw_hash = self.hasher.hash(password)  # slow on purpose: outside the database lock
         guest = self.by_token(guest_token) if guest_token else None
         with self.store.transaction() as conn:
             taken = conn.execute("SELECT 1 FROM users WHERE username = ?", (name,)).fetchone()
@@ -384,18 +385,17 @@ class Users:
                 (username.strip(),),
             ).fetchone()
         if row is None:
-            _hasher.hash(password)  # spend the same time as a real check: no user enumeration
+            self.hasher.hash(password)  # spend the same time as a real check: no user enumeration
             return None
-        try:
-            _hasher.verify(row["password_hash"], password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        if not self.hasher.verify(row["password_hash"], password):
             return None
+        # a hash made with older parameters is renewed (hashed outside the database lock)
+        renewed = self.hasher.hash(password) if self.hasher.needs_rehash(
+            row["password_hash"]) else None
         with self.store.transaction() as conn:
-            if _hasher.check_needs_rehash(row["password_hash"]):
-                conn.execute(
-                    "UPDATE users SET password_hash = ? WHERE id = ?",
-                    (_hasher.hash(password), row["id"]),
-                )
+            if renewed is not None:
+                conn.execute("UPDATE users SET password_hash = ? WHERE id = ?",
+                             (renewed, row["id"]))
             token = self._new_session(conn, int(row["id"]))
             return self._get(conn, int(row["id"])), token
 
