@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     commit_every: int = Field(64, ge=1, description="Items per SQLite transaction at ingest.")
 
     # search
+    vector_store: str = Field(
+        "embedded",
+        description="Where vectors are stored and searched: 'embedded' (memory-mapped files "
+        "in the catalog folder, shared by every process) or 'milvus://HOST:PORT' (a Milvus "
+        "server). See lookalike.index.vector_store.",
+    )
     exact_max_items: int = Field(
         50_000, ge=0, description="Catalogs up to this size are searched exactly (no ANN)."
     )
