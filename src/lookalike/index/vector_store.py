@@ -23,10 +23,11 @@ by dropping results afterwards, so a filter keeping 1 % of the catalog still ret
 Several processes. A catalog may be written by one process (a CLI ingest, the server's upload
 route) while others search it (the server's search processes, see `lookalike.api.cpu`). The
 metadata store records every change to a vector or to an item's filterable fields in a change
-log (`VectorSource.changes`); `sync()` brings a store in step with it. `Catalog` calls `sync()`
-before every search, so it must cost one small read when nothing changed. A backend whose state
-lives on a server (Milvus) sees other processes' writes by itself, and may use the log to repair
-writes a crashed process did not finish.
+log (`VectorSource.changes`, kept by SQLite triggers, so writes that bypass `Catalog` — a tagger
+setting predicted colours — are logged too); `sync()` brings a store in step with it. `Catalog`
+calls `sync()` before every search, so it must cost one small read when nothing changed. A
+backend whose state lives on a server (Milvus) sees other processes' writes by itself, and may use
+the log to repair writes a crashed process did not finish.
 
 Reads. `search` returns, per query, the k best (score, id) pairs, best first, padded with score
 -inf and id -1, and the `SearchPlan` that served it. `vectors(ids)` returns stored rows (for
@@ -37,11 +38,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from lookalike.config import Settings
+from lookalike.errors import LookalikeError
 from lookalike.index.base import Ids, Matrix
 
 if TYPE_CHECKING:
@@ -105,15 +109,7 @@ class SearchResult(NamedTuple):
     plan: SearchPlan
 
 
-@dataclass(frozen=True)
-class Change:
-    """One entry of the metadata store's change log."""
-
-    seq: int
-    id: int
-    kind: int  # VECTOR, REMOVED or FIELDS
-
-
+#: Kinds of change in the metadata store's change log.
 VECTOR, REMOVED, FIELDS = 0, 1, 2
 
 
@@ -125,19 +121,24 @@ class VectorSource(Protocol):
         """The newest change's sequence number (0 when none): one small read."""
         ...
 
-    def changes(self, since: int) -> list[Change]:
-        """Changes after `since`, oldest first."""
+    def changes(self, since: int) -> tuple[Ids, Ids, Ids]:
+        """(sequence numbers, item ids, kinds: VECTOR, REMOVED or FIELDS) of the changes after
+        `since`, oldest first."""
+        ...
+
+    def trim_changes(self, through: int) -> None:
+        """Forget the changes up to `through` (a store has applied them)."""
         ...
 
     def vector_count(self) -> int:
         """How many items have a vector."""
         ...
 
-    def vectors_of(self, ids: Ids) -> tuple[Ids, Matrix]:
+    def vectors_of(self, rowids: Ids) -> tuple[Ids, Matrix]:
         """(ids found, their vectors), ascending; ids without a vector are left out."""
         ...
 
-    def scalars_of(self, ids: Ids) -> list[Scalars]:
+    def scalars_of(self, rowids: Ids) -> list[Scalars]:
         """Each id's filterable fields, in the order asked (Scalars() for unknown ids)."""
         ...
 
@@ -202,3 +203,30 @@ def as_ids(ids: Ids | Sequence[int] | NDArray[np.integer]) -> Ids:
     """Ids as a flat int64 array."""
     return np.asarray(ids, dtype=np.int64).reshape(-1)
 
+
+class VectorStoreError(LookalikeError):
+    """A vector store URL that names no backend, or a backend that cannot be used here."""
+
+
+def open_vector_store(
+    settings: Settings, folder: Path, dim: int, source: VectorSource
+) -> VectorStore:
+    """The catalog's vector store, as `settings.vector_store` names it: "embedded" (files in
+    `folder`) or "milvus://HOST:PORT" (a collection named after the catalog)."""
+    url = settings.vector_store.strip()
+    if url == "embedded":
+        from lookalike.index.embedded import EmbeddedStore
+
+        return EmbeddedStore.open(folder, dim, source, settings)
+    if url.startswith("milvus://"):
+        try:
+            from lookalike.index.milvus import MilvusStore  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise VectorStoreError(
+                f"vector store {url!r}: the Milvus backend is not available ({exc})"
+            ) from None
+        store: VectorStore = MilvusStore.open(url, folder, dim, source, settings)
+        return store
+    raise VectorStoreError(
+        f"vector store {url!r}: expected 'embedded' or 'milvus://HOST:PORT'"
+    )
