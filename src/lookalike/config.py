@@ -62,15 +62,31 @@ class Settings(BaseSettings):
     commit_every: int = Field(64, ge=1, description="Items per SQLite transaction at ingest.")
 
     # search
+    vector_store: str = Field(
+        "embedded",
+        description="Where vectors are stored and searched: 'embedded' (memory-mapped files "
+        "in the catalog folder, shared by every process) or 'milvus://HOST:PORT' (a Milvus "
+        "server). See lookalike.index.vector_store.",
+    )
     exact_max_items: int = Field(
-        50_000, ge=0, description="Catalogs up to this size are searched exactly (no ANN)."
+        50_000, ge=0,
+        description="Catalogs up to this size are searched exactly (every item scored); "
+        "larger ones through inverted lists (IVF) over their int8 rows.",
     )
     filter_exact_max: int = Field(
-        20_000, ge=0, description="Filters keeping at most this many items use exact search."
+        20_000, ge=0,
+        description="Filters keeping at most this many items search exactly over just those.",
     )
-    hnsw_m: int = Field(32, ge=4)
-    hnsw_ef_construction: int = Field(200, ge=8)
-    hnsw_ef_search: int = Field(128, ge=8)
+    ivf_lists: int = Field(
+        0, ge=0, le=1_000_000,
+        description="Inverted lists of a large catalog; 0 = about 2·sqrt(items).",
+    )
+    ivf_probe: int = Field(
+        32, ge=1, le=100_000,
+        description="Lists a search reads (the nearest to the query): more is slower and "
+        "misses fewer neighbours. A filtered search reads the nearest lists holding kept "
+        "items until it has as many kept items to score.",
+    )
 
     # taste: swipes, recommendation, attributes (issue 5)
     swipe_alpha: float = Field(

@@ -90,7 +90,7 @@ def train_probe(
             f"{name}: need ≥ 2 labels with ≥ {MIN_PER_CLASS} items each to train a probe"
         )
     keep = [i for i, lbl in enumerate(labels) if lbl in classes]
-    x = catalog.index.exact.get(rowids[keep])
+    x = catalog.index.vectors(rowids[keep])
     y = np.asarray([classes.index(labels[i]) for i in keep])
     rng = np.random.default_rng(seed)
     held = rng.random(len(y)) < 0.2

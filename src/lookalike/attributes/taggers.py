@@ -129,7 +129,7 @@ def tag_catalog(
             tags.update(got)
         given = {"category": row[3], "pattern": json.loads(row[4]).get("pattern")}
         if probe_taggers:
-            vec = catalog.index.exact.get(np.asarray([rowid], dtype=np.int64))
+            vec = catalog.index.vectors(np.asarray([rowid], dtype=np.int64))
             if len(vec):
                 for pt in probe_taggers:
                     if not given.get(pt.probe.name):

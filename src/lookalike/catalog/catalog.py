@@ -1,5 +1,6 @@
 """`Catalog`: the library's front door. One folder holds `catalog.sqlite` (items, embeddings,
-the source of truth) and the ANN index file (a rebuildable cache).
+the source of truth) and the vector store's files (`vectors/`, rebuilt from SQLite whenever
+missing or damaged; or a Milvus server, see `lookalike.index.vector_store`).
 
     from lookalike import Catalog, Settings
     catalog = Catalog.open(Settings(catalog_dir="my-shop"))
@@ -10,7 +11,6 @@ the source of truth) and the ANN index file (a rebuildable cache).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +27,12 @@ from lookalike.catalog.ingest import (
     ingest,
 )
 from lookalike.catalog.schema import Item, ItemIn, ItemUpdate, Tag
-from lookalike.catalog.store import CatalogStore, NewItem
+from lookalike.catalog.store import CatalogStore, NewItem, scalars_of_item
 from lookalike.config import Settings
 from lookalike.encoders import Encoder, create
 from lookalike.errors import LookalikeError
 from lookalike.images import ImageLimits, ImageSource, content_hash, load_image, read_image_bytes
-from lookalike.index import CatalogIndex, SearchPlan
+from lookalike.index import SearchPlan, VectorStore, open_vector_store
 
 DB_FILE = "catalog.sqlite"
 
@@ -53,13 +53,11 @@ class Result:
 class Catalog:
     settings: Settings
     store: CatalogStore
-    index: CatalogIndex
+    index: VectorStore
     pixel_taggers: list[PixelTagger] = field(default_factory=list)
     vector_taggers: list[VectorTagger] = field(default_factory=list)
     _encoder: Encoder | None = None
     last_plan: SearchPlan | None = None
-    _version: int = -1  # the store's vectors_version the index is in step with
-    _sync: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(cls, settings: Settings | None = None, encoder: Encoder | None = None) -> Catalog:
@@ -78,11 +76,8 @@ class Catalog:
             encoder = encoder or create(settings.model, settings)
             store.bind_model(encoder.name, encoder.dim)
             stored_dim = str(encoder.dim)
-        index = CatalogIndex(folder, int(stored_dim), settings)
-        version = store.vectors_version()  # read before the vectors: a later change shows
-        index.load(*store.vectors())
-        catalog = cls(settings=settings, store=store, index=index, _encoder=encoder,
-                      _version=version)
+        index = open_vector_store(settings, folder, int(stored_dim), store)
+        catalog = cls(settings=settings, store=store, index=index, _encoder=encoder)
         if settings.auto_tag:  # default taggers (colour; trained probes) — issue 5
             from lookalike.attributes.taggers import install_default_taggers
 
@@ -90,6 +85,7 @@ class Catalog:
         return catalog
 
     def close(self) -> None:
+        self.index.close()
         self.store.close()
 
     def __enter__(self) -> Catalog:
@@ -116,12 +112,14 @@ class Catalog:
         return len(self.index)
 
     def info(self) -> dict[str, object]:
+        store = self.index.describe()
         return {
             "folder": str(self.settings.catalog_dir),
             "items": self.store.count(),
             "model": self.store.model_name,
             "dim": self.index.dim,
-            "index": "hnsw" if self.index.ann is not None else "exact",
+            "index": str(store["method"]),
+            "vector_store": store,
         }
 
     # -- writes ------------------------------------------------------------------------------
@@ -161,8 +159,8 @@ class Catalog:
             columns=columns,
         )
         if new_ids:
-            with self._sync:
-                self.index.add(np.concatenate(new_ids), np.concatenate(new_vecs))
+            ids = np.concatenate(new_ids)
+            self.index.upsert(ids, np.concatenate(new_vecs), self.store.scalars_of(ids))
         return report
 
     def add_item(self, item: ItemIn, image: bytes, image_path: Path) -> Item:
@@ -182,42 +180,37 @@ class Catalog:
             tags.update(vtagger(vector)[0])
         predicted = {k: t for k, t in tags.items() if not getattr(item, k, None)}
         new = NewItem(item.id or digest[:16], item, str(image_path), digest, predicted)
-        (rowid,) = self.store.add([new], vector)
-        with self._sync:
-            self.index.add(np.asarray([rowid], dtype=np.int64), vector)
+        self.add_items([new], vector)
         return self.store.get(new.id)
 
+    def add_items(self, items: Sequence[NewItem], vectors: NDArray[np.float32]) -> list[int]:
+        """Add items whose vectors are already computed (an import, a re-embedding, a
+        benchmark): one SQLite transaction, then the vector store; returns their rowids."""
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(items), -1)
+        if vectors.shape[1] != self.index.dim:
+            raise ValueError(f"vectors are {vectors.shape[1]}-d, the catalog's {self.index.dim}")
+        rowids = self.store.add(items, vectors)
+        self.index.upsert(
+            np.asarray(rowids, dtype=np.int64), vectors,
+            [scalars_of_item(it.fields, it.predicted) for it in items],
+        )
+        return rowids
+
     def update_item(self, item_id: str, change: ItemUpdate) -> Item:
-        return self.store.update(item_id, change)
+        item = self.store.update(item_id, change)
+        rowid = np.asarray([item.rowid], dtype=np.int64)
+        self.index.set_fields(rowid, self.store.scalars_of(rowid))
+        return item
 
     def delete_item(self, item_id: str) -> None:
         rowid = self.store.delete(item_id)
-        with self._sync:
-            self.index.remove(np.asarray([rowid], dtype=np.int64))
+        self.index.remove(np.asarray([rowid], dtype=np.int64))
 
     def refresh(self) -> bool:
-        """Bring the search index in step with SQLite when another process (a second server
-        worker, a CLI ingest) has added or removed items since; True if it changed anything.
-        Costs one small read when nothing changed, so every search calls it."""
-        if self.store.vectors_version() == self._version:
-            return False
-        with self._sync:
-            version = self.store.vectors_version()
-            if version == self._version:
-                return False
-            stored = self.store.vector_rowids()
-            have = self.index.exact.ids
-            gone = np.setdiff1d(have, stored, assume_unique=True)
-            new_ids, new_vectors = self.store.vectors_of(
-                np.setdiff1d(stored, have, assume_unique=True)
-            )
-            # the process that wrote to SQLite saves the ANN file; followers only catch up
-            if len(gone):
-                self.index.remove(gone, save=False)
-            if len(new_ids):
-                self.index.add(new_ids, new_vectors, save=False)
-            self._version = version
-            return bool(len(gone) or len(new_ids))
+        """Bring the vector store in step with SQLite when another process (a second server
+        worker, a CLI ingest) has changed items since; True if it changed anything. Costs one
+        small read when nothing changed, so every search calls it."""
+        return self.index.sync()
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -230,7 +223,7 @@ class Catalog:
     def vector_of(self, item_id: str) -> NDArray[np.float32]:
         self.refresh()
         rowid = self.store.rowid_of(item_id)
-        vecs = self.index.vectors_of(np.asarray([rowid], dtype=np.int64))
+        vecs = self.index.vectors(np.asarray([rowid], dtype=np.int64))
         if len(vecs) == 0:
             return self.store.vector(rowid)
         vec: NDArray[np.float32] = vecs[0]
@@ -263,19 +256,13 @@ class Catalog:
     ) -> list[list[tuple[int, float]]]:
         """Nearest (rowid, score) per query vector, pre-filtered, `exclude`d rowids left out."""
         self.refresh()
-        allowed = self.allowed_rowids(filters)
-        if allowed is not None and exclude:
-            allowed = np.setdiff1d(allowed, np.asarray(exclude, dtype=np.int64))
-        excluded = set(int(e) for e in exclude)
-        kk = k if allowed is not None else k + len(excluded)
-        scores, ids, plan = self.index.search(np.atleast_2d(queries), kk, allowed)
+        gone = np.asarray(exclude, dtype=np.int64) if len(exclude) else None
+        scores, ids, plan = self.index.search(np.atleast_2d(queries), k, filters, None, gone)
         self.last_plan = plan
-        out = []
-        for row_s, row_i in zip(scores, ids, strict=True):
-            hits = [(int(i), float(s)) for s, i in zip(row_s, row_i, strict=True)
-                    if i >= 0 and int(i) not in excluded]
-            out.append(hits[:k])
-        return out
+        return [
+            [(int(i), float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]
+            for row_s, row_i in zip(scores, ids, strict=True)
+        ]
 
     def results(self, hits: Sequence[tuple[int, float]]) -> list[Result]:
         items = {it.rowid: it for it in self.store.get_many([r for r, _ in hits])}

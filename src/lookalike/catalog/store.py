@@ -7,6 +7,7 @@ to the same file through `CatalogStore.connection`.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -23,6 +24,7 @@ from numpy.typing import NDArray
 from lookalike.catalog.filters import Filters
 from lookalike.catalog.schema import Item, ItemFields, ItemUpdate, Tag
 from lookalike.errors import CatalogMismatchError, ItemNotFoundError
+from lookalike.index.vector_store import Scalars
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -66,10 +68,39 @@ _BUMP_VERSION = (
     "INSERT INTO meta (key, value) VALUES ('vectors_version', '1') "
     "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;"
 )
+# The change log a vector store follows (lookalike.index.vector_store): every change to a
+# vector (kind 0), a removal (1), a change to an item's filterable fields (2). AUTOINCREMENT:
+# sequence numbers only grow, even once old entries are trimmed.
+_CHANGE_LOG = """
+CREATE TABLE IF NOT EXISTS vector_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_rowid INTEGER NOT NULL,
+    kind INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS log_vector_added AFTER INSERT ON embeddings
+BEGIN INSERT INTO vector_changes (item_rowid, kind) VALUES (NEW.item_rowid, 0); END;
+CREATE TRIGGER IF NOT EXISTS log_vector_changed AFTER UPDATE OF vector ON embeddings
+BEGIN INSERT INTO vector_changes (item_rowid, kind) VALUES (NEW.item_rowid, 0); END;
+CREATE TRIGGER IF NOT EXISTS log_vector_removed AFTER DELETE ON embeddings
+BEGIN INSERT INTO vector_changes (item_rowid, kind) VALUES (OLD.item_rowid, 1); END;
+"""
+_FILTERED = ("category", "brand", "colour", "sizes", "price", "kids", "second_hand",
+             "sustainability", "predicted")
+_CHANGE_LOG += (
+    f"CREATE TRIGGER IF NOT EXISTS log_fields_changed AFTER UPDATE OF {', '.join(_FILTERED)} "
+    "ON items WHEN " + " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _FILTERED) +
+    " BEGIN INSERT INTO vector_changes (item_rowid, kind) VALUES (NEW.rowid, 2); END;\n"
+)
 SCHEMA = _TABLES + "".join(
     f"CREATE TRIGGER IF NOT EXISTS embeddings_{name} AFTER {event} ON embeddings "
     f"BEGIN {_BUMP_VERSION} END;\n"
     for name, event in (("added", "INSERT"), ("removed", "DELETE"), ("changed", "UPDATE OF vector"))
+) + _CHANGE_LOG
+# the filterable fields as `Filters.to_sql` reads them: given, else predicted
+_SCALARS = (
+    "coalesce(category, json_extract(predicted, '$.category.value')), brand, "
+    "coalesce(colour, json_extract(predicted, '$.colour.value')), sizes, price, kids, "
+    "second_hand, sustainability"
 )
 
 _COLUMNS = (
@@ -88,6 +119,40 @@ def _as_arrays(
         return ids, np.zeros((0, dim), dtype=np.float32)
     matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
     return ids, matrix.reshape(len(rows), -1).copy()
+
+
+def _scalars(row: Sequence[Any]) -> Scalars:
+    """Scalars from the `_SCALARS` columns of a row."""
+    category, brand, colour, sizes, price, kids, second_hand, sustainability = row
+
+    def low(value: Any) -> str | None:
+        return None if value is None else str(value).lower()
+
+    return Scalars(
+        category=low(category), brand=low(brand), colour=low(colour),
+        sizes=tuple(str(v).lower() for v in json.loads(sizes or "[]")),
+        price=price, kids=_bool_or_none(kids), second_hand=_bool_or_none(second_hand),
+        sustainability=sustainability,
+    )
+
+
+def scalars_of_item(fields: ItemFields, predicted: dict[str, Tag] | None = None) -> Scalars:
+    """An item's filterable fields, from its metadata and predicted tags."""
+    predicted = predicted or {}
+
+    def given_or_predicted(name: str) -> str | None:
+        given = getattr(fields, name)
+        tag = predicted.get(name)
+        value = given if given is not None else (tag.value if tag is not None else None)
+        return None if value is None else str(value).lower()
+
+    return Scalars(
+        category=given_or_predicted("category"),
+        brand=None if fields.brand is None else fields.brand.lower(),
+        colour=given_or_predicted("colour"),
+        sizes=tuple(v.lower() for v in fields.sizes), price=fields.price, kids=fields.kids,
+        second_hand=fields.second_hand, sustainability=fields.sustainability,
+    )
 
 
 def _now() -> str:
@@ -389,6 +454,70 @@ class CatalogStore:
                     f"({','.join('?' * len(chunk))}) ORDER BY item_rowid", chunk
                 ).fetchall()
         return _as_arrays(rows, dim)
+
+    # -- the change log a vector store follows (lookalike.index.vector_store.VectorSource) --
+
+    def change_seq(self) -> int:
+        """The newest change's number (0 when none): one row read."""
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'vector_changes'"
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def changes(
+        self, since: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """(seq, item rowid, kind) of the changes after `since`, oldest first."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT seq, item_rowid, kind FROM vector_changes WHERE seq > ? ORDER BY seq",
+                (since,),
+            ).fetchall()
+        table = np.asarray([tuple(r) for r in rows], dtype=np.int64).reshape(-1, 3)
+        return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy()
+
+    def trim_changes(self, through: int) -> None:
+        """Forget changes up to `through` (a vector store has them all)."""
+        with self.connection() as conn:
+            conn.execute("DELETE FROM vector_changes WHERE seq <= ?", (through,))
+
+    def vector_count(self) -> int:
+        with self.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM embeddings").fetchone()
+        return int(row[0])
+
+    def scalars_of(self, rowids: NDArray[np.int64]) -> builtins.list[Scalars]:
+        """Each rowid's filterable fields, in the order asked (Scalars() when unknown)."""
+        found: dict[int, Scalars] = {}
+        with self.connection() as conn:
+            for start in range(0, len(rowids), 500):
+                chunk = [int(r) for r in rowids[start : start + 500]]
+                for row in conn.execute(
+                    f"SELECT rowid, {_SCALARS} FROM items WHERE rowid IN "
+                    f"({','.join('?' * len(chunk))})", chunk
+                ):
+                    found[int(row[0])] = _scalars(tuple(row)[1:])
+        return [found.get(int(r), Scalars()) for r in rowids]
+
+    def iter_vectors(
+        self, batch: int
+    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32], builtins.list[Scalars]]]:
+        """Every item with a vector, ascending rowid, `batch` at a time, with its fields."""
+        dim = int(self.get_meta("dim") or 0)
+        after = -1
+        while True:
+            with self.connection() as conn:
+                rows = conn.execute(
+                    f"SELECT e.item_rowid, e.vector, {_SCALARS} FROM embeddings e "
+                    "JOIN items ON items.rowid = e.item_rowid WHERE e.item_rowid > ? "
+                    "ORDER BY e.item_rowid LIMIT ?", (after, batch),
+                ).fetchall()
+            if not rows:
+                return
+            ids, vectors = _as_arrays([(r[0], r[1]) for r in rows], dim)
+            yield ids, vectors, [_scalars(tuple(r)[2:]) for r in rows]
+            after = int(ids[-1])
 
     def vector(self, rowid: int) -> NDArray[np.float32]:
         with self.connection() as conn:

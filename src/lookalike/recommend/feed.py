@@ -325,8 +325,8 @@ class Feed:
 
     def _values(self, name: str) -> dict[int, str]:
         """rowid → category or colour (given or predicted), cached until the index changes."""
-        exact = self.catalog.index.exact
-        key = (len(exact), int(exact.ids[-1]) if len(exact) else 0)
+        ids = self.catalog.index.ids()
+        key = (len(ids), int(ids[-1]) if len(ids) else 0)
         with self._lock:
             cached_key, cached = self._attributes.get(name, ((-1, -1), {}))
         if cached_key != key:
@@ -337,12 +337,12 @@ class Feed:
 
     def _spread(self, filters: Filters | None) -> _Spread:
         allowed = self.catalog.allowed_rowids(filters)
-        exact = self.catalog.index.exact
-        rowids = exact.ids if allowed is None else exact.ids[exact.positions(allowed)]
+        ids = self.catalog.index.ids()
+        rowids = ids if allowed is None else np.intersect1d(ids, allowed)
         key = (
             filters.model_dump_json() if filters is not None else "",
-            len(exact),
-            int(exact.ids[-1]) if len(exact) else 0,
+            len(ids),
+            int(ids[-1]) if len(ids) else 0,
             len(rowids),
         )
         with self._lock:
@@ -350,7 +350,7 @@ class Feed:
         if spread is None:
             category_of = self._values("category")
             names = [category_of.get(int(r), "") for r in rowids]
-            spread = _Spread(rowids, exact.get(rowids), names)
+            spread = _Spread(rowids, self.catalog.index.vectors(rowids), names)
             with self._lock:
                 if len(self._spreads) > 32:
                     self._spreads.clear()
@@ -369,21 +369,21 @@ class Feed:
         seen = self._rowids(self.users.shown(user))
         rng = np.random.default_rng([user.id, len(seen)])
         preference = self.users.preference(user)
-        exact = self.catalog.index.exact
+        vectors_of = self.catalog.index.vectors
         recent = swipes[-CLASSIFIER_SWIPES:]
         rowid_of = self._rowid_map({s.item_id for s in recent})
         liked = [rowid_of[s.item_id] for s in recent if s.liked and s.item_id in rowid_of]
         disliked = [rowid_of[s.item_id] for s in recent if not s.liked and s.item_id in rowid_of]
-        dis_vecs = exact.get(np.asarray(disliked, dtype=np.int64))
+        dis_vecs = vectors_of(np.asarray(disliked, dtype=np.int64))
         if preference is None or not liked:
             spread = self._spread(filters)
             picks = spread.pick(n, set(seen), dis_vecs)
             hits = [(r, 0.0) for r in picks]
             if preference is not None and picks:
-                scores = exact.get(np.asarray(picks, dtype=np.int64)) @ preference
+                scores = vectors_of(np.asarray(picks, dtype=np.int64)) @ preference
                 hits = [(r, float(s)) for r, s in zip(picks, scores, strict=True)]
         else:
-            like_vecs = exact.get(np.asarray(liked, dtype=np.int64))
+            like_vecs = vectors_of(np.asarray(liked, dtype=np.int64))
             taste = _Taste(preference, like_vecs, dis_vecs, liked, disliked,
                            {name: self._values(name) for name in TASTE_ATTRIBUTES})
             hits = self._exploit(taste, n, filters, seen, rng)
@@ -408,7 +408,7 @@ class Feed:
         candidates = np.asarray(sorted({r for hits in found for r, _ in hits}), dtype=np.int64)
         if not len(candidates):
             return []
-        vectors = self.catalog.index.exact.get(candidates)
+        vectors = self.catalog.index.vectors(candidates)
         score = taste_scores(vectors, preference, liked, disliked, self.beta)
         if self.attribute_weight:
             for values in taste.values.values():

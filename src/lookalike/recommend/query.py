@@ -197,7 +197,7 @@ def recommend(
         return []
     rowids = [r for r, _ in hits]
     relevance = np.asarray([sc for _, sc in hits], dtype=np.float32)
-    vectors = catalog.index.exact.get(np.asarray(rowids, dtype=np.int64))
+    vectors = catalog.index.vectors(np.asarray(rowids, dtype=np.int64))
     if len(vectors) != len(rowids):  # not every candidate in the exact store (should not be)
         vectors = np.stack([catalog.store.vector(r) for r in rowids])
 

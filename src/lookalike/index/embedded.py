@@ -1,0 +1,1043 @@
+"""The embedded vector store: memory-mapped files in the catalog folder, shared by every process
+that opens the catalog, kept in step with SQLite (the source of truth) through its change log.
+
+Files (`<catalog>/vectors/`), all rebuilt from SQLite when missing, damaged or of another width:
+
+* a **base segment** per generation, written once and never changed: for every item its id,
+  float32 vector (for exact rescoring), int8 codes with the exact-bound terms of
+  `index/scan.py` (scale, error, norm) and its filterable fields as columns (`index/columns.py`).
+  Large catalogs (more than `Settings.exact_max_items` items) are split into inverted lists by a
+  spherical k-means over the vectors: the rows are stored list by list, so a search reads a few
+  contiguous lists;
+* a **tail**: rows added since (appended, each with its nearest list), and **dead** slots
+  (deleted items, and the old rows of items whose vector or fields changed);
+* `manifest.json`: generation, row counts and CRC-32 of every file, the change-log position the
+  files reflect, the strings' vocabulary. Written atomically; a file's rows past its recorded
+  count are never read. A process checks each file's checksum when it maps it.
+
+Search (`EmbeddedStore.search`), per query:
+
+* catalog of at most `exact_max_items` items, or a filter keeping at most `filter_exact_max`:
+  **exact**, the two-stage scan of `index/scan.py` over every (kept) row — int8 scores with a
+  guaranteed error bound, float32 rescoring of the rows that can still be in the top k;
+* otherwise **ivf**: the same two-stage scan over the rows of the `ivf_probe` lists whose
+  centres are nearest the query (more lists when a filter keeps few items). Within those lists
+  the result is exact; recall is lost only to lists not probed.
+
+Filters are evaluated on the columns before ranking. Writes take a file lock, append to the tail
+and rewrite the manifest; when the tail and dead rows pass a tenth of the base, the writer
+compacts them into a new generation (re-clustering once the catalog has doubled since the last
+clustering). Readers never lock: they map the files the manifest names, and a new manifest
+(checked before every search, through the change log's newest number) makes them map again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import math
+import os
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import faiss
+import numpy as np
+from numpy.typing import NDArray
+
+from lookalike.config import Settings
+from lookalike.index import mapped
+from lookalike.index.base import Ids, Matrix, top_k
+from lookalike.index.columns import ROW_COLUMNS, FieldColumns, Vocabulary, flat_positions
+from lookalike.index.mapped import DamagedFileError, FileState
+from lookalike.index.scan import INT8_MAX_QUERIES, INT8_MIN_ROWS, Int8Rows, QueryCodes, Scanner
+from lookalike.index.vector_store import (
+    FIELDS,
+    REMOVED,
+    Scalars,
+    SearchPlan,
+    SearchResult,
+    VectorSource,
+    as_ids,
+)
+
+if TYPE_CHECKING:
+    from lookalike.catalog.filters import Filters
+
+log = logging.getLogger(__name__)
+
+FOLDER = "vectors"
+MANIFEST = "manifest.json"
+FORMAT = 1
+#: Files of an older index format, replaced by these (deleted when the new files are built).
+OBSOLETE = ("index.faiss", "index.json")
+
+# per-row files: name -> (dtype, width: 0 = one value, "dim" = the vector width)
+_ROW_FILES: dict[str, tuple[type[np.generic], int | str]] = {
+    "ids": (np.int64, 0),
+    "vectors": (np.float32, "dim"),
+    "codes": (np.uint8, "dim"),
+    "scale": (np.float32, 0),
+    "error": (np.float32, 0),
+    "norm": (np.float32, 0),
+    **{name: (dtype, 0) for name, dtype in ROW_COLUMNS.items()},
+}
+_TAIL_FILES: dict[str, tuple[type[np.generic], int | str]] = {
+    **_ROW_FILES, "list": (np.int32, 0)
+}
+_FLAT_FILES: dict[str, tuple[type[np.generic], int | str]] = {"size_codes": (np.int32, 0)}
+# base-only: list offsets, list centres, ids sorted and the slot of each
+_BASE_EXTRA: dict[str, tuple[type[np.generic], int | str]] = {
+    "lists": (np.int64, 0),
+    "centroids": (np.float32, "dim"),
+    "sorted_ids": (np.int64, 0),
+    "sorted_slots": (np.int64, 0),
+}
+_BUILD_BATCH = 50_000
+_COMPACT_SHARE = 0.1  # tail + dead rows past this share of the base: compact
+_COMPACT_MIN = 4096  # ... and past this many
+_REBUILD_MIN = 1000  # more changes than items (and than this): build afresh from SQLite
+_KMEANS_SAMPLE = 64  # training points per list
+_KMEANS_ITER = 12
+
+
+def auto_lists(n: int) -> int:
+    """Inverted lists for n items: about 2·sqrt(n) (≈ 500 items a list at 1M)."""
+    return max(8, round(2 * math.sqrt(n)))
+
+
+# -- the manifest ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Manifest:
+    dim: int
+    generation: int = 0
+    applied: int = 0  # the change log's sequence number these files reflect
+    lists: int = 1
+    clustered: int = 0  # items when the lists were last clustered
+    base: dict[str, FileState] = field(default_factory=dict)
+    tail: dict[str, FileState] = field(default_factory=dict)
+    dead: FileState = field(default_factory=FileState)
+    vocab: Vocabulary = field(default_factory=Vocabulary)
+
+    @property
+    def base_rows(self) -> int:
+        return self.base["ids"].rows if "ids" in self.base else 0
+
+    @property
+    def tail_rows(self) -> int:
+        return self.tail["ids"].rows if "ids" in self.tail else 0
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "format": FORMAT, "dim": self.dim, "generation": self.generation,
+            "applied": self.applied, "lists": self.lists, "clustered": self.clustered,
+            "base": {k: v.to_json() for k, v in self.base.items()},
+            "tail": {k: v.to_json() for k, v in self.tail.items()},
+            "dead": self.dead.to_json(), "vocab": self.vocab.values,
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        if data.get("format") != FORMAT:
+            raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
+        vocab = data["vocab"]
+        if not (isinstance(vocab, dict)
+                and all(isinstance(v, list) and all(isinstance(s, str) for s in v)
+                        for v in vocab.values())):
+            raise ValueError("bad vocabulary")
+        return cls(
+            dim=int(data["dim"]), generation=int(data["generation"]),
+            applied=int(data["applied"]), lists=int(data["lists"]),
+            clustered=int(data["clustered"]),
+            base={k: FileState.from_json(v) for k, v in data["base"].items()},
+            tail={k: FileState.from_json(v) for k, v in data["tail"].items()},
+            dead=FileState.from_json(data["dead"]), vocab=Vocabulary(vocab),
+        )
+
+
+# -- rows of a segment or of the tail, mapped ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rows:
+    ids: NDArray[np.int64]
+    vectors: Matrix
+    int8: Int8Rows
+    columns: FieldColumns
+    list: NDArray[np.int32] | None = None  # tail rows only: each row's list
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _width(spec: int | str, dim: int) -> int:
+    return dim if spec == "dim" else int(spec)
+
+
+def _map_rows(
+    folder: Path, prefix: str, files: dict[str, tuple[type[np.generic], int | str]],
+    states: dict[str, FileState], dim: int, verified: dict[str, FileState] | None,
+) -> dict[str, np.ndarray]:
+    """Map files `prefix.*`; check each against its state from the part `verified` records
+    (None: do not check, the caller just wrote them)."""
+    out = {}
+    for name, (dtype, spec) in files.items():
+        state = states.get(name, FileState())
+        out[name] = mapped.open_rows(
+            folder / f"{prefix}.{name}", dtype, _width(spec, dim), state,
+            verify_from=None if verified is None else verified.get(name, FileState()),
+            random_access=name == "vectors",
+        )
+    return out
+
+
+def _rows_from(arrays: dict[str, np.ndarray], tail: bool) -> _Rows:
+    return _Rows(
+        ids=arrays["ids"], vectors=arrays["vectors"],
+        int8=Int8Rows(arrays["codes"], arrays["scale"], arrays["error"], arrays["norm"]),
+        columns=FieldColumns({k: arrays[k] for k in ROW_COLUMNS}, arrays["size_codes"]),
+        list=arrays["list"] if tail else None,
+    )
+
+
+@dataclass(frozen=True)
+class _View:
+    """One process's consistent picture of the files: swapped whole, never changed."""
+
+    manifest: Manifest
+    base: _Rows
+    tail: _Rows
+    lists: NDArray[np.int64]  # (lists + 1,) offsets of each list's base slots
+    centroids: Matrix  # (lists, dim)
+    sorted_ids: NDArray[np.int64]  # base ids ascending, and their slots
+    sorted_slots: NDArray[np.int64]
+    tail_ids: NDArray[np.int64]  # live tail ids ascending, and their slots (base rows + i)
+    tail_slots: NDArray[np.int64]
+    tail_lists: NDArray[np.int64]  # (lists + 1,) offsets into tail_by_list
+    tail_by_list: NDArray[np.int64]  # live tail slots grouped by list
+    alive: NDArray[np.bool_] | None  # per slot; None = every slot alive
+    dead: int
+    verified: dict[str, FileState]  # tail files' checked prefix (so a remap checks only news)
+    _ids: list[Ids] = field(default_factory=list)
+
+    @property
+    def n_base(self) -> int:
+        return len(self.base)
+
+    @property
+    def slots(self) -> int:
+        return len(self.base) + len(self.tail)
+
+    @property
+    def live(self) -> int:
+        return self.slots - self.dead
+
+    def rows_at(self, slots: NDArray[np.int64]) -> Matrix:
+        """float32 rows of global slots."""
+        n = len(slots)
+        if n and int(slots[-1]) - int(slots[0]) + 1 == n:  # one run (a full scan): no gather
+            a, b = int(slots[0]), int(slots[-1]) + 1
+            if b <= self.n_base:
+                return self.base.vectors[a:b]
+            if a >= self.n_base:
+                return self.tail.vectors[a - self.n_base : b - self.n_base]
+        in_base = slots < self.n_base
+        if in_base.all():
+            rows: Matrix = self.base.vectors[slots]
+            return rows
+        out = np.empty((len(slots), self.manifest.dim), dtype=np.float32)
+        out[in_base] = self.base.vectors[slots[in_base]]
+        out[~in_base] = self.tail.vectors[slots[~in_base] - self.n_base]
+        return out
+
+    def slots_of(self, ids: Ids) -> NDArray[np.int64]:
+        """The live slot of each id, -1 where absent."""
+        ids = as_ids(ids)
+        out = np.full(len(ids), -1, dtype=np.int64)
+        for sorted_ids, slots in ((self.sorted_ids, self.sorted_slots),
+                                  (self.tail_ids, self.tail_slots)):
+            if len(sorted_ids) == 0 or len(ids) == 0:
+                continue
+            pos = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
+            hit = sorted_ids[pos] == ids
+            found = slots[pos[hit]]
+            if self.alive is not None:
+                ok = self.alive[found]
+                hit[np.flatnonzero(hit)[~ok]] = False
+                found = found[ok]
+            out[hit] = found
+        return out
+
+    def ids(self) -> Ids:
+        if not self._ids:
+            base = self.sorted_ids
+            if self.alive is not None:
+                base = base[self.alive[self.sorted_slots]]
+            self._ids.append(np.union1d(base, self.tail_ids) if len(self.tail_ids) else base)
+        return self._ids[0]
+
+
+def _empty_rows(dim: int, tail: bool) -> _Rows:
+    arrays = {n: np.zeros((0, dim) if s == "dim" else (0,), dtype=t)
+              for n, (t, s) in (_TAIL_FILES if tail else _ROW_FILES).items()}
+    arrays["size_codes"] = np.zeros(0, dtype=np.int32)
+    return _rows_from(arrays, tail)
+
+
+def _open_view(folder: Path, manifest: Manifest, old: _View | None) -> _View:
+    """Map the files `manifest` names; files (or parts) `old` already checked are not checked
+    again."""
+    dim, gen = manifest.dim, manifest.generation
+    same_gen = old is not None and old.manifest.generation == gen
+    if same_gen and old is not None:
+        base, lists, centroids = old.base, old.lists, old.centroids
+        sorted_ids, sorted_slots = old.sorted_ids, old.sorted_slots
+    else:
+        arrays = _map_rows(folder, f"g{gen}.base", {**_ROW_FILES, **_FLAT_FILES, **_BASE_EXTRA},
+                           manifest.base, dim, {})
+        base = _rows_from(arrays, tail=False)
+        lists, centroids = arrays["lists"], arrays["centroids"]
+        sorted_ids, sorted_slots = arrays["sorted_ids"], arrays["sorted_slots"]
+        n = len(base)
+        if (len(lists) != manifest.lists + 1 or (n and int(lists[-1]) != n)
+                or len(centroids) != manifest.lists or len(sorted_ids) != n):
+            raise DamagedFileError(f"{folder}: base segment {gen} is inconsistent")
+    verified = old.verified if same_gen and old is not None else {}
+    tail_arrays = _map_rows(folder, f"g{gen}.tail", {**_TAIL_FILES, **_FLAT_FILES},
+                            manifest.tail, dim, verified)
+    tail = _rows_from(tail_arrays, tail=True)
+    dead_slots = mapped.open_rows(
+        folder / f"g{gen}.dead", np.int64, 0, manifest.dead,
+        verify_from=verified.get("dead", FileState()),
+    )
+    slots = len(base) + len(tail)
+    alive: NDArray[np.bool_] | None = None
+    if len(dead_slots):
+        alive = np.ones(slots, dtype=np.bool_)
+        alive[dead_slots[(dead_slots >= 0) & (dead_slots < slots)]] = False
+    n_dead = 0 if alive is None else int(slots - alive.sum())
+    live_tail = np.arange(len(tail), dtype=np.int64)
+    if alive is not None:
+        live_tail = live_tail[alive[len(base):]]
+    order = np.argsort(tail.ids[live_tail], kind="stable")
+    tail_lists_of = tail.list[live_tail] if tail.list is not None else live_tail[:0]
+    by_list = np.argsort(tail_lists_of, kind="stable")
+    return _View(
+        manifest=manifest, base=base, tail=tail, lists=lists, centroids=centroids,
+        sorted_ids=sorted_ids, sorted_slots=sorted_slots,
+        tail_ids=tail.ids[live_tail][order], tail_slots=live_tail[order] + len(base),
+        tail_lists=np.searchsorted(tail_lists_of[by_list],
+                                   np.arange(manifest.lists + 1)).astype(np.int64),
+        tail_by_list=live_tail[by_list] + len(base),
+        alive=alive, dead=n_dead,
+        verified={**manifest.tail, "dead": manifest.dead},
+    )
+
+
+# -- building a base segment -----------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    ids: Ids
+    vectors: Matrix
+    columns: FieldColumns
+
+
+def _batches_from_source(
+    source: VectorSource, vocab: Vocabulary, batch: int
+) -> Iterator[_Batch]:
+    for ids, vectors, scalars in source.iter_vectors(batch):
+        yield _Batch(ids, vectors, FieldColumns.encode(scalars, vocab))
+
+
+def _batches_from_view(view: _View, extra: _Batch | None, batch: int) -> Iterator[_Batch]:
+    for rows, first in ((view.base, 0), (view.tail, view.n_base)):
+        live = np.arange(len(rows), dtype=np.int64)
+        if view.alive is not None:
+            live = live[view.alive[first : first + len(rows)]]
+        for a in range(0, len(live), batch):
+            at = live[a : a + batch]
+            yield _Batch(np.asarray(rows.ids[at]), np.asarray(rows.vectors[at]),
+                         rows.columns.take(at))
+    if extra is not None and len(extra.ids):
+        yield extra
+
+
+def _write_rows(
+    folder: Path, prefix: str, batch: _Batch, states: dict[str, FileState],
+    extra: dict[str, np.ndarray] | None = None,
+) -> dict[str, FileState]:
+    """Append a batch's rows (ids, vectors, int8 codes, fields) to files `prefix.*`."""
+    int8 = Int8Rows.of(batch.vectors)
+    arrays: dict[str, np.ndarray] = {
+        "ids": batch.ids, "vectors": batch.vectors, "codes": int8.codes, "scale": int8.scale,
+        "error": int8.error, "norm": int8.norm, **batch.columns.arrays,
+        "size_codes": batch.columns.size_codes, **(extra or {}),
+    }
+    out = dict(states)
+    for name, array in arrays.items():
+        out[name] = mapped.append(folder / f"{prefix}.{name}", array,
+                                  states.get(name, FileState()))
+    return out
+
+
+def _train_lists(vectors: Matrix, lists: int, seed: int = 1) -> Matrix:
+    """Spherical k-means centres of a sample of `vectors` (FAISS, all cores)."""
+    n = len(vectors)
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, min(n, lists * _KMEANS_SAMPLE), replace=False))
+    km = faiss.Kmeans(vectors.shape[1], lists, niter=_KMEANS_ITER, spherical=True, seed=seed,
+                      max_points_per_centroid=_KMEANS_SAMPLE, min_points_per_centroid=1)
+    km.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+    centroids: Matrix = np.asarray(km.centroids, dtype=np.float32)
+    return centroids
+
+
+def _assign(vectors: Matrix, centroids: Matrix, batch: int = 65536) -> NDArray[np.int32]:
+    """Each row's nearest centre (inner product)."""
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids))
+    out = np.empty(len(vectors), dtype=np.int32)
+    for a in range(0, len(vectors), batch):
+        _, nearest = index.search(np.ascontiguousarray(vectors[a : a + batch]), 1)
+        out[a : a + batch] = nearest[:, 0]
+    return out
+
+
+def _build_base(
+    folder: Path, generation: int, dim: int, batches: Iterator[_Batch], settings: Settings,
+    centroids: Matrix | None,
+) -> tuple[dict[str, FileState], int, Matrix | None]:
+    """Write generation `generation`'s base segment from `batches`; returns its file states,
+    its lists and the centres it was clustered with (None: one list). `centroids` reuses
+    existing centres instead of clustering again."""
+    tmp = folder / f"build-{os.getpid()}-{generation}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        states: dict[str, FileState] = {}
+        for batch in batches:
+            states = _write_rows(tmp, "rows", batch, states)
+        n = states["ids"].rows if states else 0
+        flat = {**_ROW_FILES, **_FLAT_FILES}
+        arrays = _map_rows(tmp, "rows", flat, states, dim, None)
+        if n <= settings.exact_max_items:
+            centroids = None
+        elif centroids is None:
+            lists = settings.ivf_lists or auto_lists(n)
+            centroids = _train_lists(arrays["vectors"], lists)
+        prefix = f"g{generation}.base"
+        if centroids is None:
+            assign = np.zeros(n, dtype=np.int32)
+            order = np.arange(n, dtype=np.int64)
+            n_lists = 1
+            out = {name: _move(tmp / f"rows.{name}", folder / f"{prefix}.{name}", states[name])
+                   for name in flat} if n else {}
+        else:
+            n_lists = len(centroids)
+            assign = _assign(arrays["vectors"], centroids)
+            order = np.argsort(assign, kind="stable").astype(np.int64)
+            out = _write_permuted(folder, prefix, arrays, order, dim)
+        final_ids = arrays["ids"][order]
+        by_id = np.argsort(final_ids, kind="stable").astype(np.int64)
+        offsets = np.searchsorted(assign[order], np.arange(n_lists + 1)).astype(np.int64)
+        for name, array in (
+            ("lists", offsets),
+            ("centroids", centroids if centroids is not None else np.zeros((1, dim), np.float32)),
+            ("sorted_ids", np.asarray(final_ids[by_id])),
+            ("sorted_slots", by_id),
+        ):
+            out[name] = mapped.write(folder / f"{prefix}.{name}", array)
+        for name in flat:  # an empty segment still has (empty) files
+            if name not in out:
+                out[name] = mapped.write(folder / f"{prefix}.{name}",
+                                         np.zeros(0, dtype=flat[name][0]))
+        return out, n_lists, centroids
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move(src: Path, dst: Path, state: FileState) -> FileState:
+    with src.open("rb") as f:
+        os.fsync(f.fileno())
+    src.replace(dst)
+    return state
+
+
+def _write_permuted(
+    folder: Path, prefix: str, arrays: dict[str, np.ndarray], order: NDArray[np.int64],
+    dim: int,
+) -> dict[str, FileState]:
+    """Rows in `order` into `prefix.*` (sizes' flat codes follow their rows)."""
+    states: dict[str, FileState] = {}
+    n = len(order)
+    for name in _ROW_FILES:
+        src = arrays[name]
+        state = FileState()
+        path = folder / f"{prefix}.{name}"
+        path.unlink(missing_ok=True)
+        for a in range(0, n, _BUILD_BATCH):
+            state = mapped.append(path, np.asarray(src[order[a : a + _BUILD_BATCH]]), state)
+        states[name] = state
+    counts = arrays["size_n"]
+    starts = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    codes = arrays["size_codes"]
+    path = folder / f"{prefix}.size_codes"
+    path.unlink(missing_ok=True)
+    state = FileState()
+    for a in range(0, n, _BUILD_BATCH):
+        at = order[a : a + _BUILD_BATCH]
+        chunk = np.asarray(codes[flat_positions(starts, counts, at)], dtype=np.int32)
+        state = mapped.append(path, chunk, state)
+    states["size_codes"] = state
+    return states
+
+
+# -- the store -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    """New rows to store, from a writer's hint or read from the source."""
+
+    ids: Ids
+    vectors: Matrix
+    scalars: list[Scalars]
+
+
+class EmbeddedStore:
+    """The default `VectorStore`; see the module doc. Thread-safe."""
+
+    def __init__(self, folder: Path, dim: int, source: VectorSource, settings: Settings) -> None:
+        self.folder = Path(folder) / FOLDER
+        self._dim = dim
+        self.source = source
+        self.settings = settings
+        self.scanner = Scanner(settings.intra_op_threads)
+        self._write_lock = threading.Lock()
+        self._view: _View | None = None
+
+    @classmethod
+    def open(
+        cls, folder: Path, dim: int, source: VectorSource, settings: Settings
+    ) -> EmbeddedStore:
+        """Open the files (building them from the source when missing, damaged or behind)."""
+        store = cls(folder, dim, source, settings)
+        store.sync()
+        view = store._view
+        # files ahead of the database (a database restored from a copy), or not holding what
+        # it holds: build them again
+        if view is not None and (view.manifest.applied > source.change_seq()
+                                 or view.live != source.vector_count()):
+            log.warning("vector files of %s are out of step with SQLite; rebuilding", folder)
+            with store._locked():
+                store._rebuild(source.change_seq())
+        return store
+
+    # -- files ---------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive writer: this thread of this process, and no other process."""
+        with self._write_lock:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with (self.folder / "lock").open("a+b") as f:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def _read_manifest(self) -> Manifest | None:
+        path = self.folder / MANIFEST
+        try:
+            manifest = Manifest.from_json(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            log.warning("vector files: %s unreadable (%s); rebuilding from SQLite", path, exc)
+            return None
+        if manifest.dim != self._dim:
+            log.warning("vector files hold %d-d vectors, the catalog %d-d; rebuilding",
+                        manifest.dim, self._dim)
+            return None
+        return manifest
+
+    def _write_manifest(self, manifest: Manifest) -> None:
+        path = self.folder / MANIFEST
+        tmp = path.with_name(f"{MANIFEST}.{os.getpid()}.tmp")
+        with tmp.open("w") as f:
+            f.write(manifest.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+
+    def _current(self) -> _View | None:
+        """The view of the manifest on disk (mapped again only if it changed), or None when
+        the files are missing or damaged."""
+        manifest = self._read_manifest()
+        if manifest is None:
+            return None
+        old = self._view
+        if old is not None and old.manifest == manifest:
+            return old
+        try:
+            return _open_view(self.folder, manifest, old)
+        except DamagedFileError as exc:
+            log.warning("vector files damaged (%s); rebuilding from SQLite", exc)
+            return None
+
+    def sync(self) -> bool:
+        """Catch up with the change log: map the files again if another process has already
+        applied the news, else apply them here (under the file lock)."""
+        seq = self.source.change_seq()
+        view = self._view
+        if view is not None and view.manifest.applied >= seq:
+            return False
+        current = self._current()
+        if current is not None and current.manifest.applied >= seq:
+            changed = current is not view
+            self._view = current
+            return changed
+        with self._locked():
+            self._apply(None, compact=False)
+        return True
+
+    def _apply(self, hint: _Pending | None, *, compact: bool) -> None:
+        """Bring the files in step with the source's change log (caller holds the lock)."""
+        view = self._current()
+        seq = self.source.change_seq()
+        if view is None or view.manifest.applied > seq:
+            self._rebuild(seq)
+            return
+        manifest = view.manifest
+        if manifest.applied >= seq:
+            self._view = view
+            return
+        seqs, ids, kinds = self.source.changes(manifest.applied)
+        if len(seqs) == 0:
+            self._view = view
+            return
+        if len(ids) > max(_REBUILD_MIN, view.live):  # mostly new: cheaper to build afresh
+            self._rebuild(seq)
+            return
+        applied = int(seqs[-1])
+        # the last change of each id decides; a vector change beats a later fields change
+        last: dict[int, int] = {}
+        vector_since_removal: set[int] = set()
+        for i, kind in zip(ids.tolist(), kinds.tolist(), strict=True):
+            if kind == REMOVED:
+                vector_since_removal.discard(i)
+                last[i] = REMOVED
+            elif kind == FIELDS:
+                last.setdefault(i, FIELDS)
+                if last[i] == REMOVED:
+                    last[i] = FIELDS
+            else:
+                vector_since_removal.add(i)
+                last[i] = kind
+        removed = as_ids([i for i, k in last.items() if k == REMOVED])
+        new_vec = as_ids(sorted(i for i in last if last[i] != REMOVED
+                                and i in vector_since_removal))
+        new_fields = as_ids(sorted(i for i in last if last[i] == FIELDS
+                                   and i not in vector_since_removal))
+        pending = self._pending(view, new_vec, new_fields, hint)
+        old_slots = view.slots_of(np.concatenate([removed, pending.ids]))
+        dead = old_slots[old_slots >= 0]
+        vocab = manifest.vocab.copy()
+        batch = _Batch(pending.ids, pending.vectors, FieldColumns.encode(pending.scalars, vocab))
+        grows = view.manifest.tail_rows + len(batch.ids) + view.dead + len(dead)
+        live = view.live + len(batch.ids) - len(dead)
+        outgrown = manifest.lists <= 1 and live > self.settings.exact_max_items
+        if compact and (outgrown or grows > max(_COMPACT_MIN, _COMPACT_SHARE * view.n_base)):
+            self._compact(view, dead, batch, vocab, applied)
+            return
+        gen = manifest.generation
+        tail = dict(manifest.tail)
+        if len(batch.ids):
+            lists = (np.zeros(len(batch.ids), dtype=np.int32) if manifest.lists <= 1
+                     else _assign(batch.vectors, view.centroids))
+            tail = _write_rows(self.folder, f"g{gen}.tail", batch, tail, {"list": lists})
+        dead_state = manifest.dead
+        if len(dead):
+            dead_state = mapped.append(self.folder / f"g{gen}.dead", dead, dead_state)
+        new = replace(manifest, applied=applied, tail=tail, dead=dead_state, vocab=vocab)
+        self._write_manifest(new)
+        self._view = _open_view(self.folder, new, view)
+
+    def _pending(
+        self, view: _View, new_vec: Ids, new_fields: Ids, hint: _Pending | None
+    ) -> _Pending:
+        """Rows to append: new vectors (from the hint, else the source) with their fields, and
+        items whose fields changed (their stored vector, their new fields)."""
+        ids_out: list[Ids] = []
+        vecs_out: list[Matrix] = []
+        scalars_out: list[Scalars] = []
+        if len(new_vec):
+            known = np.zeros(len(new_vec), dtype=np.bool_)
+            if hint is not None and len(hint.ids):
+                order = np.argsort(hint.ids, kind="stable")
+                pos = np.clip(np.searchsorted(hint.ids[order], new_vec), 0, len(order) - 1)
+                known = hint.ids[order][pos] == new_vec
+                at = order[pos[known]]
+                ids_out.append(new_vec[known])
+                vecs_out.append(hint.vectors[at])
+                scalars_out.extend(hint.scalars[i] for i in at.tolist())
+            rest, vectors = self.source.vectors_of(new_vec[~known])
+            if len(rest):
+                ids_out.append(rest)
+                vecs_out.append(vectors)
+                scalars_out.extend(self.source.scalars_of(rest))
+        if len(new_fields):
+            slots = view.slots_of(new_fields)
+            present = slots >= 0
+            if present.any():
+                ids_out.append(new_fields[present])
+                vecs_out.append(view.rows_at(slots[present]))
+                scalars_out.extend(self.source.scalars_of(new_fields[present]))
+        if not ids_out:
+            return _Pending(as_ids([]), np.zeros((0, self._dim), dtype=np.float32), [])
+        return _Pending(np.concatenate(ids_out), np.concatenate(vecs_out).astype(np.float32),
+                        scalars_out)
+
+    def _rebuild(self, seq: int) -> None:
+        """Build a new generation from every vector in the source (`seq`: the change log's
+        position read before the vectors, so nothing written meanwhile is missed)."""
+        old = self._read_manifest()
+        generation = (old.generation + 1) if old is not None else _next_generation(self.folder)
+        vocab = Vocabulary()
+        log.info("building the vector files of %s from SQLite", self.folder.parent)
+        states, lists, centroids = _build_base(
+            self.folder, generation, self._dim,
+            _batches_from_source(self.source, vocab, _BUILD_BATCH), self.settings, None,
+        )
+        n = states["ids"].rows
+        manifest = Manifest(dim=self._dim, generation=generation, applied=seq, lists=lists,
+                            clustered=n if centroids is not None else 0, base=states,
+                            vocab=vocab)
+        self._switch(manifest)
+        for name in OBSOLETE:
+            (self.folder.parent / name).unlink(missing_ok=True)
+
+    def _compact(
+        self, view: _View, dead: NDArray[np.int64], batch: _Batch, vocab: Vocabulary,
+        applied: int,
+    ) -> None:
+        """A new generation from the live rows of `view` (less `dead` slots) plus `batch`."""
+        alive = np.ones(view.slots, dtype=np.bool_) if view.alive is None else view.alive.copy()
+        alive[dead] = False
+        trimmed = replace(view, alive=alive, dead=int(view.slots - alive.sum()))
+        live = trimmed.live + len(batch.ids)
+        m = view.manifest
+        centroids = None
+        if m.lists > 1 and live <= 2 * max(m.clustered, 1) and live > self.settings.exact_max_items:
+            centroids = view.centroids
+        generation = m.generation + 1
+        states, lists, used = _build_base(
+            self.folder, generation, self._dim, _batches_from_view(trimmed, batch, _BUILD_BATCH),
+            self.settings, centroids,
+        )
+        clustered = m.clustered if used is not None and centroids is not None else (
+            states["ids"].rows if used is not None else 0)
+        manifest = Manifest(dim=self._dim, generation=generation, applied=applied, lists=lists,
+                            clustered=clustered, base=states, vocab=vocab)
+        self._switch(manifest)
+
+    def _switch(self, manifest: Manifest) -> None:
+        """Make `manifest` the files' truth and delete older generations' files (a process
+        still reading them keeps its mapping: the data stays until it lets go)."""
+        self._write_manifest(manifest)
+        self._view = _open_view(self.folder, manifest, None)
+        keep = f"g{manifest.generation}."
+        for path in self.folder.glob("g*.*"):
+            if not path.name.startswith(keep):
+                path.unlink(missing_ok=True)
+        self.source.trim_changes(manifest.applied)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def upsert(self, ids: Ids, vectors: Matrix, fields: Sequence[Scalars]) -> None:
+        ids = as_ids(ids)
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self._dim)
+        if len(fields) != len(ids):
+            raise ValueError(f"{len(ids)} ids but {len(fields)} field records")
+        with self._locked():
+            self._apply(_Pending(ids, vectors, list(fields)), compact=True)
+
+    def set_fields(self, ids: Ids, fields: Sequence[Scalars]) -> None:
+        """Fields are read from the source's change log (the hint is not needed)."""
+        with self._locked():
+            self._apply(None, compact=True)
+
+    def remove(self, ids: Ids) -> None:
+        with self._locked():
+            self._apply(None, compact=True)
+
+    def compact(self) -> None:
+        """Fold the tail and dead rows into a new generation now."""
+        with self._locked():
+            self._apply(None, compact=True)
+            view = self._view
+            if view is not None and (view.manifest.tail_rows or view.dead):
+                self._compact(view, np.zeros(0, dtype=np.int64),
+                              _Batch(as_ids([]), np.zeros((0, self._dim), np.float32),
+                                     FieldColumns.empty()),
+                              view.manifest.vocab.copy(), view.manifest.applied)
+
+    def close(self) -> None:
+        self._view = None
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _get_view(self) -> _View:
+        view = self._view
+        if view is None:
+            self.sync()
+            view = self._view
+        if view is None:
+            raise RuntimeError("vector store is closed")
+        return view
+
+    def __len__(self) -> int:
+        return self._get_view().live
+
+    def ids(self) -> Ids:
+        return self._get_view().ids()
+
+    def vectors(self, ids: Ids) -> Matrix:
+        view = self._get_view()
+        slots = view.slots_of(as_ids(ids))
+        return view.rows_at(slots[slots >= 0])
+
+    def describe(self) -> dict[str, object]:
+        view = self._get_view()
+        m = view.manifest
+        return {
+            "backend": "embedded", "method": "ivf" if m.lists > 1 else "exact",
+            "lists": m.lists, "items": view.live, "tail": m.tail_rows, "dead": view.dead,
+            "generation": m.generation, "bytes": _folder_bytes(self.folder),
+        }
+
+    def plan(
+        self, filters: Filters | None = None, allowed: Ids | None = None
+    ) -> SearchPlan:
+        view = self._get_view()
+        selection = self._selection(view, filters, allowed, None)
+        return self._plan(view, selection)
+
+    def _plan(self, view: _View, selection: NDArray[np.int64] | None) -> SearchPlan:
+        if selection is None:
+            return SearchPlan("exact" if view.manifest.lists <= 1 else "ivf", view.live)
+        if view.manifest.lists <= 1 or len(selection) <= self.settings.filter_exact_max:
+            return SearchPlan("exact-subset", len(selection))
+        return SearchPlan("ivf", len(selection))
+
+    def _selection(
+        self, view: _View, filters: Filters | None, allowed: Ids | None, exclude: Ids | None
+    ) -> NDArray[np.int64] | None:
+        """Slots the search may return (ascending), or None for every live slot."""
+        has_filter = filters is not None and not filters.is_empty()
+        if not has_filter and allowed is None and (exclude is None or len(exclude) == 0):
+            return None
+        if allowed is not None and not has_filter:
+            slots = np.unique(view.slots_of(as_ids(allowed)))
+            slots = slots[slots >= 0]
+        else:
+            keep = np.ones(view.slots, dtype=np.bool_) if view.alive is None else view.alive.copy()
+            if has_filter and filters is not None:
+                vocab = view.manifest.vocab
+                keep[: view.n_base] &= view.base.columns.mask(filters, vocab)
+                keep[view.n_base :] &= view.tail.columns.mask(filters, vocab)
+            if allowed is not None:
+                only = np.zeros_like(keep)
+                found = view.slots_of(as_ids(allowed))
+                only[found[found >= 0]] = True
+                keep &= only
+            slots = np.flatnonzero(keep).astype(np.int64)
+        if exclude is not None and len(exclude):
+            gone = view.slots_of(as_ids(exclude))
+            slots = slots[~np.isin(slots, gone[gone >= 0])]
+        return slots
+
+    def search(
+        self,
+        queries: Matrix,
+        k: int,
+        filters: Filters | None = None,
+        allowed: Ids | None = None,
+        exclude: Ids | None = None,
+    ) -> SearchResult:
+        view = self._get_view()
+        queries = np.asarray(queries, dtype=np.float32).reshape(-1, self._dim)
+        m = len(queries)
+        k = max(0, int(k))
+        only_exclude = (filters is None or filters.is_empty()) and allowed is None
+        if only_exclude and exclude is not None and 0 < len(exclude) <= 256:
+            # a few ids left out ("more like this"): ask for more, drop them
+            gone = as_ids(exclude)
+            wide = self.search(queries, k + len(gone))
+            keep = ~np.isin(wide.ids, gone)
+            scores = np.full((m, k), -np.inf, dtype=np.float32)
+            ids = np.full((m, k), -1, dtype=np.int64)
+            for j in range(m):
+                row_s, row_i = wide.scores[j][keep[j]][:k], wide.ids[j][keep[j]][:k]
+                scores[j, : len(row_s)], ids[j, : len(row_i)] = row_s, row_i
+            return SearchResult(scores, ids, wide.plan)
+        selection = self._selection(view, filters, allowed, exclude)
+        plan = self._plan(view, selection)
+        out_s = np.full((m, k), -np.inf, dtype=np.float32)
+        out_slots = np.full((m, k), -1, dtype=np.int64)
+        if k == 0 or m == 0 or plan.candidates == 0:
+            return SearchResult(out_s, out_slots, plan)
+        if plan.method == "ivf":
+            mask, counts, target = view.alive, None, 0
+            if selection is not None:
+                # read the nearest lists holding kept items until they hold as many kept items
+                # as an unfiltered search scores items (`ivf_probe` lists)
+                mask = np.zeros(view.slots, dtype=np.bool_)
+                mask[selection] = True
+                counts = _kept_per_list(view, selection)
+                target = math.ceil(self.settings.ivf_probe * view.live / view.manifest.lists)
+            for j in range(m):
+                slots = _probed_slots(view, queries[j], self.settings.ivf_probe, mask, counts,
+                                      target)
+                s, i = self._rank(view, queries[j : j + 1], slots, k)
+                out_s[j], out_slots[j] = s[0], i[0]
+        else:
+            if selection is None:
+                slots = np.arange(view.slots, dtype=np.int64)
+                if view.alive is not None:
+                    slots = slots[view.alive]
+            else:
+                slots = selection
+            out_s, out_slots = self._rank(view, queries, slots, k)
+        ids = np.full((m, k), -1, dtype=np.int64)
+        found = out_slots >= 0
+        ids[found] = _ids_at(view, out_slots[found])
+        out_s[~found] = -np.inf
+        return SearchResult(out_s, ids, plan)
+
+    def _rank(
+        self, view: _View, queries: Matrix, slots: NDArray[np.int64], k: int
+    ) -> tuple[Matrix, NDArray[np.int64]]:
+        """Exact top k of `queries` among `slots`: (scores, slots), -1 where fewer."""
+        m, n = len(queries), len(slots)
+        out_s = np.full((m, k), -np.inf, dtype=np.float32)
+        out_i = np.full((m, k), -1, dtype=np.int64)
+        if n == 0:
+            return out_s, out_i
+        if n < INT8_MIN_ROWS or m > INT8_MAX_QUERIES or k >= n:
+            scores, idx = top_k(self.scanner(queries, view.rows_at(slots)), k)
+            ok = idx >= 0
+            out_s[ok], out_i[ok] = scores[ok], slots[idx[ok]]
+            return out_s, out_i
+        codes, scale, error, norm = _gather_int8(view, slots)
+        q = QueryCodes.of(queries)
+        dots = self.scanner.int8_dots(codes, q)
+        for j in range(m):
+            candidates = q.candidates(j, dots[:, j], scale, error, norm, k)
+            at = slots[candidates]
+            rescored = np.einsum("d,nd->n", queries[j], view.rows_at(at))[None]
+            scores, idx = top_k(rescored, k)
+            ok = idx[0] >= 0
+            out_s[j][ok], out_i[j][ok] = scores[0][ok], at[idx[0][ok]]
+        return out_s, out_i
+
+
+def _ids_at(view: _View, slots: NDArray[np.int64]) -> Ids:
+    in_base = slots < view.n_base
+    out = np.empty(len(slots), dtype=np.int64)
+    out[in_base] = view.base.ids[slots[in_base]]
+    out[~in_base] = view.tail.ids[slots[~in_base] - view.n_base]
+    return out
+
+
+def _gather_int8(
+    view: _View, slots: NDArray[np.int64]
+) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
+    """The int8 codes and bound terms of `slots` (ascending), copying contiguous runs whole."""
+    n_base = view.n_base
+    split = int(np.searchsorted(slots, n_base))
+    parts: list[tuple[np.ndarray, ...]] = []
+    for rows, at in ((view.base.int8, slots[:split]), (view.tail.int8, slots[split:] - n_base)):
+        if len(at) == 0:
+            continue
+        breaks = np.flatnonzero(np.diff(at) != 1) + 1
+        if len(breaks) * 16 < len(at):  # long runs (whole lists): copy slices, not rows
+            for run in np.split(at, breaks):
+                a, b = int(run[0]), int(run[-1]) + 1
+                parts.append((rows.codes[a:b], rows.scale[a:b], rows.error[a:b],
+                              rows.norm[a:b]))
+        else:
+            parts.append((rows.codes[at], rows.scale[at], rows.error[at], rows.norm[at]))
+    if len(parts) == 1:
+        codes, scale, error, norm = parts[0]
+    else:
+        codes, scale, error, norm = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    return codes, scale, error, norm
+
+
+def _kept_per_list(view: _View, selection: NDArray[np.int64]) -> NDArray[np.int64]:
+    """How many of the `selection` slots (ascending) each list holds."""
+    split = int(np.searchsorted(selection, view.n_base))
+    counts = np.diff(np.searchsorted(selection[:split], view.lists)).astype(np.int64)
+    tail = selection[split:] - view.n_base
+    if len(tail) and view.tail.list is not None:
+        counts += np.bincount(view.tail.list[tail], minlength=len(counts))[: len(counts)]
+    return counts
+
+
+def _probed_slots(
+    view: _View, query: Matrix, probe: int, mask: NDArray[np.bool_] | None,
+    counts: NDArray[np.int64] | None = None, target: int = 0,
+) -> NDArray[np.int64]:
+    """Slots (base and tail, those in `mask` only) of the lists nearest the query: the `probe`
+    nearest, or with `counts` (kept rows per list) the nearest that together keep `target`."""
+    centre_scores = view.centroids @ query
+    lists = view.manifest.lists
+    if counts is not None:
+        order = np.argsort(-centre_scores)
+        order = order[counts[order] > 0]
+        enough = int(np.searchsorted(np.cumsum(counts[order]), target)) + 1
+        nearest = order[:enough]
+    elif probe >= lists:
+        nearest = np.arange(lists)
+    else:
+        nearest = np.argpartition(-centre_scores, probe - 1)[:probe]
+    nearest.sort()
+    starts, ends = view.lists[nearest], view.lists[nearest + 1]
+    runs = [np.arange(a, b, dtype=np.int64) for a, b in zip(starts.tolist(), ends.tolist(),
+                                                               strict=True) if b > a]
+    t_starts, t_ends = view.tail_lists[nearest], view.tail_lists[nearest + 1]
+    tail = [view.tail_by_list[a:b] for a, b in zip(t_starts.tolist(), t_ends.tolist(),
+                                                   strict=True) if b > a]
+    if tail:
+        runs.append(np.sort(np.concatenate(tail)))
+    slots = np.concatenate(runs) if runs else np.zeros(0, dtype=np.int64)
+    if mask is not None:
+        slots = slots[mask[slots]]
+    return slots
+
+
+def _next_generation(folder: Path) -> int:
+    gens = [int(p.name[1:].split(".", 1)[0]) for p in folder.glob("g*.*")
+            if p.name[1:].split(".", 1)[0].isdigit()]
+    return max(gens, default=0) + 1
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.glob("g*.*") if p.is_file())
