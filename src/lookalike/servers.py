@@ -175,6 +175,9 @@ class MilvusServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         server = _Packaged(wait_for_started=False)
         server.set_base_dir(str(self.folder))
+        # rows not yet indexed (recent writes) are scored exactly, not through a coarse IVF
+        # index that loses a third of the neighbours under selective filters
+        server.config.set("queryNode.segcore.interimIndex.enableIndex", "false")
         server.start()  # resolves free ports, writes the config, starts `milvus run standalone`
         self._proc = server.server_proc
         self.port = int(server.listen_port)

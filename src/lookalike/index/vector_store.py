@@ -220,7 +220,7 @@ def open_vector_store(
         return EmbeddedStore.open(folder, dim, source, settings)
     if url.startswith("milvus://"):
         try:
-            from lookalike.index.milvus import MilvusStore  # type: ignore[import-not-found]
+            from lookalike.index.milvus import MilvusStore
         except ImportError as exc:
             raise VectorStoreError(
                 f"vector store {url!r}: the Milvus backend is not available ({exc})"
