@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -151,6 +152,24 @@ class PostgresServer:
         self.stop()
 
 
+def _etcd_config(folder: Path) -> Path:
+    """The embedded etcd's configuration: free client and peer ports, chosen at the folder's
+    first start and kept for later ones (etcd remembers its peer address in its data)."""
+    path = folder / "etcd.yaml"
+    if not path.is_file():
+        client = free_port()
+        peer = free_port()
+        while peer == client:
+            peer = free_port()
+        c, p = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
+        path.write_text(
+            f"name: default\nlisten-client-urls: {c}\nadvertise-client-urls: {c}\n"
+            f"listen-peer-urls: {p}\ninitial-advertise-peer-urls: {p}\n"
+            f"initial-cluster: default={p}\n"
+        )
+    return path
+
+
 class MilvusServer:
     """Milvus 2.3.5 standalone (PyPI's `milvus` package ships the binary) in `folder`."""
 
@@ -178,6 +197,13 @@ class MilvusServer:
         # rows not yet indexed (recent writes) are scored exactly, not through a coarse IVF
         # index that loses a third of the neighbours under selective filters
         server.config.set("queryNode.segcore.interimIndex.enableIndex", "false")
+        # the embedded etcd on ports of its own (etcd's defaults would collide with any other
+        # Milvus on this machine)
+        etcd = _etcd_config(self.folder)
+        server.config.template_text = re.sub(
+            r"(?m)^etcd:\n", f"etcd:\n  config:\n    path: {etcd}\n", server.config.template_text,
+            count=1,
+        )
         server.start()  # resolves free ports, writes the config, starts `milvus run standalone`
         self._proc = server.server_proc
         self.port = int(server.listen_port)
