@@ -92,6 +92,7 @@ __all__ = [
     "MilvusStore",
     "MilvusUrl",
     "collection_name",
+    "collection_schema",
     "entity_rows",
     "filter_expression",
     "schema_fields",
@@ -234,6 +235,19 @@ def schema_fields(dim: int) -> list[tuple[str, str, dict[str, Any]]]:
         ("sustainability", "DOUBLE", {}),
         *((name, "INT8", {}) for name in _BOOL_FIELDS),
     ]
+
+
+def collection_schema(dim: int, description: str = "") -> Any:
+    """The pymilvus `CollectionSchema` of a catalog's collection."""
+    from pymilvus import CollectionSchema, DataType, FieldSchema
+
+    fields = []
+    for name, kind, options in schema_fields(dim):
+        opts = dict(options)
+        if "element_type" in opts:
+            opts["element_type"] = getattr(DataType, opts["element_type"])
+        fields.append(FieldSchema(name, getattr(DataType, kind), **opts))
+    return CollectionSchema(fields, description=description)
 
 
 def entity_rows(ids: Ids, vectors: Matrix, fields: Sequence[Scalars]) -> list[list[Any]]:
@@ -442,18 +456,12 @@ class MilvusStore:
             )
 
     def _create(self) -> None:
-        from pymilvus import Collection, CollectionSchema, DataType, FieldSchema
+        from pymilvus import Collection
 
-        fields = []
-        for name, kind, options in schema_fields(self._dim):
-            opts = dict(options)
-            if "element_type" in opts:
-                opts["element_type"] = getattr(DataType, opts["element_type"])
-            fields.append(FieldSchema(name, getattr(DataType, kind), **opts))
         about = json.dumps({"lookalike": FORMAT, "folder": str(self.folder.resolve()),
                             "dim": self._dim})
         self._collection = Collection(
-            self.name, CollectionSchema(fields, description=about), using=self._alias,
+            self.name, collection_schema(self._dim, about), using=self._alias,
             shards_num=self.url.shards, consistency_level="Bounded",
         )
         self._ensure_index()
@@ -602,6 +610,27 @@ class MilvusStore:
                 self._apply()
         return True
 
+    def seal(self, timeout: float = 600.0) -> float:
+        """Seal the growing segments and wait until Milvus has indexed every sealed row (after
+        a bulk load, before measuring); returns the seconds waited."""
+        from pymilvus import utility
+
+        start = time.monotonic()
+        self._collection.flush()
+        live = self._query_count()
+        while True:
+            info = utility.index_building_progress(self.name, index_name="vector",
+                                                   using=self._alias)
+            total, done = int(info.get("total_rows", 0)), int(info.get("indexed_rows", 0))
+            if total >= live and done >= total and not int(info.get("pending_index_rows", 0)):
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                raise VectorStoreError(
+                    f"Milvus collection {self.name!r} at {self.url}: not indexed within "
+                    f"{timeout:.0f} s ({info})"
+                )
+            time.sleep(0.5)
+
     def compact(self) -> None:
         """Merge small segments now (Milvus also does it by itself)."""
         self._collection.compact()
@@ -709,14 +738,6 @@ class MilvusStore:
                 ids[a + j, : len(got)] = got
                 scores[a + j, : len(got)] = row.distances
         return SearchResult(scores, ids, plan)
-
-    def index_progress(self) -> tuple[int, int]:
-        """(rows indexed, rows in sealed segments): Milvus indexes segments once sealed."""
-        from pymilvus import utility
-
-        info = utility.index_building_progress(self.name, index_name="vector",
-                                               using=self._alias)
-        return int(info.get("indexed_rows", 0)), int(info.get("total_rows", 0))
 
     def describe(self) -> dict[str, object]:
         return {
