@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike import Catalog, Filters, Settings
+from lookalike import Catalog, Filters, ItemUpdate, Settings
 from lookalike.catalog.store import CatalogStore
 from lookalike.evaluation.synthetic import SyntheticCatalog
 
@@ -51,3 +51,19 @@ def recall(truth: np.ndarray, got: np.ndarray) -> float:
     """Mean share of each query's true neighbours found (1.0 when none qualify)."""
     return float(np.mean([len(set(t) & set(g)) / len(t) if len(t) else 1.0
                           for t, g in zip(truth.tolist(), got.tolist(), strict=True)]))
+
+
+def write_elsewhere(folder: str, settings: dict[str, object], seed: int) -> None:
+    """Run in another process (multiprocessing "spawn"): through its own `Catalog` on the same
+    folder and backend, add items 0..29 of synthetic catalog `seed`, delete syn-0-0..9, give
+    syn-0-20 a category of its own and syn-0-21 a price of 0.5; then commit items 30..34 to the
+    metadata store only, as a writer that crashed before telling the vector store would."""
+    catalog = Catalog.open(Settings(catalog_dir=Path(folder), auto_tag=False, **settings))  # type: ignore[arg-type]
+    world = SyntheticCatalog(catalog.index.dim, seed)
+    catalog.add_items(*world.items(0, 30))
+    for i in range(10):
+        catalog.delete_item(f"syn-0-{i}")
+    catalog.update_item("syn-0-20", ItemUpdate(category="unique-kind"))
+    catalog.update_item("syn-0-21", ItemUpdate(price=0.5))
+    catalog.store.add(*world.items(30, 35))
+    catalog.close()
