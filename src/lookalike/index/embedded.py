@@ -55,7 +55,7 @@ from lookalike.index import mapped
 from lookalike.index.base import Ids, Matrix, top_k
 from lookalike.index.columns import ROW_COLUMNS, FieldColumns, Vocabulary, flat_positions
 from lookalike.index.mapped import DamagedFileError, FileState
-from lookalike.index.scan import INT8_MAX_QUERIES, INT8_MIN_ROWS, Int8Rows, QueryCodes, Scanner
+from lookalike.index.scan import Int8Rows, QueryCodes, Scanner
 from lookalike.index.vector_store import (
     FIELDS,
     REMOVED,
@@ -101,6 +101,7 @@ _BASE_EXTRA: dict[str, tuple[type[np.generic], int | str]] = {
 _BUILD_BATCH = 50_000
 _COMPACT_SHARE = 0.1  # tail + dead rows past this share of the base: compact
 _COMPACT_MIN = 4096  # ... and past this many
+_INT8_MIN_ROWS = 256  # fewer rows: score the float32 rows directly
 _REBUILD_MIN = 1000  # more changes than items (and than this): build afresh from SQLite
 _KMEANS_SAMPLE = 64  # training points per list
 _KMEANS_ITER = 12
@@ -467,8 +468,7 @@ def _build_base(
 
 
 def _move(src: Path, dst: Path, state: FileState) -> FileState:
-    with src.open("rb") as f:
-        os.fsync(f.fileno())
+    mapped.sync(src)
     src.replace(dst)
     return state
 
@@ -487,6 +487,7 @@ def _write_permuted(
         path.unlink(missing_ok=True)
         for a in range(0, n, _BUILD_BATCH):
             state = mapped.append(path, np.asarray(src[order[a : a + _BUILD_BATCH]]), state)
+        mapped.sync(path)
         states[name] = state
     counts = arrays["size_n"]
     starts = np.zeros(n + 1, dtype=np.int64)
@@ -499,6 +500,7 @@ def _write_permuted(
         at = order[a : a + _BUILD_BATCH]
         chunk = np.asarray(codes[flat_positions(starts, counts, at)], dtype=np.int32)
         state = mapped.append(path, chunk, state)
+    mapped.sync(path)
     states["size_codes"] = state
     return states
 
@@ -862,12 +864,12 @@ class EmbeddedStore:
                 vocab = view.manifest.vocab
                 keep[: view.n_base] &= view.base.columns.mask(filters, vocab)
                 keep[view.n_base :] &= view.tail.columns.mask(filters, vocab)
-            if allowed is not None:
-                only = np.zeros_like(keep)
+            if allowed is not None:  # the allowed slots the filter keeps
                 found = view.slots_of(as_ids(allowed))
-                only[found[found >= 0]] = True
-                keep &= only
-            slots = np.flatnonzero(keep).astype(np.int64)
+                found = np.unique(found[found >= 0])
+                slots = found[keep[found]]
+            else:
+                slots = np.flatnonzero(keep).astype(np.int64)
         if exclude is not None and len(exclude):
             gone = view.slots_of(as_ids(exclude))
             slots = slots[~np.isin(slots, gone[gone >= 0])]
@@ -940,7 +942,7 @@ class EmbeddedStore:
         out_i = np.full((m, k), -1, dtype=np.int64)
         if n == 0:
             return out_s, out_i
-        if n < INT8_MIN_ROWS or m > INT8_MAX_QUERIES or k >= n:
+        if n < _INT8_MIN_ROWS or k >= n:
             scores, idx = top_k(self.scanner(queries, view.rows_at(slots)), k)
             ok = idx >= 0
             out_s[ok], out_i[ok] = scores[ok], slots[idx[ok]]
