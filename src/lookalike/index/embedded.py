@@ -59,6 +59,7 @@ from lookalike.index.scan import Int8Rows, QueryCodes, Scanner
 from lookalike.index.vector_store import (
     FIELDS,
     REMOVED,
+    VECTOR,
     Scalars,
     SearchPlan,
     SearchResult,
@@ -537,10 +538,13 @@ class EmbeddedStore:
         store = cls(folder, dim, source, settings)
         store.sync()
         view = store._view
-        # files ahead of the database (a database restored from a copy), or not holding what
-        # it holds: build them again
-        if view is not None and (view.manifest.applied > source.change_seq()
-                                 or view.live != source.vector_count()):
+        # Files ahead of the database (a database restored from a copy), or not holding as many
+        # items as it does at the same point of the log (nobody writing meanwhile): rebuild.
+        seq = source.change_seq()
+        count = source.vector_count()
+        quiet = seq == source.change_seq()
+        if view is not None and (view.manifest.applied > seq or (
+                quiet and view.manifest.applied == seq and view.live != count)):
             log.warning("vector files of %s are out of step with SQLite; rebuilding", folder)
             with store._locked():
                 store._rebuild(source.change_seq())
@@ -638,25 +642,16 @@ class EmbeddedStore:
             self._rebuild(seq)
             return
         applied = int(seqs[-1])
-        # the last change of each id decides; a vector change beats a later fields change
-        last: dict[int, int] = {}
-        vector_since_removal: set[int] = set()
+        # what each id needs: removing, a new row (a new vector since it was last removed), or
+        # new fields only; a fields change after a vector change is part of the new row
+        need: dict[int, int] = {}
         for i, kind in zip(ids.tolist(), kinds.tolist(), strict=True):
-            if kind == REMOVED:
-                vector_since_removal.discard(i)
-                last[i] = REMOVED
-            elif kind == FIELDS:
-                last.setdefault(i, FIELDS)
-                if last[i] == REMOVED:
-                    last[i] = FIELDS
-            else:
-                vector_since_removal.add(i)
-                last[i] = kind
-        removed = as_ids([i for i, k in last.items() if k == REMOVED])
-        new_vec = as_ids(sorted(i for i in last if last[i] != REMOVED
-                                and i in vector_since_removal))
-        new_fields = as_ids(sorted(i for i in last if last[i] == FIELDS
-                                   and i not in vector_since_removal))
+            if kind != FIELDS or need.get(i) != VECTOR:
+                need[i] = kind
+        removed, new_vec, new_fields = (
+            as_ids(sorted(i for i, k in need.items() if k == kind))
+            for kind in (REMOVED, VECTOR, FIELDS)
+        )
         pending = self._pending(view, new_vec, new_fields, hint)
         old_slots = view.slots_of(np.concatenate([removed, pending.ids]))
         dead = old_slots[old_slots >= 0]
@@ -773,6 +768,8 @@ class EmbeddedStore:
     # -- writes ----------------------------------------------------------------------------
 
     def upsert(self, ids: Ids, vectors: Matrix, fields: Sequence[Scalars]) -> None:
+        """Catch up with the change log now; the rows given save reading them back from
+        SQLite (rows the log does not name are not stored: SQLite comes first)."""
         ids = as_ids(ids)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self._dim)
         if len(fields) != len(ids):
