@@ -267,3 +267,25 @@ def test_unknown_vector_store_url_is_a_clear_error(tmp_path: Path) -> None:
     for url, words in (("postgres://x", "expected 'embedded'"), ("milvus://h:1", "Milvus")):
         with pytest.raises(VectorStoreError, match=words):
             Catalog.open(Settings(catalog_dir=tmp_path, vector_store=url, model="fake"))
+
+
+def test_a_reused_rowid_and_fields_set_behind_the_catalogs_back(tmp_path: Path) -> None:
+    """SQLite gives a deleted last rowid to the next item: the store must forget the old row.
+    A tagger writing predicted fields straight to SQLite is seen through the change log."""
+    from lookalike.catalog.schema import Tag
+
+    cat = make_catalog(tmp_path, 1200, exact_max_items=500, filter_exact_max=50)
+    last = int(cat.index.ids()[-1])
+    old_vector = cat.index.vectors(np.asarray([last]))[0]
+    cat.delete_item(cat.store.get_many([last])[0].id)
+    items, vectors = SyntheticCatalog(DIM, seed=7).items(0, 1)
+    (rowid,) = cat.add_items(items, vectors)
+    assert rowid == last and len(cat) == 1200
+    np.testing.assert_array_equal(cat.index.vectors(np.asarray([rowid]))[0], vectors[0])
+    hits = cat.search_vectors(old_vector[None], 3)[0]
+    assert hits[0][0] != rowid or hits[0][1] < 0.999
+    uncoloured = [it for it in cat.store.get_many(list(range(1, 200))) if it.colour is None]
+    target = uncoloured[0]
+    cat.store.set_predicted(target.rowid, {"colour": Tag(value="Ultraviolet", confidence=0.9)})
+    found = cat.search_vectors(vectors, 5, Filters(colour=["ultraviolet"]))[0]
+    assert [r for r, _ in found] == [target.rowid]

@@ -55,10 +55,11 @@ from lookalike.index import mapped
 from lookalike.index.base import Ids, Matrix, top_k
 from lookalike.index.columns import ROW_COLUMNS, FieldColumns, Vocabulary, flat_positions
 from lookalike.index.mapped import DamagedFileError, FileState
-from lookalike.index.scan import INT8_MAX_QUERIES, INT8_MIN_ROWS, Int8Rows, QueryCodes, Scanner
+from lookalike.index.scan import Int8Rows, QueryCodes, Scanner
 from lookalike.index.vector_store import (
     FIELDS,
     REMOVED,
+    VECTOR,
     Scalars,
     SearchPlan,
     SearchResult,
@@ -101,6 +102,7 @@ _BASE_EXTRA: dict[str, tuple[type[np.generic], int | str]] = {
 _BUILD_BATCH = 50_000
 _COMPACT_SHARE = 0.1  # tail + dead rows past this share of the base: compact
 _COMPACT_MIN = 4096  # ... and past this many
+_INT8_MIN_ROWS = 256  # fewer rows: score the float32 rows directly
 _REBUILD_MIN = 1000  # more changes than items (and than this): build afresh from SQLite
 _KMEANS_SAMPLE = 64  # training points per list
 _KMEANS_ITER = 12
@@ -467,8 +469,7 @@ def _build_base(
 
 
 def _move(src: Path, dst: Path, state: FileState) -> FileState:
-    with src.open("rb") as f:
-        os.fsync(f.fileno())
+    mapped.sync(src)
     src.replace(dst)
     return state
 
@@ -487,6 +488,7 @@ def _write_permuted(
         path.unlink(missing_ok=True)
         for a in range(0, n, _BUILD_BATCH):
             state = mapped.append(path, np.asarray(src[order[a : a + _BUILD_BATCH]]), state)
+        mapped.sync(path)
         states[name] = state
     counts = arrays["size_n"]
     starts = np.zeros(n + 1, dtype=np.int64)
@@ -499,6 +501,7 @@ def _write_permuted(
         at = order[a : a + _BUILD_BATCH]
         chunk = np.asarray(codes[flat_positions(starts, counts, at)], dtype=np.int32)
         state = mapped.append(path, chunk, state)
+    mapped.sync(path)
     states["size_codes"] = state
     return states
 
@@ -535,10 +538,13 @@ class EmbeddedStore:
         store = cls(folder, dim, source, settings)
         store.sync()
         view = store._view
-        # files ahead of the database (a database restored from a copy), or not holding what
-        # it holds: build them again
-        if view is not None and (view.manifest.applied > source.change_seq()
-                                 or view.live != source.vector_count()):
+        # Files ahead of the database (a database restored from a copy), or not holding as many
+        # items as it does at the same point of the log (nobody writing meanwhile): rebuild.
+        seq = source.change_seq()
+        count = source.vector_count()
+        quiet = seq == source.change_seq()
+        if view is not None and (view.manifest.applied > seq or (
+                quiet and view.manifest.applied == seq and view.live != count)):
             log.warning("vector files of %s are out of step with SQLite; rebuilding", folder)
             with store._locked():
                 store._rebuild(source.change_seq())
@@ -636,25 +642,16 @@ class EmbeddedStore:
             self._rebuild(seq)
             return
         applied = int(seqs[-1])
-        # the last change of each id decides; a vector change beats a later fields change
-        last: dict[int, int] = {}
-        vector_since_removal: set[int] = set()
+        # what each id needs: removing, a new row (a new vector since it was last removed), or
+        # new fields only; a fields change after a vector change is part of the new row
+        need: dict[int, int] = {}
         for i, kind in zip(ids.tolist(), kinds.tolist(), strict=True):
-            if kind == REMOVED:
-                vector_since_removal.discard(i)
-                last[i] = REMOVED
-            elif kind == FIELDS:
-                last.setdefault(i, FIELDS)
-                if last[i] == REMOVED:
-                    last[i] = FIELDS
-            else:
-                vector_since_removal.add(i)
-                last[i] = kind
-        removed = as_ids([i for i, k in last.items() if k == REMOVED])
-        new_vec = as_ids(sorted(i for i in last if last[i] != REMOVED
-                                and i in vector_since_removal))
-        new_fields = as_ids(sorted(i for i in last if last[i] == FIELDS
-                                   and i not in vector_since_removal))
+            if kind != FIELDS or need.get(i) != VECTOR:
+                need[i] = kind
+        removed, new_vec, new_fields = (
+            as_ids(sorted(i for i, k in need.items() if k == kind))
+            for kind in (REMOVED, VECTOR, FIELDS)
+        )
         pending = self._pending(view, new_vec, new_fields, hint)
         old_slots = view.slots_of(np.concatenate([removed, pending.ids]))
         dead = old_slots[old_slots >= 0]
@@ -771,6 +768,8 @@ class EmbeddedStore:
     # -- writes ----------------------------------------------------------------------------
 
     def upsert(self, ids: Ids, vectors: Matrix, fields: Sequence[Scalars]) -> None:
+        """Catch up with the change log now; the rows given save reading them back from
+        SQLite (rows the log does not name are not stored: SQLite comes first)."""
         ids = as_ids(ids)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self._dim)
         if len(fields) != len(ids):
@@ -862,12 +861,12 @@ class EmbeddedStore:
                 vocab = view.manifest.vocab
                 keep[: view.n_base] &= view.base.columns.mask(filters, vocab)
                 keep[view.n_base :] &= view.tail.columns.mask(filters, vocab)
-            if allowed is not None:
-                only = np.zeros_like(keep)
+            if allowed is not None:  # the allowed slots the filter keeps
                 found = view.slots_of(as_ids(allowed))
-                only[found[found >= 0]] = True
-                keep &= only
-            slots = np.flatnonzero(keep).astype(np.int64)
+                found = np.unique(found[found >= 0])
+                slots = found[keep[found]]
+            else:
+                slots = np.flatnonzero(keep).astype(np.int64)
         if exclude is not None and len(exclude):
             gone = view.slots_of(as_ids(exclude))
             slots = slots[~np.isin(slots, gone[gone >= 0])]
@@ -940,7 +939,7 @@ class EmbeddedStore:
         out_i = np.full((m, k), -1, dtype=np.int64)
         if n == 0:
             return out_s, out_i
-        if n < INT8_MIN_ROWS or m > INT8_MAX_QUERIES or k >= n:
+        if n < _INT8_MIN_ROWS or k >= n:
             scores, idx = top_k(self.scanner(queries, view.rows_at(slots)), k)
             ok = idx >= 0
             out_s[ok], out_i[ok] = scores[ok], slots[idx[ok]]
