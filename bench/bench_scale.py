@@ -8,7 +8,9 @@ through the same `VectorStore` contract, side by side in one run, from 10k to 1M
     .venv/bin/lookalike ingest ../shared/datasets/clothing-dataset/images \\
         --metadata ../shared/datasets/clothing-dataset/images.csv --catalog /tmp/clothing
     .venv/bin/python bench/bench_scale.py --sizes 10000 --catalog /tmp/clothing
-    # Milvus (a real server), once its backend exists: --milvus milvus://127.0.0.1:19530
+    # + Milvus: a real 2.3.5 server started in WORKDIR/milvus (pip install 'milvus==2.3.5'),
+    # or one already running at --milvus milvus://HOST:PORT (then without its memory and disk)
+    .venv/bin/python bench/bench_scale.py --sizes 10000,100000 --milvus start
 
 Data: `lookalike.evaluation.synthetic` — clustered unit vectors at the stored width with
 realistic metadata (20 categories, brands, prices, second-hand, sizes, colours), written
@@ -24,8 +26,12 @@ process's baseline after imports, measured after all queries. Latency: one query
 p50/p99 over the queries, through `Catalog.search_vectors` for the embedded store (its filter
 evaluation and change-log check included); the other libraries have no metadata, so their
 filters come precomputed (BallTree and Annoy cannot pre-filter: they search k/share and filter
-after, as those recommenders did). `--processes N` also starts N serving processes at once,
-each with the default encoder loaded, as `lookalike serve` does (api/cpu.py), and sums their PSS.
+after, as those recommenders did). Milvus holds its data in its own server process: its build
+time includes sealing and indexing every segment (`MilvusStore.seal`), its memory is the
+server's resident memory grown by the catalog (+ the serving process's own), its disk the
+server's data folder grown by the build (binlogs, index files and the write-ahead log).
+`--processes N` also starts N serving processes at once, each with the default encoder loaded,
+as `lookalike serve` does (api/cpu.py), and sums their PSS.
 
 Writes a table, `bench/scale.json` and the plot `bench/scale.png`. Numbers from a shared 2-core
 VM are noisy: rerun, and compare backends within one run.
@@ -221,10 +227,18 @@ def build(backend: str, folder: Path, dim: int, extra: dict[str, Any]) -> dict[s
         from lookalike.index.embedded import FOLDER
 
         shutil.rmtree(folder / FOLDER, ignore_errors=True)
+        if backend == "milvus":
+            _drop_milvus(folder, extra)  # built from scratch, as the embedded store
+            disk_before = _du(Path(extra["milvus_data"])) if extra.get("milvus_data") else 0
         t = time.perf_counter()
         catalog = Catalog.open(_settings(folder, extra.get("url", "embedded")))
+        if backend == "milvus":
+            catalog.index.seal()  # type: ignore[attr-defined]  # every segment indexed
         out["build_s"] = time.perf_counter() - t
         out["disk_bytes"] = _tree_bytes(folder / FOLDER)
+        if backend == "milvus":
+            out["disk_bytes"] = (_du(Path(extra["milvus_data"])) - disk_before
+                                 if extra.get("milvus_data") else math.nan)
         out["sqlite_bytes"] = _tree_bytes(folder, "catalog.sqlite*")
         items, vectors = SyntheticCatalog(dim, seed=99).items(0, 20)
         times = []
@@ -348,6 +362,8 @@ def serve(backend: str, folder: Path, ds_queries: Path, exclude: Path | None,
                 idx = idx[masks[label][idx]]  # post-filter
             return _rowids(ids_of, idx[:want], gone, j)
     open_s = time.perf_counter() - t
+    if backend == "milvus":  # its first search waits for the server's next time tick (~200 ms)
+        search(q[0], "none", 0)
     results: dict[str, Any] = {"open_s": open_s, "latency_ms": {}, "ids": {}}
     m = len(q) if backend != "balltree" else min(len(q), extra["balltree_queries"])
     results["cpu_ms"] = {}
@@ -380,6 +396,27 @@ def _rowids(ids_of: np.ndarray, idx: np.ndarray, gone: np.ndarray | None, j: int
     return out[:K]
 
 
+def _du(folder: Path) -> int:
+    """Bytes of every file under `folder`."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _drop_milvus(folder: Path, extra: dict[str, Any]) -> None:
+    """Drop the catalog's Milvus collection (and release its memory on the server)."""
+    from pymilvus import connections, utility
+
+    from lookalike.index.milvus import MilvusUrl, collection_name
+
+    url = MilvusUrl.parse(extra["url"])
+    connections.connect(alias="bench", host=url.host, port=str(url.port), db_name=url.database)
+    try:
+        name = collection_name(folder, url.prefix)
+        if utility.has_collection(name, using="bench"):
+            utility.drop_collection(name, using="bench")
+    finally:
+        connections.disconnect("bench")
+
+
 def _tree_bytes(folder: Path, pattern: str = "*") -> int:
     return sum(p.stat().st_size for p in folder.glob(pattern) if p.is_file())
 
@@ -410,10 +447,20 @@ def measure(ds: Dataset, backend: str, extra: dict[str, Any],
                        "queries": str(ds.queries),
                        "exclude": str(ds.exclude) if ds.exclude else None,
                        "filters": ds.filters, "extra": extra})
+    server_pid = extra.get("milvus_pid") if backend == "milvus" else None
+    if server_pid:
+        _drop_milvus(ds.folder, extra)
+        time.sleep(5)  # the server lets go of a dropped collection's memory
+        server_before = memory(server_pid)
     print(f"  {backend}: building", flush=True)
     built = run_child(["build", spec])
     print(f"  {backend}: searching", flush=True)
     served = run_child(["serve", spec])
+    if backend == "milvus":  # the vectors live in the server: its memory grown by them counts
+        for key in served["memory_kb"]:
+            served["memory_kb"][key] = (
+                served["memory_kb"][key] + memory(server_pid)[key] - server_before[key]
+                if server_pid else math.nan)
     row: dict[str, Any] = {"dataset": ds.name, "n": ds.n, "backend": backend, **built,
                            "open_s": served["open_s"],
                            "rss_per_item": served["memory_kb"]["VmRSS"] * 1024 / ds.n,
@@ -536,6 +583,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=BENCH / "scale.json")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    milvus_server = None
+    if args.milvus == "start":  # our own server: its memory and disk are measured too
+        from lookalike.servers import MilvusServer
+
+        milvus_server = MilvusServer(args.workdir / "milvus").start()
+        args.milvus = milvus_server.uri
     backends = args.backends.split(",") + (["milvus"] if args.milvus else [])
     extra = {"annoy_trees": args.annoy_trees, "annoy_search_k": -1, "balltree_queries": 40,
              "model": args.model, "url": "embedded"}
@@ -562,7 +615,12 @@ def main() -> None:
         for backend in backends:
             if backend in ("annoy", "balltree") and ds.n > args.slow_max:
                 continue
-            opts = {**extra, "url": args.milvus} if backend == "milvus" else extra
+            opts = extra
+            if backend == "milvus":
+                opts = {**extra, "url": args.milvus}
+                if milvus_server is not None and milvus_server.pid is not None:
+                    opts.update(milvus_pid=milvus_server.pid,
+                                milvus_data=str(milvus_server.folder / "data"))
             try:
                 rows.append(measure(ds, backend, opts, truth))
             except subprocess.CalledProcessError as exc:
@@ -587,6 +645,8 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=1))
     plot(rows, args.out.with_suffix(".png"))
     print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    if milvus_server is not None:
+        milvus_server.stop()
 
 
 if __name__ == "__main__":

@@ -184,6 +184,11 @@ class MilvusServer:
     def uri(self) -> str:
         return f"milvus://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The server process (`milvus run standalone`) while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
     def start(self) -> MilvusServer:
         try:
             from milvus import MilvusServer as _Packaged

@@ -111,6 +111,7 @@ _APPLIED, _TS = "lookalike.applied", "lookalike.ts"
 _WRITE_BYTES = 16 << 20  # rows per insert/upsert request: about this many bytes
 _FLUSH_ROWS = 50_000  # a write of at least this many rows seals its segments (to be indexed)
 _QUERY_BATCH = 256  # queries per search request
+_INDEX_MIN_ROWS = 1024  # Milvus indexes no smaller segment (minSegmentNumRowsToEnableIndex)
 _ID_PAGE = 16_384  # ids per query when listing them (Milvus returns the smallest first)
 _HNSW = {"M": 16, "efConstruction": 200}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -611,8 +612,9 @@ class MilvusStore:
         return True
 
     def seal(self, timeout: float = 600.0) -> float:
-        """Seal the growing segments and wait until Milvus has indexed every sealed row (after
-        a bulk load, before measuring); returns the seconds waited."""
+        """Seal the growing segments and wait until Milvus has indexed every sealed row and
+        its query node searches them through the index (after a bulk load, before measuring);
+        returns the seconds waited."""
         from pymilvus import utility
 
         start = time.monotonic()
@@ -622,7 +624,15 @@ class MilvusStore:
             info = utility.index_building_progress(self.name, index_name="vector",
                                                    using=self._alias)
             total, done = int(info.get("total_rows", 0)), int(info.get("indexed_rows", 0))
-            if total >= live and done >= total and not int(info.get("pending_index_rows", 0)):
+            built = total >= live and done >= total and not int(
+                info.get("pending_index_rows", 0))
+            # loaded: no growing segment left, an index on every segment big enough for one
+            segments = utility.get_query_segment_info(self.name, using=self._alias)
+            loaded = all(
+                s.state == 3 and (s.indexID or s.num_rows < _INDEX_MIN_ROWS)  # 3: Sealed
+                for s in segments
+            )
+            if built and loaded:
                 return time.monotonic() - start
             if time.monotonic() - start > timeout:
                 raise VectorStoreError(
