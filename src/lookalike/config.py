@@ -65,8 +65,10 @@ class Settings(BaseSettings):
     vector_store: str = Field(
         "embedded",
         description="Where vectors are stored and searched: 'embedded' (memory-mapped files "
-        "in the catalog folder, shared by every process) or 'milvus://HOST:PORT' (a Milvus "
-        "server). See lookalike.index.vector_store.",
+        "in the catalog folder, shared by every process) or "
+        "'milvus://[USER:PASSWORD@]HOST:PORT[/DATABASE][?prefix=P&index=hnsw|flat&ef=256"
+        "&shards=1&timeout=10]' (a Milvus 2.3+ server, one collection per catalog; needs the "
+        "milvus extra). See docs/scaling.md.",
     )
     exact_max_items: int = Field(
         50_000, ge=0,

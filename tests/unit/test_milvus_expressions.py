@@ -28,7 +28,7 @@ _SAFE = re.compile(r'^[a-z_ ()\[\],"0-9.e+\-<>=!]*$')
 def test_url_parts_and_defaults() -> None:
     url = MilvusUrl.parse("milvus://127.0.0.1:19530")
     assert (url.host, url.port, url.database, url.prefix, url.index, url.ef, url.shards) == (
-        "127.0.0.1", 19530, "default", "", "hnsw", 128, 1)
+        "127.0.0.1", 19530, "default", "", "hnsw", 256, 1)
     full = MilvusUrl.parse("milvus://me:s3cret@db.example:1234/shop?prefix=eu_&index=FLAT"
                            "&ef=64&shards=4&timeout=2.5")
     assert (full.user, full.password, full.database, full.prefix, full.index, full.ef,
