@@ -549,6 +549,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def child(argv: list[str]) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)  # a store's repairs show
     mode, spec = argv[0], json.loads(argv[1])
     folder = Path(spec["folder"])
     if mode == "build":

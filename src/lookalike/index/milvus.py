@@ -417,7 +417,7 @@ class MilvusStore:
         self._check(collection)
         self._collection = collection
         self._ensure_index()
-        collection.load()
+        self._load()
         marker = self._marker()
         self._ts = max(self._ts, marker.ts)
         seq = self.source.change_seq()
@@ -425,8 +425,15 @@ class MilvusStore:
             self._rebuild(reason="it is ahead of the catalog's database (restored or new)")
             return
         self._apply()
-        count, want = self._query_count(), self.source.vector_count()
-        if count != want:
+        # the same number of items as the database, unless a writer has committed to it since
+        # (it writes to Milvus once it has the lock): then there is nothing to compare
+        want = self.source.vector_count()
+        if self.source.change_seq() != self._seen:
+            return
+        count = self._query_count()
+        if count != want:  # once more at Milvus's newest time before rebuilding
+            count = self._query_count(strong=True)
+        if count != want and self.source.change_seq() == self._seen:
             self._rebuild(reason=f"it holds {count} items, the catalog's database {want}")
 
     def _check(self, collection: Any) -> None:
@@ -469,7 +476,23 @@ class MilvusStore:
             shards_num=self.url.shards, consistency_level="Bounded",
         )
         self._ensure_index()
-        self._collection.load()
+        self._load()
+
+    def _load(self) -> None:
+        """Load the collection into the query nodes (waits). Right after a collection was
+        dropped and made again under the same name, Milvus's proxy may still know the old one
+        for a moment ("collection not found"): retried for up to 30 s."""
+        from pymilvus import MilvusException
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._collection.load()
+                return
+            except MilvusException as exc:
+                if "not found" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def _ensure_index(self) -> None:
         if self._collection.has_index(index_name="vector"):
@@ -674,8 +697,9 @@ class MilvusStore:
         """Search at the newest write this process knows of."""
         return {"consistency_level": "Customized", "guarantee_timestamp": max(self._ts, 1)}
 
-    def _query_count(self) -> int:
-        rows = self._collection.query("", output_fields=["count(*)"], **self._consistency())
+    def _query_count(self, strong: bool = False) -> int:
+        consistency = {"consistency_level": "Strong"} if strong else self._consistency()
+        rows = self._collection.query("", output_fields=["count(*)"], **consistency)
         return int(rows[0]["count(*)"])
 
     def __len__(self) -> int:
