@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lookalike import Catalog, Filters, ItemUpdate
+from lookalike import Catalog, Filters, ItemUpdate, Settings
 from lookalike.catalog.schema import ItemFields
 from lookalike.catalog.store import NewItem
 from lookalike.evaluation.synthetic import SyntheticCatalog
@@ -252,3 +252,35 @@ def test_serving_on_the_embedded_store_never_imports_pymilvus(tmp_path: Path) ->
         "assert 'pymilvus' not in sys.modules and 'lookalike.index.milvus' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "cat")], check=True)
+
+
+def test_the_cli_ingests_and_searches_through_milvus_by_environment(
+    tmp_path: Path, milvus_server: MilvusServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from catalog_factory import make_dataset
+    from lookalike.cli import app
+
+    images, meta, rows = make_dataset(tmp_path, 16)
+    cat = str(tmp_path / "cat")
+    monkeypatch.setenv("LOOKALIKE_VECTOR_STORE", milvus_server.uri)
+    runner = CliRunner()
+    res = runner.invoke(app, ["ingest", str(images), "--metadata", str(meta), "-c", cat,
+                              "-m", "fake"])
+    assert res.exit_code == 0, res.output
+    try:
+        res = runner.invoke(app, ["info", "-c", cat, "--json"])
+        info = json.loads(res.stdout)
+        assert info["items"] == 16 and info["vector_store"]["backend"] == "milvus"
+        assert info["vector_store"]["items"] == 16
+        res = runner.invoke(app, ["search", str(images / rows[1]["image"]), "-k", "3", "-c",
+                                  cat, "--json", "-f", "category=Shoes"])
+        hits = json.loads(res.stdout)
+        assert hits[0]["id"] == rows[1]["id"] and {h["category"] for h in hits} == {"Shoes"}
+    finally:
+        with Catalog.open(Settings(catalog_dir=Path(cat), vector_store=milvus_server.uri,
+                                   auto_tag=False)) as catalog:
+            catalog.index.drop()  # type: ignore[attr-defined]
