@@ -25,7 +25,7 @@ Fields:
 **Index**: ``index=hnsw`` (default; M=16, efConstruction=200, searched with ``ef`` = max(ef, k))
 or ``index=flat`` (exact). Filters are evaluated by Milvus before ranking; when a filter keeps
 few items of a segment, Milvus 2.3 scores them all instead of walking the graph, so selective
-filters keep their recall (measured in `bench/bench_milvus.py`). The server should run with
+filters keep their recall (`bench/bench_scale.py --milvus start`). The server should run with
 ``queryNode.segcore.interimIndex.enableIndex: false`` (`lookalike.servers.MilvusServer` does):
 otherwise rows not yet indexed (recent writes) are searched through a coarse IVF index that
 misses a third of the neighbours under a 0.1 % filter.
@@ -45,11 +45,16 @@ the lock) repairs it from the metadata store.
 Searches run at the timestamp of the newest write this process knows of (its own, or the
 marker's, read by `sync()` whenever the change log moved): they see every write made before,
 without waiting for Milvus's next time tick as "Strong" consistency does (~200 ms per search).
-`sync()` costs one small read of the metadata store when nothing changed.
+Milvus 2.3 does not report a delete's timestamp: after deletes the marker holds the client's
+clock (+1 ms), so deletes are seen at once by processes whose clock agrees with the server's
+(and the catalog never shows an item its database no longer holds anyway). `sync()` costs one
+small read of the metadata store when nothing changed. `vectors(ids)` reads the metadata store,
+which holds the very vectors Milvus was given, locally.
 
 **Repair.** At open, a missing collection is created and filled from the metadata store; one
 whose marker is ahead of the metadata store's change log (a database restored or made anew) or
-whose item count differs from it after catching up is dropped and filled again.
+whose item count differs from it after catching up (checked when no writer is half-way) is
+dropped and filled again.
 """
 
 from __future__ import annotations
@@ -738,8 +743,10 @@ class MilvusStore:
         return out
 
     def _plan(self, filtered: bool) -> SearchPlan:
-        method = f"milvus-{self.url.index}"
-        return SearchPlan(method, -1 if filtered else len(self))
+        """Candidates: the item count when nothing is filtered and it is known (no extra
+        request per search), else -1."""
+        count = self._count if self._count is not None and not filtered else -1
+        return SearchPlan(f"milvus-{self.url.index}", count)
 
     def search(
         self,
@@ -749,9 +756,8 @@ class MilvusStore:
         allowed: Ids | None = None,
         exclude: Ids | None = None,
     ) -> SearchResult:
-        """Pre-filtered by Milvus. `SearchPlan.candidates` is the item count when nothing is
-        filtered, -1 (not counted) otherwise. At most 16,384 results per query (Milvus's
-        limit): the rest is padding."""
+        """Pre-filtered by Milvus. At most 16,384 results per query (Milvus's limit): the
+        rest is padding."""
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self._dim)
         m, k = len(queries), max(0, int(k))
         scores = np.full((m, k), -np.inf, dtype=np.float32)
@@ -761,7 +767,7 @@ class MilvusStore:
         plan = self._plan(bool(expr) or expr is None)
         limit = min(k, MAX_TOP_K)
         if expr is None or m == 0 or limit == 0:
-            return SearchResult(scores, ids, SearchPlan(plan.method, 0 if expr is None else -1))
+            return SearchResult(scores, ids, SearchPlan(plan.method, 0) if expr is None else plan)
         params = {"metric_type": "IP", "params": {}}
         if self.url.index == "hnsw":
             params["params"] = {"ef": max(self.url.ef, limit)}
