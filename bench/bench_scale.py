@@ -233,7 +233,7 @@ def build(backend: str, folder: Path, dim: int, extra: dict[str, Any]) -> dict[s
         t = time.perf_counter()
         catalog = Catalog.open(_settings(folder, extra.get("url", "embedded")))
         if backend == "milvus":
-            catalog.index.seal()  # type: ignore[attr-defined]  # every segment indexed
+            catalog.index.seal(timeout=7200)  # type: ignore[attr-defined]  # all indexed
         out["build_s"] = time.perf_counter() - t
         out["disk_bytes"] = _tree_bytes(folder / FOLDER)
         if backend == "milvus":
@@ -592,7 +592,7 @@ def main() -> None:
 
         milvus_server = MilvusServer(args.workdir / "milvus").start()
         args.milvus = milvus_server.uri
-    backends = args.backends.split(",") + (["milvus"] if args.milvus else [])
+    backends = [b for b in args.backends.split(",") if b] + (["milvus"] if args.milvus else [])
     extra = {"annoy_trees": args.annoy_trees, "annoy_search_k": -1, "balltree_queries": 40,
              "model": args.model, "url": "embedded"}
     datasets = [synthetic(args.workdir, int(s), args.dim, args.model, args.queries)
