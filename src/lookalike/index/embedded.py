@@ -583,13 +583,17 @@ class EmbeddedStore:
             return None
         return manifest
 
-    def _write_manifest(self, manifest: Manifest) -> None:
+    def _write_manifest(self, manifest: Manifest, *, durable: bool = False) -> None:
+        """Replace the manifest atomically. Only a new generation is synced to disk: a lost
+        append leaves an older manifest (its changes are applied again) or a checksum that
+        fails (the files are rebuilt) — SQLite has everything."""
         path = self.folder / MANIFEST
         tmp = path.with_name(f"{MANIFEST}.{os.getpid()}.tmp")
         with tmp.open("w") as f:
             f.write(manifest.to_json())
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         tmp.replace(path)
 
     def _current(self) -> _View | None:
@@ -757,7 +761,7 @@ class EmbeddedStore:
     def _switch(self, manifest: Manifest) -> None:
         """Make `manifest` the files' truth and delete older generations' files (a process
         still reading them keeps its mapping: the data stays until it lets go)."""
-        self._write_manifest(manifest)
+        self._write_manifest(manifest, durable=True)
         self._view = _open_view(self.folder, manifest, None)
         keep = f"g{manifest.generation}."
         for path in self.folder.glob("g*.*"):

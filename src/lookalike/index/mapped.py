@@ -83,11 +83,10 @@ def sync(path: Path) -> None:
 def checksum(path: Path, nbytes: int, start: int = 0, crc: int = 0) -> int:
     """CRC-32 of bytes [start, nbytes) of a file, continuing `crc` (read through the page
     cache, not mapped: checking a file does not make it resident in this process)."""
-    buf = bytearray(_CHUNK)
-    view = memoryview(buf)
+    left = nbytes - start
+    view = memoryview(bytearray(min(_CHUNK, max(0, left))))
     with path.open("rb") as f:
         f.seek(start)
-        left = nbytes - start
         while left > 0:
             got = f.readinto(view[: min(_CHUNK, left)])
             if not got:
