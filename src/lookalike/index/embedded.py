@@ -41,6 +41,7 @@ import math
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -103,7 +104,7 @@ _BASE_EXTRA: dict[str, tuple[type[np.generic], int | str]] = {
 _BUILD_BATCH = 50_000
 _COMPACT_SHARE = 0.1  # tail + dead rows past this share of the base: compact
 _COMPACT_MIN = 4096  # ... and past this many
-_RESCORE = 64  # float32 rows an inverted-list search rescores at most (k = 10; 4·k above)
+_RESCORE = 32  # float32 rows an inverted-list search rescores at most (k = 10; 3·k above)
 _INT8_MIN_ROWS = 256  # fewer rows: score the float32 rows directly
 _READ_ROWS_FROM = 64 << 20  # float32 files larger than this: rows read, not mapped
 _REBUILD_MIN = 1000  # more changes than items (and than this): build afresh from SQLite
@@ -469,11 +470,14 @@ def _build_base(
     tmp = folder / f"build-{os.getpid()}-{generation}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    started = time.perf_counter()
     try:
         states: dict[str, FileState] = {}
         for batch in batches:
             states = _write_rows(tmp, "rows", batch, states)
         n = states["ids"].rows if states else 0
+        log.info("vector files: %d rows read and quantised in %.1f s", n,
+                 time.perf_counter() - started)
         flat = {**_ROW_FILES, **_FLAT_FILES}
         arrays = _map_rows(tmp, "rows", flat, states, dim, None)
         if n <= settings.exact_max_items:
@@ -492,6 +496,8 @@ def _build_base(
             n_lists = len(centroids)
             assign = _assign(arrays["vectors"], centroids)
             order = np.argsort(assign, kind="stable").astype(np.int64)
+            log.info("vector files: %d lists trained and assigned (%.1f s so far)", n_lists,
+                     time.perf_counter() - started)
             out = _write_permuted(folder, prefix, arrays, order, dim)
         final_ids = arrays["ids"][order]
         by_id = np.argsort(final_ids, kind="stable").astype(np.int64)
@@ -902,17 +908,17 @@ class EmbeddedStore:
             slots = np.unique(view.slots_of(as_ids(allowed)))
             slots = slots[slots >= 0]
         else:
-            keep = np.ones(view.slots, dtype=np.bool_) if view.alive is None else view.alive.copy()
             if has_filter and filters is not None:
                 vocab = view.manifest.vocab
-                keep[: view.n_base] &= view.base.columns.mask(filters, vocab)
-                keep[view.n_base :] &= view.tail.columns.mask(filters, vocab)
+                slots = np.concatenate([view.base.columns.select(filters, vocab),
+                                        view.tail.columns.select(filters, vocab) + view.n_base])
+            else:
+                slots = np.arange(view.slots, dtype=np.int64)
+            if view.alive is not None:
+                slots = slots[view.alive[slots]]
             if allowed is not None:  # the allowed slots the filter keeps
                 found = view.slots_of(as_ids(allowed))
-                found = np.unique(found[found >= 0])
-                slots = found[keep[found]]
-            else:
-                slots = np.flatnonzero(keep).astype(np.int64)
+                slots = np.intersect1d(slots, found[found >= 0], assume_unique=True)
         if exclude is not None and len(exclude):
             gone = view.slots_of(as_ids(exclude))
             slots = slots[~np.isin(slots, gone[gone >= 0])]
@@ -952,16 +958,19 @@ class EmbeddedStore:
             mask, counts, target = view.alive, None, 0
             if selection is not None:
                 # read the nearest lists holding kept items until they hold as many kept items
-                # as an unfiltered search scores items (`ivf_probe` lists)
+                # as an unfiltered search scores items (`ivf_probe` lists), times 1/sqrt(share
+                # kept): a filter's nearest items lie further out
                 mask = np.zeros(view.slots, dtype=np.bool_)
                 mask[selection] = True
                 counts = _kept_per_list(view, selection)
-                target = math.ceil(self.settings.ivf_probe * view.live / view.manifest.lists)
+                share = len(selection) / max(1, view.live)
+                target = math.ceil(self.settings.ivf_probe * view.live / view.manifest.lists
+                                   / math.sqrt(share))
             centre_scores = self.scanner(queries, view.centroids)
             for j in range(m):
                 slots = _probed_slots(view, centre_scores[j], self.settings.ivf_probe, mask,
                                       counts, target)
-                s, i = self._rank(view, queries[j : j + 1], slots, k, max(_RESCORE, 4 * k))
+                s, i = self._rank(view, queries[j : j + 1], slots, k, max(_RESCORE, 3 * k))
                 out_s[j], out_slots[j] = s[0], i[0]
         else:
             if selection is None:
