@@ -136,7 +136,8 @@ class Settings(BaseSettings):
     search_processes: int | None = Field(
         None, ge=0, le=64,
         description="Processes the server searches photos in, each with its own copy of the "
-        "model and index (see lookalike.api.cpu); 0 = threads of the server process. None: "
+        "model (the vector files are shared, see lookalike.api.cpu); 0 = threads of the "
+        "server process. None: "
         "one per core under `lookalike serve` (on 2+ cores), threads in an embedded app.",
     )
     search_concurrency: int = Field(
