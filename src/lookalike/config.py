@@ -84,10 +84,10 @@ class Settings(BaseSettings):
         description="Inverted lists of a large catalog; 0 = about 2·sqrt(items).",
     )
     ivf_probe: int = Field(
-        32, ge=1, le=100_000,
+        16, ge=1, le=100_000,
         description="Lists a search reads (the nearest to the query): more is slower and "
-        "misses fewer neighbours. A filtered search reads the nearest lists holding kept "
-        "items until it has as many kept items to score.",
+        "misses fewer neighbours. A filter keeping a share s of the catalog reads the nearest "
+        "lists holding kept items until it has 1/sqrt(s) times as many kept items to score.",
     )
 
     # taste: swipes, recommendation, attributes (issue 5)
@@ -138,7 +138,8 @@ class Settings(BaseSettings):
     search_processes: int | None = Field(
         None, ge=0, le=64,
         description="Processes the server searches photos in, each with its own copy of the "
-        "model and index (see lookalike.api.cpu); 0 = threads of the server process. None: "
+        "model (the vector files are shared, see lookalike.api.cpu); 0 = threads of the "
+        "server process. None: "
         "one per core under `lookalike serve` (on 2+ cores), threads in an embedded app.",
     )
     search_concurrency: int = Field(

@@ -1,11 +1,13 @@
 """Synthetic catalogs for scale tests and benchmarks: clustered unit vectors with realistic
 metadata, made fast (no images, no encoder).
 
-Vectors: 20 categories x 50 styles; an item is its style's centre (itself near its category's
-centre) plus variation in a 16-dimensional subspace shared by all items, plus a little noise in
-every dimension, normalised — so nearest neighbours are items of the same style, as with real
-embeddings (measured at 100k x 512: best match cosine ~0.91, 10th ~0.86, 100th ~0.47). Queries
-are fresh items from the same distribution: photos of things like catalog items, not copies.
+Vectors: a direction every item shares (image features are not centred), its category's (20)
+and its style's (50 per category) directions, variation in a 32-dimensional subspace shared by
+all items, and noise in every dimension, normalised. The weights were chosen so that at the
+clothing dataset's size (5.4k items) the similarities look like the default model's on it:
+best match cosine 0.75 (real: 0.75), 10th 0.67 (0.70), 100th 0.60 (0.62), median 0.31 (0.29) —
+neighbourhoods as dense as real ones, which is what makes approximate search hard. Queries are
+fresh items from the same distribution: photos of things like catalog items, not copies.
 
 Metadata: the category, a brand (500, Zipf popularity), a price (log-normal, by category),
 second-hand (40 %), kids (10 %), sizes from the category's size set, a colour (70 % given, 20 %
@@ -36,7 +38,9 @@ COLOURS = ("black", "white", "grey", "blue", "navy", "red", "pink", "green", "be
 SIZES = (("xs", "s", "m", "l", "xl", "xxl"), ("34", "36", "38", "40", "42", "44"),
          ("37", "38", "39", "40", "41", "42", "43", "44"), ("one size",))
 _STYLES = 50
-_RANK = 16
+_RANK = 32
+# weights of the shared, category, style, subspace and noise parts (see the module doc)
+_SHARED, _CATEGORY, _STYLE, _VARIATION, _NOISE = 0.58, 0.55, 0.35, 0.5, 0.3
 
 
 @dataclass(frozen=True)
@@ -46,14 +50,13 @@ class SyntheticCatalog:
 
     dim: int
     seed: int = 0
-    variation: float = 0.5
-    noise: float = 0.15
 
     def _world(self) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         rng = np.random.default_rng(12345)
-        cats = rng.standard_normal((len(CATEGORIES), self.dim)).astype(np.float32)
-        styles = (0.6 * np.repeat(cats, _STYLES, axis=0)
-                  + 0.8 * rng.standard_normal((len(CATEGORIES) * _STYLES, self.dim)))
+        shared = rng.standard_normal(self.dim)
+        cats = rng.standard_normal((len(CATEGORIES), self.dim))
+        styles = (_SHARED * shared + _CATEGORY * np.repeat(cats, _STYLES, axis=0)
+                  + _STYLE * rng.standard_normal((len(CATEGORIES) * _STYLES, self.dim)))
         basis = rng.standard_normal((_RANK, self.dim)) / np.sqrt(_RANK)
         return styles.astype(np.float32), basis.astype(np.float32)
 
@@ -63,8 +66,8 @@ class SyntheticCatalog:
         rng = np.random.default_rng(seed)
         style = rng.integers(0, len(styles), n)
         x = (styles[style]
-             + self.variation * (rng.standard_normal((n, _RANK)).astype(np.float32) @ basis)
-             + self.noise * rng.standard_normal((n, self.dim)).astype(np.float32))
+             + _VARIATION * (rng.standard_normal((n, _RANK)).astype(np.float32) @ basis)
+             + _NOISE * rng.standard_normal((n, self.dim)).astype(np.float32))
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         return x.astype(np.float32), style.astype(np.int64)
 

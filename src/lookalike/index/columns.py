@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -79,6 +79,7 @@ class FieldColumns:
 
     arrays: dict[str, np.ndarray]
     size_codes: NDArray[np.int32]
+    _starts: list[NDArray[np.int64]] = field(default_factory=list, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.arrays["flags"])
@@ -136,9 +137,12 @@ class FieldColumns:
         return out
 
     def size_starts(self) -> NDArray[np.int64]:
-        starts = np.zeros(len(self) + 1, dtype=np.int64)
-        np.cumsum(self.arrays["size_n"], out=starts[1:])
-        return starts
+        """Where each row's sizes start in `size_codes` (and where the last one ends)."""
+        if not self._starts:
+            starts = np.zeros(len(self) + 1, dtype=np.int64)
+            np.cumsum(self.arrays["size_n"], out=starts[1:])
+            self._starts.append(starts)
+        return self._starts[0]
 
     def take(self, positions: NDArray[np.intp] | NDArray[np.int64]) -> FieldColumns:
         at = flat_positions(self.size_starts(), self.arrays["size_n"], positions)
@@ -158,36 +162,57 @@ class FieldColumns:
 
     def mask(self, filters: Filters, vocab: Vocabulary) -> NDArray[np.bool_]:
         """Rows `filters` keeps (as `Scalars.matches` decides, row by row)."""
+        keep = np.zeros(len(self), dtype=np.bool_)
+        keep[self.select(filters, vocab)] = True
+        return keep
+
+    def select(self, filters: Filters, vocab: Vocabulary) -> NDArray[np.int64]:
+        """Positions (ascending) of the rows `filters` keeps. The first test reads its whole
+        column, each further one only the rows still in: a 1 % filter over 1M rows costs about
+        one pass over one column."""
         a = self.arrays
-        keep = np.ones(len(self), dtype=np.bool_)
+        at: NDArray[np.int64] | None = None  # None: every row still in
 
-        def any_of(name: str, values: list[str]) -> None:
-            nonlocal keep
-            if values:
-                keep &= np.isin(a[name], vocab.lookup(name, values))
+        def keep(name: str, op: str, value: Any) -> None:
+            nonlocal at
+            column = a[name] if at is None else a[name][at]
+            with np.errstate(invalid="ignore"):  # NaN (unknown) compares False: out
+                if op == "in":
+                    ok = value[column]  # a table of wanted codes; code -1 reads its last entry
+                elif op == ">=":
+                    ok = column >= value
+                elif op == "<=":
+                    ok = column <= value
+                else:  # flag bits
+                    ok = (column & value[0]) == value[1]
+            at = np.flatnonzero(ok).astype(np.int64) if at is None else at[ok]
 
-        any_of("category", filters.category)
-        any_of("brand", filters.brand)
-        any_of("colour", filters.colour)
-        with np.errstate(invalid="ignore"):  # NaN (unknown) compares False: the row is out
-            if filters.price_min is not None:
-                keep &= a["price"] >= filters.price_min
-            if filters.price_max is not None:
-                keep &= a["price"] <= filters.price_max
-            if filters.min_sustainability is not None:
-                keep &= a["sustainability"] >= filters.min_sustainability
+        for name in ("category", "brand", "colour"):
+            wanted: list[str] = getattr(filters, name)
+            if wanted:
+                table = np.zeros(len(vocab.values[name]) + 1, dtype=np.bool_)
+                table[vocab.lookup(name, wanted)] = True
+                keep(name, "in", table)
+        if filters.price_min is not None:
+            keep("price", ">=", filters.price_min)
+        if filters.price_max is not None:
+            keep("price", "<=", filters.price_max)
+        if filters.min_sustainability is not None:
+            keep("sustainability", ">=", filters.min_sustainability)
         for value, known, bit in ((filters.kids, _KIDS_KNOWN, _KIDS),
                                   (filters.second_hand, _SH_KNOWN, _SH)):
             if value is not None:
-                want = known | (bit if value else 0)
-                keep &= (a["flags"] & (known | bit)) == want
+                keep("flags", "bits", (known | bit, known | (bit if value else 0)))
         if filters.size:
-            wanted = vocab.lookup("size", filters.size)
-            hits = np.zeros(len(self.size_codes) + 1, dtype=np.int64)
-            np.cumsum(np.isin(self.size_codes, wanted), out=hits[1:])
-            starts = self.size_starts()
-            keep &= hits[starts[1:]] > hits[starts[:-1]]  # a wanted size among the row's
-        return keep
+            wanted_sizes = vocab.lookup("size", filters.size)
+            rows = np.arange(len(self), dtype=np.int64) if at is None else at
+            codes = self.size_codes[flat_positions(self.size_starts(), a["size_n"], rows)]
+            hit = np.isin(codes, wanted_sizes)
+            counts = np.asarray(a["size_n"][rows], dtype=np.int64)
+            ends = np.cumsum(counts)
+            hits = np.concatenate([[0], np.cumsum(hit)])
+            at = rows[hits[ends] > hits[ends - counts]]  # a wanted size among the row's
+        return np.arange(len(self), dtype=np.int64) if at is None else at
 
 
 def flat_positions(

@@ -35,27 +35,41 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import math
 import os
-import shutil
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.config import Settings
 from lookalike.index import mapped
 from lookalike.index.base import Ids, Matrix, top_k
-from lookalike.index.columns import ROW_COLUMNS, FieldColumns, Vocabulary, flat_positions
-from lookalike.index.mapped import DamagedFileError, FileState
-from lookalike.index.scan import Int8Rows, QueryCodes, Scanner
+from lookalike.index.columns import FieldColumns, Vocabulary
+from lookalike.index.mapped import DamagedFileError
+from lookalike.index.scan import QueryCodes, Scanner
+from lookalike.index.segments import (
+    BUILD_BATCH,
+    FOLDER,
+    MANIFEST,
+    Batch,
+    Manifest,
+    View,
+    batches_from_source,
+    batches_from_view,
+    build_base,
+    folder_bytes,
+    nearest_lists,
+    next_generation,
+    open_view,
+    stamp,
+    write_rows,
+)
 from lookalike.index.vector_store import (
     FIELDS,
     REMOVED,
@@ -72,438 +86,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FOLDER = "vectors"
-MANIFEST = "manifest.json"
-FORMAT = 1
+__all__ = ["FOLDER", "MANIFEST", "EmbeddedStore"]
+
 #: Files of an older index format, replaced by these (deleted when the new files are built).
 OBSOLETE = ("index.faiss", "index.json")
-
-# per-row files: name -> (dtype, width: 0 = one value, "dim" = the vector width)
-_ROW_FILES: dict[str, tuple[type[np.generic], int | str]] = {
-    "ids": (np.int64, 0),
-    "vectors": (np.float32, "dim"),
-    "codes": (np.uint8, "dim"),
-    "scale": (np.float32, 0),
-    "error": (np.float32, 0),
-    "norm": (np.float32, 0),
-    **{name: (dtype, 0) for name, dtype in ROW_COLUMNS.items()},
-}
-_TAIL_FILES: dict[str, tuple[type[np.generic], int | str]] = {
-    **_ROW_FILES, "list": (np.int32, 0)
-}
-_FLAT_FILES: dict[str, tuple[type[np.generic], int | str]] = {"size_codes": (np.int32, 0)}
-# base-only: list offsets, list centres, ids sorted and the slot of each
-_BASE_EXTRA: dict[str, tuple[type[np.generic], int | str]] = {
-    "lists": (np.int64, 0),
-    "centroids": (np.float32, "dim"),
-    "sorted_ids": (np.int64, 0),
-    "sorted_slots": (np.int64, 0),
-}
-_BUILD_BATCH = 50_000
 _COMPACT_SHARE = 0.1  # tail + dead rows past this share of the base: compact
 _COMPACT_MIN = 4096  # ... and past this many
+_RESCORE = 32  # float32 rows an inverted-list search rescores at most (k = 10; 3·k above)
 _INT8_MIN_ROWS = 256  # fewer rows: score the float32 rows directly
 _REBUILD_MIN = 1000  # more changes than items (and than this): build afresh from SQLite
-_KMEANS_SAMPLE = 64  # training points per list
-_KMEANS_ITER = 12
-
-
-def auto_lists(n: int) -> int:
-    """Inverted lists for n items: about 2·sqrt(n) (≈ 500 items a list at 1M)."""
-    return max(8, round(2 * math.sqrt(n)))
-
-
-# -- the manifest ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Manifest:
-    dim: int
-    generation: int = 0
-    applied: int = 0  # the change log's sequence number these files reflect
-    lists: int = 1
-    clustered: int = 0  # items when the lists were last clustered
-    base: dict[str, FileState] = field(default_factory=dict)
-    tail: dict[str, FileState] = field(default_factory=dict)
-    dead: FileState = field(default_factory=FileState)
-    vocab: Vocabulary = field(default_factory=Vocabulary)
-
-    @property
-    def base_rows(self) -> int:
-        return self.base["ids"].rows if "ids" in self.base else 0
-
-    @property
-    def tail_rows(self) -> int:
-        return self.tail["ids"].rows if "ids" in self.tail else 0
-
-    def to_json(self) -> str:
-        return json.dumps({
-            "format": FORMAT, "dim": self.dim, "generation": self.generation,
-            "applied": self.applied, "lists": self.lists, "clustered": self.clustered,
-            "base": {k: v.to_json() for k, v in self.base.items()},
-            "tail": {k: v.to_json() for k, v in self.tail.items()},
-            "dead": self.dead.to_json(), "vocab": self.vocab.values,
-        })
-
-    @classmethod
-    def from_json(cls, text: str) -> Manifest:
-        data = json.loads(text)
-        if data.get("format") != FORMAT:
-            raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
-        vocab = data["vocab"]
-        if not (isinstance(vocab, dict)
-                and all(isinstance(v, list) and all(isinstance(s, str) for s in v)
-                        for v in vocab.values())):
-            raise ValueError("bad vocabulary")
-        return cls(
-            dim=int(data["dim"]), generation=int(data["generation"]),
-            applied=int(data["applied"]), lists=int(data["lists"]),
-            clustered=int(data["clustered"]),
-            base={k: FileState.from_json(v) for k, v in data["base"].items()},
-            tail={k: FileState.from_json(v) for k, v in data["tail"].items()},
-            dead=FileState.from_json(data["dead"]), vocab=Vocabulary(vocab),
-        )
-
-
-# -- rows of a segment or of the tail, mapped ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Rows:
-    ids: NDArray[np.int64]
-    vectors: Matrix
-    int8: Int8Rows
-    columns: FieldColumns
-    list: NDArray[np.int32] | None = None  # tail rows only: each row's list
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-def _width(spec: int | str, dim: int) -> int:
-    return dim if spec == "dim" else int(spec)
-
-
-def _map_rows(
-    folder: Path, prefix: str, files: dict[str, tuple[type[np.generic], int | str]],
-    states: dict[str, FileState], dim: int, verified: dict[str, FileState] | None,
-) -> dict[str, np.ndarray]:
-    """Map files `prefix.*`; check each against its state from the part `verified` records
-    (None: do not check, the caller just wrote them)."""
-    out = {}
-    for name, (dtype, spec) in files.items():
-        state = states.get(name, FileState())
-        out[name] = mapped.open_rows(
-            folder / f"{prefix}.{name}", dtype, _width(spec, dim), state,
-            verify_from=None if verified is None else verified.get(name, FileState()),
-            random_access=name == "vectors",
-        )
-    return out
-
-
-def _rows_from(arrays: dict[str, np.ndarray], tail: bool) -> _Rows:
-    return _Rows(
-        ids=arrays["ids"], vectors=arrays["vectors"],
-        int8=Int8Rows(arrays["codes"], arrays["scale"], arrays["error"], arrays["norm"]),
-        columns=FieldColumns({k: arrays[k] for k in ROW_COLUMNS}, arrays["size_codes"]),
-        list=arrays["list"] if tail else None,
-    )
-
-
-@dataclass(frozen=True)
-class _View:
-    """One process's consistent picture of the files: swapped whole, never changed."""
-
-    manifest: Manifest
-    base: _Rows
-    tail: _Rows
-    lists: NDArray[np.int64]  # (lists + 1,) offsets of each list's base slots
-    centroids: Matrix  # (lists, dim)
-    sorted_ids: NDArray[np.int64]  # base ids ascending, and their slots
-    sorted_slots: NDArray[np.int64]
-    tail_ids: NDArray[np.int64]  # live tail ids ascending, and their slots (base rows + i)
-    tail_slots: NDArray[np.int64]
-    tail_lists: NDArray[np.int64]  # (lists + 1,) offsets into tail_by_list
-    tail_by_list: NDArray[np.int64]  # live tail slots grouped by list
-    alive: NDArray[np.bool_] | None  # per slot; None = every slot alive
-    dead: int
-    verified: dict[str, FileState]  # tail files' checked prefix (so a remap checks only news)
-    _ids: list[Ids] = field(default_factory=list)
-
-    @property
-    def n_base(self) -> int:
-        return len(self.base)
-
-    @property
-    def slots(self) -> int:
-        return len(self.base) + len(self.tail)
-
-    @property
-    def live(self) -> int:
-        return self.slots - self.dead
-
-    def rows_at(self, slots: NDArray[np.int64]) -> Matrix:
-        """float32 rows of global slots."""
-        n = len(slots)
-        if n and int(slots[-1]) - int(slots[0]) + 1 == n:  # one run (a full scan): no gather
-            a, b = int(slots[0]), int(slots[-1]) + 1
-            if b <= self.n_base:
-                return self.base.vectors[a:b]
-            if a >= self.n_base:
-                return self.tail.vectors[a - self.n_base : b - self.n_base]
-        in_base = slots < self.n_base
-        if in_base.all():
-            rows: Matrix = self.base.vectors[slots]
-            return rows
-        out = np.empty((len(slots), self.manifest.dim), dtype=np.float32)
-        out[in_base] = self.base.vectors[slots[in_base]]
-        out[~in_base] = self.tail.vectors[slots[~in_base] - self.n_base]
-        return out
-
-    def slots_of(self, ids: Ids) -> NDArray[np.int64]:
-        """The live slot of each id, -1 where absent."""
-        ids = as_ids(ids)
-        out = np.full(len(ids), -1, dtype=np.int64)
-        for sorted_ids, slots in ((self.sorted_ids, self.sorted_slots),
-                                  (self.tail_ids, self.tail_slots)):
-            if len(sorted_ids) == 0 or len(ids) == 0:
-                continue
-            pos = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
-            hit = sorted_ids[pos] == ids
-            found = slots[pos[hit]]
-            if self.alive is not None:
-                ok = self.alive[found]
-                hit[np.flatnonzero(hit)[~ok]] = False
-                found = found[ok]
-            out[hit] = found
-        return out
-
-    def ids(self) -> Ids:
-        if not self._ids:
-            base = self.sorted_ids
-            if self.alive is not None:
-                base = base[self.alive[self.sorted_slots]]
-            self._ids.append(np.union1d(base, self.tail_ids) if len(self.tail_ids) else base)
-        return self._ids[0]
-
-
-def _empty_rows(dim: int, tail: bool) -> _Rows:
-    arrays = {n: np.zeros((0, dim) if s == "dim" else (0,), dtype=t)
-              for n, (t, s) in (_TAIL_FILES if tail else _ROW_FILES).items()}
-    arrays["size_codes"] = np.zeros(0, dtype=np.int32)
-    return _rows_from(arrays, tail)
-
-
-def _open_view(folder: Path, manifest: Manifest, old: _View | None) -> _View:
-    """Map the files `manifest` names; files (or parts) `old` already checked are not checked
-    again."""
-    dim, gen = manifest.dim, manifest.generation
-    same_gen = old is not None and old.manifest.generation == gen
-    if same_gen and old is not None:
-        base, lists, centroids = old.base, old.lists, old.centroids
-        sorted_ids, sorted_slots = old.sorted_ids, old.sorted_slots
-    else:
-        arrays = _map_rows(folder, f"g{gen}.base", {**_ROW_FILES, **_FLAT_FILES, **_BASE_EXTRA},
-                           manifest.base, dim, {})
-        base = _rows_from(arrays, tail=False)
-        lists, centroids = arrays["lists"], arrays["centroids"]
-        sorted_ids, sorted_slots = arrays["sorted_ids"], arrays["sorted_slots"]
-        n = len(base)
-        if (len(lists) != manifest.lists + 1 or (n and int(lists[-1]) != n)
-                or len(centroids) != manifest.lists or len(sorted_ids) != n):
-            raise DamagedFileError(f"{folder}: base segment {gen} is inconsistent")
-    verified = old.verified if same_gen and old is not None else {}
-    tail_arrays = _map_rows(folder, f"g{gen}.tail", {**_TAIL_FILES, **_FLAT_FILES},
-                            manifest.tail, dim, verified)
-    tail = _rows_from(tail_arrays, tail=True)
-    dead_slots = mapped.open_rows(
-        folder / f"g{gen}.dead", np.int64, 0, manifest.dead,
-        verify_from=verified.get("dead", FileState()),
-    )
-    slots = len(base) + len(tail)
-    alive: NDArray[np.bool_] | None = None
-    if len(dead_slots):
-        alive = np.ones(slots, dtype=np.bool_)
-        alive[dead_slots[(dead_slots >= 0) & (dead_slots < slots)]] = False
-    n_dead = 0 if alive is None else int(slots - alive.sum())
-    live_tail = np.arange(len(tail), dtype=np.int64)
-    if alive is not None:
-        live_tail = live_tail[alive[len(base):]]
-    order = np.argsort(tail.ids[live_tail], kind="stable")
-    tail_lists_of = tail.list[live_tail] if tail.list is not None else live_tail[:0]
-    by_list = np.argsort(tail_lists_of, kind="stable")
-    return _View(
-        manifest=manifest, base=base, tail=tail, lists=lists, centroids=centroids,
-        sorted_ids=sorted_ids, sorted_slots=sorted_slots,
-        tail_ids=tail.ids[live_tail][order], tail_slots=live_tail[order] + len(base),
-        tail_lists=np.searchsorted(tail_lists_of[by_list],
-                                   np.arange(manifest.lists + 1)).astype(np.int64),
-        tail_by_list=live_tail[by_list] + len(base),
-        alive=alive, dead=n_dead,
-        verified={**manifest.tail, "dead": manifest.dead},
-    )
-
-
-# -- building a base segment -----------------------------------------------------------------
-
-
-@dataclass
-class _Batch:
-    ids: Ids
-    vectors: Matrix
-    columns: FieldColumns
-
-
-def _batches_from_source(
-    source: VectorSource, vocab: Vocabulary, batch: int
-) -> Iterator[_Batch]:
-    for ids, vectors, scalars in source.iter_vectors(batch):
-        yield _Batch(ids, vectors, FieldColumns.encode(scalars, vocab))
-
-
-def _batches_from_view(view: _View, extra: _Batch | None, batch: int) -> Iterator[_Batch]:
-    for rows, first in ((view.base, 0), (view.tail, view.n_base)):
-        live = np.arange(len(rows), dtype=np.int64)
-        if view.alive is not None:
-            live = live[view.alive[first : first + len(rows)]]
-        for a in range(0, len(live), batch):
-            at = live[a : a + batch]
-            yield _Batch(np.asarray(rows.ids[at]), np.asarray(rows.vectors[at]),
-                         rows.columns.take(at))
-    if extra is not None and len(extra.ids):
-        yield extra
-
-
-def _write_rows(
-    folder: Path, prefix: str, batch: _Batch, states: dict[str, FileState],
-    extra: dict[str, np.ndarray] | None = None,
-) -> dict[str, FileState]:
-    """Append a batch's rows (ids, vectors, int8 codes, fields) to files `prefix.*`."""
-    int8 = Int8Rows.of(batch.vectors)
-    arrays: dict[str, np.ndarray] = {
-        "ids": batch.ids, "vectors": batch.vectors, "codes": int8.codes, "scale": int8.scale,
-        "error": int8.error, "norm": int8.norm, **batch.columns.arrays,
-        "size_codes": batch.columns.size_codes, **(extra or {}),
-    }
-    out = dict(states)
-    for name, array in arrays.items():
-        out[name] = mapped.append(folder / f"{prefix}.{name}", array,
-                                  states.get(name, FileState()))
-    return out
-
-
-def _train_lists(vectors: Matrix, lists: int, seed: int = 1) -> Matrix:
-    """Spherical k-means centres of a sample of `vectors` (FAISS, all cores)."""
-    n = len(vectors)
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, min(n, lists * _KMEANS_SAMPLE), replace=False))
-    km = faiss.Kmeans(vectors.shape[1], lists, niter=_KMEANS_ITER, spherical=True, seed=seed,
-                      max_points_per_centroid=_KMEANS_SAMPLE, min_points_per_centroid=1)
-    km.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
-    centroids: Matrix = np.asarray(km.centroids, dtype=np.float32)
-    return centroids
-
-
-def _assign(vectors: Matrix, centroids: Matrix, batch: int = 65536) -> NDArray[np.int32]:
-    """Each row's nearest centre (inner product)."""
-    index = faiss.IndexFlatIP(centroids.shape[1])
-    index.add(np.ascontiguousarray(centroids))
-    out = np.empty(len(vectors), dtype=np.int32)
-    for a in range(0, len(vectors), batch):
-        _, nearest = index.search(np.ascontiguousarray(vectors[a : a + batch]), 1)
-        out[a : a + batch] = nearest[:, 0]
-    return out
-
-
-def _build_base(
-    folder: Path, generation: int, dim: int, batches: Iterator[_Batch], settings: Settings,
-    centroids: Matrix | None,
-) -> tuple[dict[str, FileState], int, Matrix | None]:
-    """Write generation `generation`'s base segment from `batches`; returns its file states,
-    its lists and the centres it was clustered with (None: one list). `centroids` reuses
-    existing centres instead of clustering again."""
-    tmp = folder / f"build-{os.getpid()}-{generation}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        states: dict[str, FileState] = {}
-        for batch in batches:
-            states = _write_rows(tmp, "rows", batch, states)
-        n = states["ids"].rows if states else 0
-        flat = {**_ROW_FILES, **_FLAT_FILES}
-        arrays = _map_rows(tmp, "rows", flat, states, dim, None)
-        if n <= settings.exact_max_items:
-            centroids = None
-        elif centroids is None:
-            lists = settings.ivf_lists or auto_lists(n)
-            centroids = _train_lists(arrays["vectors"], lists)
-        prefix = f"g{generation}.base"
-        if centroids is None:
-            assign = np.zeros(n, dtype=np.int32)
-            order = np.arange(n, dtype=np.int64)
-            n_lists = 1
-            out = {name: _move(tmp / f"rows.{name}", folder / f"{prefix}.{name}", states[name])
-                   for name in flat} if n else {}
-        else:
-            n_lists = len(centroids)
-            assign = _assign(arrays["vectors"], centroids)
-            order = np.argsort(assign, kind="stable").astype(np.int64)
-            out = _write_permuted(folder, prefix, arrays, order, dim)
-        final_ids = arrays["ids"][order]
-        by_id = np.argsort(final_ids, kind="stable").astype(np.int64)
-        offsets = np.searchsorted(assign[order], np.arange(n_lists + 1)).astype(np.int64)
-        for name, array in (
-            ("lists", offsets),
-            ("centroids", centroids if centroids is not None else np.zeros((1, dim), np.float32)),
-            ("sorted_ids", np.asarray(final_ids[by_id])),
-            ("sorted_slots", by_id),
-        ):
-            out[name] = mapped.write(folder / f"{prefix}.{name}", array)
-        for name in flat:  # an empty segment still has (empty) files
-            if name not in out:
-                out[name] = mapped.write(folder / f"{prefix}.{name}",
-                                         np.zeros(0, dtype=flat[name][0]))
-        return out, n_lists, centroids
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _move(src: Path, dst: Path, state: FileState) -> FileState:
-    mapped.sync(src)
-    src.replace(dst)
-    return state
-
-
-def _write_permuted(
-    folder: Path, prefix: str, arrays: dict[str, np.ndarray], order: NDArray[np.int64],
-    dim: int,
-) -> dict[str, FileState]:
-    """Rows in `order` into `prefix.*` (sizes' flat codes follow their rows)."""
-    states: dict[str, FileState] = {}
-    n = len(order)
-    for name in _ROW_FILES:
-        src = arrays[name]
-        state = FileState()
-        path = folder / f"{prefix}.{name}"
-        path.unlink(missing_ok=True)
-        for a in range(0, n, _BUILD_BATCH):
-            state = mapped.append(path, np.asarray(src[order[a : a + _BUILD_BATCH]]), state)
-        mapped.sync(path)
-        states[name] = state
-    counts = arrays["size_n"]
-    starts = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
-    codes = arrays["size_codes"]
-    path = folder / f"{prefix}.size_codes"
-    path.unlink(missing_ok=True)
-    state = FileState()
-    for a in range(0, n, _BUILD_BATCH):
-        at = order[a : a + _BUILD_BATCH]
-        chunk = np.asarray(codes[flat_positions(starts, counts, at)], dtype=np.int32)
-        state = mapped.append(path, chunk, state)
-    mapped.sync(path)
-    states["size_codes"] = state
-    return states
 
 
 # -- the store -------------------------------------------------------------------------------
@@ -528,7 +119,7 @@ class EmbeddedStore:
         self.settings = settings
         self.scanner = Scanner(settings.intra_op_threads)
         self._write_lock = threading.Lock()
-        self._view: _View | None = None
+        self._view: View | None = None
 
     @classmethod
     def open(
@@ -538,13 +129,8 @@ class EmbeddedStore:
         store = cls(folder, dim, source, settings)
         store.sync()
         view = store._view
-        # Files ahead of the database (a database restored from a copy), or not holding as many
-        # items as it does at the same point of the log (nobody writing meanwhile): rebuild.
-        seq = source.change_seq()
-        count = source.vector_count()
-        quiet = seq == source.change_seq()
-        if view is not None and (view.manifest.applied > seq or (
-                quiet and view.manifest.applied == seq and view.live != count)):
+        # files ahead of the database (a database restored from a copy): rebuild
+        if view is not None and view.manifest.applied > source.change_seq():
             log.warning("vector files of %s are out of step with SQLite; rebuilding", folder)
             with store._locked():
                 store._rebuild(source.change_seq())
@@ -583,16 +169,20 @@ class EmbeddedStore:
             return None
         return manifest
 
-    def _write_manifest(self, manifest: Manifest) -> None:
+    def _write_manifest(self, manifest: Manifest, *, durable: bool = False) -> None:
+        """Replace the manifest atomically. Only a new generation is synced to disk: a lost
+        append leaves an older manifest (its changes are applied again) or a checksum that
+        fails (the files are rebuilt) — SQLite has everything."""
         path = self.folder / MANIFEST
         tmp = path.with_name(f"{MANIFEST}.{os.getpid()}.tmp")
         with tmp.open("w") as f:
             f.write(manifest.to_json())
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         tmp.replace(path)
 
-    def _current(self) -> _View | None:
+    def _current(self) -> View | None:
         """The view of the manifest on disk (mapped again only if it changed), or None when
         the files are missing or damaged."""
         manifest = self._read_manifest()
@@ -602,7 +192,7 @@ class EmbeddedStore:
         if old is not None and old.manifest == manifest:
             return old
         try:
-            return _open_view(self.folder, manifest, old)
+            return open_view(self.folder, manifest, old)
         except DamagedFileError as exc:
             log.warning("vector files damaged (%s); rebuilding from SQLite", exc)
             return None
@@ -635,8 +225,10 @@ class EmbeddedStore:
             self._view = view
             return
         seqs, ids, kinds = self.source.changes(manifest.applied)
-        if len(seqs) == 0:
-            self._view = view
+        if len(seqs) == 0 or int(seqs[0]) != manifest.applied + 1:
+            # the log no longer holds every change since (trimmed by a newer generation's
+            # builder, then the files were replaced by older ones): start afresh
+            self._rebuild(seq)
             return
         if len(ids) > max(_REBUILD_MIN, view.live):  # mostly new: cheaper to build afresh
             self._rebuild(seq)
@@ -656,7 +248,7 @@ class EmbeddedStore:
         old_slots = view.slots_of(np.concatenate([removed, pending.ids]))
         dead = old_slots[old_slots >= 0]
         vocab = manifest.vocab.copy()
-        batch = _Batch(pending.ids, pending.vectors, FieldColumns.encode(pending.scalars, vocab))
+        batch = Batch(pending.ids, pending.vectors, FieldColumns.encode(pending.scalars, vocab))
         grows = view.manifest.tail_rows + len(batch.ids) + view.dead + len(dead)
         live = view.live + len(batch.ids) - len(dead)
         outgrown = manifest.lists <= 1 and live > self.settings.exact_max_items
@@ -667,17 +259,17 @@ class EmbeddedStore:
         tail = dict(manifest.tail)
         if len(batch.ids):
             lists = (np.zeros(len(batch.ids), dtype=np.int32) if manifest.lists <= 1
-                     else _assign(batch.vectors, view.centroids))
-            tail = _write_rows(self.folder, f"g{gen}.tail", batch, tail, {"list": lists})
+                     else nearest_lists(batch.vectors, view.centroids))
+            tail = write_rows(self.folder, f"g{gen}.tail", batch, tail, {"list": lists})
         dead_state = manifest.dead
         if len(dead):
             dead_state = mapped.append(self.folder / f"g{gen}.dead", dead, dead_state)
         new = replace(manifest, applied=applied, tail=tail, dead=dead_state, vocab=vocab)
         self._write_manifest(new)
-        self._view = _open_view(self.folder, new, view)
+        self._view = open_view(self.folder, new, view)
 
     def _pending(
-        self, view: _View, new_vec: Ids, new_fields: Ids, hint: _Pending | None
+        self, view: View, new_vec: Ids, new_fields: Ids, hint: _Pending | None
     ) -> _Pending:
         """Rows to append: new vectors (from the hint, else the source) with their fields, and
         items whose fields changed (their stored vector, their new fields)."""
@@ -715,12 +307,12 @@ class EmbeddedStore:
         """Build a new generation from every vector in the source (`seq`: the change log's
         position read before the vectors, so nothing written meanwhile is missed)."""
         old = self._read_manifest()
-        generation = (old.generation + 1) if old is not None else _next_generation(self.folder)
+        generation = (old.generation + 1) if old is not None else next_generation(self.folder)
         vocab = Vocabulary()
         log.info("building the vector files of %s from SQLite", self.folder.parent)
-        states, lists, centroids = _build_base(
+        states, lists, centroids = build_base(
             self.folder, generation, self._dim,
-            _batches_from_source(self.source, vocab, _BUILD_BATCH), self.settings, None,
+            batches_from_source(self.source, vocab, BUILD_BATCH), self.settings, None,
         )
         n = states["ids"].rows
         manifest = Manifest(dim=self._dim, generation=generation, applied=seq, lists=lists,
@@ -731,7 +323,7 @@ class EmbeddedStore:
             (self.folder.parent / name).unlink(missing_ok=True)
 
     def _compact(
-        self, view: _View, dead: NDArray[np.int64], batch: _Batch, vocab: Vocabulary,
+        self, view: View, dead: NDArray[np.int64], batch: Batch, vocab: Vocabulary,
         applied: int,
     ) -> None:
         """A new generation from the live rows of `view` (less `dead` slots) plus `batch`."""
@@ -744,8 +336,8 @@ class EmbeddedStore:
         if m.lists > 1 and live <= 2 * max(m.clustered, 1) and live > self.settings.exact_max_items:
             centroids = view.centroids
         generation = m.generation + 1
-        states, lists, used = _build_base(
-            self.folder, generation, self._dim, _batches_from_view(trimmed, batch, _BUILD_BATCH),
+        states, lists, used = build_base(
+            self.folder, generation, self._dim, batches_from_view(trimmed, batch, BUILD_BATCH),
             self.settings, centroids,
         )
         clustered = m.clustered if used is not None and centroids is not None else (
@@ -757,8 +349,9 @@ class EmbeddedStore:
     def _switch(self, manifest: Manifest) -> None:
         """Make `manifest` the files' truth and delete older generations' files (a process
         still reading them keeps its mapping: the data stays until it lets go)."""
-        self._write_manifest(manifest)
-        self._view = _open_view(self.folder, manifest, None)
+        self._write_manifest(manifest, durable=True)
+        stamp(self.folder, manifest)  # just written from data whose checksums it computed
+        self._view = open_view(self.folder, manifest, None)
         keep = f"g{manifest.generation}."
         for path in self.folder.glob("g*.*"):
             if not path.name.startswith(keep):
@@ -793,7 +386,7 @@ class EmbeddedStore:
             view = self._view
             if view is not None and (view.manifest.tail_rows or view.dead):
                 self._compact(view, np.zeros(0, dtype=np.int64),
-                              _Batch(as_ids([]), np.zeros((0, self._dim), np.float32),
+                              Batch(as_ids([]), np.zeros((0, self._dim), np.float32),
                                      FieldColumns.empty()),
                               view.manifest.vocab.copy(), view.manifest.applied)
 
@@ -802,7 +395,7 @@ class EmbeddedStore:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def _get_view(self) -> _View:
+    def _get_view(self) -> View:
         view = self._view
         if view is None:
             self.sync()
@@ -828,7 +421,7 @@ class EmbeddedStore:
         return {
             "backend": "embedded", "method": "ivf" if m.lists > 1 else "exact",
             "lists": m.lists, "items": view.live, "tail": m.tail_rows, "dead": view.dead,
-            "generation": m.generation, "bytes": _folder_bytes(self.folder),
+            "generation": m.generation, "bytes": folder_bytes(self.folder),
         }
 
     def plan(
@@ -838,7 +431,7 @@ class EmbeddedStore:
         selection = self._selection(view, filters, allowed, None)
         return self._plan(view, selection)
 
-    def _plan(self, view: _View, selection: NDArray[np.int64] | None) -> SearchPlan:
+    def _plan(self, view: View, selection: NDArray[np.int64] | None) -> SearchPlan:
         if selection is None:
             return SearchPlan("exact" if view.manifest.lists <= 1 else "ivf", view.live)
         if view.manifest.lists <= 1 or len(selection) <= self.settings.filter_exact_max:
@@ -846,7 +439,7 @@ class EmbeddedStore:
         return SearchPlan("ivf", len(selection))
 
     def _selection(
-        self, view: _View, filters: Filters | None, allowed: Ids | None, exclude: Ids | None
+        self, view: View, filters: Filters | None, allowed: Ids | None, exclude: Ids | None
     ) -> NDArray[np.int64] | None:
         """Slots the search may return (ascending), or None for every live slot."""
         has_filter = filters is not None and not filters.is_empty()
@@ -856,17 +449,17 @@ class EmbeddedStore:
             slots = np.unique(view.slots_of(as_ids(allowed)))
             slots = slots[slots >= 0]
         else:
-            keep = np.ones(view.slots, dtype=np.bool_) if view.alive is None else view.alive.copy()
             if has_filter and filters is not None:
                 vocab = view.manifest.vocab
-                keep[: view.n_base] &= view.base.columns.mask(filters, vocab)
-                keep[view.n_base :] &= view.tail.columns.mask(filters, vocab)
+                slots = np.concatenate([view.base.columns.select(filters, vocab),
+                                        view.tail.columns.select(filters, vocab) + view.n_base])
+            else:
+                slots = np.arange(view.slots, dtype=np.int64)
+            if view.alive is not None:
+                slots = slots[view.alive[slots]]
             if allowed is not None:  # the allowed slots the filter keeps
                 found = view.slots_of(as_ids(allowed))
-                found = np.unique(found[found >= 0])
-                slots = found[keep[found]]
-            else:
-                slots = np.flatnonzero(keep).astype(np.int64)
+                slots = np.intersect1d(slots, found[found >= 0], assume_unique=True)
         if exclude is not None and len(exclude):
             gone = view.slots_of(as_ids(exclude))
             slots = slots[~np.isin(slots, gone[gone >= 0])]
@@ -906,15 +499,19 @@ class EmbeddedStore:
             mask, counts, target = view.alive, None, 0
             if selection is not None:
                 # read the nearest lists holding kept items until they hold as many kept items
-                # as an unfiltered search scores items (`ivf_probe` lists)
+                # as an unfiltered search scores items (`ivf_probe` lists), times 1/sqrt(share
+                # kept): a filter's nearest items lie further out
                 mask = np.zeros(view.slots, dtype=np.bool_)
                 mask[selection] = True
                 counts = _kept_per_list(view, selection)
-                target = math.ceil(self.settings.ivf_probe * view.live / view.manifest.lists)
+                share = len(selection) / max(1, view.live)
+                target = math.ceil(self.settings.ivf_probe * view.live / view.manifest.lists
+                                   / math.sqrt(share))
+            centre_scores = self.scanner(queries, view.centroids)
             for j in range(m):
-                slots = _probed_slots(view, queries[j], self.settings.ivf_probe, mask, counts,
-                                      target)
-                s, i = self._rank(view, queries[j : j + 1], slots, k)
+                slots = _probed_slots(view, centre_scores[j], self.settings.ivf_probe, mask,
+                                      counts, target)
+                s, i = self._rank(view, queries[j : j + 1], slots, k, max(_RESCORE, 3 * k))
                 out_s[j], out_slots[j] = s[0], i[0]
         else:
             if selection is None:
@@ -931,9 +528,11 @@ class EmbeddedStore:
         return SearchResult(out_s, ids, plan)
 
     def _rank(
-        self, view: _View, queries: Matrix, slots: NDArray[np.int64], k: int
+        self, view: View, queries: Matrix, slots: NDArray[np.int64], k: int,
+        rescore: int | None = None,
     ) -> tuple[Matrix, NDArray[np.int64]]:
-        """Exact top k of `queries` among `slots`: (scores, slots), -1 where fewer."""
+        """Exact top k of `queries` among `slots`: (scores, slots), -1 where fewer. With
+        `rescore`, at most that many rows (the best in int8) are rescored in float32."""
         m, n = len(queries), len(slots)
         out_s = np.full((m, k), -np.inf, dtype=np.float32)
         out_i = np.full((m, k), -1, dtype=np.int64)
@@ -948,7 +547,7 @@ class EmbeddedStore:
         q = QueryCodes.of(queries)
         dots = self.scanner.int8_dots(codes, q)
         for j in range(m):
-            candidates = q.candidates(j, dots[:, j], scale, error, norm, k)
+            candidates = q.candidates(j, dots[:, j], scale, error, norm, k, limit=rescore)
             at = slots[candidates]
             rescored = np.einsum("d,nd->n", queries[j], view.rows_at(at))[None]
             scores, idx = top_k(rescored, k)
@@ -957,7 +556,7 @@ class EmbeddedStore:
         return out_s, out_i
 
 
-def _ids_at(view: _View, slots: NDArray[np.int64]) -> Ids:
+def _ids_at(view: View, slots: NDArray[np.int64]) -> Ids:
     in_base = slots < view.n_base
     out = np.empty(len(slots), dtype=np.int64)
     out[in_base] = view.base.ids[slots[in_base]]
@@ -966,7 +565,7 @@ def _ids_at(view: _View, slots: NDArray[np.int64]) -> Ids:
 
 
 def _gather_int8(
-    view: _View, slots: NDArray[np.int64]
+    view: View, slots: NDArray[np.int64]
 ) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
     """The int8 codes and bound terms of `slots` (ascending), copying contiguous runs whole."""
     n_base = view.n_base
@@ -990,7 +589,7 @@ def _gather_int8(
     return codes, scale, error, norm
 
 
-def _kept_per_list(view: _View, selection: NDArray[np.int64]) -> NDArray[np.int64]:
+def _kept_per_list(view: View, selection: NDArray[np.int64]) -> NDArray[np.int64]:
     """How many of the `selection` slots (ascending) each list holds."""
     split = int(np.searchsorted(selection, view.n_base))
     counts = np.diff(np.searchsorted(selection[:split], view.lists)).astype(np.int64)
@@ -1001,12 +600,12 @@ def _kept_per_list(view: _View, selection: NDArray[np.int64]) -> NDArray[np.int6
 
 
 def _probed_slots(
-    view: _View, query: Matrix, probe: int, mask: NDArray[np.bool_] | None,
+    view: View, centre_scores: Matrix, probe: int, mask: NDArray[np.bool_] | None,
     counts: NDArray[np.int64] | None = None, target: int = 0,
 ) -> NDArray[np.int64]:
-    """Slots (base and tail, those in `mask` only) of the lists nearest the query: the `probe`
-    nearest, or with `counts` (kept rows per list) the nearest that together keep `target`."""
-    centre_scores = view.centroids @ query
+    """Slots (base and tail, those in `mask` only) of the lists nearest the query (by the
+    query's `centre_scores`): the `probe` nearest, or with `counts` (kept rows per list) the
+    nearest that together keep `target`."""
     lists = view.manifest.lists
     if counts is not None:
         order = np.argsort(-centre_scores)
@@ -1032,11 +631,3 @@ def _probed_slots(
     return slots
 
 
-def _next_generation(folder: Path) -> int:
-    gens = [int(p.name[1:].split(".", 1)[0]) for p in folder.glob("g*.*")
-            if p.name[1:].split(".", 1)[0].isdigit()]
-    return max(gens, default=0) + 1
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.glob("g*.*") if p.is_file())

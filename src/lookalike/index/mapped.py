@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import weakref
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,11 +84,10 @@ def sync(path: Path) -> None:
 def checksum(path: Path, nbytes: int, start: int = 0, crc: int = 0) -> int:
     """CRC-32 of bytes [start, nbytes) of a file, continuing `crc` (read through the page
     cache, not mapped: checking a file does not make it resident in this process)."""
-    buf = bytearray(_CHUNK)
-    view = memoryview(buf)
+    left = nbytes - start
+    view = memoryview(bytearray(min(_CHUNK, max(0, left))))
     with path.open("rb") as f:
         f.seek(start)
-        left = nbytes - start
         while left > 0:
             got = f.readinto(view[: min(_CHUNK, left)])
             if not got:
@@ -133,3 +133,35 @@ def open_rows(
     if random_access:
         mm.madvise(mmap.MADV_RANDOM)
     return np.frombuffer(mm, dtype=dtype).reshape(shape)
+
+
+class RowReader:
+    """Rows of a file read by position with `pread`, not mapped: the pages stay in the kernel's
+    page cache, out of the process's resident set. (Touching one row of a mapped file maps up
+    to 16 neighbouring cached pages into the process too: rescoring 64 rows a query left
+    0.7 GB of a 1M-item catalog's float32 file resident after 200 queries.)"""
+
+    def __init__(self, path: Path, dtype: np.dtype | type[np.generic], width: int,
+                 rows: int) -> None:
+        self.dtype, self.width, self.rows = np.dtype(dtype), width, rows
+        self._row = row_bytes(dtype, width)
+        self._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)
+
+    def __call__(self, positions: np.ndarray) -> np.ndarray:
+        """The rows at `positions` (each < rows), in that order; consecutive ones in one read."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.empty((len(positions), self.width), dtype=self.dtype)
+        if len(positions) == 0:
+            return out
+        if positions.min() < 0 or positions.max() >= self.rows:
+            raise IndexError("row outside the file's valid rows")
+        breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+        starts = np.concatenate([[0], breaks]).tolist()
+        ends = [*breaks.tolist(), len(positions)]
+        for a, b in zip(starts, ends, strict=True):
+            want = (b - a) * self._row
+            got = os.preadv(self._fd, [out[a:b].data.cast("B")], int(positions[a]) * self._row)
+            if got != want:
+                raise DamagedFileError(f"short read: {got} of {want} bytes")
+        return out
