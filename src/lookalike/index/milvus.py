@@ -655,8 +655,7 @@ class MilvusStore:
             info = utility.index_building_progress(self.name, index_name="vector",
                                                    using=self._alias)
             total, done = int(info.get("total_rows", 0)), int(info.get("indexed_rows", 0))
-            built = total >= live and done >= total and not int(
-                info.get("pending_index_rows", 0))
+            built = total >= live and done >= total  # (compactions may still be re-indexing)
             # loaded: no growing segment left, an index on every segment big enough for one
             segments = utility.get_query_segment_info(self.name, using=self._alias)
             loaded = all(
