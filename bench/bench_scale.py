@@ -159,6 +159,16 @@ def choose_filters(ds: Dataset) -> None:
     with store.connection() as conn:
         cats = [r[0] for r in conn.execute(
             "SELECT lower(category) c FROM items GROUP BY c ORDER BY count(*) DESC LIMIT 2")]
+    if not store.count(Filters(second_hand=True)):  # no resale metadata: categories alone
+        with store.connection() as conn:
+            sizes = conn.execute("SELECT lower(category) c, count(*) FROM items "
+                                 "WHERE c IS NOT NULL GROUP BY c").fetchall()
+        for label, target in TARGETS.items():
+            name, count = min(sizes, key=lambda r: abs(r[1] / total - target))
+            ds.filters[label] = {"category": [name]}
+            ds.shares[label] = count / total
+        store.close()
+        return
     ds.filters["10%"] = Filters(category=cats).model_dump(exclude_defaults=True)
     base = Filters(category=cats[:1], second_hand=True)
     with store.connection() as conn:
@@ -214,10 +224,12 @@ def ground_truth(ds: Dataset) -> dict[str, np.ndarray]:
 # -- backends (run in subprocesses) ----------------------------------------------------------
 
 
-def _settings(folder: Path, url: str = "embedded") -> Any:
+def _settings(folder: Path, extra: dict[str, Any]) -> Any:
     from lookalike import Settings
 
-    return Settings(catalog_dir=folder, auto_tag=False, intra_op_threads=1, vector_store=url)
+    probe = {"ivf_probe": extra["probe"]} if extra.get("probe") else {}
+    return Settings(catalog_dir=folder, auto_tag=False, intra_op_threads=1,
+                    vector_store=extra.get("url", "embedded"), **probe)
 
 
 def build(backend: str, folder: Path, dim: int, extra: dict[str, Any]) -> dict[str, Any]:
@@ -233,7 +245,7 @@ def build(backend: str, folder: Path, dim: int, extra: dict[str, Any]) -> dict[s
             _drop_milvus(folder, extra)  # built from scratch, as the embedded store
             disk_before = _du(Path(extra["milvus_data"])) if extra.get("milvus_data") else 0
         t = time.perf_counter()
-        catalog = Catalog.open(_settings(folder, extra.get("url", "embedded")))
+        catalog = Catalog.open(_settings(folder, extra))
         if backend == "milvus":
             catalog.index.seal(timeout=7200)  # type: ignore[attr-defined]  # all indexed
         out["build_s"] = time.perf_counter() - t
@@ -317,7 +329,7 @@ def serve(backend: str, folder: Path, ds_queries: Path, exclude: Path | None,
     t = time.perf_counter()
     search: Any
     if backend in ("embedded", "milvus"):
-        catalog = Catalog.open(_settings(folder, extra.get("url", "embedded")))
+        catalog = Catalog.open(_settings(folder, extra))
 
         def search(v: np.ndarray, label: str, j: int) -> list[int]:
             f = Filters(**filters[label]) if label != "none" else None
@@ -444,18 +456,20 @@ def recall(truth: np.ndarray, got: np.ndarray) -> float:
 
 
 def measure(ds: Dataset, backend: str, extra: dict[str, Any],
-            truth: dict[str, np.ndarray]) -> dict[str, Any]:
+            truth: dict[str, np.ndarray], built: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build (unless `built` says how that went) and search one backend on one dataset."""
     spec = json.dumps({"backend": backend, "folder": str(ds.folder), "dim": ds.dim,
                        "queries": str(ds.queries),
                        "exclude": str(ds.exclude) if ds.exclude else None,
                        "filters": ds.filters, "extra": extra})
     server_pid = extra.get("milvus_pid") if backend == "milvus" else None
-    if server_pid:
+    if server_pid and built is None:
         _drop_milvus(ds.folder, extra)
         time.sleep(5)  # the server lets go of a dropped collection's memory
         server_before = memory(server_pid)
-    print(f"  {backend}: building", flush=True)
-    built = run_child(["build", spec])
+    if built is None:
+        print(f"  {backend}: building", flush=True)
+        built = run_child(["build", spec])
     print(f"  {backend}: searching", flush=True)
     served = run_child(["serve", spec])
     if backend == "milvus":  # the vectors live in the server: its memory grown by them counts
@@ -463,7 +477,8 @@ def measure(ds: Dataset, backend: str, extra: dict[str, Any],
             served["memory_kb"][key] = (
                 served["memory_kb"][key] + memory(server_pid)[key] - server_before[key]
                 if server_pid else math.nan)
-    row: dict[str, Any] = {"dataset": ds.name, "n": ds.n, "backend": backend, **built,
+    name = backend if not extra.get("probe") else f"{backend}/p{extra['probe']}"
+    row: dict[str, Any] = {"dataset": ds.name, "n": ds.n, "backend": name, **built,
                            "open_s": served["open_s"],
                            "rss_per_item": served["memory_kb"]["VmRSS"] * 1024 / ds.n,
                            "pss_per_item": served["memory_kb"]["Pss"] * 1024 / ds.n,
@@ -585,6 +600,10 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=0,
                     help="also N serving processes at once on the largest catalog (PSS sum)")
     ap.add_argument("--annoy-trees", type=int, default=50)
+    ap.add_argument("--annoy-search-k", type=int, default=10_000,
+                    help="nodes an Annoy search visits (its default, trees x k, found 41 %%)")
+    ap.add_argument("--probes", default="",
+                    help="also search the embedded store with these ivf_probe values (e.g. 4,8)")
     ap.add_argument("--out", type=Path, default=BENCH / "scale.json")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -595,7 +614,8 @@ def main() -> None:
         milvus_server = MilvusServer(args.workdir / "milvus").start()
         args.milvus = milvus_server.uri
     backends = [b for b in args.backends.split(",") if b] + (["milvus"] if args.milvus else [])
-    extra = {"annoy_trees": args.annoy_trees, "annoy_search_k": -1, "balltree_queries": 40,
+    extra = {"annoy_trees": args.annoy_trees, "annoy_search_k": args.annoy_search_k,
+             "balltree_queries": 40,
              "model": args.model, "url": "embedded"}
     datasets = [synthetic(args.workdir, int(s), args.dim, args.model, args.queries)
                 for s in args.sizes.split(",")]
@@ -628,6 +648,12 @@ def main() -> None:
                                 milvus_data=str(milvus_server.folder / "data"))
             try:
                 rows.append(measure(ds, backend, opts, truth))
+                if backend == "embedded":
+                    built = {k: rows[-1][k] for k in ("build_s", "add_s", "disk_bytes",
+                                                      "sqlite_bytes")}
+                    for probe in filter(None, args.probes.split(",")):
+                        rows.append(measure(ds, backend, {**opts, "probe": int(probe)}, truth,
+                                            built))
             except subprocess.CalledProcessError as exc:
                 print(f"  {backend} failed: {exc.stderr[-2000:]}", flush=True)
                 continue
