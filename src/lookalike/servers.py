@@ -152,6 +152,10 @@ class PostgresServer:
         self.stop()
 
 
+class _PortTakenError(ServerError):
+    """Milvus stopped at start because a port picked for it was taken meanwhile."""
+
+
 def _etcd_config(folder: Path) -> Path:
     """The embedded etcd's configuration: free client and peer ports, chosen at the folder's
     first start and kept for later ones (etcd remembers its peer address in its data)."""
@@ -190,6 +194,18 @@ class MilvusServer:
         return self._proc.pid if self._proc is not None else None
 
     def start(self) -> MilvusServer:
+        """Start the server and wait until it answers. The packaged server picks free ports,
+        then lets them go for the binary to take: another process may take one meanwhile
+        ("address already in use"); then it is started again on other ports (3 attempts)."""
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except _PortTakenError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> MilvusServer:
         try:
             from milvus import MilvusServer as _Packaged
         except ImportError:
@@ -202,6 +218,11 @@ class MilvusServer:
         # rows not yet indexed (recent writes) are scored exactly, not through a coarse IVF
         # index that loses a third of the neighbours under selective filters
         server.config.set("queryNode.segcore.interimIndex.enableIndex", "false")
+        # a throw-away server: stopping gives up after 5 s instead of 30 minutes (tests and
+        # benchmarks stop it; the data folder stays consistent), and a restarted server takes
+        # over its predecessor's segments once that one's session lapses: 10 s, not 30
+        server.config.set("common.gracefulStopTimeout", "5")
+        server.config.set("common.session.ttl", "10")
         # the embedded etcd on ports of its own (etcd's defaults would collide with any other
         # Milvus on this machine)
         etcd = _etcd_config(self.folder)
@@ -218,8 +239,13 @@ class MilvusServer:
         url = f"http://127.0.0.1:{self.health_port}/healthz"
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
-                log = self.folder / "logs" / "milvus-stderr.log"
-                raise ServerError(f"Milvus exited with {self._proc.returncode}\n{_tail(log)}")
+                log, text = self.folder / "logs" / "milvus-stderr.log", ""
+                with contextlib.suppress(OSError):
+                    text = log.read_text(errors="replace")[:1_000_000]
+                failed = _PortTakenError if "address already in use" in text else ServerError
+                cause = next((ln for ln in text.splitlines() if ln.startswith("panic:")), "")
+                raise failed(
+                    f"Milvus exited with {self._proc.returncode}: {cause}\n{_tail(log)}")
             with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
                 if answer.status == 200:
                     return self
