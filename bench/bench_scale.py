@@ -544,8 +544,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
               ("disk_per_item", "disk per item (B)", True), ("cpu50_none", "p50 CPU per query (ms)",
                                                               True),
               ("cpu50_1%", "p50 CPU per query, 1 % filter (ms)", True),
-              ("recall_none", "recall@10", False)]
-    fig, axes = plt.subplots(2, 3, figsize=(14, 8))
+              ("recall_none", "recall@10", False),
+              # Milvus searches in its server: only wall time compares it with the others
+              ("p50_none", "p50 latency (ms, wall)", True),
+              ("p50_1%", "p50 latency, 1 % filter (ms, wall)", True)]
+    fig, axes = plt.subplots(2, 4, figsize=(18, 8))
     synthetic_rows = [r for r in rows if r["dataset"].startswith("synthetic")]
     for ax, (key, title, log) in zip(axes.flat, panels, strict=True):
         for backend in BACKENDS:
@@ -605,7 +608,16 @@ def main() -> None:
     ap.add_argument("--probes", default="",
                     help="also search the embedded store with these ivf_probe values (e.g. 4,8)")
     ap.add_argument("--out", type=Path, default=BENCH / "scale.json")
+    ap.add_argument("--plot-from", default="",
+                    help="only draw --out's plot from these earlier results (a,b.json), "
+                         "e.g. a size measured in a run of its own")
     args = ap.parse_args()
+    if args.plot_from:
+        earlier = [row for f in args.plot_from.split(",")
+                   for row in json.loads(Path(f).read_text())["rows"]]
+        plot(earlier, args.out.with_suffix(".png"))
+        print(f"wrote {args.out.with_suffix('.png')}")
+        return
     args.workdir.mkdir(parents=True, exist_ok=True)
     milvus_server = None
     if args.milvus == "start":  # our own server: its memory and disk are measured too
