@@ -32,7 +32,7 @@ from lookalike.config import Settings
 from lookalike.encoders import Encoder, create
 from lookalike.errors import LookalikeError
 from lookalike.images import ImageLimits, ImageSource, content_hash, load_image, read_image_bytes
-from lookalike.index import SearchPlan, VectorStore, open_vector_store
+from lookalike.index import Scalars, SearchPlan, VectorStore, open_vector_store
 
 DB_FILE = "catalog.sqlite"
 
@@ -257,7 +257,10 @@ class Catalog:
         """Nearest (rowid, score) per query vector, pre-filtered, `exclude`d rowids left out."""
         self.refresh()
         gone = np.asarray(exclude, dtype=np.int64) if len(exclude) else None
-        scores, ids, plan = self.index.search(np.atleast_2d(queries), k, filters, None, gone)
+        allowed = None
+        if filters is not None and not filters.is_empty() and not Scalars.covers(filters):
+            allowed, filters = self.store.filter_rowids(filters), None  # the store cannot
+        scores, ids, plan = self.index.search(np.atleast_2d(queries), k, filters, allowed, gone)
         self.last_plan = plan
         return [
             [(int(i), float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]

@@ -19,6 +19,8 @@ an item's filterable fields changed (an edit, a predicted tag), `remove(ids)` fo
 Every item carries its filterable scalar fields (`Scalars`), so a backend filters by itself:
 `search` takes the catalog's `Filters` and applies them *before* ranking (pre-filtering), never
 by dropping results afterwards, so a filter keeping 1 % of the catalog still returns k items.
+A filter on a field `Scalars` does not hold (`Scalars.covers`) is resolved by the metadata store
+instead and reaches `search` as `allowed` ids.
 
 Several processes. A catalog may be written by one process (a CLI ingest, the server's upload
 route) while others search it (the server's search processes, see `lookalike.api.cpu`). The
@@ -69,6 +71,12 @@ class Scalars:
     second_hand: bool | None = None
     sustainability: float | None = None
 
+    @staticmethod
+    def covers(filters: Filters) -> bool:
+        """Whether every field `filters` sets is one of these (a filter field added later is
+        not, until a backend stores it: the caller then resolves the filter itself)."""
+        return set(filters.model_dump(exclude_defaults=True)) <= _COVERED
+
     def matches(self, filters: Filters) -> bool:
         """The reference meaning of a filter, item by item (backends must agree with it)."""
 
@@ -91,6 +99,11 @@ class Scalars:
                     and self.sustainability >= f.min_sustainability)
             )
         )
+
+
+#: The `Filters` fields `Scalars` answers.
+_COVERED = frozenset({"category", "brand", "colour", "size", "price_min", "price_max", "kids",
+                      "second_hand", "min_sustainability"})
 
 
 @dataclass(frozen=True)
