@@ -182,6 +182,25 @@ def test_a_collection_of_another_width_or_catalog_is_a_clear_error(
         connections.disconnect(alias)
 
 
+def test_a_long_list_of_allowed_ids_is_sent_as_the_ids_left_out(
+    tmp_path: Path, milvus_server: MilvusServer, catalogs: list[Catalog],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A filter the catalog resolved in its database (currency, say) may keep most of a large
+    catalog: more ids than an expression may list are listed as the few ids it leaves out."""
+    cat = open_catalog(tmp_path / "c", vector_store=milvus_server.uri + "?index=flat")
+    catalogs.append(cat)
+    fill(cat, 300)
+    monkeypatch.setattr(milvus_module, "MAX_EXPR_IDS", 50)
+    ids = cat.index.ids()
+    queries = SyntheticCatalog(DIM).queries(5)
+    got = cat.index.search(queries, 10, None, allowed=ids[5:])
+    _, want = reference(cat, queries, 10, exclude=tuple(ids[:5].tolist()))
+    np.testing.assert_array_equal(got.ids, want)
+    with pytest.raises(ValueError, match="at most 50"):  # half: neither way fits
+        cat.index.search(queries, 10, None, allowed=ids[:150])
+
+
 def test_writes_a_crashed_writer_left_are_repaired_and_a_new_database_refills(
     tmp_path: Path, milvus_server: MilvusServer, catalogs: list[Catalog]
 ) -> None:

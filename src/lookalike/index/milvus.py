@@ -761,6 +761,12 @@ class MilvusStore:
         m, k = len(queries), max(0, int(k))
         scores = np.full((m, k), -np.inf, dtype=np.float32)
         ids = np.full((m, k), -1, dtype=np.int64)
+        if allowed is not None and len(allowed) > MAX_EXPR_IDS:  # (a filter the catalog resolved)
+            allowed = np.unique(as_ids(allowed))
+            others = np.setdiff1d(self.ids(), allowed)
+            if len(others) <= MAX_EXPR_IDS:  # listed the other way round: the ids left out
+                gone = others if exclude is None else np.union1d(as_ids(exclude), others)
+                allowed, exclude = None, gone
         has_filter = filters is not None and not filters.is_empty()
         expr = filter_expression(filters if has_filter else None, allowed, exclude)
         plan = self._plan(bool(expr) or expr is None)
