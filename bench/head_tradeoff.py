@@ -13,7 +13,7 @@ half of the saved split is never touched), then scored on those validation contr
 trained on). Each JSON object is one variant: HeadConfig fields (identity_weight, epochs...),
 Combine fields (w_head, w_backbone, w_colour, colour_power) and "losses". A "+" after a number:
 at least the ImageNet baseline's. Needs the `train` extra and ../shared (or --clothing /
---products). Results of 2026-11-23: docs/issue-4-notes.md.
+--products). Results of 2026-11-23: docs/development/notes/issue-4.md.
 """
 
 from __future__ import annotations
@@ -39,13 +39,9 @@ from lookalike.evaluation.datasets import (
 )
 from lookalike.evaluation.features import cached_features
 from lookalike.evaluation.metrics import DEFAULT_IGNORE
-from lookalike.evaluation.protocols import (
-    PlanFeatures,
-    encode_plan,
-    plan_evaluation,
-    score_plan,
-)
+from lookalike.evaluation.protocols import PlanFeatures, encode_plan, plan_evaluation
 from lookalike.evaluation.report import default_split_path
+from lookalike.evaluation.scoring import score_plan
 from lookalike.evaluation.splits import GroupSplit, group_split, load_or_create_split
 from lookalike.training.finetune import FinetuneConfig, top_state, train_top, trunk_encoder
 from lookalike.training.head import HeadConfig, build_ensemble, train_head

@@ -6,7 +6,7 @@ with the hidden label (the hit rate). Repeated for several labels and α values;
 writes JSON and a plot of hit rate against swipes.
 
     .venv/bin/python bench/simulate_shoppers.py --catalog /tmp/full \\
-        --out bench/simulate_shoppers.png
+        --out docs/assets/simulate_shoppers.png
 
 The catalog is copied to a temporary folder first (users and swipes are written to it).
 """
@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--exploration", type=float, default=None)
     ap.add_argument("--shoppers", type=int, default=3, help="shoppers per label and α")
     ap.add_argument("--swipes", type=int, default=30)
-    ap.add_argument("--out", type=Path, default=Path("bench/simulate_shoppers.png"))
+    ap.add_argument("--out", type=Path, default=Path("docs/assets/simulate_shoppers.png"))
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     checkpoints = tuple(c for c in CHECKPOINTS if c <= args.swipes)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything lookalike needs on a fresh machine: a virtual environment with the package,
 # its ONNX runtime, and (for export/training/tests) the CPU-only torch wheel. Idempotent: reruns
-# only reinstall when pyproject.toml changed. Usage: scripts/setup.sh [--browser]
+# only reinstall when pyproject.toml changed.
+# Usage: scripts/setup.sh [--browser | --all]   (--all: chromium + PostgreSQL for the tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
-if [ "${1:-}" = "--browser" ] && [ -f scripts/install-browser.sh ]; then
+if [ "${1:-}" = "--browser" ] || [ "${1:-}" = "--all" ]; then
     bash scripts/install-browser.sh
+fi
+if [ "${1:-}" = "--all" ]; then
+    sh scripts/install-servers.sh   # Debian's PostgreSQL for the tests that start one
 fi

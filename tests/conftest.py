@@ -8,3 +8,43 @@ from pathlib import Path
 _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
+
+
+# -- real servers (PostgreSQL, Milvus), started once per test session --------------------------
+# Skipped when not installed, unless LOOKALIKE_REQUIRE_SERVERS=1 (CI): then a missing server
+# fails the tests that need it instead of hiding them.
+
+import os  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+from lookalike.servers import MilvusServer, PostgresServer, ServerError  # noqa: E402
+
+
+def _unavailable(exc: Exception) -> None:
+    if os.environ.get("LOOKALIKE_REQUIRE_SERVERS") == "1":
+        raise exc
+    pytest.skip(f"server not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.start()
+    except ServerError as exc:
+        _unavailable(exc)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
+    server = MilvusServer(tmp_path_factory.mktemp("milvus"))
+    try:
+        server.start()
+    except ServerError as exc:
+        _unavailable(exc)
+    yield server
+    server.stop()

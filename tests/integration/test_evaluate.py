@@ -20,13 +20,14 @@ CLOTHING = SHARED / "datasets" / "clothing-dataset"
 
 
 def _tiny_dataset(root: Path, n: int = 36) -> Path:
-    """Coloured rectangles on noisy floors: label = colour, 9 contributors, one missing file."""
+    """Coloured rectangles on noisy floors: label = colour, 9 contributors with every label,
+    one missing file."""
     rng = np.random.default_rng(0)
     (root / "images").mkdir(parents=True)
     colours = {"Red": (200, 30, 30), "Blue": (30, 60, 200), "Green": (40, 160, 60)}
     rows = []
     for i in range(n):
-        label = list(colours)[i % 3]
+        label = list(colours)[(i // 9) % 3]
         name = f"img{i:03d}"
         floor = rng.integers(90, 140, (96, 80, 3), dtype=np.uint8)
         floor[20:80, 15:65] = colours[label]
@@ -53,6 +54,14 @@ def test_evaluate_fake_encoder_writes_metrics_and_plots(
     assert "row 7" in result.output  # the missing image is reported by row
     assert "SYNTHETIC" in result.output
     report = json.loads((out / "metrics.json").read_text())
+    split = report["split"]
+    assert split["kind"] == "group" and split["column"] == "sender_id"
+    assert split["items"] == 35 and split["evaluated_items"] + split["train_items"] == 35
+    title = f"held-out sender_id groups, {split['evaluated_items']} of 35 items"
+    assert title in result.output and "held-out part" not in result.output
+    assert "skipped colour: needs a colour label: images.csv has no colour column" in (
+        result.output
+    )
     m = report["metrics"]["fake"]
     # colour blocks: the fake encoder sees colour layout, so labels are easy
     assert m["category/precision@1"] > 0.9

@@ -40,7 +40,7 @@ def test_colour_tagger_against_hand_labels() -> None:
     for r in rows:
         img = load_image(SHARED / "datasets" / r["dataset"] / r["path"], draft_size=(256, 256))
         hits += tagger(img)["colour"].value == r["colour"]
-    assert hits >= 50  # measured 58 (docs/issue-5-notes.md); chance is ~1/13
+    assert hits >= 50  # measured 58 (docs/development/notes/issue-5.md); chance is ~1/13
 
 
 @pytest.mark.parametrize("label", ["Shoes", "Hat"])

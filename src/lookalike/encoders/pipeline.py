@@ -10,7 +10,8 @@ Chunks are larger than the model's batches because switching between decoding an
 costs each time (each evicts the other's data from the core's caches): one thread decoding 8
 photos then encoding them as one batch spent 7.29-7.32 ms of CPU per photo with the default
 model, decoding 32 then encoding them in batches of 4 spent 6.78-6.92 ms (alone: 5.4 ms model
-at batch 4 + 1.3 ms decode; 2-core Sapphire Rapids VM, 2026-12-03, `docs/issue-3-notes.md`).
+at batch 4 + 1.3 ms decode; 2-core Sapphire Rapids VM, 2026-12-03; development notes of
+issue 3).
 """
 
 from __future__ import annotations

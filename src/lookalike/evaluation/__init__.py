@@ -6,6 +6,7 @@ benchmarks and the plots all read those names.
 
 from lookalike.evaluation.datasets import (
     LabelledImages,
+    load_catalog,
     load_clothing_dataset,
     load_dataset,
     load_product_sample,
@@ -28,6 +29,7 @@ __all__ = [
     "classification_f1",
     "encode_paths",
     "group_split",
+    "load_catalog",
     "load_clothing_dataset",
     "load_dataset",
     "load_or_create_split",

@@ -5,18 +5,24 @@
 * `garment_mask`: a classical foreground mask (OpenCV GrabCut from a centre rectangle), or,
   for catalogue shots on white, the non-white pixels.
 * `swap_background`, `crop_zoom`: the background-swap and crop/zoom tests.
+* `on_white_background`: whether a data set's photos are catalogue shots on white.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageEnhance, ImageFilter
 
+from lookalike.errors import ImageLoadError
+from lookalike.images import load_image
+
 _MASK_SIZE = 128
+WHITE = 235  # a pixel whose darkest channel is at least this is "white" (catalogue backdrop)
 
 
 def garment_mask(img: Image.Image, *, white_background: bool = False) -> NDArray[np.float32]:
@@ -34,7 +40,7 @@ def garment_mask(img: Image.Image, *, white_background: bool = False) -> NDArray
     arr = np.asarray(small, dtype=np.uint8)
     sh, sw = arr.shape[:2]
     if white_background:
-        fg = (arr.astype(np.int16).min(axis=2) < 235).astype(np.uint8)
+        fg = (arr.astype(np.int16).min(axis=2) < WHITE).astype(np.uint8)
         fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     else:
         mask = np.zeros((sh, sw), np.uint8)
@@ -54,6 +60,26 @@ def garment_mask(img: Image.Image, *, white_background: bool = False) -> NDArray
         )
     soft = Image.fromarray(fg * 255).filter(ImageFilter.GaussianBlur(1.5)).resize((w, h))
     return np.asarray(soft, dtype=np.float32) / 255.0
+
+
+def on_white_background(paths: Sequence[Path], sample: int = 64, seed: int = 0) -> bool:
+    """Whether most photos (of a seeded sample of `sample`) are shots on white: at least 60 %
+    of the 2-pixel border of the photo, at 64 x 64, is white. Photos that do not decode are
+    left out. Measured: 100 % of the product sample's photos pass, 2 % of the
+    clothing-dataset's (taken on floors and beds)."""
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(paths), size=min(sample, len(paths)), replace=False))
+    votes: list[bool] = []
+    for i in chosen:
+        try:
+            img = load_image(paths[int(i)], draft_size=(64, 64))
+        except ImageLoadError:
+            continue
+        a = np.asarray(img.resize((64, 64)), dtype=np.int16).min(axis=2)
+        ring = np.concatenate([a[:2].ravel(), a[-2:].ravel(), a[2:-2, :2].ravel(),
+                               a[2:-2, -2:].ravel()])
+        votes.append(bool((ring >= WHITE).mean() >= 0.6))
+    return bool(votes) and sum(votes) * 2 >= len(votes)
 
 
 def composite(img: Image.Image, mask: NDArray[np.float32], background: Image.Image) -> Image.Image:

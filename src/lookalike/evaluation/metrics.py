@@ -79,6 +79,24 @@ def neighbours(
     return out
 
 
+def relevant_counts(
+    labels: Sequence[str],
+    groups: Sequence[str] | None = None,
+    ignore_labels: Sequence[str] = DEFAULT_IGNORE,
+) -> NDArray[np.float64]:
+    """For every query (each item whose label is not ignored, in order): how many candidates
+    are relevant to it, i.e. have its label and are neither itself nor of its group."""
+    ignored = set(ignore_labels)
+    q_idx = [i for i, lab in enumerate(labels) if lab not in ignored]
+    per_label = Counter(labels[i] for i in q_idx)
+    total = np.asarray([per_label[labels[i]] for i in q_idx], dtype=np.float64)
+    if groups is None:
+        return total - 1  # only the query itself is left out
+    per_label_group = Counter((labels[i], groups[i]) for i in q_idx)
+    own_group = np.asarray([per_label_group[(labels[i], groups[i])] for i in q_idx], np.float64)
+    return total - own_group
+
+
 def retrieval_metrics(
     vectors: NDArray[Any],
     labels: Sequence[str],
@@ -96,18 +114,7 @@ def retrieval_metrics(
     nn = neighbours(vectors, kmax, groups=groups, valid=valid)
     q_idx = np.flatnonzero(valid)
     lab = _codes(labels)
-    grp = list(groups) if groups is not None else [str(i) for i in range(n)]
-    per_label = Counter(int(lab[i]) for i in q_idx)
-    per_label_group = Counter((int(lab[i]), grp[i]) for i in q_idx)
-    # relevant candidates: same label, valid, not self and not the query's group
-    r = np.asarray(
-        [
-            per_label[int(lab[i])]
-            - (per_label_group[(int(lab[i]), grp[i])] if groups is not None else 1)
-            for i in q_idx
-        ],
-        dtype=np.float64,
-    )
+    r = relevant_counts(labels, groups, ignore_labels)
     rel = (nn >= 0) & (lab[np.maximum(nn, 0)] == lab[q_idx][:, None])
     keep = r > 0
     rel, r = rel[keep].astype(np.float64), r[keep]

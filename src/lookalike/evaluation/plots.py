@@ -31,7 +31,7 @@ def precision_curves(results: Mapping[str, Mapping[str, float]], target: Path, t
     kinds = [
         k
         for k in ("category", "colour", "pattern")
-        if any(f"{k}/precision@10" in m for m in results.values())
+        if any(key.startswith(f"{k}/precision@") for m in results.values() for key in m)
     ]
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4.2), squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=True):

@@ -1,9 +1,9 @@
-"""Evaluation protocols: what to encode (originals and transformed views) and how to score it.
+"""Evaluation protocols: what to encode (originals and transformed views).
 
 `plan_evaluation` fixes every image and view of a run from the data set, the split and a seed;
-`encode_plan` encodes them (through the feature cache); `score_plan` turns vectors into named
-metrics. Keeping the three apart lets training score a candidate embedding on the very same
-protocol without re-encoding anything.
+`encode_plan` encodes them (through the feature cache); `scoring.score_plan` turns vectors into
+named metrics. Keeping the three apart lets training score a candidate embedding on the very
+same protocol without re-encoding anything.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,6 +19,7 @@ from PIL import Image
 
 from lookalike.config import Settings
 from lookalike.encoders.base import Encoder
+from lookalike.errors import ImageLoadError
 from lookalike.evaluation.augment import (
     AugmentConfig,
     augment_view,
@@ -27,20 +27,13 @@ from lookalike.evaluation.augment import (
     composite,
     crop_zoom,
     garment_mask,
+    on_white_background,
     rng_for,
 )
 from lookalike.evaluation.colour import dominant_colours
 from lookalike.evaluation.datasets import LabelledImages
 from lookalike.evaluation.features import ImageTransform, cached_features
-from lookalike.evaluation.metrics import (
-    DEFAULT_IGNORE,
-    DEFAULT_KS,
-    classification_f1,
-    majority_agreement,
-    neighbours,
-    pair_topk_accuracy,
-    retrieval_metrics,
-)
+from lookalike.evaluation.metrics import DEFAULT_IGNORE
 from lookalike.evaluation.splits import GroupSplit
 from lookalike.images import load_image
 
@@ -64,20 +57,27 @@ class ViewSet:
 class EvaluationPlan:
     dataset: LabelledImages
     eval_idx: NDArray[np.int64]  # rows of `dataset` evaluated (test split or all)
-    train_idx: NDArray[np.int64]  # rows a probe may train on (empty: cross-validated)
+    train_idx: NDArray[np.int64]  # rows a tagger may train on (empty: half of each label)
     views: list[ViewSet] = field(default_factory=list)
     seed: int = 0
     ignore_labels: tuple[str, ...] = DEFAULT_IGNORE
-    use_groups: bool = True
+    use_groups: bool = True  # False: each item is its own group (only the query is left out)
+    white_background: bool = False  # views cut garments out of white (catalogue shots)
 
 
 def _backgrounds(paths: list[Path], n: int, seed: int) -> list[Image.Image]:
+    """Corners of `n` seeded photos as backgrounds (photos that do not decode are left out;
+    a plain grey patch if none does)."""
     rng = np.random.default_rng(seed + 1000)
     chosen = rng.choice(len(paths), size=min(n, len(paths)), replace=False)
-    return [
-        background_patch(load_image(paths[int(i)], draft_size=(224, 224)), k % 4)
-        for k, i in enumerate(sorted(chosen))
-    ]
+    out = []
+    for k, i in enumerate(sorted(chosen)):
+        try:
+            img = load_image(paths[int(i)], draft_size=(224, 224))
+        except ImageLoadError:
+            continue
+        out.append(background_patch(img, k % 4))
+    return out or [Image.new("RGB", (78, 78), (128, 128, 128))]
 
 
 def plan_evaluation(
@@ -89,8 +89,9 @@ def plan_evaluation(
     n_robust: int = 300,
     background_source: list[Path] | None = None,
 ) -> EvaluationPlan:
-    """Fix every query of a run. With a split, evaluate the test groups and let probes train on
-    the rest; without one, evaluate everything (probes are then cross-validated)."""
+    """Fix every query of a run. With a split, evaluate the test groups and let the taggers
+    train on the rest; without one, evaluate everything (the taggers then train on every other
+    item of each label, see scoring.py)."""
     n = len(dataset)
     if "dominant_colour" not in dataset.columns:
         dataset.columns["dominant_colour"] = dominant_colours(dataset.paths)
@@ -99,7 +100,9 @@ def plan_evaluation(
         eval_idx, train_idx = np.flatnonzero(test), np.flatnonzero(~test)
     else:
         eval_idx, train_idx = np.arange(n), np.zeros(0, dtype=np.int64)
-    white = "product" in dataset.name
+    white = dataset.white_background
+    if white is None:
+        white = on_white_background(dataset.paths)
     bg_paths = background_source or [
         dataset.paths[i] for i in (train_idx if len(train_idx) else eval_idx)
     ]
@@ -163,7 +166,13 @@ def plan_evaluation(
         ),
     ]
     return EvaluationPlan(
-        dataset, eval_idx, train_idx, views, seed, use_groups="product" not in dataset.name
+        dataset,
+        eval_idx,
+        train_idx,
+        views,
+        seed,
+        use_groups=dataset.group_column is not None,
+        white_background=white,
     )
 
 
@@ -190,118 +199,3 @@ def encode_plan(
         for v in plan.views
     }
     return PlanFeatures(vecs, ok, views)
-
-
-def _probe_f1(
-    x_train: NDArray[Any], y_train: list[str], x_test: NDArray[Any], y_test: list[str]
-) -> tuple[dict[str, float], list[str]]:
-    from sklearn.linear_model import LogisticRegression
-
-    clf = LogisticRegression(max_iter=300, C=1.0)
-    clf.fit(x_train, y_train)
-    pred = [str(p) for p in clf.predict(x_test)]
-    return classification_f1(y_test, pred), pred
-
-
-@dataclass
-class Scores:
-    metrics: dict[str, float]
-    neighbours: NDArray[np.int64]  # top-10 of each eval row, as eval-row indices
-    probe_true: list[str]
-    probe_pred: list[str]
-
-
-def score_plan(
-    plan: EvaluationPlan, feats: PlanFeatures, ks: tuple[int, ...] = DEFAULT_KS, probe: bool = True
-) -> Scores:
-    """Named metrics of one model on one plan (see metrics.py for the exact definitions)."""
-    from lookalike.encoders.base import l2_normalise
-
-    d = plan.dataset
-    ev = plan.eval_idx[feats.ok[plan.eval_idx]]
-    x = l2_normalise(feats.all[ev])
-    labels = [d.labels[i] for i in ev]
-    groups = [d.groups[i] for i in ev] if plan.use_groups else None
-    out: dict[str, float] = {}
-    for key, val in retrieval_metrics(x, labels, groups, ks, plan.ignore_labels).items():
-        out[f"category/{key}"] = val
-    for col in ("colour", "pattern"):
-        if col in d.columns:
-            vals = [d.columns[col][i] for i in ev]
-            for key, val in retrieval_metrics(
-                x, vals, groups, ks, ("", *plan.ignore_labels)
-            ).items():
-                out[f"{col}/{key}"] = val
-    valid = np.asarray([lab not in plan.ignore_labels for lab in labels])
-    nn = neighbours(x, 10, groups=groups, valid=valid, queries=np.arange(len(ev)))
-    if "colour" in d.columns:
-        out["colour/top10_majority_agreement"] = majority_agreement(
-            nn, range(len(ev)), [d.columns["colour"][i] for i in ev]
-        )
-    if "dominant_colour" in d.columns:  # pixel-based, model-independent (colour.py)
-        out["dominant_colour/top10_majority_agreement"] = majority_agreement(
-            nn, range(len(ev)), [d.columns["dominant_colour"][i] for i in ev]
-        )
-    # view sets: targets are positions in plan.eval_idx; map to positions in `ev`
-    pos = {int(r): k for k, r in enumerate(np.flatnonzero(feats.ok[plan.eval_idx]))}
-    by_name = {v.name: v for v in plan.views}
-    if f"{SYNTHETIC}-view-a" in feats.views:
-        a, b = feats.views[f"{SYNTHETIC}-view-a"], feats.views[f"{SYNTHETIC}-view-b"]
-        tg = [pos[t] for t in by_name[f"{SYNTHETIC}-view-a"].targets if t in pos]
-        keep = np.asarray([t in pos for t in by_name[f"{SYNTHETIC}-view-a"].targets])
-        a, b = a[keep], b[keep]
-        # gallery: view B of each pair, plus the originals of every other evaluated image
-        others = np.setdiff1d(np.arange(len(ev)), tg)
-        gallery = np.concatenate([b, x[others]])
-        for key, val in pair_topk_accuracy(a, gallery, list(range(len(tg)))).items():
-            out[f"{SYNTHETIC}_pairs/{key}"] = val
-    for name in ("background-swap", "crop-zoom-50", "crop-zoom-25"):
-        if name in feats.views:
-            vs = by_name[name]
-            keep = np.asarray([t in pos for t in vs.targets])
-            q = feats.views[name][keep]
-            tg = [pos[t] for t in vs.targets if t in pos]
-            for key, val in pair_topk_accuracy(q, x, tg, (1, 10)).items():
-                out[f"{name}/{key}"] = val
-    probe_true: list[str] = []
-    probe_pred: list[str] = []
-    if probe:
-        probe_true, probe_pred = _probe(plan, feats, out)
-    return Scores(out, nn, probe_true, probe_pred)
-
-
-def _probe(
-    plan: EvaluationPlan, feats: PlanFeatures, out: dict[str, float]
-) -> tuple[list[str], list[str]]:
-    """Category tagger (logistic regression on the embedding): trained on the train split,
-    scored on the test split; without a split, trained on even rows and scored on odd ones."""
-    from lookalike.encoders.base import l2_normalise
-
-    d = plan.dataset
-    ign = set(plan.ignore_labels)
-    if len(plan.train_idx):
-        tr, te = plan.train_idx, plan.eval_idx
-    else:
-        tr, te = plan.eval_idx[0::2], plan.eval_idx[1::2]
-    tr = np.asarray([i for i in tr if feats.ok[i] and d.labels[i] not in ign], dtype=np.int64)
-    te = np.asarray([i for i in te if feats.ok[i] and d.labels[i] not in ign], dtype=np.int64)
-    seen = {d.labels[i] for i in tr}
-    te = np.asarray([i for i in te if d.labels[i] in seen], dtype=np.int64)
-    if len(tr) < 10 or len(te) < 10:
-        return [], []
-    x = l2_normalise(feats.all)
-    f1, pred = _probe_f1(x[tr], [d.labels[i] for i in tr], x[te], [d.labels[i] for i in te])
-    out["category_tagger/micro_f1"] = f1["micro_f1"]
-    out["category_tagger/macro_f1"] = f1["macro_f1"]
-    if "colour" in d.columns:
-        ctr = [i for i in tr if d.columns["colour"][i]]
-        cte = [i for i in te if d.columns["colour"][i] in {d.columns["colour"][j] for j in ctr}]
-        cf1, _ = _probe_f1(
-            x[ctr],
-            [d.columns["colour"][i] for i in ctr],
-            x[cte],
-            [d.columns["colour"][i] for i in cte],
-        )
-        out["colour_tagger/micro_f1"] = cf1["micro_f1"]
-        out["colour_tagger/macro_f1"] = cf1["macro_f1"]
-    return [d.labels[i] for i in te], pred

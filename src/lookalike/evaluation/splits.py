@@ -11,6 +11,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from lookalike.errors import LookalikeError
+
+
+class SplitMismatchError(LookalikeError, ValueError):
+    """A saved split does not belong to the data set it is used with."""
+
 
 @dataclass(frozen=True)
 class GroupSplit:
@@ -57,7 +63,8 @@ class GroupSplit:
 def group_split(
     groups: Sequence[str], test_fraction: float = 0.5, seed: int = 0, column: str = "group"
 ) -> GroupSplit:
-    """Hold out round(test_fraction x number of groups) whole groups, chosen by `seed`.
+    """Hold out round(test_fraction x number of groups) whole groups, chosen by `seed`; with
+    two groups or more, at least one is held out and at least one is kept.
 
     Deterministic: depends only on the set of groups, the fraction and the seed.
     """
@@ -67,6 +74,8 @@ def group_split(
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(unique))
     n_test = round(test_fraction * len(unique))
+    if len(unique) >= 2:
+        n_test = min(max(n_test, 1), len(unique) - 1)
     test = frozenset(unique[i] for i in order[:n_test])
     return GroupSplit(test_groups=test, test_fraction=test_fraction, seed=seed, column=column)
 
@@ -89,7 +98,7 @@ def load_or_create_split(
         present = set(groups)
         foreign = sorted(g for g in split.test_groups if g not in present)
         if foreign:
-            raise ValueError(
+            raise SplitMismatchError(
                 f"{path}: this split holds out {len(foreign)} of its {len(split.test_groups)} "
                 f"groups that are not in the data set (e.g. {', '.join(foreign[:3])}): it "
                 "belongs to another data set; delete it or pass another split file"

@@ -15,7 +15,8 @@ The loss keeps what the ImageNet backbone knows while moving it toward the catal
   untouched ImageNet top (the teacher).
 
 Batch-norm statistics stay the pretrained ones (batches of one label mix are not the data they
-were estimated on). Measured on validation contributors (docs/issue-4-notes.md, 2026-12-03):
+were estimated on). Measured on validation contributors (development notes of issue 4,
+2026-12-03):
 heads trained on the clothing-dataset's labels over frozen features traded the product
 sample's category precision for clothing precision; the fine-tuned top lifts both.
 """
