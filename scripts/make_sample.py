@@ -5,7 +5,8 @@ The dataset (https://github.com/alexeygrigorev/clothing-dataset) has `images.csv
 `image, sender_id, label, kids` and photos under `images/<image>.jpg`. This script picks a few
 images per label, spread over many contributors, shrinks them to 256 px on the longer side, and
 writes `catalog.csv` + `catalog.jsonl` in lookalike's metadata format with synthetic shop fields
-(price, brand, sizes, sustainability, second_hand). Everything is deterministic for a given seed.
+(price, brand, sizes, sustainability, second_hand; listing state, shoppers' rating and reviews).
+Everything is deterministic for a given seed.
 
     python scripts/make_sample.py --dataset ../shared/datasets/clothing-dataset \
         --out src/lookalike/data/sample --per-label 18 --seed 7
@@ -183,9 +184,21 @@ def synthetic_fields(src: Source, seed: int) -> dict[str, Any]:
     }
 
 
+def listing_fields(src: Source, seed: int) -> dict[str, Any]:
+    """Listing state and shoppers' rating: drawn from a generator of their own, so the other
+    fields stay as they were before these existed."""
+    rng = random.Random(f"{seed}:{src.image}:listing")
+    roll = rng.random()
+    state = "sold" if roll < 0.06 else "reserved" if roll < 0.12 else "available"
+    rated = rng.random() < 0.65
+    rating = round(rng.triangular(2.0, 5.0, 4.3), 1) if rated else None
+    reviews = int(rng.paretovariate(1.2) * 3) if rated else None
+    return {"state": state, "rating": rating, "reviews": reviews}
+
+
 def record(src: Source, seed: int) -> dict[str, Any]:
     """One catalog row with proper JSON types (JSONL form)."""
-    fields = synthetic_fields(src, seed)
+    fields = {**synthetic_fields(src, seed), **listing_fields(src, seed)}
     return {
         "id": src.image,
         "image": f"{src.image}.jpg",
@@ -202,6 +215,9 @@ def record(src: Source, seed: int) -> dict[str, Any]:
         "sustainability": fields["sustainability"],
         "second_hand": fields["second_hand"],
         "source": SOURCE,
+        "state": fields["state"],
+        "rating": fields["rating"],
+        "reviews": fields["reviews"],
         "sender_id": src.sender_id,
     }
 
@@ -215,7 +231,7 @@ def csv_cell(column: str, value: Any) -> str:
         return ";".join(str(v) for v in value)
     if column == "price":
         return f"{value:.2f}"
-    if column == "sustainability":
+    if column in ("sustainability", "rating"):
         return f"{value:.1f}"
     return str(value)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,38 +30,49 @@ class Settings(BaseSettings):
     # encoder
     model: str = Field(
         "lookalike-fashion-int8",
-        description="Encoder name or path to an .onnx file. The default is the trained fashion "
-        "embedding (issue 4: held-out clothing P@10 0.74 vs 0.58 for ImageNet lite0, every "
-        "product-sample check above lite0) quantised to int8; `efficientnet-lite0-int8` is the "
-        "plain ImageNet backbone, about 25 % faster.",
+        description="Encoder of new catalogs: a registered name (`lookalike.available()`) or "
+        "the path of an .onnx file with its model card. The default is the trained fashion "
+        "embedding in int8; `efficientnet-lite0-int8` is the plain ImageNet backbone (faster, "
+        "less accurate on clothes). An existing catalog keeps the model it was built with.",
     )
     batch_size: int = Field(
         4,
         ge=1,
         le=1024,
-        description="Images per model run when encoding many. The int8 models run 5-10 % "
-        "faster per image in batches of 4-8 than of 32 on one thread (fp32: same at 8 and 32); "
-        "after a decoded chunk, batches of 4 spent 6.8-6.9 ms CPU per photo, of 8 7.1.",
+        description="Images per model run when encoding many (ingest, re-embedding). 1 to "
+        "1024; small batches suit one-thread inference best.",
     )
     chunk_size: int = Field(
         32,
         ge=1,
         le=4096,
         description="Images a batch-encode worker decodes before running the model on them "
-        "(in batches of `batch_size`): fewer switches between decoding and inference, each of "
-        "which evicts the other's data from the core's caches (7.3 → 6.8 ms CPU per photo).",
+        "in batches of `batch_size` (fewer switches between decoding and inference). 1 to "
+        "4096; at least `batch_size` is used.",
     )
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0 = all cores.")
+    intra_op_threads: int = Field(
+        0, ge=0, description="ONNX Runtime threads of one-photo encoding and exact search; "
+        "0 = one per core."
+    )
     decode_threads: int = Field(
         2, ge=1, le=64, description="Batch encode workers (decode + one-thread inference each)."
     )
 
     # image safety
-    max_image_pixels: int = Field(40_000_000, ge=1, description="Pixel cap per image.")
-    max_image_bytes: int = Field(30 * 1024 * 1024, ge=1, description="Byte cap per image file.")
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Largest image in pixels (width × height); larger ones "
+        "are rejected before decoding."
+    )
+    max_image_bytes: int = Field(
+        30 * 1024 * 1024, ge=1, description="Largest image file in bytes; larger ones are "
+        "rejected before reading."
+    )
 
     # ingest
-    commit_every: int = Field(64, ge=1, description="Items per SQLite transaction at ingest.")
+    commit_every: int = Field(
+        64, ge=1, description="Items per database transaction at ingest: a killed ingest loses "
+        "at most this many (a rerun adds them)."
+    )
 
     # search
     vector_store: str = Field(
@@ -105,14 +118,21 @@ class Settings(BaseSettings):
         description="Swipe feed: weight of the user's like rates of an item's category and colour "
         "(given or predicted) in its taste score; 0 = embeddings only.",
     )
-    mmr_lambda: float = Field(
-        0.8, ge=0, le=1, description="MMR: 1 = pure relevance, lower = more diverse results."
+    diversity: float = Field(
+        0.0, ge=0, le=1,
+        description="Default diversity of every query's results (MMR): each result is ranked by "
+        "its match − diversity × its cosine to the closest result above it, and above 0 "
+        "near-duplicates are collapsed; 0 = closest first.",
     )
     near_duplicate_cos: float = Field(
-        0.95, gt=0, le=1, description="Cosine at or above which two results are one item."
+        0.95, gt=0, le=1,
+        description="Cosine at or above which two results are one item (collapsed when a query "
+        "asks for diversity, and in the swipe feed).",
     )
     colour_weight: float = Field(
-        0.1, ge=0, le=1, description="How much garment colour counts against shape and style."
+        0.1, ge=0, le=1,
+        description="Default \"match colour\" of every query: match = (1 − w)·cosine + "
+        "w·palette overlap with the query's garment colours; 0 = shape and style only.",
     )
     rocchio_gamma: float = Field(0.5, ge=0, le=5, description="Weight of negative examples.")
     steer_scale: float = Field(
@@ -122,19 +142,76 @@ class Settings(BaseSettings):
         0.35, gt=0, le=2, description="Cosine distance that splits a style profile's prototypes."
     )
     auto_tag: bool = Field(True, description="Tag colour (and trained attributes) at ingest.")
-    password_min_length: int = Field(8, ge=1, le=128)
+    tag_attributes: list[str] = Field(
+        ["category", "pattern", "usage", "gender", "department", "season", "sub_category",
+         "style", "occasion", "material", "fit"],
+        description="Labelled attributes that get a tagger trained on the catalog's own labels "
+        "(`lookalike tag`), a filter (`-f usage=Formal`) and steering directions "
+        "(`usage:Formal`): item columns (category, department) or extra metadata columns. "
+        "Ones without enough labels (2+ values with 5+ items each) are skipped. A JSON list in "
+        "the environment: LOOKALIKE_TAG_ATTRIBUTES='[\"usage\", \"gender\"]'.",
+    )
+    text_max_chars: int = Field(
+        200, ge=1, le=2000,
+        description="Longest search text (words of `search --text`, the search box); longer "
+        "is refused.",
+    )
+    text_steer_strength: float = Field(
+        0.8, ge=0, le=1,
+        description="Steering strength of an appearance word (colour, pattern, usage...) in a "
+        "search with words: beside a photo it steers the photo query; alone it ranks the items "
+        "the words' filters keep (`not red`: the same, negative).",
+    )
+    tag_min_confidence: float = Field(
+        0.5, ge=0, le=1,
+        description="A trained tagger fills an attribute only when its top class has at least "
+        "this probability (the tag's confidence); below it the item stays untagged.",
+    )
+    password_min_length: int = Field(
+        8, ge=1, le=128, description="Shortest password an account may have (1 to 128)."
+    )
 
     # server
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    upload_max_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest upload (bytes).")
+    host: str = Field(
+        "127.0.0.1", description="Address `lookalike serve` listens on: 127.0.0.1 = this "
+        "machine only, 0.0.0.0 = every interface."
+    )
+    port: int = Field(8000, ge=1, le=65535, description="TCP port `lookalike serve` listens on.")
+    upload_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1, le=1024**3,
+        description="Largest upload in bytes: one photo, or all the photos of a profile "
+        "search together (a request body may add 64 KiB of form fields).",
+    )
     admin_key_hash: str | None = Field(
         None, description="argon2 hash of the admin API key; catalog writes need the key."
     )
     session_cookie: str = Field("lookalike_session", description="Cookie holding the session.")
-    cookie_secure: bool = Field(False, description="Send the session cookie over HTTPS only.")
+    cookie_secure: bool = Field(
+        False, description="Send the session cookie over HTTPS only (and HSTS with answers)."
+    )
+    trusted_proxies: str = Field(
+        "", max_length=2000,
+        description="Reverse proxies whose X-Forwarded-For names the client (comma-separated "
+        "addresses or networks, e.g. 127.0.0.1); empty: the connecting address is the client. "
+        "Behind a proxy, set it: rate limits are per client.",
+    )
     profile_max_photos: int = Field(12, ge=1, le=100, description="Photos per profile search.")
-    api_max_k: int = Field(100, ge=1, le=1000, description="Most results one request may ask.")
+    max_results: int = Field(
+        1000, ge=1, le=10_000,
+        description="Deepest rank a query's pages reach (offset + k stays within it): the "
+        "results in relevance order, each page a slice of one ranking (none repeats or skips).",
+    )
+    sort_depth: int = Field(
+        200, ge=1, le=10_000,
+        description="Look-alikes a sorted query (price, sustainability, rating...) or one with "
+        "diversity orders: the closest this many, so a sorted list is still of look-alikes; "
+        "their pages stop there (never past max_results).",
+    )
+    base_currency: str = Field(
+        "EUR", pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code prices are converted to (with the imported exchange rates) "
+        "for price filters and sorting. One per catalog: opening it with another converts it.",
+    )
     search_processes: int | None = Field(
         None, ge=0, le=64,
         description="Processes the server searches photos in, each with its own copy of the "
@@ -145,6 +222,108 @@ class Settings(BaseSettings):
     search_concurrency: int = Field(
         0, ge=0, le=256, description="Photos the server encodes at once; 0 = one per core."
     )
+
+    # unauthenticated traffic: guests, sessions, password checks (issue 17)
+    guest_ttl: timedelta = Field(
+        timedelta(days=30), ge=timedelta(minutes=1), le=timedelta(days=3650),
+        description="A guest with no request for this long is deleted with its swipes, likes "
+        "and feed (seconds, or ISO 8601 such as P30D). 1 minute to 10 years.",
+    )
+    session_ttl: timedelta = Field(
+        timedelta(days=30), ge=timedelta(minutes=1), le=timedelta(days=3650),
+        description="An account's session unused for this long expires; the account and its "
+        "data stay (seconds or ISO 8601). 1 minute to 10 years.",
+    )
+    sessions_per_user: int = Field(
+        10, ge=1, le=1000, description="Sessions an account keeps; a new login ends the oldest."
+    )
+    guest_max: int = Field(
+        1_000_000, ge=1, le=1_000_000_000,
+        description="Most guests kept: beyond it the cleanup deletes the least recently seen.",
+    )
+    cleanup_interval: timedelta = Field(
+        timedelta(minutes=10), ge=timedelta(seconds=1), le=timedelta(days=1),
+        description="How often the server deletes expired guests and sessions. 1 s to 1 day.",
+    )
+    requests_per_minute: float = Field(
+        300.0, gt=0, le=1_000_000,
+        description="Requests a client (IP address; IPv6 by /64) may make per minute after a "
+        "burst of `requests_burst` (static files and item photos aside); beyond that 429 with "
+        "Retry-After, before any other work. 0 < x <= 1,000,000.",
+    )
+    requests_burst: int = Field(
+        200, ge=1, le=1_000_000, description="Requests a client may make at once before "
+        "`requests_per_minute` applies."
+    )
+    auth_failures_per_minute: float = Field(
+        6.0, gt=0, le=10_000,
+        description="Failed logins and wrong admin keys a client (IP address; IPv6 by /64) may "
+        "make per minute after a burst of `auth_failures_burst`; beyond that the answer is 429 "
+        "with Retry-After, before any password hashing. 0 < x <= 10,000.",
+    )
+    auth_failures_burst: int = Field(
+        5, ge=1, le=10_000, description="Failed logins / admin keys a client may make at once."
+    )
+    new_guests_per_minute: float = Field(
+        30.0, gt=0, le=100_000,
+        description="Guests one client may create per minute (on its first write) after a "
+        "burst of `new_guests_burst`; beyond that 429. 0 < x <= 100,000.",
+    )
+    new_guests_burst: int = Field(
+        60, ge=1, le=100_000, description="Guests one client may create at once before "
+        "`new_guests_per_minute` applies."
+    )
+    new_accounts_per_minute: float = Field(
+        1.0, gt=0, le=10_000,
+        description="Accounts one client may create per minute after a burst of "
+        "`new_accounts_burst` (each costs an argon2 hash and a permanent row).",
+    )
+    new_accounts_burst: int = Field(
+        10, ge=1, le=10_000, description="Accounts one client may create at once before "
+        "`new_accounts_per_minute` applies."
+    )
+    rate_limit_clients: int = Field(
+        10_000, ge=16, le=10_000_000,
+        description="Clients each rate limiter remembers (least recently seen forgotten "
+        "first): bounds the limiters' memory. 16 to 10 million.",
+    )
+    hash_concurrency: int = Field(
+        2, ge=1, le=64,
+        description="argon2 computations (password and admin key checks, ~64 MiB and 0.1-0.3 s "
+        "each) the server runs at once; more wait. 1 to 64.",
+    )
+    hashes_per_minute: float = Field(
+        60.0, gt=0, le=100_000,
+        description="argon2 computations the server runs per minute for all clients together "
+        "(after a burst of 5): bounds the CPU that password checks take from searches; more "
+        "wait in the queue. 0 < x <= 100,000.",
+    )
+    hash_queue: int = Field(
+        64, ge=0, le=10_000,
+        description="argon2 computations that may wait for a slot; beyond that the answer is "
+        "503 with Retry-After. 0 to 10,000.",
+    )
+
+    @field_validator("guest_ttl", "session_ttl", "cleanup_interval", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """A duration as plain seconds (`LOOKALIKE_GUEST_TTL=3600`) as well as ISO 8601."""
+        if isinstance(value, str):
+            try:
+                return timedelta(seconds=float(value))
+            except ValueError:
+                return value
+        return value
+    @field_validator("tag_attributes")
+    @classmethod
+    def _attribute_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,39}", name):
+                raise ValueError(f"{name!r} is not an attribute name (a letter, then letters, "
+                                 "digits or _; at most 40)")
+        if len(names) > 20:
+            raise ValueError("at most 20 attributes")
+        return list(dict.fromkeys(names))
 
     @property
     def models_dir(self) -> Path:

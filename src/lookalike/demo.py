@@ -19,10 +19,16 @@ def sample_metadata() -> Path:
     return SAMPLE_DIR / "catalog.csv"
 
 
+def sample_brand_ratings() -> Path:
+    """The sample's brand ratings: invented for the demo, like its brands."""
+    return SAMPLE_DIR / "brand_ratings.csv"
+
+
 def build_demo_catalog(
     settings: Settings, progress: Callable[[IngestProgress], None] | None = None
 ) -> tuple[Catalog, IngestReport]:
-    """Open `settings.catalog_dir` and ingest the bundled sample into it (idempotent)."""
+    """Open `settings.catalog_dir` and ingest the bundled sample into it, with its (invented)
+    brand ratings (idempotent)."""
     catalog = Catalog.open(settings)
     report = catalog.ingest(
         sample_images(),
@@ -30,6 +36,7 @@ def build_demo_catalog(
         report_path=Path(settings.catalog_dir) / "rejected.csv",
         progress=progress,
     )
+    catalog.import_brand_ratings(sample_brand_ratings(), replace=True)
     return catalog, report
 
 

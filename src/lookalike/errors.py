@@ -38,9 +38,54 @@ class ItemNotFoundError(LookalikeError):
         return type(self), (self.item_id,)
 
 
+class CatalogNotFoundError(LookalikeError):
+    """No catalog in that folder, and the caller asked not to create one."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(
+            f"no catalog at {folder} (no catalog.sqlite in it): make one with "
+            f"`lookalike ingest PHOTOS --metadata items.csv --catalog {folder}`, or try "
+            f"`lookalike demo --catalog {folder}` (the bundled sample)"
+        )
+        self.folder = folder
+
+    def __reduce__(self) -> tuple[type[CatalogNotFoundError], tuple[str]]:
+        return type(self), (self.folder,)
+
+
 class CatalogMismatchError(LookalikeError):
     """The catalog was built with another encoder (dimension or name differ)."""
 
 
 class FilterError(LookalikeError):
     """A search filter is malformed (unknown field, min above max...)."""
+
+
+class CatalogCorruptError(LookalikeError):
+    """The catalog's database file is damaged (empty, not SQLite, truncated, malformed), or one
+    of its rows is. The message names the file and says how to go on."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(
+            f"{path}: {reason}. `lookalike check` shows the damage, `lookalike repair` fixes "
+            "what can be fixed, `lookalike restore` brings back a backup"
+        )
+        self.path = path
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[CatalogCorruptError], tuple[str, str]]:
+        return type(self), (self.path, self.reason)
+
+
+class MetadataError(LookalikeError):
+    """The metadata file as a whole cannot be read: missing, unreadable, not text, no header.
+
+    (A bad row is never this: it becomes a rejected row and the ingest goes on.)"""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[MetadataError], tuple[str, str]]:
+        return type(self), (self.path, self.reason)

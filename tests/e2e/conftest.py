@@ -112,6 +112,21 @@ def phone(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
+def camera_page(browser: Any) -> Iterator[Any]:
+    """A desktop page in a second chromium that has a camera (Chromium's fake one, whose use
+    is allowed without asking)."""
+    with_camera = browser.browser_type.launch(
+        executable_path=str(CHROMIUM),
+        args=[*CHROMIUM_ARGS, "--use-fake-device-for-media-stream",
+              "--use-fake-ui-for-media-stream"],
+    )
+    try:
+        yield from _page(with_camera, DESKTOP)
+    finally:
+        with_camera.close()
+
+
+@pytest.fixture
 def shoot() -> Any:
     """`shoot(page, name)` saves a screenshot under artifacts/screenshots/ (gitignored)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

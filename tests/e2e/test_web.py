@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lookalike.config import Settings
 from lookalike.demo import sample_images, sample_metadata
 
 pytestmark = pytest.mark.e2e
@@ -268,3 +269,221 @@ def test_guest_becomes_an_account_and_keeps_likes(live_server: str, page: Any) -
     page.click("button[data-action=login]")
     page.wait_for_selector("text=Signed in as e2e_shopper")
     assert page.locator("#liked .card").get_attribute("data-id") == liked
+
+
+# -- issue 20: a failed upload, honest controls and badges, more results, camera, likes ---------
+
+BAD_FILE = {"name": "fake.jpg", "mimeType": "image/jpeg", "buffer": b"this is not a photo at all"}
+
+
+def is_search(request: Any) -> bool:
+    return bool(request.method == "POST" and request.url.endswith("/search"))
+
+
+# Chromium does not hand multipart bodies with a file to Playwright: the page's own fetch
+# records what each photo search sent (the photo by its file name).
+RECORD_SEARCHES = """
+window.__searches = [];
+const pageFetch = window.fetch;
+window.fetch = (input, init = {}) => {
+  if (String(input).endsWith("/search") && init.body instanceof FormData) {
+    const fields = {};
+    for (const [k, v] of init.body.entries()) {
+      (fields[k] ||= []).push(v instanceof File ? v.name : v);
+    }
+    window.__searches.push(fields);
+  }
+  return pageFetch(input, init);
+};
+"""
+
+
+def sent_search(page: Any, action: Any) -> dict[str, list[str]]:
+    """The fields of the photo search `action()` makes the page send."""
+    with page.expect_request(is_search):
+        action()
+    fields: dict[str, list[str]] = page.evaluate("() => window.__searches.at(-1)")
+    return fields
+
+
+def badges(page: Any) -> list[int]:
+    texts: list[str] = page.eval_on_selector_all("#grid .card .score", "els => els.map(e => "
+                                                 "e.textContent)")
+    return [int(t.split("%")[0]) for t in texts]
+
+
+def settle(page: Any) -> None:
+    page.wait_for_function("() => document.querySelector('#grid').getAttribute('aria-busy')"
+                           " === 'false' && document.querySelectorAll('#grid .card').length > 0")
+
+
+def test_a_failed_upload_leaves_the_page_as_it_was(live_server: str, page: Any) -> None:
+    page.add_init_script(RECORD_SEARCHES)
+    page.goto(live_server + "/")
+    page.wait_for_selector("#grid .card")
+    browsing = [c["id"] for c in cards(page)]
+    # from browsing: nothing changes but the message
+    page.set_input_files("#photo", files=[BAD_FILE])
+    page.wait_for_selector("#toast.show[data-kind='error']")
+    settle(page)
+    assert page.inner_text("#results-h") == "Browse the catalog"
+    assert page.locator("#preview").is_hidden()
+    assert [c["id"] for c in cards(page)] == browsing
+    # from a photo search: the photo, its heading and its look-alikes stay
+    query = first_of("Dress")
+    upload(page, query)
+    shown = [c["id"] for c in cards(page)]
+    preview = page.get_attribute("#preview-img", "src")
+    page.evaluate("() => document.getElementById('toast').classList.remove('show')")
+    page.set_input_files("#photo", files=[BAD_FILE])
+    page.wait_for_selector("#toast.show[data-kind='error']")
+    settle(page)
+    assert page.get_attribute("#preview-img", "src") == preview
+    assert page.eval_on_selector("#preview-img", "img => img.complete && img.naturalWidth > 0")
+    assert page.inner_text("#results-h") == "Look-alikes of your photo"
+    assert [c["id"] for c in cards(page)] == shown
+    # a later filter change searches with the good photo, not the refused file
+    page.evaluate("() => document.getElementById('toast').classList.remove('show')")
+    sent = sent_search(page, lambda: page.select_option("#f-category", "Shoes"))
+    assert sent["photo"] == [query["image"]]
+    page.wait_for_function(
+        "() => { const c = [...document.querySelectorAll('#grid .card')];"
+        " return c.length > 0 && c.every(e => e.dataset.category === 'Shoes'); }"
+    )
+    assert page.locator("#toast.show[data-kind='error']").count() == 0
+
+
+def test_sliders_show_and_send_what_the_search_applies(live_server: str, page: Any) -> None:
+    defaults = Settings()  # the e2e server runs with the default controls
+    page.add_init_script(RECORD_SEARCHES)
+    page.goto(live_server + "/")
+    page.wait_for_selector("#grid .card")
+    assert float(page.input_value("#colour-weight")) == defaults.colour_weight
+    assert float(page.inner_text("#o-cw")) == defaults.colour_weight
+    assert float(page.input_value("#diversity")) == defaults.diversity
+    assert float(page.inner_text("#o-div")) == defaults.diversity
+    photo = str(sample_images() / first_of("Dress")["image"])
+    fields = sent_search(page, lambda: page.set_input_files("#photo", photo))
+    assert float(fields["colour_weight"][0]) == defaults.colour_weight
+    assert float(fields["diversity"][0]) == defaults.diversity
+    settle(page)
+    # moved and moved back to 0: 0 is sent, not left to the server's default
+    for slider, name in (("#diversity", "diversity"), ("#colour-weight", "colour_weight")):
+        for value in ("0.5", "0"):
+
+            def move(slider: str = slider, value: str = value) -> None:
+                page.fill(slider, value)
+                page.dispatch_event(slider, "input")
+
+            assert float(sent_search(page, move)[name][0]) == float(value), (name, value)
+            settle(page)
+
+
+def test_match_badges_follow_the_order_after_more_like_this(live_server: str, page: Any) -> None:
+    page.goto(live_server + "/")
+    upload(page, first_of("Hoodie"))
+    assert badges(page) == sorted(badges(page), reverse=True)
+    before = [c["id"] for c in cards(page)]
+    page.click("#grid .card:nth-child(3) [data-act='more']")
+    page.wait_for_function(
+        "ids => { const c = [...document.querySelectorAll('#grid .card')].map(e => e.dataset.id);"
+        " return c.length > 0 && c.join() !== ids.join(); }",
+        arg=before,
+    )
+    settle(page)
+    for diversity in ("0", "0.6"):
+        page.fill("#diversity", diversity)
+        page.dispatch_event("#diversity", "input")
+        page.wait_for_timeout(400)
+        settle(page)
+        shown = badges(page)
+        assert len(shown) == 24 and shown == sorted(shown, reverse=True), (diversity, shown)
+
+
+def test_photo_search_shows_more(live_server: str, page: Any, shoot: Any) -> None:
+    page.goto(live_server + "/")
+    upload(page, first_of("Shoes"))
+    first = [c["id"] for c in cards(page)]
+    assert len(first) == 24 and page.locator("#load-more").is_visible()
+    bound = Settings().max_results
+    while page.locator("#load-more").is_visible():
+        count = len(cards(page))
+        page.click("#load-more")
+        page.wait_for_function("n => document.querySelectorAll('#grid .card').length > n",
+                               arg=count)
+        settle(page)
+    found = [c["id"] for c in cards(page)]
+    assert found[:24] == first
+    # past the old cap of 100: every item for sale (sold ones are left out), none twice
+    for_sale = sum(r["state"] != "sold" for r in rows())
+    assert bound > for_sale and len(found) == len(set(found)) == for_sale
+    assert badges(page) == sorted(badges(page), reverse=True)
+    assert page.inner_text("#status") == f"{for_sale} look-alikes"
+    shoot(page, "desktop-8-show-more")
+
+
+def test_camera_button_only_where_there_is_a_camera(
+    live_server: str, page: Any, phone: Any, camera_page: Any
+) -> None:
+    photo_buttons = "#camera-option:not([hidden]), #webcam-open:not([hidden])"
+    page.goto(live_server + "/")
+    page.wait_for_selector("#grid .card")
+    page.wait_for_timeout(300)  # the camera check is asynchronous
+    assert page.locator(photo_buttons).count() == 0  # a desktop without a camera
+    phone.goto(live_server + "/")
+    phone.wait_for_selector("#grid .card")
+    assert phone.locator("#camera-option").is_visible()  # a phone: its camera via `capture`
+    # a desktop with a camera: the page takes the photo itself (`capture` opens a file chooser)
+    desk = camera_page
+    desk.goto(live_server + "/")
+    desk.wait_for_selector("#webcam-open:not([hidden])")
+    assert desk.locator("#camera-option").is_hidden()
+    desk.click("#webcam-open")
+    desk.wait_for_function("() => document.getElementById('webcam').open"
+                           " && document.getElementById('webcam-video').videoWidth > 0")
+    desk.click("#webcam-snap")
+    desk.wait_for_selector("#results-h:has-text('Look-alikes of your photo')")
+    desk.wait_for_selector("#grid[aria-busy='false'] .card .score")
+    assert desk.eval_on_selector("#preview-img", "img => img.complete && img.naturalWidth > 0")
+    assert not desk.evaluate("() => document.getElementById('webcam').open")
+
+
+def test_card_buttons_line_up_in_a_row(live_server: str, page: Any) -> None:
+    page.set_viewport_size({"width": 1000, "height": 900})  # narrow cards: titles, tags wrap
+    page.goto(live_server + "/")
+    upload(page, first_of("Dress"))
+    rows: dict[int, list[dict[str, float]]] = {}
+    for box in page.eval_on_selector_all(
+        "#grid .card",
+        "els => els.map(e => ({top: Math.round(e.getBoundingClientRect().top),"
+        " text: e.querySelector('.title').offsetHeight + e.querySelector('.tags').offsetHeight,"
+        " more: e.querySelector('[data-act=more]').getBoundingClientRect().top}))",
+    ):
+        rows.setdefault(box["top"], []).append(box)
+    assert any(len({b["text"] for b in row}) > 1 for row in rows.values())  # texts differ
+    for row in rows.values():
+        assert max(b["more"] for b in row) - min(b["more"] for b in row) < 1, row
+
+
+def test_unlike_on_the_liked_page(live_server: str, page: Any) -> None:
+    page.goto(live_server + "/swipe")
+    liked = []
+    for _ in range(2):
+        page.wait_for_selector("#swipe-card[data-id]")
+        liked.append(_swipe_state(page)["id"])
+        page.click("#btn-like")
+        page.wait_for_function("old => document.querySelector('#swipe-card').dataset.id !== old",
+                               arg=liked[-1])
+    page.goto(live_server + "/likes")
+    assert page.locator("#liked .card").count() == 2
+    assert page.inner_text("#liked-count") == "2 items"
+    page.click(f"#liked .card[data-id='{liked[0]}'] [data-act='unlike']")
+    page.wait_for_function("() => document.querySelectorAll('#liked .card').length === 1")
+    assert page.inner_text("#liked-count") == "1 item"
+    page.reload()
+    assert [c.get_attribute("data-id") for c in page.locator("#liked .card").all()] == [liked[1]]
+    swipes = {s["item_id"]: s["liked"] for s in page.request.get(live_server + "/me/swipes").json()}
+    assert swipes == {liked[0]: False, liked[1]: True}
+    page.click(f"#liked .card[data-id='{liked[1]}'] [data-act='unlike']")
+    page.wait_for_selector("#start-swiping:not([hidden])")
+    assert page.inner_text("#liked-count") == "0 items"

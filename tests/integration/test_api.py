@@ -74,13 +74,16 @@ def assert_error(response: Any, status: int, *words: str) -> None:
 
 
 def test_list_items_paginates(client: TestClient) -> None:
+    for_sale = sum(r["state"] != "sold" for r in sample_rows())  # sold items are left out
     first = client.get("/items", params={"limit": 50}).json()
     second = client.get("/items", params={"limit": 50, "offset": 50}).json()
-    assert first["total"] == 306
+    assert first["total"] == for_sale
     assert len(first["items"]) == 50 and len(second["items"]) == 50
     assert not {i["id"] for i in first["items"]} & {i["id"] for i in second["items"]}
-    last = client.get("/items", params={"limit": 50, "offset": 300}).json()
-    assert len(last["items"]) == 6
+    last = client.get("/items", params={"limit": 50, "offset": 250}).json()
+    assert len(last["items"]) == for_sale - 250
+    everything = client.get("/items", params={"include_sold": "true"}).json()
+    assert everything["total"] == 306
 
 
 def test_list_items_filters(client: TestClient) -> None:
@@ -245,6 +248,108 @@ def test_profile_search_from_several_photos(client: TestClient) -> None:
     assert_error(client.post("/search/profile", files=too_many), 422, "12")
 
 
+# -- controls of every query: match colour, diversity; scores; pages ------------------------------
+
+
+def _ids(response: Any) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [r["item"]["id"] for r in response.json()["results"]]
+
+
+def test_match_colour_is_a_control_of_every_query(
+    client: TestClient, shared_catalog: Catalog
+) -> None:
+    rows = sample_rows()
+    row = rows[7]
+    photo = {"photo": ("q.jpg", photo_of(row), "image/jpeg")}
+    profile = [("photos", ("q.jpg", photo_of(row), "image/jpeg"))]
+    def each(w: str) -> dict[str, list[str]]:
+        return {
+            "photo": _ids(client.post("/search", files=photo,
+                                      data={"k": "12", "colour_weight": w})),
+            "similar": _ids(client.get(f"/items/{row['id']}/similar",
+                                       params={"k": 12, "colour_weight": w})),
+            "items": _ids(client.post("/search/items", json={
+                "positive": [row["id"]], "k": 12, "colour_weight": float(w)})),
+            "profile": _ids(client.post("/search/profile", files=profile,
+                                        data={"k": "12", "colour_weight": w})),
+        }
+
+    shape, colour = each("0"), each("1")
+    for kind in shape:
+        assert shape[kind] != colour[kind], kind
+    # omitted = the server's default, the same as sending it
+    default = str(shared_catalog.settings.colour_weight)
+    assert _ids(client.post("/search", files=photo, data={"k": "12"})) == _ids(
+        client.post("/search", files=photo, data={"k": "12", "colour_weight": default}))
+
+
+def test_openapi_shows_the_servers_defaults(shared_catalog: Catalog) -> None:
+    settings = shared_catalog.settings.model_copy(update={"colour_weight": 0.35,
+                                                          "diversity": 0.4})
+    spec = TestClient(create_app(settings, shared_catalog)).get("/openapi.json").json()
+    bodies = spec["components"]["schemas"]
+    for body in ("Body_search_photo_search_post", "Body_search_profile_search_profile_post",
+                 "RecommendRequest"):
+        assert bodies[body]["properties"]["colour_weight"]["default"] == 0.35, body
+        assert bodies[body]["properties"]["diversity"]["default"] == 0.4, body
+    params = {p["name"]: p for p in spec["paths"]["/items/{item_id}/similar"]["get"]["parameters"]}
+    assert params["colour_weight"]["schema"]["default"] == 0.35
+    assert params["diversity"]["schema"]["default"] == 0.4
+
+
+def test_scores_are_the_ranking_and_similarity_the_cosine(client: TestClient) -> None:
+    row = sample_rows()[3]
+    for data in ({}, {"diversity": "0.8", "colour_weight": "0.5"}):
+        results = client.post("/search", files={"photo": ("q.jpg", photo_of(row), "image/jpeg")},
+                              data={"k": "24", **data}).json()["results"]
+        scores = [r["score"] for r in results]
+        assert scores == sorted(scores, reverse=True)
+        assert results[0]["item"]["id"] == row["id"] and results[0]["similarity"] > 0.999
+        assert all(-1 <= r["similarity"] <= 1 for r in results)
+    plain = client.get(f"/items/{row['id']}/similar",
+                       params={"k": 10, "colour_weight": 0, "diversity": 0}).json()["results"]
+    assert [r["score"] for r in plain] == [r["similarity"] for r in plain]
+
+
+def test_photo_search_pages_are_cut_from_one_ranking(
+    client: TestClient, shared_catalog: Catalog
+) -> None:
+    row = sample_rows()[20]
+    photo = {"photo": ("q.jpg", photo_of(row), "image/jpeg")}
+
+    def page(offset: int, k: int) -> dict[str, Any]:
+        response = client.post("/search", files=photo,
+                               data={"k": str(k), "offset": str(offset), "diversity": "0.3"})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    whole = page(0, 72)
+    pages = [page(0, 24), page(24, 24), page(48, 24)]
+    assert [p["offset"] for p in pages] == [0, 24, 48]
+    assert [p["next_offset"] for p in pages] == [24, 48, 72]
+    assert [r["item"]["id"] for p in pages for r in p["results"]] == [
+        r["item"]["id"] for r in whole["results"]]
+    # the bound: offset + k stays within it (k is cut to fit), then no next page; with
+    # diversity it is sort_depth (the list MMR picks), stated in every answer
+    bound = whole["bound"]
+    assert bound == shared_catalog.settings.sort_depth and {p["bound"] for p in pages} == {bound}
+    last = page(bound - 10, 24)
+    assert len(last["results"]) == 10 and last["next_offset"] is None
+    assert_error(client.post("/search", files=photo,
+                             data={"offset": str(bound), "diversity": "0.3"}), 422,
+                 "offset", str(bound))
+    # "more like these" and "more like this" page the same way
+    more = {"positive": [row["id"]], "k": 10}
+    both = client.post("/search/items", json={**more, "k": 20}).json()["results"]
+    second = client.post("/search/items", json={**more, "offset": 10}).json()
+    assert [r["item"]["id"] for r in second["results"]] == [r["item"]["id"] for r in both[10:]]
+    similar = client.get(f"/items/{row['id']}/similar", params={"k": 20}).json()["results"]
+    later = client.get(f"/items/{row['id']}/similar", params={"k": 10, "offset": 10}).json()
+    assert [r["item"]["id"] for r in later["results"]] == [r["item"]["id"] for r in similar[10:]]
+
+
 # -- bad uploads: clear JSON errors, and the server keeps answering -------------------------------
 
 
@@ -386,24 +491,40 @@ def guest(client: TestClient) -> tuple[int, dict[str, str]]:
     return body["user"]["id"], {"Authorization": f"Bearer {body['token']}"}
 
 
-def test_first_visit_makes_a_guest_with_a_cookie(client: TestClient) -> None:
-    first = client.get("/me")
-    assert first.status_code == 200 and first.json()["is_guest"] is True
-    assert "lookalike_session" in first.cookies or client.cookies.get("lookalike_session")
-    token = first.headers["x-session-token"]
-    again = client.get("/me")
-    assert again.json()["id"] == first.json()["id"]
+def test_reads_make_no_guest_and_the_first_swipe_makes_one_with_a_cookie(
+    client: TestClient,
+) -> None:
+    item = sample_rows()[3]["id"]
+    visitor = TestClient(client.app)
+    first = visitor.get("/me")
+    assert first.status_code == 200
+    assert first.json() == {"id": None, "username": None, "is_guest": True, "created_at": None}
+    assert "set-cookie" not in first.headers and "x-session-token" not in first.headers
+    assert visitor.post("/me/swipes", json={"item_id": item, "liked": True}).status_code == 204
+    token = visitor.cookies.get("lookalike_session")
+    assert token
+    me = visitor.get("/me").json()
+    assert me["id"] is not None and me["is_guest"] is True
+    again = visitor.get("/me")
+    assert again.json()["id"] == me["id"]
     assert "x-session-token" not in again.headers  # no new session for a known cookie
     header = TestClient(client.app).get("/me", headers={"Authorization": f"Bearer {token}"})
-    assert header.json()["id"] == first.json()["id"]
+    assert header.json()["id"] == me["id"]
+    assert [s["item_id"] for s in visitor.get("/me/swipes").json()] == [item]
 
 
-def test_unknown_token_is_401_but_stale_cookie_is_a_new_guest(client: TestClient) -> None:
+def test_unknown_token_is_401_but_stale_cookie_is_forgotten(client: TestClient) -> None:
     assert_error(client.get("/me", headers={"Authorization": "Bearer forged"}), 401, "token")
     assert_error(client.get("/me/swipes", headers={"X-Session-Token": "forged"}), 401)
     stale = TestClient(client.app, cookies={"lookalike_session": "expired"})
     response = stale.get("/me")
-    assert response.status_code == 200 and response.headers["x-session-token"] != "expired"
+    assert response.status_code == 200 and response.json()["id"] is None
+    assert 'lookalike_session=""' in response.headers["set-cookie"]  # deleted
+    item = sample_rows()[4]["id"]
+    written = TestClient(client.app, cookies={"lookalike_session": "expired"}).post(
+        "/me/swipes", json={"item_id": item, "liked": False})
+    assert written.status_code == 204
+    assert written.headers["x-session-token"] not in ("", "expired")
 
 
 def test_swipes_feed_and_likes(client: TestClient) -> None:

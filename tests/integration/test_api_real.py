@@ -62,9 +62,12 @@ def effective(item: dict[str, Any], name: str) -> str | None:
 def test_a_catalog_photo_finds_itself_first(client: TestClient) -> None:
     rows = sample_rows()
     for row in rows[::51]:
-        results = search(client, row, k="10")
+        sold = row["state"] == "sold"  # a sold item is found only when asked for
+        results = search(client, row, k="10", **({"include_sold": "true"} if sold else {}))
         assert len(results) == 10
         assert results[0]["item"]["id"] == row["id"] and results[0]["score"] > 0.99
+        if sold:
+            assert row["id"] not in [r["item"]["id"] for r in search(client, row, k="10")]
 
 
 def test_filters_hold_with_the_real_encoder(client: TestClient) -> None:
@@ -127,7 +130,8 @@ def test_concurrent_searches_all_answer(client: TestClient) -> None:
     rows = sample_rows()[::20]
 
     def one(row: dict[str, str]) -> tuple[int, str]:
-        response = client.post("/search", files={"photo": photo(row)}, data={"k": "5"})
+        response = client.post("/search", files={"photo": photo(row)},
+                               data={"k": "5", "include_sold": "true"})
         return response.status_code, response.json()["results"][0]["item"]["id"]
 
     with ThreadPoolExecutor(8) as pool:

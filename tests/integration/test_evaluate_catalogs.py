@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -235,7 +236,7 @@ def test_clear_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     res = CliRunner().invoke(app, ["evaluate", "--dataset", str(empty), "--model", "fake"])
-    assert res.exit_code == 1 and "no metadata file" in res.output
+    assert res.exit_code == 2 and "no metadata file" in res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
     data = make_catalog(tmp_path / "shop", 12, ("category",))
     split = tmp_path / "split.json"
@@ -243,12 +244,12 @@ def test_clear_errors(tmp_path: Path) -> None:
     res = CliRunner().invoke(
         app, ["evaluate", "--dataset", str(data), "--model", "fake", "--split", str(split)]
     )
-    assert res.exit_code == 1 and "no group column" in res.output
+    assert res.exit_code == 2 and "no group column" in res.output
     for bad in (["--map", "category"], ["--test-fraction", "1.5"]):
         res = CliRunner().invoke(
             app, ["evaluate", "--dataset", str(data), "--model", "fake", *bad]
         )
-        assert res.exit_code == 1 and "error:" in res.output, res.output
+        assert res.exit_code == 2 and "error:" in res.output, res.output
         assert res.exception is None or isinstance(res.exception, SystemExit)
 
 
@@ -264,7 +265,8 @@ def test_real_default_encoder_on_a_shop_catalog(tmp_path: Path) -> None:
         w = csv.writer(f)
         w.writerow(["id", "image", "category"])
         for r in rows:
-            (data / "images" / r["image"]).symlink_to(SAMPLE / "images" / r["image"])
+            # copies, not links: a link leaving the images folder is refused (issue 17)
+            shutil.copyfile(SAMPLE / "images" / r["image"], data / "images" / r["image"])
             w.writerow([r["id"], r["image"], r["category"]])
     out = tmp_path / "out"
     # the real model's ONNX export is cached where the user's runs keep it

@@ -133,3 +133,46 @@ def test_search_processes_do_not_outlive_a_killed_server(
     while [w for w in workers if alive(w)] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [w for w in workers if alive(w)]
+
+
+def test_the_serving_line_appears_once_the_server_listens(catalog_dir: Path) -> None:
+    """It used to be printed before the catalog, the model and the search processes loaded
+    (13 s early under load): a user who opened the address at once was refused."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lookalike", "serve", "--catalog", str(catalog_dir),
+         "--port", str(port), "--search-processes", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until the server says it serves
+        assert b"lookalike is serving" in line, (line, proc.stderr.read() if proc.stderr else b"")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/catalog", timeout=10) as r:
+            assert r.status == 200  # at once, no retry: it listens
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_a_taken_port_is_one_clear_error(command: str, catalog_dir: Path, tmp_path: Path) -> None:
+    """It printed "serving ... press Ctrl+C" and then a uvicorn error (demo: after building
+    the whole demo catalog)."""
+    folder = catalog_dir if command == "serve" else tmp_path / "demo"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "lookalike", command, "--catalog", str(folder),
+             "--port", str(port)],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert out.returncode == 2, out
+    assert out.stdout == ""
+    assert out.stderr.splitlines() == [
+        f"error: cannot serve on 127.0.0.1:{port}: the port is already in use (another "
+        "lookalike serve?); stop that program or choose another port with --port"
+    ]
+    assert command == "serve" or not folder.exists()  # the demo stopped before its ingest

@@ -217,7 +217,7 @@ BAD_BYTES: dict[str, tuple[Callable[[], bytes], str, type[ImageLoadError]]] = {
     "corrupt-ff.png": (lambda: f.corrupt_middle(f.png(), value=0xFF), "corrupt", ImageLoadError),
     "corrupt-header.jpg": (_corrupt_jpeg_header, "", ImageLoadError),
     "text.jpg": (lambda: b"this is plain text, not a JPEG\n" * 4, "not an image", ImageLoadError),
-    "document.pdf": (f.minimal_pdf, "not an image", ImageLoadError),
+    "document.pdf": (f.minimal_pdf, "not an image (a PDF document)", ImageLoadError),
     "scan.tiff": (f.tiff, "unsupported image format TIFF", ImageLoadError),
     "scan-renamed.jpg": (f.tiff, "unsupported image format TIFF", ImageLoadError),
     "bomb.png": (

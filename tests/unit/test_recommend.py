@@ -3,6 +3,7 @@ profiles, Rocchio + steering, MMR. Fast paths are checked against plain referenc
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lookalike.catalog import Catalog, Filters
+from lookalike.catalog import Catalog, Filters, Result
 from lookalike.config import Settings
 from lookalike.demo import sample_images, sample_metadata
 from lookalike.encoders import create
-from lookalike.errors import ItemNotFoundError
+from lookalike.errors import ItemNotFoundError, LookalikeError
 from lookalike.recommend import (
     EmptyQueryError,
     Feed,
@@ -24,6 +25,7 @@ from lookalike.recommend import (
     mean_pairwise_distance,
     mmr,
     mmr_reference,
+    photo_palette,
     profile_search,
     recommend,
     steering_directions,
@@ -58,36 +60,44 @@ def _unit(m: np.ndarray) -> np.ndarray:
 @given(
     n=st.integers(0, 25),
     k=st.integers(0, 12),
-    lam=st.floats(0, 1),
+    diversity=st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0]) | st.floats(0, 1),
     dup=st.sampled_from([None, 0.95, 0.6]),
     seed=st.integers(0, 10_000),
 )
 def test_mmr_matches_the_reference_loop(
-    n: int, k: int, lam: float, dup: float | None, seed: int
+    n: int, k: int, diversity: float, dup: float | None, seed: int
 ) -> None:
     rng = np.random.default_rng(seed)
     vecs = _unit(rng.standard_normal((n, 6)))
     rel = rng.random(n).astype(np.float32)
-    assert mmr(rel, vecs, k, lam, dup) == mmr_reference(rel, vecs, k, lam, dup)
+    picked, scores = mmr(rel, vecs, k, diversity, dup)
+    ref_picked, ref_scores = mmr_reference(rel, vecs, k, diversity, dup)
+    assert picked == ref_picked
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-5)
+    # the score each result was taken with: never above its relevance, never rising
+    assert all(sc <= rel[i] + 1e-6 for i, sc in zip(picked, scores, strict=True))
+    assert all(a >= b - 1e-9 for a, b in itertools.pairwise(scores))
 
 
-def test_mmr_lambda_one_is_relevance_order_and_collapses_duplicates() -> None:
+def test_mmr_diversity_zero_is_relevance_order_and_collapses_duplicates() -> None:
     rng = np.random.default_rng(1)
     vecs = _unit(rng.standard_normal((8, 16)))
     vecs[3] = vecs[0]  # a near-duplicate of the best item
     rel = np.linspace(1, 0.3, 8).astype(np.float32)
-    assert mmr(rel, vecs, 8, 1.0) == list(range(8))
-    assert 3 not in mmr(rel, vecs, 8, 1.0, duplicate_cos=0.99)
+    picked, scores = mmr(rel, vecs, 8, 0.0)
+    assert picked == list(range(8))
+    np.testing.assert_allclose(scores, rel)
+    assert 3 not in mmr(rel, vecs, 8, 0.0, duplicate_cos=0.99)[0]
 
 
-def test_lower_lambda_is_more_diverse() -> None:
+def test_more_diversity_is_more_diverse() -> None:
     rng = np.random.default_rng(2)
     centre = _unit(rng.standard_normal(32))
     near = _unit(centre + 0.2 * rng.standard_normal((30, 32)))
     far = _unit(rng.standard_normal((30, 32)))
     vecs = np.concatenate([near, far])
     rel = vecs @ centre
-    div = [mean_pairwise_distance(vecs[mmr(rel, vecs, 10, lam)]) for lam in (1.0, 0.7, 0.3)]
+    div = [mean_pairwise_distance(vecs[mmr(rel, vecs, 10, d)[0]]) for d in (0.0, 0.4, 1.0)]
     assert div[0] < div[1] < div[2]
 
 
@@ -415,3 +425,105 @@ def test_colour_weight_raises_colour_agreement(catalog: Catalog) -> None:
             n += sum(r.item.attribute("colour") == colour for r in recommend(catalog, q, 10))
         agree.append(n)
     assert agree[1] > agree[0]
+
+
+# -- every query: colour weight, ranking scores, pages ---------------------------------------
+
+
+def _colour_agreement(catalog: Catalog, results: list[Result], colour: str | None) -> int:
+    return sum(r.item.attribute("colour") == colour for r in results)
+
+
+def test_photo_search_and_more_like_this_match_colour(catalog: Catalog) -> None:
+    agree: dict[str, list[int]] = {"photo": [], "similar": []}
+    for w in (0.0, 0.6):
+        photo = similar = 0
+        for item in catalog.items(limit=25, offset=150):
+            colour = item.attribute("colour")
+            found = catalog.search_image(Path(item.image_path), 10, colour_weight=w,
+                                         diversity=0.0)
+            photo += _colour_agreement(catalog, found[1:], colour)  # [0]: the item itself
+            similar += _colour_agreement(
+                catalog, catalog.similar(item.id, 10, colour_weight=w, diversity=0.0), colour
+            )
+        agree["photo"].append(photo)
+        agree["similar"].append(similar)
+    assert agree["photo"][1] > agree["photo"][0]
+    assert agree["similar"][1] > agree["similar"][0]
+
+
+def test_a_photo_of_an_item_matches_it_fully(catalog: Catalog) -> None:
+    item = catalog.items(limit=1, offset=33)[0]
+    top = catalog.search_image(Path(item.image_path), 3, colour_weight=0.5)[0]
+    # same vector, and the photo's palette is the stored one (same decode, same rounding)
+    assert top.item.id == item.id
+    assert top.score == pytest.approx(1.0, abs=1e-5)
+    assert top.similarity == pytest.approx(1.0, abs=1e-5)
+
+
+def test_scores_are_what_the_results_are_ranked_by(catalog: Catalog) -> None:
+    item = catalog.items(limit=1, offset=60)[0]
+    vec = catalog.vector_of(item.id)
+    for w, d in ((0.0, 0.0), (0.3, 0.0), (0.3, 0.25), (0.6, 1.0)):
+        found = recommend(catalog, Query(colour_weight=w, diversity=d).add_item(catalog, item.id),
+                          20)
+        scores = [r.score for r in found]
+        assert scores == sorted(scores, reverse=True), (w, d)
+        for r in found:  # similarity: the plain cosine to the query
+            assert r.similarity == pytest.approx(float(catalog.vector_of(r.item.id) @ vec),
+                                                 abs=1e-4)
+        if w == 0 and d == 0:
+            assert scores == pytest.approx([r.similarity for r in found])
+
+
+def test_pages_are_cut_from_one_ranking(catalog: Catalog) -> None:
+    item = catalog.items(limit=1, offset=90)[0]
+    query = Query(colour_weight=0.3, diversity=0.25).add_item(catalog, item.id)
+    whole = recommend(catalog, query, 36)
+    pages = [recommend(catalog, query, 12, offset=o) for o in (0, 12, 24)]
+    assert [(r.item.id, r.score) for p in pages for r in p] == [
+        (r.item.id, r.score) for r in whole
+    ]
+    # the photo search and "more like this" page the same way
+    by_photo = catalog.search_image(Path(item.image_path), 20, Filters(kids=False))
+    assert [r.item.id for r in catalog.search_image(
+        Path(item.image_path), 10, Filters(kids=False), offset=10)] == [
+        r.item.id for r in by_photo[10:]
+    ]
+    with pytest.raises(LookalikeError, match="offset"):
+        recommend(catalog, query, 5, offset=-1)
+
+
+def test_profile_matches_the_colours_of_its_photos(catalog: Catalog) -> None:
+    agree = []
+    for w in (0.0, 0.6):
+        n = 0
+        for item in catalog.items(limit=15, offset=200):
+            img = catalog.load_photo(Path(item.image_path))
+            vecs = catalog.embed_image(img)[None]
+            found = profile_search(catalog, vecs, 10, exclude=[item.rowid],
+                                   palettes=[photo_palette(img)], colour_weight=w,
+                                   diversity=0.0)
+            n += _colour_agreement(catalog, found, item.attribute("colour"))
+        agree.append(n)
+    assert agree[1] > agree[0]
+
+
+def test_palette_cache_follows_a_retag_by_another_process(catalog: Catalog) -> None:
+    from lookalike.attributes.colour import COLOUR_NAMES, parse_palette
+    from lookalike.attributes.palettes import palettes_of
+    from lookalike.catalog.schema import Tag
+
+    item = catalog.items(limit=1, offset=5)[0]
+    before = palettes_of(catalog, [item.rowid])[0]
+    assert before.any()
+    np.testing.assert_allclose(before, parse_palette(item.predicted["palette"].value))
+    other = Catalog.open(catalog.settings)  # another handle on the file, as another process
+    try:
+        other.store.set_predicted(item.rowid, {"palette": Tag(value="purple:1.00", confidence=1)})
+        after = palettes_of(catalog, [item.rowid])[0]
+        assert after[COLOUR_NAMES.index("purple")] == 1.0 and after.sum() == 1.0
+    finally:
+        other.store.set_predicted(item.rowid, {"palette": item.predicted["palette"]})
+        other.close()
+    np.testing.assert_allclose(palettes_of(catalog, [item.rowid])[0], before)

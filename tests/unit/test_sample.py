@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 import lookalike.images
-from lookalike.catalog.schema import KNOWN_FIELDS
+from lookalike.catalog.brands import normalise_brand, read_brand_ratings
+from lookalike.catalog.schema import KNOWN_FIELDS, STATES
 from lookalike.images import load_image
 
 SAMPLE = Path(lookalike.images.__file__).resolve().parent / "data" / "sample"
@@ -36,7 +37,7 @@ def rows() -> list[dict[str, str]]:
 
 
 def test_files_present() -> None:
-    for name in ("catalog.csv", "catalog.jsonl", "README.md", "LICENSE"):
+    for name in ("catalog.csv", "catalog.jsonl", "brand_ratings.csv", "README.md", "LICENSE"):
         assert (SAMPLE / name).is_file(), name
     assert "CC0 1.0" in (SAMPLE / "LICENSE").read_text(encoding="utf-8")
 
@@ -92,8 +93,23 @@ def test_field_values(rows: list[dict[str, str]]) -> None:
         assert 0.0 <= float(r["sustainability"]) <= 5.0
         assert r["sizes"] and all(s.strip() == s and s for s in r["sizes"].split(";"))
         assert r["sender_id"].isdigit()
+        assert r["state"] in STATES
+        assert r["rating"] == "" or 0.0 <= float(r["rating"]) <= 5.0
+        assert (r["reviews"] == "") == (r["rating"] == "")
     share = sum(r["second_hand"] == "true" for r in rows) / len(rows)
     assert 0.25 <= share <= 0.55
+    states = {s: sum(r["state"] == s for r in rows) for s in STATES}
+    assert states["sold"] >= 5 and states["reserved"] >= 5  # something for the demo to show
+
+
+def test_brand_ratings_are_marked_invented_and_rate_the_sample(rows: list[dict[str, str]]) -> None:
+    path = SAMPLE / "brand_ratings.csv"
+    assert path.read_text(encoding="utf-8").startswith("# INVENTED FOR THE DEMO")
+    parsed = read_brand_ratings(path)
+    assert not parsed.errors
+    rated = {r.key for r in parsed.ratings}
+    brands = {normalise_brand(r["brand"]) for r in rows}
+    assert rated < brands  # every rating is of a sample brand; some brands stay unrated
 
 
 def _cell(value: Any) -> str:
@@ -114,7 +130,7 @@ def test_csv_and_jsonl_agree(rows: list[dict[str, str]]) -> None:
         assert isinstance(rec["sizes"], list)
         assert isinstance(rec["kids"], bool) and isinstance(rec["second_hand"], bool)
         for column in COLUMNS:
-            if column in ("price", "sustainability"):
+            if column in ("price", "sustainability", "rating") and rec[column] is not None:
                 assert float(row[column]) == pytest.approx(rec[column]), (row["id"], column)
             else:
                 assert row[column] == _cell(rec[column]), (row["id"], column)

@@ -269,9 +269,10 @@ def test_unknown_vector_store_url_is_a_clear_error(tmp_path: Path) -> None:
             Catalog.open(Settings(catalog_dir=tmp_path, vector_store=url, model="fake"))
 
 
-def test_a_reused_rowid_and_fields_set_behind_the_catalogs_back(tmp_path: Path) -> None:
-    """SQLite gives a deleted last rowid to the next item: the store must forget the old row.
-    A tagger writing predicted fields straight to SQLite is seen through the change log."""
+def test_a_deleted_last_item_and_fields_set_behind_the_catalogs_back(tmp_path: Path) -> None:
+    """The deleted last item's row leaves the store (its rowid is not given out again: the
+    next item gets a new one). A tagger writing predicted fields straight to SQLite is seen
+    through the change log."""
     from lookalike.catalog.schema import Tag
 
     cat = make_catalog(tmp_path, 1200, exact_max_items=500, filter_exact_max=50)
@@ -280,12 +281,68 @@ def test_a_reused_rowid_and_fields_set_behind_the_catalogs_back(tmp_path: Path) 
     cat.delete_item(cat.store.get_many([last])[0].id)
     items, vectors = SyntheticCatalog(DIM, seed=7).items(0, 1)
     (rowid,) = cat.add_items(items, vectors)
-    assert rowid == last and len(cat) == 1200
+    assert rowid == last + 1 and len(cat) == 1200
+    assert len(cat.index.vectors(np.asarray([last]))) == 0
     np.testing.assert_array_equal(cat.index.vectors(np.asarray([rowid]))[0], vectors[0])
     hits = cat.search_vectors(old_vector[None], 3)[0]
-    assert hits[0][0] != rowid or hits[0][1] < 0.999
+    assert last not in [r for r, _ in hits] and hits[0][1] < 0.999
     uncoloured = [it for it in cat.store.get_many(list(range(1, 200))) if it.colour is None]
     target = uncoloured[0]
     cat.store.set_predicted(target.rowid, {"colour": Tag(value="Ultraviolet", confidence=0.9)})
     found = cat.search_vectors(vectors, 5, Filters(colour=["ultraviolet"]))[0]
     assert [r for r, _ in found] == [target.rowid]
+
+
+# -- shop filters (issue 21) and sold items ---------------------------------------------------
+
+SHOP_FILTERS = [
+    Filters(state=["reserved"]),  # ~1 %: the store's own state column
+    Filters(brand=["Brand-007 Ltd."], include_sold=True),  # normalised like brand_key
+    Filters(min_rating=4.5),  # ~1 %: a field the store does not hold, resolved by SQLite
+    Filters(currency=["USD"], kids=False),  # ~1 %: likewise, with a field it holds
+]
+
+
+def sql_reference(catalog: Catalog, queries: np.ndarray, k: int, filters: Filters) -> np.ndarray:
+    """Exact top k over the items SQLite's own WHERE clause keeps (`Filters.to_sql`)."""
+    allowed = catalog.store.filter_rowids(filters)
+    ids, vectors = catalog.store.vectors_of(allowed)
+    scores = queries.astype(np.float64) @ vectors.T.astype(np.float64)
+    return ids[np.argsort(-scores, axis=1, kind="stable")[:, :k]]
+
+
+@pytest.mark.parametrize("ivf", [False, True])
+def test_sold_items_and_shop_filters_keep_recall(tmp_path: Path, ivf: bool) -> None:
+    """A default search leaves sold items out (a third of the catalog: more than the few
+    dropped from the hits) and still returns k items; filters on issue 21's fields keeping
+    1 % return the exact top k, whether the store holds the field or SQLite resolves it."""
+    n = 3000
+    cat = make_catalog(tmp_path, n, exact_max_items=500 if ivf else 5000, filter_exact_max=50)
+    ids = cat.store.vector_rowids()
+    rng = np.random.default_rng(5)
+    sold = rng.choice(ids, n // 3, replace=False)
+    rest = np.setdiff1d(ids, sold)
+    with cat.store.transaction() as conn:  # behind the catalog's back: the change log tells
+        conn.executemany("UPDATE items SET state = 'sold' WHERE rowid = ?",
+                         [(int(r),) for r in sold])
+        for column, value in (("state", "reserved"), ("rating", 4.8), ("currency", "USD")):
+            conn.executemany(f"UPDATE items SET {column} = ? WHERE rowid = ?",
+                             [(value, int(r)) for r in rng.choice(rest, n // 100, False)])
+    queries = cat.store.vectors_of(rng.choice(ids, 20, replace=False))[1]
+    queries = queries + rng.normal(0, 0.05, queries.shape).astype(np.float32)
+
+    truth = sql_reference(cat, queries, 10, Filters())
+    got = [[r for r, _ in hits] for hits in cat.search_vectors(queries, 10)]
+    assert all(len(g) == 10 for g in got)
+    assert not set(np.concatenate(got).tolist()) & set(sold.tolist())
+    if ivf:
+        assert cat.last_plan is not None and cat.last_plan.method == "ivf"
+        assert recall(truth, np.asarray(got)) >= 0.95
+    else:
+        assert np.asarray(got).tolist() == truth.tolist()
+
+    for filters in SHOP_FILTERS:
+        truth = sql_reference(cat, queries, 10, filters)
+        assert truth.shape == (20, 10), filters
+        got = [[r for r, _ in hits] for hits in cat.search_vectors(queries, 10, filters)]
+        assert np.asarray(got).tolist() == truth.tolist(), filters

@@ -13,7 +13,9 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lookalike.catalog import DuplicateItemError
+from lookalike.catalog.tablefile import TableFileError
 from lookalike.errors import (
+    CatalogCorruptError,
     FilterError,
     ImageLoadError,
     ImageTooLargeError,
@@ -21,7 +23,9 @@ from lookalike.errors import (
     LookalikeError,
 )
 from lookalike.recommend import EmptyQueryError, UnknownDirectionError
+from lookalike.recommend.words import TextTooLongError
 from lookalike.users import UserError, UsernameTakenError
+from lookalike.validation import plain_error
 
 log = logging.getLogger("lookalike.api")
 
@@ -50,10 +54,11 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     """FastAPI's request validation and pydantic's own errors: the same 422, field by field."""
     assert isinstance(exc, RequestValidationError | ValidationError)
     errors = [
-        {"field": _location(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
+        {"field": field, "message": plain_error(e, field)}
         for e in exc.errors()
+        for field in [_location(tuple(e.get("loc", ())))]
     ]
-    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    summary = "; ".join(e["message"] for e in errors[:5])
     return _json(422, f"invalid request: {summary}", errors=errors)
 
 
@@ -83,6 +88,11 @@ async def _duplicate(_: Request, exc: Exception) -> JSONResponse:
     return _json(409, str(exc))
 
 
+async def _corrupt(_: Request, exc: Exception) -> JSONResponse:
+    log.error("%s", exc)  # names the file: for the operator's log, not for the client
+    return _json(503, "the catalog is damaged; the server's log says where")
+
+
 async def _lookalike(_: Request, exc: Exception) -> JSONResponse:
     return _json(400, str(exc))
 
@@ -100,11 +110,14 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(ItemNotFoundError, _not_found)
     app.add_exception_handler(FilterError, _unprocessable)
+    app.add_exception_handler(TableFileError, _unprocessable)
     app.add_exception_handler(ImageLoadError, _image)
     app.add_exception_handler(DuplicateItemError, _duplicate)
     app.add_exception_handler(UsernameTakenError, _duplicate)
     app.add_exception_handler(UserError, _unprocessable)
     app.add_exception_handler(EmptyQueryError, _unprocessable)
     app.add_exception_handler(UnknownDirectionError, _unprocessable)
+    app.add_exception_handler(CatalogCorruptError, _corrupt)
+    app.add_exception_handler(TextTooLongError, _unprocessable)
     app.add_exception_handler(LookalikeError, _lookalike)
     app.add_exception_handler(Exception, _unexpected)

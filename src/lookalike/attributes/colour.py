@@ -14,6 +14,7 @@ colour-weight control compares palettes (histogram intersection).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import cv2
@@ -31,6 +32,7 @@ __all__ = [
     "format_palette",
     "garment_weights",
     "parse_palette",
+    "parse_palettes",
 ]
 
 #: Shopper colour names, each with one or more sRGB prototypes.
@@ -181,21 +183,32 @@ def format_palette(hist: NDArray[np.float32], min_share: float = 0.05) -> str:
     return ",".join(parts)
 
 
+_INDEX = {name: i for i, name in enumerate(COLOUR_NAMES)}
+
+
 def parse_palette(text: str | None) -> NDArray[np.float32]:
     """Inverse of `format_palette` (unknown names ignored); renormalised to sum 1."""
-    hist = np.zeros(len(COLOUR_NAMES), dtype=np.float32)
-    if not text:
-        return hist
-    index = {n: i for i, n in enumerate(COLOUR_NAMES)}
-    for part in text.split(","):
-        name, _, share = part.partition(":")
-        if name.strip() in index:
-            try:
-                hist[index[name.strip()]] += float(share)
-            except ValueError:
-                continue
-    total = float(hist.sum())
-    return hist / total if total > 0 else hist
+    out: NDArray[np.float32] = parse_palettes([text])[0]
+    return out
+
+
+def parse_palettes(texts: Sequence[str | None]) -> NDArray[np.float32]:
+    """`parse_palette` of many stored palettes at once: one row each (zeros where none)."""
+    hist = np.zeros((len(texts), len(COLOUR_NAMES)), dtype=np.float32)
+    for row, text in enumerate(texts):
+        if not text:
+            continue
+        for part in text.split(","):
+            name, _, share = part.partition(":")
+            col = _INDEX.get(name.strip())
+            if col is not None:
+                try:
+                    hist[row, col] += float(share)
+                except ValueError:
+                    continue
+    total = hist.sum(axis=1, keepdims=True)
+    out: NDArray[np.float32] = np.divide(hist, total, out=hist, where=total > 0)
+    return out
 
 
 def colour_similarity(

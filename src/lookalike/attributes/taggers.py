@@ -1,9 +1,10 @@
 """The taggers a catalog runs by default, and tagging of items already in a catalog.
 
-At ingest (and `Catalog.add_item`) the colour tagger always runs on the decoded pixels; the
-category and pattern probes run on the embeddings once they have been trained for that catalog
-(`train_probes`, CLI `lookalike tag --train`). Predictions only fill fields the item leaves
-empty: a given value is never overwritten.
+At ingest (and `Catalog.add_item`) the colour tagger always runs on the decoded pixels; a probe
+per attribute of `Settings.tag_attributes` (category, pattern, usage, gender...) runs on the
+embeddings once it has been trained for that catalog (`train_probes`, CLI `lookalike tag`).
+Predictions only fill attributes the item leaves empty (a column or an extra field): a given
+value is never overwritten.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ import numpy as np
 from lookalike.attributes.colour import ColourTagger
 from lookalike.attributes.probe import ProbeTagger, load_probe, save_probe, train_probe
 from lookalike.catalog import Catalog, Tag
+from lookalike.catalog.filters import given_sql
 from lookalike.catalog.ingest import PixelTagger, VectorTagger
 from lookalike.config import Settings
 from lookalike.errors import ImageLoadError, LookalikeError
 from lookalike.images import load_image
 
 __all__ = [
-    "PROBED_ATTRIBUTES",
     "TagReport",
     "default_taggers",
     "install_default_taggers",
@@ -33,7 +34,12 @@ __all__ = [
     "train_probes",
 ]
 
-PROBED_ATTRIBUTES = ("category", "pattern")
+
+def _probe_taggers(catalog: Catalog) -> list[ProbeTagger]:
+    """A `ProbeTagger` per attribute of `Settings.tag_attributes` with a trained probe."""
+    s = catalog.settings
+    probes = (load_probe(catalog.store, name) for name in s.tag_attributes)
+    return [ProbeTagger(p, s.tag_min_confidence) for p in probes if p is not None]
 
 
 def default_taggers(
@@ -42,11 +48,7 @@ def default_taggers(
     """(pixel taggers, vector taggers) for ingest into `catalog`."""
     if not settings.auto_tag:
         return [], []
-    vector: list[VectorTagger] = []
-    for name in PROBED_ATTRIBUTES:
-        probe = load_probe(catalog.store, name)
-        if probe is not None:
-            vector.append(ProbeTagger(probe))
+    vector: list[VectorTagger] = [*_probe_taggers(catalog)]
     return [ColourTagger()], vector
 
 
@@ -61,15 +63,17 @@ def install_default_taggers(catalog: Catalog) -> None:
 
 
 def train_probes(catalog: Catalog) -> dict[str, dict[str, float]]:
-    """Train and store a probe per attribute that has enough given labels."""
+    """Train and store a probe per attribute of `Settings.tag_attributes` that has enough given
+    labels (2+ values with 5+ items each); returns each one's held-out metrics
+    (`lookalike.attributes.probe.heldout_metrics`)."""
     out: dict[str, dict[str, float]] = {}
-    for name in PROBED_ATTRIBUTES:
+    for name in catalog.settings.tag_attributes:
         try:
             probe, metrics = train_probe(catalog, name)
         except LookalikeError:
             continue
         save_probe(catalog.store, probe)
-        out[name] = {**metrics, "classes": float(len(probe.classes))}
+        out[name] = metrics
     install_default_taggers(catalog)
     return out
 
@@ -91,15 +95,13 @@ def tag_catalog(
 ) -> TagReport:
     """Tag items already in the catalog (e.g. ingested before taggers existed)."""
     report = TagReport()
+    probe_taggers = [t for t in _probe_taggers(catalog) if probes]
+    given = "".join(f", {given_sql(t.probe.name)}" for t in probe_taggers)
     with catalog.store.connection() as conn:
         rows = conn.execute(
-            "SELECT rowid, image_path, predicted, category, extra, colour FROM items ORDER BY rowid"
+            f"SELECT rowid, image_path, predicted, colour{given} FROM items ORDER BY rowid"
         ).fetchall()
     report.items = len(rows)
-    probe_taggers = [
-        ProbeTagger(p) for p in (load_probe(catalog.store, n) for n in PROBED_ATTRIBUTES)
-        if p is not None and probes
-    ]
     tagger = ColourTagger()
 
     def colour_tags(path: str) -> dict[str, Tag] | None:
@@ -127,14 +129,14 @@ def tag_catalog(
             report.unreadable += 1
         if got:
             tags.update(got)
-        given = {"category": row[3], "pattern": json.loads(row[4]).get("pattern")}
-        if probe_taggers:
+        missing = [t for t, value in zip(probe_taggers, row[4:], strict=True)
+                   if value is None or str(value).strip() == ""]
+        if missing:
             vec = catalog.index.vectors(np.asarray([rowid], dtype=np.int64))
             if len(vec):
-                for pt in probe_taggers:
-                    if not given.get(pt.probe.name):
-                        tags.update(pt(vec)[0])
-        if row[5]:
+                for pt in missing:
+                    tags.update(pt(vec)[0])
+        if row[3]:
             tags.pop("colour", None)  # never shadow a given value
         if tags:
             catalog.store.set_predicted(rowid, tags)

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
-from lookalike.catalog.filters import Filters
+from lookalike.catalog.brands import BrandRatingsFile, normalise_brand, read_brand_ratings
+from lookalike.catalog.filters import LIST_FIELDS, Filters
 from lookalike.catalog.ingest import (
     IngestProgress,
     IngestReport,
@@ -26,15 +28,23 @@ from lookalike.catalog.ingest import (
     VectorTagger,
     ingest,
 )
+from lookalike.catalog.rates import RatesFile, read_rates
 from lookalike.catalog.schema import Item, ItemIn, ItemUpdate, Tag
-from lookalike.catalog.store import CatalogStore, NewItem, scalars_of_item
+from lookalike.catalog.sorting import SORTS
+from lookalike.catalog.store import CatalogStore, NewItem
+from lookalike.colour_names import canonical_colour
 from lookalike.config import Settings
-from lookalike.encoders import Encoder, create
-from lookalike.errors import LookalikeError
+from lookalike.encoders import Encoder
+from lookalike.encoders import create as create_encoder
+from lookalike.errors import CatalogNotFoundError, LookalikeError
 from lookalike.images import ImageLimits, ImageSource, content_hash, load_image, read_image_bytes
 from lookalike.index import Scalars, SearchPlan, VectorStore, open_vector_store
 
 DB_FILE = "catalog.sqlite"
+#: Up to this many sold items, a search that only leaves sold items out searches everything and
+#: drops them from the hits (as it drops excluded items) instead of searching the rest as a
+#: filtered subset: the unfiltered index stays in use while few items are sold.
+SOLD_EXCLUDED_MAX = 256
 
 
 class DuplicateItemError(LookalikeError):
@@ -43,10 +53,14 @@ class DuplicateItemError(LookalikeError):
 
 @dataclass(frozen=True)
 class Result:
-    """One recommended item and its cosine similarity to the query."""
+    """One recommended item. `score` is what the results are ranked by (it never rises down a
+    list ranked by `lookalike.recommend`: the match, blended with colour and less a diversity
+    penalty; for a raw vector search, the cosine); `similarity` is the plain cosine similarity
+    to the query vector, where there is one."""
 
     item: Item
     score: float
+    similarity: float | None = None
 
 
 @dataclass
@@ -60,23 +74,33 @@ class Catalog:
     last_plan: SearchPlan | None = None
 
     @classmethod
-    def open(cls, settings: Settings | None = None, encoder: Encoder | None = None) -> Catalog:
-        """Open (or create) the catalog in `settings.catalog_dir`.
+    def open(
+        cls, settings: Settings | None = None, encoder: Encoder | None = None, *,
+        create: bool = True,
+    ) -> Catalog:
+        """Open (or, unless `create` is False, create) the catalog in `settings.catalog_dir`.
 
         The encoder is the one the catalog was built with (recorded in it), else
-        `settings.model`; it is loaded only when an image must be encoded.
+        `settings.model`; it is loaded only when an image must be encoded. `create=False`
+        raises `CatalogNotFoundError` where there is no catalog, and creates nothing.
         """
         settings = settings or Settings()
         folder = Path(settings.catalog_dir)
-        store = CatalogStore(folder / DB_FILE)
+        if not create and not (folder / DB_FILE).is_file():
+            raise CatalogNotFoundError(str(folder))
+        store = CatalogStore(folder / DB_FILE, settings.base_currency)
         if encoder is not None:
             store.bind_model(encoder.name, encoder.dim)
-        stored_dim = store.get_meta("dim")
+        stored_dim = store.dim  # the stored vectors' length, even if the record is damaged
         if stored_dim is None:
-            encoder = encoder or create(settings.model, settings)
+            encoder = encoder or create_encoder(settings.model, settings)
             store.bind_model(encoder.name, encoder.dim)
-            stored_dim = str(encoder.dim)
-        index = open_vector_store(settings, folder, int(stored_dim), store)
+            stored_dim = encoder.dim
+        try:
+            index = open_vector_store(settings, folder, stored_dim, store)
+        except BaseException:
+            store.close()
+            raise
         catalog = cls(settings=settings, store=store, index=index, _encoder=encoder)
         if settings.auto_tag:  # default taggers (colour; trained probes) — issue 5
             from lookalike.attributes.taggers import install_default_taggers
@@ -100,7 +124,7 @@ class Catalog:
     def encoder(self) -> Encoder:
         if self._encoder is None:
             name = self.store.model_name or self.settings.model
-            self._encoder = create(name, self.settings)
+            self._encoder = create_encoder(name, self.settings)
             self.store.bind_model(self._encoder.name, self._encoder.dim)
         return self._encoder
 
@@ -113,6 +137,7 @@ class Catalog:
 
     def info(self) -> dict[str, object]:
         store = self.index.describe()
+        rates_base, rates = self.store.rates()
         return {
             "folder": str(self.settings.catalog_dir),
             "items": self.store.count(),
@@ -120,6 +145,11 @@ class Catalog:
             "dim": self.index.dim,
             "index": str(store["method"]),
             "vector_store": store,
+            "sold": self.store.count(Filters(state=["sold"])),
+            "brand_ratings": self.store.brand_rating_count(),
+            "base_currency": self.store.base_currency,
+            "rates": len(rates),
+            "rates_base": rates_base,
         }
 
     # -- writes ------------------------------------------------------------------------------
@@ -171,14 +201,15 @@ class Catalog:
             raise DuplicateItemError(f"an item with id {item.id!r} exists")
         if digest in hashes:
             raise DuplicateItemError("the catalog already holds this exact image")
-        img = load_image(image, limits=self.limits, name=image_path.name)
+        size = self.encoder.preprocess.resize_size
+        img = load_image(image, limits=self.limits, name=image_path.name, draft_size=(size, size))
         vector = self.encoder.encode_images([img])
         tags: dict[str, Tag] = {}
         for tagger in self.pixel_taggers:
             tags.update(tagger(img))
         for vtagger in self.vector_taggers:
             tags.update(vtagger(vector)[0])
-        predicted = {k: t for k, t in tags.items() if not getattr(item, k, None)}
+        predicted = {k: t for k, t in tags.items() if not item.gives(k)}
         new = NewItem(item.id or digest[:16], item, str(image_path), digest, predicted)
         self.add_items([new], vector)
         return self.store.get(new.id)
@@ -190,10 +221,8 @@ class Catalog:
         if vectors.shape[1] != self.index.dim:
             raise ValueError(f"vectors are {vectors.shape[1]}-d, the catalog's {self.index.dim}")
         rowids = self.store.add(items, vectors)
-        self.index.upsert(
-            np.asarray(rowids, dtype=np.int64), vectors,
-            [scalars_of_item(it.fields, it.predicted) for it in items],
-        )
+        ids = np.asarray(rowids, dtype=np.int64)
+        self.index.upsert(ids, vectors, self.store.scalars_of(ids))
         return rowids
 
     def update_item(self, item_id: str, change: ItemUpdate) -> Item:
@@ -201,6 +230,29 @@ class Catalog:
         rowid = np.asarray([item.rowid], dtype=np.int64)
         self.index.set_fields(rowid, self.store.scalars_of(rowid))
         return item
+
+    def import_brand_ratings(
+        self, source: Path | bytes, name: str | None = None, *, replace: bool = False
+    ) -> BrandRatingsFile:
+        """Read a brand ratings file (`lookalike.catalog.brands`) and store its valid rows
+        (`replace`: drop brands it does not rate). Rows with errors are reported in the
+        returned file's `errors` and left out; the rest are stored even so."""
+        parsed = read_brand_ratings(source, name)
+        if parsed.ratings or replace:
+            self.store.set_brand_ratings(parsed.ratings, replace=replace)
+        return parsed
+
+    def import_rates(
+        self, source: Path | bytes, name: str | None = None, *, base: str | None = None
+    ) -> RatesFile:
+        """Read an exchange rates file (`lookalike.catalog.rates`; against `base`, by default
+        the settings' base currency, unless it has a `base` column) and make it the catalog's
+        rates, unless any row has an error: a partial rates table would silently drop prices
+        from price filters, so nothing is stored then."""
+        parsed = read_rates(source, name, base=base or self.settings.base_currency)
+        if not parsed.errors:
+            self.store.set_rates(parsed.rates, parsed.base)
+        return parsed
 
     def delete_item(self, item_id: str) -> None:
         rowid = self.store.delete(item_id)
@@ -217,8 +269,72 @@ class Catalog:
     def get(self, item_id: str) -> Item:
         return self.store.get(item_id)
 
-    def items(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Item]:
-        return self.store.list(filters, offset, limit)
+    def items(
+        self, filters: Filters | None = None, offset: int = 0, limit: int = 50,
+        sort: str = "relevance",
+    ) -> list[Item]:
+        """Browse: the items `filters` keep (sold ones left out unless asked for) in `sort`'s
+        order (`lookalike.catalog.sorting`; relevance = catalog order)."""
+        if sort not in SORTS:
+            raise LookalikeError(f"unknown sort {sort!r}; sorts: {', '.join(SORTS)}")
+        return self.store.list(filters or Filters(), offset, limit, sort)
+
+    def values(self, field: str) -> list[str]:
+        """Every value of a list filter's field (category, brand, colour, size) or other
+        attribute (usage, pattern...) that some item has, as the filter matches it (given, else
+        predicted; colours by canonical name), sorted."""
+        return sorted((v for v, _ in self.store.values(field)), key=str.lower)
+
+    def unknown_filter_values(self, filters: Filters, shown: int = 30) -> list[str]:
+        """A plain sentence for each filter value no item has, with the values that exist:
+        "no item has category 'Spacesuits'; categories: Dress, Hat, ..." (why a search came
+        back short or empty). Case-insensitive, as the filters are; colours by canonical name
+        (`navy blue` is known where items are `navy`)."""
+        notes = []
+        wanted_by = [(name, list(getattr(filters, name))) for name in LIST_FIELDS]
+        wanted_by += list(filters.attributes.items())
+        for name, wanted in wanted_by:
+            if not wanted:
+                continue
+            existing = self.values(name)
+            keys: dict[str, Callable[[str], str]] = {"colour": canonical_colour,
+                                                     "brand": normalise_brand}
+            key = keys.get(name, str.lower)
+            known = {key(v) for v in existing}
+            plural = {"category": "categories", "brand": "brands", "colour": "colours",
+                      "size": "sizes"}.get(name, f"{name} values")
+            listed = ", ".join(existing[:shown]) + (
+                f", ... ({len(existing) - shown} more)" if len(existing) > shown else ""
+            )
+            for value in wanted:
+                if key(value) not in known:
+                    notes.append(f"no item has {name} {value!r}; "
+                                 + (f"{plural}: {listed}" if existing else f"no item has a {name}"))
+        return notes
+
+    def notes(self, filters: Filters | None = None, sort: str = "relevance") -> list[str]:
+        """Plain sentences on what a query's filters and sort cannot do: filter values no item
+        has (`unknown_filter_values`) and prices without an exchange rate (`price_notes`)."""
+        f = filters or Filters()
+        unknown = [] if f.is_empty() else self.unknown_filter_values(f)
+        return unknown + self.price_notes(f, sort)
+
+    def price_notes(self, filters: Filters | None = None, sort: str = "relevance") -> list[str]:
+        """Where prices are compared (a price filter or sort): a sentence per currency whose
+        items cannot be converted to the base currency for want of an exchange rate, e.g.
+        "3 items priced in JPY have no exchange rate to EUR: price filters leave them out and
+        price sorts put them last (lookalike rates import)"."""
+        f = filters or Filters()
+        if f.price_min is None and f.price_max is None and not sort.startswith("price"):
+            return []
+        base = self.store.base_currency
+        return [
+            f"{n} item{'s' if n != 1 else ''} priced in {currency} "
+            f"{'have' if n != 1 else 'has'} no exchange rate to {base}: price filters leave "
+            f"{'them' if n != 1 else 'it'} out and price sorts put "
+            f"{'them' if n != 1 else 'it'} last (lookalike rates import)"
+            for currency, n in self.store.unconverted()
+        ]
 
     def vector_of(self, item_id: str) -> NDArray[np.float32]:
         self.refresh()
@@ -229,21 +345,29 @@ class Catalog:
         vec: NDArray[np.float32] = vecs[0]
         return vec
 
-    def embed(self, source: ImageSource, name: str | None = None) -> NDArray[np.float32]:
-        """Encode one photo (path or bytes) into a unit vector."""
+    def load_photo(self, source: ImageSource, name: str | None = None) -> Image.Image:
+        """Decode one photo (path or bytes) as ingest does: within the image limits, at the
+        size the encoder needs (so embedding and colour tags of a query match a stored item's)."""
         if not isinstance(source, bytes):
             name = name or str(source)
             source = read_image_bytes(source, self.limits)
-        pre = self.encoder.preprocess
-        img = load_image(
-            source, limits=self.limits, name=name, draft_size=(pre.resize_size, pre.resize_size)
-        )
-        vec: NDArray[np.float32] = self.encoder.encode_batch(pre(img)[None])[0]
+        size = self.encoder.preprocess.resize_size
+        return load_image(source, limits=self.limits, name=name, draft_size=(size, size))
+
+    def embed_image(self, img: Image.Image) -> NDArray[np.float32]:
+        """Encode one decoded photo into a unit vector."""
+        vec: NDArray[np.float32] = self.encoder.encode_batch(self.encoder.preprocess(img)[None])[0]
         return vec
 
+    def embed(self, source: ImageSource, name: str | None = None) -> NDArray[np.float32]:
+        """Encode one photo (path or bytes) into a unit vector."""
+        return self.embed_image(self.load_photo(source, name))
+
     def allowed_rowids(self, filters: Filters | None) -> NDArray[np.int64] | None:
-        """Rowids a filter keeps, or None for no filter."""
-        if filters is None or filters.is_empty():
+        """Rowids a filter keeps, or None when it keeps every item (no filter, and no sold
+        item to leave out). None filters are `Filters()`: sold items are left out."""
+        filters = filters or Filters()
+        if filters.is_empty() and (filters.include_sold or not self.store.has_sold()):
             return None
         return self.store.filter_rowids(filters)
 
@@ -256,10 +380,16 @@ class Catalog:
     ) -> list[list[tuple[int, float]]]:
         """Nearest (rowid, score) per query vector, pre-filtered, `exclude`d rowids left out."""
         self.refresh()
-        gone = np.asarray(exclude, dtype=np.int64) if len(exclude) else None
+        filters = filters or Filters()
+        if filters.is_empty() and filters.hides_sold():
+            sold = self.store.sold_rowids(SOLD_EXCLUDED_MAX + 1)
+            if len(sold) <= SOLD_EXCLUDED_MAX:  # few: left out like excluded items
+                filters = Filters(include_sold=True)
+                exclude = [*exclude, *sold]
         allowed = None
-        if filters is not None and not filters.is_empty() and not Scalars.covers(filters):
-            allowed, filters = self.store.filter_rowids(filters), None  # the store cannot
+        if not Scalars.covers(filters):  # a field the vector store does not hold: SQLite
+            allowed, filters = self.store.filter_rowids(filters), None
+        gone = np.asarray(exclude, dtype=np.int64) if len(exclude) else None
         scores, ids, plan = self.index.search(np.atleast_2d(queries), k, filters, allowed, gone)
         self.last_plan = plan
         return [
@@ -267,9 +397,16 @@ class Catalog:
             for row_s, row_i in zip(scores, ids, strict=True)
         ]
 
-    def results(self, hits: Sequence[tuple[int, float]]) -> list[Result]:
+    def results(
+        self,
+        hits: Sequence[tuple[int, float]],
+        similarities: Sequence[float | None] | None = None,
+    ) -> list[Result]:
+        """`Result`s of (rowid, score) hits (rowids no longer in the store left out)."""
         items = {it.rowid: it for it in self.store.get_many([r for r, _ in hits])}
-        return [Result(items[r], s) for r, s in hits if r in items]
+        sims = similarities if similarities is not None else [None] * len(hits)
+        return [Result(items[r], s, sim)
+                for (r, s), sim in zip(hits, sims, strict=True) if r in items]
 
     def search_vector(
         self,
@@ -278,15 +415,47 @@ class Catalog:
         filters: Filters | None = None,
         exclude: Sequence[int] = (),
     ) -> list[Result]:
-        return self.results(self.search_vectors(query[None], k, filters, exclude)[0])
+        """Nearest items to a vector by cosine alone (no colour, no diversity): the raw index."""
+        hits = self.search_vectors(query[None], k, filters, exclude)[0]
+        return self.results(hits, [s for _, s in hits])
 
     def search_image(
-        self, source: ImageSource, k: int = 10, filters: Filters | None = None
+        self,
+        source: ImageSource,
+        k: int = 10,
+        filters: Filters | None = None,
+        *,
+        colour_weight: float | None = None,
+        diversity: float | None = None,
+        offset: int = 0,
+        sort: str = "relevance",
+        name: str | None = None,
     ) -> list[Result]:
-        """Look-alikes of a photo (path or bytes)."""
-        return self.search_vector(self.embed(source), k, filters)
+        """Look-alikes of a photo (path or bytes; `name` labels bytes in errors): results
+        `offset` … `offset + k` of its ranking. `colour_weight` ("match colour", 0–1) and
+        `diversity` (0–1) default to the settings'; `sort` orders the best look-alikes by
+        price, sustainability...; see `lookalike.recommend.recommend`."""
+        from lookalike.recommend import Query, recommend  # recommend builds on the catalog
 
-    def similar(self, item_id: str, k: int = 10, filters: Filters | None = None) -> list[Result]:
-        """"More like this": nearest items to a catalog item, the item itself excluded."""
-        rowid = self.store.rowid_of(item_id)
-        return self.search_vector(self.vector_of(item_id), k, filters, exclude=[rowid])
+        query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(
+            self, source, name=name
+        )
+        return recommend(self, query, k, filters, offset=offset, sort=sort)
+
+    def similar(
+        self,
+        item_id: str,
+        k: int = 10,
+        filters: Filters | None = None,
+        *,
+        colour_weight: float | None = None,
+        diversity: float | None = None,
+        offset: int = 0,
+        sort: str = "relevance",
+    ) -> list[Result]:
+        """"More like this": look-alikes of a catalog item, the item itself left out; same
+        controls as `search_image`."""
+        from lookalike.recommend import Query, recommend
+
+        query = Query(colour_weight=colour_weight, diversity=diversity).add_item(self, item_id)
+        return recommend(self, query, k, filters, offset=offset, sort=sort)

@@ -1,17 +1,20 @@
 """Bulk ingest: a folder of images plus a CSV/JSONL metadata file into the catalog.
 
 Every row is validated; bad rows and bad images are reported (row, field, reason) and skipped,
-never fatal. Duplicates (same id or same image bytes) are skipped. Items are committed in
-batches, so a killed run resumes where it stopped: the rerun skips what is already stored.
+never fatal: one bad input never stops an ingest (`lookalike.catalog.metadata` reads any file
+into rows or rejections; any failure on one image rejects that image). Only a problem with the
+metadata file as a whole raises `MetadataError`, before anything is stored. Every image path
+must resolve inside the images folder (links included), checked before the file is opened.
+Duplicates (same id or same image bytes) are skipped. Items are committed in batches, so a
+killed run resumes where it stopped: the rerun skips what is already stored.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,8 @@ from numpy.typing import NDArray
 from PIL import Image
 from pydantic import ValidationError
 
-from lookalike.catalog.schema import ItemIn, Tag
+from lookalike.catalog.metadata import RawRow, read_metadata
+from lookalike.catalog.schema import OUTSIDE, ItemIn, Tag, image_path_problem
 from lookalike.catalog.store import CatalogStore, NewItem
 from lookalike.encoders.base import Encoder
 from lookalike.encoders.pipeline import encode_stream
@@ -69,6 +73,8 @@ class IngestReport:
     seconds: float = 0.0
     report_path: Path | None = None
     added_rowids: list[int] = field(default_factory=list)
+    #: how the metadata file's text was decoded (e.g. "UTF-8", "Windows-1252"); None: no file
+    metadata_encoding: str | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -82,6 +88,7 @@ class IngestReport:
             "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images_per_second, 1),
             "report": str(self.report_path) if self.report_path else None,
+            "metadata_encoding": self.metadata_encoding,
         }
 
 
@@ -96,60 +103,75 @@ class _DuplicateError(Exception):
     """The image's bytes are already in the catalog (or earlier in this run)."""
 
 
-def read_metadata(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    """Yield (row number, raw row or None, parse error) from a CSV or JSONL file.
-
-    CSV rows are numbered like a spreadsheet (header = row 1); JSONL rows by line.
-    """
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or "image" not in reader.fieldnames:
-                raise LookalikeError(f"{path}: CSV needs a header row with an 'image' column")
-            for number, row in enumerate(reader, start=2):
-                if None in row:
-                    yield number, None, "more cells than header columns"
-                    continue
-                yield number, {k: v for k, v in row.items() if k is not None}, ""
-    elif suffix in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield number, None, f"invalid JSON ({exc.msg})"
-                    continue
-                if not isinstance(obj, dict):
-                    yield number, None, "expected a JSON object"
-                    continue
-                yield number, obj, ""
-    else:
-        kind = suffix or "no suffix"
-        raise LookalikeError(f"{path}: metadata must be .csv or .jsonl, not {kind}")
-
-
-def rows_from_folder(images_dir: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    """Without a metadata file every image in the folder is an item named after its file."""
-    files = sorted(
-        p for p in images_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-    for number, p in enumerate(files, start=1):
-        yield number, {"id": p.stem, "image": str(p.relative_to(images_dir))}, ""
+def rows_from_folder(images_dir: Path) -> Iterator[RawRow]:
+    """Without a metadata file every image in the folder and its subfolders is an item named
+    after its file. Nothing is skipped silently: a folder that cannot be read and a link to a
+    folder (never followed) are reported as rejected rows, and every entry with an image
+    suffix becomes a row, so a FIFO, a device, a dangling link or a folder named like an image
+    is rejected when it is read. Files without an image suffix are not items."""
+    root = Path(images_dir)
+    problems: list[OSError] = []
+    entries: list[tuple[str, str]] = []  # (path relative to the root, problem)
+    for dirpath, dirnames, filenames in os.walk(root, onerror=problems.append):
+        dirnames.sort()
+        folder = Path(dirpath)
+        for name in dirnames:
+            rel = str((folder / name).relative_to(root))
+            if (folder / name).is_symlink():
+                entries.append((rel, "a link to a folder: not followed"))
+            elif Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                entries.append((rel, ""))
+        entries.extend(
+            (str((folder / name).relative_to(root)), "")
+            for name in filenames
+            if Path(name).suffix.lower() in IMAGE_SUFFIXES
+        )
+    for exc in problems:
+        where = Path(exc.filename) if exc.filename else root
+        entries.append((str(where.relative_to(root)) if where != root else ".",
+                        f"cannot read this folder ({exc.strerror or exc})"))
+    for number, (image, problem) in enumerate(sorted(entries), start=1):
+        if problem:
+            yield RawRow(number, None, problem, field="image", file=str(root / image))
+        else:
+            yield RawRow(number, {"id": Path(image).stem, "image": image})
 
 
-def resolve_image(images_dir: Path, name: str) -> Path:
-    """The image file a row names; a name without a suffix may omit a known image suffix."""
-    path = images_dir / name
-    if path.suffix or path.exists():
-        return path
-    for suffix in sorted(IMAGE_SUFFIXES):
-        candidate = path.with_name(path.name + suffix)
-        if candidate.exists():
-            return candidate
-    return path
+def resolve_image(root: Path, name: str) -> Path:
+    """The file a row's `image` names, every link resolved, inside the images folder `root`
+    (itself resolved), or `ImageLoadError` "outside the images folder". The file is never
+    opened, and whether a path outside exists is never looked at. A name without a suffix may
+    omit a known image suffix."""
+    problem = image_path_problem(name)
+    if problem is not None:
+        raise ImageLoadError(name, problem)
+    lexical = Path(root) / name
+    candidates = [lexical]
+    if not lexical.suffix:
+        candidates += [Path(f"{lexical}{suffix}") for suffix in sorted(IMAGE_SUFFIXES)]
+    for candidate in candidates:
+        try:
+            real = candidate.resolve()
+        except RuntimeError:  # Python 3.11-3.12 for a loop of links
+            raise ImageLoadError(str(lexical), "a loop of symbolic links") from None
+        except (OSError, ValueError):
+            raise ImageLoadError(str(lexical), "invalid file name") from None
+        if real != root and root not in real.parents:
+            raise ImageLoadError(str(lexical), OUTSIDE)
+        if len(candidates) > 1 and not _exists(candidate):
+            continue
+        if candidate.is_symlink() and not _exists(real):
+            raise ImageLoadError(str(lexical), "dangling symbolic link (its target is missing)")
+        return real
+    return lexical.resolve()
+
+
+def _exists(path: Path) -> bool:
+    try:
+        path.stat()
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def default_id(image: str) -> str:
@@ -159,10 +181,12 @@ def default_id(image: str) -> str:
 
 
 def _describe(exc: ValidationError) -> list[tuple[str, str]]:
+    """(field, reason) of each error; our own checks' messages without pydantic's prefix."""
     out = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "row"
-        out.append((loc, err["msg"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append((loc, _short(msg, 300)))
     return out
 
 
@@ -192,37 +216,57 @@ def ingest(
     """
     start = time.perf_counter()
     images_dir = Path(images_dir)
-    if not images_dir.is_dir():
+    try:
+        is_dir = images_dir.is_dir()
+    except (OSError, ValueError):
+        is_dir = False
+    if not is_dir:
         raise LookalikeError(f"{images_dir}: not a folder of images")
-    store.bind_model(encoder.name, encoder.dim)
     report = IngestReport()
+    # the metadata file as a whole is checked here, before anything is stored
+    if metadata is not None:
+        source = read_metadata(metadata, columns)
+        report.metadata_encoding = source.encoding_name
+        raw_rows: Iterable[RawRow] = source
+    else:
+        raw_rows = rows_from_folder(images_dir)
+    store.bind_model(encoder.name, encoder.dim)
     known_ids, known_hashes = store.known_keys()
-    raw_rows = read_metadata(metadata) if metadata is not None else rows_from_folder(images_dir)
-    # resolved once: Path.resolve() per image (an lstat per path component) cost the writing
-    # thread 4% of a 300 images/s ingest; image paths are stored absolute, normalised lexically
+    # resolved once; each image's own path is resolved in the decoding threads (an lstat per
+    # path component cost the writing thread 4% of a 300 images/s ingest)
     root = images_dir.resolve()
 
     # 1. validate every row up front (cheap), so the total for the progress bar is known
     rows: list[_Row] = []
-    for number, raw, problem in raw_rows:
+    for raw_row in raw_rows:
+        number, raw = raw_row.number, raw_row.fields
         if raw is None:
-            report.rejected.append(Rejection(number, "", "row", problem))
+            report.rejected.append(
+                Rejection(number, "", raw_row.field, raw_row.problem, raw_row.file)
+            )
             continue
-        if columns:
-            raw = {columns.get(k, k): v for k, v in raw.items()}
-        if not raw.get("id") and isinstance(raw.get("image"), str) and raw["image"].strip():
-            raw = {**raw, "id": default_id(raw["image"].strip())}
+        image = raw.get("image")
+        if not raw.get("id") and isinstance(image, str) and image.strip():
+            raw = {**raw, "id": default_id(image.strip())}
         try:
             item = ItemIn.model_validate(raw)
         except ValidationError as exc:
-            item_id = str(raw.get("id") or "")
+            item_id = _short(raw.get("id"))
             for fld, reason in _describe(exc):
                 report.rejected.append(Rejection(number, item_id, fld, reason))
+            continue
+        except (TypeError, OverflowError, RecursionError) as exc:  # a value no check foresaw
+            report.rejected.append(Rejection(number, _short(raw.get("id")), "row",
+                                             f"invalid value ({_short(exc)})"))
+            continue
+        problem = image_path_problem(item.image)  # from the text alone, before any file
+        if problem is not None:
+            report.rejected.append(Rejection(number, item.id or "", "image", problem))
             continue
         if item.id is not None and item.id in known_ids:
             report.skipped += 1
             continue
-        rows.append(_Row(number, item, resolve_image(root, item.image)))
+        rows.append(_Row(number, item, root / item.image))
         if item.id is not None:
             known_ids.add(item.id)
 
@@ -232,16 +276,25 @@ def ingest(
     preprocess = encoder.preprocess
     draft = (preprocess.resize_size, preprocess.resize_size)
 
-    def prepare(row: _Row) -> tuple[NDArray[np.uint8], tuple[str, dict[str, Tag]]]:
-        data = read_image_bytes(row.path, limits)
-        digest = content_hash(data)
-        if digest in seen_hashes:  # cheap early exit; the ordered check below is the real one
-            raise _DuplicateError(digest)
-        img = load_image(data, limits=limits, name=str(row.path), draft_size=draft)
-        tags: dict[str, Tag] = {}
-        for tagger in pixel_taggers:
-            tags.update(tagger(img))
-        return preprocess.resize_crop(img), (digest, tags)  # normalised into the batch
+    def prepare(row: _Row) -> tuple[NDArray[np.uint8], tuple[str, dict[str, Tag], str]]:
+        try:
+            path = resolve_image(root, row.item.image)  # before the file is opened
+            data = read_image_bytes(path, limits, follow_symlinks=False)
+            digest = content_hash(data)
+            if digest in seen_hashes:  # cheap early exit; the ordered check below is the real one
+                raise _DuplicateError(digest)
+            img = load_image(data, limits=limits, name=str(row.path), draft_size=draft)
+            tags: dict[str, Tag] = {}
+            for tagger in pixel_taggers:
+                tags.update(tagger(img))
+            crop = preprocess.resize_crop(img)  # normalised into the batch
+        except (ImageLoadError, _DuplicateError):
+            raise
+        except Exception as exc:  # one image never stops an ingest, whatever a library raises
+            raise ImageLoadError(
+                str(row.path), f"cannot process this image ({type(exc).__name__}: {_short(exc)})"
+            ) from exc
+        return crop, (digest, tags, str(path))
 
     # Written in transactions of `commit_items`: in transactions of 8, the writer thread spent
     # ~0.2 ms of CPU per item beside the busy decoding threads, ~4x what storing costs alone.
@@ -279,7 +332,7 @@ def ingest(
                     Rejection(row.number, row.item.id or "", "image", reason, str(row.path))
                 )
         unique = []
-        for pos, (digest, _) in enumerate(batch.payloads):
+        for pos, (digest, _, _) in enumerate(batch.payloads):
             if digest in seen_hashes:
                 report.skipped += 1
             else:
@@ -295,20 +348,20 @@ def ingest(
                 for slot, tags in zip(vector_tags, vtagger(batch.vectors), strict=True):
                     slot.update(tags)
             new_items = []
-            for row, (digest, pixel_tags), vtags in zip(
+            for row, (digest, pixel_tags, real_path), vtags in zip(
                 batch.items, batch.payloads, vector_tags, strict=True
             ):
                 fields = row.item
                 predicted = {
                     name: tag
                     for name, tag in {**pixel_tags, **vtags}.items()
-                    if not getattr(fields, name, None)  # never overwrite a given value
+                    if not fields.gives(name)  # never overwrite a given value
                 }
                 new_items.append(
                     NewItem(
                         id=row.item.id or digest[:16],
                         fields=fields,
-                        image_path=os.path.normpath(row.path),
+                        image_path=real_path,
                         image_hash=digest,
                         predicted=predicted,
                     )
@@ -338,11 +391,31 @@ def ingest(
     return report
 
 
+#: A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> str:
+    """A cell a spreadsheet shows as text: a leading formula character is quoted with '."""
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def write_rejections(rejections: Sequence[Rejection], path: Path) -> None:
-    """CSV of what was rejected and why: row, id, field, reason, file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["row", "id", "field", "reason", "file"])
-        for r in sorted(rejections, key=lambda r: r.row):
-            writer.writerow([r.row, r.item_id, r.field, r.reason, r.file])
+    """CSV of what was rejected and why: row, id, field, reason, file (safe to open in a
+    spreadsheet: no cell is read as a formula)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["row", "id", "field", "reason", "file"])
+            for r in sorted(rejections, key=lambda r: r.row):
+                writer.writerow([r.row, *map(_cell, (r.item_id, r.field, r.reason, r.file))])
+    except OSError as exc:
+        raise LookalikeError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
+
+
+def _short(value: object, limit: int = 200) -> str:
+    """`value` as text of at most `limit` characters (ids and messages stay readable)."""
+    text = "" if value is None else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime
-from typing import Any
+from pathlib import PurePosixPath
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lookalike.catalog.brands import BrandRating
+from lookalike.catalog.metadata import MAX_JSON_DEPTH, json_depth, loads_json, text_problem
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
@@ -33,9 +38,64 @@ KNOWN_FIELDS = (
     "sustainability",
     "second_hand",
     "source",
+    "state",
+    "rating",
+    "reviews",
 )
+#: Where a listing stands: sold items leave every search, browse and feed unless asked for.
+ItemState = Literal["available", "reserved", "sold"]
+STATES: tuple[str, ...] = get_args(ItemState)
 #: Fields a tagger may fill when the catalog leaves them empty.
 TAGGABLE_FIELDS = ("category", "colour", "pattern")
+#: Characters of an item's `extra` fields, as JSON.
+MAX_EXTRA_CHARS = 64 * 1024
+OUTSIDE = "outside the images folder"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters (a reason must stay one readable line)."""
+    text = repr(value) if not isinstance(value, list | dict) else type(value).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def image_path_problem(name: str) -> str | None:
+    """Why an ingested row's `image` cannot name a file inside the images folder, from the
+    text alone (links are resolved when the file is read): a NUL byte, an absolute path, `..`.
+    (`ItemIn.image` itself may be any name: `Catalog.add_item` is given the file apart.)"""
+    if "\x00" in name:
+        return "contains a NUL character"
+    unified = name.replace("\\", "/")
+    if unified.startswith("/") or re.match(r"^[A-Za-z]:/", unified):
+        return f"{OUTSIDE} (an absolute path)"
+    if ".." in PurePosixPath(unified).parts:
+        return f"{OUTSIDE} ('..' in the path)"
+    return None
+
+
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d{1,2}")  # 12,5 12,50 (not 1,250: thousands)
+_DOT_THOUSANDS = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d+)?")  # 1.234,50
+_COMMA_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")  # 1,234.50
+
+
+def _plain_number(text: str) -> str:
+    """A number as spreadsheets write it (a decimal comma, thousands separators) in the form
+    `float` reads; anything else unchanged."""
+    text = text.strip()
+    if _DECIMAL_COMMA.fullmatch(text):
+        return text.replace(",", ".")
+    if _DOT_THOUSANDS.fullmatch(text) and ("," in text or text.count(".") > 1):
+        return text.replace(".", "").replace(",", ".")
+    if _COMMA_THOUSANDS.fullmatch(text):
+        return text.replace(",", "")
+    return text
+
+
+def parse_state(value: Any) -> Any:
+    """"Sold", " RESERVED " → "sold", "reserved"; an empty cell → None (the default)."""
+    if isinstance(value, str):
+        value = value.strip().lower()
+        return value or None
+    return value
 
 
 def parse_bool(value: Any) -> bool | None:
@@ -43,6 +103,8 @@ def parse_bool(value: Any) -> bool | None:
         return value
     if isinstance(value, int | float) and value in (0, 1):
         return bool(value)
+    if not isinstance(value, str | int | float):
+        raise ValueError(f"expected true/false, got a {_short(value)}")
     text = str(value).strip().lower()
     if text == "":
         return None
@@ -50,13 +112,15 @@ def parse_bool(value: Any) -> bool | None:
         return True
     if text in _FALSE:
         return False
-    raise ValueError(f"expected true/false, got {value!r}")
+    raise ValueError(f"expected true/false, got {_short(value)}")
 
 
 class ItemFields(BaseModel):
     """Descriptive fields shared by new, updated and stored items."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    #: refuse text SQLite cannot store faithfully (NUL, lone surrogates); stored items skip it
+    _check_text: ClassVar[bool] = True
 
     title: str = Field("", max_length=500)
     category: str | None = Field(None, max_length=100)
@@ -71,26 +135,82 @@ class ItemFields(BaseModel):
     sustainability: float | None = Field(None, ge=0, le=5, description="0 (worst) to 5 (best)")
     second_hand: bool | None = None
     source: str | None = Field(None, max_length=200)
+    state: ItemState = Field("available", description="available, reserved or sold")
+    rating: float | None = Field(None, ge=0, le=5, description="Shoppers' rating, 0 to 5")
+    reviews: int | None = Field(None, ge=0, le=1_000_000_000, description="Number of reviews")
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text(cls, data: Any) -> Any:
+        if cls._check_text and isinstance(data, dict):
+            for key, value in data.items():
+                problem = text_problem(key) or text_problem(value)
+                if problem is not None:
+                    raise ValueError(f"{_short(str(key), 40)}: {problem}")
+        return data
+
+    @field_validator("extra")
+    @classmethod
+    def _bounded_extra(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = text_problem(value)  # also what JSON text in a CSV cell decoded to
+        if problem is not None:
+            raise ValueError(problem)
+        if json_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+        try:
+            text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"not storable as JSON ({exc})") from None
+        if len(text) > MAX_EXTRA_CHARS:
+            raise ValueError(f"{len(text):,} characters as JSON, above {MAX_EXTRA_CHARS:,}")
+        return value
+
+    def gives(self, name: str) -> bool:
+        """Whether the item gives attribute `name` itself (a field, or an extra field): a
+        tagger's prediction never replaces a given value."""
+        value = getattr(self, name, None) if name in ItemFields.model_fields else None
+        if value is None or value == "" or value == []:
+            value = self.extra.get(name)
+        return value is not None and str(value).strip() != ""
 
     @field_validator("kids", "second_hand", mode="before")
     @classmethod
     def _bool(cls, value: Any) -> bool | None:
         return parse_bool(value)
 
-    @field_validator("price", "sustainability", mode="before")
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state(cls, value: Any) -> Any:
+        value = parse_state(value)
+        return "available" if value is None else value
+
+    @field_validator("reviews", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            return None if value == "" else value
+        return value
+
+    @field_validator("price", "sustainability", "rating", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = value.strip()
             if value == "":
                 return None
-        if value is not None:
-            number = float(value)
-            if not math.isfinite(number):
-                raise ValueError("must be a finite number")
-            return number
-        return value
+        if value is None:
+            return value
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(f"expected a number, got {_short(value)}")
+        try:
+            number = float(_plain_number(value) if isinstance(value, str) else value)
+        except (ValueError, OverflowError):
+            raise ValueError(f"expected a number, got {_short(value)}") from None
+        if not math.isfinite(number):
+            raise ValueError("must be a finite number")
+        return number
 
     @field_validator("sizes", mode="before")
     @classmethod
@@ -137,9 +257,21 @@ class ItemIn(ItemFields):
         if not isinstance(data, dict):
             return data
         known = {k: v for k, v in data.items() if k in KNOWN_FIELDS or k == "extra"}
-        extra = dict(known.pop("extra", None) or {})
-        if isinstance(extra, str):
-            extra = json.loads(extra)
+        given = known.pop("extra", None)
+        if given is None or given == "":
+            extra: dict[str, Any] = {}
+        elif isinstance(given, str):
+            try:
+                parsed = loads_json(given)
+            except ValueError as exc:
+                raise ValueError(f"extra: not JSON ({exc})") from None
+            if not isinstance(parsed, dict):
+                raise ValueError("extra: expected a JSON object")
+            extra = parsed
+        elif isinstance(given, dict):
+            extra = dict(given)
+        else:
+            raise ValueError(f"extra: expected an object, got {_short(given)}")
         for key, value in data.items():
             if key not in KNOWN_FIELDS and key != "extra" and value not in (None, ""):
                 extra[str(key)] = value
@@ -165,7 +297,15 @@ class ItemUpdate(BaseModel):
     sustainability: float | None = Field(None, ge=0, le=5)
     second_hand: bool | None = None
     source: str | None = None
+    state: ItemState | None = None
+    rating: float | None = Field(None, ge=0, le=5)
+    reviews: int | None = Field(None, ge=0, le=1_000_000_000)
     extra: dict[str, Any] | None = None
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state(cls, value: Any) -> Any:
+        return parse_state(value)
 
 
 class Tag(BaseModel):
@@ -179,6 +319,7 @@ class Item(ItemFields):
     """A stored catalog item."""
 
     model_config = ConfigDict(extra="forbid")
+    _check_text: ClassVar[bool] = False  # checked on the way in
 
     id: str
     rowid: int
@@ -189,11 +330,23 @@ class Item(ItemFields):
     predicted: dict[str, Tag] = Field(
         default_factory=dict, description="Attributes filled by taggers, with confidence."
     )
+    base_price: float | None = Field(
+        None, description="The price converted to `base_currency` (None: no price, or no "
+        "exchange rate for its currency)."
+    )
+    base_currency: str | None = Field(None, description="The currency of `base_price`.")
+    brand_rating: BrandRating | None = Field(
+        None, description="The brand's sustainability ratings, where the catalog has them."
+    )
 
     def attribute(self, name: str) -> str | None:
-        """A given value, or else the predicted one."""
+        """A given value (a field, or an extra field such as `usage`), or else the predicted
+        one."""
         given = getattr(self, name, None) if name in type(self).model_fields else None
         if given:
             return str(given)
+        extra = self.extra.get(name)
+        if extra is not None and str(extra).strip():
+            return str(extra)
         tag = self.predicted.get(name)
         return tag.value if tag else None

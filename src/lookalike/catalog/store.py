@@ -3,14 +3,35 @@
 Writes happen in short transactions, so a killed process loses at most the batch it was
 writing, and nothing already committed. Other modules (users, swipes) add their own tables
 to the same file through `CatalogStore.connection`.
+
+Damage never passes silently and never takes the whole catalog down: a file that is empty, not
+SQLite, truncated or malformed raises `CatalogCorruptError` naming it (at open, or at the first
+read that meets a damaged page); a row that cannot be read (an embedding blob of the wrong
+length or with non-finite values, a field that does not parse) is left out with a warning, and
+`lookalike check` lists it. A new catalog file is created complete (in a temp file, then linked
+into place), so a process killed while creating one leaves no empty file behind.
+
+Beside the items: the brand ratings (`brand_ratings`, by normalised brand name) and the
+exchange rates (`rates`). Each item keeps copies derived from them, refreshed by the store in
+the same transaction as every change to the item or the tables, so that a filter or a sort is
+a plain column test: `brand_key` (its brand, normalised), `brand_overall` / `brand_people` /
+`brand_planet` / `brand_animals` (its brand's ratings) and `price_base` (its price in the base
+currency; an item without a currency is priced in the base currency).
+
+A catalog made before these existed gains their columns and tables when it is opened
+(`_migrate`, counted in SQLite's `user_version`).
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
+import logging
+import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,10 +42,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from lookalike.catalog.filters import Filters
+from lookalike.catalog.brands import ASPECTS, BrandRating, normalise_brand
+from lookalike.catalog.filters import VALUE_SQL, Filters, attribute_sql
+from lookalike.catalog.rates import Rate
 from lookalike.catalog.schema import Item, ItemFields, ItemUpdate, Tag
-from lookalike.errors import CatalogMismatchError, ItemNotFoundError
+from lookalike.catalog.sorting import SORTS, order_by
+from lookalike.colour_names import canonical_colour, colour_sql
+from lookalike.errors import CatalogCorruptError, CatalogMismatchError, ItemNotFoundError
 from lookalike.index.vector_store import Scalars
+
+log = logging.getLogger(__name__)
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -52,7 +79,16 @@ CREATE TABLE IF NOT EXISTS items (
     image_path TEXT NOT NULL,
     image_hash TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'available',
+    rating REAL,
+    reviews INTEGER,
+    brand_key TEXT,
+    price_base REAL,
+    brand_overall REAL,
+    brand_people REAL,
+    brand_planet REAL,
+    brand_animals REAL
 );
 CREATE INDEX IF NOT EXISTS items_category ON items(category);
 CREATE INDEX IF NOT EXISTS items_price ON items(price);
@@ -60,7 +96,61 @@ CREATE TABLE IF NOT EXISTS embeddings (
     item_rowid INTEGER PRIMARY KEY REFERENCES items(rowid) ON DELETE CASCADE,
     vector BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS brand_ratings (
+    brand_key TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    overall REAL NOT NULL,
+    people REAL,
+    planet REAL,
+    animals REAL,
+    source TEXT NOT NULL,
+    url TEXT,
+    rated_on TEXT,
+    imported_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rates (
+    currency TEXT PRIMARY KEY,
+    rate REAL NOT NULL,
+    rated_on TEXT NOT NULL,
+    imported_at TEXT NOT NULL
+);
 """
+#: Columns added to `items` by issue 21: a new catalog's table has them (and a salvaged copy
+#: keeps them, `lookalike.catalog.maintenance`); one made before gains them when opened.
+_NEW_COLUMNS = {
+    "state": "TEXT NOT NULL DEFAULT 'available'",
+    "rating": "REAL",
+    "reviews": "INTEGER",
+    "brand_key": "TEXT",
+    "price_base": "REAL",
+    "brand_overall": "REAL",
+    "brand_people": "REAL",
+    "brand_planet": "REAL",
+    "brand_animals": "REAL",
+}
+#: Indexes on those columns (made once the columns exist).
+_NEW_INDEXES = """
+CREATE INDEX IF NOT EXISTS items_state ON items(state);
+CREATE INDEX IF NOT EXISTS items_brand_key ON items(brand_key);
+CREATE INDEX IF NOT EXISTS items_price_base ON items(price_base);
+"""
+#: The schema version this code writes (SQLite's `user_version`): 1 = issue 21's columns.
+SCHEMA_VERSION = 1
+#: Derived columns of the items `where` selects, refreshed from the rates and brand ratings.
+#: Parameters: the base currency, twice. Prices convert through the rates' own base:
+#: price × rate(base) / rate(currency).
+_REFRESH = (
+    "UPDATE items SET "
+    "price_base = CASE WHEN price IS NULL THEN NULL "
+    "WHEN coalesce(currency, :base) = :base THEN price "
+    "ELSE price * (SELECT rate FROM rates WHERE currency = :base) "
+    "/ (SELECT rate FROM rates WHERE currency = items.currency) END, "
+    + ", ".join(
+        f"brand_{a} = (SELECT {a} FROM brand_ratings b WHERE b.brand_key = items.brand_key)"
+        for a in ("overall", *ASPECTS)
+    )
+    + " WHERE {where}"
+)
 # Bumped by every change to the vectors, whoever makes it (another server process, a CLI ingest
 # into a served catalog): one cheap read tells a process its index is out of step. An upsert, so
 # opening a catalog writes nothing (a missing row reads as 0).
@@ -70,8 +160,9 @@ _BUMP_VERSION = (
 )
 # The change log a vector store follows (lookalike.index.vector_store): every change to a
 # vector (kind 0), a removal (1), a change to an item's filterable fields (2). AUTOINCREMENT:
-# sequence numbers only grow, even once old entries are trimmed.
-_CHANGE_LOG = """
+# sequence numbers only grow, even once old entries are trimmed. Made after `_migrate` (its
+# trigger names issue 21's columns).
+CHANGE_LOG = """
 CREATE TABLE IF NOT EXISTS vector_changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     item_rowid INTEGER NOT NULL,
@@ -84,75 +175,169 @@ BEGIN INSERT INTO vector_changes (item_rowid, kind) VALUES (NEW.item_rowid, 0); 
 CREATE TRIGGER IF NOT EXISTS log_vector_removed AFTER DELETE ON embeddings
 BEGIN INSERT INTO vector_changes (item_rowid, kind) VALUES (OLD.item_rowid, 1); END;
 """
-_FILTERED = ("category", "brand", "colour", "sizes", "price", "kids", "second_hand",
-             "sustainability", "predicted")
-_CHANGE_LOG += (
+_FILTERED = ("category", "brand", "brand_key", "colour", "sizes", "price", "price_base", "kids",
+             "second_hand", "sustainability", "predicted", "state")
+CHANGE_LOG += (
     f"CREATE TRIGGER IF NOT EXISTS log_fields_changed AFTER UPDATE OF {', '.join(_FILTERED)} "
     "ON items WHEN " + " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _FILTERED) +
     " BEGIN INSERT INTO vector_changes (item_rowid, kind) VALUES (NEW.rowid, 2); END;\n"
+)
+# Bumped by every change to an existing item's predicted tags (a re-tag, in any process), so
+# what is derived from the tags (the colour palettes a query compares) can be kept in memory.
+_BUMP_TAGS = (
+    "INSERT INTO meta (key, value) VALUES ('tags_version', '1') "
+    "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;"
 )
 SCHEMA = _TABLES + "".join(
     f"CREATE TRIGGER IF NOT EXISTS embeddings_{name} AFTER {event} ON embeddings "
     f"BEGIN {_BUMP_VERSION} END;\n"
     for name, event in (("added", "INSERT"), ("removed", "DELETE"), ("changed", "UPDATE OF vector"))
-) + _CHANGE_LOG
-# the filterable fields as `Filters.to_sql` reads them: given, else predicted
+) + (
+    "CREATE TRIGGER IF NOT EXISTS items_tags_changed AFTER UPDATE OF predicted ON items "
+    f"BEGIN {_BUMP_TAGS} END;\n"
+)
+
+# Rowids are never reused: a new item gets one above every rowid the catalog ever gave out
+# (SQLite alone would hand the last one deleted to the next item). An index that remembers a
+# removed rowid (HNSW keeps removed nodes) or a file saved before a delete thus never meets
+# that rowid again as another item's.
+_HIGH_WATER = (
+    "SELECT max(coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'rowid_high'), 0),"
+    " coalesce((SELECT max(rowid) FROM items), 0))"
+)
+_SET_HIGH_WATER = (
+    "INSERT INTO meta (key, value) VALUES ('rowid_high', ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+
+# the filterable fields as `Filters.to_sql` reads them: given, else predicted; the brand's
+# normalised name, the price in the base currency, the colour as `colour_sql` normalises it
 _SCALARS = (
-    "coalesce(category, json_extract(predicted, '$.category.value')), brand, "
-    "coalesce(colour, json_extract(predicted, '$.colour.value')), sizes, price, kids, "
-    "second_hand, sustainability"
+    f"lower({VALUE_SQL['category']}), brand_key, {colour_sql(VALUE_SQL['colour'])}, sizes, "
+    "price_base, kids, second_hand, sustainability, state"
 )
 
 _COLUMNS = (
-    "rowid, id, title, category, department, kids, price, currency, brand, sizes, colour, url, "
-    "sustainability, second_hand, source, extra, predicted, image_path, image_hash, "
-    "created_at, updated_at"
+    "items.rowid AS rowid, id, title, category, department, kids, price, currency, brand, "
+    "sizes, colour, url, sustainability, second_hand, source, extra, predicted, image_path, "
+    "image_hash, created_at, updated_at, state, rating, reviews, price_base, rated_name, "
+    "rated_overall, rated_people, rated_planet, rated_animals, rated_source, rated_url, rated_on"
+)
+#: Items with their brand's rating (for `_COLUMNS`; the rating's columns renamed so that a
+#: filter's WHERE clause names the items' own).
+_FROM = (
+    "items LEFT JOIN (SELECT brand_key AS rated_key, name AS rated_name, overall AS "
+    "rated_overall, people AS rated_people, planet AS rated_planet, animals AS rated_animals, "
+    "source AS rated_source, url AS rated_url, rated_on FROM brand_ratings) "
+    "ON rated_key = items.brand_key"
 )
 
 
+_CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB (primary codes)
+
+
+def is_corruption(exc: sqlite3.Error) -> bool:
+    """Whether SQLite says the file is damaged or not a database (not busy, full, locked...)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF in _CORRUPT_CODES
+    return "malformed" in str(exc) or "not a database" in str(exc)
+
+
+def file_damage(path: Path) -> str | None:
+    """Why `path` cannot be an intact SQLite database, from its size and header, or None when
+    nothing is visibly wrong. A truncation is only judged without a write-ahead log (a crash
+    during a checkpoint may legitimately leave the main file short; SQLite completes it from
+    the log).
+
+    The header is read through SQLite itself, never with open()/close() on the file: closing
+    any descriptor of a database file drops every POSIX lock this process holds on it, so a
+    plain read beside an open catalog (a second Catalog, a check, a backup in the same
+    process) would silently unlock the first one's connection."""
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (0 bytes), not a catalog database"
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                                timeout=30)) as conn:
+            page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])  # page 1 only
+            pages = int(conn.execute("PRAGMA page_count").fetchone()[0])  # and the schema
+    except sqlite3.DatabaseError as exc:
+        if not is_corruption(exc):
+            raise
+        if size < 100:
+            return f"truncated: {size} bytes, shorter than SQLite's header"
+        if int(getattr(exc, "sqlite_errorcode", 0)) & 0xFF == sqlite3.SQLITE_CORRUPT:
+            # SQLite itself compares the header's page count with the file's size
+            return (f"truncated or overwritten: {size:,} bytes that SQLite reads as "
+                    f"malformed ({exc})")
+        return "not an SQLite database (the file does not start with SQLite's header)"
+    wal = path.with_name(path.name + "-wal")
+    no_log = not wal.exists() or wal.stat().st_size == 0
+    if no_log and size < pages * page_size:  # page_count is the header's when it is valid
+        return f"truncated: {size:,} bytes, its header says {pages} pages of {page_size} bytes"
+    return None
+
+
+def vector_problem(blob: object, dim: int) -> str | None:
+    """Why a stored embedding cannot be used, or None."""
+    if not isinstance(blob, bytes):
+        return f"not a vector blob ({type(blob).__name__})"
+    if len(blob) != 4 * dim:
+        return f"{len(blob)} bytes, a {dim}-d vector has {4 * dim}"
+    if not np.isfinite(np.frombuffer(blob, dtype=np.float32)).all():
+        return "holds non-finite values (NaN or infinity)"
+    return None
+
+
 def _as_arrays(
-    rows: Sequence[tuple[int, bytes]] | Sequence[sqlite3.Row], dim: int
+    rows: Sequence[tuple[int, bytes]] | Sequence[sqlite3.Row], dim: int, where: Path
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-    """(item_rowid, vector blob) rows → (rowids, matrix)."""
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    if not rows:
-        return ids, np.zeros((0, dim), dtype=np.float32)
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-    return ids, matrix.reshape(len(rows), -1).copy()
+    """(item_rowid, vector blob) rows → (rowids, matrix); damaged rows (wrong length,
+    non-finite values) are left out with a warning instead of failing the whole catalog."""
+    good = [r for r in rows if isinstance(r[1], bytes) and len(r[1]) == 4 * dim]
+    ids = np.fromiter((r[0] for r in good), dtype=np.int64, count=len(good))
+    matrix = (
+        np.frombuffer(b"".join(r[1] for r in good), dtype=np.float32).reshape(len(good), dim)
+        if good and dim
+        else np.zeros((0, dim), dtype=np.float32)
+    )
+    finite = np.isfinite(matrix.sum(axis=1, dtype=np.float64))
+    if not finite.all():
+        ids, matrix = ids[finite], matrix[finite]
+    skipped = len(rows) - len(ids)
+    if skipped:
+        bad = sorted(set(int(r[0]) for r in rows) - set(ids.tolist()))
+        log.warning(
+            "%s: %d damaged embedding(s) left out of search (item rowids %s%s); "
+            "run `lookalike check`, then `lookalike repair`",
+            where, skipped, ", ".join(map(str, bad[:10])), ", ..." if len(bad) > 10 else "",
+        )
+    return ids, matrix.copy()
 
 
 def _scalars(row: Sequence[Any]) -> Scalars:
     """Scalars from the `_SCALARS` columns of a row."""
-    category, brand, colour, sizes, price, kids, second_hand, sustainability = row
+    category, brand, colour, sizes, price, kids, second_hand, sustainability, state = row
 
-    def low(value: Any) -> str | None:
-        return None if value is None else str(value).lower()
+    def text(value: Any) -> str | None:
+        return None if value is None else str(value)
 
     return Scalars(
-        category=low(category), brand=low(brand), colour=low(colour),
-        sizes=tuple(str(v).lower() for v in json.loads(sizes or "[]")),
-        price=price, kids=_bool_or_none(kids), second_hand=_bool_or_none(second_hand),
-        sustainability=sustainability,
+        category=text(category), brand=text(brand), colour=text(colour),
+        sizes=_sizes(sizes), price=price, kids=_bool_or_none(kids),
+        second_hand=_bool_or_none(second_hand), sustainability=sustainability,
+        state=text(state),
     )
 
 
-def scalars_of_item(fields: ItemFields, predicted: dict[str, Tag] | None = None) -> Scalars:
-    """An item's filterable fields, from its metadata and predicted tags."""
-    predicted = predicted or {}
-
-    def given_or_predicted(name: str) -> str | None:
-        given = getattr(fields, name)
-        tag = predicted.get(name)
-        value = given if given is not None else (tag.value if tag is not None else None)
-        return None if value is None else str(value).lower()
-
-    return Scalars(
-        category=given_or_predicted("category"),
-        brand=None if fields.brand is None else fields.brand.lower(),
-        colour=given_or_predicted("colour"),
-        sizes=tuple(v.lower() for v in fields.sizes), price=fields.price, kids=fields.kids,
-        second_hand=fields.second_hand, sustainability=fields.sustainability,
-    )
+def _sizes(text: Any) -> tuple[str, ...]:
+    """Sizes from their JSON text; none from a damaged one (`lookalike check` reports it)."""
+    try:
+        sizes = json.loads(text or "[]")
+    except (TypeError, ValueError):
+        return ()
+    return tuple(str(v).lower() for v in sizes) if isinstance(sizes, list) else ()
 
 
 def _now() -> str:
@@ -174,7 +359,31 @@ def _bool_or_none(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
-def _row_to_item(row: sqlite3.Row) -> Item:
+def _brand_rating(row: sqlite3.Row) -> BrandRating | None:
+    """The brand rating joined to an item row (`_FROM`); None without one, or when the row was
+    read from `items` alone (maintenance reads `SELECT rowid, * FROM items`)."""
+    if _column(row, "rated_name") is None:
+        return None
+    return BrandRating(
+        brand=row["rated_name"], overall=row["rated_overall"], people=row["rated_people"],
+        planet=row["rated_planet"], animals=row["rated_animals"], source=row["rated_source"],
+        url=row["rated_url"], rated_on=row["rated_on"],
+    )
+
+
+class DamagedRowError(ValueError):
+    """An item row whose fields do not parse (bad JSON, bad timestamp...)."""
+
+
+def _row_to_item(row: sqlite3.Row, base_currency: str | None = None) -> Item:
+    try:
+        return _parse_item(row, base_currency)
+    except (ValueError, TypeError, KeyError) as exc:  # JSONDecodeError and pydantic's are too
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DamagedRowError(f"item {row['id']!r} (rowid {row['rowid']}): {reason}") from None
+
+
+def _parse_item(row: sqlite3.Row, base_currency: str | None) -> Item:
     return Item(
         rowid=row["rowid"],
         id=row["id"],
@@ -197,24 +406,120 @@ def _row_to_item(row: sqlite3.Row) -> Item:
         image_hash=row["image_hash"],
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+        state=_column(row, "state", "available"),
+        rating=_column(row, "rating"),
+        reviews=_column(row, "reviews"),
+        base_price=_column(row, "price_base"),
+        base_currency=base_currency if _column(row, "price_base") is not None else None,
+        brand_rating=_brand_rating(row),
     )
 
 
-class CatalogStore:
-    """Items and embeddings in one SQLite file. Thread-safe (one connection behind a lock)."""
+def _column(row: sqlite3.Row, name: str, default: Any = None) -> Any:
+    """`row[name]`, or `default` for a row of a catalog made before that column (read as it
+    is by `lookalike check`, which never migrates)."""
+    try:
+        return row[name]
+    except IndexError:
+        return default
 
-    def __init__(self, path: Path) -> None:
+
+def _readable(
+    rows: Sequence[sqlite3.Row], where: Path, base_currency: str | None = None
+) -> list[Item]:
+    """Items of `rows`, the damaged ones left out with a warning."""
+    items = []
+    for row in rows:
+        try:
+            items.append(_row_to_item(row, base_currency))
+        except DamagedRowError as exc:
+            log.warning("%s: left out %s; run `lookalike check`", where, exc)
+    return items
+
+
+class CatalogStore:
+    """Items and embeddings in one SQLite file. Thread-safe (one connection behind a lock).
+
+    `base_currency` is the currency prices are converted to for price filters and sorting;
+    a catalog whose converted prices are in another one (another process's setting, an older
+    catalog) is converted on opening. None (maintenance tools): the one the catalog's prices
+    are converted to already (EUR for a new catalog)."""
+
+    def __init__(self, path: Path, base_currency: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        asked = None if base_currency is None else base_currency.upper()
+        self.base_currency = asked or "EUR"
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            str(self.path), check_same_thread=False, isolation_level=None, timeout=30
-        )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(SCHEMA)
+        self._dim: int | None = None
+        if not self.path.exists():
+            _create_database(self.path, self.base_currency)
+        damage = file_damage(self.path)
+        if damage:
+            raise CatalogCorruptError(str(self.path), damage)
+        with self._guard():
+            self._conn = sqlite3.connect(
+                str(self.path), check_same_thread=False, isolation_level=None, timeout=30
+            )
+            try:
+                self._conn.row_factory = sqlite3.Row
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.execute("PRAGMA foreign_keys=ON")
+                self._conn.executescript(SCHEMA)
+                if asked is None:  # the one the catalog's prices are converted to
+                    self.base_currency = self.get_meta("price_base_currency") or "EUR"
+                self._migrate()
+                self._conn.executescript(CHANGE_LOG)
+                self._use_base_currency()
+            except BaseException:
+                self._conn.close()
+                raise
+
+    def _migrate(self) -> None:
+        """Bring a catalog made by older code up to `SCHEMA_VERSION`: add the missing
+        columns, their indexes, the normalised brands and the derived values. One transaction,
+        re-checked under the write lock, so two processes opening an old catalog at once
+        migrate it once."""
+        if self._conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        with self.transaction() as conn:
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                return
+            have = {r["name"] for r in conn.execute("PRAGMA table_info(items)")}
+            for name, decl in _NEW_COLUMNS.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE items ADD COLUMN {name} {decl}")
+            for statement in filter(str.strip, _NEW_INDEXES.split(";")):
+                conn.execute(statement)
+            rows = conn.execute(
+                "SELECT rowid, brand FROM items WHERE brand IS NOT NULL AND brand_key IS NULL"
+            ).fetchall()
+            conn.executemany("UPDATE items SET brand_key = ? WHERE rowid = ?",
+                             [(normalise_brand(r["brand"]), r["rowid"]) for r in rows])
+            self._refresh(conn)
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES "
+                         "('price_base_currency', ?)", (self.base_currency,))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _use_base_currency(self) -> None:
+        """Convert the stored prices to `base_currency` unless they are in it already."""
+        if self.get_meta("price_base_currency") == self.base_currency:
+            return
+        with self.transaction() as conn:
+            self._refresh(conn)
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES "
+                         "('price_base_currency', ?)", (self.base_currency,))
+
+    def _refresh(self, conn: sqlite3.Connection, rowids: Sequence[int] | None = None) -> None:
+        """Recompute the derived columns (converted price, brand ratings) of some items (all
+        when `rowids` is None), inside the caller's transaction."""
+        if rowids is None:
+            conn.execute(_REFRESH.replace("{where}", "1"), {"base": self.base_currency})
+            return
+        where = "rowid IN (SELECT value FROM json_each(:ids))"
+        conn.execute(_REFRESH.replace("{where}", where),
+                     {"base": self.base_currency, "ids": json.dumps([int(r) for r in rowids])})
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -223,21 +528,33 @@ class CatalogStore:
             self._conn.close()
 
     @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite's "malformed" / "not a database" become a CatalogCorruptError naming the file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if is_corruption(exc):
+                reason = f"the database is damaged ({exc})"
+                raise CatalogCorruptError(str(self.path), reason) from None
+            raise
+
+    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic write: everything inside commits together or not at all."""
-        with self._lock:
+        with self._lock, self._guard():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # a damaged file may refuse even this
+                    self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
         """The shared connection, locked for the caller (reads, or writes in autocommit)."""
-        with self._lock:
+        with self._lock, self._guard():
             yield self._conn
 
     # -- meta -------------------------------------------------------------------------------
@@ -250,17 +567,55 @@ class CatalogStore:
     def set_meta(self, key: str, value: str) -> None:
         with self.connection() as conn:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        if key == "dim":
+            self._dim = None
+
+    @property
+    def dim(self) -> int | None:
+        """The length of the stored vectors: the recorded `dim` when most stored vectors agree
+        with it, else (with a warning) the length most of them have; None for a catalog with
+        no vectors and no valid record. A wrong record must not make every row unreadable."""
+        if self._dim is None:
+            self._dim = self._vector_dim()
+        return self._dim
+
+    def _vector_dim(self) -> int | None:
+        raw = self.get_meta("dim")
+        recorded = int(raw) if raw is not None and raw.isdigit() and int(raw) > 0 else None
+        with self.connection() as conn:
+            sample = [r[0] for r in conn.execute(
+                "SELECT length(vector) FROM embeddings ORDER BY item_rowid LIMIT 64")]
+            if not sample:
+                return recorded
+            if recorded is not None and 2 * sample.count(4 * recorded) > len(sample):
+                return recorded
+            counts: Counter[int] = Counter(dict(conn.execute(
+                "SELECT length(vector), count(*) FROM embeddings GROUP BY 1").fetchall()))
+        length, _ = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+        if recorded is not None and counts[4 * recorded] >= counts[length]:
+            return recorded
+        if length <= 0 or length % 4:
+            return recorded
+        log.warning(
+            "%s: the recorded vector length (dim %s) disagrees with the stored vectors, most of "
+            "which are %d-d: using %d; run `lookalike check`, then `lookalike repair`",
+            self.path, raw, length // 4, length // 4,
+        )
+        return length // 4
 
     def bind_model(self, name: str, dim: int) -> None:
         """Record the encoder this catalog's vectors come from; refuse a different one."""
-        stored_name, stored_dim = self.get_meta("model"), self.get_meta("dim")
+        stored_name, stored_dim = self.get_meta("model"), self.dim
         if stored_name is None:
             if self.count():
                 raise CatalogMismatchError(f"{self.path}: items exist but no model is recorded")
             self.set_meta("model", name)
             self.set_meta("dim", str(dim))
             return
-        if stored_name != name or int(stored_dim or 0) != dim:
+        if stored_dim is None:  # no vectors and no valid record of their length
+            self.set_meta("dim", str(dim))
+            stored_dim = dim
+        if stored_name != name or stored_dim != dim:
             raise CatalogMismatchError(
                 f"{self.path} holds vectors of model {stored_name!r} ({stored_dim}-d), not "
                 f"{name!r} ({dim}-d): use that model, or a new catalog folder"
@@ -279,36 +634,44 @@ class CatalogStore:
         now = _now()
         rowids: list[int] = []
         with self.transaction() as conn:
+            last = int(conn.execute(_HIGH_WATER).fetchone()[0])
             for item, vec in zip(items, vectors, strict=True):
                 f = item.fields
-                cur = conn.execute(
-                    "INSERT INTO items (id, title, category, department, kids, price, currency,"
-                    " brand, sizes, colour, url, sustainability, second_hand, source, extra,"
-                    " predicted, image_path, image_hash, created_at, updated_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                last += 1
+                conn.execute(
+                    "INSERT INTO items (rowid, id, title, category, department, kids, price,"
+                    " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
+                    " extra, predicted, image_path, image_hash, created_at, updated_at, state,"
+                    " rating, reviews, brand_key)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        item.id, f.title, f.category, f.department,
+                        last, item.id, f.title, f.category, f.department,
                         None if f.kids is None else int(f.kids),
                         f.price, f.currency, f.brand, json.dumps(f.sizes), f.colour, f.url,
                         f.sustainability,
                         None if f.second_hand is None else int(f.second_hand),
                         f.source, json.dumps(f.extra),
                         json.dumps({k: t.model_dump() for k, t in (item.predicted or {}).items()}),
-                        item.image_path, item.image_hash, now, now,
+                        item.image_path, item.image_hash, now, now, f.state, f.rating, f.reviews,
+                        None if f.brand is None else normalise_brand(f.brand),
                     ),
                 )
-                rowid = int(cur.lastrowid or 0)
                 conn.execute(
                     "INSERT INTO embeddings (item_rowid, vector) VALUES (?, ?)",
-                    (rowid, np.asarray(vec, dtype=np.float32).tobytes()),
+                    (last, np.asarray(vec, dtype=np.float32).tobytes()),
                 )
-                rowids.append(rowid)
+                rowids.append(last)
+            if rowids:
+                conn.execute(_SET_HIGH_WATER, (str(last),))
+                self._refresh(conn, rowids)
         return rowids
 
     def update(self, item_id: str, change: ItemUpdate) -> Item:
         values = change.model_dump(exclude_unset=True)
         if not values:
             return self.get(item_id)
+        if values.get("state", "") is None:  # a state is never unset: left as it is
+            del values["state"]
         sets, params = [], []
         for key, value in values.items():
             if key in ("sizes", "extra"):
@@ -317,14 +680,19 @@ class CatalogStore:
                 value = int(value)
             sets.append(f"{key} = ?")
             params.append(value)
+        if "brand" in values:
+            sets.append("brand_key = ?")
+            params.append(None if values["brand"] is None else normalise_brand(values["brand"]))
         sets.append("updated_at = ?")
         params.append(_now())
         with self.transaction() as conn:
-            cur = conn.execute(
-                f"UPDATE items SET {', '.join(sets)} WHERE id = ?", [*params, item_id]
-            )
-            if cur.rowcount == 0:
+            row = conn.execute(
+                f"UPDATE items SET {', '.join(sets)} WHERE id = ? RETURNING rowid",
+                [*params, item_id],
+            ).fetchone()
+            if row is None:
                 raise ItemNotFoundError(item_id)
+            self._refresh(conn, [int(row[0])])
         return self.get(item_id)
 
     def set_predicted(self, rowid: int, tags: dict[str, Tag]) -> None:
@@ -344,26 +712,36 @@ class CatalogStore:
             row = conn.execute("SELECT rowid FROM items WHERE id = ?", (item_id,)).fetchone()
             if row is None:
                 raise ItemNotFoundError(item_id)
+            conn.execute(_SET_HIGH_WATER, (str(conn.execute(_HIGH_WATER).fetchone()[0]),))
             conn.execute("DELETE FROM embeddings WHERE item_rowid = ?", (row[0],))
             conn.execute("DELETE FROM items WHERE rowid = ?", (row[0],))
         return int(row[0])
 
     # -- reads ------------------------------------------------------------------------------
 
+    def where(self, filters: Filters) -> tuple[str, builtins.list[Any]]:
+        """`filters` as a WHERE clause over `items` in this catalog's base currency."""
+        return filters.to_sql(self.base_currency)
+
     def count(self, filters: Filters | None = None) -> int:
-        where, params = (filters or Filters()).to_sql()
+        """Items `filters` keep; all items (sold ones too) without filters."""
+        where, params = ("1", []) if filters is None else self.where(filters)
         with self.connection() as conn:
             row = conn.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()
         return int(row[0])
 
     def get(self, item_id: str) -> Item:
         with self.connection() as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchone()
+            row = conn.execute(f"SELECT {_COLUMNS} FROM {_FROM} WHERE id = ?",
+                               (item_id,)).fetchone()
         if row is None:
             raise ItemNotFoundError(item_id)
-        return _row_to_item(row)
+        try:
+            return _row_to_item(row, self.base_currency)
+        except DamagedRowError as exc:
+            raise CatalogCorruptError(str(self.path), str(exc)) from None
 
-    def get_many(self, rowids: Sequence[int]) -> list[Item]:
+    def get_many(self, rowids: Sequence[int]) -> builtins.list[Item]:
         """Items by rowid, in the order asked (missing rowids are left out)."""
         if not rowids:
             return []
@@ -372,20 +750,48 @@ class CatalogStore:
             for start in range(0, len(rowids), 500):
                 chunk = [int(r) for r in rowids[start : start + 500]]
                 marks = ",".join("?" * len(chunk))
-                for row in conn.execute(
-                    f"SELECT {_COLUMNS} FROM items WHERE rowid IN ({marks})", chunk
-                ):
-                    found[row["rowid"]] = _row_to_item(row)
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM {_FROM} WHERE items.rowid IN ({marks})", chunk
+                ).fetchall()
+                found.update((item.rowid, item)
+                             for item in _readable(rows, self.path, self.base_currency))
         return [found[r] for r in rowids if r in found]
 
-    def list(self, filters: Filters | None = None, offset: int = 0, limit: int = 50) -> list[Item]:
-        where, params = (filters or Filters()).to_sql()
+    def list(
+        self, filters: Filters | None = None, offset: int = 0, limit: int = 50,
+        sort: str = "relevance",
+    ) -> builtins.list[Item]:
+        """Items `filters` keep (all items without filters) in `sort`'s order (relevance:
+        catalog order), `limit` from `offset`."""
+        where, params = ("1", []) if filters is None else self.where(filters)
         with self.connection() as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM items WHERE {where} ORDER BY rowid LIMIT ? OFFSET ?",
+                f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} ORDER BY {order_by(sort)} "
+                "LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
-        return [_row_to_item(r) for r in rows]
+        return _readable(rows, self.path, self.base_currency)
+
+    def sort_values(
+        self, rowids: Sequence[int], sort: str
+    ) -> builtins.list[tuple[float | None, ...]]:
+        """Each item's values of `sort`'s keys (`lookalike.catalog.sorting`), in the order
+        asked (None where an item has no value, or is gone)."""
+        keys = SORTS[sort]
+        if not keys:
+            return [() for _ in rowids]
+        found: dict[int, tuple[float | None, ...]] = {}
+        columns = ", ".join(k.sql for k in keys)
+        with self.connection() as conn:
+            for start in range(0, len(rowids), 500):
+                chunk = [int(r) for r in rowids[start : start + 500]]
+                marks = ",".join("?" * len(chunk))
+                for row in conn.execute(
+                    f"SELECT rowid, {columns} FROM items WHERE rowid IN ({marks})", chunk
+                ):
+                    found[int(row[0])] = tuple(row)[1:]
+        missing = tuple(None for _ in keys)
+        return [found.get(int(r), missing) for r in rowids]
 
     def rowid_of(self, item_id: str) -> int:
         with self.connection() as conn:
@@ -396,7 +802,7 @@ class CatalogStore:
 
     def filter_rowids(self, filters: Filters) -> NDArray[np.int64]:
         """Rowids of the items `filters` keeps, ascending."""
-        where, params = filters.to_sql()
+        where, params = self.where(filters)
         with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT rowid FROM items WHERE {where} ORDER BY rowid", params
@@ -411,7 +817,7 @@ class CatalogStore:
 
     def attribute_values(self, name: str) -> dict[int, str]:
         """rowid → `name` ("category" or "colour") of every item: the given value, else the
-        predicted tag, else ""."""
+        predicted tag, else "" (colours by canonical name: `Navy Blue` → `navy`)."""
         if name not in ("category", "colour"):
             raise ValueError(f"not a taggable attribute: {name!r}")
         with self.connection() as conn:
@@ -419,20 +825,164 @@ class CatalogStore:
                 f"SELECT rowid, coalesce({name}, json_extract(predicted, '$.{name}.value'), '')"
                 " FROM items"
             ).fetchall()
+        if name == "colour":
+            return {int(r[0]): canonical_colour(str(r[1])) if r[1] else "" for r in rows}
         return {int(r[0]): str(r[1]) for r in rows}
+
+    def values(self, field: str, limit: int | None = None) -> builtins.list[tuple[str, int]]:
+        """(value, number of items) of a list filter's field (`LIST_FIELDS`, or `currency`)
+        or of any other attribute (`usage`, `pattern`...) across the catalog, as the filter
+        sees it (given value, else predicted; an item without a currency in the base
+        currency), most common first. Colours are merged by canonical name (`Navy Blue` and
+        `navy` count as `navy`). Sold items count too."""
+        if field == "size":
+            source, expr = "items, json_each(items.sizes) s", "s.value"
+        elif field == "currency":
+            source, expr = "items", "coalesce(currency, ?)"
+        elif field in VALUE_SQL:
+            source, expr = "items", VALUE_SQL[field]
+        else:
+            source, expr = "items", attribute_sql(field)
+        params: builtins.list[Any] = [self.base_currency] if field == "currency" else []
+        merge = field == "colour"
+        with self.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {expr} AS v, count(*) AS n FROM {source} WHERE v IS NOT NULL AND v != '' "
+                "GROUP BY v ORDER BY n DESC, v LIMIT ?",
+                (*params, -1 if limit is None or merge else limit),
+            ).fetchall()
+        if not merge:
+            return [(str(v), int(n)) for v, n in rows]
+        counts: dict[str, int] = {}
+        for v, n in rows:
+            name = canonical_colour(str(v))
+            counts[name] = counts.get(name, 0) + int(n)
+        merged = sorted(counts.items(), key=lambda vn: (-vn[1], vn[0]))
+        return merged if limit is None else merged[:limit]
+
+    def sold_rowids(self, limit: int) -> builtins.list[int]:
+        """Rowids of up to `limit` sold items (an index range read)."""
+        with self.connection() as conn:
+            rows = conn.execute("SELECT rowid FROM items WHERE state = 'sold' LIMIT ?",
+                                (limit,)).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def has_sold(self) -> bool:
+        """Whether any item is sold (one index probe): unfiltered searches need no filter
+        while none is."""
+        with self.connection() as conn:
+            row = conn.execute("SELECT 1 FROM items WHERE state = 'sold' LIMIT 1").fetchone()
+        return row is not None
+
+    def base_price_range(self) -> tuple[float | None, float | None]:
+        """The lowest and highest price in the base currency (items not sold)."""
+        with self.connection() as conn:
+            lo, hi = conn.execute(
+                "SELECT min(price_base), max(price_base) FROM items WHERE state != 'sold'"
+            ).fetchone()
+        return lo, hi
+
+    def unconverted(self) -> builtins.list[tuple[str, int]]:
+        """(currency, number of items) of priced items whose currency has no exchange rate
+        to the base currency: price filters leave them out, price sorts put them last."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT currency, count(*) FROM items WHERE price IS NOT NULL AND "
+                "price_base IS NULL GROUP BY currency ORDER BY currency"
+            ).fetchall()
+        return [(str(c), int(n)) for c, n in rows]
+
+    # -- brand ratings and exchange rates ----------------------------------------------------
+
+    def set_brand_ratings(
+        self, ratings: Sequence[BrandRating], *, replace: bool = False
+    ) -> int:
+        """Store brand ratings (a brand already rated gets the new rating; `replace` drops
+        every other brand's) and refresh the items of those brands; returns how many items
+        of the catalog have a rated brand."""
+        now = _now()
+        with self.transaction() as conn:
+            if replace:
+                conn.execute("DELETE FROM brand_ratings")
+            conn.executemany(
+                "INSERT OR REPLACE INTO brand_ratings (brand_key, name, overall, people, planet,"
+                " animals, source, url, rated_on, imported_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(r.key, r.brand, r.overall, r.people, r.planet, r.animals, r.source, r.url,
+                  None if r.rated_on is None else r.rated_on.isoformat(), now) for r in ratings],
+            )
+            conn.execute(_REFRESH.replace("{where}", "brand_key IS NOT NULL"),
+                         {"base": self.base_currency})
+            row = conn.execute(
+                "SELECT count(*) FROM items WHERE brand_overall IS NOT NULL"
+            ).fetchone()
+        return int(row[0])
+
+    def brand_ratings(
+        self, keys: Sequence[str] | None = None
+    ) -> builtins.list[tuple[BrandRating, int]]:
+        """Brand ratings (all, or those of these normalised brand names), by brand, with the
+        number of items of that brand."""
+        where, params = "1", "[]"
+        if keys is not None:
+            where, params = "b.brand_key IN (SELECT value FROM json_each(?))", json.dumps(
+                builtins.list(keys))
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT b.*, (SELECT count(*) FROM items i WHERE i.brand_key = b.brand_key) AS n"
+                f" FROM brand_ratings b WHERE {where} ORDER BY b.brand_key",
+                () if keys is None else (params,),
+            ).fetchall()
+        return [(BrandRating(brand=r["name"], overall=r["overall"], people=r["people"],
+                             planet=r["planet"], animals=r["animals"], source=r["source"],
+                             url=r["url"], rated_on=r["rated_on"]), int(r["n"])) for r in rows]
+
+    def brand_rating_count(self) -> int:
+        with self.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM brand_ratings").fetchone()
+        return int(row[0])
+
+    def set_rates(self, rates: Sequence[Rate], base: str) -> None:
+        """Replace the exchange rates (units of each currency per unit of `base`, which must
+        be among them at 1) and convert every item's price again."""
+        if not any(r.currency == base and r.rate == 1 for r in rates):
+            raise ValueError(f"the rates must hold their base {base} at rate 1")
+        now = _now()
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM rates")
+            conn.executemany(
+                "INSERT INTO rates (currency, rate, rated_on, imported_at) VALUES (?,?,?,?)",
+                [(r.currency, r.rate, r.date.isoformat(), now) for r in rates],
+            )
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('rates_base', ?)",
+                         (base,))
+            self._refresh(conn)
+
+    def rates(self) -> tuple[str | None, builtins.list[Rate]]:
+        """(the base the rates are against, the rates); (None, []) before any import."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT currency, rate, rated_on FROM rates ORDER BY currency"
+            ).fetchall()
+        return self.get_meta("rates_base"), [
+            Rate(currency=r[0], rate=r[1], date=r[2]) for r in rows
+        ]
 
     def vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """All (rowids ascending, vectors) — what the search index is built from."""
-        dim = int(self.get_meta("dim") or 0)
+        dim = self.dim or 0
         with self.connection() as conn:
             rows = conn.execute(
                 "SELECT item_rowid, vector FROM embeddings ORDER BY item_rowid"
             ).fetchall()
-        return _as_arrays(rows, dim)
+        return _as_arrays(rows, dim, self.path)
 
     def vectors_version(self) -> int:
         """Changes to the stored vectors so far, by any connection or process."""
         return int(self.get_meta("vectors_version") or 0)
+
+    def tags_version(self) -> int:
+        """Changes to existing items' predicted tags so far, by any connection or process."""
+        return int(self.get_meta("tags_version") or 0)
 
     def vector_rowids(self) -> NDArray[np.int64]:
         """Rowids of the items that have a vector, ascending."""
@@ -444,7 +994,7 @@ class CatalogStore:
         self, rowids: NDArray[np.int64]
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """(rowids found, their vectors) for some rowids; ones deleted meanwhile are left out."""
-        dim = int(self.get_meta("dim") or 0)
+        dim = self.dim or 0
         rows: list[tuple[int, bytes]] = []
         with self.connection() as conn:
             for start in range(0, len(rowids), 500):
@@ -453,7 +1003,7 @@ class CatalogStore:
                     f"SELECT item_rowid, vector FROM embeddings WHERE item_rowid IN "
                     f"({','.join('?' * len(chunk))}) ORDER BY item_rowid", chunk
                 ).fetchall()
-        return _as_arrays(rows, dim)
+        return _as_arrays(rows, dim, self.path)
 
     # -- the change log a vector store follows (lookalike.index.vector_store.VectorSource) --
 
@@ -504,7 +1054,7 @@ class CatalogStore:
         self, batch: int
     ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32], builtins.list[Scalars]]]:
         """Every item with a vector, ascending rowid, `batch` at a time, with its fields."""
-        dim = int(self.get_meta("dim") or 0)
+        dim = self.dim or 0
         after = -1
         while True:
             with self.connection() as conn:
@@ -515,9 +1065,11 @@ class CatalogStore:
                 ).fetchall()
             if not rows:
                 return
-            ids, vectors = _as_arrays([(r[0], r[1]) for r in rows], dim)
-            yield ids, vectors, [_scalars(tuple(r)[2:]) for r in rows]
-            after = int(ids[-1])
+            ids, vectors = _as_arrays([(r[0], r[1]) for r in rows], dim, self.path)
+            fields = {int(r[0]): _scalars(tuple(r)[2:]) for r in rows}
+            if len(ids):  # (damaged vectors are left out, with a warning)
+                yield ids, vectors, [fields[int(i)] for i in ids]
+            after = int(rows[-1][0])
 
     def vector(self, rowid: int) -> NDArray[np.float32]:
         with self.connection() as conn:
@@ -526,4 +1078,53 @@ class CatalogStore:
             ).fetchone()
         if row is None:
             raise ItemNotFoundError(str(rowid))
+        problem = vector_problem(row[0], self.dim or 0)
+        if problem:
+            raise CatalogCorruptError(
+                str(self.path), f"the embedding of item rowid {rowid} is damaged: {problem}"
+            )
         return np.frombuffer(row[0], dtype=np.float32).copy()
+
+
+def _create_database(path: Path, base_currency: str) -> None:
+    """A new, complete catalog file at `path` (at `SCHEMA_VERSION`, prices converted to
+    `base_currency`): built in a temp file, then hard-linked into place (which fails if another
+    process got there first: theirs is kept). A process killed here leaves at most a temp file,
+    never an empty `path` that would later open as a catalog."""
+    for stale in path.parent.glob(f"{path.name}.*.new"):  # left by killed processes
+        pid = stale.name[len(path.name) + 1 : -len(".new")]
+        if pid.isdigit() and not _alive(int(pid)):
+            for leftover in (stale, *stale.parent.glob(f"{stale.name}-*")):
+                leftover.unlink(missing_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.new")
+    try:
+        conn = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA + _NEW_INDEXES)
+            conn.execute("INSERT INTO meta (key, value) VALUES ('price_base_currency', ?)",
+                         (base_currency,))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        finally:
+            conn.close()  # checkpoints: the whole database is in `tmp`
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

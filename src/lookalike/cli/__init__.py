@@ -3,7 +3,9 @@
 from lookalike.cli import (
     catalog,  # noqa: F401  (registers commands)
     evaluate,  # noqa: F401
+    maintenance,  # noqa: F401
     serve,  # noqa: F401
+    shop,  # noqa: F401
     taste,  # noqa: F401
     train,  # noqa: F401
 )

@@ -1,55 +1,116 @@
-"""Catalog commands: ingest, search, similar, info, demo."""
+"""Catalog commands: ingest, search, similar, info, demo.
+
+Light at import (typer and the standard library only): the library loads inside each command,
+after its arguments have been checked.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
-from lookalike.catalog import Catalog, Filters, IngestProgress, IngestReport, Result
-from lookalike.cli.app import app
-from lookalike.config import Settings
-from lookalike.demo import build_demo_catalog, demo_queries
+from lookalike.cli.app import app, print_error
 from lookalike.errors import LookalikeError
 
-console = Console()
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from lookalike.catalog import Catalog, Filters, Result
+    from lookalike.config import Settings
 
 CatalogOpt = Annotated[
-    Path | None, typer.Option("--catalog", "-c", help="Catalog folder [env LOOKALIKE_CATALOG_DIR]")
+    Path | None,
+    typer.Option(
+        "--catalog", "-c", metavar="FOLDER", show_default="./catalog, or $LOOKALIKE_CATALOG_DIR",
+        help="Catalog folder (catalog.sqlite + index).",
+    ),
 ]
 ModelOpt = Annotated[
-    str | None, typer.Option("--model", "-m", help="Encoder name or .onnx path (new catalogs)")
+    str | None,
+    typer.Option(
+        "--model", "-m", metavar="NAME", show_default="lookalike-fashion-int8, or $LOOKALIKE_MODEL",
+        help="Encoder name or .onnx file, for a new catalog (an existing one keeps its own).",
+    ),
 ]
 FilterOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--filter",
-        "-f",
-        help="field=value, repeatable: category=Dress,Skirt price_max=50 second_hand=true "
-        "kids=false brand=X colour=red size=M min_sustainability=3 price_min=10",
+        "--filter", "-f", metavar="FIELD=VALUE",
+        help="Keep only matching items (repeatable; lists comma-separated): category=Dress,Skirt "
+        "brand=X colour=red size=M price_min=10 price_max=50 (in the base currency) "
+        "currency=EUR,USD second_hand=true kids=false min_sustainability=3 min_brand_rating=3 "
+        "min_brand_people=3 min_brand_planet=3 min_brand_animals=3 min_rating=4 "
+        "state=available,reserved include_sold=true (sold items are left out otherwise), and "
+        "labelled attributes: usage=Formal pattern=striped.",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+PortOpt = Annotated[
+    int | None,
+    typer.Option(metavar="PORT", min=1, max=65535, show_default="8000, or $LOOKALIKE_PORT",
+                 help="TCP port to serve on."),
+]
+KOpt = Annotated[int, typer.Option("-k", metavar="N", min=1, max=1000, help="How many results.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+# Settings is not imported here (--help must stay instant): a test checks that this default
+# is Settings.colour_weight's.
+ColourWeightOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--colour-weight", metavar="W", min=0.0, max=1.0,
+        show_default="0.1, or $LOOKALIKE_COLOUR_WEIGHT",
+        help="Match colour: how much garment colour counts against shape and style, "
+        "0 = ignore colour ... 1 = colour only.",
+    ),
+]
+
+
+
+
+class SortChoice(StrEnum):
+    """`lookalike.catalog.sorting.Sort`, spelt out here so that --help need not import the
+    library (a test checks they agree)."""
+
+    relevance = "relevance"
+    price_asc = "price_asc"
+    price_desc = "price_desc"
+    sustainability = "sustainability"
+    brand_rating = "brand_rating"
+    rating = "rating"
+    newest = "newest"
+
+
+SortOpt = Annotated[
+    SortChoice,
+    typer.Option(
+        "--sort", metavar="ORDER",
+        help="Order of the results: relevance, price_asc, price_desc (in the base currency), "
+        "sustainability (the item's own), brand_rating, rating (shoppers'), newest. A sort "
+        "orders the closest look-alikes (Settings.sort_depth, 200 by default).",
+    ),
+]
+OffsetOpt = Annotated[
+    int, typer.Option("--offset", metavar="N", min=0,
+                      help="Skip the first N results (the next page: N = the ranks shown).")
+]
 
 
 def settings_from(catalog: Path | None, model: str | None = None) -> Settings:
-    settings = Settings()
+    """The Settings (LOOKALIKE_* environment) with the command's --catalog and --model."""
+    from pydantic import ValidationError
+
+    from lookalike.config import Settings
+    from lookalike.validation import plain_errors
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise LookalikeError(
+            "bad setting: " + plain_errors(exc.errors(), lambda loc: "LOOKALIKE_" + "_".join(
+                str(p) for p in loc).upper())
+        ) from None
     if catalog is not None:
         settings = settings.model_copy(update={"catalog_dir": catalog})
     if model is not None:
@@ -57,213 +118,273 @@ def settings_from(catalog: Path | None, model: str | None = None) -> Settings:
     return settings
 
 
+def open_catalog(catalog: Path | None) -> Catalog:
+    """The existing catalog in --catalog (default ./catalog); an error, creating nothing, where
+    there is none."""
+    from lookalike.catalog import Catalog
+
+    return Catalog.open(settings_from(catalog), create=False)
+
+
+def parse_filters(expressions: list[str] | None) -> Filters:
+    """The --filter expressions; the names of `Settings.tag_attributes` filter on those
+    attributes (`usage=Formal`)."""
+    from lookalike.catalog import Filters
+
+    attributes = settings_from(None).tag_attributes if expressions else ()
+    return Filters.parse(expressions or [], attributes=attributes)
+
+
 def fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
-    return typer.Exit(code=1)
+    """Print `error: <exc>` and return the exit to raise. Commands need not call it: every
+    LookalikeError they let through ends the same way (`LookalikeGroup`)."""
+    print_error(str(exc))
+    return typer.Exit(code=2)
 
 
-def _progress_bar() -> tuple[Progress, list[TaskID]]:
-    bar = Progress(
-        TextColumn("[bold]ingest"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[rate]:.0f} img/s"),
-        TextColumn("added {task.fields[added]} skipped {task.fields[skipped]} "
-                   "rejected {task.fields[rejected]}"),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=not err_console.is_terminal,
-    )
-    task = bar.add_task("ingest", total=None, rate=0.0, added=0, skipped=0, rejected=0)
-    return bar, [task]
-
-
-def _update(bar: Progress, task: TaskID) -> Callable[[IngestProgress], None]:
-    def update(p: IngestProgress) -> None:
-        bar.update(task, completed=p.done, total=p.total, rate=p.rate, added=p.added,
-                   skipped=p.skipped, rejected=p.rejected)
-        if not err_console.is_terminal and p.done % 500 < 32:
-            err_console.print(f"ingest {p.done}/{p.total} ({p.rate:.0f} img/s)")
-
-    return update
-
-
-def _print_report(report: IngestReport, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(report.as_dict()))
+def explain(
+    catalog: Catalog, filters: Filters, results: list[Result], sort: str = "relevance",
+    offset: int = 0,
+) -> None:
+    """On stderr: filter values no item has (with the values that exist), prices that cannot
+    be compared, and why a result is empty."""
+    notes = catalog.notes(filters, sort)
+    if results:
+        for note in notes:
+            typer.echo(f"note: {note}", err=True)
         return
-    console.print(
-        f"added [bold green]{report.added}[/], skipped {report.skipped} (already in the catalog), "
-        f"rejected [bold red]{len(report.rejected)}[/] in {report.seconds:.1f} s "
-        f"({report.images_per_second:.0f} images/s)"
-    )
-    for r in report.rejected[:10]:
-        console.print(f"  row {r.row} {r.item_id} [{r.field}]: {r.reason}")
-    if len(report.rejected) > 10:
-        console.print(f"  ... and {len(report.rejected) - 10} more")
-    if report.report_path:
-        console.print(f"rejections written to {report.report_path}")
-
-
-#: Result table columns: header, how rich lays it out, the cell of a (rank, result).
-_COLUMNS: dict[str, tuple[dict[str, Any], Callable[[int, Result], str]]] = {
-    "#": ({"justify": "right", "no_wrap": True}, lambda n, r: str(n)),
-    "score": ({"justify": "right", "no_wrap": True}, lambda n, r: f"{r.score:.3f}"),
-    "title": (
-        {"no_wrap": True, "overflow": "ellipsis", "max_width": 28}, lambda n, r: r.item.title
-    ),
-    "category": ({"no_wrap": True}, lambda n, r: r.item.attribute("category") or ""),
-    "colour": ({"no_wrap": True}, lambda n, r: r.item.attribute("colour") or ""),
-    "price": (
-        {"justify": "right", "no_wrap": True},
-        lambda n, r: "" if r.item.price is None else f"{r.item.price:.2f} {r.item.currency or ''}",
-    ),
-    "brand": ({"no_wrap": True, "overflow": "ellipsis", "max_width": 16},
-              lambda n, r: r.item.brand or ""),
-    "2nd hand": (
-        {"no_wrap": True},
-        lambda n, r: "" if r.item.second_hand is None else ("yes" if r.item.second_hand else "no"),
-    ),
-    "id": ({"no_wrap": True, "overflow": "ellipsis", "max_width": 14}, lambda n, r: r.item.id),
-}
-#: What a narrow terminal leaves out first (rich would otherwise squeeze columns to nothing).
-_DROP_FIRST = ("2nd hand", "#", "brand", "colour")
-
-
-def results_table(results: list[Result], title: str, width: int) -> Table:
-    """The result table, without the columns no result fills and, when `width` is too narrow
-    for all, without the least needed ones (`_DROP_FIRST`)."""
-    names = [
-        name for name in _COLUMNS
-        if name in ("#", "score") or any(_COLUMNS[name][1](n, r) for n, r in enumerate(results))
-    ]
-    droppable = [name for name in _DROP_FIRST if name in names]
-    while True:
-        table = Table(title=title, box=box.SIMPLE_HEAD)
-        for name in names:
-            table.add_column(name, **_COLUMNS[name][0])
-        for n, r in enumerate(results, start=1):
-            table.add_row(*(_COLUMNS[name][1](n, r) for name in names))
-        unbounded = console.options.update_width(10 * width)  # what it needs, not what it has
-        if not droppable or console.measure(table, options=unbounded).maximum <= width:
-            return table
-        names.remove(droppable.pop(0))
-
-
-def print_results(results: list[Result], as_json: bool, title: str) -> None:
-    if as_json:
-        print(json.dumps([{"score": round(r.score, 4), **r.item.model_dump(mode="json")}
-                          for r in results]))
-        return
-    console.print(results_table(results, title, console.width))
+    if offset:
+        reason = f"the ranking ends before rank {offset + 1} (try a smaller --offset)"
+    elif notes:
+        reason = "; ".join(notes)
+    elif not filters.is_empty():
+        reason = "no item passes all of these filters together"
+    elif len(catalog) == 0:
+        reason = "the catalog is empty; add items with `lookalike ingest`"
+    elif catalog.store.count(filters) == 0:
+        reason = "every item is sold (-f include_sold=true shows them)"
+    else:
+        reason = "nothing to show"
+    typer.echo(f"no results: {reason}", err=True)
 
 
 @app.command("ingest")
 def ingest_cmd(
-    images: Annotated[Path, typer.Argument(help="Folder of item images.")],
+    images: Annotated[
+        Path,
+        typer.Argument(metavar="PHOTOS", exists=True, file_okay=False,
+                       help="Folder of item photos."),
+    ],
     metadata: Annotated[
-        Path | None, typer.Option("--metadata", help="CSV or JSONL, one row per item.")
+        Path | None,
+        typer.Option("--metadata", metavar="FILE",
+                     help="CSV or JSONL, one row per item (`image` column required)."),
     ] = None,
     column: Annotated[
         list[str] | None,
-        typer.Option("--map", help="Rename a metadata column: label=category (repeatable)."),
+        typer.Option("--map", metavar="FROM=TO",
+                     help="Rename a metadata column, e.g. label=category (repeatable)."),
     ] = None,
     report: Annotated[
-        Path | None, typer.Option(help="Where to write rejected rows [catalog/rejected.csv].")
+        Path | None,
+        typer.Option(metavar="FILE", show_default="CATALOG/rejected.csv",
+                     help="Where to write the rejected rows."),
     ] = None,
     catalog: CatalogOpt = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add images and their metadata to the catalog (skips duplicates, resumes after a crash)."""
+    """Add photos and their metadata to a catalog. Creates the catalog if needed, skips
+    duplicates and resumes after a crash."""
+    columns = {}
+    for c in column or []:
+        source, sep, target = c.partition("=")
+        if not sep or not source or not target:
+            raise typer.BadParameter(f"{c!r}: expected FROM=TO, e.g. label=category",
+                                     param_hint="'--map'")
+        columns[source] = target
     settings = settings_from(catalog, model)
-    columns = dict(c.split("=", 1) for c in (column or []) if "=" in c)
-    bar, (task,) = _progress_bar()
-    try:
-        with Catalog.open(settings) as cat, bar:
-            result = cat.ingest(
-                images, metadata, columns=columns,
-                report_path=report or Path(settings.catalog_dir) / "rejected.csv",
-                progress=_update(bar, task),
-            )
-    except LookalikeError as exc:
-        raise fail(exc) from None
-    _print_report(result, as_json)
+    from lookalike.catalog import Catalog
+    from lookalike.cli.output import print_report, progress_bar, update_progress
+
+    bar, task = progress_bar()
+    with Catalog.open(settings) as cat, bar:
+        result = cat.ingest(
+            images, metadata, columns=columns,
+            report_path=report or Path(settings.catalog_dir) / "rejected.csv",
+            progress=update_progress(bar, task),
+        )
+    print_report(result, as_json)
+
+
+def page_of(catalog: Catalog, offset: int, k: int, sort: str) -> tuple[int, int]:
+    """(k cut to the bound of this query's pages, the bound); an offset at or past the bound
+    is an error naming it."""
+    from lookalike.recommend import ranking_bound
+
+    bound = ranking_bound(catalog.settings, None, sort)
+    if offset >= bound:
+        raise LookalikeError(
+            f"--offset {offset} is past the {bound} results this query ranks "
+            f"({'max_results' if bound == catalog.settings.max_results else 'sort_depth'})"
+        )
+    return min(k, bound - offset), bound
+
+
+def page_caption(offset: int, shown: int, more: bool, bound: int, sort: str) -> str:
+    """Which ranks a page shows, how deep the query's pages reach, and the next page."""
+    order = "" if sort == "relevance" else f", sorted by {sort} (the {bound} closest)"
+    text = f"ranks {offset + 1}–{offset + shown} of at most {bound}{order}"
+    if more:
+        text += f"; next page: --offset {offset + shown}"
+    return text if shown else ""
 
 
 @app.command("search")
 def search_cmd(
-    image: Annotated[Path, typer.Argument(help="Photo to find look-alikes of ('-' = stdin).")],
-    k: Annotated[int, typer.Option("-k", min=1, max=1000, help="How many results.")] = 10,
+    image: Annotated[
+        Path | None,
+        typer.Argument(metavar="PHOTO", dir_okay=False, allow_dash=True,
+                       help="Photo to find look-alikes of ('-' reads it from stdin); optional "
+                       "with --text."),
+    ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option("--text", "-t", metavar="WORDS",
+                     help="What you want in words, mapped onto the catalog's own categories, "
+                     "colours, brands and attributes: \"red floral dress under 50\"; beside a "
+                     "PHOTO: \"this, but in red\" (appearance words steer, constraints filter)."),
+    ] = None,
+    k: KOpt = 10,
     filters: FilterOpt = None,
+    colour_weight: ColourWeightOpt = None,
+    sort: SortOpt = SortChoice.relevance,
+    offset: OffsetOpt = 0,
     catalog: CatalogOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Items that look like a photo."""
-    try:
-        parsed = Filters.parse(filters or [])
-        with Catalog.open(settings_from(catalog)) as cat:
-            source: Path | bytes = sys.stdin.buffer.read() if str(image) == "-" else image
-            results = cat.search_image(source, k, parsed)
-    except LookalikeError as exc:
-        raise fail(exc) from None
-    print_results(results, as_json, f"look-alikes of {image}")
+    """Items that look like a photo, or that words describe, or both."""
+    if image is None and not text:  # before any import: an argument error answers at once
+        raise typer.BadParameter("give a PHOTO, --text WORDS, or both", param_hint="'PHOTO'")
+    from lookalike.cli.output import print_results
+    from lookalike.images import read_image_stream
+
+    parsed = parse_filters(filters)
+    with open_catalog(catalog) as cat:
+        size, bound = page_of(cat, offset, k, sort.value)
+        # one more than the page, while the bound allows: is there a next page?
+        ask = size + 1 if offset + size < bound else size
+        stdin = str(image) == "-"  # read only up to the byte cap
+        source: Path | bytes | None = (
+            read_image_stream(sys.stdin.buffer, cat.limits) if stdin else image
+        )
+        if not text:
+            assert source is not None
+            results = cat.search_image(source, ask, parsed, colour_weight=colour_weight,
+                                       offset=offset, sort=sort.value,
+                                       name="<stdin>" if stdin else None)
+            explain(cat, parsed, results, sort.value, offset)
+            more, results = len(results) > size, results[:size]
+            print_results(results, as_json, f"look-alikes of {image}",
+                          caption=page_caption(offset, len(results), more, bound, sort.value),
+                          first_rank=offset + 1)
+            return
+        from lookalike.recommend import Query
+        from lookalike.recommend.words import describe, search_text
+
+        found = search_text(cat, text, ask, parsed, photo=source,
+                            query=Query(colour_weight=colour_weight), offset=offset,
+                            sort=sort.value)
+        if source is None and not found.intent.understood():
+            raise LookalikeError(found.notes[-1])  # names the words it ignored
+        for line in describe(found.intent) + [f"note: {n}" for n in found.notes
+                                              if n not in found.intent.notes]:
+            typer.echo(line, err=True)
+        explain(cat, found.filters, found.results, sort.value, offset)
+    more, results = len(found.results) > size, found.results[:size]
+    if as_json:
+        print(json.dumps({"understood": found.understood(), "results": [
+            {"score": round(r.score, 4), **r.item.model_dump(mode="json")}
+            for r in results]}))
+        return
+    title = f"look-alikes of {image}, {text!r}" if image is not None else f"matching {text!r}"
+    print_results(results, False, title,
+                  caption=page_caption(offset, len(results), more, bound, sort.value),
+                  first_rank=offset + 1)
 
 
 @app.command("similar")
 def similar_cmd(
-    item_id: Annotated[str, typer.Argument(help="Catalog item id.")],
-    k: Annotated[int, typer.Option("-k", min=1, max=1000)] = 10,
+    item_id: Annotated[str, typer.Argument(metavar="ID", help="Id of a catalog item.")],
+    k: KOpt = 10,
     filters: FilterOpt = None,
+    colour_weight: ColourWeightOpt = None,
+    sort: SortOpt = SortChoice.relevance,
+    offset: OffsetOpt = 0,
     catalog: CatalogOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """More like this: items that look like a catalog item (the item itself left out)."""
-    try:
-        parsed = Filters.parse(filters or [])
-        with Catalog.open(settings_from(catalog)) as cat:
-            results = cat.similar(item_id, k, parsed)
-    except LookalikeError as exc:
-        raise fail(exc) from None
-    print_results(results, as_json, f"more like {item_id}")
+    from lookalike.cli.output import print_results
+
+    parsed = parse_filters(filters)
+    with open_catalog(catalog) as cat:
+        size, bound = page_of(cat, offset, k, sort.value)
+        ask = size + 1 if offset + size < bound else size
+        results = cat.similar(item_id, ask, parsed, colour_weight=colour_weight,
+                              offset=offset, sort=sort.value)
+        explain(cat, parsed, results, sort.value, offset)
+    more, results = len(results) > size, results[:size]
+    print_results(results, as_json, f"more like {item_id}",
+                  caption=page_caption(offset, len(results), more, bound, sort.value),
+                  first_rank=offset + 1)
 
 
 @app.command("info")
 def info_cmd(catalog: CatalogOpt = None, as_json: JsonOpt = False) -> None:
-    """What the catalog holds: item count, model, index."""
-    try:
-        with Catalog.open(settings_from(catalog)) as cat:
-            info = cat.info()
-    except LookalikeError as exc:
-        raise fail(exc) from None
+    """What a catalog holds: item count, model, index."""
+    with open_catalog(catalog) as cat:
+        info = cat.info()
     if as_json:
         print(json.dumps(info))
-    else:
-        for key, value in info.items():
-            console.print(f"[bold]{key}[/]: {value}")
+        return
+    for key, value in info.items():
+        typer.echo(f"{key}: {value}")
 
 
 @app.command("demo")
 def demo_cmd(
-    catalog: Annotated[Path, typer.Option("--catalog", "-c")] = Path("demo-catalog"),
-    serve: Annotated[bool, typer.Option(help="Serve the web page and API afterwards.")] = True,
-    port: Annotated[int, typer.Option()] = 8000,
+    catalog: Annotated[
+        Path, typer.Option("--catalog", "-c", metavar="FOLDER",
+                           help="Catalog folder to build the demo in.")
+    ] = Path("demo-catalog"),
+    serve: Annotated[
+        bool, typer.Option(help="Serve the web page and API afterwards.")
+    ] = True,
+    port: PortOpt = None,
 ) -> None:
-    """Build a catalog from the bundled sample, show look-alikes, then serve the web page."""
-    settings = settings_from(catalog).model_copy(update={"port": port})
-    bar, (task,) = _progress_bar()
-    try:
-        with bar:
-            cat, report = build_demo_catalog(settings, _update(bar, task))
-        _print_report(report, False)
+    """Build a catalog from the bundled sample photos, show look-alikes, then serve the web
+    page."""
+    settings = settings_from(catalog)
+    if port is not None:
+        settings = settings.model_copy(update={"port": port})
+    from lookalike.cli.output import print_report, print_results, progress_bar, update_progress
+    from lookalike.demo import build_demo_catalog, demo_queries
+
+    listener = None
+    if serve:  # a taken port says so now, not after the ingest
+        from lookalike.api.server import listen
+
+        listener = listen(settings)
+    bar, task = progress_bar()
+    with bar:
+        cat, report = build_demo_catalog(settings, update_progress(bar, task))
+    with cat:
+        print_report(report, False)
         for item in demo_queries(cat):
             print_results(cat.similar(item.id, 5), False,
                           f"more like {item.id}: {item.title} ({item.category})")
-        cat.close()
-    except LookalikeError as exc:
-        raise fail(exc) from None
-    if serve:
+    if listener is not None:
         from lookalike.api.server import run_server
 
-        run_server(settings)
+        run_server(settings, listener)

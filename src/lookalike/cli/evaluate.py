@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from lookalike.cli.app import app
-from lookalike.cli.catalog import fail
-from lookalike.config import Settings
 from lookalike.errors import LookalikeError
-from lookalike.evaluation.report import EvaluationRun, evaluate_models
-from lookalike.evaluation.scoring import family_of
+
+if TYPE_CHECKING:  # the library loads only once the arguments are checked
+    from lookalike.evaluation.report import EvaluationRun
 
 # rows of the side-by-side table, in order; absent metrics are skipped
 TABLE_ROWS = (
@@ -73,27 +71,27 @@ def evaluate(
 
     Metrics whose labels the data set lacks, or with too few examples, are skipped with the
     reason; the report says which part of the data set was evaluated and why."""
+    from lookalike.config import Settings
+    from lookalike.evaluation.report import evaluate_models
+
     settings = Settings()
     models = list(compare or []) or [model or settings.model]
     if model and compare and model not in models:
         models.insert(0, model)
-    try:
-        renames = _renames(column or [])
-        run = evaluate_models(
-            dataset,
-            models,
-            out,
-            settings=settings,
-            split_file=split_file,
-            test_fraction=test_fraction,
-            seed=seed,
-            backgrounds=backgrounds,
-            plots_enabled=not no_plots,
-            metadata=metadata,
-            columns=renames,
-        )
-    except LookalikeError as exc:
-        raise fail(exc) from None
+    renames = _renames(column or [])  # a LookalikeError is one line, exit 2 (cli/app.py)
+    run = evaluate_models(
+        dataset,
+        models,
+        out,
+        settings=settings,
+        split_file=split_file,
+        test_fraction=test_fraction,
+        seed=seed,
+        backgrounds=backgrounds,
+        plots_enabled=not no_plots,
+        metadata=metadata,
+        columns=renames,
+    )
     _print_run(run, out)
 
 
@@ -105,24 +103,30 @@ def _renames(pairs: list[str]) -> dict[str, str]:
 
 
 def _print_run(run: EvaluationRun, out: Path) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from lookalike.evaluation.scoring import family_of
+
     console = Console()
     if run.missing:
         console.print(
             f"[yellow]{len(run.missing)} rows without an image file skipped:[/] "
-            + ", ".join(f"row {r} ({i})" for r, i in run.missing[:10])
+            + escape(", ".join(f"row {r} ({i})" for r, i in run.missing[:10]))
         )
     if run.rejected:
         console.print(
             f"[yellow]{len(run.rejected)} rows rejected:[/] "
-            + ", ".join(f"row {r} ({why})" for r, why in run.rejected[:10])
+            + escape(", ".join(f"row {r} ({why})" for r, why in run.rejected[:10]))
         )
     part = run.part
     if part:
-        console.print(f"evaluated {part.summary()}", highlight=False, soft_wrap=True)
-        console.print(f"  why: {part.reason}", highlight=False, soft_wrap=True)
+        console.print(escape(f"evaluated {part.summary()}"), highlight=False, soft_wrap=True)
+        console.print(escape(f"  why: {part.reason}"), highlight=False, soft_wrap=True)
     title = f"{run.dataset}: {part.title() if part else '?'}"
     table = Table(
-        title=title,
+        title=escape(title),
         min_width=len(title) + 4,  # the title on one line where the terminal allows
         caption="n = queries, pairs, photos or test items; SYNTHETIC = two augmented views of "
         "a photo",
@@ -145,12 +149,14 @@ def _print_run(run: EvaluationRun, out: Path) -> None:
     if rows:
         console.print(table)
     else:
-        console.print(f"[bold yellow]no metric could be computed on {title}[/]")
+        console.print(f"[bold yellow]no metric could be computed on {escape(title)}[/]")
     for what, why in run.skipped_once().items():
-        console.print(f"[yellow]skipped[/] {what}: {why}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]skipped[/] {escape(f'{what}: {why}')}", highlight=False,
+                      soft_wrap=True)
     for what, why in run.plots_skipped.items():
-        console.print(f"[dim]no plot[/] {what}: {why}", highlight=False, soft_wrap=True)
-    console.print(
+        console.print(f"[dim]no plot[/] {escape(f'{what}: {why}')}", highlight=False,
+                      soft_wrap=True)
+    console.print(escape(
         f"wrote {out / 'metrics.json'} and {len(run.files)} plots in "
         f"{run.seconds:.0f} s; split: {run.split_file or 'none (whole set)'}"
-    )
+    ))

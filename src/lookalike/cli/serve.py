@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from lookalike.cli.app import app
-from lookalike.cli.catalog import fail, settings_from
-from lookalike.errors import LookalikeError
+from lookalike.cli.catalog import CatalogOpt, PortOpt, settings_from
 
 
 @app.command("serve")
 def serve_cmd(
-    catalog: Annotated[
-        Path | None, typer.Option("--catalog", "-c", help="Catalog folder.")
+    catalog: CatalogOpt = None,
+    host: Annotated[
+        str | None,
+        typer.Option(metavar="HOST", show_default="127.0.0.1, or $LOOKALIKE_HOST",
+                     help="Interface to listen on (0.0.0.0: every interface)."),
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    port: PortOpt = None,
     search_processes: Annotated[
         int | None,
-        typer.Option(min=0, max=64, help="Processes to search photos in; 0 = threads. "
-                     "Default: one per core."),
+        typer.Option(metavar="N", min=0, max=64, show_default="one per core",
+                     help="Processes to search photos in; 0 = threads of the server process."),
     ] = None,
 ) -> None:
     """Serve the API (docs at /docs) and the shopper's web page over a catalog."""
-    from lookalike.api.server import run_server
-
     settings = settings_from(catalog)
     if host is not None:
         settings = settings.model_copy(update={"host": host})
@@ -35,9 +33,6 @@ def serve_cmd(
         settings = settings.model_copy(update={"port": port})
     if search_processes is not None:
         settings = settings.model_copy(update={"search_processes": search_processes})
-    if not (Path(settings.catalog_dir) / "catalog.sqlite").is_file():
-        raise fail(LookalikeError(
-            f"no catalog in {settings.catalog_dir}: "
-            "run `lookalike ingest` or `lookalike demo` first"
-        ))
+    from lookalike.api.server import run_server
+
     run_server(settings)

@@ -11,7 +11,12 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from lookalike.errors import ImageLoadError
+
 Vectors = NDArray[np.float32]
+
+#: Longer strips are cropped before they are resized (`Preprocess.resize_crop`).
+MAX_RESIZED_ASPECT = 16
 
 
 @dataclass(frozen=True)
@@ -28,17 +33,39 @@ class Preprocess:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     def resize_crop(self, img: Image.Image) -> NDArray[np.uint8]:
-        """RGB image → (S, S, 3) uint8: shorter side resized (area filter), centre cropped."""
+        """RGB image → (S, S, 3) uint8: shorter side resized (area filter), centre cropped.
+
+        The resized image is bounded: up to `MAX_RESIZED_ASPECT` (long side / short side) the
+        whole picture is resized, then cropped (as every stored vector was computed); a longer
+        strip is cropped to its centre square first, so a 40,000 x 1 image costs what a square
+        does instead of gigabytes. A library error becomes an `ImageLoadError`.
+        """
+        w, h = img.size
+        if max(w, h) > MAX_RESIZED_ASPECT * min(w, h):
+            img = img.crop(self.crop_box(w, h))
+            w, h = img.size
+        if img.mode != "RGB":
+            img = img.convert("RGB")
         arr: NDArray[np.uint8] = np.asarray(img, dtype=np.uint8)
-        h, w = arr.shape[:2]
         scale = self.resize_size / min(w, h)
         nw, nh = max(self.image_size, round(w * scale)), max(self.image_size, round(h * scale))
         if (nw, nh) != (w, h):
             # bilinear is 5x faster than the area filter and alias-free down to half size
             interpolation = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
-            arr = np.asarray(cv2.resize(arr, (nw, nh), interpolation=interpolation), np.uint8)
+            try:
+                arr = np.asarray(cv2.resize(arr, (nw, nh), interpolation=interpolation), np.uint8)
+            except cv2.error as exc:
+                raise ImageLoadError("image", f"cannot resize {w}x{h} ({exc})") from None
         top, left = (nh - self.image_size) // 2, (nw - self.image_size) // 2
         return arr[top : top + self.image_size, left : left + self.image_size]
+
+    def crop_box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The centre square of a `width` x `height` picture that `resize_crop` keeps (up to
+        rounding): what resizing the shorter side to `resize_size` then cropping keeps."""
+        side = max(1, min(width, height, round(min(width, height) * self.image_size
+                                               / self.resize_size)))
+        left, top = (width - side) // 2, (height - side) // 2
+        return left, top, left + side, top + side
 
     def __call__(self, img: Image.Image) -> NDArray[np.float32]:
         """RGB image → (3, S, S) float32 tensor, normalised with the encoder's mean and std."""

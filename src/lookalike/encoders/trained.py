@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.config import Settings
+from lookalike.encoders.base import Encoder
 from lookalike.encoders.onnx import (
     cached_onnx_factory,
     read_card,
@@ -188,3 +190,30 @@ def ensure_trained_int8(
 for _name in TRAINED:
     register(_name)(cached_onnx_factory(partial(ensure_trained, _name)))
     register(_name + "-int8")(cached_onnx_factory(partial(ensure_trained_int8, _name)))
+
+
+# -- the user's own trained models ---------------------------------------------------------------
+
+
+def user_models_dir(settings: Settings) -> Path:
+    """Where `lookalike train` saves models (`<name>.npz` + `<name>.json`) and where
+    `create(name)` finds them; the shipped weights (`WEIGHTS_DIR`) are never written."""
+    return settings.models_dir / "trained"
+
+
+def user_models(settings: Settings) -> list[str]:
+    """Names of the models trained into `user_models_dir` (each also usable as `<name>-int8`)."""
+    folder = user_models_dir(settings)
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.npz") if p.with_suffix(".json").is_file())
+
+
+def user_model_factory(name: str, settings: Settings) -> Callable[[Settings], Encoder] | None:
+    """The factory of the user's trained model `name` (or `<name>-int8`), None if there is no
+    such model."""
+    base = name.removesuffix("-int8")
+    if base not in user_models(settings):
+        return None
+    ensure = ensure_trained_int8 if base != name else ensure_trained
+    return cached_onnx_factory(partial(ensure, base, weights_dir=user_models_dir(settings)))

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lookalike.catalog.ingest import default_id, read_metadata, resolve_image
-from lookalike.errors import LookalikeError
+from lookalike.catalog.ingest import default_id, resolve_image
+from lookalike.catalog.metadata import read_metadata
+from lookalike.errors import ImageLoadError, LookalikeError
 
 #: label columns the metrics know (a catalog may have any subset of them)
 LABELS: tuple[str, ...] = ("category", "colour", "pattern")
@@ -150,16 +151,21 @@ def load_catalog(
     missing: list[tuple[int, str]] = []
     rejected: list[tuple[int, str]] = []
     group_column: str | None = None
-    for rownum, raw, problem in read_metadata(metadata):
+    for record in read_metadata(metadata):
+        rownum, raw = record.number, record.fields
         if raw is None:
-            rejected.append((rownum, problem))
+            rejected.append((rownum, record.problem))
             continue
         row = {rename.get(k, k): v for k, v in raw.items()}
         image = _text(row.get("image"))
         if not image:
             rejected.append((rownum, "no image"))
             continue
-        path = resolve_image(images_dir, image)
+        try:
+            path = resolve_image(images_dir, image)
+        except ImageLoadError as exc:  # outside the images folder, a bad name
+            rejected.append((rownum, exc.reason))
+            continue
         if not path.is_file():
             missing.append((rownum, image))
             continue

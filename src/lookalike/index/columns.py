@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from lookalike.index.vector_store import Scalars
+from lookalike.index.vector_store import Scalars, wanted_brands, wanted_colours, wanted_states
 
 if TYPE_CHECKING:
     from lookalike.catalog.filters import Filters
 
 #: Vocabulary-coded string fields (sizes are a list per item, coded the same way).
-CODED = ("category", "brand", "colour", "size")
+CODED = ("category", "brand", "colour", "size", "state")
 # flags: bit 0 kids known, 1 kids, 2 second_hand known, 3 second_hand
 _KIDS_KNOWN, _KIDS, _SH_KNOWN, _SH = 1, 2, 4, 8
 
@@ -65,6 +65,7 @@ ROW_COLUMNS: dict[str, type[np.generic]] = {
     "category": np.int32,
     "brand": np.int32,
     "colour": np.int32,
+    "state": np.int32,
     "price": np.float64,
     "sustainability": np.float64,
     "flags": np.uint8,
@@ -98,6 +99,7 @@ class FieldColumns:
             out["category"][i] = vocab.code("category", s.category)
             out["brand"][i] = vocab.code("brand", s.brand)
             out["colour"][i] = vocab.code("colour", s.colour)
+            out["state"][i] = vocab.code("state", s.state)
             out["price"][i] = np.nan if s.price is None else s.price
             out["sustainability"][i] = np.nan if s.sustainability is None else s.sustainability
             flags = 0
@@ -133,6 +135,7 @@ class FieldColumns:
                 kids=bool(flags & _KIDS) if flags & _KIDS_KNOWN else None,
                 second_hand=bool(flags & _SH) if flags & _SH_KNOWN else None,
                 sustainability=None if np.isnan(sus) else sus,
+                state=text("state", int(a["state"][i])),
             ))
         return out
 
@@ -187,12 +190,19 @@ class FieldColumns:
                     ok = (column & value[0]) == value[1]
             at = np.flatnonzero(ok).astype(np.int64) if at is None else at[ok]
 
-        for name in ("category", "brand", "colour"):
-            wanted: list[str] = getattr(filters, name)
+        states = wanted_states(filters)
+        for name, wanted in (("category", filters.category), ("brand", wanted_brands(filters)),
+                             ("colour", wanted_colours(filters)), ("state", states or [])):
             if wanted:
                 table = np.zeros(len(vocab.values[name]) + 1, dtype=np.bool_)
                 table[vocab.lookup(name, wanted)] = True
                 keep(name, "in", table)
+        if states is None:  # sold items left out (an unknown state counts as available)
+            sold = vocab.lookup("state", ["sold"])
+            if len(sold):
+                table = np.ones(len(vocab.values["state"]) + 1, dtype=np.bool_)
+                table[sold] = False
+                keep("state", "in", table)
         if filters.price_min is not None:
             keep("price", ">=", filters.price_min)
         if filters.price_max is not None:

@@ -38,11 +38,12 @@ import fcntl
 import logging
 import math
 import os
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -86,7 +87,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FOLDER", "MANIFEST", "EmbeddedStore"]
+__all__ = ["FOLDER", "MANIFEST", "ChangeLog", "EmbeddedStore", "check_files", "copy_files"]
 
 #: Files of an older index format, replaced by these (deleted when the new files are built).
 OBSOLETE = ("index.faiss", "index.json")
@@ -245,7 +246,9 @@ class EmbeddedStore:
             for kind in (REMOVED, VECTOR, FIELDS)
         )
         pending = self._pending(view, new_vec, new_fields, hint)
-        old_slots = view.slots_of(np.concatenate([removed, pending.ids]))
+        # a new vector's old row goes even when the new one cannot be read (a damaged row
+        # SQLite's reader leaves out): the item is then not searchable, as in SQLite
+        old_slots = np.unique(view.slots_of(np.concatenate([removed, new_vec, pending.ids])))
         dead = old_slots[old_slots >= 0]
         vocab = manifest.vocab.copy()
         batch = Batch(pending.ids, pending.vectors, FieldColumns.encode(pending.scalars, vocab))
@@ -442,7 +445,7 @@ class EmbeddedStore:
         self, view: View, filters: Filters | None, allowed: Ids | None, exclude: Ids | None
     ) -> NDArray[np.int64] | None:
         """Slots the search may return (ascending), or None for every live slot."""
-        has_filter = filters is not None and not filters.is_empty()
+        has_filter = _filtering(view, filters)
         if not has_filter and allowed is None and (exclude is None or len(exclude) == 0):
             return None
         if allowed is not None and not has_filter:
@@ -477,7 +480,7 @@ class EmbeddedStore:
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self._dim)
         m = len(queries)
         k = max(0, int(k))
-        only_exclude = (filters is None or filters.is_empty()) and allowed is None
+        only_exclude = not _filtering(view, filters) and allowed is None
         if only_exclude and exclude is not None and 0 < len(exclude) <= 256:
             # a few ids left out ("more like this"): ask for more, drop them
             gone = as_ids(exclude)
@@ -554,6 +557,114 @@ class EmbeddedStore:
             ok = idx[0] >= 0
             out_s[j][ok], out_i[j][ok] = scores[0][ok], at[idx[0][ok]]
         return out_s, out_i
+
+
+class ChangeLog(Protocol):
+    """The part of a `VectorSource` `check_files` reads."""
+
+    def change_seq(self) -> int: ...
+
+    def changes(self, since: int) -> tuple[Ids, Ids, Ids]: ...
+
+
+def check_files(
+    catalog: Path, dim: int, source: ChangeLog, ids: Ids, vectors: Matrix,
+    skip: Ids | None = None,
+) -> list[str]:
+    """What is wrong with the embedded store's files in the `catalog` folder, given the
+    vectors SQLite holds (`ids` ascending, their `vectors`; `skip`: ids whose SQLite rows are
+    damaged, left out of the comparison). Reads only: every file's checksum is checked (an
+    open trusts base files whose size, time and inode are unchanged since their last check),
+    then every stored vector is compared with SQLite's, except those of items whose change is
+    still in the change log (an open applies it). Empty when nothing is wrong."""
+    folder = Path(catalog) / FOLDER
+    path = folder / MANIFEST
+    ids = as_ids(ids)
+    if not path.is_file():
+        return [f"{path}: missing (rebuilt from SQLite at the next open)"] if len(ids) else []
+    try:
+        manifest = Manifest.from_json(path.read_text())
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        return [f"{path}: unreadable ({exc})"]
+    if manifest.dim != dim:
+        return [f"{path}: holds {manifest.dim}-d vectors, the catalog {dim}-d"]
+    try:
+        view = open_view(folder, manifest, None, verify=True)
+    except DamagedFileError as exc:
+        return [str(exc)]
+    seq = source.change_seq()
+    if manifest.applied > seq:
+        return [f"{path}: reflects change {manifest.applied} of the database's log, which "
+                f"ends at {seq} (files of another copy of the catalog)"]
+    seqs, changed, _ = source.changes(manifest.applied)
+    if seq > manifest.applied and (len(seqs) == 0 or int(seqs[0]) != manifest.applied + 1):
+        return [f"{path}: the database's change log no longer holds every change since these "
+                "files were written"]
+    ignore = np.union1d(changed, as_ids(skip if skip is not None else []))
+    held = view.ids()
+    problems = []
+    extra = np.setdiff1d(np.setdiff1d(held, ids), ignore)
+    missing = np.setdiff1d(np.setdiff1d(ids, held), ignore)
+    if len(extra):
+        problems.append(f"{folder}: {len(extra)} item(s) SQLite does not hold (rowids "
+                        f"{_some(extra)})")
+    if len(missing):
+        problems.append(f"{folder}: {len(missing)} item(s) of SQLite missing (rowids "
+                        f"{_some(missing)})")
+    both = np.setdiff1d(np.intersect1d(held, ids), ignore)
+    differ: list[Ids] = []
+    for a in range(0, len(both), BUILD_BATCH):
+        part = both[a : a + BUILD_BATCH]
+        stored = view.rows_at(view.slots_of(part))
+        theirs = np.asarray(vectors)[np.searchsorted(ids, part)]
+        differ.append(part[(stored != theirs).any(axis=1)])
+    wrong = np.concatenate(differ) if differ else as_ids([])
+    if len(wrong):
+        problems.append(f"{folder}: {len(wrong)} vector(s) built from other vectors than "
+                        f"SQLite holds (rowids {_some(wrong)})")
+    return problems
+
+
+def copy_files(catalog: Path, dest: Path) -> list[Path]:
+    """Copy the embedded store's current files from the `catalog` folder into `dest/vectors`
+    (the manifest last), holding the writers' lock so no write lands midway; returns the
+    copies (none when the catalog has no readable manifest). A copy is checked when opened."""
+    folder = Path(catalog) / FOLDER
+    if not (folder / MANIFEST).is_file():
+        return []
+    out = Path(dest) / FOLDER
+    out.mkdir(parents=True, exist_ok=True)
+    with (folder / "lock").open("a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            try:
+                manifest = Manifest.from_json((folder / MANIFEST).read_text())
+            except (ValueError, KeyError, TypeError, OSError):
+                return []
+            copied = []
+            for path in sorted(folder.glob(f"g{manifest.generation}.*")):
+                shutil.copyfile(path, out / path.name)
+                copied.append(out / path.name)
+            shutil.copyfile(folder / MANIFEST, out / MANIFEST)
+            copied.append(out / MANIFEST)
+            return copied
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _some(ids: Ids, n: int = 10) -> str:
+    shown = ", ".join(str(int(i)) for i in ids[:n])
+    return shown + (", ..." if len(ids) > n else "")
+
+
+def _filtering(view: View, filters: Filters | None) -> bool:
+    """Whether `filters` leaves any item out: a filter, or (by default) sold items while the
+    store has ever held one."""
+    if filters is None:
+        return False
+    if not filters.is_empty():
+        return True
+    return filters.hides_sold() and len(view.manifest.vocab.lookup("state", ["sold"])) > 0
 
 
 def _ids_at(view: View, slots: NDArray[np.int64]) -> Ids:

@@ -44,7 +44,7 @@ __all__ = [
 FOLDER = "vectors"
 MANIFEST = "manifest.json"
 STAMP = "checked.json"  # the base files' signatures when their checksums last matched
-FORMAT = 1
+FORMAT = 2  # 2: the items' state column
 
 # per-row files: name -> (dtype, width: 0 = one value, "dim" = the vector width)
 ROW_FILES: dict[str, tuple[type[np.generic], int | str]] = {
@@ -261,9 +261,12 @@ class View:
         return self._ids[0]
 
 
-def open_view(folder: Path, manifest: Manifest, old: View | None) -> View:
+def open_view(
+    folder: Path, manifest: Manifest, old: View | None, *, verify: bool = False
+) -> View:
     """Map the files `manifest` names; files (or parts) `old` already checked are not checked
-    again."""
+    again, nor base files stamped as checked unless `verify` (which checks every file and
+    writes nothing)."""
     dim, gen = manifest.dim, manifest.generation
     same_gen = old is not None and old.manifest.generation == gen
     if same_gen and old is not None:
@@ -271,10 +274,10 @@ def open_view(folder: Path, manifest: Manifest, old: View | None) -> View:
         sorted_ids, sorted_slots = old.sorted_ids, old.sorted_slots
     else:
         files = {**ROW_FILES, **FLAT_FILES, **BASE_EXTRA}
-        trusted = _stamped(folder, manifest)
+        trusted = not verify and _stamped(folder, manifest)
         arrays = _map_rows(folder, f"g{gen}.base", files, manifest.base, dim,
                            dict(manifest.base) if trusted else {})
-        if not trusted:
+        if not trusted and not verify:
             stamp(folder, manifest)
         base = _rows_from(arrays, tail=False, vectors=folder / f"g{gen}.base.vectors")
         lists, centroids = arrays["lists"], arrays["centroids"]
@@ -421,6 +424,7 @@ def build_base(
     """Write generation `generation`'s base segment from `batches`; returns its file states,
     its lists and the centres it was clustered with (None: one list). `centroids` reuses
     existing centres instead of clustering again."""
+    _remove_dead_builds(folder)
     tmp = folder / f"build-{os.getpid()}-{generation}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -434,10 +438,10 @@ def build_base(
                  time.perf_counter() - started)
         flat = {**ROW_FILES, **FLAT_FILES}
         arrays = _map_rows(tmp, "rows", flat, states, dim, None)
-        if n <= settings.exact_max_items:
+        if n <= max(settings.exact_max_items, 1):
             centroids = None
         elif centroids is None:
-            lists = settings.ivf_lists or auto_lists(n)
+            lists = min(settings.ivf_lists or auto_lists(n), n)  # k-means needs a point a list
             centroids = _train_lists(arrays["vectors"], lists)
         prefix = f"g{generation}.base"
         if centroids is None:
@@ -470,6 +474,29 @@ def build_base(
         return out, n_lists, centroids
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_dead_builds(folder: Path) -> None:
+    """Delete the build folders (`build-<pid>-<generation>`) and temp files (`*.<pid>.tmp`)
+    of processes killed midway: as large as the segment they were writing."""
+    for path in [*folder.glob("build-*"), *folder.glob("*.tmp")]:
+        part = path.name.split("-")[1] if path.name.startswith("build-") else (
+            path.name.rsplit(".", 2)[-2] if path.name.count(".") >= 2 else "")
+        if part.isdigit() and int(part) != os.getpid() and not _alive(int(part)):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _move(src: Path, dst: Path, state: FileState) -> FileState:

@@ -56,11 +56,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Scalars:
-    """One item's filterable fields, as a vector store keeps them beside its vector.
-
-    Strings are lower case; `category` and `colour` are the given value, else the predicted
-    one (the same the catalog's `Filters` test). None is "unknown": no filter on that field
-    keeps the item."""
+    """One item's filterable fields, as a vector store keeps them beside its vector, in the
+    forms the catalog's `Filters` compare (`Filters.to_sql`): `category` lower case and given,
+    else predicted; `brand` normalised (`normalise_brand`, the items' `brand_key`); `colour`
+    given, else predicted, lower case with hyphens, underscores and slashes as spaces
+    (`colour_sql`); `price` in the catalog's base currency (`price_base`); `state` one of
+    available, reserved, sold. None is "unknown": no filter on that field keeps the item (a
+    state of None counts as available)."""
 
     category: str | None = None
     brand: str | None = None
@@ -70,24 +72,22 @@ class Scalars:
     kids: bool | None = None
     second_hand: bool | None = None
     sustainability: float | None = None
+    state: str | None = None
 
     @staticmethod
     def covers(filters: Filters) -> bool:
-        """Whether every field `filters` sets is one of these (a filter field added later is
-        not, until a backend stores it: the caller then resolves the filter itself)."""
+        """Whether every field `filters` sets is one of these (currency, brand ratings,
+        shoppers' ratings and other attributes are not: the caller resolves such a filter
+        through the metadata store and passes the ids it keeps as `allowed`)."""
         return set(filters.model_dump(exclude_defaults=True)) <= _COVERED
 
     def matches(self, filters: Filters) -> bool:
         """The reference meaning of a filter, item by item (backends must agree with it)."""
-
-        def any_of(value: str | None, wanted: list[str]) -> bool:
-            return not wanted or (value is not None and value in {w.lower() for w in wanted})
-
         f = filters
         return (
-            any_of(self.category, f.category)
-            and any_of(self.brand, f.brand)
-            and any_of(self.colour, f.colour)
+            _any_of(self.category, [w.lower() for w in f.category])
+            and _any_of(self.brand, wanted_brands(f))
+            and _any_of(self.colour, wanted_colours(f))
             and (not f.size or bool({s.lower() for s in f.size} & set(self.sizes)))
             and (f.price_min is None or (self.price is not None and self.price >= f.price_min))
             and (f.price_max is None or (self.price is not None and self.price <= f.price_max))
@@ -98,12 +98,44 @@ class Scalars:
                 or (self.sustainability is not None
                     and self.sustainability >= f.min_sustainability)
             )
+            and _state_ok(self.state or "available", f)
         )
+
+
+def _any_of(value: str | None, wanted: list[str]) -> bool:
+    return not wanted or (value is not None and value in wanted)
+
+
+def _state_ok(state: str, f: Filters) -> bool:
+    if f.state:
+        return state in f.state
+    return not f.hides_sold() or state != "sold"
+
+
+def wanted_brands(filters: Filters) -> list[str]:
+    """The normalised brand names a brand filter keeps."""
+    from lookalike.catalog.brands import normalise_brand
+
+    return list(dict.fromkeys(normalise_brand(b) for b in filters.brand))
+
+
+def wanted_colours(filters: Filters) -> list[str]:
+    """Every colour name a colour filter keeps (`colour_variants`)."""
+    from lookalike.colour_names import colour_variants
+
+    return list(dict.fromkeys(v for c in filters.colour for v in colour_variants(c)))
+
+
+def wanted_states(filters: Filters) -> list[str] | None:
+    """The states a filter keeps, None for every state but sold (the default), [] for all."""
+    if filters.state:
+        return list(filters.state)
+    return None if filters.hides_sold() else []
 
 
 #: The `Filters` fields `Scalars` answers.
 _COVERED = frozenset({"category", "brand", "colour", "size", "price_min", "price_max", "kids",
-                      "second_hand", "min_sustainability"})
+                      "second_hand", "min_sustainability", "state", "include_sold"})
 
 
 @dataclass(frozen=True)

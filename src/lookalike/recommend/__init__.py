@@ -3,6 +3,7 @@
     results = recommend(catalog, Query(positives=[v1, v2], steer={"colour:red": 0.8}), k=10)
     results = profile_search(catalog, photo_vectors, k=10)
     feed = Feed(catalog, Users(catalog.store)); feed.next(user); feed.swipe(user, item_id, True)
+    found = search_text(catalog, "red floral dress under 50", k=10)   # words (+ photo=...)
 """
 
 from lookalike.recommend.diversity import mean_pairwise_distance, mmr, mmr_reference
@@ -12,24 +13,40 @@ from lookalike.recommend.query import (
     EmptyQueryError,
     Query,
     UnknownDirectionError,
+    photo_palette,
+    ranking_bound,
     recommend,
     rocchio,
     steering_directions,
 )
+from lookalike.recommend.words import (
+    CatalogVocabulary,
+    TextEncoder,
+    TextIntent,
+    TextSearch,
+    search_text,
+)
 
 __all__ = [
+    "CatalogVocabulary",
     "EmptyQueryError",
     "Feed",
     "Query",
+    "TextEncoder",
+    "TextIntent",
+    "TextSearch",
     "UnknownDirectionError",
     "cluster_profile",
     "interleave",
     "mean_pairwise_distance",
     "mmr",
     "mmr_reference",
+    "photo_palette",
     "profile_search",
+    "ranking_bound",
     "recommend",
     "rocchio",
+    "search_text",
     "steering_directions",
     "update_preference",
 ]

@@ -31,6 +31,7 @@ feed kept showing whatever was least like the dislikes — shoes to a shopper wh
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,6 +50,10 @@ __all__ = ["Feed", "like_rate", "taste_scores", "update_preference"]
 SPREAD_CLUSTERS = 16
 SPREAD_FINE_CLUSTERS = 64
 SPREAD_SAMPLE = 4000
+#: A cold start built this recently (seconds) still serves a catalog changed since: items added
+#: meanwhile join it at the next build, deleted or no longer matching ones are left out. Without
+#: this, every catalog write made the next feed views rebuild it (k-means: 0.2-2.6 CPU s).
+SPREAD_REUSE_SECONDS = 30.0
 KNN_TOP = 3  # liked items whose similarities are averaged (item-kNN evidence)
 KNN_QUERIES = 12  # latest liked items searched around for candidates
 CLASSIFIER_SWIPES = 300  # latest swipes the per-user logistic regression is fitted on
@@ -266,9 +271,11 @@ class Feed:
         self.beta = catalog.settings.swipe_beta
         self.exploration = catalog.settings.feed_exploration
         self.attribute_weight = catalog.settings.feed_attribute_weight
-        self._spreads: dict[tuple[object, ...], _Spread] = {}
+        # filters → (catalog version it was built for, when, spread)
+        self._spreads: dict[str, tuple[tuple[int, int, int], float, _Spread]] = {}
         self._attributes: dict[str, tuple[tuple[int, int], dict[int, str]]] = {}
         self._lock = threading.Lock()
+        self._build = threading.Lock()  # one cold start built at a time, never the same twice
 
     # -- swipes ------------------------------------------------------------------------------
 
@@ -335,27 +342,38 @@ class Feed:
                 self._attributes[name] = (key, cached)
         return cached
 
-    def _spread(self, filters: Filters | None) -> _Spread:
+    def _spread(self, filters: Filters | None) -> tuple[_Spread, NDArray[np.int64]]:
+        """The cold start for these filters and the rowids it may show now (those in the index
+        that pass the filters: a reused spread can hold items deleted or changed since)."""
         allowed = self.catalog.allowed_rowids(filters)
-        ids = self.catalog.index.ids()
-        rowids = ids if allowed is None else np.intersect1d(ids, allowed)
-        key = (
-            filters.model_dump_json() if filters is not None else "",
-            len(ids),
-            int(ids[-1]) if len(ids) else 0,
-            len(rowids),
-        )
-        with self._lock:
-            spread = self._spreads.get(key)
-        if spread is None:
-            category_of = self._values("category")
-            names = [category_of.get(int(r), "") for r in rowids]
-            spread = _Spread(rowids, self.catalog.index.vectors(rowids), names)
+        index = self.catalog.index
+        ids = index.ids()
+        rowids = ids if allowed is None else np.intersect1d(ids, allowed, assume_unique=True)
+        key = filters.model_dump_json() if filters is not None else ""
+        version = (len(ids), int(ids[-1]) if len(ids) else 0, len(rowids))
+
+        def usable() -> _Spread | None:
             with self._lock:
-                if len(self._spreads) > 32:
-                    self._spreads.clear()
-                self._spreads[key] = spread
-        return spread
+                cached = self._spreads.get(key)
+            if cached is not None and (
+                cached[0] == version or time.monotonic() - cached[1] < SPREAD_REUSE_SECONDS
+            ):
+                return cached[2]
+            return None
+
+        spread = usable()
+        if spread is None:
+            with self._build:  # callers arriving meanwhile wait for this build, then reuse it
+                spread = usable()
+                if spread is None:
+                    category_of = self._values("category")
+                    names = [category_of.get(int(r), "") for r in rowids]
+                    spread = _Spread(rowids, index.vectors(rowids), names)
+                    with self._lock:
+                        if len(self._spreads) > 32:
+                            self._spreads.clear()
+                        self._spreads[key] = (version, time.monotonic(), spread)
+        return spread, rowids
 
     def next(
         self, user: User, n: int = 10, filters: Filters | None = None, mark_shown: bool = True
@@ -376,8 +394,17 @@ class Feed:
         disliked = [rowid_of[s.item_id] for s in recent if not s.liked and s.item_id in rowid_of]
         dis_vecs = vectors_of(np.asarray(disliked, dtype=np.int64))
         if preference is None or not liked:
-            spread = self._spread(filters)
+            spread, showable = self._spread(filters)
             picks = spread.pick(n, set(seen), dis_vecs)
+            if len(picks) and not np.isin(picks, showable).all():  # a reused, older spread
+                ok, passed, kept, batch = set(showable.tolist()), set(seen), [], picks
+                while batch:  # walk on past the items it may no longer show
+                    passed |= set(batch)
+                    kept += [r for r in batch if r in ok]
+                    if len(kept) >= n:
+                        break
+                    batch = spread.pick(n - len(kept), passed, dis_vecs)
+                picks = kept[:n]
             hits = [(r, 0.0) for r in picks]
             if preference is not None and picks:
                 scores = vectors_of(np.asarray(picks, dtype=np.int64)) @ preference
@@ -406,9 +433,13 @@ class Feed:
         queries = np.concatenate([preference[None], liked[-KNN_QUERIES:]]).astype(np.float32)
         found = self.catalog.search_vectors(queries, pool, filters, sorted(seen))
         candidates = np.asarray(sorted({r for hits in found for r, _ in hits}), dtype=np.int64)
+        index = self.catalog.index
+        vectors = index.vectors(candidates)
+        while len(vectors) != len(candidates):  # an item was deleted since the search
+            candidates = candidates[np.isin(candidates, index.ids())]
+            vectors = index.vectors(candidates)
         if not len(candidates):
             return []
-        vectors = self.catalog.index.vectors(candidates)
         score = taste_scores(vectors, preference, liked, disliked, self.beta)
         if self.attribute_weight:
             for values in taste.values.values():
@@ -421,8 +452,8 @@ class Feed:
         ranked = [(int(candidates[i]), float(score[i])) for i in order]
         vectors = vectors[order]
         scores = score[order]
-        # near-duplicates collapsed (λ = 1: relevance order otherwise kept)
-        keep = mmr(scores, vectors, len(ranked), 1.0, self.catalog.settings.near_duplicate_cos)
+        # near-duplicates collapsed (diversity 0: relevance order otherwise kept)
+        keep, _ = mmr(scores, vectors, len(ranked), 0.0, self.catalog.settings.near_duplicate_cos)
         ranked = [ranked[i] for i in sorted(keep)]
         expected = self.exploration * n
         n_explore = int(expected) + int(rng.random() < expected - int(expected))

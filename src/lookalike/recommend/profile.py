@@ -2,9 +2,10 @@
 
 The photos' vectors are grouped by average-linkage clustering on cosine distance (groups split
 where they are further apart than `settings.profile_distance`, at most `max_prototypes`
-groups). Each group's mean is a prototype; each prototype is searched, and the result lists
-are interleaved in proportion to the groups' sizes (D'Hondt order), so a shopper who likes
-both dresses and boots gets both. With one prototype this is the mean-vector profile.
+groups). Each group's mean is a prototype; each prototype is queried (`recommend`: colour
+weight and diversity as every query), and the result lists are interleaved in proportion to
+the groups' sizes (D'Hondt order), so a shopper who likes both dresses and boots gets both.
+With one prototype this is the mean-vector profile.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.catalog import Catalog, Filters, Result
+from lookalike.catalog.sorting import SORTS, sort_positions
 from lookalike.errors import LookalikeError
+from lookalike.recommend.query import Query, ranking_bound, recommend
 
 __all__ = ["cluster_profile", "interleave", "profile_search"]
 
@@ -82,15 +85,40 @@ def profile_search(
     filters: Filters | None = None,
     max_prototypes: int = 3,
     exclude: Sequence[int] = (),
+    *,
+    palettes: Sequence[NDArray[np.float32]] | None = None,
+    colour_weight: float | None = None,
+    diversity: float | None = None,
+    sort: str = "relevance",
 ) -> list[Result]:
-    """Items for a style profile of several photos: one search per prototype, interleaved."""
+    """Items for a style profile of several photos: one query per prototype, interleaved.
+
+    `palettes` (one per photo, e.g. `photo_palette`) give each prototype the mean garment
+    colours of its photos, matched with `colour_weight`; both it and `diversity` default to
+    the settings' as in `recommend`. A result's score is its rank score within its prototype.
+    `sort` (other than relevance) orders the interleaved best `ranking_bound` look-alikes and
+    returns the first k of them."""
     mat = np.asarray(vectors, dtype=np.float32)
     if mat.ndim == 1:
         mat = mat[None]
     if len(mat) == 0:
         raise LookalikeError("a style profile needs at least one photo")
+    if palettes is not None and len(palettes) != len(mat):
+        raise LookalikeError(f"one palette per photo: {len(palettes)} for {len(mat)} photos")
+    if sort not in SORTS:
+        raise LookalikeError(f"unknown sort {sort!r}; sorts: {', '.join(SORTS)}")
+    depth = k if sort == "relevance" else max(k, ranking_bound(catalog.settings, diversity, sort))
     groups = cluster_profile(mat, max_prototypes, catalog.settings.profile_distance)
     prototypes = _unit_rows(np.stack([mat[g].mean(axis=0) for g in groups]))
-    per = catalog.search_vectors(prototypes, k, filters, exclude)
-    lists = [catalog.results(hits) for hits in per]
-    return interleave(lists, [len(g) for g in groups], k)
+    lists = []
+    for group, prototype in zip(groups, prototypes, strict=True):
+        query = Query(positives=[prototype], colour_weight=colour_weight, diversity=diversity)
+        pals = [palettes[i] for i in group if palettes[i].any()] if palettes is not None else []
+        if pals:
+            query.positive_palettes.append(np.mean(pals, axis=0).astype(np.float32))
+        lists.append(recommend(catalog, query, depth, filters, exclude))
+    merged = interleave(lists, [len(g) for g in groups], depth)
+    if sort == "relevance":
+        return merged[:k]
+    values = catalog.store.sort_values([r.item.rowid for r in merged], sort)
+    return [merged[p] for p in sort_positions(values, sort)][:k]

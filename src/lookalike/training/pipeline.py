@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -46,7 +47,7 @@ from lookalike.training.finetune import (
     train_top,
     trunk_encoder,
 )
-from lookalike.training.head import HeadConfig, apply_head, build_ensemble, train_head
+from lookalike.training.head import LOSSES, HeadConfig, apply_head, build_ensemble, train_head
 from lookalike.training.loop import EpochReport
 from lookalike.training.probe import BACKBONE, part, probe_encoder
 from lookalike.training.whitening import (
@@ -150,11 +151,47 @@ def augmented_views(
     return out
 
 
+#: The installed package, whose shipped weights (`data/models`) training never overwrites.
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_target(
+    name: str, weights_dir: Path, losses: tuple[str, ...], settings: Settings
+) -> None:
+    """Refuse, before any work, what `train_fashion` could not save or what would clash: a name
+    that is no plain file name, a built-in encoder's name in the user models folder (where
+    `--model NAME` would still find the built-in one), an output folder inside the installed
+    package (the shipped model is read-only), an unknown loss."""
+    from lookalike.encoders import available
+    from lookalike.encoders.trained import user_models_dir
+
+    if not _NAME.fullmatch(name) or name.endswith("-int8"):
+        raise LookalikeError(
+            f"model name {name!r}: use letters, digits, '.', '_' and '-' (at most 64, not "
+            "ending in -int8, which names the model's int8 version)"
+        )
+    if weights_dir.resolve().is_relative_to(PACKAGE_DIR):
+        raise LookalikeError(
+            f"{weights_dir} is inside the installed lookalike package, whose shipped model is "
+            "read-only; save elsewhere (by default the user models folder, where --model NAME "
+            "finds it)"
+        )
+    if name in available() and weights_dir.resolve() == user_models_dir(settings).resolve():
+        raise LookalikeError(
+            f"model name {name!r} is a built-in encoder's, which --model {name} would keep "
+            "finding; choose another --name"
+        )
+    unknown = [loss for loss in losses if loss not in LOSSES]
+    if unknown:
+        raise LookalikeError(f"unknown loss {unknown[0]!r}; choose from {', '.join(LOSSES)}")
+
+
 def train_fashion(
     dataset_root: Path,
     weights_dir: Path,
     *,
-    name: str = "lookalike-fashion",
+    name: str = "my-fashion",
     head_cfg: HeadConfig = HeadConfig(),
     losses: tuple[str, ...] = ("triplet", "multi-similarity"),
     mix: Combine = Combine(),
@@ -167,6 +204,7 @@ def train_fashion(
     log: Callable[[str], None] = print,
 ) -> TrainResult:
     settings = settings or Settings()
+    check_target(name, weights_dir, losses, settings)
     data = load_clothing_dataset(dataset_root)
     split_file = default_split_path(settings, data.name, test_fraction, seed, data.groups)
     split = load_or_create_split(split_file, data.groups, test_fraction, seed)

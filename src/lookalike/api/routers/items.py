@@ -15,33 +15,47 @@ from lookalike.api.deps import (
     CpuDep,
     QueryFiltersDep,
     SettingsDep,
+    SortDep,
+    page_size,
     read_upload,
     reject_unknown_form,
     reject_unknown_query,
+    with_probe,
 )
 from lookalike.api.schemas import (
+    COLOUR_WEIGHT,
+    DIVERSITY,
+    OFFSET,
     ItemCreate,
     ItemPage,
     ItemPublic,
     ItemUpdate,
     SearchResponse,
 )
+from lookalike.recommend import ranking_bound
 
 router = APIRouter(
     prefix="/items", tags=["items"],
     dependencies=[Depends(reject_unknown_query), Depends(reject_unknown_form)],
 )
 
-@router.get("", response_model=ItemPage, summary="List items (filters, pagination)")
+#: Largest `offset` of a page (far beyond any catalog, far below SQLite's integer range).
+MAX_OFFSET = 1_000_000_000
+
+
+@router.get("", response_model=ItemPage, summary="List items (filters, sorting, pagination)",
+            description="Sold items are left out unless `include_sold` (or `state=sold`); "
+            "`sort` other than relevance orders the whole catalog (relevance: catalog order).")
 def list_items(
     catalog: CatalogDep,
     filters: QueryFiltersDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    sort: SortDep = "relevance",
 ) -> ItemPage:
-    items = catalog.items(filters, offset, limit)
+    items = catalog.items(filters, offset, limit, sort)
     return ItemPage(items=[ItemPublic.of(i) for i in items], total=catalog.store.count(filters),
-                    offset=offset, limit=limit)
+                    offset=offset, limit=limit, sort=sort, notes=catalog.notes(filters, sort))
 
 
 @router.get("/{item_id}", response_model=ItemPublic, summary="One item")
@@ -69,9 +83,22 @@ def similar_items(
     catalog: CatalogDep,
     settings: SettingsDep,
     filters: QueryFiltersDep,
-    k: Annotated[int, Query(ge=1, le=1000)] = 12,
+    k: Annotated[int, Query(ge=1, le=1000, description="How many results (a page).")] = 12,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description=OFFSET)] = 0,
+    colour_weight: Annotated[
+        float | None, Query(ge=0, le=1, allow_inf_nan=False, description=COLOUR_WEIGHT)
+    ] = None,
+    diversity: Annotated[
+        float | None, Query(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)
+    ] = None,
+    sort: SortDep = "relevance",
 ) -> SearchResponse:
-    return SearchResponse.of(catalog.similar(item_id, min(k, settings.api_max_k), filters))
+    bound = ranking_bound(settings, diversity, sort)
+    size = page_size(offset, k, bound)
+    results = catalog.similar(item_id, with_probe(offset, size, bound), filters,
+                              colour_weight=colour_weight, diversity=diversity, offset=offset,
+                              sort=sort)
+    return SearchResponse.of(results, offset, size, bound, sort, catalog.notes(filters, sort))
 
 
 @router.post(
@@ -96,7 +123,11 @@ async def add_item(
     return ItemPublic.of(added)
 
 
-@router.patch("/{item_id}", response_model=ItemPublic, summary="Change an item's metadata (admin)")
+@router.patch("/{item_id}", response_model=ItemPublic,
+              summary="Change an item's metadata, e.g. its state (admin)",
+              description='JSON with the fields to change, e.g. `{"state": "sold"}` '
+              "(available, reserved, sold: a sold item leaves every search, browse and feed), "
+              '`{"rating": 4.5, "reviews": 12}`, `{"price": 30, "currency": "USD"}`.')
 def update_item(item_id: str, change: ItemUpdate, _: AdminDep, catalog: CatalogDep) -> ItemPublic:
     return ItemPublic.of(catalog.update_item(item_id, change))
 

@@ -1,4 +1,8 @@
-"""The shopper's web page: search, swipe and liked items (server-rendered, a little JS)."""
+"""The shopper's web page: search, swipe and liked items (server-rendered, a little JS).
+
+Viewing a page never creates a guest: a visitor without a session sees the pages as an
+anonymous guest and becomes one on its first swipe. A visitor's cookie is renewed on any page
+(see `lookalike.api.headers`)."""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from lookalike import __version__
-from lookalike.api.deps import CatalogDep, FeedDep, UserDep
-from lookalike.api.facets import facets
+from lookalike.api.defaults import control_defaults
+from lookalike.api.deps import FacetsDep, FeedDep, SettingsDep, VisitorDep
 from lookalike.api.schemas import ItemPublic
 from lookalike.web import TEMPLATES_DIR
 
@@ -30,22 +34,28 @@ templates.env.filters["money"] = money
 
 
 @router.get("/", response_class=HTMLResponse)
-def search_page(request: Request, user: UserDep, catalog: CatalogDep) -> HTMLResponse:
+def search_page(
+    request: Request, user: VisitorDep, facets: FacetsDep, settings: SettingsDep
+) -> HTMLResponse:
+    # the sliders start at the server's defaults, so what they show is what a search applies
     return templates.TemplateResponse(
         request, "search.html",
-        {"page": "search", "facets": facets(catalog), "user": user, "version": __version__},
+        {"page": "search", "facets": facets, "user": user, "version": __version__,
+         "controls": control_defaults(settings), "max_results": settings.max_results,
+         "sort_depth": min(settings.sort_depth, settings.max_results),
+         "text_max_chars": settings.text_max_chars},
     )
 
 
 @router.get("/swipe", response_class=HTMLResponse)
-def swipe_page(request: Request, user: UserDep) -> HTMLResponse:
+def swipe_page(request: Request, user: VisitorDep) -> HTMLResponse:
     return templates.TemplateResponse(
         request, "swipe.html", {"page": "swipe", "user": user, "version": __version__}
     )
 
 
 @router.get("/likes", response_class=HTMLResponse)
-def likes_page(request: Request, user: UserDep, feed: FeedDep) -> HTMLResponse:
+def likes_page(request: Request, user: VisitorDep, feed: FeedDep) -> HTMLResponse:
     liked = [ItemPublic.of(i) for i in feed.likes(user)]
     return templates.TemplateResponse(
         request, "likes.html",

@@ -76,6 +76,52 @@ const LA = (() => {
     if (item.sustainability !== null && item.sustainability !== undefined) {
       add(`eco ${item.sustainability.toFixed(1)}`, "Sustainability, 0 (worst) to 5 (best)");
     }
+    if (item.rating !== null && item.rating !== undefined) {
+      const reviews = item.reviews === null || item.reviews === undefined ? "" : ` (${item.reviews})`;
+      add(`★ ${item.rating.toFixed(1)}${reviews}`, "Shoppers' rating, 0 to 5 (number of reviews)");
+    }
+  }
+
+  // "≈ €10.00": the price in the base currency, where the item is priced in another one
+  function converted(item) {
+    if (item.base_price === null || item.base_price === undefined || !item.currency
+        || item.currency === item.base_currency) return "";
+    return `≈ ${money(item.base_price, item.base_currency)}`;
+  }
+
+  // "Brand rating 4.5/5 · <source>, 2024-05-01" (the source a link where it has one)
+  function fillBrandRating(p, item) {
+    p.textContent = "";
+    const r = item.brand_rating;
+    p.hidden = !r;
+    if (!r) return;
+    const num = (x) => String(Number(x.toFixed(1)));
+    const aspects = [["people", r.people], ["planet", r.planet], ["animals", r.animals]]
+      .filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => `${k} ${num(v)}`);
+    p.title = `Brand sustainability ${num(r.overall)} of 5${aspects.length ? ": " + aspects.join(", ") : ""}`;
+    p.append("Brand rating ");
+    const strong = document.createElement("strong");
+    strong.textContent = `${num(r.overall)}/5`;
+    p.append(strong, " · ");
+    if (r.url) {
+      const a = document.createElement("a");
+      a.href = r.url;
+      a.target = "_blank";
+      a.rel = "noopener";
+      a.textContent = r.source;
+      p.append(a);
+    } else {
+      p.append(r.source);
+    }
+    if (r.rated_on) p.append(`, ${r.rated_on}`);
+  }
+
+  // a badge on the photo for a listing that is not simply available
+  function fillState(span, item) {
+    const state = item.state || "available";
+    span.hidden = state === "available";
+    span.textContent = state === "available" ? "" : state;
+    span.className = `state ${state}`;
   }
 
   // Colour swatches in server-rendered cards.
@@ -86,5 +132,5 @@ const LA = (() => {
     });
   });
 
-  return { api, toast, swatch, money, attr, fillTags };
+  return { api, toast, swatch, money, attr, fillTags, converted, fillBrandRating, fillState };
 })();
