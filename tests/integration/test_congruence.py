@@ -27,7 +27,13 @@ K = 10
 BACKENDS = ["embedded", "embedded-ivf", "milvus-flat", "milvus-hnsw"]
 EXACT_METHODS = {"exact", "exact-subset", "milvus-flat"}
 FILTERS = [
-    None,
+    None,  # every item, sold ones too
+    Filters(),  # the default: sold items left out
+    Filters(include_sold=True),
+    Filters(state=["reserved"]),  # ~20 %
+    Filters(category=["dress"], state=["reserved"]),  # ~1 %
+    Filters(category=["sneakers"], state=["sold"], second_hand=True),  # ~0.4 %
+    Filters(brand=[" BRAND-000", "Brand 001"], state=["available", "sold"]),  # normalised names
     Filters(category=["dress", "jeans"]),  # ~10 %
     Filters(second_hand=True),  # ~40 %
     Filters(price_min=20, price_max=40),  # a price range, ~28 %
@@ -65,11 +71,14 @@ class World:
         self.catalog.close()
 
 
-def open_world(backend: str, folder: Path, request: pytest.FixtureRequest, n: int) -> World:
+def open_world(backend: str, folder: Path, request: pytest.FixtureRequest, n: int,
+               states: bool = False) -> World:
     milvus = request.getfixturevalue("milvus_server") if backend.startswith("milvus") else None
     settings = settings_of(backend, milvus)
     catalog = open_catalog(folder, **settings)
     fill(catalog, n)
+    if states:
+        set_states(catalog)
     if backend == "milvus-hnsw":
         catalog.index.seal()  # type: ignore[attr-defined]  # searched through HNSW, not brute force
     return World(backend, catalog, settings)
@@ -78,9 +87,21 @@ def open_world(backend: str, folder: Path, request: pytest.FixtureRequest, n: in
 @pytest.fixture(scope="module", params=BACKENDS)
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[World]:
-    w = open_world(request.param, tmp_path_factory.mktemp(request.param), request, N)
+    w = open_world(request.param, tmp_path_factory.mktemp(request.param), request, N,
+                   states=True)
     yield w
     w.close()
+
+
+def set_states(catalog: Catalog) -> None:
+    """A fifth of the items sold and a fifth reserved, written straight to the metadata store in
+    one statement (as a bulk import would), then picked up by the vector store at refresh."""
+    with catalog.store.connection() as conn:
+        conn.execute("UPDATE items SET state = CASE rowid % 5 WHEN 0 THEN 'sold' "
+                     "ELSE 'reserved' END WHERE rowid % 5 IN (0, 1)")
+    catalog.refresh()
+    states = [s.state for s in catalog.store.scalars_of(catalog.index.ids())]
+    assert states.count("sold") == states.count("reserved") == len(states) // 5
 
 
 def assert_congruent(w: World, queries: np.ndarray, filters: Filters | None,
@@ -112,6 +133,23 @@ def test_same_top_k_for_the_same_items_filters_and_queries(world: World) -> None
     if approximate is not None:
         assert approximate in methods  # the approximate path really ran
     assert len(world.catalog) == N == len(world.catalog.index.ids())
+
+
+def test_filters_the_store_does_not_hold_reach_it_as_allowed_ids(world: World) -> None:
+    """Currency is not a field of `Scalars`: the catalog resolves it in the metadata store and
+    the backend searches the ids it keeps (with its own fields for the rest)."""
+    queries = SyntheticCatalog(DIM).queries(10)
+    for filters in (Filters(currency=["EUR"], category=["dress"], state=["reserved"]),
+                    Filters(currency=["EUR"])):
+        got = world.catalog.search_vectors(queries, K, filters)
+        _, want_i = reference(world.catalog, queries, K, filters)
+        assert world.catalog.last_plan is not None
+        for row, truth in zip(got, want_i.tolist(), strict=True):
+            ids = [i for i, _ in row]
+            if world.catalog.last_plan.method in EXACT_METHODS:
+                assert ids == truth, filters
+            else:
+                assert recall(np.asarray([truth]), np.asarray([ids])) >= 0.9, filters
 
 
 def test_more_like_this_leaves_the_item_out(world: World) -> None:

@@ -58,6 +58,7 @@ _SCALARS = st.builds(
     | st.sampled_from([0.0, -0.0, 10.0, 10.000000000000002, 1e-300, 5e-324]),
     kids=st.none() | st.booleans(), second_hand=st.none() | st.booleans(),
     sustainability=st.none() | st.floats(0, 5) | st.sampled_from([0.0, 2.5, 5.0]),
+    state=st.none() | st.sampled_from(["available", "reserved", "sold"]),
 )
 
 
@@ -74,6 +75,8 @@ def _filters(draw: st.DrawFn) -> Filters:
         price_min=low, price_max=high, kids=draw(st.none() | st.booleans()),
         second_hand=draw(st.none() | st.booleans()),
         min_sustainability=draw(st.none() | st.floats(0, 5) | st.sampled_from([2.5])),
+        state=draw(st.lists(st.sampled_from(["available", "reserved", "sold"]), max_size=2)),
+        include_sold=draw(st.booleans()),
     )
 
 
@@ -133,9 +136,10 @@ def test_a_brand_named_like_an_expression_does_not_widen_a_filter(
             items[i].image_hash, items[i].predicted)
     rowids = cat.add_items(items, vectors)
     queries = vectors[:3]
-    for brands, want in [([EVIL], {rowids[0]}), (["x"], {rowids[1], rowids[3]}),
-                         (['x"'], {rowids[2]}), ([EVIL.upper()], {rowids[0]}),
-                         (['" or ""=="'], set())]:
+    # brands compare by their normalised names (x, x" and X are one brand), digested
+    for brands, want in [([EVIL], {rowids[0]}), (["x"], {rowids[1], rowids[2], rowids[3]}),
+                         (['x"'], {rowids[1], rowids[2], rowids[3]}),
+                         ([EVIL.upper()], {rowids[0]}), (['" or ""=="'], set())]:
         hits = cat.search_vectors(queries, 10, Filters(brand=brands))
         assert all({r for r, _ in h} == want for h in hits), brands
 
@@ -199,6 +203,46 @@ def test_a_long_list_of_allowed_ids_is_sent_as_the_ids_left_out(
     np.testing.assert_array_equal(got.ids, want)
     with pytest.raises(ValueError, match="at most 50"):  # half: neither way fits
         cat.index.search(queries, 10, None, allowed=ids[:150])
+
+
+def test_a_collection_an_older_lookalike_made_is_filled_again(
+    tmp_path: Path, milvus_server: MilvusServer, catalogs: list[Catalog],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Format 1 had no listing state (and compared brands, colours and prices as given): its
+    collection is dropped and filled from the metadata store, which holds every field."""
+    import json
+
+    from pymilvus import Collection, CollectionSchema, connections
+
+    cat = open_catalog(tmp_path / "old", vector_store=milvus_server.uri)
+    fill(cat, 300)
+    cat.update_item("syn-0-7", ItemUpdate(state="sold"))
+    store = cat.index
+    assert isinstance(store, MilvusStore)
+    name, about = store.name, json.loads(store._collection.description)
+    store.drop()
+    cat.close()
+    alias = f"t-{uuid.uuid4().hex}"
+    connections.connect(alias=alias, host="127.0.0.1", port=str(milvus_server.port))
+    try:  # the collection as format 1 made it: no state field, and empty
+        old = collection_schema(DIM, json.dumps({**about, "lookalike": 1}))
+        fields = [f for f in old.fields if f.name != "state"]
+        made = Collection(name, CollectionSchema(fields, description=old.description),
+                          using=alias)
+        made.create_index("vector", {"index_type": "FLAT", "metric_type": "IP", "params": {}})
+    finally:
+        connections.disconnect(alias)
+    with caplog.at_level("WARNING", logger="lookalike.index.milvus"):
+        cat = open_catalog(tmp_path / "old", vector_store=milvus_server.uri)
+    catalogs.append(cat)
+    assert "made by an older lookalike" in caplog.text
+    assert "state" in [f.name for f in cat.index._collection.schema.fields]  # type: ignore[attr-defined]
+    assert len(cat.index) == 300
+    sold = cat.store.get("syn-0-7")
+    vector = cat.index.vectors(np.asarray([sold.rowid]))
+    assert cat.search_vectors(vector, 1, Filters())[0][0][0] != sold.rowid  # left out
+    assert cat.search_vectors(vector, 1, Filters(state=["sold"]))[0][0][0] == sold.rowid
 
 
 def test_writes_a_crashed_writer_left_are_repaired_and_a_new_database_refills(

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from lookalike import Filters
+from lookalike.catalog.brands import normalise_brand
 from lookalike.index import Scalars, VectorStoreError
 from lookalike.index.milvus import (
     MAX_SIZES,
@@ -98,16 +99,20 @@ def test_no_value_reaches_an_expression_unhashed() -> None:
     assert expr is not None and _SAFE.match(expr), expr
     assert evil not in expr and "a'b" not in expr
     assert f'(category in ["{text_code(evil)}"])' in expr
-    assert text_code("a'b") in expr and text_code("\\") in expr
+    assert text_code(normalise_brand("a'b")) in expr and text_code("\\") in expr  # as stored
     assert "(id in [1, 3])" in expr and "(id not in [2])" in expr
     assert "(price >= 1.5)" in expr and "(price <= 1e+16)" in expr and "(kids == 1)" in expr
 
 
 def test_filters_that_keep_everything_or_nothing() -> None:
     assert filter_expression(None) == ""
-    assert filter_expression(Filters()) == ""
+    assert filter_expression(Filters(include_sold=True)) == ""
+    sold = f'(state != "{text_code("sold")}")'
+    assert filter_expression(Filters()) == sold  # by default sold items are left out
+    assert filter_expression(Filters(state=["sold", "reserved"])) == (
+        f'(state in {sorted([text_code("reserved"), text_code("sold")])})'.replace("'", '"'))
     assert filter_expression(Filters(price_min=math.inf)) is None
     assert filter_expression(None, allowed=np.asarray([], dtype=np.int64)) is None
     any_known_price = f"(price >= {-1.7976931348623157e308!r})"  # NaN (unknown) is not
-    assert filter_expression(Filters(price_max=math.inf)) == any_known_price
+    assert filter_expression(Filters(price_max=math.inf, include_sold=True)) == any_known_price
     assert filter_expression(None, exclude=np.asarray([], dtype=np.int64)) == ""

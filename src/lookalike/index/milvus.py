@@ -18,7 +18,13 @@ Fields:
   items `Scalars.matches` keeps: ``category``, ``brand``, ``colour`` as VARCHAR(32) holding the
   value's 128-bit BLAKE2b digest in hex ("" when unknown: no digest equals it); ``sizes`` as an
   ARRAY of such digests; ``price`` and ``sustainability`` as DOUBLE (NaN when unknown: every
-  comparison with NaN is false); ``kids`` and ``second_hand`` as INT8 (1, 0; -1 when unknown).
+  comparison with NaN is false); ``kids`` and ``second_hand`` as INT8 (1, 0; -1 when unknown);
+  ``state`` as the digest of available, reserved or sold (an unknown state is available: only
+  sold items are left out by default). Brands, colours and prices are stored as `Scalars` holds
+  them (normalised brand, colour spelling, price in the base currency) and a filter's values
+  are turned into the same forms (`wanted_brands`, `wanted_colours`, `wanted_states`). Filters
+  on fields `Scalars` does not hold reach `search` as `allowed` ids: more than 100,000 of them
+  are sent as the ids left out, when those are fewer.
   A filter's values are digested the same way, so an expression holds only hex digits, numbers
   and field names: no value (a brand called ``x" or id > 0 or "``) can change its meaning.
 
@@ -54,7 +60,8 @@ which holds the very vectors Milvus was given, locally.
 **Repair.** At open, a missing collection is created and filled from the metadata store; one
 whose marker is ahead of the metadata store's change log (a database restored or made anew) or
 whose item count differs from it after catching up (checked when no writer is half-way) is
-dropped and filled again.
+dropped and filled again; so is one of an older format (made by an older lookalike: format 1
+had no ``state`` and compared brands, colours and prices as given).
 """
 
 from __future__ import annotations
@@ -87,6 +94,9 @@ from lookalike.index.vector_store import (
     VectorSource,
     VectorStoreError,
     as_ids,
+    wanted_brands,
+    wanted_colours,
+    wanted_states,
 )
 
 if TYPE_CHECKING:
@@ -106,7 +116,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+#: 2: brands normalised, colours as `Scalars` spells them, prices in the base currency, and
+#: the listing state; a collection of format 1 is filled again from the metadata store
+FORMAT = 2
 LOCK = "milvus.lock"  # in the catalog folder: one writer at a time
 CODE_LENGTH = 32  # hex digits of a string's digest
 MAX_SIZES = 128  # distinct sizes an item may offer (the item schema allows 100)
@@ -243,6 +255,7 @@ def schema_fields(dim: int) -> list[tuple[str, str, dict[str, Any]]]:
         ("price", "DOUBLE", {}),
         ("sustainability", "DOUBLE", {}),
         *((name, "INT8", {}) for name in _BOOL_FIELDS),
+        ("state", "VARCHAR", text),
     ]
 
 
@@ -278,11 +291,12 @@ def entity_rows(ids: Ids, vectors: Matrix, fields: Sequence[Scalars]) -> list[li
         [_number(s.sustainability) for s in fields],
         [_flag(s.kids) for s in fields],
         [_flag(s.second_hand) for s in fields],
+        [text_code(s.state or "available") for s in fields],  # unknown counts as available
     ]
 
 
 def _codes(values: Sequence[str]) -> str:
-    return "[" + ", ".join(f'"{c}"' for c in sorted({text_code(v.lower()) for v in values})) + "]"
+    return "[" + ", ".join(f'"{c}"' for c in sorted({text_code(v) for v in values})) + "]"
 
 
 def _ids_list(ids: Ids, what: str) -> str:
@@ -299,12 +313,13 @@ def filter_expression(
     parts: list[str] = []
     if filters is not None:
         f = filters
+        texts = {"category": [w.lower() for w in f.category], "brand": wanted_brands(f),
+                 "colour": wanted_colours(f)}
         for name in _TEXT_FIELDS:
-            wanted: list[str] = getattr(f, name)
-            if wanted:
-                parts.append(f"{name} in {_codes(wanted)}")
+            if texts[name]:
+                parts.append(f"{name} in {_codes(texts[name])}")
         if f.size:
-            parts.append(f"array_contains_any(sizes, {_codes(f.size)})")
+            parts.append(f"array_contains_any(sizes, {_codes([s.lower() for s in f.size])})")
         # the validated bounds are >= 0: finite or +inf
         if f.price_min is not None:
             if math.isinf(f.price_min):  # nothing is >= inf
@@ -319,6 +334,11 @@ def filter_expression(
                 parts.append(f"{name} == {int(value)}")
         if f.min_sustainability is not None:
             parts.append(f"sustainability >= {float(f.min_sustainability)!r}")
+        states = wanted_states(f)
+        if states is None:  # by default sold items are left out
+            parts.append(f'state != "{text_code("sold")}"')
+        elif states:
+            parts.append(f"state in {_codes(states)}")
     if allowed is not None:
         allowed = np.unique(as_ids(allowed))
         if len(allowed) == 0:
@@ -419,7 +439,9 @@ class MilvusStore:
             self._rebuild(reason=None)
             return
         collection = Collection(self.name, using=self._alias)
-        self._check(collection)
+        if outdated := self._check(collection):
+            self._rebuild(reason=outdated)
+            return
         self._collection = collection
         self._ensure_index()
         self._load()
@@ -441,8 +463,9 @@ class MilvusStore:
         if count != want and self.source.change_seq() == self._seen:
             self._rebuild(reason=f"it holds {count} items, the catalog's database {want}")
 
-    def _check(self, collection: Any) -> None:
-        """The collection is this catalog's and of its width, else a clear error."""
+    def _check(self, collection: Any) -> str | None:
+        """The collection is this catalog's and of its width, else a clear error; why it must
+        be filled again when an older lookalike made it (an older format), else None."""
         try:
             about = json.loads(collection.description or "{}")
         except ValueError:
@@ -465,11 +488,17 @@ class MilvusStore:
                 f"{where} holds {dim}-d vectors but this catalog's model gives {self._dim}-d "
                 f"(the catalog was made again with another model?); {fix}"
             )
-        if about.get("lookalike") != FORMAT:
+        made = about.get("lookalike")
+        if not isinstance(made, int) or made > FORMAT:
             raise VectorStoreError(
-                f"{where} is of format {about.get('lookalike')!r}, this lookalike's {FORMAT}; "
-                f"{fix}"
+                f"{where} is of format {made!r}, this lookalike's {FORMAT} (made by a newer "
+                f"lookalike?); {fix}"
             )
+        names = [f.name for f in collection.schema.fields]
+        if made < FORMAT or names != [name for name, _, _ in schema_fields(self._dim)]:
+            return (f"it is of format {made} with fields {', '.join(names)}: made by an older "
+                    f"lookalike")
+        return None
 
     def _create(self) -> None:
         from pymilvus import Collection
@@ -767,8 +796,8 @@ class MilvusStore:
             if len(others) <= MAX_EXPR_IDS:  # listed the other way round: the ids left out
                 gone = others if exclude is None else np.union1d(as_ids(exclude), others)
                 allowed, exclude = None, gone
-        has_filter = filters is not None and not filters.is_empty()
-        expr = filter_expression(filters if has_filter else None, allowed, exclude)
+        # an empty `Filters()` still leaves sold items out; None keeps every item
+        expr = filter_expression(filters, allowed, exclude)
         plan = self._plan(bool(expr) or expr is None)
         limit = min(k, MAX_TOP_K)
         if expr is None or m == 0 or limit == 0:
