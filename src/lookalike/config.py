@@ -6,6 +6,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,33 @@ class Settings(BaseSettings):
         "at most this many (a rerun adds them)."
     )
 
+    duplicates: Literal["reject", "flag", "keep"] = Field(
+        "reject",
+        description="What ingest and `POST /items` do with a repost of an item already in the "
+        "catalog (the same photo resized, recompressed, cropped by a few percent or mirrored): "
+        "`reject` refuses it, naming the original (rejected.csv, HTTP 409); `flag` adds it "
+        "with `duplicate_of` set to the original's id; `keep` adds it unchecked. Byte-identical "
+        "photos are always skipped.",
+    )
+    duplicate_hash_bits: int = Field(
+        16, ge=0, le=32,
+        description="A repost's 64-bit perceptual hash (or its mirror's) differs from the "
+        "original's in at most this many bits (0 to 32; more catches harder crops and costs "
+        "more cosine checks).",
+    )
+    duplicate_cos: float = Field(
+        0.88, ge=0, le=1,
+        description="A repost's embedding has at least this cosine with the original's, plus "
+        "`duplicate_cos_per_bit` for each bit their hashes differ in (0 to 1; higher misses "
+        "more recompressed, mirrored or cropped reposts, lower takes a different garment on "
+        "the same backdrop for a repost).",
+    )
+    duplicate_cos_per_bit: float = Field(
+        0.008, ge=0, le=0.1,
+        description="The cosine a repost needs rises by this much for each bit its perceptual "
+        "hash differs from the original's (0 to 0.1).",
+    )
+
     # search
     vector_store: str = Field(
         "embedded",
@@ -123,9 +151,10 @@ class Settings(BaseSettings):
         "near-duplicates are collapsed; 0 = closest first.",
     )
     near_duplicate_cos: float = Field(
-        0.95, gt=0, le=1,
+        0.97, gt=0, le=1,
         description="Cosine at or above which two results are one item (collapsed when a query "
-        "asks for diversity, and in the swipe feed).",
+        "asks for diversity, and in the swipe feed). 0 to 1; lower collapses more reposts but "
+        "also different garments photographed on the same backdrop (see the duplicates guide).",
     )
     colour_weight: float = Field(
         0.1, ge=0, le=1,

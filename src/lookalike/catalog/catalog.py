@@ -11,6 +11,7 @@ missing or damaged; or a Milvus server, see `lookalike.index.vector_store`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,13 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from lookalike.catalog.brands import BrandRatingsFile, normalise_brand, read_brand_ratings
+from lookalike.catalog.duplicates import (
+    DuplicateFinder,
+    RepostCheck,
+    hash_stored_photos,
+    perceptual_hashes,
+    repost_reason,
+)
 from lookalike.catalog.filters import LIST_FIELDS, Filters
 from lookalike.catalog.ingest import (
     IngestProgress,
@@ -50,6 +58,11 @@ SOLD_EXCLUDED_MAX = 256
 class DuplicateItemError(LookalikeError):
     """An item with that id or the very same image is already in the catalog."""
 
+    def __init__(self, message: str, original_id: str | None = None) -> None:
+        super().__init__(message)
+        #: the item already in the catalog, when known (a repost's original)
+        self.original_id = original_id
+
 
 @dataclass(frozen=True)
 class Result:
@@ -72,6 +85,8 @@ class Catalog:
     vector_taggers: list[VectorTagger] = field(default_factory=list)
     _encoder: Encoder | None = None
     last_plan: SearchPlan | None = None
+    _reposts: DuplicateFinder | None = None  # the stored photos' hashes, for add_item
+    _reposts_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(
@@ -163,7 +178,12 @@ class Catalog:
         progress: Callable[[IngestProgress], None] | None = None,
         columns: dict[str, str] | None = None,
     ) -> IngestReport:
-        """Bulk-add a folder of images (+ CSV/JSONL metadata); see `lookalike.catalog.ingest`."""
+        """Bulk-add a folder of images (+ CSV/JSONL metadata); see `lookalike.catalog.ingest`.
+        Reposts are checked as `settings.duplicates` says; stored photos without a perceptual
+        hash (a catalog made before hashes were stored) are hashed first, once."""
+        reposts = RepostCheck.from_settings(self.settings)
+        if reposts.mode != "keep":
+            self.hash_photos()
         new_ids: list[NDArray[np.int64]] = []
         new_vecs: list[NDArray[np.float32]] = []
 
@@ -187,14 +207,37 @@ class Catalog:
             vector_taggers=self.vector_taggers,
             on_batch=collect,
             columns=columns,
+            reposts=reposts,
         )
         if new_ids:
             ids = np.concatenate(new_ids)
             self.index.upsert(ids, np.concatenate(new_vecs), self.store.scalars_of(ids))
         return report
 
+    def hash_photos(self) -> tuple[int, int]:
+        """Give every stored photo without one its perceptual hash (catalogs made before
+        hashes were stored); (hashed, unreadable). Reads and decodes those photos."""
+        return hash_stored_photos(self.store, self.limits, self.encoder.preprocess.resize_size)
+
+    def find_repost(
+        self, img: Image.Image, vector: NDArray[np.float32]
+    ) -> tuple[tuple[int, int], str | None, str]:
+        """(perceptual hashes, original id or None, reason) of a decoded photo and its vector:
+        which stored item it reposts, by the settings' thresholds."""
+        hashes = perceptual_hashes(img)
+        with self._reposts_lock:
+            if self._reposts is None:
+                self._reposts = RepostCheck.from_settings(self.settings).finder
+            self._reposts.sync(self.store)
+            match = self._reposts.find(hashes, vector, self.store)
+        if match is None:
+            return hashes, None, ""
+        return hashes, match.original_id, repost_reason(match)
+
     def add_item(self, item: ItemIn, image: bytes, image_path: Path) -> Item:
-        """Add one item whose image bytes are stored at `image_path` (the caller saves them)."""
+        """Add one item whose image bytes are stored at `image_path` (the caller saves them).
+        A repost of a stored item raises `DuplicateItemError` naming the original, or is
+        flagged (`duplicate_of`), as `settings.duplicates` says."""
         digest = content_hash(image)
         ids, hashes = self.store.known_keys()
         if item.id is not None and item.id in ids:
@@ -204,13 +247,20 @@ class Catalog:
         size = self.encoder.preprocess.resize_size
         img = load_image(image, limits=self.limits, name=image_path.name, draft_size=(size, size))
         vector = self.encoder.encode_images([img])
+        mode = self.settings.duplicates
+        phash, original, reason = (
+            self.find_repost(img, vector[0]) if mode != "keep"
+            else (perceptual_hashes(img), None, ""))
+        if original is not None and mode == "reject":
+            raise DuplicateItemError(f"this photo is a {reason}", original_id=original)
         tags: dict[str, Tag] = {}
         for tagger in self.pixel_taggers:
             tags.update(tagger(img))
         for vtagger in self.vector_taggers:
             tags.update(vtagger(vector)[0])
         predicted = {k: t for k, t in tags.items() if not item.gives(k)}
-        new = NewItem(item.id or digest[:16], item, str(image_path), digest, predicted)
+        new = NewItem(item.id or digest[:16], item, str(image_path), digest, predicted,
+                      phash=phash[0], duplicate_of=original)
         self.add_items([new], vector)
         return self.store.get(new.id)
 

@@ -5,8 +5,10 @@ never fatal: one bad input never stops an ingest (`lookalike.catalog.metadata` r
 into rows or rejections; any failure on one image rejects that image). Only a problem with the
 metadata file as a whole raises `MetadataError`, before anything is stored. Every image path
 must resolve inside the images folder (links included), checked before the file is opened.
-Duplicates (same id or same image bytes) are skipped. Items are committed in batches, so a
-killed run resumes where it stopped: the rerun skips what is already stored.
+Duplicates (same id or same image bytes) are skipped; reposts (the same photo resized,
+recompressed, cropped or mirrored: `lookalike.catalog.duplicates`) are rejected naming their
+original, or flagged, by setting. Items are committed in batches, so a killed run resumes
+where it stopped: the rerun skips what is already stored.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from pydantic import ValidationError
 
+from lookalike.catalog.duplicates import Match, RepostCheck, perceptual_hashes, repost_reason
 from lookalike.catalog.metadata import RawRow, read_metadata
 from lookalike.catalog.schema import OUTSIDE, ItemIn, Tag, image_path_problem
 from lookalike.catalog.store import CatalogStore, NewItem
@@ -70,6 +73,8 @@ class IngestReport:
     added: int = 0
     skipped: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    #: reposts added with `duplicate_of` set (Settings.duplicates = "flag"), why and of what
+    flagged: list[Rejection] = field(default_factory=list)
     seconds: float = 0.0
     report_path: Path | None = None
     added_rowids: list[int] = field(default_factory=list)
@@ -85,6 +90,8 @@ class IngestReport:
             "added": self.added,
             "skipped": self.skipped,
             "rejected": len(self.rejected),
+            "reposts": sum(r.reason.startswith("repost of item") for r in self.rejected),
+            "flagged": len(self.flagged),
             "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images_per_second, 1),
             "report": str(self.report_path) if self.report_path else None,
@@ -207,12 +214,14 @@ def ingest(
     vector_taggers: Sequence[VectorTagger] = (),
     on_batch: Callable[[list[int], NDArray[np.float32]], None] | None = None,
     columns: dict[str, str] | None = None,
+    reposts: RepostCheck | None = None,
 ) -> IngestReport:
     """Add every valid, new row of `metadata` (or every image of `images_dir`) to `store`.
 
     `columns` renames metadata columns (e.g. {"label": "category"}); a row without an id gets
     its image path as id. Items are committed `commit_items` at a time (a killed run loses
-    at most those); `on_batch(rowids, vectors)` is called after each commit.
+    at most those); `on_batch(rowids, vectors)` is called after each commit. `reposts`
+    checks every new photo against the catalog and the run's earlier photos (None: no check).
     """
     start = time.perf_counter()
     images_dir = Path(images_dir)
@@ -232,6 +241,8 @@ def ingest(
         raw_rows = rows_from_folder(images_dir)
     store.bind_model(encoder.name, encoder.dim)
     known_ids, known_hashes = store.known_keys()
+    if reposts is not None and reposts.mode != "keep":
+        reposts.finder.sync(store)
     # resolved once; each image's own path is resolved in the decoding threads (an lstat per
     # path component cost the writing thread 4% of a 300 images/s ingest)
     root = images_dir.resolve()
@@ -276,7 +287,9 @@ def ingest(
     preprocess = encoder.preprocess
     draft = (preprocess.resize_size, preprocess.resize_size)
 
-    def prepare(row: _Row) -> tuple[NDArray[np.uint8], tuple[str, dict[str, Tag], str]]:
+    def prepare(
+        row: _Row,
+    ) -> tuple[NDArray[np.uint8], tuple[str, dict[str, Tag], str, tuple[int, int]]]:
         try:
             path = resolve_image(root, row.item.image)  # before the file is opened
             data = read_image_bytes(path, limits, follow_symlinks=False)
@@ -288,13 +301,14 @@ def ingest(
             for tagger in pixel_taggers:
                 tags.update(tagger(img))
             crop = preprocess.resize_crop(img)  # normalised into the batch
+            phashes = perceptual_hashes(img)
         except (ImageLoadError, _DuplicateError):
             raise
         except Exception as exc:  # one image never stops an ingest, whatever a library raises
             raise ImageLoadError(
                 str(row.path), f"cannot process this image ({type(exc).__name__}: {_short(exc)})"
             ) from exc
-        return crop, (digest, tags, str(path))
+        return crop, (digest, tags, str(path), phashes)
 
     # Written in transactions of `commit_items`: in transactions of 8, the writer thread spent
     # ~0.2 ms of CPU per item beside the busy decoding threads, ~4x what storing costs alone.
@@ -306,6 +320,8 @@ def ingest(
             return
         vectors = np.concatenate(pending_vectors)
         rowids = store.add(pending, vectors)
+        if reposts is not None and reposts.mode != "keep":
+            reposts.finder.committed(store)
         report.added += len(rowids)
         report.added_rowids.extend(rowids)
         pending.clear()
@@ -323,6 +339,7 @@ def ingest(
         decode_threads=decode_threads,
         expected=(ImageLoadError, _DuplicateError),
     ):
+        done += len(batch.items) + len(batch.failures)
         for row, failure in batch.failures:
             if isinstance(failure, _DuplicateError):
                 report.skipped += 1
@@ -332,7 +349,7 @@ def ingest(
                     Rejection(row.number, row.item.id or "", "image", reason, str(row.path))
                 )
         unique = []
-        for pos, (digest, _, _) in enumerate(batch.payloads):
+        for pos, (digest, *_) in enumerate(batch.payloads):
             if digest in seen_hashes:
                 report.skipped += 1
             else:
@@ -342,15 +359,34 @@ def ingest(
             batch.items = [batch.items[p] for p in unique]
             batch.payloads = [batch.payloads[p] for p in unique]
             batch.vectors = batch.vectors[unique]
+        originals: dict[int, str] = {}  # position → the id of the item it reposts (flagged)
+        if reposts is not None and reposts.mode != "keep" and batch.items:
+            matches: dict[int, Match] = {}
+            keep = reposts.batch(
+                store,
+                [row.item.id or digest[:16]
+                 for row, (digest, *_) in zip(batch.items, batch.payloads, strict=True)],
+                [p[3] for p in batch.payloads], batch.vectors, matches.__setitem__)
+            for pos, match in matches.items():
+                row = batch.items[pos]
+                note = Rejection(row.number, row.item.id or "", "image", repost_reason(match),
+                                 str(row.path))
+                (report.rejected if reposts.mode == "reject" else report.flagged).append(note)
+            if reposts.mode == "flag":
+                originals = {pos: m.original_id for pos, m in matches.items()}
+            if len(keep) < len(batch.items):
+                batch.items = [batch.items[p] for p in keep]
+                batch.payloads = [batch.payloads[p] for p in keep]
+                batch.vectors = batch.vectors[keep]
         if batch.items:
             vector_tags: list[dict[str, Tag]] = [{} for _ in batch.items]
             for vtagger in vector_taggers:
                 for slot, tags in zip(vector_tags, vtagger(batch.vectors), strict=True):
                     slot.update(tags)
             new_items = []
-            for row, (digest, pixel_tags, real_path), vtags in zip(
+            for pos, (row, (digest, pixel_tags, real_path, phashes), vtags) in enumerate(zip(
                 batch.items, batch.payloads, vector_tags, strict=True
-            ):
+            )):
                 fields = row.item
                 predicted = {
                     name: tag
@@ -364,13 +400,14 @@ def ingest(
                         image_path=real_path,
                         image_hash=digest,
                         predicted=predicted,
+                        phash=phashes[0],
+                        duplicate_of=originals.get(pos),
                     )
                 )
             pending.extend(new_items)
             pending_vectors.append(batch.vectors)
             if len(pending) >= commit_items:
                 commit()
-        done += len(batch.items) + len(batch.failures)
         if progress is not None:
             progress(
                 IngestProgress(

@@ -695,6 +695,10 @@ def _copy_table(
     pk = [r for r in info if r[5]]
     alias = pk[0][1] if len(pk) == 1 and str(pk[0][2]).upper() == "INTEGER" else None
     columns = [r[1] for r in info if r[1] != alias]  # the rowid alias travels as _rowid_
+    with contextlib.suppress(sqlite3.Error):  # a catalog older than a column lacks it
+        have = {r[1] for r in src.execute(f'PRAGMA table_info("{table}")')}
+        if have:
+            columns = [c for c in columns if c in have]
     names = "".join(f', "{c}"' for c in columns)
     select = f'SELECT _rowid_{names} FROM "{table}"'
     insert = (f'INSERT OR IGNORE INTO "{table}" (_rowid_{names}) '

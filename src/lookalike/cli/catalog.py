@@ -190,12 +190,21 @@ def ingest_cmd(
         typer.Option(metavar="FILE", show_default="CATALOG/rejected.csv",
                      help="Where to write the rejected rows."),
     ] = None,
+    duplicates: Annotated[
+        str | None,
+        typer.Option(metavar="reject|flag|keep", show_default="reject (LOOKALIKE_DUPLICATES)",
+                     help="A repost of a catalog photo (resized, recompressed, cropped, "
+                     "mirrored): reject it naming the original, add it flagged, or keep it."),
+    ] = None,
     catalog: CatalogOpt = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add photos and their metadata to a catalog. Creates the catalog if needed, skips
-    duplicates and resumes after a crash."""
+    duplicates, rejects reposts and resumes after a crash."""
+    if duplicates not in (None, "reject", "flag", "keep"):
+        raise typer.BadParameter(f"{duplicates!r}: expected reject, flag or keep",
+                                 param_hint="'--duplicates'")
     columns = {}
     for c in column or []:
         source, sep, target = c.partition("=")
@@ -204,6 +213,8 @@ def ingest_cmd(
                                      param_hint="'--map'")
         columns[source] = target
     settings = settings_from(catalog, model)
+    if duplicates is not None:
+        settings = settings.model_copy(update={"duplicates": duplicates})
     from lookalike.catalog import Catalog
     from lookalike.cli.output import print_report, progress_bar, update_progress
 

@@ -107,7 +107,12 @@ def similar_items(
     status_code=status.HTTP_201_CREATED,
     summary="Add one item with its photo (admin)",
     description="Multipart: `image` (the photo) and `item` (JSON metadata). The photo is "
-    "encoded and added to the index at once; nothing is rebuilt.",
+    "encoded and added to the index at once; nothing is rebuilt. The same photo again, or a "
+    "repost of a stored item's photo (resized, recompressed, cropped by a few percent, "
+    "mirrored), answers 409 with the original's id in `original_id`; with the `duplicates` "
+    "setting `flag` it is added with `duplicate_of` set instead.",
+    responses={409: {"description": "Same id, same photo, or a repost of a stored item "
+                     "(`original_id` names it)."}},
 )
 async def add_item(
     _: AdminDep,
