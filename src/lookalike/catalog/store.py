@@ -735,6 +735,32 @@ class CatalogStore:
             conn.execute("DELETE FROM items WHERE rowid = ?", (row[0],))
         return int(row[0])
 
+    def replace_image(
+        self, item_id: str, new: NewItem, vector: NDArray[np.float32]
+    ) -> tuple[int, int]:
+        """Give an item another photo (`new`'s image path, hash and predicted tags) and its
+        vector, in one transaction; returns (old rowid, new rowid). The item moves to a new
+        rowid, as a new vector must (rowids are never reused: an index may remember the old
+        one); its fields, id, creation time and the rows that follow its rowid stay."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT rowid FROM items WHERE id = ?", (item_id,)).fetchone()
+            if row is None:
+                raise ItemNotFoundError(item_id)
+            old = int(row[0])
+            rowid = int(conn.execute(_HIGH_WATER).fetchone()[0]) + 1
+            conn.execute("DELETE FROM embeddings WHERE item_rowid = ?", (old,))
+            conn.execute(
+                "UPDATE items SET rowid = ?, image_path = ?, image_hash = ?, predicted = ?, "
+                "phash = ?, updated_at = ? WHERE rowid = ?",
+                (rowid, new.image_path, new.image_hash,
+                 json.dumps({k: t.model_dump() for k, t in (new.predicted or {}).items()}),
+                 None if new.phash is None else signed64(new.phash), _now(), old),
+            )
+            conn.execute("INSERT INTO embeddings (item_rowid, vector) VALUES (?, ?)",
+                         (rowid, np.asarray(vector, dtype=np.float32).reshape(-1).tobytes()))
+            conn.execute(_SET_HIGH_WATER, (str(rowid),))
+        return old, rowid
+
     # -- reads ------------------------------------------------------------------------------
 
     def where(self, filters: Filters) -> tuple[str, builtins.list[Any]]:
