@@ -383,7 +383,8 @@ def check_ledger(folder: Path, ledger: Ledger, kill: Kill) -> None:
         ledger.known[item_id] = got[item_id]["title"] if item_id in got else None
     ledger.inflight = None
     for item_id, row in got.items():
-        if item_id.startswith("h-") and not Path(row["path"]).is_file():
+        # a photo inside the catalog folder is recorded relative to it (issue 21 vendors)
+        if item_id.startswith("h-") and not (folder / row["path"]).is_file():
             kill.failures.append(f"{item_id}: its uploaded image is missing")
     kill.failures.extend(ledger.unexpected)
     ledger.unexpected.clear()
