@@ -1,9 +1,16 @@
-"""Quality benchmark of issue 4: baseline vs trained encoder on both data sets, same run.
+"""Quality benchmark of issue 4: baseline vs trained encoders on both data sets, same run.
 
     python bench/bench_quality.py --clothing ../shared/datasets/clothing-dataset \
         --products ../shared/datasets/fashion-product-images-sample [--trained lookalike-fashion]
 
-Prints every "what must hold" check with PASS/FAIL and writes bench-quality/{clothing,products}.
+Prints every "what must hold" check with PASS/FAIL for each `--trained` model (repeatable) and
+writes bench-quality/{clothing,products}. Issue 18's compact vectors: `--compact FULL=COMPACT`
+(repeatable) also evaluates both and checks every check of COMPACT is within `--tolerance`
+(0.005 = 0.5 points) of FULL, e.g.
+
+    python bench/bench_quality.py --clothing ... --products ... \
+        --compact lookalike-fashion=lookalike-fashion-512 \
+        --compact lookalike-fashion-int8=lookalike-fashion-512-int8
 """
 
 from __future__ import annotations
@@ -39,10 +46,18 @@ def main() -> None:
     ap.add_argument("--clothing", type=Path, required=True)
     ap.add_argument("--products", type=Path, required=True)
     ap.add_argument("--baseline", default="efficientnet-lite0")
-    ap.add_argument("--trained", default="lookalike-fashion")
+    ap.add_argument("--trained", action="append", help="repeatable (default: lookalike-fashion)")
+    ap.add_argument("--compact", action="append", default=[], metavar="FULL=COMPACT",
+                    help="also check COMPACT within --tolerance of FULL on every check")
+    ap.add_argument("--tolerance", type=float, default=0.005)
     ap.add_argument("--out", type=Path, default=Path("bench-quality"))
     args = ap.parse_args()
-    models = [args.baseline, args.trained]
+    pairs = [tuple(p.split("=", 1)) for p in args.compact]
+    if any(len(p) != 2 for p in pairs):
+        ap.error("--compact takes FULL=COMPACT")
+    trained = args.trained or ([] if pairs else ["lookalike-fashion"])
+    trained += [m for p in pairs for m in p if m not in trained]
+    models = [args.baseline, *trained]
     results = {}
     for key, root, bg in (
         ("clothing", args.clothing, None),
@@ -53,19 +68,37 @@ def main() -> None:
         results[key] = run.metrics
         print(f"{key}: evaluated {len(models)} models in {time.monotonic() - t0:.0f} s")
     print(f"\nmachine: {platform.machine()} {os.cpu_count()} cores; {datetime.now(UTC).date()}\n")
-    print(f"{'data set':9s} {'metric':44s} {'baseline':>9s} {'trained':>9s}  target")
     ok_all = True
-    for ds, metric, rule in CHECKS:
-        b = results[ds][args.baseline].get(metric)
-        t = results[ds][args.trained].get(metric)
-        if b is None or t is None:
-            continue
-        target = b if rule == "ge" else float(rule)
-        ok = t >= target - 1e-9
-        ok_all &= ok
-        label = metric.replace("synthetic_pairs", "SYNTHETIC pairs")
-        print(f"{ds:9s} {label:44s} {b:9.3f} {t:9.3f}  >= {target:.3f} {'PASS' if ok else 'FAIL'}")
-    print("\nALL PASS" if ok_all else "\nSOME CHECKS FAIL")
+    for name in trained:
+        print(f"{name} vs {args.baseline}")
+        print(f"{'data set':9s} {'metric':44s} {'baseline':>9s} {'trained':>9s}  target")
+        for ds, metric, rule in CHECKS:
+            b = results[ds][args.baseline].get(metric)
+            t = results[ds][name].get(metric)
+            if b is None or t is None:
+                continue
+            target = b if rule == "ge" else float(rule)
+            ok = t >= target - 1e-9
+            ok_all &= ok
+            label = metric.replace("synthetic_pairs", "SYNTHETIC pairs")
+            print(f"{ds:9s} {label:44s} {b:9.4f} {t:9.4f}  >= {target:.4f} "
+                  f"{'PASS' if ok else 'FAIL'}")
+        print()
+    for full, compact in pairs:
+        print(f"{compact} vs {full}: every check within {args.tolerance} of the full width")
+        print(f"{'data set':9s} {'metric':44s} {'full':>9s} {'compact':>9s} {'diff':>8s}")
+        for ds, metric, _ in CHECKS:
+            f = results[ds][full].get(metric)
+            c = results[ds][compact].get(metric)
+            if f is None or c is None:
+                continue
+            ok = c >= f - args.tolerance - 1e-9
+            ok_all &= ok
+            label = metric.replace("synthetic_pairs", "SYNTHETIC pairs")
+            print(f"{ds:9s} {label:44s} {f:9.4f} {c:9.4f} {c - f:+8.4f}  "
+                  f"{'PASS' if ok else 'FAIL'}")
+        print()
+    print("ALL PASS" if ok_all else "SOME CHECKS FAIL")
     (args.out / "summary.json").write_text(json.dumps(results, indent=1))
 
 

@@ -9,12 +9,19 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
+# The generated pictures most tests ingest (tests/catalog_factory.py: a few coloured rectangles)
+# are, to the repost check, reposts of one another; so the suite adds them unchecked, and the
+# tests of the check (test_reposts.py, test_repost_finder.py) choose its mode themselves.
+# Set before any Settings is made.
+import os  # noqa: E402
+
+os.environ.setdefault("LOOKALIKE_DUPLICATES", "keep")
+
 
 # -- real servers (PostgreSQL, Milvus), started once per test session --------------------------
 # Skipped when not installed, unless LOOKALIKE_REQUIRE_SERVERS=1 (CI): then a missing server
 # fails the tests that need it instead of hiding them.
 
-import os  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402

@@ -6,6 +6,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,49 @@ class Settings(BaseSettings):
         2, ge=1, le=64, description="Batch encode workers (decode + one-thread inference each)."
     )
 
+    # where ingest and re-embedding decode and encode photos (issue 19; docs/guide/ray.md)
+    engine: Literal["local", "ray"] = Field(
+        "local",
+        description="Where an ingest (and a re-embedding's `encode_stored`) decodes and encodes "
+        "photos: `local` (this machine's cores) or `ray` (a Ray cluster through Ray Data; "
+        "`pip install 'lookalike[ray]'`). Validation, dedupe, the reject report, progress "
+        "and resume are the same.",
+    )
+    ray_address: str | None = Field(
+        None, max_length=500,
+        description="Ray cluster to connect to (`HOST:PORT` of its head, or `auto`); unset: "
+        "$RAY_ADDRESS, else a local Ray started for the run and stopped after it.",
+    )
+    ray_actors: int = Field(
+        0, ge=0, le=10_000,
+        description="Encoder actors (each holds one ONNX model); 0 = as many as the cluster's "
+        "nodes have room for at `ray_cpus_per_actor` each.",
+    )
+    ray_cpus_per_actor: float = Field(
+        0.75, gt=0, le=64,
+        description="CPUs Ray reserves per encoder actor (fractions allowed; its ONNX model "
+        "runs max(1, int(x)) threads). Below 1, a node's cores are never all claimed by "
+        "actors. 0 < x <= 64.",
+    )
+    ray_batch_size: int = Field(
+        32, ge=1, le=4096,
+        description="Photos per Ray Data batch: an actor decodes them, then encodes them in "
+        "model batches of `batch_size`. 1 to 4096.",
+    )
+    ray_read: Literal["paths", "bytes"] = Field(
+        "paths",
+        description="How photos reach the actors: `paths` (each actor reads the files: every "
+        "node must see the images folder at the same path, e.g. a shared file system) or "
+        "`bytes` (this process reads them and ships their bytes through Ray's object store, "
+        "a window of up to 256 MiB at a time: no shared folder needed, the driver's disk and "
+        "network bound the speed).",
+    )
+    ray_retries: int = Field(
+        3, ge=0, le=100,
+        description="Times Ray restarts an encoder actor that died (a killed worker, a lost "
+        "node) and retries its batches before the run fails. 0 to 100.",
+    )
+
     # image safety
     max_image_pixels: int = Field(
         40_000_000, ge=1, description="Largest image in pixels (width × height); larger ones "
@@ -72,6 +116,33 @@ class Settings(BaseSettings):
     commit_every: int = Field(
         64, ge=1, description="Items per database transaction at ingest: a killed ingest loses "
         "at most this many (a rerun adds them)."
+    )
+
+    duplicates: Literal["reject", "flag", "keep"] = Field(
+        "reject",
+        description="What ingest and `POST /items` do with a repost of an item already in the "
+        "catalog (the same photo resized, recompressed, cropped by a few percent or mirrored): "
+        "`reject` refuses it, naming the original (rejected.csv, HTTP 409); `flag` adds it "
+        "with `duplicate_of` set to the original's id; `keep` adds it unchecked. Byte-identical "
+        "photos are always skipped.",
+    )
+    duplicate_hash_bits: int = Field(
+        16, ge=0, le=32,
+        description="A repost's 64-bit perceptual hash (or its mirror's) differs from the "
+        "original's in at most this many bits (0 to 32; more catches harder crops and costs "
+        "more cosine checks).",
+    )
+    duplicate_cos: float = Field(
+        0.88, ge=0, le=1,
+        description="A repost's embedding has at least this cosine with the original's, plus "
+        "`duplicate_cos_per_bit` for each bit their hashes differ in (0 to 1; higher misses "
+        "more recompressed, mirrored or cropped reposts, lower takes a different garment on "
+        "the same backdrop for a repost).",
+    )
+    duplicate_cos_per_bit: float = Field(
+        0.008, ge=0, le=0.1,
+        description="The cosine a repost needs rises by this much for each bit its perceptual "
+        "hash differs from the original's (0 to 0.1).",
     )
 
     # search
@@ -118,6 +189,11 @@ class Settings(BaseSettings):
         description="Swipe feed: weight of the user's like rates of an item's category and colour "
         "(given or predicted) in its taste score; 0 = embeddings only.",
     )
+    feed_concurrency: int = Field(
+        1, ge=1, le=64,
+        description="Swipe feed: feed pages a process computes at once, each on one core "
+        "(k-means, the per-user classifier, ranking); more wait their turn. 1 to 64.",
+    )
     diversity: float = Field(
         0.0, ge=0, le=1,
         description="Default diversity of every query's results (MMR): each result is ranked by "
@@ -125,9 +201,10 @@ class Settings(BaseSettings):
         "near-duplicates are collapsed; 0 = closest first.",
     )
     near_duplicate_cos: float = Field(
-        0.95, gt=0, le=1,
+        0.97, gt=0, le=1,
         description="Cosine at or above which two results are one item (collapsed when a query "
-        "asks for diversity, and in the swipe feed).",
+        "asks for diversity, and in the swipe feed). 0 to 1; lower collapses more reposts but "
+        "also different garments photographed on the same backdrop (see the duplicates guide).",
     )
     colour_weight: float = Field(
         0.1, ge=0, le=1,
@@ -181,6 +258,16 @@ class Settings(BaseSettings):
         10 * 1024 * 1024, ge=1, le=1024**3,
         description="Largest upload in bytes: one photo, or all the photos of a profile "
         "search together (a request body may add 64 KiB of form fields).",
+    )
+    copy_images: bool = Field(
+        False, description="Ingest copies each photo into the catalog folder (`images/`), so "
+        "the folder holds everything it needs and can be moved or restored elsewhere; off: "
+        "photos are read from where they were ingested."
+    )
+    bulk_max_rows: int = Field(
+        1000, ge=1, le=100_000,
+        description="Rows one bulk upsert (`POST /items/bulk`) may hold (1 to 100,000); its "
+        "photos count against `upload_max_bytes` together.",
     )
     admin_key_hash: str | None = Field(
         None, description="argon2 hash of the admin API key; catalog writes need the key."

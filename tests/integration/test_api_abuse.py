@@ -174,6 +174,8 @@ def test_every_client_has_a_request_budget_refused_before_any_work(catalog: Cata
     assert scraper.get("/static/style.css").status_code == 200  # the page's own files: free
     photo = f"/items/{item_ids(catalog, 1)[0]}/image"
     assert scraper.get(photo).status_code == 200  # item photos too (dozens per page)
+    # ...but replacing a photo is a write like any other: refused before its body is read
+    assert scraper.put(photo, files={"image": ("p.jpg", b"x" * 1000)}).status_code == 429
     assert from_ip(app, "203.0.113.51").get("/items?limit=1").status_code == 200
 
 

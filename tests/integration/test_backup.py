@@ -190,8 +190,15 @@ def test_a_backup_with_images_restores_elsewhere_without_the_originals(
     assert check(settings(tmp_path / "elsewhere")).ok
     with Catalog.open(settings(tmp_path / "elsewhere")) as cat:
         item = cat.get("item-0003")
-        assert Path(item.image_path).is_relative_to((tmp_path / "elsewhere").resolve())
-        assert cat.search_image(Path(item.image_path), k=1)[0].item.id == "item-0003"
+        assert not Path(item.image_path).is_absolute()  # stored relative: the folder may move
+        assert cat.image_file(item).is_relative_to((tmp_path / "elsewhere").resolve())
+        assert cat.search_image(cat.image_file(item), k=1)[0].item.id == "item-0003"
+    # the restored folder is self-contained: moved again, its photos are still found
+    (tmp_path / "elsewhere").rename(tmp_path / "moved")
+    assert check(settings(tmp_path / "moved")).ok
+    with Catalog.open(settings(tmp_path / "moved")) as cat:
+        item = cat.get("item-0003")
+        assert cat.search_image(cat.image_file(item), k=1)[0].item.id == "item-0003"
 
 
 def test_backup_and_restore_refuse_what_they_must(source: Path, tmp_path: Path) -> None:

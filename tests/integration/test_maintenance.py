@@ -237,6 +237,28 @@ def test_a_salvaged_catalog_keeps_listing_state_ratings_and_brand_ratings(folder
         assert cat.store.count(Filters(state=["sold"])) == sum(i in kept for i in ids[:10])
 
 
+def test_a_damaged_catalog_older_than_the_repost_columns_is_salvaged(folder: Path) -> None:
+    """A catalog made before `phash` / `duplicate_of` existed, damaged before this version
+    ever opened it: repair copies the columns it has (the new ones stay empty)."""
+    sql(folder, "DROP INDEX items_unhashed")
+    sql(folder, "PRAGMA user_version = 1")  # the shop columns' version
+    sql(folder, "ALTER TABLE items DROP COLUMN phash")
+    sql(folder, "ALTER TABLE items DROP COLUMN duplicate_of")
+    before = snapshot(folder)
+    db = folder / "catalog.sqlite"
+    size = db.stat().st_size
+    with db.open("rb+") as f:
+        f.truncate(size * 3 // 4)
+    report = repair(s(folder))
+    assert report.remaining is not None and report.remaining.ok, report.remaining.problems
+    after = snapshot(folder)
+    assert 0 < len(after) <= len(before)
+    assert all(before[k] == v for k, v in after.items())
+    with Catalog.open(s(folder)) as cat:
+        assert len(cat) == len(after)
+        assert all(i.duplicate_of is None for i in cat.items(limit=100))
+
+
 def leaf_page_of(conn: sqlite3.Connection, table: str) -> int:
     """The page number of the right-most leaf of `table`'s b-tree (its root is interior)."""
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]

@@ -155,3 +155,27 @@ def test_flipped_and_recompressed_photo_finds_its_original(tmp_path: Path) -> No
             hits = cat.search_image(tmp_path / "q.jpg", k=1)
             found += hits[0].item.image_path == str(path.resolve())
         assert found >= 9, found
+
+
+def test_catalog_keeps_the_model_it_was_built_with(tmp_path: Path) -> None:
+    """A catalog built with the full-width `lookalike-fashion-int8` opens, searches and ingests
+    with that model when the configured model is another (the compact one): old catalogs need
+    no re-embedding when the default model changes."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in SAMPLE[:6]:
+        (photos / p.name).write_bytes(p.read_bytes())
+    old = Settings(catalog_dir=tmp_path / "cat", model="lookalike-fashion-int8", auto_tag=False)
+    with Catalog.open(old) as cat:
+        assert cat.ingest(photos).added == 6
+    new = old.model_copy(update={"model": "lookalike-fashion-512-int8"})
+    with Catalog.open(new) as cat:
+        assert cat.info()["model"] == "lookalike-fashion-int8" and cat.info()["dim"] == 2624
+        hits = cat.search_image(SAMPLE[3], k=1)
+        assert Path(hits[0].item.image_path).name == SAMPLE[3].name
+        assert cat.encoder.name == "lookalike-fashion-int8"
+        (photos / SAMPLE[6].name).write_bytes(SAMPLE[6].read_bytes())
+        assert cat.ingest(photos).added == 1
+        assert len(cat) == 7
+    with pytest.raises(LookalikeError, match="lookalike-fashion-int8"):
+        Catalog.open(new, encoder=create("lookalike-fashion-512-int8", new))

@@ -1,7 +1,8 @@
 """The feed's cold start under catalog writes (issue 17): a catalog that changes does not make
-every feed view rebuild it (k-means), concurrent views build it once, and a reused cold start
-never shows an item deleted or no longer matching the filters since. Real catalog (bundled
-sample, fake encoder, SQLite in tmp)."""
+every feed view rebuild it (k-means), concurrent views build it once, an old one is rebuilt in
+the background while it serves, builds stay within a budget whatever filters visitors send,
+and a reused cold start never shows an item deleted or no longer matching the filters since.
+Real catalog (bundled sample, fake encoder, SQLite in tmp)."""
 
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ def test_an_old_cold_start_is_rebuilt_for_a_changed_catalog(
     feed.warm()
     catalog.delete_item(catalog.items(None, 0, 1)[0].id)
     monkeypatch.setattr(feed_module, "SPREAD_REUSE_SECONDS", 0.0)
-    feed.next(ANONYMOUS, 3, mark_shown=False)
+    feed.next(ANONYMOUS, 3, mark_shown=False)  # served by the old one, rebuilt meanwhile
+    feed.wait_for_builds(60)
     assert len(builds) == 2
     feed.next(ANONYMOUS, 3, mark_shown=False)
     assert len(builds) == 2  # unchanged catalog: the same one
@@ -124,3 +126,67 @@ def test_the_feed_survives_items_deleted_while_it_ranks(catalog: Catalog) -> Non
     stop.set()
     ranker.join()
     assert errors == []
+
+
+def test_a_view_never_waits_for_the_rebuild_of_an_old_cold_start(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rebuild runs in the background while the old cold start serves on: a feed view
+    after a catalog change returns while k-means is (here: held) running."""
+    feed = Feed(catalog, Users(catalog.store))
+    feed.warm()
+    first = [r.item.id for r in feed.next(ANONYMOUS, 4, mark_shown=False)]
+    catalog.delete_item(first[0])
+    monkeypatch.setattr(feed_module, "SPREAD_REUSE_SECONDS", 0.0)
+    release = threading.Event()
+    started = threading.Event()
+
+    class Held(feed_module._Spread):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            started.set()
+            release.wait(30)
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(feed_module, "_Spread", Held)
+    shown: list[list[str]] = []
+    viewer = threading.Thread(
+        target=lambda: shown.append([r.item.id for r in feed.next(ANONYMOUS, 4,
+                                                                   mark_shown=False)]))
+    viewer.start()
+    viewer.join(10)
+    try:
+        assert not viewer.is_alive(), "the view waited for the rebuild"
+        assert started.wait(10), "no rebuild was started"
+        assert len(shown) == 1 and shown[0][:3] == first[1:]  # the old walk, less the deleted
+    finally:
+        release.set()
+        viewer.join()
+    feed.wait_for_builds(60)
+    again = [r.item.id for r in feed.next(ANONYMOUS, 4, mark_shown=False)]
+    assert first[0] not in again and len(again) == 4
+
+
+def test_views_with_ever_new_filters_build_within_the_budget(
+    catalog: Catalog, builds: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Filters cost a visitor nothing to vary: beyond the build budget a new filter walks the
+    unfiltered cold start over its items (no k-means), and its answer still obeys it."""
+    monkeypatch.setattr(feed_module, "SPREAD_BUILDS_BURST", 3)
+    feed = Feed(catalog, Users(catalog.store))
+    for i in range(12):
+        limit = 20.0 + 5 * i
+        page = feed.next(ANONYMOUS, 5, Filters(price_max=limit), mark_shown=False)
+        assert len(page) == 5
+        assert all(r.item.price is not None and r.item.price <= limit for r in page)
+    assert len(builds) == 1 + 3  # the unfiltered one, then the budget's burst
+
+
+def test_the_cold_start_cache_is_bounded(
+    catalog: Catalog, builds: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed_module, "SPREAD_CACHE", 4)
+    feed = Feed(catalog, Users(catalog.store))
+    for i in range(8):
+        feed.next(ANONYMOUS, 2, Filters(price_max=30.0 + i), mark_shown=False)
+    assert len(builds) == 8
+    assert len(feed._spreads) == 4

@@ -29,6 +29,7 @@ from lookalike.catalog import Catalog
 from lookalike.config import Settings
 from lookalike.recommend import Feed
 from lookalike.users import Users
+from lookalike.users.vendors import Vendors
 from lookalike.web import STATIC_DIR
 
 log = logging.getLogger("lookalike.api")
@@ -40,7 +41,8 @@ Photo in, look-alike catalog items out.
   `POST /search/profile` with several photos; `POST /search/items` for "more like these,
   less like those".
 * **items**: browse and filter the catalog; `GET /items/{id}/similar`; catalog writes need the
-  admin key in `X-API-Key`.
+  admin key or a vendor's key in `X-API-Key` (a vendor changes only its own items);
+  `POST /items/bulk` upserts many from JSON Lines.
 * **users**: a visitor becomes a guest on its first swipe (cookie, or the `X-Session-Token`
   response header for API clients: send it back as `Authorization: Bearer <token>`; or start
   one with `POST /sessions/guest`); reading never creates anything. Idle guests expire with
@@ -111,6 +113,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.state.guards = Guards.of(settings)
     app.state.facets = FacetCache()
     app.state.admin_key = AdminKey(settings.admin_key_hash)
+    app.state.vendors = Vendors(cat.store)
 
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, cap=body_cap(settings),

@@ -85,7 +85,8 @@ async def _image(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _duplicate(_: Request, exc: Exception) -> JSONResponse:
-    return _json(409, str(exc))
+    original = getattr(exc, "original_id", None)
+    return _json(409, str(exc), **({"original_id": original} if original else {}))
 
 
 async def _corrupt(_: Request, exc: Exception) -> JSONResponse:

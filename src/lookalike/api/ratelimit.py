@@ -227,8 +227,9 @@ REFUSAL_PAUSE = 0.5
 #: At most this many refusals wait out their pause at once; beyond, they are answered at once
 #: (so pausing never holds an unbounded number of connections).
 MAX_PAUSED = 256
-#: Paths no request limit applies to: the page's and the docs' own files, and item photos
-#: (a file each, cached by browsers for a day; one page of results shows dozens).
+#: Paths no request limit applies to when read (GET, HEAD): the page's and the docs' own files,
+#: and item photos (a file each, cached by browsers for a day; one page of results shows
+#: dozens). Writes to them (replacing a photo) are limited like every other request.
 UNLIMITED_PREFIXES = ("/static/", "/docs-assets/")
 
 
@@ -249,7 +250,9 @@ class RequestLimitMiddleware:
         self.paused = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _unlimited(scope["path"]):
+        if scope["type"] != "http" or (
+            scope.get("method") in ("GET", "HEAD") and _unlimited(scope["path"])
+        ):
             await self.app(scope, receive, send)
             return
         try:

@@ -57,6 +57,10 @@ class ItemPublic(BaseModel):
         description="Attributes a tagger filled in (never overriding given ones), with confidence."
     )
     image_url: str
+    duplicate_of: str | None = Field(
+        None, description="The id of the item this one reposts (flagged at upload or ingest "
+        "when the catalog's `duplicates` setting is `flag`)."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -21,6 +21,7 @@ from lookalike.attributes.colour import ColourTagger
 from lookalike.attributes.probe import ProbeTagger, load_probe, save_probe, train_probe
 from lookalike.catalog import Catalog, Tag
 from lookalike.catalog.filters import given_sql
+from lookalike.catalog.imagefiles import image_file
 from lookalike.catalog.ingest import PixelTagger, VectorTagger
 from lookalike.config import Settings
 from lookalike.errors import ImageLoadError, LookalikeError
@@ -106,7 +107,8 @@ def tag_catalog(
 
     def colour_tags(path: str) -> dict[str, Tag] | None:
         try:
-            img = load_image(Path(path), limits=catalog.limits, draft_size=(128, 128))
+            file = image_file(Path(catalog.settings.catalog_dir), path)
+            img = load_image(file, limits=catalog.limits, draft_size=(128, 128))
         except (ImageLoadError, OSError):
             return None
         return tagger(img)

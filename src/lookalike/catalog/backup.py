@@ -40,9 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from lookalike.catalog.catalog import DB_FILE
+from lookalike.catalog.imagefiles import image_file
 from lookalike.catalog.store import CatalogStore, file_damage
 from lookalike.config import Settings
-from lookalike.errors import CatalogCorruptError, LookalikeError
+from lookalike.errors import CatalogCorruptError, ImageLoadError, LookalikeError
 from lookalike.images import content_hash
 from lookalike.index.embedded import FOLDER as VECTORS
 from lookalike.index.embedded import MANIFEST as VECTORS_MANIFEST
@@ -246,14 +247,14 @@ def _copy_images(work: Path, folder: Path, report: BackupReport) -> dict[str, st
     with contextlib.closing(sqlite3.connect(work / DB_FILE)) as conn:
         rows = conn.execute("SELECT id, image_path, image_hash FROM items").fetchall()
     for item_id, image_path, image_hash in rows:
-        src = Path(image_path)
-        if src.parent.resolve() == uploads:
-            rel = f"{UPLOADS}/{src.name}"
-        else:
-            rel = f"{IMAGES}/{image_hash[:32]}{src.suffix.lower()}"
         try:
+            src = image_file(folder, image_path)
+            if src.parent.resolve() == uploads:
+                rel = f"{UPLOADS}/{src.name}"
+            else:
+                rel = f"{IMAGES}/{image_hash[:32]}{src.suffix.lower()}"
             _copy(src, work / rel)
-        except OSError:
+        except (OSError, ImageLoadError):
             report.images_missing.append(str(item_id))
             continue
         image_map[str(image_hash)] = rel
@@ -310,7 +311,7 @@ def restore(source: Path, settings: Settings, *, force: bool = False) -> Restore
         with contextlib.closing(sqlite3.connect(restored, isolation_level=None)) as conn:
             conn.executemany(
                 "UPDATE items SET image_path = ? WHERE image_hash = ?",
-                [(str((target / rel).resolve()), h) for h, rel in image_map.items()],
+                [(rel, h) for h, rel in image_map.items()],  # relative: the folder may move
             )
             report.items = _count(conn, "items")
             report.users = _count(conn, "users")

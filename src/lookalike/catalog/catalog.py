@@ -11,6 +11,7 @@ missing or damaged; or a Milvus server, see `lookalike.index.vector_store`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,23 +21,33 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from lookalike.catalog.brands import BrandRatingsFile, normalise_brand, read_brand_ratings
+from lookalike.catalog.duplicates import (
+    DuplicateFinder,
+    RepostCheck,
+    hash_stored_photos,
+    perceptual_hashes,
+    repost_reason,
+)
 from lookalike.catalog.filters import LIST_FIELDS, Filters
+from lookalike.catalog.imagefiles import copy_image, image_file, stored_path
 from lookalike.catalog.ingest import (
+    EncodeEngine,
     IngestProgress,
     IngestReport,
     PixelTagger,
     VectorTagger,
+    engine_for,
     ingest,
 )
 from lookalike.catalog.rates import RatesFile, read_rates
-from lookalike.catalog.schema import Item, ItemIn, ItemUpdate, Tag
+from lookalike.catalog.schema import Item, ItemFields, ItemIn, ItemUpdate, Tag
 from lookalike.catalog.sorting import SORTS
 from lookalike.catalog.store import CatalogStore, NewItem
 from lookalike.colour_names import canonical_colour
 from lookalike.config import Settings
 from lookalike.encoders import Encoder
 from lookalike.encoders import create as create_encoder
-from lookalike.errors import CatalogNotFoundError, LookalikeError
+from lookalike.errors import CatalogNotFoundError, ImageLoadError, LookalikeError
 from lookalike.images import ImageLimits, ImageSource, content_hash, load_image, read_image_bytes
 from lookalike.index import Scalars, SearchPlan, VectorStore, open_vector_store
 
@@ -49,6 +60,11 @@ SOLD_EXCLUDED_MAX = 256
 
 class DuplicateItemError(LookalikeError):
     """An item with that id or the very same image is already in the catalog."""
+
+    def __init__(self, message: str, original_id: str | None = None) -> None:
+        super().__init__(message)
+        #: the item already in the catalog, when known (a repost's original)
+        self.original_id = original_id
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,8 @@ class Catalog:
     vector_taggers: list[VectorTagger] = field(default_factory=list)
     _encoder: Encoder | None = None
     last_plan: SearchPlan | None = None
+    _reposts: DuplicateFinder | None = None  # the stored photos' hashes, for add_item
+    _reposts_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(
@@ -162,8 +180,16 @@ class Catalog:
         report_path: Path | None = None,
         progress: Callable[[IngestProgress], None] | None = None,
         columns: dict[str, str] | None = None,
+        engine: EncodeEngine | None = None,
     ) -> IngestReport:
-        """Bulk-add a folder of images (+ CSV/JSONL metadata); see `lookalike.catalog.ingest`."""
+        """Bulk-add a folder of images (+ CSV/JSONL metadata); see `lookalike.catalog.ingest`.
+        Photos are decoded and encoded by `engine`, by default the one the settings name
+        (`Settings.engine`: local, or a Ray cluster).
+        Reposts are checked as `settings.duplicates` says; stored photos without a perceptual
+        hash (a catalog made before hashes were stored) are hashed first, once."""
+        reposts = RepostCheck.from_settings(self.settings)
+        if reposts.mode != "keep":
+            self.hash_photos()
         new_ids: list[NDArray[np.int64]] = []
         new_vecs: list[NDArray[np.float32]] = []
 
@@ -181,36 +207,114 @@ class Catalog:
             chunk_size=self.settings.chunk_size,
             commit_items=self.settings.commit_every,
             decode_threads=self.settings.decode_threads,
+            engine=engine or engine_for(self.settings),
             report_path=report_path,
             progress=progress,
             pixel_taggers=self.pixel_taggers,
             vector_taggers=self.vector_taggers,
             on_batch=collect,
             columns=columns,
+            place_image=self._place_image,
+            reposts=reposts,
         )
         if new_ids:
             ids = np.concatenate(new_ids)
             self.index.upsert(ids, np.concatenate(new_vecs), self.store.scalars_of(ids))
         return report
 
-    def add_item(self, item: ItemIn, image: bytes, image_path: Path) -> Item:
-        """Add one item whose image bytes are stored at `image_path` (the caller saves them)."""
-        digest = content_hash(image)
-        ids, hashes = self.store.known_keys()
-        if item.id is not None and item.id in ids:
-            raise DuplicateItemError(f"an item with id {item.id!r} exists")
-        if digest in hashes:
-            raise DuplicateItemError("the catalog already holds this exact image")
+    def _place_image(self, path: Path, digest: str) -> str:
+        """The image path to store for an ingested photo (`lookalike.catalog.imagefiles`):
+        copied into the catalog folder when `settings.copy_images` is on (read again here, by
+        the writer: the engine may have decoded it on another machine); relative to the
+        folder when inside it."""
+        folder = Path(self.settings.catalog_dir)
+        if self.settings.copy_images:
+            data = read_image_bytes(path, self.limits, follow_symlinks=False)
+            if content_hash(data) != digest:
+                raise ImageLoadError(str(path), "the file changed during the ingest")
+            path = copy_image(folder, data, digest, path.suffix)
+        return stored_path(folder, path)
+
+    def image_file(self, item: Item) -> Path:
+        """The file of the item's photo (a relative path inside the catalog folder, never
+        outside it; see `lookalike.catalog.imagefiles`)."""
+        return image_file(Path(self.settings.catalog_dir), item.image_path)
+
+    def _encode_photo(
+        self, item: ItemFields, image: bytes, name: str
+    ) -> tuple[Image.Image, NDArray[np.float32], dict[str, Tag]]:
+        """One photo decoded, its vector and the tags predicted for it (fields the item gives
+        left out)."""
         size = self.encoder.preprocess.resize_size
-        img = load_image(image, limits=self.limits, name=image_path.name, draft_size=(size, size))
+        img = load_image(image, limits=self.limits, name=name, draft_size=(size, size))
         vector = self.encoder.encode_images([img])
         tags: dict[str, Tag] = {}
         for tagger in self.pixel_taggers:
             tags.update(tagger(img))
         for vtagger in self.vector_taggers:
             tags.update(vtagger(vector)[0])
-        predicted = {k: t for k, t in tags.items() if not item.gives(k)}
-        new = NewItem(item.id or digest[:16], item, str(image_path), digest, predicted)
+        return img, vector, {k: t for k, t in tags.items() if not item.gives(k)}
+
+    def replace_image(self, item_id: str, image: bytes, image_path: Path) -> Item:
+        """Give item `item_id` the photo whose bytes are stored at `image_path` (the caller
+        saves them): encoded, tagged again, and in the index at once under the item's new
+        rowid. Its fields stay."""
+        item = self.store.get(item_id)
+        digest = content_hash(image)
+        if digest == item.image_hash:
+            return item
+        if digest in self.store.known_keys()[1]:
+            raise DuplicateItemError("the catalog already holds this exact image")
+        img, vector, predicted = self._encode_photo(item, image, image_path.name)
+        stored = stored_path(Path(self.settings.catalog_dir), image_path)
+        new_item = NewItem(item_id, item, stored, digest, predicted,
+                           phash=perceptual_hashes(img)[0], duplicate_of=item.duplicate_of)
+        _, new = self.store.replace_image(item_id, new_item, vector)
+        # the change log holds the old row's removal and the new row: the store applies both
+        rowid = np.asarray([new], dtype=np.int64)
+        self.index.upsert(rowid, vector, self.store.scalars_of(rowid))
+        return self.store.get(item_id)
+
+    def hash_photos(self) -> tuple[int, int]:
+        """Give every stored photo without one its perceptual hash (catalogs made before
+        hashes were stored); (hashed, unreadable). Reads and decodes those photos."""
+        return hash_stored_photos(self.store, self.limits, self.encoder.preprocess.resize_size)
+
+    def find_repost(
+        self, img: Image.Image, vector: NDArray[np.float32]
+    ) -> tuple[tuple[int, int], str | None, str]:
+        """(perceptual hashes, original id or None, reason) of a decoded photo and its vector:
+        which stored item it reposts, by the settings' thresholds."""
+        hashes = perceptual_hashes(img)
+        with self._reposts_lock:
+            if self._reposts is None:
+                self._reposts = RepostCheck.from_settings(self.settings).finder
+            self._reposts.sync(self.store)
+            match = self._reposts.find(hashes, vector, self.store)
+        if match is None:
+            return hashes, None, ""
+        return hashes, match.original_id, repost_reason(match)
+
+    def add_item(self, item: ItemIn, image: bytes, image_path: Path) -> Item:
+        """Add one item whose image bytes are stored at `image_path` (the caller saves them).
+        A repost of a stored item raises `DuplicateItemError` naming the original, or is
+        flagged (`duplicate_of`), as `settings.duplicates` says."""
+        digest = content_hash(image)
+        ids, hashes = self.store.known_keys()
+        if item.id is not None and item.id in ids:
+            raise DuplicateItemError(f"an item with id {item.id!r} exists")
+        if digest in hashes:
+            raise DuplicateItemError("the catalog already holds this exact image")
+        img, vector, predicted = self._encode_photo(item, image, image_path.name)
+        mode = self.settings.duplicates
+        phash, original, reason = (
+            self.find_repost(img, vector[0]) if mode != "keep"
+            else (perceptual_hashes(img), None, ""))
+        if original is not None and mode == "reject":
+            raise DuplicateItemError(f"this photo is a {reason}", original_id=original)
+        stored = stored_path(Path(self.settings.catalog_dir), image_path)
+        new = NewItem(item.id or digest[:16], item, stored, digest, predicted,
+                      phash=phash[0], duplicate_of=original)
         self.add_items([new], vector)
         return self.store.get(new.id)
 

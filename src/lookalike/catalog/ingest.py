@@ -5,8 +5,16 @@ never fatal: one bad input never stops an ingest (`lookalike.catalog.metadata` r
 into rows or rejections; any failure on one image rejects that image). Only a problem with the
 metadata file as a whole raises `MetadataError`, before anything is stored. Every image path
 must resolve inside the images folder (links included), checked before the file is opened.
-Duplicates (same id or same image bytes) are skipped. Items are committed in batches, so a
-killed run resumes where it stopped: the rerun skips what is already stored.
+Duplicates (same id or same image bytes) are skipped; reposts (the same photo resized,
+recompressed, cropped or mirrored: `lookalike.catalog.duplicates`) are rejected naming their
+original, or flagged, by setting. Items are committed in batches, so a killed run resumes
+where it stopped: the rerun skips what is already stored.
+
+Three stages: (a) `validate_rows` checks every row up front; (b) an `EncodeEngine` decodes
+and encodes the photos (`LocalEngine`: this machine's cores; `ray_engine.RayEngine`: a Ray
+cluster), each photo through the same `ImagePreparer`; (c) the writer stores the results in
+file order (dedupe by bytes, reposts, commits, reject report, progress). Whatever the
+engine, (a) and (c) are the same code.
 """
 
 from __future__ import annotations
@@ -15,20 +23,23 @@ import csv
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 from pydantic import ValidationError
 
+from lookalike.catalog.duplicates import Match, RepostCheck, perceptual_hashes, repost_reason
 from lookalike.catalog.metadata import RawRow, read_metadata
 from lookalike.catalog.schema import OUTSIDE, ItemIn, Tag, image_path_problem
 from lookalike.catalog.store import CatalogStore, NewItem
-from lookalike.encoders.base import Encoder
-from lookalike.encoders.pipeline import encode_stream
+from lookalike.config import Settings
+from lookalike.encoders.base import Encoder, Preprocess
+from lookalike.encoders.pipeline import EncodedBatch, encode_stream
 from lookalike.errors import ImageLoadError, LookalikeError
 from lookalike.images import ImageLimits, content_hash, load_image, read_image_bytes
 
@@ -70,6 +81,8 @@ class IngestReport:
     added: int = 0
     skipped: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    #: reposts added with `duplicate_of` set (Settings.duplicates = "flag"), why and of what
+    flagged: list[Rejection] = field(default_factory=list)
     seconds: float = 0.0
     report_path: Path | None = None
     added_rowids: list[int] = field(default_factory=list)
@@ -85,6 +98,8 @@ class IngestReport:
             "added": self.added,
             "skipped": self.skipped,
             "rejected": len(self.rejected),
+            "reposts": sum(r.reason.startswith("repost of item") for r in self.rejected),
+            "flagged": len(self.flagged),
             "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images_per_second, 1),
             "report": str(self.report_path) if self.report_path else None,
@@ -99,7 +114,7 @@ class _Row:
     path: Path
 
 
-class _DuplicateError(Exception):
+class DuplicateImageError(Exception):
     """The image's bytes are already in the catalog (or earlier in this run)."""
 
 
@@ -190,6 +205,196 @@ def _describe(exc: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
+def validate_row(raw_row: RawRow) -> ItemIn | list[Rejection]:
+    """One row of a metadata file (or of a bulk upload) as an item to add, or why not: every
+    field checked, a missing id made from the image path, the image path checked from its
+    text alone (inside the images folder)."""
+    number, raw = raw_row.number, raw_row.fields
+    if raw is None:
+        return [Rejection(number, "", raw_row.field, raw_row.problem, raw_row.file)]
+    image = raw.get("image")
+    if not raw.get("id") and isinstance(image, str) and image.strip():
+        raw = {**raw, "id": default_id(image.strip())}
+    try:
+        item = ItemIn.model_validate(raw)
+    except ValidationError as exc:
+        item_id = _short(raw.get("id"))
+        return [Rejection(number, item_id, fld, reason) for fld, reason in _describe(exc)]
+    except (TypeError, OverflowError, RecursionError) as exc:  # a value no check foresaw
+        return [Rejection(number, _short(raw.get("id")), "row", f"invalid value ({_short(exc)})")]
+    problem = image_path_problem(item.image)  # from the text alone, before any file
+    if problem is not None:
+        return [Rejection(number, item.id or "", "image", problem)]
+    return item
+
+
+@dataclass(frozen=True)
+class ImagePreparer:
+    """What every photo goes through before the model, wherever it runs (a thread of the local
+    engine, an actor of the Ray engine): the path checked to stay inside the images folder
+    (links included) before the file is opened, the bytes read within the byte cap and hashed,
+    the image decoded within the limits, pixel taggers run, resized and centre-cropped.
+
+    `__call__(image)` does it all: (S, S, 3) uint8 crop and (digest, pixel tags, real path,
+    perceptual hashes), or
+    `ImageLoadError` (any failure on one image: one image never stops an ingest) or
+    `DuplicateImageError` (bytes already in `seen`). `read` and `decode` are its two halves for
+    an engine that reads in one process and decodes in another. Picklable (`seen` aside, which
+    only the writer's own process can share: an engine sending it elsewhere leaves it out).
+    """
+
+    #: the images folder, resolved; None: names are files already checked (stored items)
+    root: Path | None
+    limits: ImageLimits
+    preprocess: Preprocess
+    pixel_taggers: tuple[PixelTagger, ...] = ()
+    #: hashes already stored or taken (read live): an early exit; the writer's check decides
+    seen: AbstractSet[str] | None = field(default=None, compare=False)
+
+    def path_of(self, image: str) -> Path:
+        """The file `image` names, unresolved: what messages show."""
+        return Path(image) if self.root is None else self.root / image
+
+    def read(self, image: str) -> tuple[bytes, str, str]:
+        """(bytes, content hash, resolved path) of `image`'s file, checked before it is opened."""
+        return _guard(self.path_of(image), lambda: self._read(image))
+
+    def _read(self, image: str) -> tuple[bytes, str, str]:
+        path = Path(image) if self.root is None else resolve_image(self.root, image)
+        data = read_image_bytes(path, self.limits, follow_symlinks=False)
+        digest = content_hash(data)
+        if self.seen is not None and digest in self.seen:  # the writer's ordered check decides
+            raise DuplicateImageError(digest)
+        return data, digest, str(path)
+
+    def decode(self, image: str, data: bytes) -> Decoded:
+        """(crop, pixel tags, perceptual hashes) of the photo `image` whose bytes are `data`."""
+        return _guard(self.path_of(image), lambda: self._decode(image, data))
+
+    def _decode(self, image: str, data: bytes) -> Decoded:
+        size = self.preprocess.resize_size
+        img = load_image(data, limits=self.limits, name=str(self.path_of(image)),
+                         draft_size=(size, size))
+        tags: dict[str, Tag] = {}
+        for tagger in self.pixel_taggers:
+            tags.update(tagger(img))
+        # normalised into the batch; the hashes from the small decoded image (reposts)
+        return self.preprocess.resize_crop(img), tags, perceptual_hashes(img)
+
+    def __call__(self, image: str) -> tuple[NDArray[np.uint8], Payload]:
+        data, digest, path = self.read(image)
+        crop, tags, hashes = self.decode(image, data)
+        return crop, (digest, tags, path, hashes)
+
+
+#: What a prepared photo brings to the writer: content hash, pixel tags, resolved path,
+#: perceptual hashes (the photo's and its mirror's).
+Payload = tuple[str, dict[str, Tag], str, tuple[int, int]]
+#: A decoded photo: its crop for the model, pixel tags, perceptual hashes.
+Decoded = tuple[NDArray[np.uint8], dict[str, Tag], tuple[int, int]]
+
+R = TypeVar("R")
+
+
+def _guard(path: Path, step: Callable[[], R]) -> R:
+    """`step()`, any failure but a duplicate an `ImageLoadError` naming `path`."""
+    try:
+        return step()
+    except (ImageLoadError, DuplicateImageError):
+        raise
+    except Exception as exc:  # one image never stops an ingest, whatever a library raises
+        raise ImageLoadError(
+            str(path), f"cannot process this image ({type(exc).__name__}: {_short(exc)})"
+        ) from exc
+
+
+class EncodeEngine(Protocol):
+    """Stage (b) of an ingest: decode and encode photos, here or on a cluster.
+
+    `encode` yields, in input order, batches whose items are indices into `images` with their
+    vectors and payloads, and whose failures are (index, `ImageLoadError` or
+    `DuplicateImageError`); every index comes out exactly once. `LocalEngine` runs on this
+    machine's cores; `lookalike.catalog.ray_engine.RayEngine` on a Ray cluster.
+    """
+
+    def encode(
+        self, encoder: Encoder, images: Sequence[str], prepare: ImagePreparer
+    ) -> Iterator[EncodedBatch[int, Payload]]: ...
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """This machine: `decode_threads` workers, each decoding a chunk of `chunk_size` photos then
+    encoding it with a one-thread model in batches of `batch_size` (`encode_stream`)."""
+
+    batch_size: int = 4
+    chunk_size: int = 32
+    decode_threads: int = 2
+
+    def encode(
+        self, encoder: Encoder, images: Sequence[str], prepare: ImagePreparer
+    ) -> Iterator[EncodedBatch[int, Payload]]:
+        return encode_stream(
+            encoder,
+            range(len(images)),
+            lambda i: prepare(images[i]),
+            batch_size=self.batch_size,
+            chunk_size=self.chunk_size,
+            decode_threads=self.decode_threads,
+            expected=(ImageLoadError, DuplicateImageError),
+        )
+
+
+@dataclass
+class StoredBatch:
+    """Photos of stored items encoded again: their rowids and new vectors (in input order), and
+    (rowid, reason) of those that could not be."""
+
+    rowids: list[int]
+    vectors: NDArray[np.float32]
+    failures: list[tuple[int, str]]
+
+
+#: Why a stored photo is not encoded again when its file changed since the ingest.
+CHANGED_PHOTO = "holds other bytes than the photo ingested"
+
+
+def encode_stored(
+    engine: EncodeEngine,
+    encoder: Encoder,
+    photos: Sequence[tuple[int, str, str]],
+    limits: ImageLimits = ImageLimits(),
+) -> Iterator[StoredBatch]:
+    """Stage (b) for a re-embedding: (rowid, image_path, image_hash) of stored items → their
+    vectors with `encoder`, by `engine` (local or Ray), batch by batch in input order. The
+    paths are the files the ingest checked and stored; a photo that is gone, unreadable or no
+    longer the bytes that were ingested is a failure (`CHANGED_PHOTO`), never an error."""
+    prepare = ImagePreparer(None, limits, encoder.preprocess)
+    for batch in engine.encode(encoder, [path for _, path, _ in photos], prepare):
+        failures = [(photos[i][0], exc.reason if isinstance(exc, ImageLoadError) else str(exc))
+                    for i, exc in batch.failures]
+        keep = []
+        for pos, (i, (digest, *_)) in enumerate(zip(batch.items, batch.payloads, strict=True)):
+            if digest == photos[i][2]:
+                keep.append(pos)
+            else:
+                failures.append((photos[i][0], CHANGED_PHOTO))
+        yield StoredBatch(
+            rowids=[photos[batch.items[pos]][0] for pos in keep],
+            vectors=batch.vectors[keep] if len(keep) < len(batch.items) else batch.vectors,
+            failures=failures,
+        )
+
+
+def engine_for(settings: Settings) -> EncodeEngine:
+    """The encode engine `settings.engine` names, configured by `settings`."""
+    if settings.engine == "ray":
+        from lookalike.catalog.ray_engine import RayEngine
+
+        return RayEngine.from_settings(settings)
+    return LocalEngine(settings.batch_size, settings.chunk_size, settings.decode_threads)
+
+
 def ingest(
     store: CatalogStore,
     encoder: Encoder,
@@ -201,18 +406,27 @@ def ingest(
     chunk_size: int = 32,
     commit_items: int = 64,
     decode_threads: int = 2,
+    engine: EncodeEngine | None = None,
     report_path: Path | None = None,
     progress: Callable[[IngestProgress], None] | None = None,
     pixel_taggers: Sequence[PixelTagger] = (),
     vector_taggers: Sequence[VectorTagger] = (),
     on_batch: Callable[[list[int], NDArray[np.float32]], None] | None = None,
     columns: dict[str, str] | None = None,
+    reposts: RepostCheck | None = None,
+    place_image: Callable[[Path, str], str] | None = None,
 ) -> IngestReport:
     """Add every valid, new row of `metadata` (or every image of `images_dir`) to `store`.
 
-    `columns` renames metadata columns (e.g. {"label": "category"}); a row without an id gets
-    its image path as id. Items are committed `commit_items` at a time (a killed run loses
-    at most those); `on_batch(rowids, vectors)` is called after each commit.
+    Three stages: (a) every row validated up front; (b) the photos decoded and encoded by
+    `engine` (default: `LocalEngine(batch_size, chunk_size, decode_threads)`); (c) the results
+    stored in file order by this thread. `columns` renames metadata columns (e.g.
+    {"label": "category"}); a row without an id gets its image path as id. Items are committed
+    `commit_items` at a time (a killed run loses at most those); `on_batch(rowids, vectors)` is
+    called after each commit. `reposts` checks every new photo against the catalog and the
+    run's earlier photos (None: no check). `place_image(path, hash)` returns the image path to
+    store for a photo about to be stored (it may copy the file into the catalog:
+    `lookalike.catalog.imagefiles`); without it, the resolved path.
     """
     start = time.perf_counter()
     images_dir = Path(images_dir)
@@ -232,36 +446,45 @@ def ingest(
         raw_rows = rows_from_folder(images_dir)
     store.bind_model(encoder.name, encoder.dim)
     known_ids, known_hashes = store.known_keys()
-    # resolved once; each image's own path is resolved in the decoding threads (an lstat per
+    if reposts is not None and reposts.mode != "keep":
+        reposts.finder.sync(store)
+    # resolved once; each image's own path is resolved by the engine's workers (an lstat per
     # path component cost the writing thread 4% of a 300 images/s ingest)
     root = images_dir.resolve()
 
-    # 1. validate every row up front (cheap), so the total for the progress bar is known
+    # (a) validate every row up front (cheap), so the total for the progress bar is known
+    rows = validate_rows(raw_rows, root, known_ids, report)
+
+    # (b) decode + encode by the engine, (c) store in order in this thread. Duplicate images
+    #     are resolved by the writer, in file order, so the first row always wins whatever
+    #     the engine's timing.
+    writer = _Writer(store, rows, report, known_hashes, commit_items, vector_taggers,
+                     on_batch, progress, start, reposts, place_image)
+    prepare = ImagePreparer(root, limits, encoder.preprocess, tuple(pixel_taggers),
+                            seen=writer.seen)
+    engine = engine or LocalEngine(batch_size, chunk_size, decode_threads)
+    for batch in engine.encode(encoder, [row.item.image for row in rows], prepare):
+        writer.write(batch)
+    writer.commit()
+    report.seconds = time.perf_counter() - start
+    if report_path is not None and report.rejected:
+        write_rejections(report.rejected, report_path)
+        report.report_path = report_path
+    return report
+
+
+def validate_rows(
+    raw_rows: Iterable[RawRow], root: Path, known_ids: set[str], report: IngestReport
+) -> list[_Row]:
+    """Stage (a): every row checked (schema, image path from its text), before any photo is
+    read. Rejected rows go to `report.rejected`; rows whose id is stored already (or came
+    earlier) are counted as skipped. `known_ids` gains the ids of the rows kept."""
     rows: list[_Row] = []
     for raw_row in raw_rows:
-        number, raw = raw_row.number, raw_row.fields
-        if raw is None:
-            report.rejected.append(
-                Rejection(number, "", raw_row.field, raw_row.problem, raw_row.file)
-            )
-            continue
-        image = raw.get("image")
-        if not raw.get("id") and isinstance(image, str) and image.strip():
-            raw = {**raw, "id": default_id(image.strip())}
-        try:
-            item = ItemIn.model_validate(raw)
-        except ValidationError as exc:
-            item_id = _short(raw.get("id"))
-            for fld, reason in _describe(exc):
-                report.rejected.append(Rejection(number, item_id, fld, reason))
-            continue
-        except (TypeError, OverflowError, RecursionError) as exc:  # a value no check foresaw
-            report.rejected.append(Rejection(number, _short(raw.get("id")), "row",
-                                             f"invalid value ({_short(exc)})"))
-            continue
-        problem = image_path_problem(item.image)  # from the text alone, before any file
-        if problem is not None:
-            report.rejected.append(Rejection(number, item.id or "", "image", problem))
+        number = raw_row.number
+        item = validate_row(raw_row)
+        if not isinstance(item, ItemIn):
+            report.rejected.extend(item)
             continue
         if item.id is not None and item.id in known_ids:
             report.skipped += 1
@@ -269,62 +492,49 @@ def ingest(
         rows.append(_Row(number, item, root / item.image))
         if item.id is not None:
             known_ids.add(item.id)
+    return rows
 
-    # 2. decode + encode in worker threads, store in order in this thread. Duplicate images are
-    #    resolved here, in file order, so the first row always wins whatever the thread timing.
-    seen_hashes: set[str] = set(known_hashes)
-    preprocess = encoder.preprocess
-    draft = (preprocess.resize_size, preprocess.resize_size)
 
-    def prepare(row: _Row) -> tuple[NDArray[np.uint8], tuple[str, dict[str, Tag], str]]:
-        try:
-            path = resolve_image(root, row.item.image)  # before the file is opened
-            data = read_image_bytes(path, limits, follow_symlinks=False)
-            digest = content_hash(data)
-            if digest in seen_hashes:  # cheap early exit; the ordered check below is the real one
-                raise _DuplicateError(digest)
-            img = load_image(data, limits=limits, name=str(row.path), draft_size=draft)
-            tags: dict[str, Tag] = {}
-            for tagger in pixel_taggers:
-                tags.update(tagger(img))
-            crop = preprocess.resize_crop(img)  # normalised into the batch
-        except (ImageLoadError, _DuplicateError):
-            raise
-        except Exception as exc:  # one image never stops an ingest, whatever a library raises
-            raise ImageLoadError(
-                str(row.path), f"cannot process this image ({type(exc).__name__}: {_short(exc)})"
-            ) from exc
-        return crop, (digest, tags, str(path))
+class _Writer:
+    """Stage (c): an engine's batches into the store, in file order: failures rejected (or
+    skipped as duplicates), duplicates by bytes skipped (the first row wins), vector taggers
+    run, reposts checked (rejected naming the original, or flagged), items committed
+    `commit_items` at a time, progress reported after each batch."""
 
-    # Written in transactions of `commit_items`: in transactions of 8, the writer thread spent
-    # ~0.2 ms of CPU per item beside the busy decoding threads, ~4x what storing costs alone.
-    pending: list[NewItem] = []
-    pending_vectors: list[NDArray[np.float32]] = []
+    def __init__(
+        self,
+        store: CatalogStore,
+        rows: list[_Row],
+        report: IngestReport,
+        known_hashes: set[str],
+        commit_items: int,
+        vector_taggers: Sequence[VectorTagger],
+        on_batch: Callable[[list[int], NDArray[np.float32]], None] | None,
+        progress: Callable[[IngestProgress], None] | None,
+        start: float,
+        reposts: RepostCheck | None = None,
+        place_image: Callable[[Path, str], str] | None = None,
+    ) -> None:
+        self.store, self.rows, self.report = store, rows, report
+        self.seen: set[str] = set(known_hashes)
+        self.commit_items = commit_items
+        self.vector_taggers = vector_taggers
+        self.on_batch, self.progress, self.start = on_batch, progress, start
+        #: None or mode "keep": no repost check
+        self.reposts = reposts if reposts is not None and reposts.mode != "keep" else None
+        self.place_image = place_image
+        # Written in transactions of `commit_items`: in transactions of 8, the writer thread
+        # spent ~0.2 ms of CPU per item beside the busy decoding threads, ~4x what storing
+        # costs alone.
+        self.pending: list[NewItem] = []
+        self.pending_vectors: list[NDArray[np.float32]] = []
+        self.done = 0
 
-    def commit() -> None:
-        if not pending:
-            return
-        vectors = np.concatenate(pending_vectors)
-        rowids = store.add(pending, vectors)
-        report.added += len(rowids)
-        report.added_rowids.extend(rowids)
-        pending.clear()
-        pending_vectors.clear()
-        if on_batch is not None:
-            on_batch(rowids, vectors)
-
-    done = 0
-    for batch in encode_stream(
-        encoder,
-        rows,
-        prepare,
-        batch_size=batch_size,
-        chunk_size=chunk_size,
-        decode_threads=decode_threads,
-        expected=(ImageLoadError, _DuplicateError),
-    ):
-        for row, failure in batch.failures:
-            if isinstance(failure, _DuplicateError):
+    def write(self, batch: EncodedBatch[int, Payload]) -> None:
+        report = self.report
+        for index, failure in batch.failures:
+            row = self.rows[index]
+            if isinstance(failure, DuplicateImageError):
                 report.skipped += 1
             else:
                 reason = failure.reason if isinstance(failure, ImageLoadError) else str(failure)
@@ -332,63 +542,114 @@ def ingest(
                     Rejection(row.number, row.item.id or "", "image", reason, str(row.path))
                 )
         unique = []
-        for pos, (digest, _, _) in enumerate(batch.payloads):
-            if digest in seen_hashes:
+        for pos, (digest, *_) in enumerate(batch.payloads):
+            if digest in self.seen:
                 report.skipped += 1
             else:
-                seen_hashes.add(digest)
+                self.seen.add(digest)
                 unique.append(pos)
-        if len(unique) < len(batch.items):
-            batch.items = [batch.items[p] for p in unique]
-            batch.payloads = [batch.payloads[p] for p in unique]
-            batch.vectors = batch.vectors[unique]
-        if batch.items:
-            vector_tags: list[dict[str, Tag]] = [{} for _ in batch.items]
-            for vtagger in vector_taggers:
-                for slot, tags in zip(vector_tags, vtagger(batch.vectors), strict=True):
-                    slot.update(tags)
-            new_items = []
-            for row, (digest, pixel_tags, real_path), vtags in zip(
-                batch.items, batch.payloads, vector_tags, strict=True
+        items, payloads, vectors = batch.items, batch.payloads, batch.vectors
+        if len(unique) < len(items):
+            items = [items[p] for p in unique]
+            payloads = [payloads[p] for p in unique]
+            vectors = vectors[unique]
+        originals: dict[int, str] = {}  # position -> the id of the item it reposts (flagged)
+        if self.reposts is not None and items:
+            matches: dict[int, Match] = {}
+            keep = self.reposts.batch(
+                self.store,
+                [self.rows[i].item.id or digest[:16]
+                 for i, (digest, *_) in zip(items, payloads, strict=True)],
+                [p[3] for p in payloads], vectors, matches.__setitem__)
+            for pos, match in matches.items():
+                row = self.rows[items[pos]]
+                note = Rejection(row.number, row.item.id or "", "image", repost_reason(match),
+                                 str(row.path))
+                flagged = self.reposts.mode == "flag"
+                (report.flagged if flagged else report.rejected).append(note)
+                if flagged:
+                    originals[pos] = match.original_id
+            if len(keep) < len(items):
+                items = [items[p] for p in keep]
+                payloads = [payloads[p] for p in keep]
+                vectors = vectors[keep]
+                originals = {new: originals[old] for new, old in enumerate(keep)
+                             if old in originals}
+        if self.place_image is not None and items:  # the path to store (or a copy's)
+            placed: list[Payload] = []
+            kept: list[int] = []
+            for pos, (index, (digest, tags, real_path, hashes)) in enumerate(
+                zip(items, payloads, strict=True)
             ):
-                fields = row.item
+                try:
+                    placed.append((digest, tags, self.place_image(Path(real_path), digest),
+                                   hashes))
+                    kept.append(pos)
+                except (OSError, LookalikeError) as exc:  # one photo never stops an ingest
+                    row = self.rows[index]
+                    report.rejected.append(Rejection(
+                        row.number, row.item.id or "", "image",
+                        f"cannot store this photo in the catalog ({_short(exc)})", real_path))
+            if len(kept) < len(items):
+                items = [items[p] for p in kept]
+                vectors = vectors[kept]
+                originals = {new: originals[old] for new, old in enumerate(kept)
+                             if old in originals}
+            payloads = placed
+        if items:
+            vector_tags: list[dict[str, Tag]] = [{} for _ in items]
+            for vtagger in self.vector_taggers:
+                for slot, tags in zip(vector_tags, vtagger(vectors), strict=True):
+                    slot.update(tags)
+            for pos, (index, (digest, pixel_tags, real_path, phashes), vtags) in enumerate(zip(
+                items, payloads, vector_tags, strict=True
+            )):
+                fields = self.rows[index].item
                 predicted = {
                     name: tag
                     for name, tag in {**pixel_tags, **vtags}.items()
                     if not fields.gives(name)  # never overwrite a given value
                 }
-                new_items.append(
+                self.pending.append(
                     NewItem(
-                        id=row.item.id or digest[:16],
+                        id=fields.id or digest[:16],
                         fields=fields,
                         image_path=real_path,
                         image_hash=digest,
                         predicted=predicted,
+                        phash=phashes[0],
+                        duplicate_of=originals.get(pos),
                     )
                 )
-            pending.extend(new_items)
-            pending_vectors.append(batch.vectors)
-            if len(pending) >= commit_items:
-                commit()
-        done += len(batch.items) + len(batch.failures)
-        if progress is not None:
-            progress(
+            self.pending_vectors.append(vectors)
+            if len(self.pending) >= self.commit_items:
+                self.commit()
+        self.done += len(batch.items) + len(batch.failures)
+        if self.progress is not None:
+            self.progress(
                 IngestProgress(
-                    done=done,
-                    total=len(rows),
-                    added=report.added + len(pending),  # encoded, committing soon
+                    done=self.done,
+                    total=len(self.rows),
+                    added=report.added + len(self.pending),  # encoded, committing soon
                     skipped=report.skipped,
                     rejected=len(report.rejected),
-                    elapsed=time.perf_counter() - start,
+                    elapsed=time.perf_counter() - self.start,
                 )
             )
 
-    commit()
-    report.seconds = time.perf_counter() - start
-    if report_path is not None and report.rejected:
-        write_rejections(report.rejected, report_path)
-        report.report_path = report_path
-    return report
+    def commit(self) -> None:
+        if not self.pending:
+            return
+        vectors = np.concatenate(self.pending_vectors)
+        rowids = self.store.add(self.pending, vectors)
+        if self.reposts is not None:
+            self.reposts.finder.committed(self.store)
+        self.report.added += len(rowids)
+        self.report.added_rowids.extend(rowids)
+        self.pending.clear()
+        self.pending_vectors.clear()
+        if self.on_batch is not None:
+            self.on_batch(rowids, vectors)
 
 
 #: A spreadsheet reads a cell starting with one of these as a formula (CSV injection).

@@ -49,6 +49,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.catalog.catalog import DB_FILE
+from lookalike.catalog.imagefiles import image_file
 from lookalike.catalog.store import (
     SCHEMA,
     CatalogStore,
@@ -339,7 +340,12 @@ def _check_rows(
         except DamagedRowError as exc:
             problems.append(Problem("item", str(exc), item_id=row["id"], rowid=row["rowid"]))
             continue
-        image = Path(item.image_path)
+        try:
+            image = image_file(report.folder, item.image_path)
+        except ImageLoadError as exc:
+            problems.append(Problem("image", f"item {item.id!r}: image path {exc.reason}",
+                                    item_id=item.id, rowid=item.rowid, file=item.image_path))
+            continue
         if not image.is_file():
             problems.append(Problem("image", f"item {item.id!r}: image file missing",
                                     item_id=item.id, rowid=item.rowid, file=str(image)))
@@ -410,7 +416,10 @@ def _check_uploads(conn: sqlite3.Connection, folder: Path) -> list[Problem]:
     uploads = folder / UPLOADS
     if not uploads.is_dir():
         return []
-    used = {str(Path(r[0]).resolve()) for r in conn.execute("SELECT image_path FROM items")}
+    used = set()
+    for (stored,) in conn.execute("SELECT image_path FROM items"):
+        with contextlib.suppress(ImageLoadError, OSError):
+            used.add(str(image_file(folder, stored).resolve()))
     return [
         Problem("leftover", f"{p}: uploaded image that no item uses", file=str(p))
         for p in sorted(uploads.iterdir())
@@ -528,7 +537,9 @@ def _repair_rows(
         if reembed and row is not None:
             enc = _encoder(encoders, store.model_name or settings.model, settings)
             store.bind_model(enc.name, enc.dim)
-            vector = _embed(enc, Path(row[0]), str(row[1]), limits)
+            with contextlib.suppress(ImageLoadError):
+                vector = _embed(enc, image_file(Path(settings.catalog_dir), row[0]), str(row[1]),
+                                limits)
         with store.transaction() as conn:
             if vector is None:
                 conn.execute("DELETE FROM embeddings WHERE item_rowid = ?", (problem.rowid,))
@@ -695,6 +706,10 @@ def _copy_table(
     pk = [r for r in info if r[5]]
     alias = pk[0][1] if len(pk) == 1 and str(pk[0][2]).upper() == "INTEGER" else None
     columns = [r[1] for r in info if r[1] != alias]  # the rowid alias travels as _rowid_
+    with contextlib.suppress(sqlite3.Error):  # a catalog older than a column lacks it
+        have = {r[1] for r in src.execute(f'PRAGMA table_info("{table}")')}
+        if have:
+            columns = [c for c in columns if c in have]
     names = "".join(f', "{c}"' for c in columns)
     select = f'SELECT _rowid_{names} FROM "{table}"'
     insert = (f'INSERT OR IGNORE INTO "{table}" (_rowid_{names}) '

@@ -338,6 +338,10 @@ class Item(ItemFields):
     brand_rating: BrandRating | None = Field(
         None, description="The brand's sustainability ratings, where the catalog has them."
     )
+    duplicate_of: str | None = Field(
+        None, description="The id of the item this one reposts (same photo resized, "
+        "recompressed, cropped or mirrored), when duplicates are flagged rather than refused."
+    )
 
     def attribute(self, name: str) -> str | None:
         """A given value (a field, or an extra field such as `usage`), or else the predicted

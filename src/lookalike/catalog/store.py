@@ -88,7 +88,9 @@ CREATE TABLE IF NOT EXISTS items (
     brand_overall REAL,
     brand_people REAL,
     brand_planet REAL,
-    brand_animals REAL
+    brand_animals REAL,
+    phash INTEGER,
+    duplicate_of TEXT
 );
 CREATE INDEX IF NOT EXISTS items_category ON items(category);
 CREATE INDEX IF NOT EXISTS items_price ON items(price);
@@ -127,15 +129,19 @@ _NEW_COLUMNS = {
     "brand_people": "REAL",
     "brand_planet": "REAL",
     "brand_animals": "REAL",
+    "phash": "INTEGER",
+    "duplicate_of": "TEXT",
 }
 #: Indexes on those columns (made once the columns exist).
 _NEW_INDEXES = """
 CREATE INDEX IF NOT EXISTS items_state ON items(state);
 CREATE INDEX IF NOT EXISTS items_brand_key ON items(brand_key);
 CREATE INDEX IF NOT EXISTS items_price_base ON items(price_base);
+CREATE INDEX IF NOT EXISTS items_unhashed ON items(rowid) WHERE phash IS NULL;
 """
-#: The schema version this code writes (SQLite's `user_version`): 1 = issue 21's columns.
-SCHEMA_VERSION = 1
+#: The schema version this code writes (SQLite's `user_version`): 1 = issue 21's shop
+#: columns, 2 = the repost columns (`phash`, `duplicate_of`).
+SCHEMA_VERSION = 2
 #: Derived columns of the items `where` selects, refreshed from the rates and brand ratings.
 #: Parameters: the base currency, twice. Prices convert through the rates' own base:
 #: price × rate(base) / rate(currency).
@@ -221,7 +227,8 @@ _COLUMNS = (
     "items.rowid AS rowid, id, title, category, department, kids, price, currency, brand, "
     "sizes, colour, url, sustainability, second_hand, source, extra, predicted, image_path, "
     "image_hash, created_at, updated_at, state, rating, reviews, price_base, rated_name, "
-    "rated_overall, rated_people, rated_planet, rated_animals, rated_source, rated_url, rated_on"
+    "rated_overall, rated_people, rated_planet, rated_animals, rated_source, rated_url, rated_on, "
+    "phash, duplicate_of"
 )
 #: Items with their brand's rating (for `_COLUMNS`; the rating's columns renamed so that a
 #: filter's WHERE clause names the items' own).
@@ -231,6 +238,10 @@ _FROM = (
     "source AS rated_source, url AS rated_url, rated_on FROM brand_ratings) "
     "ON rated_key = items.brand_key"
 )
+
+def signed64(value: int) -> int:
+    """An unsigned 64-bit hash as SQLite's signed INTEGER (and back with `& (2**64 - 1)`)."""
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 _CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB (primary codes)
@@ -353,6 +364,10 @@ class NewItem:
     image_path: str
     image_hash: str
     predicted: dict[str, Tag] | None = None
+    #: perceptual hash of the photo (`lookalike.catalog.duplicates`), unsigned 64-bit
+    phash: int | None = None
+    #: the id of the item this one reposts, when duplicates are flagged
+    duplicate_of: str | None = None
 
 
 def _bool_or_none(value: Any) -> bool | None:
@@ -412,6 +427,7 @@ def _parse_item(row: sqlite3.Row, base_currency: str | None) -> Item:
         base_price=_column(row, "price_base"),
         base_currency=base_currency if _column(row, "price_base") is not None else None,
         brand_rating=_brand_rating(row),
+        duplicate_of=_column(row, "duplicate_of"),
     )
 
 
@@ -642,8 +658,8 @@ class CatalogStore:
                     "INSERT INTO items (rowid, id, title, category, department, kids, price,"
                     " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
                     " extra, predicted, image_path, image_hash, created_at, updated_at, state,"
-                    " rating, reviews, brand_key)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " rating, reviews, brand_key, phash, duplicate_of)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         last, item.id, f.title, f.category, f.department,
                         None if f.kids is None else int(f.kids),
@@ -654,6 +670,8 @@ class CatalogStore:
                         json.dumps({k: t.model_dump() for k, t in (item.predicted or {}).items()}),
                         item.image_path, item.image_hash, now, now, f.state, f.rating, f.reviews,
                         None if f.brand is None else normalise_brand(f.brand),
+                        None if item.phash is None else signed64(item.phash),
+                        item.duplicate_of,
                     ),
                 )
                 conn.execute(
@@ -716,6 +734,32 @@ class CatalogStore:
             conn.execute("DELETE FROM embeddings WHERE item_rowid = ?", (row[0],))
             conn.execute("DELETE FROM items WHERE rowid = ?", (row[0],))
         return int(row[0])
+
+    def replace_image(
+        self, item_id: str, new: NewItem, vector: NDArray[np.float32]
+    ) -> tuple[int, int]:
+        """Give an item another photo (`new`'s image path, hash and predicted tags) and its
+        vector, in one transaction; returns (old rowid, new rowid). The item moves to a new
+        rowid, as a new vector must (rowids are never reused: an index may remember the old
+        one); its fields, id, creation time and the rows that follow its rowid stay."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT rowid FROM items WHERE id = ?", (item_id,)).fetchone()
+            if row is None:
+                raise ItemNotFoundError(item_id)
+            old = int(row[0])
+            rowid = int(conn.execute(_HIGH_WATER).fetchone()[0]) + 1
+            conn.execute("DELETE FROM embeddings WHERE item_rowid = ?", (old,))
+            conn.execute(
+                "UPDATE items SET rowid = ?, image_path = ?, image_hash = ?, predicted = ?, "
+                "phash = ?, updated_at = ? WHERE rowid = ?",
+                (rowid, new.image_path, new.image_hash,
+                 json.dumps({k: t.model_dump() for k, t in (new.predicted or {}).items()}),
+                 None if new.phash is None else signed64(new.phash), _now(), old),
+            )
+            conn.execute("INSERT INTO embeddings (item_rowid, vector) VALUES (?, ?)",
+                         (rowid, np.asarray(vector, dtype=np.float32).reshape(-1).tobytes()))
+            conn.execute(_SET_HIGH_WATER, (str(rowid),))
+        return old, rowid
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -814,6 +858,41 @@ class CatalogStore:
         with self.connection() as conn:
             rows = conn.execute("SELECT id, image_hash FROM items").fetchall()
         return {r[0] for r in rows}, {r[1] for r in rows}
+
+    def phashes_after(self, rowid: int) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+        """(rowids, perceptual hashes) of the items above `rowid` that have a hash, ascending."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT rowid, phash FROM items WHERE rowid > ? AND phash IS NOT NULL "
+                "ORDER BY rowid", (rowid,)).fetchall()
+        rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        hashes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        return rowids, hashes.view(np.uint64)
+
+    def unhashed(self, after: int, limit: int) -> builtins.list[tuple[int, str]]:
+        """(rowid, image path) of up to `limit` items above rowid `after` without a perceptual
+        hash (catalogs made before hashes were stored), ascending."""
+        with self.connection() as conn:
+            rows = conn.execute("SELECT rowid, image_path FROM items WHERE phash IS NULL "
+                                "AND rowid > ? ORDER BY rowid LIMIT ?", (after, limit)).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def set_phashes(self, hashes: dict[int, int]) -> None:
+        """Store perceptual hashes by rowid (unsigned 64-bit values)."""
+        with self.transaction() as conn:
+            conn.executemany("UPDATE items SET phash = ? WHERE rowid = ?",
+                             [(signed64(h), r) for r, h in hashes.items()])
+
+    def ids_of(self, rowids: Sequence[int]) -> dict[int, str]:
+        """rowid → item id of those rowids still stored."""
+        out: dict[int, str] = {}
+        with self.connection() as conn:
+            for start in range(0, len(rowids), 500):
+                chunk = [int(r) for r in rowids[start:start + 500]]
+                out.update((int(r[0]), str(r[1])) for r in conn.execute(
+                    f"SELECT rowid, id FROM items WHERE rowid IN ({','.join('?' * len(chunk))})",
+                    chunk))
+        return out
 
     def attribute_values(self, name: str) -> dict[int, str]:
         """rowid → `name` ("category" or "colour") of every item: the given value, else the

@@ -8,6 +8,7 @@ from lookalike.cli import (
     shop,  # noqa: F401
     taste,  # noqa: F401
     train,  # noqa: F401
+    vendors,  # noqa: F401
 )
 from lookalike.cli.app import app
 

@@ -54,6 +54,22 @@ PortOpt = Annotated[
 ]
 KOpt = Annotated[int, typer.Option("-k", metavar="N", min=1, max=1000, help="How many results.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine", metavar="local|ray", show_default="local, or $LOOKALIKE_ENGINE",
+        help="Where photos are decoded and encoded: this machine's cores, or a Ray cluster "
+        "(pip install 'lookalike[ray]'; see docs/guide/ray.md).",
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address", metavar="HOST:PORT",
+        show_default="$LOOKALIKE_RAY_ADDRESS, $RAY_ADDRESS, else a local Ray",
+        help="Ray cluster to run on, with --engine ray.",
+    ),
+]
 # Settings is not imported here (--help must stay instant): a test checks that this default
 # is Settings.colour_weight's.
 ColourWeightOpt = Annotated[
@@ -116,6 +132,16 @@ def settings_from(catalog: Path | None, model: str | None = None) -> Settings:
     if model is not None:
         settings = settings.model_copy(update={"model": model})
     return settings
+
+
+def with_engine(settings: Settings, engine: str | None, ray_address: str | None) -> Settings:
+    """`settings` with the command's --engine and --ray-address."""
+    if engine is not None and engine not in ("local", "ray"):
+        raise typer.BadParameter(f"{engine!r}: expected local or ray", param_hint="'--engine'")
+    if ray_address is not None and (engine or settings.engine) != "ray":
+        raise typer.BadParameter("only with --engine ray", param_hint="'--ray-address'")
+    update = {"engine": engine, "ray_address": ray_address}
+    return settings.model_copy(update={k: v for k, v in update.items() if v is not None})
 
 
 def open_catalog(catalog: Path | None) -> Catalog:
@@ -190,12 +216,23 @@ def ingest_cmd(
         typer.Option(metavar="FILE", show_default="CATALOG/rejected.csv",
                      help="Where to write the rejected rows."),
     ] = None,
+    duplicates: Annotated[
+        str | None,
+        typer.Option(metavar="reject|flag|keep", show_default="reject (LOOKALIKE_DUPLICATES)",
+                     help="A repost of a catalog photo (resized, recompressed, cropped, "
+                     "mirrored): reject it naming the original, add it flagged, or keep it."),
+    ] = None,
     catalog: CatalogOpt = None,
     model: ModelOpt = None,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add photos and their metadata to a catalog. Creates the catalog if needed, skips
-    duplicates and resumes after a crash."""
+    duplicates, rejects reposts and resumes after a crash."""
+    if duplicates not in (None, "reject", "flag", "keep"):
+        raise typer.BadParameter(f"{duplicates!r}: expected reject, flag or keep",
+                                 param_hint="'--duplicates'")
     columns = {}
     for c in column or []:
         source, sep, target = c.partition("=")
@@ -203,7 +240,9 @@ def ingest_cmd(
             raise typer.BadParameter(f"{c!r}: expected FROM=TO, e.g. label=category",
                                      param_hint="'--map'")
         columns[source] = target
-    settings = settings_from(catalog, model)
+    settings = with_engine(settings_from(catalog, model), engine, ray_address)
+    if duplicates is not None:
+        settings = settings.model_copy(update={"duplicates": duplicates})
     from lookalike.catalog import Catalog
     from lookalike.cli.output import print_report, progress_bar, update_progress
 

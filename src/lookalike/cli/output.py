@@ -87,6 +87,11 @@ def print_report(report: IngestReport, as_json: bool) -> None:
                       highlight=False)
     if len(report.rejected) > 10:
         console.print(f"  ... and {len(report.rejected) - 10} more")
+    if report.flagged:
+        console.print(f"flagged {len(report.flagged)} repost(s), added with duplicate_of:")
+        for r in report.flagged[:10]:
+            console.print(f"  row {r.row} {r.item_id}: {r.reason}", markup=False,
+                          highlight=False)
     if report.report_path:
         console.print(f"rejections written to {report.report_path}", markup=False)
 

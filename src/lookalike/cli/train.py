@@ -170,3 +170,52 @@ def train(
            if usable else
            f"copy both into {user_models_dir(settings)} to use it with --model {name}")
     )
+
+
+@app.command()
+def project(
+    dataset: Path = typer.Option(
+        ..., "--dataset", metavar="FOLDER", exists=True, file_okay=False,
+        help="clothing-dataset folder (images.csv + images/).",
+    ),
+    base: str = typer.Option(
+        "lookalike-fashion", metavar="NAME",
+        help="Trained model to make compact (shipped, or in the user models folder).",
+    ),
+    dim: int = typer.Option(512, metavar="N", min=1, help="Dimensions of the compact vector."),
+    power: float = typer.Option(
+        0.1, metavar="P", min=0.0, max=1.0,
+        help="Whitening, 0 to 1: 0 = plain PCA, 1 = full PCA-whitening (the shipped "
+        "lookalike-fashion-512 uses 0.1).",
+    ),
+    shrink: float = typer.Option(
+        0.0, metavar="S", min=0.0,
+        help="Added to each kept eigenvalue, in units of their mean (>= 0; damps whitening).",
+    ),
+    name: str | None = typer.Option(
+        None, metavar="NAME", show_default="BASE-DIM",
+        help="Name of the compact model: use it afterwards with --model NAME (or NAME-int8).",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", metavar="FOLDER", show_default="the user models folder, found by name",
+        help="Folder for NAME.npz + NAME.json.",
+    ),
+    seed: int = typer.Option(0, metavar="N", help="Seed of the saved contributor split."),
+) -> None:
+    """Learn a projection of a trained model's vectors to DIM dims from the train contributors'
+    photos and save it as a compact model NAME: the base's ONNX graph + a MatMul + an L2
+    normalisation, so catalogs built with it store DIM numbers per item."""
+    settings = settings_from(None)
+    from lookalike.encoders.trained import user_models_dir
+    from lookalike.training.compact import compact_fashion
+
+    result = compact_fashion(
+        dataset,
+        out if out is not None else user_models_dir(settings),
+        base=base, dim=dim, power=power, shrink=shrink, name=name, seed=seed,
+        settings=settings, log=typer.echo,
+    )
+    for key, value in sorted(result.metrics.items()):
+        if key.endswith(("precision@10", "map@10")):
+            typer.echo(f"{key:40s} {value:.4f}")
+    typer.echo(f"saved {result.weights} and {result.card}")

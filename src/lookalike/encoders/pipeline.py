@@ -17,7 +17,7 @@ issue 3).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -43,6 +43,45 @@ class EncodedBatch(Generic[T, P]):
     failures: list[tuple[T, Exception]] = field(default_factory=list)
 
 
+def encode_chunk(
+    encoder: Encoder,
+    chunk: Sequence[T],
+    prepare: Callable[[T], tuple[NDArray[np.float32] | NDArray[np.uint8], P]],
+    *,
+    batch_size: int = 4,
+    expected: tuple[type[Exception], ...] = (ImageLoadError,),
+) -> EncodedBatch[T, P]:
+    """One worker's step, on this thread: `prepare` every item of `chunk`, then run `encoder`
+    on the prepared pixels in model batches of `batch_size`. What `encode_stream` runs in each
+    of its workers, and an encoder actor of the Ray engine on each of its batches."""
+    pre = encoder.preprocess
+    size = pre.image_size
+    step = max(1, batch_size)
+    batch: EncodedBatch[T, P] = EncodedBatch()
+    pixels = np.empty((len(chunk), 3, size, size), dtype=np.float32)
+    for item in chunk:
+        try:
+            tensor, payload = prepare(item)
+        except expected as exc:
+            batch.failures.append((item, exc))
+            continue
+        slot = pixels[len(batch.items)]
+        if tensor.dtype == np.uint8:
+            pre.normalise_into(cast(NDArray[np.uint8], tensor), slot)
+        else:
+            slot[...] = tensor
+        batch.items.append(item)
+        batch.payloads.append(payload)
+    n = len(batch.items)
+    batch.vectors = (
+        np.concatenate([encoder.encode_batch(pixels[i : min(i + step, n)])
+                        for i in range(0, n, step)])
+        if n
+        else np.zeros((0, encoder.dim), dtype=np.float32)
+    )
+    return batch
+
+
 def encode_stream(
     encoder: Encoder,
     items: Iterable[T],
@@ -64,35 +103,10 @@ def encode_stream(
     """
     workers = max(1, decode_threads)
     model = encoder.for_threads() if workers > 1 else encoder
-    pre = encoder.preprocess
-    size = pre.image_size
-    step = max(1, batch_size)
-    chunk_size = max(chunk_size, step)
+    chunk_size = max(chunk_size, max(1, batch_size))
 
     def run(chunk: list[T]) -> EncodedBatch[T, P]:
-        batch: EncodedBatch[T, P] = EncodedBatch()
-        pixels = np.empty((len(chunk), 3, size, size), dtype=np.float32)
-        for item in chunk:
-            try:
-                tensor, payload = prepare(item)
-            except expected as exc:
-                batch.failures.append((item, exc))
-                continue
-            slot = pixels[len(batch.items)]
-            if tensor.dtype == np.uint8:
-                pre.normalise_into(cast(NDArray[np.uint8], tensor), slot)
-            else:
-                slot[...] = tensor
-            batch.items.append(item)
-            batch.payloads.append(payload)
-        n = len(batch.items)
-        batch.vectors = (
-            np.concatenate([model.encode_batch(pixels[i : min(i + step, n)])
-                            for i in range(0, n, step)])
-            if n
-            else np.zeros((0, encoder.dim), dtype=np.float32)
-        )
-        return batch
+        return encode_chunk(model, chunk, prepare, batch_size=batch_size, expected=expected)
 
     source = iter(items)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="encode") as pool:

@@ -8,6 +8,11 @@ whitening are also supported). The weights (a few MB, int8) and their model card
 torch, the `export` extra) into the model cache and writes its card with the file's checksum;
 later runs verify the checksum and only need ONNX Runtime. `lookalike-fashion-int8` (the
 default encoder) is that export quantised with the backbones' int8 recipe (`quantized.py`).
+
+`lookalike-fashion-512` is a compact model: its card names `lookalike-fashion` as its `base` and
+its weights hold only a learnt projection (`training/projection.py`, made by `lookalike
+project`), so its graph is the base's graph + a MatMul + L2 normalisation, 512-d vectors instead
+of 2,624; `-int8` quantises it with the same recipe.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from lookalike.encoders.registry import register
 from lookalike.errors import LookalikeError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
-TRAINED = ("lookalike-fashion",)
+# the fine-tuned model, and its compact version (the same graph + a learned projection)
+TRAINED = ("lookalike-fashion", "lookalike-fashion-512")
 
 
 def weights_paths(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[Path, Path]:
@@ -44,11 +50,35 @@ def weights_paths(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[Path, Pat
 
 def source_digest(weights: Path, card: Path) -> str:
     """What a cached export was built from: the weights and the card (which holds the graph's
-    combination weights, so a card edited beside unchanged weights is a different model)."""
+    combination weights, so a card edited beside unchanged weights is a different model), and
+    for a compact model (a card naming a `base`) the base's weights and card too."""
     h = hashlib.sha256(weights.read_bytes())
     h.update(b"\0card\0")
-    h.update(card.read_bytes())
+    text = card.read_bytes()
+    h.update(text)
+    base = base_of(text)
+    if base is not None:
+        if base == card.stem:
+            raise LookalikeError(f"{card}: a compact model cannot be its own base")
+        h.update(b"\0base\0")
+        h.update(source_digest(*committed_paths(base, base_folder(base, card.parent))).encode())
     return h.hexdigest()
+
+
+def base_of(card_text: bytes) -> str | None:
+    """The `base` a compact model's card names (None for a model of its own)."""
+    try:
+        card = json.loads(card_text)
+    except json.JSONDecodeError:
+        return None
+    base = card.get("base") if isinstance(card, dict) else None
+    return str(base) if base else None
+
+
+def base_folder(base: str, folder: Path) -> Path:
+    """Where a compact model saved in `folder` finds its base: beside it, else the shipped
+    models (a user's compact version of the shipped `lookalike-fashion`)."""
+    return folder if weights_paths(base, folder)[0].is_file() else WEIGHTS_DIR
 
 
 def pack_weights(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -80,8 +110,20 @@ def unpack_weights(packed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def build_torch_model(card: dict[str, Any], weights: Path) -> Any:
-    """The full torch module (backbone + head + colour) described by `card`."""
+    """The full torch module (backbone + head + colour) described by `card`; for a compact
+    model (`card["base"]`), the base model's module followed by the stored projection."""
     import torch
+
+    if card.get("base"):
+        from lookalike.training.projection import projected_module, unpack_projection
+
+        base = str(card["base"])
+        full, _ = trained_torch_model(base, base_folder(base, weights.parent))
+        with np.load(weights) as data:
+            proj = unpack_projection({k: np.array(data[k]) for k in data.files})
+        if proj is None:
+            raise LookalikeError(f"{weights}: a compact model's weights hold no projection")
+        return projected_module(full, proj)
 
     from lookalike.encoders.efficientnet import load_torch_backbone
     from lookalike.encoders.salient import fashion_module

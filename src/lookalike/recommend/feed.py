@@ -10,7 +10,8 @@ feed kept showing whatever was least like the dislikes — shoes to a shopper wh
 `next(n)`:
 
 * never returns an item the user was already shown (swiped or not);
-* before the first like (cold start) returns a diverse spread of the catalog (`_Spread.pick`):
+* before the first like (cold start) returns a diverse spread of the catalog (`_Spread.walk`;
+  built per filters within a budget, rebuilt in the background when the catalog changed):
   first the most typical item of every category (given or predicted; bigger categories first),
   then the most central item of each k-means mode of the allowed items, the modes least like
   those the user disliked items of first, then the medoids of finer clusters: every kind of
@@ -19,7 +20,8 @@ feed kept showing whatever was least like the dislikes — shoes to a shopper wh
   to the preference vector (weight `PREFERENCE_WEIGHT`) + item-kNN evidence (mean of the top-3
   similarities to liked items − β × the largest similarity to a disliked item) + the probability
   of a like from a small per-user logistic regression on the swiped items' embeddings (likes vs
-  dislikes; once there is at least one of each) + `settings.feed_attribute_weight` × the user's
+  dislikes; once there is at least one of each; kept per user, refitted from its last fit after
+  a new swipe) + `settings.feed_attribute_weight` × the user's
   like rates of the item's category and of its colour (`like_rate`, shrunk toward their overall
   rate). Candidates are the nearest items to the
   preference vector and to each of the latest liked items (so a taste with several modes, or
@@ -30,33 +32,52 @@ feed kept showing whatever was least like the dislikes — shoes to a shopper wh
 
 from __future__ import annotations
 
+import itertools
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import ThreadpoolController
 
 from lookalike.catalog import Catalog, Filters, Item, Result
 from lookalike.errors import ItemNotFoundError
 from lookalike.recommend.diversity import mmr
 from lookalike.users import Swipe, User, Users
 
-__all__ = ["Feed", "like_rate", "taste_scores", "update_preference"]
+__all__ = ["Feed", "fit_classifier", "like_rate", "taste_scores", "update_preference"]
+
+log = logging.getLogger(__name__)
 
 SPREAD_CLUSTERS = 16
 SPREAD_FINE_CLUSTERS = 64
 SPREAD_SAMPLE = 4000
-#: A cold start built this recently (seconds) still serves a catalog changed since: items added
-#: meanwhile join it at the next build, deleted or no longer matching ones are left out. Without
-#: this, every catalog write made the next feed views rebuild it (k-means: 0.2-2.6 CPU s).
+#: A cold start built this recently (seconds) is not rebuilt for a catalog changed since: items
+#: added meanwhile join it at the next build, deleted or no longer matching ones are left out.
+#: An older one is rebuilt in the background while it goes on serving (k-means: 0.2-2.6 CPU s,
+#: never on a request's path once a cold start exists).
 SPREAD_REUSE_SECONDS = 30.0
+#: Cold starts (k-means) built per minute, for all filters and visitors together, after a burst
+#: of `SPREAD_BUILDS_BURST`: filters are free for anyone to vary, so beyond this budget a new
+#: filter walks the unfiltered cold start over its items instead, and an old cold start serves on.
+SPREAD_BUILDS_PER_MINUTE = 4.0
+SPREAD_BUILDS_BURST = 8
+SPREAD_CACHE = 32  # cold starts kept (by filters); beyond, the least recently built go
 KNN_TOP = 3  # liked items whose similarities are averaged (item-kNN evidence)
 KNN_QUERIES = 12  # latest liked items searched around for candidates
 CLASSIFIER_SWIPES = 300  # latest swipes the per-user logistic regression is fitted on
+#: Users whose classifier is kept (least recently used forgotten first): a feed view without a
+#: new swipe reuses it, a new swipe refits from it (warm start: a few iterations).
+CLASSIFIER_CACHE = 512
 PREFERENCE_WEIGHT = 0.0
 ATTRIBUTE_PRIOR = 2.0  # pseudo-swipes of the prior of a category's or colour's like rate
 TASTE_ATTRIBUTES = ("category", "colour")
@@ -79,6 +100,24 @@ def update_preference(
     return out
 
 
+def fit_classifier(
+    liked: NDArray[np.float32],
+    disliked: NDArray[np.float32],
+    start: LogisticRegression | None = None,
+) -> LogisticRegression:
+    """The logistic regression of likes vs dislikes (balanced classes) on the swiped items'
+    vectors; from `start`'s weights when given (an earlier fit of the same user: the optimum
+    barely moves with one more swipe, so lbfgs needs a few iterations instead of dozens)."""
+    x = np.concatenate([liked, disliked]).astype(np.float32)
+    y = np.concatenate([np.ones(len(liked)), np.zeros(len(disliked))])
+    clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=200,
+                             warm_start=start is not None)
+    if start is not None:
+        clf.coef_ = start.coef_.copy()
+        clf.intercept_ = start.intercept_.copy()
+    return clf.fit(x, y)
+
+
 def taste_scores(
     vectors: NDArray[np.float32],
     preference: NDArray[np.float32] | None,
@@ -86,12 +125,14 @@ def taste_scores(
     disliked: NDArray[np.float32],
     beta: float,
     preference_weight: float = PREFERENCE_WEIGHT,
+    classifier: LogisticRegression | None = None,
 ) -> NDArray[np.float32]:
     """Hybrid taste score of candidate `vectors` (rows, unit length): relevance feedback.
 
     preference_weight × cos(v) + mean of the top-3 similarities to liked items − β × the largest
     similarity to a disliked item + P(like) of a logistic regression on the swiped items (likes
-    vs dislikes, balanced classes), the last only when there are both likes and dislikes.
+    vs dislikes, balanced classes), the last only when there are both likes and dislikes
+    (`classifier`: that regression already fitted, `fit_classifier`; else fitted here).
     """
     vectors = np.asarray(vectors, dtype=np.float32)
     score = np.zeros(len(vectors), dtype=np.float64)
@@ -104,9 +145,7 @@ def taste_scores(
     if len(disliked):
         score -= beta * (vectors @ np.asarray(disliked, dtype=np.float32).T).max(axis=1)
     if len(liked) and len(disliked):
-        x = np.concatenate([liked, disliked]).astype(np.float32)
-        y = np.concatenate([np.ones(len(liked)), np.zeros(len(disliked))])
-        clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=200).fit(x, y)
+        clf = classifier if classifier is not None else fit_classifier(liked, disliked)
         score += clf.predict_proba(vectors)[:, 1]
     out: NDArray[np.float32] = score.astype(np.float32)
     return out
@@ -193,7 +232,14 @@ class _Spread:
         return centres, members
 
     def pick(self, n: int, seen: set[int], disliked: NDArray[np.float32]) -> list[int]:
-        """Up to `n` unseen items, coarse to fine:
+        """Up to `n` unseen items of `walk`; they are added to `seen`."""
+        out = list(itertools.islice(self.walk(seen, disliked), n))
+        seen.update(out)
+        return out
+
+    def walk(self, seen: set[int], disliked: NDArray[np.float32]) -> Iterator[int]:
+        """The items not in `seen`, each once, coarse to fine (lazily: taking n costs what n
+        need, so a caller may skip items it cannot show without starting over):
 
         0. the most typical item of each category, bigger categories first (when the items have
            categories, given or predicted): a shopper sees every kind of thing the shop has;
@@ -204,14 +250,7 @@ class _Spread:
            into the smaller regions of the catalog the modes hid (a rare category);
         3. then the coarse clusters' further items, round-robin.
         """
-        out: list[int] = []
-
-        def take(rowid: int) -> bool:
-            if rowid not in seen:
-                seen.add(rowid)
-                out.append(rowid)
-            return len(out) >= n
-
+        passed = set(seen)
         sizes = np.asarray([len(m) for m in self.members])
         penalty = np.zeros(len(self.members))
         disliked = np.asarray(disliked, dtype=np.float32)
@@ -220,32 +259,89 @@ class _Spread:
             unit = self.centres / np.linalg.norm(self.centres, axis=1, keepdims=True)
             penalty = np.round((unit @ unit[hit].T).max(axis=1), 2)
         order = sorted(range(len(self.members)), key=lambda c: (penalty[c], -sizes[c], c))
-        for rowid in self.heads:
-            if take(rowid):
-                return out
-        for c in order:
-            if len(self.members[c]) and take(int(self.members[c][0])):
-                return out
         closeness = np.zeros(len(self.fine))
         if len(disliked):
             closeness = np.round((self.fine_vectors @ disliked.T).max(axis=1), 2)
-        for i in sorted(range(len(self.fine)), key=lambda i: (closeness[i], -self.fine_sizes[i])):
-            if take(int(self.fine[i])):
-                return out
+        fine = sorted(range(len(self.fine)), key=lambda i: (closeness[i], -self.fine_sizes[i]))
+        firsts = itertools.chain(
+            self.heads,
+            (int(self.members[c][0]) for c in order if len(self.members[c])),
+            (int(self.fine[i]) for i in fine),
+        )
+        for rowid in firsts:
+            if rowid not in passed:
+                passed.add(rowid)
+                yield rowid
         cursors = [0] * len(self.members)
-        while len(out) < n:
+        progressed = True
+        while progressed:
             progressed = False
             for c in order:
                 members = self.members[c]
-                while cursors[c] < len(members) and int(members[cursors[c]]) in seen:
+                while cursors[c] < len(members) and int(members[cursors[c]]) in passed:
                     cursors[c] += 1
                 if cursors[c] < len(members):
                     progressed = True
-                    if take(int(members[cursors[c]])):
-                        return out
-            if not progressed:
-                break
-        return out
+                    rowid = int(members[cursors[c]])
+                    passed.add(rowid)
+                    yield rowid
+
+
+class _OneCore:
+    """Feed work on one core: BLAS and OpenMP (k-means, the classifier, matrix products) on one
+    thread while a feed computation runs, so that however many visitors ask, each computation
+    keeps at most one core busy and searches keep the others. OpenMP's thread count belongs to
+    the calling thread, set and restored around each computation; BLAS's is process-wide, so
+    the first computation in limits it and the last one out restores it (the state below is
+    per process, like that thread count)."""
+
+    _lock = threading.Lock()
+    _inside = 0
+    _controller: Any = None  # threadpoolctl's view of the loaded BLAS / OpenMP libraries
+    _blas: Any = None  # its BLAS limit while any computation runs
+
+    @classmethod
+    @contextmanager
+    def held(cls) -> Iterator[None]:
+        with cls._lock:
+            if cls._controller is None:
+                cls._controller = ThreadpoolController()
+            if cls._inside == 0:
+                cls._blas = cls._controller.limit(limits=1, user_api="blas")
+            cls._inside += 1
+            controller = cls._controller
+        openmp = controller.limit(limits=1, user_api="openmp")
+        try:
+            yield
+        finally:
+            openmp.restore_original_limits()
+            with cls._lock:
+                cls._inside -= 1
+                if cls._inside == 0:
+                    cls._blas.restore_original_limits()
+                    cls._blas = None
+
+
+class _Budget:
+    """A token bucket: `take()` is True (and spends a token) when one is left; `burst` tokens
+    at most, refilled at `per_minute`. Thread-safe."""
+
+    def __init__(self, per_minute: float, burst: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
 
 
 @dataclass
@@ -259,6 +355,7 @@ class _Taste:
     liked_rowids: list[int]
     disliked_rowids: list[int]
     values: dict[str, dict[int, str]]  # attribute → rowid → value (category, colour)
+    user_id: int = 0
 
 
 class Feed:
@@ -271,11 +368,21 @@ class Feed:
         self.beta = catalog.settings.swipe_beta
         self.exploration = catalog.settings.feed_exploration
         self.attribute_weight = catalog.settings.feed_attribute_weight
-        # filters → (catalog version it was built for, when, spread)
-        self._spreads: dict[str, tuple[tuple[int, int, int], float, _Spread]] = {}
+        # feed pages computed at once (each on one core, `_OneCore`); more wait their turn
+        self._turns = threading.BoundedSemaphore(catalog.settings.feed_concurrency)
+        # filters → (catalog version it was built for, when, spread), least recently built first
+        self._spreads: OrderedDict[str, tuple[tuple[int, int, int], float, _Spread]] = (
+            OrderedDict()
+        )
         self._attributes: dict[str, tuple[tuple[int, int], dict[int, str]]] = {}
         self._lock = threading.Lock()
         self._build = threading.Lock()  # one cold start built at a time, never the same twice
+        self._budget = _Budget(SPREAD_BUILDS_PER_MINUTE, SPREAD_BUILDS_BURST)
+        # rebuilds of old cold starts: one thread, one pending rebuild per filters at most
+        self._builder = ThreadPoolExecutor(1, thread_name_prefix="feed-cold-start")
+        self._pending: set[str] = set()
+        # user id → (the swipes it was fitted on, the classifier), least recently used first
+        self._classifiers: OrderedDict[int, tuple[int, LogisticRegression]] = OrderedDict()
 
     # -- swipes ------------------------------------------------------------------------------
 
@@ -343,46 +450,101 @@ class Feed:
         return cached
 
     def _spread(self, filters: Filters | None) -> tuple[_Spread, NDArray[np.int64]]:
-        """The cold start for these filters and the rowids it may show now (those in the index
-        that pass the filters: a reused spread can hold items deleted or changed since)."""
+        """A cold start for these filters and the rowids it may show now (those in the index
+        that pass the filters): the spread may be older than the catalog (items deleted or
+        changed since) or, beyond the build budget, the unfiltered one; callers skip what it
+        may not show.
+
+        Only the unfiltered cold start is ever waited for, and only when there is none yet
+        (`warm` builds it at startup). A new filter is built at once while the budget lasts;
+        an old cold start of a changed catalog is rebuilt in the background while it serves."""
         allowed = self.catalog.allowed_rowids(filters)
         index = self.catalog.index
         ids = index.ids()
         rowids = ids if allowed is None else np.intersect1d(ids, allowed, assume_unique=True)
         key = filters.model_dump_json() if filters is not None else ""
         version = (len(ids), int(ids[-1]) if len(ids) else 0, len(rowids))
+        with self._lock:
+            cached = self._spreads.get(key)
+        if cached is not None:
+            if cached[0] != version and time.monotonic() - cached[1] >= SPREAD_REUSE_SECONDS:
+                self._rebuild_later(key, filters)
+            return cached[2], rowids
+        if key and not len(rowids):  # nothing passes the filters: nothing to cluster
+            return self._spread(None)[0], rowids
+        if key and self._budget.take():
+            return self._build_now(key, rowids, version), rowids
+        if key:  # beyond the budget: the unfiltered walk, skipping what the filters refuse
+            return self._spread(None)[0], rowids
+        return self._build_now(key, rowids, version), rowids
 
-        def usable() -> _Spread | None:
+    def _build_now(
+        self, key: str, rowids: NDArray[np.int64], version: tuple[int, int, int],
+        replace: bool = False,
+    ) -> _Spread:
+        """Build the cold start of `key` (unless one exists and not `replace`) and keep it."""
+        with self._build:  # callers arriving meanwhile wait for this build, then reuse it
             with self._lock:
                 cached = self._spreads.get(key)
-            if cached is not None and (
-                cached[0] == version or time.monotonic() - cached[1] < SPREAD_REUSE_SECONDS
-            ):
+            if cached is not None and not replace:
                 return cached[2]
-            return None
+            category_of = self._values("category")
+            names = [category_of.get(int(r), "") for r in rowids]
+            spread = _Spread(rowids, self.catalog.index.vectors(rowids), names)
+            with self._lock:
+                self._spreads.pop(key, None)
+                self._spreads[key] = (version, time.monotonic(), spread)
+                while len(self._spreads) > SPREAD_CACHE:
+                    self._spreads.popitem(last=False)
+            return spread
 
-        spread = usable()
-        if spread is None:
-            with self._build:  # callers arriving meanwhile wait for this build, then reuse it
-                spread = usable()
-                if spread is None:
-                    category_of = self._values("category")
-                    names = [category_of.get(int(r), "") for r in rowids]
-                    spread = _Spread(rowids, index.vectors(rowids), names)
-                    with self._lock:
-                        if len(self._spreads) > 32:
-                            self._spreads.clear()
-                        self._spreads[key] = (version, time.monotonic(), spread)
-        return spread, rowids
+    def _rebuild_later(self, key: str, filters: Filters | None) -> None:
+        """Queue a rebuild of the cold start of `filters` (once, within the budget)."""
+        with self._lock:
+            if key in self._pending or not self._budget.take():
+                return
+            self._pending.add(key)
+
+        def rebuild() -> None:
+            try:
+                with _OneCore.held():
+                    self._rebuild(key, filters)
+            except Exception:  # the old cold start serves on; the next view tries again
+                log.exception("rebuilding the feed's cold start failed")
+            finally:
+                with self._lock:
+                    self._pending.discard(key)
+
+        self._builder.submit(rebuild)
+
+    def _rebuild(self, key: str, filters: Filters | None) -> None:
+        self.catalog.refresh()
+        allowed = self.catalog.allowed_rowids(filters)
+        ids = self.catalog.index.ids()
+        rowids = ids if allowed is None else np.intersect1d(ids, allowed, assume_unique=True)
+        version = (len(ids), int(ids[-1]) if len(ids) else 0, len(rowids))
+        if len(rowids):  # the old one serves until this one replaces it
+            self._build_now(key, rowids, version, replace=True)
+
+    def wait_for_builds(self, timeout: float | None = None) -> None:
+        """Return once the cold starts queued for a rebuild so far are built (tests, tools)."""
+        self._builder.submit(lambda: None).result(timeout)
 
     def next(
         self, user: User, n: int = 10, filters: Filters | None = None, mark_shown: bool = True
     ) -> list[Result]:
         """The next `n` items for the user (never one shown before); they count as shown
-        unless `mark_shown` is False (a peek, for tests and simulations)."""
+        unless `mark_shown` is False (a peek, for tests and simulations). At most
+        `settings.feed_concurrency` of these run at once, each on one core."""
         self.catalog.refresh()
         if n <= 0 or len(self.catalog.index) == 0:
             return []
+        with self._turns, _OneCore.held():
+            return self._next(user, n, filters, mark_shown)
+
+    def _next(
+        self, user: User, n: int, filters: Filters | None, mark_shown: bool
+    ) -> list[Result]:
         swipes = self.users.swipes(user)
         seen = self._rowids(self.users.shown(user))
         rng = np.random.default_rng([user.id, len(seen)])
@@ -395,16 +557,14 @@ class Feed:
         dis_vecs = vectors_of(np.asarray(disliked, dtype=np.int64))
         if preference is None or not liked:
             spread, showable = self._spread(filters)
-            picks = spread.pick(n, set(seen), dis_vecs)
-            if len(picks) and not np.isin(picks, showable).all():  # a reused, older spread
-                ok, passed, kept, batch = set(showable.tolist()), set(seen), [], picks
-                while batch:  # walk on past the items it may no longer show
-                    passed |= set(batch)
-                    kept += [r for r in batch if r in ok]
-                    if len(kept) >= n:
-                        break
-                    batch = spread.pick(n - len(kept), passed, dis_vecs)
-                picks = kept[:n]
+            walk = spread.walk(seen, dis_vecs)
+            picks = list(itertools.islice(walk, n)) if len(showable) else []
+            if len(picks) and not np.isin(picks, showable).all():
+                # an older cold start, or the unfiltered one for filters: walk on past the
+                # items it may not show now
+                ok = set(showable.tolist())
+                picks = [r for r in picks if r in ok]
+                picks += itertools.islice((r for r in walk if r in ok), n - len(picks))
             hits = [(r, 0.0) for r in picks]
             if preference is not None and picks:
                 scores = vectors_of(np.asarray(picks, dtype=np.int64)) @ preference
@@ -412,12 +572,32 @@ class Feed:
         else:
             like_vecs = vectors_of(np.asarray(liked, dtype=np.int64))
             taste = _Taste(preference, like_vecs, dis_vecs, liked, disliked,
-                           {name: self._values(name) for name in TASTE_ATTRIBUTES})
+                           {name: self._values(name) for name in TASTE_ATTRIBUTES}, user.id)
             hits = self._exploit(taste, n, filters, seen, rng)
         results = self.catalog.results(hits)
         if mark_shown and results:
             self.users.mark_shown(user, [r.item.id for r in results])
         return results
+
+    def _classifier(self, taste: _Taste) -> LogisticRegression | None:
+        """The user's likes-vs-dislikes classifier for these swipes: the cached one when they
+        are the swipes it was fitted on, else refitted from it (None: not both kinds yet)."""
+        if not len(taste.liked) or not len(taste.disliked):
+            return None
+        swiped = hash((tuple(taste.liked_rowids), tuple(taste.disliked_rowids)))
+        with self._lock:
+            cached = self._classifiers.get(taste.user_id)
+        if cached is not None and cached[0] == swiped:
+            clf = cached[1]
+        else:
+            clf = fit_classifier(taste.liked, taste.disliked,
+                                 cached[1] if cached is not None else None)
+        with self._lock:
+            self._classifiers[taste.user_id] = (swiped, clf)
+            self._classifiers.move_to_end(taste.user_id)
+            while len(self._classifiers) > CLASSIFIER_CACHE:
+                self._classifiers.popitem(last=False)
+        return clf
 
     def _exploit(
         self,
@@ -440,7 +620,8 @@ class Feed:
             vectors = index.vectors(candidates)
         if not len(candidates):
             return []
-        score = taste_scores(vectors, preference, liked, disliked, self.beta)
+        score = taste_scores(vectors, preference, liked, disliked, self.beta,
+                             classifier=self._classifier(taste))
         if self.attribute_weight:
             for values in taste.values.values():
                 score += self.attribute_weight * like_rate(

@@ -1,16 +1,16 @@
-"""Catalog items: list, get, image, similar; add / update / delete one item (admin key)."""
+"""Catalog items: list, get, image, similar; add / update / delete one item, replace its photo,
+upsert many (the admin key, or a vendor's key for its own items)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile, status
 from fastapi.responses import FileResponse
 
 from lookalike.api import uploads
+from lookalike.api import vendors as writes
 from lookalike.api.deps import (
-    AdminDep,
     CatalogDep,
     CpuDep,
     QueryFiltersDep,
@@ -32,6 +32,8 @@ from lookalike.api.schemas import (
     ItemUpdate,
     SearchResponse,
 )
+from lookalike.api.vendors import BulkReport, VendorsDep, WriterDep
+from lookalike.errors import ImageLoadError
 from lookalike.recommend import ranking_bound
 
 router = APIRouter(
@@ -71,7 +73,11 @@ def get_item(item_id: str, catalog: CatalogDep) -> ItemPublic:
 )
 def item_image(item_id: str, catalog: CatalogDep) -> FileResponse:
     # Only ever the file the catalog recorded for this item: no path comes from the request.
-    path = Path(catalog.get(item_id).image_path)
+    try:
+        path = catalog.image_file(catalog.get(item_id))
+    except ImageLoadError:
+        raise HTTPException(404, f"the image of item {item_id!r} is missing on the server"
+                            ) from None
     if not path.is_file():
         raise HTTPException(404, f"the image of item {item_id!r} is missing on the server")
     return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
@@ -101,16 +107,26 @@ def similar_items(
     return SearchResponse.of(results, offset, size, bound, sort, catalog.notes(filters, sort))
 
 
+_OWNER = " A vendor's key changes only the vendor's own items (403 otherwise)."
+
+
 @router.post(
     "",
     response_model=ItemPublic,
     status_code=status.HTTP_201_CREATED,
-    summary="Add one item with its photo (admin)",
+    summary="Add one item with its photo (admin or vendor)",
     description="Multipart: `image` (the photo) and `item` (JSON metadata). The photo is "
-    "encoded and added to the index at once; nothing is rebuilt.",
+    "encoded and added to the index at once; nothing is rebuilt. A vendor's item gets the id "
+    "`<vendor>:<id>` and belongs to the vendor. The same photo again, or a "
+    "repost of a stored item's photo (resized, recompressed, cropped by a few percent, "
+    "mirrored), answers 409 with the original's id in `original_id`; with the `duplicates` "
+    "setting `flag` it is added with `duplicate_of` set instead.",
+    responses={409: {"description": "Same id, same photo, or a repost of a stored item "
+                     "(`original_id` names it)."}},
 )
 async def add_item(
-    _: AdminDep,
+    writer: WriterDep,
+    vendors: VendorsDep,
     catalog: CatalogDep,
     settings: SettingsDep,
     cpu: CpuDep,
@@ -119,20 +135,77 @@ async def add_item(
 ) -> ItemPublic:
     fields = ItemCreate.model_validate_json(item)
     data = await read_upload(image, settings.upload_max_bytes)
-    added = await cpu(uploads.add_uploaded_item, catalog, fields, data, image.filename or "")
+    added = await cpu(writes.add_item, catalog, vendors, writer, fields, data,
+                      image.filename or "")
     return ItemPublic.of(added)
 
 
+@router.post(
+    "/bulk",
+    response_model=BulkReport,
+    summary="Create or update many items from JSON Lines (admin or vendor)",
+    description="Multipart: `rows`, a JSON Lines file (one item a line, the fields of a "
+    "metadata file, validated as `lookalike ingest` validates them), and `images`, the photos "
+    "(repeat the part; a row's `image` names one by file name). A row whose id the writer "
+    "already has updates that item (the row is the whole item: a field it leaves out is "
+    "emptied; a photo sent for it replaces the old one); a new id needs its photo. At most "
+    "`bulk_max_rows` rows; every row gets a result with its line number, and one bad row "
+    "never stops the others." + _OWNER,
+)
+async def bulk_upsert(
+    writer: WriterDep,
+    vendors: VendorsDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    cpu: CpuDep,
+    rows: Annotated[UploadFile, File(description="JSON Lines: one item a line.")],
+    images: Annotated[list[UploadFile] | None, File(description="The rows' photos.")] = None,
+) -> BulkReport:
+    budget = settings.upload_max_bytes
+    body = await read_upload(rows, budget, settings.upload_max_bytes)
+    budget -= len(body)
+    photos: dict[str, bytes] = {}
+    for upload in images or []:
+        data = await read_upload(upload, budget, settings.upload_max_bytes)
+        budget -= len(data)
+        photos[upload.filename or ""] = data
+    parsed = await cpu(writes.read_rows, body, settings.bulk_max_rows)
+    return await cpu(writes.bulk_upsert, catalog, vendors, writer, parsed, photos)
+
+
 @router.patch("/{item_id}", response_model=ItemPublic,
-              summary="Change an item's metadata, e.g. its state (admin)",
+              summary="Change an item's metadata, e.g. its state (admin or owner)",
               description='JSON with the fields to change, e.g. `{"state": "sold"}` '
               "(available, reserved, sold: a sold item leaves every search, browse and feed), "
-              '`{"rating": 4.5, "reviews": 12}`, `{"price": 30, "currency": "USD"}`.')
-def update_item(item_id: str, change: ItemUpdate, _: AdminDep, catalog: CatalogDep) -> ItemPublic:
+              '`{"rating": 4.5, "reviews": 12}`, `{"price": 30, "currency": "USD"}`.' + _OWNER)
+def update_item(item_id: str, change: ItemUpdate, writer: WriterDep, vendors: VendorsDep,
+                catalog: CatalogDep) -> ItemPublic:
+    writes.ensure_may_change(catalog, vendors, writer, item_id)
     return ItemPublic.of(catalog.update_item(item_id, change))
 
 
+@router.put("/{item_id}/image", response_model=ItemPublic,
+            summary="Replace an item's photo (admin or owner)",
+            description="Multipart: `image`, the new photo. It is encoded and replaces the old "
+            "one in the index at once; the item's fields stay." + _OWNER)
+async def replace_image(
+    item_id: str,
+    writer: WriterDep,
+    vendors: VendorsDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    cpu: CpuDep,
+    image: Annotated[UploadFile, File(description="The new photo.")],
+) -> ItemPublic:
+    writes.ensure_may_change(catalog, vendors, writer, item_id)
+    data = await read_upload(image, settings.upload_max_bytes)
+    changed = await cpu(writes.replace_photo, catalog, item_id, data, image.filename or "")
+    return ItemPublic.of(changed)
+
+
 @router.delete("/{item_id}", status_code=status.HTTP_204_NO_CONTENT,
-               summary="Delete an item (admin)")
-def delete_item(item_id: str, _: AdminDep, catalog: CatalogDep) -> None:
+               summary="Delete an item (admin or owner)", description=_OWNER.strip())
+def delete_item(item_id: str, writer: WriterDep, vendors: VendorsDep,
+                catalog: CatalogDep) -> None:
+    writes.ensure_may_change(catalog, vendors, writer, item_id)
     uploads.delete_item(catalog, item_id)

@@ -1,0 +1,90 @@
+"""Where a catalog's item photos live, and how their paths are stored.
+
+A catalog folder is self-contained when its photos are inside it: `images/` (photos copied on
+ingest when `Settings.copy_images` is on, and photos a backup restores), `uploads/` (photos
+sent through the API). Paths inside the catalog folder are stored relative to it (POSIX
+form, e.g. `images/3f…9a.jpg`), so the folder can be moved, copied or restored elsewhere and
+its photos still found. A photo outside the folder (an ingest from the shop's own photo folder
+without copying) is stored by its absolute path, as every path was before: such paths are
+still read as they are.
+
+Reading a stored relative path resolves it inside the catalog folder, links included; a path
+that leads outside (a `..`, a link pointing away) is refused, never opened.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from lookalike.catalog.schema import OUTSIDE
+from lookalike.errors import ImageLoadError
+
+__all__ = [
+    "IMAGES",
+    "UPLOADS",
+    "copy_image",
+    "image_file",
+    "stored_path",
+    "write_file",
+]
+
+#: The catalog's own photo folders (inside the catalog folder).
+IMAGES = "images"
+UPLOADS = "uploads"
+
+
+def stored_path(folder: Path, path: Path) -> str:
+    """What to store for the photo at `path`: relative to the catalog `folder` (POSIX form)
+    when it lies inside it, else its absolute path."""
+    root = Path(folder).resolve()
+    real = Path(path).resolve()
+    if root in real.parents:
+        return real.relative_to(root).as_posix()
+    return str(real)
+
+
+def image_file(folder: Path, stored: str) -> Path:
+    """The file a stored `image_path` names: an absolute path as it is (catalogs made before
+    relative paths; photos outside the folder), a relative one inside the catalog `folder`,
+    every link resolved, or `ImageLoadError` "outside the images folder"."""
+    if "\x00" in stored:
+        raise ImageLoadError(stored, "contains a NUL character")
+    if Path(stored).is_absolute():
+        return Path(stored)
+    root = Path(folder).resolve()
+    if ".." in PurePosixPath(stored).parts:
+        raise ImageLoadError(stored, f"{OUTSIDE} ('..' in the path)")
+    try:
+        real = (root / stored).resolve()
+    except (OSError, RuntimeError, ValueError):
+        raise ImageLoadError(stored, "invalid file name or a loop of links") from None
+    if root not in real.parents:
+        raise ImageLoadError(stored, OUTSIDE)
+    return real
+
+
+def copy_image(folder: Path, data: bytes, digest: str, suffix: str) -> Path:
+    """Store a photo's bytes as `images/<first 32 hex of its hash><suffix>` in the catalog
+    `folder` (the name a backup gives it too), atomically; an existing copy is kept (same
+    name, same bytes)."""
+    target = Path(folder) / IMAGES / f"{digest[:32]}{suffix.lower()}"
+    if not target.exists():
+        write_file(data, target, ".copy-")
+    return target
+
+
+def write_file(data: bytes, path: Path, prefix: str) -> None:
+    """Atomic write: a temp file named `prefix`… beside `path`, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

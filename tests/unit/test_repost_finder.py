@@ -1,0 +1,195 @@
+"""Perceptual hashes and the repost finder (`lookalike.catalog.duplicates`), on photos of the
+bundled sample (real photos: generated rectangles say nothing about a hash's robustness)."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookalike.catalog import Catalog, CatalogStore, ItemIn, NewItem
+from lookalike.catalog.duplicates import DuplicateFinder, hamming, perceptual_hashes
+from lookalike.config import Settings
+from lookalike.demo import sample_images
+
+PHOTOS = sorted(sample_images().glob("*.jpg"))[:12]
+
+
+def photo(path: Path) -> Image.Image:
+    with Image.open(path) as img:
+        return img.convert("RGB")
+
+
+def resaved(img: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def distance(a: tuple[int, int], b: tuple[int, int]) -> int:
+    """As the finder compares: a stored plain hash against both hashes of a new photo."""
+    return min(hamming(a[0], b[0]), hamming(a[0], b[1]))
+
+
+def reposts(img: Image.Image) -> dict[str, Image.Image]:
+    w, h = img.size
+    return {
+        "half size": img.resize((w // 2, h // 2), Image.Resampling.BICUBIC),
+        "jpeg q30": resaved(img, 30),
+        "mirrored": img.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        "70 %, mirrored, q50": resaved(
+            img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((w * 7 // 10, h * 7 // 10)), 50
+        ),
+    }
+
+
+def test_hash_survives_resize_recompression_and_mirroring() -> None:
+    for path in PHOTOS:
+        img = photo(path)
+        original = perceptual_hashes(img)
+        for name, copy in reposts(img).items():
+            assert distance(original, perceptual_hashes(copy)) <= 4, (path.name, name)
+
+
+def test_mirrored_hash_is_the_hash_of_the_mirrored_photo() -> None:
+    for path in PHOTOS[:4]:
+        img = photo(path)
+        plain, mirror = perceptual_hashes(img)
+        flipped = perceptual_hashes(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+        assert hamming(mirror, flipped[0]) <= 2 and hamming(plain, flipped[1]) <= 2
+        assert hamming(plain, mirror) > 8  # and a photo is not its own mirror image
+
+
+def test_distinct_photos_are_far_apart() -> None:
+    hashes = [perceptual_hashes(photo(p)) for p in PHOTOS]
+    apart = [distance(hashes[i], hashes[j])
+             for i in range(len(hashes)) for j in range(len(hashes)) if i != j]
+    assert min(apart) > 4  # farther than any repost above
+    assert float(np.median(apart)) >= 20
+
+
+def unit(v: list[float]) -> np.ndarray:
+    a = np.asarray(v, dtype=np.float32)
+    return a / np.linalg.norm(a)
+
+
+def store_with(tmp_path: Path, hashes: list[int], vectors: np.ndarray) -> CatalogStore:
+    store = CatalogStore(tmp_path / "catalog.sqlite")
+    store.bind_model("fake", vectors.shape[1])
+    items = [NewItem(f"item-{i}", ItemIn(image=f"{i}.jpg"), f"/x/{i}.jpg", f"h{i}", phash=h)
+             for i, h in enumerate(hashes)]
+    store.add(items, vectors)
+    return store
+
+
+def test_finder_needs_both_a_near_hash_and_a_near_embedding(tmp_path: Path) -> None:
+    base = 0xF0F0_1234_ABCD_8001
+    far = base ^ 0xFFFF_FFFF_0000_0000  # 32 bits away
+    vectors = np.stack([unit([1, 0, 0]), unit([0, 1, 0]), unit([0, 0, 1])])
+    store = store_with(tmp_path, [base, far, base ^ 0b111], vectors)
+    finder = DuplicateFinder(max_bits=16, min_cos=0.88, cos_per_bit=0.008)
+    finder.sync(store)
+    assert len(finder) == 3
+    # item-0: same hash, same vector
+    match = finder.find((base, 0), unit([1, 0.01, 0]), store)
+    assert match is not None and match.original_id == "item-0" and match.bits == 0
+    # the mirrored hash is compared too
+    match = finder.find((0, base ^ 1), unit([1, 0, 0]), store)
+    assert match is not None and match.original_id == "item-0" and match.bits == 1
+    # item-1 has the same vector direction but a hash 32 bits away: no repost
+    assert finder.find((base, base), unit([0, 1, 0]), store) is None
+    # a near hash with another garment's embedding: no repost
+    assert finder.find((base, base), unit([1, 1, 1]), store) is None
+    # item-2: 3 bits away needs cosine 0.88 + 3 x 0.008 = 0.904
+    assert finder.find((base, 0), unit([0, 0.5, 1]), store) is None  # cos 0.894
+    assert finder.find((base, 0), unit([0, 0.4, 1]), store) is not None  # 0.928
+
+
+def test_finder_sees_pending_items_and_forgets_deleted_ones(tmp_path: Path) -> None:
+    store = store_with(tmp_path, [1234], np.stack([unit([1, 0])]))
+    finder = DuplicateFinder()
+    finder.sync(store)
+    finder.add("new-one", 0xABCDEF, unit([0, 1]))
+    match = finder.find((0xABCDEF ^ 1, 0), unit([0.05, 1]), store)
+    assert match is not None and match.original_id == "new-one"
+    store.delete("item-0")
+    assert finder.find((1234, 1234), unit([1, 0]), store) is None
+
+
+def test_committed_items_move_from_memory_to_the_store(tmp_path: Path) -> None:
+    store = store_with(tmp_path, [1234], np.stack([unit([1, 0])]))
+    finder = DuplicateFinder(max_bits=4)
+    finder.sync(store)
+    finder.add("later", 0xABCDEF, unit([0, 1]))
+    store.add([NewItem("later", ItemIn(image="l.jpg"), "/x/l.jpg", "hl", phash=0xABCDEF)],
+              np.stack([unit([0, 1])]))
+    finder.committed(store)
+    assert len(finder) == 2 and not finder._pending
+    keys, _ = finder.candidates((0xABCDEF, 0))
+    assert keys.tolist() == [store.rowid_of("later")]
+    match = finder.find((0xABCDEF, 0), unit([0, 1]), store)
+    assert match is not None and match.original_id == "later"
+
+
+def test_held_hashes_grow_past_the_first_buffer() -> None:
+    finder = DuplicateFinder(max_bits=0)
+    rng = np.random.default_rng(1)
+    hashes = rng.integers(0, 2**64, 5000, dtype=np.uint64)
+    for start in range(0, 5000, 700):
+        finder.hold(np.arange(start + 1, min(start + 700, 5000) + 1, dtype=np.int64),
+                    hashes[start:start + 700])
+    assert len(finder) == 5000
+    for i in (0, 1023, 1024, 4999):
+        keys, bits = finder.candidates((int(hashes[i]), int(hashes[i])))
+        assert keys.tolist() == [i + 1] and bits.tolist() == [0]
+
+
+def test_finder_checks_a_bounded_number_of_candidates(tmp_path: Path) -> None:
+    n = 200
+    rng = np.random.default_rng(0)
+    vectors = np.stack([unit(list(rng.standard_normal(8))) for _ in range(n)])
+    hashes = [0x1111_2222_3333_4444 ^ (1 << (i % 64)) for i in range(n)]  # all 1 bit away
+    store = store_with(tmp_path, hashes, vectors)
+    finder = DuplicateFinder(max_candidates=16)
+    finder.sync(store)
+    keys, bits = finder.candidates((0x1111_2222_3333_4444, 0))
+    assert len(keys) == 16 and set(bits.tolist()) == {1}
+
+
+def test_an_older_catalog_gets_the_columns_and_its_photos_hashed(tmp_path: Path) -> None:
+    folder = tmp_path / "cat"
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in PHOTOS[:3]:
+        (images / p.name).write_bytes(p.read_bytes())
+    settings = Settings(catalog_dir=folder, model="fake", duplicates="keep")
+    with Catalog.open(settings) as cat:
+        assert cat.ingest(images).added == 3
+    db = sqlite3.connect(folder / "catalog.sqlite")  # as a catalog made before the columns
+    db.execute("DROP INDEX items_unhashed")
+    db.execute("ALTER TABLE items DROP COLUMN phash")
+    db.execute("ALTER TABLE items DROP COLUMN duplicate_of")
+    db.execute("PRAGMA user_version = 1")  # the shop columns' version, before the repost ones
+    db.commit()
+    db.close()
+    with Catalog.open(settings.model_copy(update={"duplicates": "reject"})) as cat:
+        assert len(cat.items()) == 3 and all(i.duplicate_of is None for i in cat.items())
+        assert len(cat.store.unhashed(0, 10)) == 3
+        with cat.store.connection() as conn:
+            assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = "
+                                "'items_unhashed'").fetchone()[0] == 1
+        assert cat.hash_photos() == (3, 0)
+        rowids, hashes = cat.store.phashes_after(0)
+        assert len(rowids) == 3
+        first = perceptual_hashes(cat.load_photo(Path(cat.items()[0].image_path)))[0]
+        assert int(hashes[0]) == first
+
+
+@pytest.mark.parametrize("value", [2**63, 2**64 - 1, 0, 12345])
+def test_hashes_above_2_63_round_trip_through_sqlite(tmp_path: Path, value: int) -> None:
+    store = store_with(tmp_path, [value], np.stack([unit([1, 0])]))
+    assert int(store.phashes_after(0)[1][0]) == value
