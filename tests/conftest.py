@@ -55,3 +55,21 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusSe
         _unavailable(exc)
     yield server
     server.stop()
+
+
+# -- the metadata database: each test that takes `database_url` runs on SQLite and PostgreSQL ---
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None (the catalog folder's SQLite file), then a new schema of the session's PostgreSQL
+    server (dropped after the test): `Settings.database_url` for the test's catalogs."""
+    if request.param == "sqlite":
+        yield None
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    from databases import drop_schema, new_schema_url
+
+    url, schema = new_schema_url(server.url)
+    yield url
+    drop_schema(server.url, schema)

@@ -24,6 +24,14 @@ class Settings(BaseSettings):
 
     # where things live
     catalog_dir: Path = Field(Path("catalog"), description="Catalog folder (SQLite + index).")
+    database_url: str | None = Field(
+        None, max_length=2000,
+        description="Where items, users and likes are stored: None = catalog.sqlite in the "
+        "catalog folder; 'postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?schema=NAME]' = "
+        "a PostgreSQL server (needs the postgres extra), one schema per catalog (default "
+        "lookalike_ + the catalog folder's name), shared by every process and machine that "
+        "names it. See docs/postgresql.md.",
+    )
     cache_dir: Path = Field(
         default_factory=_default_cache_dir, description="Exported ONNX models and feature caches."
     )
@@ -411,6 +419,12 @@ class Settings(BaseSettings):
         if len(names) > 20:
             raise ValueError("at most 20 attributes")
         return list(dict.fromkeys(names))
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _no_empty_url(cls, value: object) -> object:
+        """An empty LOOKALIKE_DATABASE_URL means the default (SQLite)."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def models_dir(self) -> Path:

@@ -41,16 +41,17 @@ class ItemNotFoundError(LookalikeError):
 class CatalogNotFoundError(LookalikeError):
     """No catalog in that folder, and the caller asked not to create one."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, detail: str = "no catalog.sqlite in it") -> None:
         super().__init__(
-            f"no catalog at {folder} (no catalog.sqlite in it): make one with "
+            f"no catalog at {folder} ({detail}): make one with "
             f"`lookalike ingest PHOTOS --metadata items.csv --catalog {folder}`, or try "
             f"`lookalike demo --catalog {folder}` (the bundled sample)"
         )
         self.folder = folder
+        self.detail = detail
 
-    def __reduce__(self) -> tuple[type[CatalogNotFoundError], tuple[str]]:
-        return type(self), (self.folder,)
+    def __reduce__(self) -> tuple[type[CatalogNotFoundError], tuple[str, str]]:
+        return type(self), (self.folder, self.detail)
 
 
 class CatalogMismatchError(LookalikeError):
@@ -89,3 +90,8 @@ class MetadataError(LookalikeError):
 
     def __reduce__(self) -> tuple[type[MetadataError], tuple[str, str]]:
         return type(self), (self.path, self.reason)
+
+
+class DatabaseUnavailableError(LookalikeError):
+    """The catalog's database server (PostgreSQL) cannot be reached, refused the connection or
+    lost it. The message names the server's URL, without its password."""

@@ -73,7 +73,8 @@ class PostgresServer:
     database = "lookalike"
 
     def __init__(
-        self, folder: Path | None = None, port: int | None = None, timeout: float = 60.0
+        self, folder: Path | None = None, port: int | None = None, timeout: float = 60.0,
+        durable: bool = False,
     ) -> None:
         # the server may run as another user (see start): its folder must be reachable for
         # it, so by default a fresh folder directly under the system's temp folder
@@ -83,6 +84,9 @@ class PostgresServer:
         self.timeout = timeout
         self.bin = postgres_bin_dir()
         self._run_as: list[str] = []
+        # tests trade durability for speed (fsync off); benchmarks measure PostgreSQL's own
+        # defaults (`durable`: fsync, full page writes, synchronous commits)
+        self.durable = durable
 
     @property
     def url(self) -> str:
@@ -116,8 +120,9 @@ class PostgresServer:
             )
             if init.returncode != 0:
                 raise ServerError(f"initdb failed: {init.stderr.strip()}")
-        opts = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        opts = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         started = subprocess.run(
             self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(log),
                       "-o", opts, "-w", "-t", str(int(self.timeout)), "start"),
@@ -135,15 +140,21 @@ class PostgresServer:
             raise ServerError(f"createdb failed: {create.stderr.strip()}")
         return self
 
-    def stop(self) -> None:
+    def stop(self, keep_data: bool = False) -> None:
+        """Stop the server; its own temporary folder is removed unless `keep_data`."""
         if self.bin is not None and (self.data / "postmaster.pid").exists():
             subprocess.run(
                 self._cmd(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
                           "stop"),
                 capture_output=True, timeout=self.timeout,
             )
-        if self._owned:
+        if self._owned and not keep_data:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def restart(self) -> PostgresServer:
+        """Stop and start again on the same data folder and port (every connection drops)."""
+        self.stop(keep_data=True)
+        return self.start()
 
     def __enter__(self) -> PostgresServer:
         return self.start()

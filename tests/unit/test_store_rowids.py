@@ -1,5 +1,6 @@
 """Rowids are never handed out twice: deleting the newest item and adding another must not
-give the new item the old one's rowid (an index may keep removed rowids as tombstones)."""
+give the new item the old one's rowid (an index may keep removed rowids as tombstones). On
+SQLite and on PostgreSQL (an identity sequence there)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ def png(n: int) -> bytes:
     return buf.getvalue()
 
 
-def test_a_deleted_rowid_is_never_given_to_a_new_item(tmp_path: Path) -> None:
-    settings = Settings(catalog_dir=tmp_path, model="fake", auto_tag=False, exact_max_items=3)
+def test_a_deleted_rowid_is_never_given_to_a_new_item(tmp_path: Path,
+                                                     database_url: str | None) -> None:
+    settings = Settings(catalog_dir=tmp_path, model="fake", auto_tag=False, exact_max_items=3,
+                        database_url=database_url)
     with Catalog.open(settings) as cat:
         for n in range(5):
             cat.add_item(ItemIn(id=f"x{n}", image=f"{n}.png"), png(n), tmp_path / f"{n}.png")

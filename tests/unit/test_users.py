@@ -1,4 +1,5 @@
-"""Users, sessions and accounts on a real SQLite file."""
+"""Users, sessions and accounts on a real SQLite file, and the same tests on a real PostgreSQL
+server (`database_url`: each test runs on both)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lookalike.catalog import CatalogStore
+from databases import store_for
 from lookalike.errors import LookalikeError
 from lookalike.users import (
     Expired,
@@ -25,8 +26,8 @@ from lookalike.users import (
 
 
 @pytest.fixture
-def users(tmp_path: Path) -> Users:
-    return Users(CatalogStore(tmp_path / "catalog.sqlite"))
+def users(tmp_path: Path, database_url: str | None) -> Users:
+    return Users(store_for(tmp_path, database_url))
 
 
 def test_guest_token_finds_its_user_and_only_a_hash_is_stored(users: Users) -> None:
@@ -37,7 +38,8 @@ def test_guest_token_finds_its_user_and_only_a_hash_is_stored(users: Users) -> N
     assert users.by_token("") is None
     other, other_token = users.create_guest()
     assert other.id != user.id and other_token != token
-    raw = sqlite3.connect(users.store.path).execute("SELECT token_hash FROM sessions").fetchall()
+    with users.store.connection() as conn:
+        raw = conn.execute("SELECT token_hash FROM sessions").fetchall()
     assert all(token not in r[0] for r in raw)
 
 
@@ -74,7 +76,8 @@ def test_login_and_logout(users: Users) -> None:
     assert got is not None and got[0] == user
     users.logout(got[1])
     assert users.by_token(got[1]) is None
-    stored = sqlite3.connect(users.store.path).execute("SELECT password_hash FROM users").fetchone()
+    with users.store.connection() as conn:
+        stored = conn.execute("SELECT password_hash FROM users").fetchone()
     assert stored[0].startswith("$argon2")
 
 
@@ -121,9 +124,10 @@ def clock() -> Clock:
     return Clock()
 
 
-def timed_users(path: Path, clock: Clock, **lifetimes: Any) -> Users:
+def timed_users(path: Path, clock: Clock, database_url: str | None = None,
+                **lifetimes: Any) -> Users:
     life = Lifetimes(**{"guest_ttl": 2 * DAY, "session_ttl": 10 * DAY, **lifetimes})
-    return Users(CatalogStore(path / "catalog.sqlite"), lifetimes=life, clock=clock)
+    return Users(store_for(path, database_url), lifetimes=life, clock=clock)
 
 
 def rows(users: Users, table: str) -> int:
@@ -132,8 +136,9 @@ def rows(users: Users, table: str) -> int:
 
 
 def test_an_idle_guest_expires_with_its_swipes_likes_and_feed(tmp_path: Path,
-                                                              clock: Clock) -> None:
-    users = timed_users(tmp_path, clock)
+                                                              clock: Clock,
+                                                              database_url: str | None) -> None:
+    users = timed_users(tmp_path, clock, database_url)
     idle, idle_token = users.create_guest()
     users.record_swipe(idle, "a", True, update=lambda v: np.ones(4, dtype=np.float32))
     users.mark_shown(idle, ["b", "c"])
@@ -156,9 +161,10 @@ def test_an_idle_guest_expires_with_its_swipes_likes_and_feed(tmp_path: Path,
     assert rows(users, "feed_shown") == 1 and rows(users, "preferences") == 0
 
 
-def test_an_account_session_expires_but_the_account_and_its_data_stay(tmp_path: Path,
-                                                                     clock: Clock) -> None:
-    users = timed_users(tmp_path, clock)
+def test_an_account_session_expires_but_the_account_and_its_data_stay(
+    tmp_path: Path, clock: Clock, database_url: str | None
+) -> None:
+    users = timed_users(tmp_path, clock, database_url)
     user, token = users.register("frank", "good long password")
     users.record_swipe(user, "x", True)
     clock.advance(11 * DAY)
@@ -171,8 +177,9 @@ def test_an_account_session_expires_but_the_account_and_its_data_stay(tmp_path: 
 
 
 def test_use_renews_a_session_once_per_hundredth_of_its_lifetime(tmp_path: Path,
-                                                                 clock: Clock) -> None:
-    users = timed_users(tmp_path, clock)
+                                                                 clock: Clock,
+                                                                 database_url: str | None) -> None:
+    users = timed_users(tmp_path, clock, database_url)
     _, token = users.create_guest()  # guest_ttl 48 h: renewed at most every 28.8 min
     clock.advance(timedelta(minutes=20))
     first = users.resume(token)
@@ -197,8 +204,9 @@ def test_a_guest_who_signs_out_is_gone(users: Users) -> None:
     assert users.get(account.id) == account
 
 
-def test_an_account_keeps_only_its_latest_sessions(tmp_path: Path, clock: Clock) -> None:
-    users = timed_users(tmp_path, clock, sessions_per_user=3)
+def test_an_account_keeps_only_its_latest_sessions(tmp_path: Path, clock: Clock,
+                                                   database_url: str | None) -> None:
+    users = timed_users(tmp_path, clock, database_url, sessions_per_user=3)
     users.register("hank", "long enough pw")
     tokens = []
     for _ in range(5):
@@ -211,8 +219,9 @@ def test_an_account_keeps_only_its_latest_sessions(tmp_path: Path, clock: Clock)
 
 
 def test_beyond_guest_max_the_least_recently_seen_guests_go(tmp_path: Path,
-                                                            clock: Clock) -> None:
-    users = timed_users(tmp_path, clock, guest_max=3)
+                                                            clock: Clock,
+                                                            database_url: str | None) -> None:
+    users = timed_users(tmp_path, clock, database_url, guest_max=3)
     made = []
     for _ in range(5):
         clock.advance(timedelta(hours=1))

@@ -1,5 +1,6 @@
 """Vendor keys and ownership (`lookalike.users.vendors`) and stored photo paths
-(`lookalike.catalog.imagefiles`) on a real SQLite catalog file."""
+(`lookalike.catalog.imagefiles`) on a real catalog: an SQLite file, and a schema on a real
+PostgreSQL server (`database_url`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from databases import store_for
 from lookalike.catalog import CatalogStore, ItemIn, NewItem
 from lookalike.catalog.imagefiles import image_file, stored_path
 from lookalike.errors import ImageLoadError
@@ -15,8 +17,8 @@ from lookalike.users.vendors import KEY_PREFIX, VendorError, Vendors, key_digest
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> CatalogStore:
-    s = CatalogStore(tmp_path / "catalog.sqlite")
+def store(tmp_path: Path, database_url: str | None) -> CatalogStore:
+    s = store_for(tmp_path, database_url)
     s.bind_model("fake", 4)
     s.add([NewItem(f"i{n}", ItemIn(image=f"{n}.jpg"), f"{n}.jpg", f"hash{n}")
            for n in range(3)], np.eye(3, 4, dtype=np.float32))
@@ -56,6 +58,23 @@ def test_ownership_goes_with_the_item(store: CatalogStore) -> None:
     assert new > old and vendors.owner("i1") == acme  # followed the item to its new rowid
     store.delete("i1")
     assert vendors.owners() == {} and vendors.list()[0][1] == 0
+
+
+def test_a_replaced_photo_moves_the_item_and_its_owner_to_a_new_rowid(
+    store: CatalogStore,
+) -> None:
+    vendors = Vendors(store)
+    acme, _ = vendors.add("acme")
+    vendors.set_owner(acme, "i1", "sku-1")
+    old, new = store.replace_image("i1", NewItem("i1", ItemIn(image="n.jpg"), "n.jpg", "hashn"),
+                                   np.ones(4, dtype=np.float32))
+    assert (old, new) == (2, 4)  # never a rowid given before
+    assert store.rowid_of("i1") == 4 and store.get("i1").image_path == "n.jpg"
+    assert vendors.owners() == {"i1": "acme"}  # followed the rowid
+    assert store.vector(4).tolist() == [1.0] * 4 and store.vector_rowids().tolist() == [1, 3, 4]
+    (added,) = store.add([NewItem("i9", ItemIn(image="9.jpg"), "9.jpg", "hash9")],
+                         np.ones((1, 4), dtype=np.float32))
+    assert added == 5
 
 
 def test_stored_paths_are_relative_inside_the_folder_and_never_lead_out(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from lookalike.catalog import DuplicateItemError
 from lookalike.catalog.tablefile import TableFileError
 from lookalike.errors import (
     CatalogCorruptError,
+    DatabaseUnavailableError,
     FilterError,
     ImageLoadError,
     ImageTooLargeError,
@@ -94,6 +95,13 @@ async def _corrupt(_: Request, exc: Exception) -> JSONResponse:
     return _json(503, "the catalog is damaged; the server's log says where")
 
 
+async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    log.error("%s", exc)  # names the server (never its password): for the operator's log
+    response = _json(503, "the catalog's database is unavailable; try again shortly")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 async def _lookalike(_: Request, exc: Exception) -> JSONResponse:
     return _json(400, str(exc))
 
@@ -119,6 +127,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(EmptyQueryError, _unprocessable)
     app.add_exception_handler(UnknownDirectionError, _unprocessable)
     app.add_exception_handler(CatalogCorruptError, _corrupt)
+    app.add_exception_handler(DatabaseUnavailableError, _unavailable)
     app.add_exception_handler(TextTooLongError, _unprocessable)
     app.add_exception_handler(LookalikeError, _lookalike)
     app.add_exception_handler(Exception, _unexpected)

@@ -13,15 +13,14 @@ import os
 import socket
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import uvicorn
 
 from lookalike.api.app import create_app
 from lookalike.api.cpu import serving_processes
-from lookalike.catalog.catalog import DB_FILE
+from lookalike.catalog.catalog import require_catalog
 from lookalike.config import Settings
-from lookalike.errors import CatalogNotFoundError, LookalikeError
+from lookalike.errors import LookalikeError
 
 
 def url_of(settings: Settings) -> str:
@@ -99,8 +98,7 @@ class _Server(uvicorn.Server):
 def run_server(settings: Settings, sock: socket.socket | None = None) -> None:
     """Serve the catalog in `settings.catalog_dir` (which must exist) until interrupted, on
     `sock` (default: `listen(settings)`), printing where once it listens."""
-    if not (Path(settings.catalog_dir) / DB_FILE).is_file():
-        raise CatalogNotFoundError(str(settings.catalog_dir))
+    require_catalog(settings)
     sock = sock if sock is not None else listen(settings)
     limit_malloc_arenas()
     settings = settings.model_copy(update={"search_processes": serving_processes(settings)})

@@ -88,7 +88,7 @@ def catalog_version(catalog: Catalog) -> tuple[object, ...]:
         row = conn.execute(
             "SELECT count(*), max(updated_at), sum(length(predicted)), max(rowid) FROM items"
         ).fetchone()
-    return (str(catalog.store.path), tuple(row), len(catalog.index),
+    return (catalog.store.location, tuple(row), len(catalog.index),
             direction_attributes(catalog))
 
 

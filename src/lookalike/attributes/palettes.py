@@ -49,7 +49,7 @@ class PaletteCache:
     def get(self, catalog: Catalog, rowids: Sequence[int]) -> NDArray[np.float32]:
         wanted = np.asarray(rowids, dtype=np.int64)
         store = catalog.store
-        key = (str(store.path), store.vectors_version(), store.tags_version())
+        key = (store.location, store.vectors_version(), store.tags_version())
         with self._lock:
             if key != self._key:
                 self._ids = np.array(catalog.index.ids(), dtype=np.int64)

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lookalike.catalog.catalog import DB_FILE
+from lookalike.catalog.catalog import DB_FILE, require_sqlite
 from lookalike.catalog.imagefiles import image_file
 from lookalike.catalog.store import CatalogStore, file_damage
 from lookalike.config import Settings
@@ -137,6 +137,7 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
 def backup(settings: Settings, dest: Path, *, images: bool = False) -> BackupReport:
     """Back up the catalog in `settings.catalog_dir` into the new folder `dest` (see the
     module's docstring). Safe while servers and ingests write to the catalog."""
+    require_sqlite(settings, "backup")
     started = time.perf_counter()
     folder = Path(settings.catalog_dir)
     source = folder / DB_FILE
@@ -289,6 +290,7 @@ def restore(source: Path, settings: Settings, *, force: bool = False) -> Restore
     with `force`, one holding a catalog (whose files are moved to `replaced-<time>/` inside
     it, never deleted). Every file is checked against the backup's manifest first. No server
     may be running on the target folder."""
+    require_sqlite(settings, "restore")
     started = time.perf_counter()
     source = Path(source)
     manifest = _read_manifest(source)

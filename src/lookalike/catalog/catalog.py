@@ -1,6 +1,8 @@
 """`Catalog`: the library's front door. One folder holds `catalog.sqlite` (items, embeddings,
 the source of truth) and the vector store's files (`vectors/`, rebuilt from SQLite whenever
-missing or damaged; or a Milvus server, see `lookalike.index.vector_store`).
+missing or damaged; or a Milvus server, see `lookalike.index.vector_store`). With
+`Settings.database_url` the items, embeddings and users are in PostgreSQL instead (one schema
+per catalog, `lookalike.catalog.database`); the folder keeps the vector store's files.
 
     from lookalike import Catalog, Settings
     catalog = Catalog.open(Settings(catalog_dir="my-shop"))
@@ -21,6 +23,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from lookalike.catalog.brands import BrandRatingsFile, normalise_brand, read_brand_ratings
+from lookalike.catalog.database import PostgresTarget, postgres_target
 from lookalike.catalog.duplicates import (
     DuplicateFinder,
     RepostCheck,
@@ -67,6 +70,54 @@ class DuplicateItemError(LookalikeError):
         self.original_id = original_id
 
 
+def database_of(settings: Settings) -> Path | PostgresTarget:
+    """Where the catalog of `settings` keeps its items: its SQLite file, or its PostgreSQL
+    schema when `settings.database_url` is set."""
+    folder = Path(settings.catalog_dir)
+    if settings.database_url:
+        return postgres_target(settings.database_url, folder)
+    return folder / DB_FILE
+
+
+def open_store(settings: Settings, *, create: bool = True) -> CatalogStore:
+    """The metadata store of the catalog of `settings`; `create=False` raises
+    CatalogNotFoundError (naming the catalog folder) where there is none, creating nothing."""
+    folder = Path(settings.catalog_dir)
+    where = database_of(settings)
+    if isinstance(where, Path):
+        if not create and not where.is_file():
+            raise CatalogNotFoundError(str(folder))
+        return CatalogStore(where, settings.base_currency)
+    try:
+        return CatalogStore(where, settings.base_currency, create=create)
+    except CatalogNotFoundError:
+        raise CatalogNotFoundError(
+            str(folder), f"its database {where.shown} holds no catalog"
+        ) from None
+
+
+def require_sqlite(settings: Settings, command: str) -> None:
+    """LookalikeError when the catalog of `settings` is in PostgreSQL: `command` (check,
+    repair, backup, restore) works on SQLite files; PostgreSQL has its own tools."""
+    where = database_of(settings)
+    if isinstance(where, PostgresTarget):
+        raise LookalikeError(
+            f"`lookalike {command}` works on a catalog's SQLite file, and this catalog is in "
+            f"PostgreSQL ({where.shown}): use PostgreSQL's tools (pg_dump --schema "
+            f"{where.schema} to back it up, pg_restore to restore it, pg_amcheck to check it)"
+        )
+
+
+def require_catalog(settings: Settings) -> None:
+    """CatalogNotFoundError unless the catalog of `settings` exists (creating nothing)."""
+    where = database_of(settings)
+    if isinstance(where, Path):
+        if not where.is_file():
+            raise CatalogNotFoundError(str(settings.catalog_dir))
+        return
+    open_store(settings, create=False).close()
+
+
 @dataclass(frozen=True)
 class Result:
     """One recommended item. `score` is what the results are ranked by (it never rises down a
@@ -88,6 +139,8 @@ class Catalog:
     vector_taggers: list[VectorTagger] = field(default_factory=list)
     _encoder: Encoder | None = None
     last_plan: SearchPlan | None = None
+    _sync: threading.Lock = field(default_factory=threading.Lock)  # guards replacing `index`
+    _generation: str | None = None  # the store's model_generation the index holds
     _reposts: DuplicateFinder | None = None  # the stored photos' hashes, for add_item
     _reposts_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -104,9 +157,7 @@ class Catalog:
         """
         settings = settings or Settings()
         folder = Path(settings.catalog_dir)
-        if not create and not (folder / DB_FILE).is_file():
-            raise CatalogNotFoundError(str(folder))
-        store = CatalogStore(folder / DB_FILE, settings.base_currency)
+        store = open_store(settings, create=create)
         if encoder is not None:
             store.bind_model(encoder.name, encoder.dim)
         stored_dim = store.dim  # the stored vectors' length, even if the record is damaged
@@ -119,7 +170,8 @@ class Catalog:
         except BaseException:
             store.close()
             raise
-        catalog = cls(settings=settings, store=store, index=index, _encoder=encoder)
+        catalog = cls(settings=settings, store=store, index=index, _encoder=encoder,
+                      _generation=store.reread_model())
         if settings.auto_tag:  # default taggers (colour; trained probes) — issue 5
             from lookalike.attributes.taggers import install_default_taggers
 
@@ -158,6 +210,7 @@ class Catalog:
         rates_base, rates = self.store.rates()
         return {
             "folder": str(self.settings.catalog_dir),
+            "database": self.store.location,  # the file, or the server (no password) + schema
             "items": self.store.count(),
             "model": self.store.model_name,
             "dim": self.index.dim,
@@ -300,6 +353,7 @@ class Catalog:
         A repost of a stored item raises `DuplicateItemError` naming the original, or is
         flagged (`duplicate_of`), as `settings.duplicates` says."""
         digest = content_hash(image)
+        self.refresh()  # another process may have re-encoded the catalog with another model
         ids, hashes = self.store.known_keys()
         if item.id is not None and item.id in ids:
             raise DuplicateItemError(f"an item with id {item.id!r} exists")
@@ -363,10 +417,41 @@ class Catalog:
         self.index.remove(np.asarray([rowid], dtype=np.int64))
 
     def refresh(self) -> bool:
-        """Bring the vector store in step with SQLite when another process (a second server
-        worker, a CLI ingest) has changed items since; True if it changed anything. Costs one
-        small read when nothing changed, so every search calls it."""
+        """Bring the vector store in step with the database when another process (a second
+        server worker, a CLI ingest) has changed items since; True if it changed anything.
+        Costs two small reads when nothing changed, so every search calls it. A catalog
+        re-encoded with another model (`lookalike reembed`) starts again from its vectors."""
+        if self.store.get_meta("model_generation") != self._generation:
+            with self._sync:
+                if self.store.reread_model() != self._generation:
+                    self._reload()
+                    return True
         return self.index.sync()
+
+    def reload(self) -> None:
+        """Start again from the store's vectors and model: after a re-encoding with another
+        model (`lookalike.catalog.reembed`, which calls it; other processes do at their next
+        `refresh`)."""
+        with self._sync:
+            self._reload()
+
+    def _reload(self) -> None:
+        """`reload`, the caller holding `_sync`: a new index of the new width, the new encoder
+        loaded when first needed, the taggers trained on the old vectors dropped."""
+        generation = self.store.reread_model()
+        old = self.index
+        # the embedded store's files of another width are rebuilt; of the same width, the
+        # change log carries every re-encoded vector
+        self.index = open_vector_store(self.settings, Path(self.settings.catalog_dir),
+                                       self.store.dim or 0, self.store)
+        self._generation = generation
+        old.close()
+        if self._encoder is not None and self._encoder.name != self.store.model_name:
+            self._encoder = None
+        if self.settings.auto_tag:
+            from lookalike.attributes.taggers import install_default_taggers
+
+            install_default_taggers(self)
 
     # -- reads -------------------------------------------------------------------------------
 

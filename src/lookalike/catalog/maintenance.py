@@ -48,7 +48,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from lookalike.catalog.catalog import DB_FILE
+from lookalike.catalog.catalog import DB_FILE, require_sqlite
+from lookalike.catalog.database import Connection
 from lookalike.catalog.imagefiles import image_file
 from lookalike.catalog.store import (
     SCHEMA,
@@ -196,13 +197,13 @@ def _integrity(conn: sqlite3.Connection) -> list[str]:
     return [] if lines == ["ok"] else lines
 
 
-def _recorded_dim(conn: sqlite3.Connection) -> tuple[str | None, int | None]:
+def _recorded_dim(conn: Connection) -> tuple[str | None, int | None]:
     row = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
     raw = None if row is None else str(row[0])
     return raw, int(raw) if raw is not None and raw.isdigit() and int(raw) > 0 else None
 
 
-def _vector_length(conn: sqlite3.Connection, recorded: int | None) -> int | None:
+def _vector_length(conn: Connection, recorded: int | None) -> int | None:
     """The length most stored vectors have (the recorded one on a tie), in floats."""
     counts = {
         int(k): int(v)
@@ -216,7 +217,7 @@ def _vector_length(conn: sqlite3.Connection, recorded: int | None) -> int | None
 
 
 def _true_dim(
-    conn: sqlite3.Connection, settings: Settings, encoders: dict[str, Encoder]
+    conn: Connection, settings: Settings, encoders: dict[str, Encoder]
 ) -> tuple[str | None, int | None, int | None]:
     """(recorded text, recorded length, true length). When the record and the majority of the
     stored vectors disagree, the catalog's model decides (it is loaded only then)."""
@@ -244,6 +245,7 @@ def check(
     `image_hashes` also reads every image to compare its bytes with the ingested ones. The
     catalog's model (`encoder`, else loaded by name) is only needed when the recorded vector
     length and the stored vectors disagree."""
+    require_sqlite(settings, "check")
     started = time.perf_counter()
     folder = Path(settings.catalog_dir)
     report = CheckReport(folder)
@@ -436,6 +438,7 @@ def repair(
     """Fix what `check` finds, from what the folder still holds (see the module's docstring);
     `reembed=False` drops items with a damaged vector instead of re-embedding them. Returns
     what was done and, in `remaining`, what a new check still finds."""
+    require_sqlite(settings, "repair")
     folder = Path(settings.catalog_dir)
     path = folder / DB_FILE
     report = RepairReport(folder)

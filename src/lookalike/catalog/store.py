@@ -1,4 +1,6 @@
-"""The catalog's source of truth: one SQLite file (WAL) with items and their embeddings.
+"""The catalog's source of truth: one SQLite file (WAL) with items and their embeddings — or,
+by configuration (`Settings.database_url`), one schema in a PostgreSQL database, with the same
+tables, semantics and SQL (`lookalike.catalog.database`).
 
 Writes happen in short transactions, so a killed process loses at most the batch it was
 writing, and nothing already committed. Other modules (users, swipes) add their own tables
@@ -19,7 +21,8 @@ a plain column test: `brand_key` (its brand, normalised), `brand_overall` / `bra
 currency; an item without a currency is priced in the base currency).
 
 A catalog made before these existed gains their columns and tables when it is opened
-(`_migrate`, counted in SQLite's `user_version`).
+(`_migrate`, counted in SQLite's `user_version`; on PostgreSQL in the `meta` row
+`schema_version`).
 """
 
 from __future__ import annotations
@@ -43,12 +46,29 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.catalog.brands import ASPECTS, BrandRating, normalise_brand
+from lookalike.catalog.database import (
+    Connection,
+    Dialect,
+    PostgresConnection,
+    PostgresDialect,
+    PostgresTarget,
+    SQLiteDialect,
+    Trigger,
+    server_refusal,
+    sqlite_trigger,
+)
 from lookalike.catalog.filters import VALUE_SQL, Filters, attribute_sql
 from lookalike.catalog.rates import Rate
 from lookalike.catalog.schema import Item, ItemFields, ItemUpdate, Tag
 from lookalike.catalog.sorting import SORTS, order_by
 from lookalike.colour_names import canonical_colour, colour_sql
-from lookalike.errors import CatalogCorruptError, CatalogMismatchError, ItemNotFoundError
+from lookalike.errors import (
+    CatalogCorruptError,
+    CatalogMismatchError,
+    CatalogNotFoundError,
+    ItemNotFoundError,
+    LookalikeError,
+)
 from lookalike.index.vector_store import Scalars
 
 log = logging.getLogger(__name__)
@@ -162,7 +182,7 @@ _REFRESH = (
 # opening a catalog writes nothing (a missing row reads as 0).
 _BUMP_VERSION = (
     "INSERT INTO meta (key, value) VALUES ('vectors_version', '1') "
-    "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;"
+    "ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS INTEGER) + 1;"
 )
 # The change log a vector store follows (lookalike.index.vector_store): every change to a
 # vector (kind 0), a removal (1), a change to an item's filterable fields (2). AUTOINCREMENT:
@@ -174,39 +194,42 @@ CREATE TABLE IF NOT EXISTS vector_changes (
     item_rowid INTEGER NOT NULL,
     kind INTEGER NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS log_vector_added AFTER INSERT ON embeddings
-BEGIN INSERT INTO vector_changes (item_rowid, kind) VALUES (NEW.item_rowid, 0); END;
-CREATE TRIGGER IF NOT EXISTS log_vector_changed AFTER UPDATE OF vector ON embeddings
-BEGIN INSERT INTO vector_changes (item_rowid, kind) VALUES (NEW.item_rowid, 0); END;
-CREATE TRIGGER IF NOT EXISTS log_vector_removed AFTER DELETE ON embeddings
-BEGIN INSERT INTO vector_changes (item_rowid, kind) VALUES (OLD.item_rowid, 1); END;
 """
 _FILTERED = ("category", "brand", "brand_key", "colour", "sizes", "price", "price_base", "kids",
              "second_hand", "sustainability", "predicted", "state")
-CHANGE_LOG += (
-    f"CREATE TRIGGER IF NOT EXISTS log_fields_changed AFTER UPDATE OF {', '.join(_FILTERED)} "
-    "ON items WHEN " + " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _FILTERED) +
-    " BEGIN INSERT INTO vector_changes (item_rowid, kind) VALUES (NEW.rowid, 2); END;\n"
+_LOG_CHANGE = "INSERT INTO vector_changes (item_rowid, kind) VALUES ({rowid}, {kind})"
+CHANGE_TRIGGERS = (
+    Trigger("log_vector_added", "embeddings", "INSERT",
+            _LOG_CHANGE.format(rowid="NEW.item_rowid", kind=0)),
+    Trigger("log_vector_changed", "embeddings", "UPDATE OF vector",
+            _LOG_CHANGE.format(rowid="NEW.item_rowid", kind=0)),
+    Trigger("log_vector_removed", "embeddings", "DELETE",
+            _LOG_CHANGE.format(rowid="OLD.item_rowid", kind=1)),
+    # only when a filterable field really changed (a re-tag writing the same tags logs nothing)
+    Trigger("log_fields_changed", "items", f"UPDATE OF {', '.join(_FILTERED)}",
+            _LOG_CHANGE.format(rowid="NEW.rowid", kind=2),
+            when=" OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _FILTERED)),
 )
 # Bumped by every change to an existing item's predicted tags (a re-tag, in any process), so
 # what is derived from the tags (the colour palettes a query compares) can be kept in memory.
 _BUMP_TAGS = (
     "INSERT INTO meta (key, value) VALUES ('tags_version', '1') "
-    "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;"
+    "ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS INTEGER) + 1;"
 )
-SCHEMA = _TABLES + "".join(
-    f"CREATE TRIGGER IF NOT EXISTS embeddings_{name} AFTER {event} ON embeddings "
-    f"BEGIN {_BUMP_VERSION} END;\n"
-    for name, event in (("added", "INSERT"), ("removed", "DELETE"), ("changed", "UPDATE OF vector"))
-) + (
-    "CREATE TRIGGER IF NOT EXISTS items_tags_changed AFTER UPDATE OF predicted ON items "
-    f"BEGIN {_BUMP_TAGS} END;\n"
+TRIGGERS = (
+    *(Trigger(f"embeddings_{name}", "embeddings", event, _BUMP_VERSION)
+      for name, event in (("added", "INSERT"), ("removed", "DELETE"),
+                          ("changed", "UPDATE OF vector"))),
+    Trigger("items_tags_changed", "items", "UPDATE OF predicted", _BUMP_TAGS),
 )
+#: The whole schema as one SQLite script (a new catalog file is made from it).
+SCHEMA = _TABLES + "".join(sqlite_trigger(t) for t in TRIGGERS)
 
 # Rowids are never reused: a new item gets one above every rowid the catalog ever gave out
 # (SQLite alone would hand the last one deleted to the next item). An index that remembers a
 # removed rowid (HNSW keeps removed nodes) or a file saved before a delete thus never meets
-# that rowid again as another item's.
+# that rowid again as another item's. (On PostgreSQL the rowid column's identity sequence
+# gives them out: never reused by construction.)
 _HIGH_WATER = (
     "SELECT max(coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'rowid_high'), 0),"
     " coalesce((SELECT max(rowid) FROM items), 0))"
@@ -235,7 +258,7 @@ _COLUMNS = (
 _FROM = (
     "items LEFT JOIN (SELECT brand_key AS rated_key, name AS rated_name, overall AS "
     "rated_overall, people AS rated_people, planet AS rated_planet, animals AS rated_animals, "
-    "source AS rated_source, url AS rated_url, rated_on FROM brand_ratings) "
+    "source AS rated_source, url AS rated_url, rated_on FROM brand_ratings) AS rated "
     "ON rated_key = items.brand_key"
 )
 
@@ -302,7 +325,7 @@ def vector_problem(blob: object, dim: int) -> str | None:
 
 
 def _as_arrays(
-    rows: Sequence[tuple[int, bytes]] | Sequence[sqlite3.Row], dim: int, where: Path
+    rows: Sequence[Any], dim: int, where: object
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """(item_rowid, vector blob) rows → (rowids, matrix); damaged rows (wrong length,
     non-finite values) are left out with a warning instead of failing the whole catalog."""
@@ -374,7 +397,23 @@ def _bool_or_none(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
-def _brand_rating(row: sqlite3.Row) -> BrandRating | None:
+def _item_row(rowid: int, item: NewItem, now: str) -> tuple[Any, ...]:
+    """The `items` row of a new item (the columns of `CatalogStore.add`'s INSERT)."""
+    f = item.fields
+    return (
+        rowid, item.id, f.title, f.category, f.department,
+        None if f.kids is None else int(f.kids),
+        f.price, f.currency, f.brand, json.dumps(f.sizes), f.colour, f.url, f.sustainability,
+        None if f.second_hand is None else int(f.second_hand),
+        f.source, json.dumps(f.extra),
+        json.dumps({k: t.model_dump() for k, t in (item.predicted or {}).items()}),
+        item.image_path, item.image_hash, now, now, f.state, f.rating, f.reviews,
+        None if f.brand is None else normalise_brand(f.brand),
+        None if item.phash is None else signed64(item.phash), item.duplicate_of,
+    )
+
+
+def _brand_rating(row: Any) -> BrandRating | None:
     """The brand rating joined to an item row (`_FROM`); None without one, or when the row was
     read from `items` alone (maintenance reads `SELECT rowid, * FROM items`)."""
     if _column(row, "rated_name") is None:
@@ -390,7 +429,7 @@ class DamagedRowError(ValueError):
     """An item row whose fields do not parse (bad JSON, bad timestamp...)."""
 
 
-def _row_to_item(row: sqlite3.Row, base_currency: str | None = None) -> Item:
+def _row_to_item(row: Any, base_currency: str | None = None) -> Item:
     try:
         return _parse_item(row, base_currency)
     except (ValueError, TypeError, KeyError) as exc:  # JSONDecodeError and pydantic's are too
@@ -398,7 +437,7 @@ def _row_to_item(row: sqlite3.Row, base_currency: str | None = None) -> Item:
         raise DamagedRowError(f"item {row['id']!r} (rowid {row['rowid']}): {reason}") from None
 
 
-def _parse_item(row: sqlite3.Row, base_currency: str | None) -> Item:
+def _parse_item(row: Any, base_currency: str | None) -> Item:
     return Item(
         rowid=row["rowid"],
         id=row["id"],
@@ -431,17 +470,17 @@ def _parse_item(row: sqlite3.Row, base_currency: str | None) -> Item:
     )
 
 
-def _column(row: sqlite3.Row, name: str, default: Any = None) -> Any:
+def _column(row: Any, name: str, default: Any = None) -> Any:
     """`row[name]`, or `default` for a row of a catalog made before that column (read as it
     is by `lookalike check`, which never migrates)."""
     try:
         return row[name]
-    except IndexError:
+    except (IndexError, KeyError):
         return default
 
 
 def _readable(
-    rows: Sequence[sqlite3.Row], where: Path, base_currency: str | None = None
+    rows: Sequence[Any], where: object, base_currency: str | None = None
 ) -> list[Item]:
     """Items of `rows`, the damaged ones left out with a warning."""
     items = []
@@ -454,55 +493,141 @@ def _readable(
 
 
 class CatalogStore:
-    """Items and embeddings in one SQLite file. Thread-safe (one connection behind a lock).
+    """Items and embeddings in one SQLite file (`path`), or in one PostgreSQL schema (a
+    `PostgresTarget`). Thread-safe (one connection behind a lock).
 
     `base_currency` is the currency prices are converted to for price filters and sorting;
     a catalog whose converted prices are in another one (another process's setting, an older
     catalog) is converted on opening. None (maintenance tools): the one the catalog's prices
-    are converted to already (EUR for a new catalog)."""
+    are converted to already (EUR for a new catalog).
 
-    def __init__(self, path: Path, base_currency: str | None = None) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        asked = None if base_currency is None else base_currency.upper()
-        self.base_currency = asked or "EUR"
+    `create=False` raises CatalogNotFoundError where there is no catalog yet, creating
+    nothing (PostgreSQL; an SQLite file is checked by its caller). `location` names where the
+    catalog is, for messages."""
+
+    def __init__(
+        self, path: Path | PostgresTarget, base_currency: str | None = None, *,
+        create: bool = True,
+    ) -> None:
         self._lock = threading.RLock()
         self._dim: int | None = None
-        if not self.path.exists():
-            _create_database(self.path, self.base_currency)
-        damage = file_damage(self.path)
-        if damage:
-            raise CatalogCorruptError(str(self.path), damage)
-        with self._guard():
-            self._conn = sqlite3.connect(
-                str(self.path), check_same_thread=False, isolation_level=None, timeout=30
-            )
+        self._conn: Connection
+        self.dialect: Dialect
+        asked = None if base_currency is None else base_currency.upper()
+        self.base_currency = asked or "EUR"
+        if isinstance(path, PostgresTarget):
+            self._path: Path | None = None
+            self.location = path.shown
+            self._open_postgres(path, create)
             try:
-                self._conn.row_factory = sqlite3.Row
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-                self._conn.execute("PRAGMA foreign_keys=ON")
-                self._conn.executescript(SCHEMA)
-                if asked is None:  # the one the catalog's prices are converted to
-                    self.base_currency = self.get_meta("price_base_currency") or "EUR"
-                self._migrate()
-                self._conn.executescript(CHANGE_LOG)
-                self._use_base_currency()
+                self._prepare(asked)
             except BaseException:
                 self._conn.close()
                 raise
+            self._generation: str | None = self.get_meta("model_generation")
+            return
+        self._path = Path(path)
+        self.location = str(self._path)
+        self.dialect = SQLiteDialect()
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._path.exists():
+            _create_database(self._path, self.base_currency)
+        damage = file_damage(self._path)
+        if damage:
+            raise CatalogCorruptError(str(self._path), damage)
+        with self._guard():
+            conn = sqlite3.connect(
+                str(self._path), check_same_thread=False, isolation_level=None, timeout=30
+            )
+            try:
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.executescript(SCHEMA)
+                self._conn = conn
+                self._prepare(asked)
+            except BaseException:
+                conn.close()
+                raise
+        self._generation = self.get_meta("model_generation")
+
+    def _prepare(self, asked: str | None) -> None:
+        """Bring an open catalog up to this code's schema and base currency."""
+        if asked is None:  # the one the catalog's prices are converted to
+            self.base_currency = self.get_meta("price_base_currency") or "EUR"
+        self._migrate()
+        self._change_log()
+        self._use_base_currency()
+
+    def _change_log(self) -> None:
+        """The change log a vector store follows, and its triggers (after `_migrate`: the
+        fields' trigger names issue 21's columns)."""
+        if isinstance(self.dialect, SQLiteDialect):
+            # (executescript commits first: outside a transaction, as SCHEMA is run)
+            self._conn.executescript(CHANGE_LOG)
+            self.dialect.triggers(self._conn, CHANGE_TRIGGERS)
+            return
+        with self.transaction() as conn:  # under the write lock: processes opening at once
+            conn.executescript(CHANGE_LOG)
+            self.dialect.numbered(conn, "vector_changes", "seq")
+            self.dialect.triggers(conn, CHANGE_TRIGGERS)
+
+    def _open_postgres(self, target: PostgresTarget, create: bool) -> None:
+        """Connect, and make the schema, tables and triggers (under the catalog's write lock,
+        so processes opening a new catalog at once make it once)."""
+        dialect = PostgresDialect(target.schema)
+        conn = PostgresConnection(target)
+        try:
+            conn.begin()
+            try:
+                fresh = not dialect.exists(conn)
+                if not create and fresh:
+                    raise CatalogNotFoundError(self.location, "its schema holds no catalog")
+                dialect.create_schema(conn)
+                # a new catalog is made complete, as `_create_database` makes a file; an older
+                # one gains what it lacks in `_migrate`
+                conn.executescript(_TABLES + (_NEW_INDEXES if fresh else ""))
+                dialect.triggers(conn, TRIGGERS)
+                if fresh:
+                    conn.execute("INSERT INTO meta (key, value) VALUES "
+                                 "('price_base_currency', ?)", (self.base_currency,))
+                    dialect.set_schema_version(conn, SCHEMA_VERSION)
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        except BaseException as exc:
+            conn.close()
+            refused = server_refusal(exc)
+            if refused:  # e.g. no right to create the schema: one line, not a traceback
+                raise LookalikeError(f"{self.location}: cannot open the catalog: {refused}"
+                                     ) from None
+            raise
+        self.dialect, self._conn = dialect, conn
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (a catalog in PostgreSQL has none: LookalikeError)."""
+        if self._path is None:
+            raise LookalikeError(
+                f"the catalog is in PostgreSQL ({self.location}), not in an SQLite file: this "
+                "works on SQLite catalogs only (for PostgreSQL use its own tools, e.g. pg_dump)"
+            )
+        return self._path
 
     def _migrate(self) -> None:
         """Bring a catalog made by older code up to `SCHEMA_VERSION`: add the missing
         columns, their indexes, the normalised brands and the derived values. One transaction,
         re-checked under the write lock, so two processes opening an old catalog at once
         migrate it once."""
-        if self._conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
-            return
-        with self.transaction() as conn:
-            if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        with self.connection() as conn:
+            if self.dialect.schema_version(conn) >= SCHEMA_VERSION:
                 return
-            have = {r["name"] for r in conn.execute("PRAGMA table_info(items)")}
+        with self.transaction() as conn:
+            if self.dialect.schema_version(conn) >= SCHEMA_VERSION:
+                return
+            have = self.dialect.columns(conn, "items")
             for name, decl in _NEW_COLUMNS.items():
                 if name not in have:
                     conn.execute(f"ALTER TABLE items ADD COLUMN {name} {decl}")
@@ -516,7 +641,7 @@ class CatalogStore:
             self._refresh(conn)
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES "
                          "('price_base_currency', ?)", (self.base_currency,))
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.dialect.set_schema_version(conn, SCHEMA_VERSION)
 
     def _use_base_currency(self) -> None:
         """Convert the stored prices to `base_currency` unless they are in it already."""
@@ -527,13 +652,13 @@ class CatalogStore:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES "
                          "('price_base_currency', ?)", (self.base_currency,))
 
-    def _refresh(self, conn: sqlite3.Connection, rowids: Sequence[int] | None = None) -> None:
+    def _refresh(self, conn: Connection, rowids: Sequence[int] | None = None) -> None:
         """Recompute the derived columns (converted price, brand ratings) of some items (all
         when `rowids` is None), inside the caller's transaction."""
         if rowids is None:
             conn.execute(_REFRESH.replace("{where}", "1"), {"base": self.base_currency})
             return
-        where = "rowid IN (SELECT value FROM json_each(:ids))"
+        where = "rowid IN (SELECT CAST(value AS INTEGER) FROM json_each(:ids))"
         conn.execute(_REFRESH.replace("{where}", where),
                      {"base": self.base_currency, "ids": json.dumps([int(r) for r in rowids])})
 
@@ -551,24 +676,25 @@ class CatalogStore:
         except sqlite3.DatabaseError as exc:
             if is_corruption(exc):
                 reason = f"the database is damaged ({exc})"
-                raise CatalogCorruptError(str(self.path), reason) from None
+                raise CatalogCorruptError(self.location, reason) from None
             raise
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: everything inside commits together or not at all."""
+    def transaction(self) -> Iterator[Connection]:
+        """One atomic write: everything inside commits together or not at all. Writers take
+        turns (SQLite's BEGIN IMMEDIATE; PostgreSQL: the catalog's advisory lock)."""
         with self._lock, self._guard():
-            self._conn.execute("BEGIN IMMEDIATE")
+            self.dialect.begin(self._conn)
             try:
                 yield self._conn
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):  # a damaged file may refuse even this
-                    self._conn.execute("ROLLBACK")
+                with contextlib.suppress(Exception):  # a damaged file may refuse even this
+                    self.dialect.rollback(self._conn)
                 raise
-            self._conn.execute("COMMIT")
+            self.dialect.commit(self._conn)
 
     @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
+    def connection(self) -> Iterator[Connection]:
         """The shared connection, locked for the caller (reads, or writes in autocommit)."""
         with self._lock, self._guard():
             yield self._conn
@@ -615,7 +741,7 @@ class CatalogStore:
         log.warning(
             "%s: the recorded vector length (dim %s) disagrees with the stored vectors, most of "
             "which are %d-d: using %d; run `lookalike check`, then `lookalike repair`",
-            self.path, raw, length // 4, length // 4,
+            self.location, raw, length // 4, length // 4,
         )
         return length // 4
 
@@ -624,7 +750,7 @@ class CatalogStore:
         stored_name, stored_dim = self.get_meta("model"), self.dim
         if stored_name is None:
             if self.count():
-                raise CatalogMismatchError(f"{self.path}: items exist but no model is recorded")
+                raise CatalogMismatchError(f"{self.location}: items exist but no model is recorded")
             self.set_meta("model", name)
             self.set_meta("dim", str(dim))
             return
@@ -633,7 +759,7 @@ class CatalogStore:
             stored_dim = dim
         if stored_name != name or stored_dim != dim:
             raise CatalogMismatchError(
-                f"{self.path} holds vectors of model {stored_name!r} ({stored_dim}-d), not "
+                f"{self.location} holds vectors of model {stored_name!r} ({stored_dim}-d), not "
                 f"{name!r} ({dim}-d): use that model, or a new catalog folder"
             )
 
@@ -641,48 +767,66 @@ class CatalogStore:
     def model_name(self) -> str | None:
         return self.get_meta("model")
 
+    def reread_model(self) -> str | None:
+        """How many times the catalog was re-encoded with another model (None: never), read
+        again, forgetting what this process knew of the vectors' length: another process may
+        have re-encoded it (`lookalike.catalog.reembed`)."""
+        self._dim = None
+        self._generation = self.get_meta("model_generation")
+        return self._generation
+
     # -- writes -----------------------------------------------------------------------------
 
     def add(self, items: Sequence[NewItem], vectors: NDArray[np.float32]) -> list[int]:
         """Insert items with their vectors in one transaction; returns their rowids."""
         if len(items) != len(vectors):
             raise ValueError("one vector per item")
+        if not items:
+            return []
         now = _now()
-        rowids: list[int] = []
         with self.transaction() as conn:
-            last = int(conn.execute(_HIGH_WATER).fetchone()[0])
-            for item, vec in zip(items, vectors, strict=True):
-                f = item.fields
-                last += 1
-                conn.execute(
-                    "INSERT INTO items (rowid, id, title, category, department, kids, price,"
-                    " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
-                    " extra, predicted, image_path, image_hash, created_at, updated_at, state,"
-                    " rating, reviews, brand_key, phash, duplicate_of)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        last, item.id, f.title, f.category, f.department,
-                        None if f.kids is None else int(f.kids),
-                        f.price, f.currency, f.brand, json.dumps(f.sizes), f.colour, f.url,
-                        f.sustainability,
-                        None if f.second_hand is None else int(f.second_hand),
-                        f.source, json.dumps(f.extra),
-                        json.dumps({k: t.model_dump() for k, t in (item.predicted or {}).items()}),
-                        item.image_path, item.image_hash, now, now, f.state, f.rating, f.reviews,
-                        None if f.brand is None else normalise_brand(f.brand),
-                        None if item.phash is None else signed64(item.phash),
-                        item.duplicate_of,
-                    ),
-                )
-                conn.execute(
-                    "INSERT INTO embeddings (item_rowid, vector) VALUES (?, ?)",
-                    (last, np.asarray(vec, dtype=np.float32).tobytes()),
-                )
-                rowids.append(last)
-            if rowids:
-                conn.execute(_SET_HIGH_WATER, (str(last),))
-                self._refresh(conn, rowids)
+            self._check_generation(conn)
+            rowids = self._new_rowids(conn, len(items))
+            # executemany: one round trip per batch on PostgreSQL (pipelined), not per row
+            conn.executemany(
+                "INSERT INTO items (rowid, id, title, category, department, kids, price,"
+                " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
+                " extra, predicted, image_path, image_hash, created_at, updated_at, state, rating,"
+                " reviews, brand_key, phash, duplicate_of)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [_item_row(rowid, item, now) for rowid, item in zip(rowids, items, strict=True)],
+            )
+            conn.executemany(
+                "INSERT INTO embeddings (item_rowid, vector) VALUES (?, ?)",
+                [(rowid, np.asarray(vec, dtype=np.float32).tobytes())
+                 for rowid, vec in zip(rowids, vectors, strict=True)],
+            )
+            if not self.dialect.sequences:
+                conn.execute(_SET_HIGH_WATER, (str(rowids[-1]),))
+            self._refresh(conn, rowids)
         return rowids
+
+    def _check_generation(self, conn: Connection) -> None:
+        """CatalogMismatchError when the catalog was re-encoded with another model since this
+        store last read its model (`reread_model`): the vectors being added are the old
+        model's. Read in the writing transaction."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'model_generation'").fetchone()
+        if (None if row is None else str(row[0])) != self._generation:
+            raise CatalogMismatchError(
+                f"{self.location} was re-encoded with model {self.get_meta('model')!r} "
+                "meanwhile: these vectors are the previous model's; open the catalog again"
+            )
+
+    def _new_rowids(self, conn: Connection, n: int) -> builtins.list[int]:
+        """`n` rowids no item ever had (see `_HIGH_WATER`), inside the caller's transaction."""
+        if self.dialect.sequences:
+            rows = conn.execute(
+                "SELECT nextval(pg_get_serial_sequence('items', 'rowid')) "
+                "FROM generate_series(1, ?)", (n,),
+            ).fetchall()
+            return [int(r[0]) for r in rows]
+        last = int(conn.execute(_HIGH_WATER).fetchone()[0])
+        return list(range(last + 1, last + 1 + n))
 
     def update(self, item_id: str, change: ItemUpdate) -> Item:
         values = change.model_dump(exclude_unset=True)
@@ -730,7 +874,8 @@ class CatalogStore:
             row = conn.execute("SELECT rowid FROM items WHERE id = ?", (item_id,)).fetchone()
             if row is None:
                 raise ItemNotFoundError(item_id)
-            conn.execute(_SET_HIGH_WATER, (str(conn.execute(_HIGH_WATER).fetchone()[0]),))
+            if not self.dialect.sequences:
+                conn.execute(_SET_HIGH_WATER, (str(conn.execute(_HIGH_WATER).fetchone()[0]),))
             conn.execute("DELETE FROM embeddings WHERE item_rowid = ?", (row[0],))
             conn.execute("DELETE FROM items WHERE rowid = ?", (row[0],))
         return int(row[0])
@@ -747,7 +892,8 @@ class CatalogStore:
             if row is None:
                 raise ItemNotFoundError(item_id)
             old = int(row[0])
-            rowid = int(conn.execute(_HIGH_WATER).fetchone()[0]) + 1
+            self._check_generation(conn)  # `vector` is this store's model's
+            (rowid,) = self._new_rowids(conn, 1)
             conn.execute("DELETE FROM embeddings WHERE item_rowid = ?", (old,))
             conn.execute(
                 "UPDATE items SET rowid = ?, image_path = ?, image_hash = ?, predicted = ?, "
@@ -758,7 +904,8 @@ class CatalogStore:
             )
             conn.execute("INSERT INTO embeddings (item_rowid, vector) VALUES (?, ?)",
                          (rowid, np.asarray(vector, dtype=np.float32).reshape(-1).tobytes()))
-            conn.execute(_SET_HIGH_WATER, (str(rowid),))
+            if not self.dialect.sequences:
+                conn.execute(_SET_HIGH_WATER, (str(rowid),))
         return old, rowid
 
     # -- reads ------------------------------------------------------------------------------
@@ -783,7 +930,7 @@ class CatalogStore:
         try:
             return _row_to_item(row, self.base_currency)
         except DamagedRowError as exc:
-            raise CatalogCorruptError(str(self.path), str(exc)) from None
+            raise CatalogCorruptError(self.location, str(exc)) from None
 
     def get_many(self, rowids: Sequence[int]) -> builtins.list[Item]:
         """Items by rowid, in the order asked (missing rowids are left out)."""
@@ -798,7 +945,7 @@ class CatalogStore:
                     f"SELECT {_COLUMNS} FROM {_FROM} WHERE items.rowid IN ({marks})", chunk
                 ).fetchall()
                 found.update((item.rowid, item)
-                             for item in _readable(rows, self.path, self.base_currency))
+                             for item in _readable(rows, self.location, self.base_currency))
         return [found[r] for r in rowids if r in found]
 
     def list(
@@ -814,7 +961,7 @@ class CatalogStore:
                 "LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
-        return _readable(rows, self.path, self.base_currency)
+        return _readable(rows, self.location, self.base_currency)
 
     def sort_values(
         self, rowids: Sequence[int], sort: str
@@ -926,9 +1073,10 @@ class CatalogStore:
         merge = field == "colour"
         with self.connection() as conn:
             rows = conn.execute(
-                f"SELECT {expr} AS v, count(*) AS n FROM {source} WHERE v IS NOT NULL AND v != '' "
-                "GROUP BY v ORDER BY n DESC, v LIMIT ?",
-                (*params, -1 if limit is None or merge else limit),
+                f"SELECT v, count(*) AS n FROM (SELECT {expr} AS v FROM {source}) AS t "
+                "WHERE v IS NOT NULL AND v != '' GROUP BY v ORDER BY n DESC, v"
+                + ("" if limit is None or merge else " LIMIT ?"),
+                (*params, *(() if limit is None or merge else (limit,))),
             ).fetchall()
         if not merge:
             return [(str(v), int(n)) for v, n in rows]
@@ -1053,7 +1201,7 @@ class CatalogStore:
             rows = conn.execute(
                 "SELECT item_rowid, vector FROM embeddings ORDER BY item_rowid"
             ).fetchall()
-        return _as_arrays(rows, dim, self.path)
+        return _as_arrays(rows, dim, self.location)
 
     def vectors_version(self) -> int:
         """Changes to the stored vectors so far, by any connection or process."""
@@ -1074,7 +1222,7 @@ class CatalogStore:
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """(rowids found, their vectors) for some rowids; ones deleted meanwhile are left out."""
         dim = self.dim or 0
-        rows: list[tuple[int, bytes]] = []
+        rows: list[Any] = []
         with self.connection() as conn:
             for start in range(0, len(rowids), 500):
                 chunk = [int(r) for r in rowids[start:start + 500]]
@@ -1082,17 +1230,14 @@ class CatalogStore:
                     f"SELECT item_rowid, vector FROM embeddings WHERE item_rowid IN "
                     f"({','.join('?' * len(chunk))}) ORDER BY item_rowid", chunk
                 ).fetchall()
-        return _as_arrays(rows, dim, self.path)
+        return _as_arrays(rows, dim, self.location)
 
     # -- the change log a vector store follows (lookalike.index.vector_store.VectorSource) --
 
     def change_seq(self) -> int:
         """The newest change's number (0 when none): one row read."""
         with self.connection() as conn:
-            row = conn.execute(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'vector_changes'"
-            ).fetchone()
-        return 0 if row is None else int(row[0])
+            return self.dialect.last_number(conn, "vector_changes")
 
     def changes(
         self, since: int
@@ -1144,7 +1289,7 @@ class CatalogStore:
                 ).fetchall()
             if not rows:
                 return
-            ids, vectors = _as_arrays([(r[0], r[1]) for r in rows], dim, self.path)
+            ids, vectors = _as_arrays([(r[0], r[1]) for r in rows], dim, self.location)
             fields = {int(r[0]): _scalars(tuple(r)[2:]) for r in rows}
             if len(ids):  # (damaged vectors are left out, with a warning)
                 yield ids, vectors, [fields[int(i)] for i in ids]
@@ -1160,7 +1305,7 @@ class CatalogStore:
         problem = vector_problem(row[0], self.dim or 0)
         if problem:
             raise CatalogCorruptError(
-                str(self.path), f"the embedding of item rowid {rowid} is damaged: {problem}"
+                self.location, f"the embedding of item rowid {rowid} is damaged: {problem}"
             )
         return np.frombuffer(row[0], dtype=np.float32).copy()
 

@@ -4,6 +4,7 @@ from lookalike.cli import (
     catalog,  # noqa: F401  (registers commands)
     evaluate,  # noqa: F401
     maintenance,  # noqa: F401
+    reembed,  # noqa: F401
     serve,  # noqa: F401
     shop,  # noqa: F401
     taste,  # noqa: F401

@@ -18,9 +18,9 @@ _GRID = 4
 
 
 class FakeEncoder(Encoder):
-    def __init__(self, dim: int = FAKE_DIM, seed: int = 0) -> None:
+    def __init__(self, dim: int = FAKE_DIM, seed: int = 0, name: str = "fake") -> None:
         self.card = ModelCard(
-            name="fake",
+            name=name,
             dim=dim,
             preprocess=Preprocess(image_size=32, resize_size=32, mean=(0, 0, 0), std=(1, 1, 1)),
             description="Deterministic colour-layout projection, for tests only.",
@@ -43,3 +43,9 @@ class FakeEncoder(Encoder):
 @register("fake")
 def _make_fake(settings: Settings) -> Encoder:
     return FakeEncoder()
+
+
+@register("fake-32")
+def _make_fake_32(settings: Settings) -> Encoder:
+    """Another fake model (32-d, another projection): for tests that switch models."""
+    return FakeEncoder(dim=32, seed=1, name="fake-32")

@@ -466,6 +466,8 @@ class Feed:
         version = (len(ids), int(ids[-1]) if len(ids) else 0, len(rowids))
         with self._lock:
             cached = self._spreads.get(key)
+        if cached is not None and cached[2].centres.shape[1] != self.catalog.index.dim:
+            cached = None  # built before a re-encoding with another model: never served
         if cached is not None:
             if cached[0] != version and time.monotonic() - cached[1] >= SPREAD_REUSE_SECONDS:
                 self._rebuild_later(key, filters)
@@ -587,6 +589,8 @@ class Feed:
         swiped = hash((tuple(taste.liked_rowids), tuple(taste.disliked_rowids)))
         with self._lock:
             cached = self._classifiers.get(taste.user_id)
+        if cached is not None and cached[1].n_features_in_ != taste.liked.shape[1]:
+            cached = None  # fitted before a re-encoding with another model
         if cached is not None and cached[0] == swiped:
             clf = cached[1]
         else:

@@ -1,4 +1,6 @@
-"""Users, sessions, swipes and preference vectors, in the catalog's own SQLite file.
+"""Users, sessions, swipes and preference vectors, in the catalog's own database (its SQLite
+file, or its PostgreSQL schema). Swipes and shown items are kept by item id, never by rowid or
+vector: re-encoding the catalog with another model (`lookalike.catalog.reembed`) keeps them all.
 
 A visitor becomes a guest with an opaque random session token when it first writes something
 (a swipe); only the token's SHA-256 is stored (a 256-bit random token needs no slow hash: it
@@ -26,13 +28,14 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from numpy.typing import NDArray
 
+from lookalike.catalog.database import Connection
 from lookalike.catalog.store import CatalogStore
 from lookalike.errors import LookalikeError
 
@@ -135,7 +138,7 @@ class User:
     created_at: datetime
 
 
-#: The caller without a session: no row, nothing stored for it, id 0 (SQLite never gives a
+#: The caller without a session: no row, nothing stored for it, id 0 (no database gives a
 #: row id 0), so every read of its swipes, likes or feed history is empty.
 ANONYMOUS = User(id=0, username=None, is_guest=True, created_at=datetime(1970, 1, 1, tzinfo=UTC))
 
@@ -203,7 +206,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _row_to_user(row: sqlite3.Row) -> User:
+def _row_to_user(row: Any) -> User:
     return User(
         id=int(row["id"]),
         username=row["username"],
@@ -247,8 +250,7 @@ class Users:
         with store.connection() as conn:
             conn.executescript(SCHEMA)
             for table, column in _SEEN_COLUMNS:
-                names = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-                if column not in names:
+                if column not in store.dialect.columns(conn, table):
                     with contextlib.suppress(sqlite3.OperationalError):  # another process won
                         conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
                 conn.execute(f"UPDATE {table} SET {column} = created_at WHERE {column} IS NULL")
@@ -260,7 +262,7 @@ class Users:
 
     # -- sessions and accounts ---------------------------------------------------------------
 
-    def _new_session(self, conn: sqlite3.Connection, user_id: int) -> str:
+    def _new_session(self, conn: Connection, user_id: int) -> str:
         """A new session for the user; beyond `sessions_per_user` the least recently used of
         its sessions end."""
         token = secrets.token_urlsafe(32)
@@ -278,7 +280,7 @@ class Users:
         )
         return token
 
-    def _get(self, conn: sqlite3.Connection, user_id: int) -> User:
+    def _get(self, conn: Connection, user_id: int) -> User:
         row = conn.execute(
             "SELECT id, username, is_guest, created_at FROM users WHERE id = ?", (user_id,)
         ).fetchone()
@@ -288,12 +290,11 @@ class Users:
         """A new guest user and its session token (shown once; only its hash is stored)."""
         now = self.clock()
         with self.store.transaction() as conn:
-            cur = conn.execute(
+            user_id = int(conn.execute(
                 "INSERT INTO users(username, password_hash, is_guest, created_at, last_seen)"
-                " VALUES (NULL, NULL, 1, ?, ?)",
+                " VALUES (NULL, NULL, 1, ?, ?) RETURNING id",
                 (now.isoformat(), _stamp(now)),
-            )
-            user_id = int(cur.lastrowid or 0)
+            ).fetchone()[0])
             token = self._new_session(conn, user_id)
             return self._get(conn, user_id), token
 
@@ -367,12 +368,11 @@ class Users:
                 user_id = guest.id
             else:
                 now = self.clock()
-                cur = conn.execute(
+                user_id = int(conn.execute(
                     "INSERT INTO users(username, password_hash, is_guest, created_at, last_seen)"
-                    " VALUES (?, ?, 0, ?, ?)",
+                    " VALUES (?, ?, 0, ?, ?) RETURNING id",
                     (name, pw_hash, now.isoformat(), _stamp(now)),
-                )
-                user_id = int(cur.lastrowid or 0)
+                ).fetchone()[0])
             token = self._new_session(conn, user_id)
             return self._get(conn, user_id), token
 
