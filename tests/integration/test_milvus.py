@@ -347,3 +347,29 @@ def test_the_cli_ingests_and_searches_through_milvus_by_environment(
         with Catalog.open(Settings(catalog_dir=Path(cat), vector_store=milvus_server.uri,
                                    auto_tag=False)) as catalog:
             catalog.index.drop()  # type: ignore[attr-defined]
+
+
+def test_a_catalog_re_encoded_with_a_model_of_another_width_fills_its_collection_again(
+    tmp_path: Path, milvus_server: MilvusServer, catalogs: list[Catalog]
+) -> None:
+    """`lookalike reembed` to another width: the collection (recorded with the model
+    generation it was filled at) is dropped and filled again with the new vectors, in the
+    process that re-encoded and in a serving process that follows at its next refresh."""
+    from catalog_factory import make_dataset
+    from lookalike.catalog.reembed import reembed
+
+    images, meta, _ = make_dataset(tmp_path / "data")
+    settings = Settings(catalog_dir=tmp_path / "cat", model="fake", auto_tag=False,
+                        vector_store=milvus_server.uri)
+    cat = Catalog.open(settings)
+    catalogs.append(cat)
+    cat.ingest(images, meta)
+    follower = Catalog.open(settings, create=False)
+    catalogs.append(follower)
+    assert follower.index.dim == 64
+    report = reembed(cat, "fake-32")
+    assert report.switched and cat.index.dim == 32 and len(cat.index) == len(cat) == 40
+    assert follower.refresh() and follower.index.dim == 32
+    for c in (cat, follower):
+        hit = c.search_vector(cat.vector_of("item-0007"), k=1)
+        assert hit[0].item.id == "item-0007" and abs(hit[0].score - 1.0) < 1e-4

@@ -1256,6 +1256,10 @@ class CatalogStore:
         with self.connection() as conn:
             conn.execute("DELETE FROM vector_changes WHERE seq <= ?", (through,))
 
+    def model_generation(self) -> str | None:
+        """How many times the catalog was re-encoded with another model (None: never)."""
+        return self.get_meta("model_generation")
+
     def vector_count(self) -> int:
         with self.connection() as conn:
             row = conn.execute("SELECT count(*) FROM embeddings").fetchone()

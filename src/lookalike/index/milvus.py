@@ -483,6 +483,9 @@ class MilvusStore:
             )
         vector = next((f for f in collection.schema.fields if f.name == "vector"), None)
         dim = None if vector is None else int(vector.params.get("dim", 0))
+        if dim != self._dim and about.get("generation") != self.source.model_generation():
+            # the same catalog re-encoded with a model of another width (`lookalike reembed`)
+            return f"it holds {dim}-d vectors of the model the catalog had before re-encoding"
         if dim != self._dim:
             raise VectorStoreError(
                 f"{where} holds {dim}-d vectors but this catalog's model gives {self._dim}-d "
@@ -504,7 +507,7 @@ class MilvusStore:
         from pymilvus import Collection
 
         about = json.dumps({"lookalike": FORMAT, "folder": str(self.folder.resolve()),
-                            "dim": self._dim})
+                            "dim": self._dim, "generation": self.source.model_generation()})
         self._collection = Collection(
             self.name, collection_schema(self._dim, about), using=self._alias,
             shards_num=self.url.shards, consistency_level="Bounded",

@@ -179,6 +179,10 @@ class VectorSource(Protocol):
         """How many items have a vector."""
         ...
 
+    def model_generation(self) -> str | None:
+        """How many times the catalog was re-encoded with another model (None: never)."""
+        ...
+
     def vectors_of(self, rowids: Ids) -> tuple[Ids, Matrix]:
         """(ids found, their vectors), ascending; ids without a vector are left out."""
         ...
