@@ -1,12 +1,15 @@
-"""Backup and restore times, and what carrying the ANN index in a backup saves at restore.
+"""Backup and restore times, and what carrying the vector files in a backup saves at restore.
 
 Builds a catalog of N random unit vectors (the default model's 2,624 dims unless --dim) straight
-in SQLite, searched through an ANN (exact_max_items below N), then measures in one run:
+in SQLite, its vector files in inverted lists (exact_max_items below N), then measures in one
+run:
 
-- `backup`: SQLite's online backup + the index of that snapshot (+ integrity check, checksums);
-- `restore`: checked copy of the backup into a fresh folder;
-- opening the restored catalog until it can search, with the backup's index (verified against
-  SQLite, used as it is) and without it (the ANN rebuilt from SQLite), side by side.
+- `backup`: SQLite's online backup + the vector files of that snapshot (+ integrity check,
+  checksums);
+- `restore`: checked copy of the backup into a fresh folder (its vector files' checksums
+  checked as the store opens them);
+- opening the restored catalog until it can search, with the backup's vector files (used as
+  they are) and without them (rebuilt from SQLite), side by side.
 
     .venv/bin/python bench/bench_backup.py --n 20000 --dim 2624
 """
@@ -14,6 +17,7 @@ in SQLite, searched through an ANN (exact_max_items below N), then measures in o
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +28,9 @@ from lookalike.catalog.backup import backup, restore
 from lookalike.catalog.schema import ItemFields
 from lookalike.catalog.store import CatalogStore, NewItem
 from lookalike.config import Settings
-from lookalike.index.catalog_index import INDEX_FILE, INDEX_META, CatalogIndex
+from lookalike.index.embedded import FOLDER as VECTORS
+from lookalike.index.segments import folder_bytes
+from lookalike.index.vector_store import open_vector_store
 
 
 def build(folder: Path, n: int, dim: int, settings: Settings) -> None:
@@ -38,16 +44,16 @@ def build(folder: Path, n: int, dim: int, settings: Settings) -> None:
         items = [NewItem(f"b-{i}", ItemFields(title=f"item {i}"), f"/nowhere/{i}.jpg", f"{i:064x}")
                  for i in range(start, start + count)]
         store.add(items, vectors)
-    CatalogIndex(folder, dim, settings).load(*store.vectors())
+    open_vector_store(settings, folder, dim, store).close()
     store.close()
 
 
 def open_until_searchable(folder: Path, settings: Settings) -> float:
     started = time.perf_counter()
     store = CatalogStore(folder / "catalog.sqlite")
-    index = CatalogIndex(folder, store.dim or 0, settings)
-    index.load(*store.vectors())
-    index.search(index.exact.matrix[:1], 10)
+    index = open_vector_store(settings, folder, store.dim or 0, store)
+    index.search(index.vectors(index.ids()[:1]), 10)
+    index.close()
     store.close()
     return time.perf_counter() - started
 
@@ -64,7 +70,7 @@ def main() -> None:
         build(root / "shop", args.n, args.dim, settings)
         print(f"catalog: {args.n} x {args.dim}-d, built in {time.perf_counter() - started:.1f} s;"
               f" catalog.sqlite {(root / 'shop' / 'catalog.sqlite').stat().st_size / 1e6:.0f} MB,"
-              f" {INDEX_FILE} {(root / 'shop' / INDEX_FILE).stat().st_size / 1e6:.0f} MB")
+              f" vector files {folder_bytes(root / 'shop' / VECTORS) / 1e6:.0f} MB")
         made = backup(settings, root / "backup")
         print(f"backup:  {made.seconds:7.2f} s  ({made.bytes / 1e6:.0f} MB, index: {made.index})")
         with_index = settings.model_copy(update={"catalog_dir": root / "a"})
@@ -72,12 +78,11 @@ def main() -> None:
         a = restore(root / "backup", with_index)
         restore(root / "backup", without)
         print(f"restore: {a.copy_seconds:7.2f} s  (checked copy)")
-        (root / "b" / INDEX_FILE).unlink()
-        (root / "b" / INDEX_META).unlink()
+        shutil.rmtree(root / "b" / VECTORS)
         reuse = open_until_searchable(root / "a", with_index)
         rebuild = open_until_searchable(root / "b", without)
-        print(f"open until searchable, index from the backup: {reuse:7.2f} s")
-        print(f"open until searchable, index rebuilt:         {rebuild:7.2f} s  "
+        print(f"open until searchable, files from the backup: {reuse:7.2f} s")
+        print(f"open until searchable, files rebuilt:         {rebuild:7.2f} s  "
               f"({rebuild / reuse:.1f}x)")
 
 

@@ -58,8 +58,7 @@ def build(folder: Path, n: int, sold: int, seed: int = 0) -> Catalog:
                             rating=float(rng.uniform(1, 5)) if number % 2 else None)
             items.append(NewItem(f"item-{number}", fields, f"{number}.jpg", f"hash-{number}",
                                  {"palette": Tag(value=palette, confidence=1.0)}))
-        rowids = cat.store.add(items, vectors)
-        cat.index.add(np.asarray(rowids, dtype=np.int64), vectors)
+        cat.add_items(items, vectors)
     cat.store.set_brand_ratings([BrandRating(brand=f"Brand {b}", overall=b % 6, source="bench")
                                  for b in range(0, 40, 2)])
     today = time.strftime("%Y-%m-%d")
@@ -81,8 +80,8 @@ def main() -> None:
         print(f"{args.items:,} items ({args.sold} sold, vectors {cat.index.dim}-d) built in "
               f"{time.perf_counter() - started:.1f} s")
         rng = np.random.default_rng(1)
-        queries = [cat.index.exact.matrix[int(i)] for i in rng.integers(args.sold, args.items,
-                                                                          args.rounds)]
+        ids = cat.index.ids()
+        queries = list(cat.index.vectors(ids[rng.integers(args.sold, args.items, args.rounds)]))
 
         def run(**kw: object) -> Callable[[np.ndarray], object]:
             def one(q: np.ndarray) -> object:

@@ -154,21 +154,32 @@ class Settings(BaseSettings):
     )
 
     # search
+    vector_store: str = Field(
+        "embedded",
+        description="Where vectors are stored and searched: 'embedded' (memory-mapped files "
+        "in the catalog folder, shared by every process) or "
+        "'milvus://[USER:PASSWORD@]HOST:PORT[/DATABASE][?prefix=P&index=hnsw|flat&ef=256"
+        "&shards=1&timeout=10]' (a Milvus 2.3+ server, one collection per catalog; needs the "
+        "milvus extra). See docs/scaling.md.",
+    )
     exact_max_items: int = Field(
-        50_000, ge=0, description="Catalogs up to this size are searched exactly (no ANN)."
+        50_000, ge=0,
+        description="Catalogs up to this size are searched exactly (every item scored); "
+        "larger ones through inverted lists (IVF) over their int8 rows.",
     )
     filter_exact_max: int = Field(
-        20_000, ge=0, description="Filters keeping at most this many items use exact search."
+        20_000, ge=0,
+        description="Filters keeping at most this many items search exactly over just those.",
     )
-    hnsw_m: int = Field(
-        32, ge=4, description="HNSW graph: links per node (more = better recall, more memory)."
+    ivf_lists: int = Field(
+        0, ge=0, le=1_000_000,
+        description="Inverted lists of a large catalog; 0 = about 2·sqrt(items).",
     )
-    hnsw_ef_construction: int = Field(
-        200, ge=8, description="HNSW graph: candidates considered when inserting an item."
-    )
-    hnsw_ef_search: int = Field(
-        128, ge=8, description="HNSW graph: candidates considered per search (more = better "
-        "recall, slower); widened automatically for filtered searches."
+    ivf_probe: int = Field(
+        16, ge=1, le=100_000,
+        description="Lists a search reads (the nearest to the query): more is slower and "
+        "misses fewer neighbours. A filter keeping a share s of the catalog reads the nearest "
+        "lists holding kept items until it has 1/sqrt(s) times as many kept items to score.",
     )
 
     # taste: swipes, recommendation, attributes (issue 5)
@@ -299,7 +310,8 @@ class Settings(BaseSettings):
     search_processes: int | None = Field(
         None, ge=0, le=64,
         description="Processes the server searches photos in, each with its own copy of the "
-        "model and index (see lookalike.api.cpu); 0 = threads of the server process. None: "
+        "model (the vector files are shared, see lookalike.api.cpu); 0 = threads of the "
+        "server process. None: "
         "one per core under `lookalike serve` (on 2+ cores), threads in an embedded app.",
     )
     search_concurrency: int = Field(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -162,6 +163,28 @@ class PostgresServer:
         self.stop()
 
 
+class _PortTakenError(ServerError):
+    """Milvus stopped at start because a port picked for it was taken meanwhile."""
+
+
+def _etcd_config(folder: Path) -> Path:
+    """The embedded etcd's configuration: free client and peer ports, chosen at the folder's
+    first start and kept for later ones (etcd remembers its peer address in its data)."""
+    path = folder / "etcd.yaml"
+    if not path.is_file():
+        client = free_port()
+        peer = free_port()
+        while peer == client:
+            peer = free_port()
+        c, p = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
+        path.write_text(
+            f"name: default\nlisten-client-urls: {c}\nadvertise-client-urls: {c}\n"
+            f"listen-peer-urls: {p}\ninitial-advertise-peer-urls: {p}\n"
+            f"initial-cluster: default={p}\n"
+        )
+    return path
+
+
 class MilvusServer:
     """Milvus 2.3.5 standalone (PyPI's `milvus` package ships the binary) in `folder`."""
 
@@ -176,7 +199,24 @@ class MilvusServer:
     def uri(self) -> str:
         return f"milvus://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The server process (`milvus run standalone`) while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
     def start(self) -> MilvusServer:
+        """Start the server and wait until it answers. The packaged server picks free ports,
+        then lets them go for the binary to take: another process may take one meanwhile
+        ("address already in use"); then it is started again on other ports (3 attempts)."""
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except _PortTakenError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> MilvusServer:
         try:
             from milvus import MilvusServer as _Packaged
         except ImportError:
@@ -186,6 +226,21 @@ class MilvusServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         server = _Packaged(wait_for_started=False)
         server.set_base_dir(str(self.folder))
+        # rows not yet indexed (recent writes) are scored exactly, not through a coarse IVF
+        # index that loses a third of the neighbours under selective filters
+        server.config.set("queryNode.segcore.interimIndex.enableIndex", "false")
+        # a throw-away server: stopping gives up after 5 s instead of 30 minutes (tests and
+        # benchmarks stop it; the data folder stays consistent), and a restarted server takes
+        # over its predecessor's segments once that one's session lapses: 10 s, not 30
+        server.config.set("common.gracefulStopTimeout", "5")
+        server.config.set("common.session.ttl", "10")
+        # the embedded etcd on ports of its own (etcd's defaults would collide with any other
+        # Milvus on this machine)
+        etcd = _etcd_config(self.folder)
+        server.config.template_text = re.sub(
+            r"(?m)^etcd:\n", f"etcd:\n  config:\n    path: {etcd}\n", server.config.template_text,
+            count=1,
+        )
         server.start()  # resolves free ports, writes the config, starts `milvus run standalone`
         self._proc = server.server_proc
         self.port = int(server.listen_port)
@@ -195,8 +250,13 @@ class MilvusServer:
         url = f"http://127.0.0.1:{self.health_port}/healthz"
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
-                log = self.folder / "logs" / "milvus-stderr.log"
-                raise ServerError(f"Milvus exited with {self._proc.returncode}\n{_tail(log)}")
+                log, text = self.folder / "logs" / "milvus-stderr.log", ""
+                with contextlib.suppress(OSError):
+                    text = log.read_text(errors="replace")[:1_000_000]
+                failed = _PortTakenError if "address already in use" in text else ServerError
+                cause = next((ln for ln in text.splitlines() if ln.startswith("panic:")), "")
+                raise failed(
+                    f"Milvus exited with {self._proc.returncode}: {cause}\n{_tail(log)}")
             with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
                 if answer.status == 200:
                     return self

@@ -18,7 +18,7 @@ from catalog_factory import make_dataset
 from lookalike import Catalog, Settings
 from lookalike.catalog.backup import MANIFEST, BackupError, backup, restore
 from lookalike.catalog.maintenance import check
-from lookalike.index.catalog_index import INDEX_FILE
+from lookalike.index.embedded import FOLDER as VECTORS
 from lookalike.users import Users
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def source(tmp_path: Path) -> Path:
     images, meta, _ = make_dataset(tmp_path, N)
     with Catalog.open(settings(tmp_path / "shop")) as cat:
         cat.ingest(images, meta)
-        assert cat.index.ann is not None
+        assert cat.index.describe()["method"] == "ivf"
         users = Users(cat.store)
         shopper, _ = users.create_guest()
         users.record_swipe(shopper, "item-0001", True)
@@ -147,7 +147,7 @@ def test_backup_while_another_process_writes_restores_one_consistent_moment(
     assert writer.returncode == 0, err
     assert next_step, "the writer kept writing after the backup ran"
     log = [line for line in [*before, next_step.strip(), *out.split("\n")] if line]
-    assert made.index and (tmp_path / "backup" / INDEX_FILE).is_file()
+    assert made.index and (tmp_path / "backup" / VECTORS / "manifest.json").is_file()
 
     report = restore(tmp_path / "backup", settings(tmp_path / "restored"))
     restored = tmp_path / "restored"
@@ -158,7 +158,7 @@ def test_backup_while_another_process_writes_restores_one_consistent_moment(
     assert len(before) <= moment, (len(before), moment, "taken after the steps done before")
     assert (report.items, report.users, report.swipes) == (len(got[0]), len(got[1]),
                                                            len(got[2]))
-    assert report.index_reused, "the backup's index matched its snapshot: no rebuild"
+    assert report.index_reused, "the backup's vector files matched its snapshot: no rebuild"
     assert check(settings(restored)).ok, check(settings(restored)).problems
 
     # the same items with the same vectors as the source, and the same look-alikes
@@ -167,10 +167,10 @@ def test_backup_while_another_process_writes_restores_one_consistent_moment(
         if item_id in source_vectors:
             assert source_vectors[item_id] == vector
     with Catalog.open(settings(restored)) as cat:
-        assert cat.index.ann is not None
+        assert cat.index.describe()["method"] == "ivf"
         for item_id in sorted(restored_vectors)[::5]:
             found = [r.item.id for r in cat.similar(item_id, 5)]
-            assert cat.last_plan is not None and cat.last_plan.method == "hnsw"
+            assert cat.last_plan is not None and cat.last_plan.method == "ivf"
             exact = exact_scores(restored_vectors, item_id)
             best = sorted(exact.values(), reverse=True)[:5]
             # the exact top 5 (ids may swap only where two scores tie to float rounding)

@@ -1,6 +1,6 @@
 """Every kind of damage a catalog folder can take: what opening it does (a clear error, or the
 damaged rows left out), what `check` reports, and what `repair` leaves. Real SQLite files,
-real FAISS index files, the fake encoder."""
+the embedded vector store's real files, the fake encoder."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from lookalike.catalog import Filters
 from lookalike.catalog.maintenance import check, repair
 from lookalike.catalog.schema import ItemUpdate
 from lookalike.errors import CatalogCorruptError
-from lookalike.index.catalog_index import INDEX_FILE, INDEX_META
+from lookalike.index.embedded import FOLDER as VECTORS
 
 N = 40
 
@@ -34,12 +34,12 @@ def settings(folder: Path, **kw: object) -> Settings:
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A catalog of N items with an ANN index (exact_max_items=10), built once."""
+    """A catalog of N items in inverted lists (exact_max_items=10), built once."""
     root = tmp_path_factory.mktemp("pristine")
     images, meta, _ = make_dataset(root, N)
     with Catalog.open(settings(root / "cat", exact_max_items=10)) as cat:
         cat.ingest(images, meta)
-        assert cat.index.ann is not None
+        assert cat.index.describe()["method"] == "ivf"
     return root
 
 
@@ -90,50 +90,78 @@ def test_a_healthy_catalog_checks_clean(folder: Path) -> None:
     assert report.ok and report.problems == [] and report.items == report.vectors == N
 
 
-# -- the ANN index file ------------------------------------------------------------------------
+# -- the vector files --------------------------------------------------------------------------
 
 
-def test_flipped_bytes_in_the_ann_file_are_rebuilt(
+def vector_file(folder: Path) -> Path:
+    """The float32 vectors of the current base segment."""
+    generation = json.loads((folder / VECTORS / "manifest.json").read_text())["generation"]
+    return folder / VECTORS / f"g{generation}.base.vectors"
+
+
+def test_flipped_bytes_in_a_vector_file_are_rebuilt(
     folder: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     expected = top_ids(folder)
-    data = bytearray((folder / INDEX_FILE).read_bytes())
+    path = vector_file(folder)
+    data = bytearray(path.read_bytes())
     for at in (100, len(data) // 2, len(data) - 50):
         data[at] ^= 0xFF
-    (folder / INDEX_FILE).write_bytes(bytes(data))
+    path.write_bytes(bytes(data))
     assert kinds(folder) == {"index"}
     with caplog.at_level(logging.WARNING):
         assert top_ids(folder) == expected
-    assert "does not match the checksum" in caplog.text
-    assert check(s(folder)).ok, "the rebuilt index was saved with its checksum"
+    assert "checksum does not match" in caplog.text
+    assert check(s(folder)).ok, "the rebuilt files were written with their checksums"
 
 
-def test_a_changed_vector_payload_in_the_ann_file_is_found(folder: Path) -> None:
+def test_a_changed_vector_in_a_vector_file_is_found_and_repaired(folder: Path) -> None:
     vectors = snapshot(folder)
-    data = (folder / INDEX_FILE).read_bytes()
+    path = vector_file(folder)
+    data = path.read_bytes()
     first, second = next(iter(vectors.values())), list(vectors.values())[7]
     at = data.find(first)
     assert at >= 0
-    (folder / INDEX_FILE).write_bytes(data[:at] + second + data[at + len(second):])
+    path.write_bytes(data[:at] + second + data[at + len(second):])
     problems = check(s(folder)).of("index")
-    assert len(problems) == 1 and "does not match the checksum" in problems[0].message
+    assert len(problems) == 1 and "checksum does not match" in problems[0].message
     report = repair(s(folder))
+    assert report.index_rebuilt
     assert report.remaining is not None and report.remaining.ok
 
 
-def test_an_index_out_of_step_with_sqlite_is_found_and_rebuilt(folder: Path) -> None:
-    """Same rowids, other vectors (another process re-embedded, or reused a rowid, and was
-    killed before saving the index): the file's checksum holds, its fingerprint does not."""
+def test_a_vector_change_sqlite_did_not_log_is_found_by_check_and_repaired(
+    folder: Path,
+) -> None:
+    """Same rowids, other vectors, and no trace in SQLite's change log (an edit made with the
+    triggers off): every checksum holds, the stored vector differs from SQLite's."""
     ids = list(snapshot(folder))
     other = snapshot(folder)[ids[20]]
-    sql(folder, "UPDATE embeddings SET vector = ? WHERE item_rowid = "
-                "(SELECT rowid FROM items WHERE id = ?)", other, ids[3])
+    with db(folder) as conn:
+        seq = conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'vector_changes'").fetchone()[0]
+        conn.execute("UPDATE embeddings SET vector = ? WHERE item_rowid = "
+                     "(SELECT rowid FROM items WHERE id = ?)", (other, ids[3]))
+        conn.execute("DELETE FROM vector_changes WHERE seq > ?", (seq,))
+        conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'vector_changes'", (seq,))
     problems = check(s(folder)).of("index")
     assert len(problems) == 1 and "built from other vectors" in problems[0].message
+    assert repair(s(folder)).index_rebuilt
     with Catalog.open(s(folder)) as cat:
         hits = cat.search_vector(np.frombuffer(other, dtype=np.float32), k=2)
         assert {h.item.id for h in hits} == {ids[3], ids[20]}
     assert check(s(folder)).ok
+
+
+def test_a_logged_vector_change_is_applied_at_the_open_not_a_problem(folder: Path) -> None:
+    ids = list(snapshot(folder))
+    other = snapshot(folder)[ids[20]]
+    sql(folder, "UPDATE embeddings SET vector = ? WHERE item_rowid = "
+                "(SELECT rowid FROM items WHERE id = ?)", other, ids[3])
+    assert check(s(folder)).ok
+    with Catalog.open(s(folder)) as cat:
+        hits = cat.search_vector(np.frombuffer(other, dtype=np.float32), k=2)
+        assert {h.item.id for h in hits} == {ids[3], ids[20]}
 
 
 # -- the database file -------------------------------------------------------------------------
@@ -285,7 +313,7 @@ def test_a_short_embedding_blob_costs_one_item_not_the_catalog(
             cat.similar("item-0005")
     assert "damaged embedding" in caplog.text
     problems = check(s(folder)).by_kind()
-    assert set(problems) == {"embedding"}, "the open took it out of the saved index"
+    assert set(problems) == {"embedding"}, "the open took it out of the vector files"
     assert problems["embedding"][0].item_id == "item-0005"
     assert "10 bytes" in problems["embedding"][0].message
 
@@ -363,7 +391,7 @@ def test_missing_images_are_reported_and_left_searchable(folder: Path) -> None:
 
 
 def test_leftovers_of_killed_saves_are_notes_and_repair_removes_them(folder: Path) -> None:
-    (folder / f"{INDEX_FILE}.4242.tmp").write_bytes(b"half a file")
+    (folder / VECTORS / "manifest.json.4242.tmp").write_bytes(b"half a file")
     (folder / "uploads").mkdir()
     (folder / "uploads" / "0123abcd.jpg").write_bytes(b"an upload whose item was never stored")
     report = check(s(folder))
@@ -388,5 +416,5 @@ def test_the_api_answers_503_for_a_damaged_item_not_a_traceback(folder: Path) ->
         assert response.status_code == 503
         assert "damaged" in response.json()["detail"] and str(folder) not in response.text
         assert client.get("/items/item-0010/similar").status_code == 200
-    index_meta = json.loads((folder / INDEX_META).read_text())
-    assert index_meta["count"] == N - 1
+    with Catalog.open(s(folder)) as cat:
+        assert len(cat.index) == N - 1, "the damaged row left the vector store"

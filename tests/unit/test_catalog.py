@@ -195,17 +195,18 @@ def test_a_served_catalog_sees_items_another_process_adds_and_deletes(tmp_path: 
         assert "item-0000" not in {h.item.id for h in hits} and len(hits) == 12
         assert len(cat) == 12 and not cat.refresh()  # in step now: nothing more to do
         with open_catalog(folder) as fresh:  # the same index as a process that starts now
-            np.testing.assert_array_equal(fresh.index.exact.ids, cat.index.exact.ids)
-            np.testing.assert_array_equal(fresh.index.exact.matrix, cat.index.exact.matrix)
+            np.testing.assert_array_equal(fresh.index.ids(), cat.index.ids())
+            np.testing.assert_array_equal(fresh.index.vectors(fresh.index.ids()),
+                                          cat.index.vectors(cat.index.ids()))
 
 
 def test_reopen_restores_vectors_exactly(tmp_path: Path) -> None:
     images, meta, _ = make_dataset(tmp_path, 10)
     with open_catalog(tmp_path / "cat") as cat:
         cat.ingest(images, meta)
-        before = cat.index.exact.matrix.copy()
+        before = cat.index.vectors(cat.index.ids()).copy()
     with open_catalog(tmp_path / "cat") as cat:
-        np.testing.assert_array_equal(cat.index.exact.matrix, before)
+        np.testing.assert_array_equal(cat.index.vectors(cat.index.ids()), before)
 
 
 def test_every_bad_image_kind_is_rejected_and_good_ones_of_every_mode_are_added(

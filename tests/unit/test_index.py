@@ -1,15 +1,11 @@
-"""Indexes against a plain reference loop (exact) and against exact search (HNSW recall)."""
+"""Exact search and its scans against a plain reference loop."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lookalike.config import Settings
-from lookalike.index import CatalogIndex, ExactIndex, HnswIndex, Scanner, top_k
-from lookalike.index.catalog_index import INDEX_FILE, INDEX_META
+from lookalike.index import ExactIndex, Scanner, top_k
 
 
 def unit_rows(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -175,97 +171,3 @@ def test_exact_remove_and_readd() -> None:
     index.add(np.array([2]), vecs[1:2])
     assert index.ids.tolist() == [1, 2, 3]
     np.testing.assert_allclose(index.get(np.array([2]))[0], vecs[1])
-
-
-def test_hnsw_recall_vs_exact_filtered_and_not() -> None:
-    n, dim = 3000, 32
-    ids = np.arange(n, dtype=np.int64) * 3 + 7
-    vecs = unit_rows(n, dim)
-    exact, ann = ExactIndex(dim), HnswIndex(dim, m=16, ef_construction=100, ef_search=64)
-    exact.add(ids, vecs)
-    ann.add(ids, vecs)
-    queries = unit_rows(50, dim, seed=9)
-    rng = np.random.default_rng(3)
-    allowed = rng.choice(ids, size=300, replace=False)  # a 10% filter
-    for subset in (None, allowed):
-        _, truth = exact.search(queries, 10, subset)
-        _, got = ann.search(queries, 10, subset)
-        recall = np.mean([len(set(t) & set(g)) / 10 for t, g in zip(truth, got, strict=True)])
-        assert recall >= 0.9, (subset is None, recall)
-        if subset is not None:
-            assert set(got[got >= 0].tolist()) <= set(allowed.tolist())
-
-
-def test_hnsw_removed_ids_never_returned() -> None:
-    vecs = unit_rows(200, 8)
-    ann = HnswIndex(8)
-    ann.add(np.arange(200, dtype=np.int64), vecs)
-    ann.remove(np.arange(0, 200, 2, dtype=np.int64))
-    _, got = ann.search(vecs[:20], 10)
-    assert (got[got >= 0] % 2 == 1).all()
-
-
-def _settings(tmp: Path, **kw: object) -> Settings:
-    return Settings(catalog_dir=tmp, **kw)  # type: ignore[arg-type]
-
-
-def test_catalog_index_plans_by_size_and_filter(tmp_path: Path) -> None:
-    ids, vecs = np.arange(1, 401, dtype=np.int64), unit_rows(400, 8)
-    small = CatalogIndex(tmp_path / "a", 8, _settings(tmp_path, exact_max_items=1000))
-    small.load(ids, vecs)
-    assert small.ann is None and small.plan(None).method == "exact"
-    big = CatalogIndex(tmp_path / "b", 8, _settings(tmp_path, exact_max_items=100,
-                                                     filter_exact_max=50))
-    big.load(ids, vecs)
-    assert big.ann is not None and big.plan(None).method == "hnsw"
-    assert big.plan(ids[:40]).method == "exact-subset"
-    assert big.plan(ids[:200]).method == "hnsw"
-    # a 1% filter still returns k results, exactly the exact-search ones
-    allowed = ids[::100]
-    _, got, plan = big.search(vecs[:1], 4, allowed)
-    assert plan.method == "exact-subset"
-    assert sorted(got[0].tolist()) == sorted(allowed.tolist())
-
-
-def test_ann_file_is_extended_not_rebuilt_and_rebuilt_when_corrupt(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, exact_max_items=10)
-    ids, vecs = np.arange(1, 101, dtype=np.int64), unit_rows(100, 8)
-    index = CatalogIndex(tmp_path, 8, settings)
-    index.load(ids[:90], vecs[:90])
-    assert (tmp_path / INDEX_FILE).is_file() and (tmp_path / INDEX_META).is_file()
-    ann = index.ann
-    index.add(ids[90:91], vecs[90:91])
-    assert index.ann is ann, "adding one item must extend the graph, not rebuild it"
-    assert len(HnswIndex.load(tmp_path / INDEX_FILE)) == 91
-    # an item added twice (a refresh from SQLite got there first) is in the graph once
-    index.add(ids[89:91], vecs[89:91])
-    assert len(index.ann) == 91 and len(index) == 91
-    _, twice, _ = index.search(vecs[90:91], 3)
-    assert len(set(twice[0].tolist())) == 3
-    # a process catching up with another's writes (Catalog.refresh) leaves the file alone
-    saved = (tmp_path / INDEX_FILE).read_bytes()
-    index.add(ids[91:92], vecs[91:92], save=False)
-    index.remove(ids[:1], save=False)
-    assert (tmp_path / INDEX_FILE).read_bytes() == saved and len(index) == 91
-    # reopening with more items in SQLite extends the saved file
-    reopened = CatalogIndex(tmp_path, 8, settings)
-    reopened.load(ids, vecs)
-    assert reopened.ann is not None and sorted(reopened.ann.ids().tolist()) == ids.tolist()
-    # a corrupt file is rebuilt from the vectors
-    (tmp_path / INDEX_FILE).write_bytes(b"garbage")
-    rebuilt = CatalogIndex(tmp_path, 8, settings)
-    rebuilt.load(ids, vecs)
-    assert rebuilt.ann is not None and len(rebuilt.ann) == 100
-    _, got, _ = rebuilt.search(vecs[5:6], 1)
-    assert got[0, 0] == ids[5]
-
-
-@pytest.mark.parametrize("missing", [INDEX_FILE, INDEX_META])
-def test_missing_index_files_rebuild(tmp_path: Path, missing: str) -> None:
-    settings = _settings(tmp_path, exact_max_items=10)
-    ids, vecs = np.arange(50, dtype=np.int64), unit_rows(50, 8)
-    CatalogIndex(tmp_path, 8, settings).load(ids, vecs)
-    (tmp_path / missing).unlink()
-    again = CatalogIndex(tmp_path, 8, settings)
-    again.load(ids, vecs)
-    assert again.ann is not None and len(again.ann) == 50

@@ -164,7 +164,8 @@ def test_cold_start_shows_every_category_once_first(feed: Feed, catalog: Catalog
 def test_cold_start_without_categories_is_a_visual_spread(catalog: Catalog) -> None:
     """Items without categories: the coarse modes' central items are further apart than
     random items."""
-    ids, mat = catalog.index.exact.ids, catalog.index.exact.matrix
+    ids = catalog.index.ids()
+    mat = catalog.index.vectors(ids)
     picks = _Spread(ids, mat).pick(12, set(), mat[:0])
     spread = mean_pairwise_distance(np.stack([catalog.vector_of(i.id)
                                               for i in catalog.store.get_many(picks)]))
@@ -239,7 +240,7 @@ def test_warm_builds_the_cold_start_once_and_tolerates_an_empty_catalog(
 def test_feed_learns_a_taste(feed: Feed, catalog: Catalog) -> None:
     """Shoppers who like what is near a hidden target (20% of the catalog) get more of it."""
     target = catalog.vector_of(catalog.items(limit=1, offset=123)[0].id)
-    sims = catalog.index.exact.matrix @ target
+    sims = catalog.index.vectors(catalog.index.ids()) @ target
     cut = float(np.quantile(sims, 0.8))
     shares = []
     for _ in range(4):

@@ -346,7 +346,7 @@ def test_best_matches_are_the_exact_top_of_a_brute_force_ranking(
     rowids, match, _ = _best_matches(sample, q, n, Filters(), [], colour)
     allowed = sample.allowed_rowids(Filters())
     assert allowed is not None
-    vectors = sample.index.exact.get(allowed)
+    vectors = sample.index.vectors(allowed)
     everything = (1 - weight) * (vectors @ q) + weight * colour.similarity(
         palettes_of(sample, allowed.tolist()))
     top = np.lexsort((allowed, -everything))[:n]

@@ -9,7 +9,8 @@ Two ways, chosen by `Settings.search_processes`:
 * processes (N > 0): searches run in N spawned processes, each with its own catalog handle
   (model, index, SQLite connection) kept in step with SQLite by `Catalog.refresh`; the server
   process only speaks HTTP. Work is queued, not tied to connections, so the processes share
-  the load evenly whatever the clients do. Costs one index and model copy per process.
+  the load evenly whatever the clients do. Costs one model copy per process; the catalog's
+  vector files are memory-mapped, one copy for all of them (lookalike.index.embedded).
 
 Writes (adding an uploaded item) always run in the server process, whose catalog is the one
 the app was built with; the search processes see them at their next search.

@@ -99,11 +99,9 @@ def compute_directions(catalog: Catalog) -> AttributeDirections:
     if not rows:
         return AttributeDirections({}, {}, {})
     rowids = np.asarray([r[0] for r in rows], dtype=np.int64)
-    exact = catalog.index.exact
-    pos = exact.positions(rowids)
-    present = np.isin(rowids, exact.ids)
+    present = np.isin(rowids, catalog.index.ids())
     rows = [r for r, ok in zip(rows, present, strict=True) if ok]
-    vectors = exact.matrix[pos]
+    vectors = catalog.index.vectors(rowids[present])
     if len(rows) == 0:
         return AttributeDirections({}, {}, {})
     total = vectors.sum(axis=0, dtype=np.float64)

@@ -52,7 +52,7 @@ class PaletteCache:
         key = (store.location, store.vectors_version(), store.tags_version())
         with self._lock:
             if key != self._key:
-                self._ids = catalog.index.exact.ids.copy()
+                self._ids = np.array(catalog.index.ids(), dtype=np.int64)
                 self._rows = np.zeros((len(self._ids), len(COLOUR_NAMES)), dtype=np.float32)
                 self._known = np.zeros(len(self._ids), dtype=bool)
                 self._key = key

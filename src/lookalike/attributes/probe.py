@@ -147,7 +147,7 @@ def train_probe(
         )
     index = {lbl: i for i, lbl in enumerate(classes)}
     keep = [i for i, lbl in enumerate(labels) if lbl in index]
-    x = catalog.index.exact.get(rowids[keep])
+    x = catalog.index.vectors(rowids[keep])
     y = np.asarray([index[labels[i]] for i in keep], dtype=np.int64)
     train, held = train_test_split(np.arange(len(y)), test_size=HELDOUT, random_state=seed,
                                    stratify=y)

@@ -134,7 +134,7 @@ def tag_catalog(
         missing = [t for t, value in zip(probe_taggers, row[4:], strict=True)
                    if value is None or str(value).strip() == ""]
         if missing:
-            vec = catalog.index.exact.get(np.asarray([rowid], dtype=np.int64))
+            vec = catalog.index.vectors(np.asarray([rowid], dtype=np.int64))
             if len(vec):
                 for pt in missing:
                     tags.update(pt(vec)[0])

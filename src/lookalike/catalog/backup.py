@@ -9,10 +9,11 @@ A backup is a folder:
   sessions, swipes, preferences): one consistent snapshot, read in a single transaction while
   other processes go on writing (in WAL mode a reader never blocks a writer), then checked with
   SQLite's integrity check. Stored in rollback-journal mode: one self-contained file.
-- `index.faiss` + `index.json`: the ANN index of exactly that snapshot, when the catalog is
-  large enough to be searched through one (`exact_max_items`): the source's index, checked
-  against the snapshot's vectors and extended or rebuilt to match it. The restored catalog
-  searches at once instead of rebuilding the index (see docs/guide/maintenance.md for the times).
+- `vectors/`: the embedded vector store's files of exactly that snapshot: the source's files
+  (copied under the store's write lock), then brought in step with the snapshot through its
+  change log, or rebuilt from it. The restored catalog searches at once instead of rebuilding
+  them (see docs/guide/maintenance.md for the times); a restore checks every file's checksum
+  and rebuilds the files from the database if one fails. (A Milvus store is not backed up.)
 - with `images=True`, `images/` and `uploads/`: every item's image file, named by its content
   hash (uploads keep their content-addressed names); restore points the items at the copies, so
   the backup can be restored on another machine. Without it, items keep pointing at the image
@@ -27,6 +28,7 @@ The backup is built in a hidden folder beside `dest` and renamed into place when
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -43,8 +45,10 @@ from lookalike.catalog.store import CatalogStore, file_damage
 from lookalike.config import Settings
 from lookalike.errors import CatalogCorruptError, ImageLoadError, LookalikeError
 from lookalike.images import content_hash
-from lookalike.index.catalog_index import INDEX_FILE, INDEX_META, CatalogIndex
-from lookalike.index.files import IndexFileError, file_identity, file_sha256, read_files
+from lookalike.index.embedded import FOLDER as VECTORS
+from lookalike.index.embedded import MANIFEST as VECTORS_MANIFEST
+from lookalike.index.embedded import copy_files
+from lookalike.index.vector_store import open_vector_store
 
 __all__ = ["MANIFEST", "BackupError", "BackupReport", "RestoreReport", "backup", "restore"]
 
@@ -64,7 +68,7 @@ class BackupReport:
     items: int = 0
     users: int = 0
     swipes: int = 0
-    index: bool = False  # the backup carries the ANN index files
+    index: bool = False  # the backup carries the vector store's files
     images: int = 0  # image files copied
     images_missing: list[str] = field(default_factory=list)  # item ids whose file was gone
     bytes: int = 0
@@ -151,11 +155,16 @@ def backup(settings: Settings, dest: Path, *, images: bool = False) -> BackupRep
     work.mkdir()
     report = BackupReport(dest)
     try:
+        if settings.vector_store.strip() == "embedded":
+            # before the snapshot: files behind it catch up through its change log, while
+            # files ahead of it would have to be rebuilt
+            copy_files(folder, work)
         _snapshot(source, work / DB_FILE)
-        _index_for(work, folder, settings, report)
+        _index_for(work, settings, report)
         files = {DB_FILE: work / DB_FILE}
         if report.index:
-            files |= {INDEX_FILE: work / INDEX_FILE, INDEX_META: work / INDEX_META}
+            files |= {f"{VECTORS}/{p.name}": p for p in sorted((work / VECTORS).iterdir())
+                      if p.is_file()}
         image_map: dict[str, str] = {}
         if images:
             image_map = _copy_images(work, folder, report)
@@ -212,24 +221,25 @@ def _snapshot(source: Path, out: Path) -> None:
     _fsync(out)
 
 
-def _index_for(work: Path, folder: Path, settings: Settings, report: BackupReport) -> None:
-    """The ANN index of the snapshot in `work`, started from the source's saved one (copied
-    only when its checksums hold) so that only what changed since it was saved is redone."""
+def _index_for(work: Path, settings: Settings, report: BackupReport) -> None:
+    """The vector files of the snapshot in `work`, started from the source's (copied under
+    their write lock, before the snapshot) so that only what changed since is redone: opening
+    them on the snapshot applies its change log, or rebuilds them (a gap in the log, a failed
+    checksum)."""
+    if settings.vector_store.strip() != "embedded":
+        return
     store = CatalogStore(work / DB_FILE)
     try:
         dim = store.dim
-        ids, vectors = store.vectors()
+        if not dim:
+            return
+        open_vector_store(settings, work, dim, store).close()
     finally:
         store.close()
-    if not dim or len(ids) <= settings.exact_max_items:
-        return
-    with contextlib.suppress(IndexFileError), read_files(folder, INDEX_META):
-        for name in (INDEX_FILE, INDEX_META):  # under its lock: no save lands in between
-            _copy(folder / name, work / name)
-    CatalogIndex(work, dim, settings).load(ids, vectors)  # checks, extends or rebuilds, saves
-    for leftover in work.glob(".*.lock"):
-        leftover.unlink()
-    report.index = (work / INDEX_META).is_file()
+    files = work / VECTORS
+    for leftover in ("lock", "checked.json"):  # per machine: a restore checks every file
+        (files / leftover).unlink(missing_ok=True)
+    report.index = (files / VECTORS_MANIFEST).is_file()
 
 
 def _copy_images(work: Path, folder: Path, report: BackupReport) -> dict[str, str]:
@@ -310,8 +320,10 @@ def restore(source: Path, settings: Settings, *, force: bool = False) -> Restore
             report.swipes = _count(conn, "swipes")
         _fsync(restored)
         if manifest.get("index"):
-            _copy(source / INDEX_FILE, target / INDEX_FILE)
-            _copy(source / INDEX_META, target / INDEX_META)  # last: it vouches for the file
+            shutil.rmtree(target / VECTORS, ignore_errors=True)
+            names = [n for n in manifest["files"] if n.startswith(f"{VECTORS}/")]
+            for name in sorted(names, key=lambda n: n.endswith(f"/{VECTORS_MANIFEST}")):
+                _copy(source / name, target / name)  # the manifest last: it names the rest
         restored.replace(target / DB_FILE)
     except BaseException:
         restored.unlink(missing_ok=True)
@@ -319,23 +331,36 @@ def restore(source: Path, settings: Settings, *, force: bool = False) -> Restore
     report.copy_seconds = time.perf_counter() - started
 
     opened = time.perf_counter()
-    saved = file_identity(target / INDEX_FILE)
+    saved = _generation(target)
     store = CatalogStore(target / DB_FILE)
     try:
         dim = store.dim
-        if dim:
-            CatalogIndex(target, dim, settings).load(*store.vectors())
+        if dim and settings.vector_store.strip() == "embedded":
+            open_vector_store(settings, target, dim, store).close()  # checks every file
     finally:
         store.close()
     report.open_seconds = time.perf_counter() - opened
-    report.index_reused = saved is not None and file_identity(target / INDEX_FILE) == saved
+    report.index_reused = saved is not None and _generation(target) == saved
     return report
+
+
+def _generation(catalog: Path) -> int | None:
+    """The vector files' generation (a rebuild makes a new one), None without files."""
+    try:
+        return int(json.loads((catalog / VECTORS / VECTORS_MANIFEST).read_text())["generation"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _move_aside(target: Path) -> Path:
     aside = target / f"replaced-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
     aside.mkdir()
-    for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", INDEX_FILE, INDEX_META):
+    for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", VECTORS):
         if (target / name).exists():
             (target / name).replace(aside / name)
     return aside

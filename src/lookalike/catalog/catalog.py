@@ -1,7 +1,8 @@
 """`Catalog`: the library's front door. One folder holds `catalog.sqlite` (items, embeddings,
-the source of truth) and the ANN index file (a rebuildable cache). With
+the source of truth) and the vector store's files (`vectors/`, rebuilt from SQLite whenever
+missing or damaged; or a Milvus server, see `lookalike.index.vector_store`). With
 `Settings.database_url` the items, embeddings and users are in PostgreSQL instead (one schema
-per catalog, `lookalike.catalog.database`); the folder keeps the index file.
+per catalog, `lookalike.catalog.database`); the folder keeps the vector store's files.
 
     from lookalike import Catalog, Settings
     catalog = Catalog.open(Settings(catalog_dir="my-shop"))
@@ -51,7 +52,7 @@ from lookalike.encoders import Encoder
 from lookalike.encoders import create as create_encoder
 from lookalike.errors import CatalogNotFoundError, ImageLoadError, LookalikeError
 from lookalike.images import ImageLimits, ImageSource, content_hash, load_image, read_image_bytes
-from lookalike.index import CatalogIndex, SearchPlan
+from lookalike.index import Scalars, SearchPlan, VectorStore, open_vector_store
 
 DB_FILE = "catalog.sqlite"
 #: Up to this many sold items, a search that only leaves sold items out searches everything and
@@ -133,13 +134,12 @@ class Result:
 class Catalog:
     settings: Settings
     store: CatalogStore
-    index: CatalogIndex
+    index: VectorStore
     pixel_taggers: list[PixelTagger] = field(default_factory=list)
     vector_taggers: list[VectorTagger] = field(default_factory=list)
     _encoder: Encoder | None = None
     last_plan: SearchPlan | None = None
-    _version: int = -1  # the store's vectors_version the index is in step with
-    _sync: threading.Lock = field(default_factory=threading.Lock)
+    _sync: threading.Lock = field(default_factory=threading.Lock)  # guards replacing `index`
     _generation: str | None = None  # the store's model_generation the index holds
     _reposts: DuplicateFinder | None = None  # the stored photos' hashes, for add_item
     _reposts_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -165,15 +165,13 @@ class Catalog:
             encoder = encoder or create_encoder(settings.model, settings)
             store.bind_model(encoder.name, encoder.dim)
             stored_dim = encoder.dim
-        index = CatalogIndex(folder, stored_dim, settings)
         try:
-            version = store.vectors_version()  # read before the vectors: a later change shows
-            index.load(*store.vectors())
+            index = open_vector_store(settings, folder, stored_dim, store)
         except BaseException:
             store.close()
             raise
         catalog = cls(settings=settings, store=store, index=index, _encoder=encoder,
-                      _version=version, _generation=store.reread_model())
+                      _generation=store.reread_model())
         if settings.auto_tag:  # default taggers (colour; trained probes) — issue 5
             from lookalike.attributes.taggers import install_default_taggers
 
@@ -181,6 +179,7 @@ class Catalog:
         return catalog
 
     def close(self) -> None:
+        self.index.close()
         self.store.close()
 
     def __enter__(self) -> Catalog:
@@ -207,6 +206,7 @@ class Catalog:
         return len(self.index)
 
     def info(self) -> dict[str, object]:
+        store = self.index.describe()
         rates_base, rates = self.store.rates()
         return {
             "folder": str(self.settings.catalog_dir),
@@ -214,7 +214,8 @@ class Catalog:
             "items": self.store.count(),
             "model": self.store.model_name,
             "dim": self.index.dim,
-            "index": "hnsw" if self.index.ann is not None else "exact",
+            "index": str(store["method"]),
+            "vector_store": store,
             "sold": self.store.count(Filters(state=["sold"])),
             "brand_ratings": self.store.brand_rating_count(),
             "base_currency": self.store.base_currency,
@@ -270,8 +271,8 @@ class Catalog:
             reposts=reposts,
         )
         if new_ids:
-            with self._sync:
-                self.index.add(np.concatenate(new_ids), np.concatenate(new_vecs))
+            ids = np.concatenate(new_ids)
+            self.index.upsert(ids, np.concatenate(new_vecs), self.store.scalars_of(ids))
         return report
 
     def _place_image(self, path: Path, digest: str) -> str:
@@ -321,10 +322,10 @@ class Catalog:
         stored = stored_path(Path(self.settings.catalog_dir), image_path)
         new_item = NewItem(item_id, item, stored, digest, predicted,
                            phash=perceptual_hashes(img)[0], duplicate_of=item.duplicate_of)
-        old, new = self.store.replace_image(item_id, new_item, vector)
-        with self._sync:
-            self.index.remove(np.asarray([old], dtype=np.int64))
-            self.index.add(np.asarray([new], dtype=np.int64), vector)
+        _, new = self.store.replace_image(item_id, new_item, vector)
+        # the change log holds the old row's removal and the new row: the store applies both
+        rowid = np.asarray([new], dtype=np.int64)
+        self.index.upsert(rowid, vector, self.store.scalars_of(rowid))
         return self.store.get(item_id)
 
     def hash_photos(self) -> tuple[int, int]:
@@ -368,13 +369,25 @@ class Catalog:
         stored = stored_path(Path(self.settings.catalog_dir), image_path)
         new = NewItem(item.id or digest[:16], item, stored, digest, predicted,
                       phash=phash[0], duplicate_of=original)
-        (rowid,) = self.store.add([new], vector)
-        with self._sync:
-            self.index.add(np.asarray([rowid], dtype=np.int64), vector)
+        self.add_items([new], vector)
         return self.store.get(new.id)
 
+    def add_items(self, items: Sequence[NewItem], vectors: NDArray[np.float32]) -> list[int]:
+        """Add items whose vectors are already computed (an import, a re-embedding, a
+        benchmark): one SQLite transaction, then the vector store; returns their rowids."""
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(items), -1)
+        if vectors.shape[1] != self.index.dim:
+            raise ValueError(f"vectors are {vectors.shape[1]}-d, the catalog's {self.index.dim}")
+        rowids = self.store.add(items, vectors)
+        ids = np.asarray(rowids, dtype=np.int64)
+        self.index.upsert(ids, vectors, self.store.scalars_of(ids))
+        return rowids
+
     def update_item(self, item_id: str, change: ItemUpdate) -> Item:
-        return self.store.update(item_id, change)
+        item = self.store.update(item_id, change)
+        rowid = np.asarray([item.rowid], dtype=np.int64)
+        self.index.set_fields(rowid, self.store.scalars_of(rowid))
+        return item
 
     def import_brand_ratings(
         self, source: Path | bytes, name: str | None = None, *, replace: bool = False
@@ -401,35 +414,19 @@ class Catalog:
 
     def delete_item(self, item_id: str) -> None:
         rowid = self.store.delete(item_id)
-        with self._sync:
-            self.index.remove(np.asarray([rowid], dtype=np.int64))
+        self.index.remove(np.asarray([rowid], dtype=np.int64))
 
     def refresh(self) -> bool:
-        """Bring the search index in step with SQLite when another process (a second server
-        worker, a CLI ingest) has added or removed items since; True if it changed anything.
-        Costs one small read when nothing changed, so every search calls it."""
-        if self.store.vectors_version() == self._version:
-            return False
-        with self._sync:
-            version = self.store.vectors_version()
-            if version == self._version:
-                return False
-            if self.store.reread_model() != self._generation:
-                self._reload()  # re-encoded with another model (`lookalike reembed`)
-                return True
-            stored = self.store.vector_rowids()
-            have = self.index.exact.ids
-            gone = np.setdiff1d(have, stored, assume_unique=True)
-            new_ids, new_vectors = self.store.vectors_of(
-                np.setdiff1d(stored, have, assume_unique=True)
-            )
-            # the process that wrote to SQLite saves the ANN file; followers only catch up
-            if len(gone):
-                self.index.remove(gone, save=False)
-            if len(new_ids):
-                self.index.add(new_ids, new_vectors, save=False)
-            self._version = version
-            return bool(len(gone) or len(new_ids))
+        """Bring the vector store in step with the database when another process (a second
+        server worker, a CLI ingest) has changed items since; True if it changed anything.
+        Costs two small reads when nothing changed, so every search calls it. A catalog
+        re-encoded with another model (`lookalike reembed`) starts again from its vectors."""
+        if self.store.get_meta("model_generation") != self._generation:
+            with self._sync:
+                if self.store.reread_model() != self._generation:
+                    self._reload()
+                    return True
+        return self.index.sync()
 
     def reload(self) -> None:
         """Start again from the store's vectors and model: after a re-encoding with another
@@ -442,10 +439,13 @@ class Catalog:
         """`reload`, the caller holding `_sync`: a new index of the new width, the new encoder
         loaded when first needed, the taggers trained on the old vectors dropped."""
         generation = self.store.reread_model()
-        version = self.store.vectors_version()
-        index = CatalogIndex(Path(self.settings.catalog_dir), self.store.dim or 0, self.settings)
-        index.load(*self.store.vectors())
-        self.index, self._version, self._generation = index, version, generation
+        old = self.index
+        # the embedded store's files of another width are rebuilt; of the same width, the
+        # change log carries every re-encoded vector
+        self.index = open_vector_store(self.settings, Path(self.settings.catalog_dir),
+                                       self.store.dim or 0, self.store)
+        self._generation = generation
+        old.close()
         if self._encoder is not None and self._encoder.name != self.store.model_name:
             self._encoder = None
         if self.settings.auto_tag:
@@ -528,7 +528,7 @@ class Catalog:
     def vector_of(self, item_id: str) -> NDArray[np.float32]:
         self.refresh()
         rowid = self.store.rowid_of(item_id)
-        vecs = self.index.vectors_of(np.asarray([rowid], dtype=np.int64))
+        vecs = self.index.vectors(np.asarray([rowid], dtype=np.int64))
         if len(vecs) == 0:
             return self.store.vector(rowid)
         vec: NDArray[np.float32] = vecs[0]
@@ -575,19 +575,16 @@ class Catalog:
             if len(sold) <= SOLD_EXCLUDED_MAX:  # few: left out like excluded items
                 filters = Filters(include_sold=True)
                 exclude = [*exclude, *sold]
-        allowed = self.allowed_rowids(filters)
-        if allowed is not None and exclude:
-            allowed = np.setdiff1d(allowed, np.asarray(exclude, dtype=np.int64))
-        excluded = set(int(e) for e in exclude)
-        kk = k if allowed is not None else k + len(excluded)
-        scores, ids, plan = self.index.search(np.atleast_2d(queries), kk, allowed)
+        allowed = None
+        if not Scalars.covers(filters):  # a field the vector store does not hold: SQLite
+            allowed, filters = self.store.filter_rowids(filters), None
+        gone = np.asarray(exclude, dtype=np.int64) if len(exclude) else None
+        scores, ids, plan = self.index.search(np.atleast_2d(queries), k, filters, allowed, gone)
         self.last_plan = plan
-        out = []
-        for row_s, row_i in zip(scores, ids, strict=True):
-            hits = [(int(i), float(s)) for s, i in zip(row_s, row_i, strict=True)
-                    if i >= 0 and int(i) not in excluded]
-            out.append(hits[:k])
-        return out
+        return [
+            [(int(i), float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]
+            for row_s, row_i in zip(scores, ids, strict=True)
+        ]
 
     def results(
         self,

@@ -21,8 +21,10 @@ Kinds of problem (`Problem.kind`):
   predicted tags, timestamps) to their defaults, or drops the row when that is not enough.
 - `image`: an item's image file is missing (or, with `image_hashes`, holds other bytes). Not
   repaired: the item stays searchable; restore the images or delete the item.
-- `index`: the ANN files are damaged, missing or out of step with SQLite. Repair rebuilds them
-  (and, after re-embedding or dropping rows, any index that no longer matches SQLite).
+- `index`: the embedded vector store's files (`vectors/`) are damaged (a checksum fails),
+  missing, or hold other vectors than SQLite (changes still in SQLite's change log are not
+  counted: the next open applies them). Repair rebuilds them from SQLite (and otherwise brings
+  them in step with what repair changed). A Milvus store (`vector_store`) is not checked here.
 - `leftover` (a note, not an error): temp files of killed saves, uploaded images no item uses
   (an upload killed before its item was stored). Repair deletes them.
 
@@ -62,8 +64,10 @@ from lookalike.config import Settings
 from lookalike.encoders import Encoder, create
 from lookalike.errors import CatalogCorruptError, ImageLoadError, LookalikeError
 from lookalike.images import ImageLimits, content_hash, load_image, read_image_bytes
-from lookalike.index.catalog_index import INDEX_FILE, INDEX_META, CatalogIndex, read_saved_ann
-from lookalike.index.files import IndexFileError, file_identity, remove_files
+from lookalike.index.embedded import FOLDER as VECTOR_FOLDER
+from lookalike.index.embedded import MANIFEST as VECTOR_MANIFEST
+from lookalike.index.embedded import check_files
+from lookalike.index.vector_store import open_vector_store
 
 __all__ = [
     "KINDS",
@@ -360,20 +364,49 @@ def _check_index(
     report: CheckReport, settings: Settings, ids: np.ndarray, vectors: np.ndarray
 ) -> None:
     folder = report.folder
-    if len(ids) <= settings.exact_max_items:
-        return  # searched exactly, from SQLite: no index file is used
-    try:
-        read_saved_ann(folder, vectors.shape[1], ids, vectors, settings)
-    except IndexFileError as exc:
-        report.problems.append(Problem("index", f"{exc} (rebuilt at the next open, or by "
-                                       "`lookalike repair`)", file=str(folder / INDEX_FILE)))
-        return
-    # (a saved file may lack the newest items: it is extended at the next open, not a fault)
+    if settings.vector_store.strip() != "embedded":
+        return  # another server keeps the vectors
+    skip = np.asarray([p.rowid for p in report.problems
+                       if p.rowid is not None and p.kind in ("embedding", "orphan-embedding")],
+                      dtype=np.int64)
+    with _read_only(folder / DB_FILE) as conn:
+        found = check_files(folder, vectors.shape[1], _ChangeLog(conn), ids, vectors, skip)
+    for message in found:
+        report.problems.append(Problem("index", f"{message} (rebuilt at the next open, or by "
+                                       "`lookalike repair`)",
+                                       file=str(folder / VECTOR_FOLDER / VECTOR_MANIFEST)))
+
+
+class _ChangeLog:
+    """The vector files' change log, read through a read-only connection (a catalog made
+    before the log has none: nothing pending)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def change_seq(self) -> int:
+        try:
+            row = self.conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'vector_changes'").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+        return 0 if row is None else int(row[0])
+
+    def changes(self, since: int) -> tuple[NDArray[np.int64], NDArray[np.int64],
+                                           NDArray[np.int64]]:
+        try:
+            rows = self.conn.execute("SELECT seq, item_rowid, kind FROM vector_changes "
+                                     "WHERE seq > ? ORDER BY seq", (since,)).fetchall()
+        except sqlite3.OperationalError:
+            rows = []
+        table = np.asarray([tuple(r) for r in rows], dtype=np.int64).reshape(-1, 3)
+        return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy()
 
 
 def _leftovers(folder: Path) -> list[Problem]:
     found = [
         *folder.glob("*.tmp"),
+        *(folder / VECTOR_FOLDER).glob("*.tmp"),
         *(p for p in folder.glob(f"{DB_FILE}.*.new*")),
         *(p for p in (folder / UPLOADS).glob(".upload-*")),
     ]
@@ -425,18 +458,36 @@ def repair(
                 Path(problem.file).unlink(missing_ok=True)
                 report.leftovers_removed.append(problem.file)
         started = time.perf_counter()
-        if found.of("index"):
-            remove_files(folder, INDEX_META, (INDEX_FILE,))
-        saved = file_identity(folder / INDEX_FILE)
-        dim = store.dim
-        if dim:  # verifies the saved index against SQLite: rebuilt if any row changed
-            CatalogIndex(folder, dim, settings).load(*store.vectors())
-        report.index_rebuilt = file_identity(folder / INDEX_FILE) != saved
+        report.index_rebuilt = _repair_vector_files(folder, store, settings,
+                                                    bool(found.of("index")))
         report.index_seconds = time.perf_counter() - started
     finally:
         store.close()
     report.remaining = check(settings, encoder=encoder)
     return report
+
+
+def _repair_vector_files(
+    folder: Path, store: CatalogStore, settings: Settings, damaged: bool
+) -> bool:
+    """Rebuild the vector files from SQLite when `damaged`, else bring them in step with it
+    (what repair changed is in the change log); True when they were written anew."""
+    dim = store.dim
+    if not dim or settings.vector_store.strip() != "embedded":
+        return False
+    files = folder / VECTOR_FOLDER
+    if damaged:
+        shutil.rmtree(files, ignore_errors=True)
+    before = _generation(files)
+    open_vector_store(settings, folder, dim, store).close()
+    return damaged or _generation(files) != before
+
+
+def _generation(files: Path) -> int | None:
+    try:
+        return int(json.loads((files / VECTOR_MANIFEST).read_text())["generation"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _repair_meta(

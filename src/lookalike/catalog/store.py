@@ -61,7 +61,7 @@ from lookalike.catalog.filters import VALUE_SQL, Filters, attribute_sql
 from lookalike.catalog.rates import Rate
 from lookalike.catalog.schema import Item, ItemFields, ItemUpdate, Tag
 from lookalike.catalog.sorting import SORTS, order_by
-from lookalike.colour_names import canonical_colour
+from lookalike.colour_names import canonical_colour, colour_sql
 from lookalike.errors import (
     CatalogCorruptError,
     CatalogMismatchError,
@@ -69,6 +69,7 @@ from lookalike.errors import (
     ItemNotFoundError,
     LookalikeError,
 )
+from lookalike.index.vector_store import Scalars
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,32 @@ _BUMP_VERSION = (
     "INSERT INTO meta (key, value) VALUES ('vectors_version', '1') "
     "ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS INTEGER) + 1;"
 )
+# The change log a vector store follows (lookalike.index.vector_store): every change to a
+# vector (kind 0), a removal (1), a change to an item's filterable fields (2). AUTOINCREMENT:
+# sequence numbers only grow, even once old entries are trimmed. Made after `_migrate` (its
+# trigger names issue 21's columns).
+CHANGE_LOG = """
+CREATE TABLE IF NOT EXISTS vector_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_rowid INTEGER NOT NULL,
+    kind INTEGER NOT NULL
+);
+"""
+_FILTERED = ("category", "brand", "brand_key", "colour", "sizes", "price", "price_base", "kids",
+             "second_hand", "sustainability", "predicted", "state")
+_LOG_CHANGE = "INSERT INTO vector_changes (item_rowid, kind) VALUES ({rowid}, {kind})"
+CHANGE_TRIGGERS = (
+    Trigger("log_vector_added", "embeddings", "INSERT",
+            _LOG_CHANGE.format(rowid="NEW.item_rowid", kind=0)),
+    Trigger("log_vector_changed", "embeddings", "UPDATE OF vector",
+            _LOG_CHANGE.format(rowid="NEW.item_rowid", kind=0)),
+    Trigger("log_vector_removed", "embeddings", "DELETE",
+            _LOG_CHANGE.format(rowid="OLD.item_rowid", kind=1)),
+    # only when a filterable field really changed (a re-tag writing the same tags logs nothing)
+    Trigger("log_fields_changed", "items", f"UPDATE OF {', '.join(_FILTERED)}",
+            _LOG_CHANGE.format(rowid="NEW.rowid", kind=2),
+            when=" OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _FILTERED)),
+)
 # Bumped by every change to an existing item's predicted tags (a re-tag, in any process), so
 # what is derived from the tags (the colour palettes a query compares) can be kept in memory.
 _BUMP_TAGS = (
@@ -210,6 +237,13 @@ _HIGH_WATER = (
 _SET_HIGH_WATER = (
     "INSERT INTO meta (key, value) VALUES ('rowid_high', ?) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+
+# the filterable fields as `Filters.to_sql` reads them: given, else predicted; the brand's
+# normalised name, the price in the base currency, the colour as `colour_sql` normalises it
+_SCALARS = (
+    f"lower({VALUE_SQL['category']}), brand_key, {colour_sql(VALUE_SQL['colour'])}, sizes, "
+    "price_base, kids, second_hand, sustainability, state"
 )
 
 _COLUMNS = (
@@ -314,6 +348,30 @@ def _as_arrays(
             where, skipped, ", ".join(map(str, bad[:10])), ", ..." if len(bad) > 10 else "",
         )
     return ids, matrix.copy()
+
+
+def _scalars(row: Sequence[Any]) -> Scalars:
+    """Scalars from the `_SCALARS` columns of a row."""
+    category, brand, colour, sizes, price, kids, second_hand, sustainability, state = row
+
+    def text(value: Any) -> str | None:
+        return None if value is None else str(value)
+
+    return Scalars(
+        category=text(category), brand=text(brand), colour=text(colour),
+        sizes=_sizes(sizes), price=price, kids=_bool_or_none(kids),
+        second_hand=_bool_or_none(second_hand), sustainability=sustainability,
+        state=text(state),
+    )
+
+
+def _sizes(text: Any) -> tuple[str, ...]:
+    """Sizes from their JSON text; none from a damaged one (`lookalike check` reports it)."""
+    try:
+        sizes = json.loads(text or "[]")
+    except (TypeError, ValueError):
+        return ()
+    return tuple(str(v).lower() for v in sizes) if isinstance(sizes, list) else ()
 
 
 def _now() -> str:
@@ -499,7 +557,21 @@ class CatalogStore:
         if asked is None:  # the one the catalog's prices are converted to
             self.base_currency = self.get_meta("price_base_currency") or "EUR"
         self._migrate()
+        self._change_log()
         self._use_base_currency()
+
+    def _change_log(self) -> None:
+        """The change log a vector store follows, and its triggers (after `_migrate`: the
+        fields' trigger names issue 21's columns)."""
+        if isinstance(self.dialect, SQLiteDialect):
+            # (executescript commits first: outside a transaction, as SCHEMA is run)
+            self._conn.executescript(CHANGE_LOG)
+            self.dialect.triggers(self._conn, CHANGE_TRIGGERS)
+            return
+        with self.transaction() as conn:  # under the write lock: processes opening at once
+            conn.executescript(CHANGE_LOG)
+            self.dialect.numbered(conn, "vector_changes", "seq")
+            self.dialect.triggers(conn, CHANGE_TRIGGERS)
 
     def _open_postgres(self, target: PostgresTarget, create: bool) -> None:
         """Connect, and make the schema, tables and triggers (under the catalog's write lock,
@@ -1159,6 +1231,73 @@ class CatalogStore:
                     f"({','.join('?' * len(chunk))}) ORDER BY item_rowid", chunk
                 ).fetchall()
         return _as_arrays(rows, dim, self.location)
+
+    # -- the change log a vector store follows (lookalike.index.vector_store.VectorSource) --
+
+    def change_seq(self) -> int:
+        """The newest change's number (0 when none): one row read."""
+        with self.connection() as conn:
+            return self.dialect.last_number(conn, "vector_changes")
+
+    def changes(
+        self, since: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """(seq, item rowid, kind) of the changes after `since`, oldest first."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT seq, item_rowid, kind FROM vector_changes WHERE seq > ? ORDER BY seq",
+                (since,),
+            ).fetchall()
+        table = np.asarray([tuple(r) for r in rows], dtype=np.int64).reshape(-1, 3)
+        return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy()
+
+    def trim_changes(self, through: int) -> None:
+        """Forget changes up to `through` (a vector store has them all)."""
+        with self.connection() as conn:
+            conn.execute("DELETE FROM vector_changes WHERE seq <= ?", (through,))
+
+    def model_generation(self) -> str | None:
+        """How many times the catalog was re-encoded with another model (None: never)."""
+        return self.get_meta("model_generation")
+
+    def vector_count(self) -> int:
+        with self.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM embeddings").fetchone()
+        return int(row[0])
+
+    def scalars_of(self, rowids: NDArray[np.int64]) -> builtins.list[Scalars]:
+        """Each rowid's filterable fields, in the order asked (Scalars() when unknown)."""
+        found: dict[int, Scalars] = {}
+        with self.connection() as conn:
+            for start in range(0, len(rowids), 500):
+                chunk = [int(r) for r in rowids[start : start + 500]]
+                for row in conn.execute(
+                    f"SELECT rowid, {_SCALARS} FROM items WHERE rowid IN "
+                    f"({','.join('?' * len(chunk))})", chunk
+                ):
+                    found[int(row[0])] = _scalars(tuple(row)[1:])
+        return [found.get(int(r), Scalars()) for r in rowids]
+
+    def iter_vectors(
+        self, batch: int
+    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float32], builtins.list[Scalars]]]:
+        """Every item with a vector, ascending rowid, `batch` at a time, with its fields."""
+        dim = self.dim or 0
+        after = -1
+        while True:
+            with self.connection() as conn:
+                rows = conn.execute(
+                    f"SELECT e.item_rowid, e.vector, {_SCALARS} FROM embeddings e "
+                    "JOIN items ON items.rowid = e.item_rowid WHERE e.item_rowid > ? "
+                    "ORDER BY e.item_rowid LIMIT ?", (after, batch),
+                ).fetchall()
+            if not rows:
+                return
+            ids, vectors = _as_arrays([(r[0], r[1]) for r in rows], dim, self.location)
+            fields = {int(r[0]): _scalars(tuple(r)[2:]) for r in rows}
+            if len(ids):  # (damaged vectors are left out, with a warning)
+                yield ids, vectors, [fields[int(i)] for i in ids]
+            after = int(rows[-1][0])
 
     def vector(self, rowid: int) -> NDArray[np.float32]:
         with self.connection() as conn:

@@ -1,19 +1,32 @@
-"""Vector indexes: one contract, an exact reference and FAISS HNSW, and the catalog's index."""
+"""Vector search: the vector-store contract, the embedded store, exact search and its scans."""
 
 from lookalike.index.base import Ids, Matrix, VectorIndex, top_k
-from lookalike.index.catalog_index import CatalogIndex, SearchPlan
+from lookalike.index.embedded import EmbeddedStore
 from lookalike.index.exact import ExactIndex
-from lookalike.index.hnsw import HnswIndex
 from lookalike.index.scan import Scanner
+from lookalike.index.vector_store import (
+    Scalars,
+    SearchPlan,
+    SearchResult,
+    VectorSource,
+    VectorStore,
+    VectorStoreError,
+    open_vector_store,
+)
 
 __all__ = [
-    "CatalogIndex",
+    "EmbeddedStore",
     "ExactIndex",
-    "HnswIndex",
     "Ids",
     "Matrix",
+    "Scalars",
     "Scanner",
     "SearchPlan",
+    "SearchResult",
     "VectorIndex",
+    "VectorSource",
+    "VectorStore",
+    "VectorStoreError",
+    "open_vector_store",
     "top_k",
 ]

@@ -165,6 +165,15 @@ class Scanner:
         )[0].T
         return scores
 
+    def int8_dots(self, codes: NDArray[np.uint8], queries: QueryCodes) -> NDArray[np.int32]:
+        """(n, m) integer dot products of `Int8Rows` codes with quantised queries."""
+        if len(codes) == 0:
+            return np.zeros((0, len(queries.codes)), dtype=np.int32)
+        dots: NDArray[np.int32] = self._int8.run(
+            None, {"codes": codes, "queries_t": np.ascontiguousarray(queries.codes.T)}
+        )[0]
+        return dots
+
     def top_k(
         self,
         queries: Matrix,
@@ -184,26 +193,70 @@ class Scanner:
             return top_k(self(queries, matrix if positions is None else matrix[positions]), k)
         if positions is not None:
             rows = rows.take(positions)
-        codes, q_scale, q_approx = _quantise(queries)
-        dots = self._int8.run(
-            None, {"codes": rows.codes, "queries_t": np.ascontiguousarray(codes.T)}
-        )[0]
-        q_norm = np.linalg.norm(queries, axis=1)
-        q_error = np.linalg.norm(queries - q_approx, axis=1)
+        q = QueryCodes.of(queries)
+        dots = self.int8_dots(rows.codes, q)
         out_s = np.empty((m, k), dtype=np.float32)
         out_i = np.empty((m, k), dtype=np.intp)
         for j in range(m):
-            approx = dots[:, j].astype(np.float32) * (rows.scale * q_scale[j])
-            bound = q_norm[j] * rows.error + q_error[j] * rows.norm + SLACK * q_norm[j]
-            lower = approx - bound
-            kth_lower = np.partition(lower, n - k)[n - k]
-            # every row of the true top k has score >= the k-th best lower bound
-            candidates = np.flatnonzero(approx + bound >= kth_lower)
-            if len(candidates) < k:  # only with non-finite values: score everything
-                candidates = np.arange(n)
+            candidates = q.candidates(j, dots[:, j], rows.scale, rows.error, rows.norm, k)
             at = candidates if positions is None else positions[candidates]
             # a few hundred rows at most: numpy's own loop, no thread hand-off
             rescored = np.einsum("d,nd->n", queries[j], matrix[at])[None]
             scores, idx = top_k(rescored, k)
             out_s[j], out_i[j] = scores[0], candidates[idx[0]]
         return out_s, out_i
+
+
+@dataclass(frozen=True)
+class QueryCodes:
+    """Queries quantised like `Int8Rows`, with what the exact bound needs."""
+
+    codes: NDArray[np.int8]  # (m, d)
+    scale: NDArray[np.float32]  # (m,)
+    norm: NDArray[np.float32]  # (m,) |q|
+    error: NDArray[np.float32]  # (m,) |q - q'|
+
+    @classmethod
+    def of(cls, queries: Matrix) -> QueryCodes:
+        queries = np.asarray(queries, dtype=np.float32)
+        codes, scale, approx = _quantise(queries)
+        return cls(codes, scale, np.linalg.norm(queries, axis=1),
+                   np.linalg.norm(queries - approx, axis=1))
+
+    def candidates(
+        self,
+        j: int,
+        dots: NDArray[np.int32],
+        scale: NDArray[np.float32],
+        error: NDArray[np.float32],
+        norm: NDArray[np.float32],
+        k: int,
+        valid: NDArray[np.bool_] | None = None,
+        limit: int | None = None,
+    ) -> NDArray[np.intp]:
+        """Rows (of those `dots` were computed for) that can be among query j's exact top k:
+        those whose score's upper bound reaches the k-th best lower bound. Rows outside `valid`
+        never are. Every row when the bound cannot be trusted (non-finite values). With
+        `limit`, at most that many: the best by int8 score (no longer a guarantee: the bound is
+        the worst case, the int8 scores' typical error is some fifty times smaller)."""
+        approx = dots.astype(np.float32) * (scale * self.scale[j])
+        bound = self.norm[j] * error + self.error[j] * norm + SLACK * self.norm[j]
+        lower = approx - bound
+        upper = approx + bound
+        if valid is not None:
+            lower[~valid] = -np.inf
+            upper[~valid] = -np.inf
+        n = len(lower)
+        kk = min(k, n)
+        if kk == 0:
+            return np.zeros(0, dtype=np.intp)
+        kth_lower = np.partition(lower, n - kk)[n - kk]
+        # every row of the true top k has score >= the k-th best lower bound
+        candidates = np.flatnonzero(upper >= kth_lower)
+        if len(candidates) < kk or not np.isfinite(kth_lower):
+            # non-finite values, or fewer valid rows than k: score every valid row
+            candidates = np.arange(n) if valid is None else np.flatnonzero(valid)
+        if limit is not None and len(candidates) > limit:
+            best = np.argpartition(-approx[candidates], limit - 1)[:limit]
+            candidates = np.sort(candidates[best])
+        return candidates

@@ -439,8 +439,8 @@ class Feed:
 
     def _values(self, name: str) -> dict[int, str]:
         """rowid → category or colour (given or predicted), cached until the index changes."""
-        exact = self.catalog.index.exact
-        key = (len(exact), int(exact.ids[-1]) if len(exact) else 0)
+        ids = self.catalog.index.ids()
+        key = (len(ids), int(ids[-1]) if len(ids) else 0)
         with self._lock:
             cached_key, cached = self._attributes.get(name, ((-1, -1), {}))
         if cached_key != key:
@@ -459,10 +459,11 @@ class Feed:
         (`warm` builds it at startup). A new filter is built at once while the budget lasts;
         an old cold start of a changed catalog is rebuilt in the background while it serves."""
         allowed = self.catalog.allowed_rowids(filters)
-        exact = self.catalog.index.exact
-        rowids = exact.ids if allowed is None else exact.ids[exact.positions(allowed)]
+        index = self.catalog.index
+        ids = index.ids()
+        rowids = ids if allowed is None else np.intersect1d(ids, allowed, assume_unique=True)
         key = filters.model_dump_json() if filters is not None else ""
-        version = (len(exact), int(exact.ids[-1]) if len(exact) else 0, len(rowids))
+        version = (len(ids), int(ids[-1]) if len(ids) else 0, len(rowids))
         with self._lock:
             cached = self._spreads.get(key)
         if cached is not None and cached[2].centres.shape[1] != self.catalog.index.dim:
@@ -491,7 +492,7 @@ class Feed:
                 return cached[2]
             category_of = self._values("category")
             names = [category_of.get(int(r), "") for r in rowids]
-            spread = _Spread(rowids, self.catalog.index.exact.get(rowids), names)
+            spread = _Spread(rowids, self.catalog.index.vectors(rowids), names)
             with self._lock:
                 self._spreads.pop(key, None)
                 self._spreads[key] = (version, time.monotonic(), spread)
@@ -521,9 +522,9 @@ class Feed:
     def _rebuild(self, key: str, filters: Filters | None) -> None:
         self.catalog.refresh()
         allowed = self.catalog.allowed_rowids(filters)
-        exact = self.catalog.index.exact
-        rowids = exact.ids if allowed is None else exact.ids[exact.positions(allowed)]
-        version = (len(exact), int(exact.ids[-1]) if len(exact) else 0, len(rowids))
+        ids = self.catalog.index.ids()
+        rowids = ids if allowed is None else np.intersect1d(ids, allowed, assume_unique=True)
+        version = (len(ids), int(ids[-1]) if len(ids) else 0, len(rowids))
         if len(rowids):  # the old one serves until this one replaces it
             self._build_now(key, rowids, version, replace=True)
 
@@ -550,12 +551,12 @@ class Feed:
         seen = self._rowids(self.users.shown(user))
         rng = np.random.default_rng([user.id, len(seen)])
         preference = self.users.preference(user)
-        exact = self.catalog.index.exact
+        vectors_of = self.catalog.index.vectors
         recent = swipes[-CLASSIFIER_SWIPES:]
         rowid_of = self._rowid_map({s.item_id for s in recent})
         liked = [rowid_of[s.item_id] for s in recent if s.liked and s.item_id in rowid_of]
         disliked = [rowid_of[s.item_id] for s in recent if not s.liked and s.item_id in rowid_of]
-        dis_vecs = exact.get(np.asarray(disliked, dtype=np.int64))
+        dis_vecs = vectors_of(np.asarray(disliked, dtype=np.int64))
         if preference is None or not liked:
             spread, showable = self._spread(filters)
             walk = spread.walk(seen, dis_vecs)
@@ -568,10 +569,10 @@ class Feed:
                 picks += itertools.islice((r for r in walk if r in ok), n - len(picks))
             hits = [(r, 0.0) for r in picks]
             if preference is not None and picks:
-                scores = exact.get(np.asarray(picks, dtype=np.int64)) @ preference
+                scores = vectors_of(np.asarray(picks, dtype=np.int64)) @ preference
                 hits = [(r, float(s)) for r, s in zip(picks, scores, strict=True)]
         else:
-            like_vecs = exact.get(np.asarray(liked, dtype=np.int64))
+            like_vecs = vectors_of(np.asarray(liked, dtype=np.int64))
             taste = _Taste(preference, like_vecs, dis_vecs, liked, disliked,
                            {name: self._values(name) for name in TASTE_ATTRIBUTES}, user.id)
             hits = self._exploit(taste, n, filters, seen, rng)
@@ -616,11 +617,11 @@ class Feed:
         queries = np.concatenate([preference[None], liked[-KNN_QUERIES:]]).astype(np.float32)
         found = self.catalog.search_vectors(queries, pool, filters, sorted(seen))
         candidates = np.asarray(sorted({r for hits in found for r, _ in hits}), dtype=np.int64)
-        exact = self.catalog.index.exact
-        vectors = exact.get(candidates)
+        index = self.catalog.index
+        vectors = index.vectors(candidates)
         while len(vectors) != len(candidates):  # an item was deleted since the search
-            candidates = candidates[np.isin(candidates, exact.ids)]
-            vectors = exact.get(candidates)
+            candidates = candidates[np.isin(candidates, index.ids())]
+            vectors = index.vectors(candidates)
         if not len(candidates):
             return []
         score = taste_scores(vectors, preference, liked, disliked, self.beta,

@@ -280,7 +280,7 @@ def recommend(
             rowids, match, cosine = _best_matches(
                 catalog, q, max(MMR_PER_RESULT * depth, 100), filters, excluded, colour
             )
-            vectors = catalog.index.exact.get(rowids)
+            vectors = catalog.index.vectors(rowids)
             if len(vectors) != len(rowids):  # not every candidate in the exact store
                 vectors = np.stack([catalog.store.vector(int(r)) for r in rowids])
             # near-duplicates (a re-photo, a second listing of one garment) are collapsed

@@ -596,7 +596,7 @@ def _prototype(catalog: Catalog, filters: Filters, seed: int = 0) -> NDArray[np.
     if len(rowids) > PROTOTYPE_ITEMS:
         rowids = np.sort(np.random.default_rng(seed).choice(rowids, PROTOTYPE_ITEMS,
                                                             replace=False))
-    vectors = catalog.index.exact.get(rowids)
+    vectors = catalog.index.vectors(rowids)
     if len(vectors) == 0:
         return None
     mean: NDArray[np.float32] = vectors.mean(axis=0).astype(np.float32)
