@@ -324,20 +324,32 @@ class Load:
         return tally
 
     async def lost_writes(self) -> tuple[int, int]:
-        """(acknowledged, lost): every acked swipe and item read back from the server."""
+        """(acknowledged, lost): every acked swipe and item read back from the server. A read
+        answered 429 (the client's own request budget, spent by hundreds of read-backs after
+        a soak) is asked again after its Retry-After: it says nothing about the write."""
         acked = lost = 0
         for c in self.clients:
             if c.kind == "swiper" and c.acked:
-                r = await c.http.get("/me/swipes")
+                r = await read_back(c.http, "/me/swipes")
                 stored = {s["item_id"] for s in r.json()} if r.status_code == 200 else set()
                 acked += len(c.acked)
                 lost += len(c.acked - stored)
             elif c.kind == "writer":
                 for item_id in c.acked:  # added, and deleted if that was acknowledged too
                     acked += 1 + (item_id in c.deleted)
-                    r = await c.http.get(f"/items/{item_id}")
+                    r = await read_back(c.http, f"/items/{item_id}")
                     lost += r.status_code != (404 if item_id in c.deleted else 200)
         return acked, lost
+
+
+async def read_back(http: httpx.AsyncClient, path: str, attempts: int = 20) -> httpx.Response:
+    """GET `path`, waiting out 429s (at most `attempts` times, Retry-After seconds each)."""
+    for _ in range(attempts):
+        r = await http.get(path)
+        if r.status_code != 429:
+            return r
+        await asyncio.sleep(min(float(r.headers.get("Retry-After", "1")), 10.0))
+    return r
 
 
 # -- reporting -----------------------------------------------------------------------------------
