@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["exit_with_parent", "sigint_held"]
+__all__ = ["exit_with_parent", "is_alive", "sigint_held"]
 
 
 def exit_with_parent(parent: int) -> None:
@@ -33,3 +33,14 @@ def sigint_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def is_alive(pid: int) -> bool:
+    """Whether process `pid` exists (one owned by another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -70,6 +70,7 @@ from lookalike.errors import (
     LookalikeError,
 )
 from lookalike.index.vector_store import Scalars
+from lookalike.processes import is_alive
 
 log = logging.getLogger(__name__)
 
@@ -1321,7 +1322,7 @@ def _create_database(path: Path, base_currency: str) -> None:
     never an empty `path` that would later open as a catalog."""
     for stale in path.parent.glob(f"{path.name}.*.new"):  # left by killed processes
         pid = stale.name[len(path.name) + 1 : -len(".new")]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not is_alive(int(pid)):
             for leftover in (stale, *stale.parent.glob(f"{stale.name}-*")):
                 leftover.unlink(missing_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.new")
@@ -1346,13 +1347,3 @@ def _create_database(path: Path, base_currency: str) -> None:
                 tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -32,6 +32,7 @@ from lookalike.index.columns import ROW_COLUMNS, FieldColumns, Vocabulary, flat_
 from lookalike.index.mapped import DamagedFileError, FileState
 from lookalike.index.scan import Int8Rows
 from lookalike.index.vector_store import VectorSource, as_ids
+from lookalike.processes import is_alive
 
 log = logging.getLogger(__name__)
 
@@ -482,21 +483,11 @@ def _remove_dead_builds(folder: Path) -> None:
     for path in [*folder.glob("build-*"), *folder.glob("*.tmp")]:
         part = path.name.split("-")[1] if path.name.startswith("build-") else (
             path.name.rsplit(".", 2)[-2] if path.name.count(".") >= 2 else "")
-        if part.isdigit() and int(part) != os.getpid() and not _alive(int(part)):
+        if part.isdigit() and int(part) != os.getpid() and not is_alive(int(part)):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _move(src: Path, dst: Path, state: FileState) -> FileState:
@@ -535,8 +526,6 @@ def _write_permuted(
     mapped.sync(path)
     states["size_codes"] = state
     return states
-
-
 
 
 def next_generation(folder: Path) -> int:
