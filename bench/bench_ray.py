@@ -201,7 +201,8 @@ def min_cosine(a: Path, b: Path) -> float:
 @dataclass(frozen=True)
 class ReplayEngine:
     """An encode engine that costs nothing: ready unit vectors for every photo, unique fake
-    content hashes, no file opened. What is left of an ingest is the driver's own work."""
+    content and perceptual hashes (so the repost check runs as on real photos), no file
+    opened. What is left of an ingest is the driver's own work."""
 
     vectors: np.ndarray
     batch: int = 32
@@ -213,8 +214,10 @@ class ReplayEngine:
             index = list(range(start, min(start + self.batch, len(images))))
             yield EncodedBatch(
                 items=index,
-                payloads=[(hashlib.sha256(str(i).encode()).hexdigest(), {}, str(root / images[i]))
-                          for i in index],
+                payloads=[(digest, {}, str(root / images[i]),
+                           (int(digest[:16], 16), int(digest[16:32], 16)))
+                          for i in index
+                          for digest in [hashlib.sha256(str(i).encode()).hexdigest()]],
                 vectors=self.vectors[[i % len(self.vectors) for i in index]],
             )
 
@@ -238,7 +241,7 @@ def writer_rows(metadata: Path, rows: int, workdir: Path) -> Path:
 def writer_run(store: str, overrides: dict[str, Any], dataset: Path, rows_csv: Path,
                rows: int, encoder: Encoder, workdir: Path) -> WriterRun:
     rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((4096, encoder.dim)).astype(np.float32)
+    vectors = rng.standard_normal((rows, encoder.dim)).astype(np.float32)  # all distinct
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     settings = Settings(catalog_dir=workdir / f"writer-{store}", model=encoder.name,
                         **overrides)
