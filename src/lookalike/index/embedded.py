@@ -97,7 +97,7 @@ _RESCORE = 32  # float32 rows an inverted-list search rescores at most (k = 10; 
 _INT8_MIN_ROWS = 256  # fewer rows: score the float32 rows directly
 _FILTER_CAP = 8  # a filtered search scores at most this many times its first kept rows
 # a list unread may hold a row better by more than any list read: the gap is allowed this much
-_GAP_MARGIN = 1.5
+_GAP_MARGIN = 1.1
 _REBUILD_MIN = 1000  # more changes than items (and than this): build afresh from SQLite
 
 
