@@ -554,9 +554,8 @@ class EmbeddedStore:
             ok = idx >= 0
             out_s[ok], out_i[ok] = scores[ok], slots[idx[ok]]
             return out_s, out_i
-        codes, scale, error, norm = _gather_int8(view, slots)
         q = QueryCodes.of(queries)
-        dots = self.scanner.int8_dots(codes, q)
+        dots, scale, error, norm = self._int8_dots(view, slots, q)
         for j in range(m):
             candidates = q.candidates(j, dots[:, j], scale, error, norm, k, limit=rescore)
             at = slots[candidates]
@@ -566,6 +565,28 @@ class EmbeddedStore:
             out_s[j][ok], out_i[j][ok] = scores[0][ok], at[idx[0][ok]]
         return out_s, out_i
 
+
+    def _int8_dots(
+        self, view: View, slots: NDArray[np.int64], q: QueryCodes
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.float32],
+               NDArray[np.float32]]:
+        """int8 dot products of `slots` (ascending) with the queries, and their bound terms.
+        Long runs of slots (whole lists) are scored where they lie in the mapped file, one
+        product a run, not copied first."""
+        n_base = view.n_base
+        if len(slots) == 0 or int(slots[-1]) >= n_base:
+            codes, scale, error, norm = _gather_int8(view, slots)
+            return self.scanner.int8_dots(codes, q), scale, error, norm
+        breaks = np.flatnonzero(np.diff(slots) != 1) + 1
+        if len(breaks) * 64 >= len(slots):  # short runs: gather the rows, one product
+            codes, scale, error, norm = _gather_int8(view, slots)
+            return self.scanner.int8_dots(codes, q), scale, error, norm
+        rows = view.base.int8
+        starts = np.concatenate([[0], breaks])
+        ends = np.concatenate([breaks, [len(slots)]])
+        dots = np.concatenate([self.scanner.int8_dots(rows.codes[a:b], q) for a, b in zip(
+            slots[starts].tolist(), (slots[ends - 1] + 1).tolist(), strict=True)])
+        return dots, rows.scale[slots], rows.error[slots], rows.norm[slots]
 
     def _rank_filtered(
         self, view: View, query: NDArray[np.float32], centre_scores: Matrix,
@@ -594,8 +615,8 @@ class EmbeddedStore:
             lists = order[done:upto]
             slots, owner = _list_slots(view, lists, mask)
             if len(slots):
-                codes, scale, error, norm = _gather_int8(view, slots)
-                dots = self.scanner.int8_dots(codes, q)[:, 0]
+                dots2, scale, error, norm = self._int8_dots(view, slots, q)
+                dots = dots2[:, 0]
                 parts.append((slots, dots, scale, error, norm))
                 approx = dots.astype(np.float32) * (scale * q.scale[0])
                 top = np.full(len(lists), -np.inf, dtype=np.float32)
