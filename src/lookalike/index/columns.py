@@ -183,8 +183,8 @@ class FieldColumns:
                 if op == "in":
                     wanted = np.flatnonzero(value)
                     if len(wanted) <= 4 and not value[-1]:  # a few codes: compare, no gather
-                        ok = column == wanted[0]
-                        for code in wanted[1:].tolist():
+                        ok = np.zeros(len(column), dtype=np.bool_)
+                        for code in wanted.tolist():
                             ok |= column == code
                     else:  # a table of wanted codes; code -1 reads its last entry
                         ok = value[column]
