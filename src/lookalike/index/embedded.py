@@ -20,9 +20,13 @@ Search (`EmbeddedStore.search`), per query:
 * catalog of at most `exact_max_items` items, or a filter keeping at most `filter_exact_max`:
   **exact**, the two-stage scan of `index/scan.py` over every (kept) row — int8 scores with a
   guaranteed error bound, float32 rescoring of the rows that can still be in the top k;
-* otherwise **ivf**: the same two-stage scan over the rows of the `ivf_probe` lists whose
-  centres are nearest the query (more lists when a filter keeps few items). Within those lists
-  the result is exact; recall is lost only to lists not probed.
+* otherwise **ivf**: the same two-stage scan over the rows of the lists whose centres are
+  nearest the query, until they hold `ivf_rows` rows (or `ivf_probe` lists). A filter's search
+  reads the nearest lists holding kept items until they hold 1/sqrt(share kept) times as many
+  kept items, then every further list that may still hold a better kept item than the k-th
+  found: its centre score plus the largest gap seen between a read list's best kept score and
+  its centre score (times `_GAP_MARGIN`) reaches it. Within the lists read the result is exact;
+  recall is lost only to lists not read.
 
 Filters are evaluated on the columns before ranking. Writes take a file lock, append to the tail
 and rewrite the manifest; when the tail and dead rows pass a tenth of the base, the writer
@@ -96,7 +100,8 @@ _COMPACT_MIN = 4096  # ... and past this many
 _RESCORE = 32  # float32 rows an inverted-list search rescores at most (k = 10; 3·k above)
 _INT8_MIN_ROWS = 256  # fewer rows: score the float32 rows directly
 _FILTER_CAP = 8  # a filtered search scores at most this many times its first kept rows
-# a list unread may hold a row better by more than any list read: the gap is allowed this much
+# the gap between a list's best kept score and its centre score grows with the lists seen (a
+# maximum over more of them): an unread list's is taken as this times the largest seen
 _GAP_MARGIN = 1.1
 _REBUILD_MIN = 1000  # more changes than items (and than this): build afresh from SQLite
 
