@@ -364,3 +364,18 @@ def test_a_filter_keeping_far_clusters_reads_until_no_list_can_hold_better(
     assert recall(truth, got.ids) >= 0.95
     kept = set(catalog.store.filter_rowids(filters).tolist())
     assert set(got.ids[got.ids >= 0].tolist()) <= kept
+
+
+def test_an_unfiltered_search_reads_lists_until_its_row_budget(tmp_path: Path) -> None:
+    """`ivf_rows` (with `ivf_probe` 0) sets how many rows a search scores: a small budget
+    reads few lists and misses neighbours, a larger one finds them."""
+    catalog = make_catalog(tmp_path, 6000, exact_max_items=1000, ivf_rows=400)
+    queries = SyntheticCatalog(DIM).queries(40)
+    _, truth = reference(catalog, queries, 10)
+    got = catalog.index.search(queries, 10)
+    assert got.plan.method == "ivf"
+    assert recall(truth, got.ids) >= 0.95
+    catalog.close()
+    few = Catalog.open(Settings(catalog_dir=tmp_path, auto_tag=False,  # same files
+                                exact_max_items=1000, ivf_rows=20))
+    assert recall(truth, few.index.search(queries, 10).ids) < 0.9
