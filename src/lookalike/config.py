@@ -185,8 +185,9 @@ class Settings(BaseSettings):
         description="Rows an unfiltered search scores when `ivf_probe` is 0: the nearest lists "
         "until they hold this many. A filter keeping a share s of the catalog first scores "
         "1/sqrt(s) times as many kept rows, then every further list whose centre score plus "
-        "the largest gap seen between a read list's best kept score and its centre score "
-        "reaches the 10th best score found (up to 4 x filter_exact_max kept rows).",
+        "1.1 times the largest gap seen between a read list's best kept score and its centre "
+        "score reaches the k-th best score found (up to 8 times the first kept rows). More "
+        "is slower and misses fewer neighbours.",
     )
 
     # taste: swipes, recommendation, attributes (issue 5)
