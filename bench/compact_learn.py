@@ -26,7 +26,12 @@ from lookalike import Settings, create
 from lookalike.encoders.base import l2_normalise
 from lookalike.evaluation.datasets import load_dataset
 from lookalike.evaluation.features import cached_features
-from lookalike.evaluation.protocols import PlanFeatures, encode_plan, plan_evaluation
+from lookalike.evaluation.protocols import (
+    EvaluationPlan,
+    PlanFeatures,
+    encode_plan,
+    plan_evaluation,
+)
 from lookalike.evaluation.report import choose_part
 from lookalike.evaluation.scoring import score_plan
 from lookalike.evaluation.splits import group_split
@@ -44,6 +49,21 @@ def block_pca(fit: F, dim: int, power: float, weights: tuple[float, float, float
         scale[part] = w
     p = learn_projection(fit * scale, dim, power=power)
     return Projection(p.mean / scale, (p.matrix * scale).astype(np.float32))
+
+
+def block_share(fit: F, dim: int, power: float, rounds: int = 2) -> Projection:
+    """Block weighting chosen so that each part keeps its share: scale each part by
+    1/sqrt(the fraction of its centred energy the projection keeps), then PCA again."""
+    w = np.ones(3)
+    for _ in range(rounds):
+        p = block_pca(fit, dim, 0.0, tuple(w))  # type: ignore[arg-type]
+        c = fit - fit.mean(0)
+        u = np.linalg.qr((p.matrix).T.astype(np.float64))[0]  # orthonormal basis of its rows
+        kept = [np.linalg.norm(c[:, s_] @ u[s_, :]) ** 2 / np.linalg.norm(c[:, s_]) ** 2
+                for s_ in PARTS]
+        w = w / np.sqrt(np.asarray(kept) / kept[0])
+        print(f"  block-share: kept {np.round(kept, 3)} -> weights {np.round(w, 3)}")
+    return block_pca(fit, dim, power, tuple(w))  # type: ignore[arg-type]
 
 
 def colour_exact(fit: F, dim: int, power: float, w_colour: float) -> Projection:
@@ -109,7 +129,8 @@ def distil(
         logq = torch.log_softmax(s_proj.masked_fill(eye, -1e9) / temp, dim=1)
         loss = (p * (torch.log(p + 1e-12) - logq)).sum(1).mean()
         if inv_weight > 0:
-            vi = torch.from_numpy(rng.choice(len(vq_all), size=min(256, len(vq_all)), replace=False))
+            n_v = min(256, len(vq_all))
+            vi = torch.from_numpy(rng.choice(len(vq_all), size=n_v, replace=False))
             q = torch.nn.functional.normalize(vq_all[vi] @ a.T, dim=1)
             t = torch.nn.functional.normalize(vt_all[vi] @ a.T, dim=1)
             gal = torch.cat([t, z])  # each view's original among the others and the batch
@@ -193,17 +214,20 @@ def main() -> None:
         "block-1_1_2-p0.1": lambda: block_pca(fit, 512, 0.1, (1.0, 1.0, 2.0)),
         "block-1_0.8_2-p0.1": lambda: block_pca(fit, 512, 0.1, (1.0, 0.8, 2.0)),
         "block-1_1_3-p0.15": lambda: block_pca(fit, 512, 0.15, (1.0, 1.0, 3.0)),
+        "block-share-p0.1": lambda: block_share(fit, 512, 0.1),
+        "block-share-p0.15": lambda: block_share(fit, 512, 0.15),
         "colour64+448-p0.1": lambda: colour_exact(fit, 512, 0.1, 1.0),
         "colour64+448-p0.15": lambda: colour_exact(fit, 512, 0.15, 1.0),
     }
-    for temp in (0.02, 0.05, 0.1):
+    for temp in (0.01, 0.02, 0.05, 0.1):
         for inv in (0.0, 0.3, 1.0):
-            cands[f"distil-T{temp}-inv{inv}-{args.steps}"] = (
-                lambda temp=temp, inv=inv: distil(
-                    fit, pca01, [*fit_view_pairs, *([pairs_ab] if pairs_ab else [])], steps=args.steps, temp=temp,
-                    inv_weight=inv,
+            for lr in (1e-3, 1e-4):
+                cands[f"distil-T{temp}-inv{inv}-lr{lr:g}-{args.steps}"] = (
+                    lambda temp=temp, inv=inv, lr=lr: distil(
+                        fit, pca01, [*fit_view_pairs, *([pairs_ab] if pairs_ab else [])],
+                        steps=args.steps, temp=temp, inv_weight=inv, lr=lr,
+                    )
                 )
-            )
     args.save.mkdir(parents=True, exist_ok=True)
     chosen = {}
     for name, make in cands.items():
@@ -238,7 +262,9 @@ def main() -> None:
             plans[key] = plan_evaluation(d_, p_.split, seed=0, background_source=bgp)
             feats[key] = encode_plan(enc, plans[key], settings)
 
-        def checks(f: dict[str, PlanFeatures]) -> list[float]:
+        def checks(
+            f: dict[str, PlanFeatures], plans: dict[str, EvaluationPlan] = plans
+        ) -> list[float]:
             sc = {k: score_plan(plans[k], f[k], probe=False).metrics for k in plans}
             return [sc[ds].get(metric, float("nan")) for ds, metric, _ in CHECKS]
 

@@ -77,7 +77,7 @@ def main() -> None:
         if v.name == "crop-zoom-25":
             continue
         t0 = time.monotonic()
-        vec, ok = cached_features(
+        vec, _ok = cached_features(
             encoder, v.sources, variant=v.variant + ":fitviews", transform=v.transform,
             settings=settings,
         )
