@@ -66,6 +66,12 @@ def block_share(fit: F, dim: int, power: float, rounds: int = 2) -> Projection:
     return block_pca(fit, dim, power, tuple(w))  # type: ignore[arg-type]
 
 
+def uncentred(fit: F, dim: int, power: float) -> Projection:
+    """PCA-whitening of the second moment (no mean taken off: the mean direction is kept)."""
+    p = learn_projection(np.concatenate([fit, -fit]), dim, power=power)  # symmetric: mean 0
+    return Projection(np.zeros(fit.shape[1], dtype=np.float32), p.matrix)
+
+
 def colour_exact(fit: F, dim: int, power: float, w_colour: float) -> Projection:
     """The 64 colour numbers kept as they are (times w_colour) + PCA of the two backbones."""
     back = learn_projection(fit[:, :2560], dim - 64, power=power)
@@ -214,6 +220,8 @@ def main() -> None:
         "block-1_1_2-p0.1": lambda: block_pca(fit, 512, 0.1, (1.0, 1.0, 2.0)),
         "block-1_0.8_2-p0.1": lambda: block_pca(fit, 512, 0.1, (1.0, 0.8, 2.0)),
         "block-1_1_3-p0.15": lambda: block_pca(fit, 512, 0.15, (1.0, 1.0, 3.0)),
+        "uncentred+views-p0.1": lambda: uncentred(views_fit, 512, 0.1),
+        "uncentred+views-p0.15": lambda: uncentred(views_fit, 512, 0.15),
         "block-share-p0.1": lambda: block_share(fit, 512, 0.1),
         "block-share-p0.15": lambda: block_share(fit, 512, 0.15),
         "colour64+448-p0.1": lambda: colour_exact(fit, 512, 0.1, 1.0),
