@@ -1,17 +1,19 @@
 """Helpers for the server's worker processes (searches, password hashing): they must not
-outlive the server, and a Ctrl+C must not reach one while it is still starting.
+outlive the server, a Ctrl+C must not reach one while it is still starting, and a worker that
+allocates the same large block at every call can keep it instead of returning it each time.
 
 Standard library only: worker processes import this before anything else."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["exit_with_parent", "is_alive", "sigint_held"]
+__all__ = ["exit_with_parent", "is_alive", "keep_freed_memory", "sigint_held"]
 
 
 def exit_with_parent(parent: int) -> None:
@@ -44,3 +46,27 @@ def is_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+
+
+def keep_freed_memory() -> bool:
+    """Make this process's C allocator keep the memory it frees, for a worker whose every call
+    allocates and frees the same large block (argon2's 64 MiB). glibc serves a block that large
+    with its own mmap and unmaps it on free, so the process's resident memory rose and fell by
+    the block at each call; with this, the block comes from the heap (mmap off) and the heap's
+    free top is never given back (no trim), so the block is faulted in once, reused by every
+    later call, and the process stays at its peak. Call it first thing in the worker, from its
+    main thread, in a process that does nothing else (every allocation is kept). Returns False
+    where the C library has no `mallopt` (not glibc): nothing changes there."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    # 2**31 - 1 bytes: the largest trim threshold an int holds, more than any worker frees
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
