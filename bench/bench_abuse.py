@@ -118,12 +118,12 @@ class RssSeries:
         return self.samples[-1][0]
 
     def floors(self) -> list[tuple[float, float]]:
-        """(window start, lowest sample) of each consecutive `span`-long window."""
-        out, t = [], 0.0
-        while t < self.length:
-            out.append((t, min(self.window(t, t + self.span))))
-            t += self.span
-        return out
+        """(window start, lowest sample) of each consecutive `span`-long window, the last one
+        ending with the soak (it overlaps the one before when the soak is not a multiple)."""
+        starts = [i * self.span for i in range(max(1, int(self.length // self.span)))]
+        if self.length - starts[-1] > self.span * 1.01:
+            starts.append(self.length - self.span)
+        return [(t, min(self.window(t, t + self.span))) for t in starts]
 
     def floor_slope(self) -> float:
         """Least-squares slope of the floors, MiB per minute (0 with fewer than 2)."""
