@@ -12,8 +12,10 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-__all__ = ["exit_with_parent", "is_alive", "keep_freed_memory", "sigint_held"]
+__all__ = ["exit_with_parent", "is_alive", "keep_freed_memory", "return_freed_memory",
+           "sigint_held"]
 
 
 def exit_with_parent(parent: int) -> None:
@@ -48,6 +50,30 @@ def is_alive(pid: int) -> bool:
     return True
 
 
+def _libc_function(name: str) -> Any:
+    """Function `name` of the C library this process runs on (a ctypes function), or None
+    where it has none (not glibc)."""
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+
+
+def return_freed_memory() -> bool:
+    """Give the memory this process's C allocator holds free back to the system (glibc's
+    `malloc_trim(0)`: the free top of every arena, and the free pages inside them). A
+    long-running server whose threads allocate and free (request bodies, decoded photos,
+    query results) otherwise keeps the holes its arenas are left with: measured on the server
+    under bench_abuse, 16 MiB of its 250 MiB. Takes a few ms; safe with other threads running.
+    Returns whether anything was given back (False, too, where there is no `malloc_trim`)."""
+    trim = _libc_function("malloc_trim")
+    if trim is None:
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return bool(trim(0))
+
+
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -62,9 +88,8 @@ def keep_freed_memory() -> bool:
     later call, and the process stays at its peak. Call it first thing in the worker, from its
     main thread, in a process that does nothing else (every allocation is kept). Returns False
     where the C library has no `mallopt` (not glibc): nothing changes there."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
