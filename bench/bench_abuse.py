@@ -27,7 +27,8 @@
    allocation raises single samples only, and whether a sample caught one is luck. The raw
    end-vs-start and last-vs-first-minute-median figures are printed beside it: with the
    server's memory flat (the password workers keep argon2's 64 MiB from one hash to the next,
-   see lookalike.passwords) all three agree within a few MiB.
+   see lookalike.passwords; the server gives its allocator's free memory back at each cleanup
+   round, see lookalike.processes) all three agree within a few MiB.
 After the mix and after the soak: every acknowledged swipe and item write is read back.
 
 Pass = 0 answers >= 500 and 0 broken connections; 0 lost acknowledged writes; the searchers'
