@@ -642,10 +642,13 @@ class MilvusStore:
         with self._locked():
             self._apply()
 
-    def upsert(self, ids: Ids, vectors: Matrix, fields: Sequence[Scalars]) -> None:
+    def upsert(
+        self, ids: Ids, vectors: Matrix, fields: Sequence[Scalars], *, compact: bool = True
+    ) -> None:
         """Write the items (and every other change logged since the marker) as the metadata
         store holds them: it has committed them already, and is read again under the lock so
-        that a later change by another process is never overwritten with an older one."""
+        that a later change by another process is never overwritten with an older one.
+        (`compact` is Milvus's own business: it merges segments by itself.)"""
         ids = as_ids(ids)
         np.asarray(vectors, dtype=np.float32).reshape(len(ids), self._dim)
         self._write(ids, len(fields))
