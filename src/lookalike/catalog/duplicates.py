@@ -126,6 +126,8 @@ class DuplicateFinder:
     _high_rowid: int = 0
     # added, not stored yet: key -n ↔ (id, hash, vector)
     _pending: dict[int, tuple[str, int, NDArray[np.float32]]] = field(default_factory=dict)
+    # their hashes in the order added (key -n at n - 1), grown like the stored ones
+    _pending_hashes: NDArray[np.uint64] = field(default_factory=lambda: np.zeros(256, np.uint64))
 
     def __len__(self) -> int:
         return self._size + len(self._pending)
@@ -150,7 +152,11 @@ class DuplicateFinder:
 
     def add(self, item_id: str, phash: int, vector: NDArray[np.float32]) -> None:
         """An item added but not stored yet: later photos are compared with it too."""
-        self._pending[-(len(self._pending) + 1)] = (
+        n = len(self._pending)
+        if n == len(self._pending_hashes):
+            self._pending_hashes = np.resize(self._pending_hashes, 2 * n)
+        self._pending_hashes[n] = np.uint64(phash)
+        self._pending[-(n + 1)] = (
             item_id, phash, np.asarray(vector, dtype=np.float32))
 
     def committed(self, store: CatalogStore) -> None:
@@ -218,14 +224,12 @@ class DuplicateFinder:
         if not self._pending:
             return keys, bits
         plain, mirrored = (np.uint64(h) for h in hashes)
-        pending = np.fromiter((h for _, h, _ in self._pending.values()), dtype=np.uint64,
-                              count=len(self._pending))
-        pending_keys = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
+        pending = self._pending_hashes[: len(self._pending)]
         pbits = np.minimum(np.bitwise_count(pending ^ plain), np.bitwise_count(pending ^ mirrored))
         near = np.flatnonzero(pbits <= self.max_bits)
         if not len(near):
             return keys, bits
-        all_keys = np.concatenate([keys, pending_keys[near]])
+        all_keys = np.concatenate([keys, -(near.astype(np.int64) + 1)])  # key -n at n - 1
         all_bits = np.concatenate([bits, pbits[near].astype(np.int64)])
         order = np.argsort(all_bits, kind="stable")[: self.max_candidates]
         return all_keys[order], all_bits[order]
