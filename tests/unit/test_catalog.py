@@ -303,3 +303,27 @@ def test_ingest_commits_in_groups_and_an_interrupted_run_keeps_what_was_committe
                         on_batch=lambda rowids, vectors: commits.append(len(rowids)))
         assert (report.added, report.skipped) == (28, 12)
         assert commits == [12, 12, 4] and cat.store.count() == 40
+
+
+def test_ingest_hands_the_vector_store_its_items_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver holds at most one chunk of vectors: the vector store gets the committed
+    items chunk by chunk during the ingest (it used to get every vector at the very end)."""
+    import lookalike.catalog.catalog as catalog_module
+
+    monkeypatch.setattr(catalog_module, "UPSERT_ITEMS", 8)  # the chunk, small for the test
+    images, meta, _ = make_dataset(tmp_path, 40)
+    behind: list[tuple[int, int]] = []  # (committed to SQLite, in the vector store)
+    with open_catalog(tmp_path / "cat", commit_every=4, batch_size=2, chunk_size=4) as cat:
+
+        def watch(_: object) -> None:
+            behind.append((cat.store.count(), len(cat.index)))
+
+        report = cat.ingest(images, meta, progress=watch)
+        assert report.added == 40 and len(cat.index) == 40
+        assert cat.index.ids().tolist() == sorted(report.added_rowids)
+        hits = cat.similar("item-0007", k=3)
+        assert hits and all(hit.item.id != "item-0007" for hit in hits)
+    assert behind[-1][1] >= 24  # seen by the vector store before the ingest ended
+    assert all(committed - indexed <= 8 + 4 for committed, indexed in behind), behind
