@@ -11,6 +11,8 @@ through the same `VectorStore` contract, side by side in one run, from 10k to 1M
     # + Milvus: a real 2.3.5 server started in WORKDIR/milvus (pip install 'milvus==2.3.5'),
     # or one already running at --milvus milvus://HOST:PORT (then without its memory and disk)
     .venv/bin/python bench/bench_scale.py --sizes 10000,100000 --milvus start
+    # + the embedded store searched again with other `ivf_probe` values (same files):
+    .venv/bin/python bench/bench_scale.py --sizes 1000000 --backends embedded --probes 8,32
 
 Data: `lookalike.evaluation.synthetic` — clustered unit vectors at the stored width with
 realistic metadata (20 categories, brands, prices, second-hand, sizes, colours), written

@@ -67,6 +67,18 @@ def test_collection_names_are_valid_and_differ_by_folder(tmp_path: Path) -> None
         assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", name), name
 
 
+
+def test_a_catalog_in_postgresql_is_named_alike_on_every_machine(tmp_path: Path) -> None:
+    url = "postgresql://shop:secret@DB.example:5433/lookalike"
+    a = collection_name(tmp_path / "m1" / "Shop", database_url=url)
+    assert a == collection_name(tmp_path / "m2" / "Shop", database_url=url)  # another machine
+    assert a == collection_name(tmp_path / "Shop", database_url=url.replace("shop:secret@", ""))
+    assert a.startswith("lookalike_shop_") and a != collection_name(tmp_path / "Shop")
+    assert a != collection_name(tmp_path / "Shop", database_url=url + "?schema=other")
+    assert a != collection_name(tmp_path / "Shop", database_url=url.replace("5433", "5432"))
+    assert a != collection_name(tmp_path / "Shop", database_url=url.replace("/lookalike", "/x"))
+    assert a != collection_name(tmp_path / "Shop2", database_url=url)
+
 def test_strings_are_stored_as_digests_and_unknown_as_nothing_a_filter_can_name() -> None:
     assert text_code(None) == ""
     assert text_code("") != "" and len(text_code("")) == 32
