@@ -88,6 +88,7 @@ class WriterRun:
     cpu: float
     dim: int
     notes: str = ""
+    load: float = 0.0  # the 1-minute load average when the run ended
 
     @property
     def rate(self) -> float:
@@ -255,7 +256,7 @@ def writer_run(store: str, overrides: dict[str, Any], dataset: Path, rows_csv: P
     if report.added != rows:
         raise SystemExit(f"writer {store}: added {report.added} of {rows}")
     cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
-    return WriterRun(store, rows, seconds, cpu, encoder.dim)
+    return WriterRun(store, rows, seconds, cpu, encoder.dim, load=os.getloadavg()[0])
 
 
 def store_slots(workdir: Path) -> list[tuple[str, dict[str, Any], Any]]:
@@ -304,7 +305,8 @@ def summarise(res: Results) -> str:
         ratio = w.rate / node_rate if node_rate else 0.0
         lines.append(
             f"writer {w.store:<11}{w.rate:>9.0f} items/s ({w.rate * w.dim * 4 / 2**20:.0f} MB/s "
-            f"of vectors, {w.cpu / w.rows * 1000:.2f} ms CPU/item) = {ratio:.1f}x one node "
+            f"of vectors, {w.cpu / w.rows * 1000:.2f} ms CPU/item, load {w.load:.1f}) = "
+            f"{ratio:.1f}x one node "
             f"(target >= {WRITER_TARGET:.0f}x: {'PASS' if ratio >= WRITER_TARGET else 'FAIL'})")
     if res.writers and node_rate:
         ceiling = min(w.rate for w in res.writers)
@@ -434,7 +436,9 @@ def main() -> None:
                 for store, overrides, _ in slots:
                     res.writers.append(writer_run(store, overrides, args.dataset, rows_csv,
                                                   args.writer_rows, encoder, workdir))
-                    print(f"writer {store}: {res.writers[-1].rate:.0f} items/s", flush=True)
+                    w = res.writers[-1]
+                    print(f"writer {store}: {w.rate:.0f} items/s, {w.cpu:.1f} s CPU, "
+                          f"load {w.load:.1f}", flush=True)
             finally:
                 for _, _, server in slots:
                     if server is not None:

@@ -11,6 +11,9 @@ photos only, int8-rounded as committed) is applied to them in numpy, and every c
 bench_quality is scored on the projected vectors beside the full-width ones. The shipped model's
 graph computes the same projection, so its numbers match these up to float rounding; confirm a
 choice with bench_quality on the real ONNX model.
+
+This script reads the test sets: use it to look, not to choose. `compact_learn.py` (with
+`compact_views.py`) chooses among projection families on validation contributors first.
 """
 
 from __future__ import annotations

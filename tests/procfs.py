@@ -37,3 +37,12 @@ def children_of(pid: int) -> list[int]:
             if int(stat[1]) == pid and stat[0] != "Z":
                 out.append(int(entry.name))
     return out
+
+
+def resident_kib(pid: int, field: str = "RssAnon") -> int:
+    """A resident-memory line of /proc/PID/status (VmRSS, RssAnon, RssFile...), KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name == field:
+            return int(value.split()[0])
+    raise LookupError(f"/proc/{pid}/status has no {field}")

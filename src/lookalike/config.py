@@ -346,7 +346,8 @@ class Settings(BaseSettings):
     )
     cleanup_interval: timedelta = Field(
         timedelta(minutes=10), ge=timedelta(seconds=1), le=timedelta(days=1),
-        description="How often the server deletes expired guests and sessions. 1 s to 1 day.",
+        description="How often the server deletes expired guests and sessions (and gives the "
+        "memory its allocator holds free back to the system). 1 s to 1 day.",
     )
     requests_per_minute: float = Field(
         300.0, gt=0, le=1_000_000,

@@ -1,5 +1,6 @@
 """`lookalike serve` as a user runs it: a real process on a free port, its search processes,
-Ctrl+C and SIGKILL. Fake-encoder catalog of the bundled sample (fast)."""
+Ctrl+C and SIGKILL, its memory through a burst of password checks. Fake-encoder catalog of the
+bundled sample (fast)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +20,7 @@ import pytest
 
 from lookalike.config import Settings
 from lookalike.demo import build_demo_catalog, sample_images
-from procfs import alive, children_of, gone_within
+from procfs import alive, children_of, gone_within, resident_kib
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file(),
                                 reason="reads processes from /proc (Linux)")
@@ -190,3 +192,46 @@ def test_a_taken_port_is_one_clear_error(command: str, catalog_dir: Path, tmp_pa
         "lookalike serve?); stop that program or choose another port with --port"
     ]
     assert command == "serve" or not folder.exists()  # the demo stopped before its ingest
+
+
+def tree_anon_mib(pid: int) -> float:
+    """Anonymous resident memory of the server and its worker processes, MiB."""
+    total = 0
+    for p in [pid, *children_of(pid)]:
+        try:
+            total += resident_kib(p)
+        except (OSError, LookupError):  # a process that just ended
+            continue
+    return total / 1024
+
+
+def test_the_servers_memory_stays_flat_through_a_burst_of_password_checks(
+    server: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    """Each argon2 check takes 64 MiB in the password worker. Once the worker has made its
+    first, the server's memory (all its processes, sampled every 20 ms) must not swing by it:
+    before the worker kept the block, it rose by 64 MiB during each check and fell back after,
+    so any one reading of the server's memory was off by up to 64 MiB per worker."""
+    proc, url = server
+    assert failed_login(url) == 401  # the worker starts and takes its block
+    baseline = tree_anon_mib(proc.pid)
+    samples: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.append(tree_anon_mib(proc.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        # 4 more: the per-client burst of failed logins is 5, all of them hashed
+        assert [failed_login(url) for _ in range(4)] == [401] * 4
+    finally:
+        done.set()
+        sampler.join()
+    after = tree_anon_mib(proc.pid)
+    assert len(samples) > 10
+    assert max(samples) - min(samples) < 24, (baseline, min(samples), max(samples))
+    assert abs(after - baseline) < 16, (baseline, after)

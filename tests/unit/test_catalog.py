@@ -303,3 +303,70 @@ def test_ingest_commits_in_groups_and_an_interrupted_run_keeps_what_was_committe
                         on_batch=lambda rowids, vectors: commits.append(len(rowids)))
         assert (report.added, report.skipped) == (28, 12)
         assert commits == [12, 12, 4] and cat.store.count() == 40
+
+
+def test_ingest_hands_the_vector_store_its_items_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver holds at most one chunk of vectors: the vector store gets the committed
+    items chunk by chunk during the ingest (it used to get every vector at the very end)."""
+    import lookalike.catalog.catalog as catalog_module
+
+    monkeypatch.setattr(catalog_module, "UPSERT_ITEMS", 8)  # the chunk, small for the test
+    images, meta, _ = make_dataset(tmp_path, 40)
+    behind: list[tuple[int, int]] = []  # (committed to SQLite, in the vector store)
+    with open_catalog(tmp_path / "cat", commit_every=4, batch_size=2, chunk_size=4) as cat:
+
+        def watch(_: object) -> None:
+            behind.append((cat.store.count(), len(cat.index)))
+
+        report = cat.ingest(images, meta, progress=watch)
+        assert report.added == 40 and len(cat.index) == 40
+        assert cat.index.ids().tolist() == sorted(report.added_rowids)
+        hits = cat.similar("item-0007", k=3)
+        assert hits and all(hit.item.id != "item-0007" for hit in hits)
+    assert behind[-1][1] >= 24  # seen by the vector store before the ingest ended
+    assert all(committed - indexed <= 8 + 4 for committed, indexed in behind), behind
+
+
+def test_a_file_longer_than_a_window_goes_through_window_by_window_to_the_same_catalog(
+    tmp_path: Path,
+) -> None:
+    """Validate → encode → write runs `window_rows` rows at a time (the driver never holds the
+    whole file): the engine gets no more than a window of photos, and the catalog, the report
+    and the progress total are those of one window — a repeated id, the same photo under
+    another id and a bad row in later windows included."""
+    from collections.abc import Iterator, Sequence
+
+    from lookalike.catalog.ingest import IngestProgress, LocalEngine, ingest
+
+    images, _, rows = make_dataset(tmp_path, 30)
+    extra = [dict(rows[2]), {**rows[5], "id": "copy-of-5"}, {**rows[7], "id": "bad", "price": "x"}]
+    write_csv(tmp_path / "long.csv", rows + extra)
+    sizes: list[int] = []
+
+    class Recording(LocalEngine):
+        def encode(self, encoder, images: Sequence[str], prepare):  # type: ignore[no-untyped-def]
+            sizes.append(len(images))
+            batches: Iterator[object] = super().encode(encoder, images, prepare)
+            yield from batches
+
+    outcome = {}
+    for window in (7, 1000):
+        sizes.clear()
+        seen: list[IngestProgress] = []
+        with open_catalog(tmp_path / f"cat-{window}") as cat:
+            report = ingest(cat.store, cat.encoder, images, tmp_path / "long.csv",
+                            engine=Recording(2, 4, 2), window_rows=window,
+                            progress=seen.append)
+            outcome[window] = (
+                report.added, report.skipped,
+                [(r.row, r.item_id, r.field) for r in report.rejected],
+                sorted((i.id, i.image_hash, i.price) for i in cat.items(limit=100)),
+                seen[-1].total, seen[-1].done,
+            )
+        assert sizes == ([7, 7, 7, 7, 3] if window == 7 else [31])  # 30 rows + copy-of-5
+    assert outcome[7] == outcome[1000]
+    added, skipped, rejected, _, total, done = outcome[7]
+    assert (added, skipped, total, done) == (30, 2, 31, 31)  # repeated id, same photo skipped
+    assert rejected == [(34, "bad", "price")]

@@ -193,3 +193,53 @@ def test_an_older_catalog_gets_the_columns_and_its_photos_hashed(tmp_path: Path)
 def test_hashes_above_2_63_round_trip_through_sqlite(tmp_path: Path, value: int) -> None:
     store = store_with(tmp_path, [value], np.stack([unit([1, 0])]))
     assert int(store.phashes_after(0)[1][0]) == value
+
+
+def linear_candidates(
+    held: np.ndarray, rowids: np.ndarray, pair: tuple[int, int], max_bits: int, limit: int
+) -> list[tuple[int, int]]:
+    """The plain scan the batched lookup replaced: every held hash, closest first (ties in
+    the order held), at most `limit`."""
+    found = [(min(hamming(int(h), pair[0]), hamming(int(h), pair[1])), i)
+             for i, h in enumerate(held.tolist())]
+    near = sorted((bits, i) for bits, i in found if bits <= max_bits)[:limit]
+    return [(int(rowids[i]), bits) for bits, i in near]
+
+
+@pytest.mark.parametrize("block_cells", [7, 1 << 21])
+def test_batched_candidates_are_the_linear_scans(
+    block_cells: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random hashes, clustered ones (many within the radius, many ties: the cut at
+    `max_candidates` matters) and the sample's real photos with their reposts: the batched
+    lookup finds exactly what a scan of every held hash finds, in the same order."""
+    import lookalike.catalog.duplicates as duplicates
+
+    monkeypatch.setattr(duplicates, "_BLOCK_CELLS", block_cells)  # blocks smaller than the batch
+    rng = np.random.default_rng(7)
+    random_hashes = rng.integers(0, 2**63, size=300, dtype=np.uint64) * np.uint64(2)
+    bases = rng.integers(0, 2**63, size=4, dtype=np.uint64)
+    flips = [np.bitwise_or.reduce(np.uint64(1) << rng.choice(64, size=k, replace=False)
+                                  .astype(np.uint64))
+             for k in rng.integers(0, 12, size=200)]
+    clustered = np.array([bases[i % 4] ^ f for i, f in enumerate(flips)], dtype=np.uint64)
+    real = [perceptual_hashes(photo(p)) for p in PHOTOS]
+    real += [perceptual_hashes(copy) for p in PHOTOS[:4] for copy in reposts(photo(p)).values()]
+    held = np.concatenate([random_hashes, clustered,
+                           np.array([h for h, _ in real], dtype=np.uint64)])
+    finder = DuplicateFinder(max_bits=16, max_candidates=16)
+    rowids = np.arange(1, len(held) + 1, dtype=np.int64) * 3
+    finder.hold(rowids, held)
+    queries = ([(int(h), int(h) ^ 0xFF) for h in clustered[:40]]
+               + [(int(a), int(b)) for a, b in rng.integers(0, 2**63, size=(20, 2),
+                                                             dtype=np.uint64)]
+               + real)
+    batched = finder.stored_candidates(queries)
+    assert len(batched) == len(queries)
+    total = 0
+    for pair, (keys, bits) in zip(queries, batched, strict=True):
+        expected = linear_candidates(held, rowids, pair, 16, 16)
+        assert list(zip(keys.tolist(), bits.tolist(), strict=True)) == expected
+        assert finder.candidates(pair)[0].tolist() == [k for k, _ in expected]
+        total += len(expected)
+    assert total > len(queries)  # the data really has near hashes to find

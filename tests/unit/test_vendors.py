@@ -11,7 +11,7 @@ import pytest
 
 from databases import store_for
 from lookalike.catalog import CatalogStore, ItemIn, NewItem
-from lookalike.catalog.imagefiles import image_file, stored_path
+from lookalike.catalog.imagefiles import StoredPaths, image_file, stored_path
 from lookalike.errors import ImageLoadError
 from lookalike.users.vendors import KEY_PREFIX, VendorError, Vendors, key_digest
 
@@ -92,3 +92,25 @@ def test_stored_paths_are_relative_inside_the_folder_and_never_lead_out(tmp_path
     for escape in ("../b.jpg", "images/../../b.jpg", "link.jpg", "a\x00.jpg"):
         with pytest.raises(ImageLoadError):
             image_file(folder, escape)
+
+
+def test_stored_paths_of_an_ingest_trust_only_paths_that_look_resolved(tmp_path: Path) -> None:
+    """An ingest's paths come resolved from its engine: compared as text, without touching the
+    disk; anything that does not look resolved is resolved, so nothing stored leads out."""
+    folder = tmp_path / "cat"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "b.jpg").write_bytes(b"y")
+    (tmp_path / "alias").symlink_to(folder)  # the folder by another name
+    paths = StoredPaths(tmp_path / "alias")
+    root = str(folder.resolve())
+    assert paths.root == folder.resolve()
+    assert paths(f"{root}/images/a.jpg", resolved=True) == "images/a.jpg"
+    assert paths(f"{root}/images/missing.jpg", resolved=True) == "images/missing.jpg"  # no disk
+    outside = str((tmp_path / "b.jpg").resolve())
+    for escape in (f"{root}/images/../../b.jpg", f"{root}/./../b.jpg", f"{root}//../b.jpg"):
+        assert paths(escape, resolved=True) == outside  # not resolved after all: resolved here
+    assert paths(f"{root}-other/x.jpg", resolved=True) == f"{root}-other/x.jpg"  # a prefix only
+    assert paths(root, resolved=True) == root
+    assert paths(tmp_path / "alias" / "images" / "a.jpg") == "images/a.jpg"
+    assert paths(Path("relative.jpg"), resolved=True) == str(Path("relative.jpg").resolve())

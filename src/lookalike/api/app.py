@@ -28,6 +28,7 @@ from lookalike.api.routers import docs, items, pages, search, users
 from lookalike.catalog import Catalog
 from lookalike.config import Settings
 from lookalike.passwords import WorkerHasher
+from lookalike.processes import return_freed_memory
 from lookalike.recommend import Feed
 from lookalike.users import Users
 from lookalike.users.vendors import Vendors
@@ -70,7 +71,9 @@ def body_cap(settings: Settings) -> BodyLimitMiddleware.Cap:
 
 async def expire_periodically(users: Users, every: float) -> None:
     """Delete expired guests and sessions at once, then every `every` seconds until
-    cancelled. A failed round is logged and the next one tried."""
+    cancelled, and each time give the memory the server's allocator holds free back to the
+    system (`return_freed_memory`), so that its resident memory is what it uses. A failed
+    round is logged and the next one tried."""
     while True:
         try:
             expired = await run_in_threadpool(users.expire)
@@ -78,6 +81,7 @@ async def expire_periodically(users: Users, every: float) -> None:
                 log.info("expired %d guests and %d sessions", expired.guests, expired.sessions)
         except Exception:
             log.exception("expiring guests and sessions failed")
+        await run_in_threadpool(return_freed_memory)
         await asyncio.sleep(every)
 
 

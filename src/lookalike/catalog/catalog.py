@@ -32,7 +32,7 @@ from lookalike.catalog.duplicates import (
     repost_reason,
 )
 from lookalike.catalog.filters import LIST_FIELDS, Filters
-from lookalike.catalog.imagefiles import copy_image, image_file, stored_path
+from lookalike.catalog.imagefiles import StoredPaths, copy_image, image_file, stored_path
 from lookalike.catalog.ingest import (
     EncodeEngine,
     IngestProgress,
@@ -59,6 +59,9 @@ DB_FILE = "catalog.sqlite"
 #: drops them from the hits (as it drops excluded items) instead of searching the rest as a
 #: filtered subset: the unfiltered index stays in use while few items are sold.
 SOLD_EXCLUDED_MAX = 256
+#: Committed items an ingest hands the vector store at a time (at most this many vectors held
+#: by the driver beyond the batch being committed: ~21 MB at 2,624 dimensions).
+UPSERT_ITEMS = 2048
 
 
 class DuplicateItemError(LookalikeError):
@@ -243,13 +246,26 @@ class Catalog:
         reposts = RepostCheck.from_settings(self.settings)
         if reposts.mode != "keep":
             self.hash_photos()
-        new_ids: list[NDArray[np.int64]] = []
-        new_vecs: list[NDArray[np.float32]] = []
+        # The vector store gets the committed items a chunk at a time while the ingest runs
+        # (the driver holds at most one chunk of vectors, not the whole ingest's); the
+        # embedded store appends them to its tail and compacts at most once, at the last.
+        held_ids: list[int] = []
+        held_vecs: list[NDArray[np.float32]] = []
 
-        def collect(rowids: list[int], vectors: NDArray[np.float32]) -> None:
-            new_ids.append(np.asarray(rowids, dtype=np.int64))
-            new_vecs.append(vectors)
+        def upsert(compact: bool) -> None:
+            ids = np.asarray(held_ids, dtype=np.int64)
+            self.index.upsert(ids, np.concatenate(held_vecs), self.store.scalars_of(ids),
+                              compact=compact)
+            held_ids.clear()
+            held_vecs.clear()
 
+        def committed(rowids: list[int], vectors: NDArray[np.float32]) -> None:
+            if held_ids and len(held_ids) + len(rowids) > UPSERT_ITEMS:
+                upsert(compact=False)
+            held_ids.extend(rowids)
+            held_vecs.append(vectors)
+
+        paths = StoredPaths(Path(self.settings.catalog_dir))
         report = ingest(
             self.store,
             self.encoder,
@@ -265,28 +281,26 @@ class Catalog:
             progress=progress,
             pixel_taggers=self.pixel_taggers,
             vector_taggers=self.vector_taggers,
-            on_batch=collect,
+            on_batch=committed,
             columns=columns,
-            place_image=self._place_image,
+            place_image=lambda path, digest: self._place_image(paths, path, digest),
             reposts=reposts,
         )
-        if new_ids:
-            ids = np.concatenate(new_ids)
-            self.index.upsert(ids, np.concatenate(new_vecs), self.store.scalars_of(ids))
+        if held_ids:  # (a failed ingest's committed items: the next sync reads the change log)
+            upsert(compact=True)
         return report
 
-    def _place_image(self, path: Path, digest: str) -> str:
+    def _place_image(self, paths: StoredPaths, path: Path, digest: str) -> str:
         """The image path to store for an ingested photo (`lookalike.catalog.imagefiles`):
         copied into the catalog folder when `settings.copy_images` is on (read again here, by
         the writer: the engine may have decoded it on another machine); relative to the
-        folder when inside it."""
-        folder = Path(self.settings.catalog_dir)
+        folder when inside it. `path` is the engine's resolved path."""
         if self.settings.copy_images:
             data = read_image_bytes(path, self.limits, follow_symlinks=False)
             if content_hash(data) != digest:
                 raise ImageLoadError(str(path), "the file changed during the ingest")
-            path = copy_image(folder, data, digest, path.suffix)
-        return stored_path(folder, path)
+            return paths(copy_image(paths.root, data, digest, path.suffix))
+        return paths(path, resolved=True)
 
     def image_file(self, item: Item) -> Path:
         """The file of the item's photo (a relative path inside the catalog folder, never

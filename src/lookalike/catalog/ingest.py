@@ -10,16 +10,19 @@ recompressed, cropped or mirrored: `lookalike.catalog.duplicates`) are rejected 
 original, or flagged, by setting. Items are committed in batches, so a killed run resumes
 where it stopped: the rerun skips what is already stored.
 
-Three stages: (a) `validate_rows` checks every row up front; (b) an `EncodeEngine` decodes
-and encodes the photos (`LocalEngine`: this machine's cores; `ray_engine.RayEngine`: a Ray
-cluster), each photo through the same `ImagePreparer`; (c) the writer stores the results in
-file order (dedupe by bytes, reposts, commits, reject report, progress). Whatever the
-engine, (a) and (c) are the same code.
+Three stages: (a) `validate_rows` checks every row before its photo is read; (b) an
+`EncodeEngine` decodes and encodes the photos (`LocalEngine`: this machine's cores;
+`ray_engine.RayEngine`: a Ray cluster), each photo through the same `ImagePreparer`; (c) the
+writer stores the results in file order (dedupe by bytes, reposts, commits, reject report,
+progress). Whatever the engine, (a) and (c) are the same code. The file goes through them
+`WINDOW_ROWS` rows at a time, so however long it is the driver holds at most one window of
+validated rows (~2 KB each) and the vectors of one commit.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -395,6 +398,11 @@ def engine_for(settings: Settings) -> EncodeEngine:
     return LocalEngine(settings.batch_size, settings.chunk_size, settings.decode_threads)
 
 
+#: Rows validated, encoded and written at a time (see the module doc): ~200 MB of rows held,
+#: and an engine started once per window (a Ray run's fixed cost is a few seconds).
+WINDOW_ROWS = 100_000
+
+
 def ingest(
     store: CatalogStore,
     encoder: Encoder,
@@ -415,18 +423,20 @@ def ingest(
     columns: dict[str, str] | None = None,
     reposts: RepostCheck | None = None,
     place_image: Callable[[Path, str], str] | None = None,
+    window_rows: int = WINDOW_ROWS,
 ) -> IngestReport:
     """Add every valid, new row of `metadata` (or every image of `images_dir`) to `store`.
 
-    Three stages: (a) every row validated up front; (b) the photos decoded and encoded by
-    `engine` (default: `LocalEngine(batch_size, chunk_size, decode_threads)`); (c) the results
-    stored in file order by this thread. `columns` renames metadata columns (e.g.
-    {"label": "category"}); a row without an id gets its image path as id. Items are committed
-    `commit_items` at a time (a killed run loses at most those); `on_batch(rowids, vectors)` is
-    called after each commit. `reposts` checks every new photo against the catalog and the
-    run's earlier photos (None: no check). `place_image(path, hash)` returns the image path to
-    store for a photo about to be stored (it may copy the file into the catalog:
-    `lookalike.catalog.imagefiles`); without it, the resolved path.
+    Three stages, `window_rows` rows at a time: (a) the rows validated; (b) their photos
+    decoded and encoded by `engine` (default: `LocalEngine(batch_size, chunk_size,
+    decode_threads)`); (c) the results stored in file order by this thread. `columns`
+    renames metadata columns (e.g. {"label": "category"}); a row without an id gets its image
+    path as id. Items are committed `commit_items` at a time (a killed run loses at most
+    those); `on_batch(rowids, vectors)` is called after each commit. `reposts` checks every
+    new photo against the catalog and the run's earlier photos (None: no check).
+    `place_image(path, hash)` returns the image path to store for a photo about to be stored
+    (it may copy the file into the catalog: `lookalike.catalog.imagefiles`); without it, the
+    resolved path.
     """
     start = time.perf_counter()
     images_dir = Path(images_dir)
@@ -452,19 +462,20 @@ def ingest(
     # path component cost the writing thread 4% of a 300 images/s ingest)
     root = images_dir.resolve()
 
-    # (a) validate every row up front (cheap), so the total for the progress bar is known
-    rows = validate_rows(raw_rows, root, known_ids, report)
-
-    # (b) decode + encode by the engine, (c) store in order in this thread. Duplicate images
-    #     are resolved by the writer, in file order, so the first row always wins whatever
-    #     the engine's timing.
-    writer = _Writer(store, rows, report, known_hashes, commit_items, vector_taggers,
+    writer = _Writer(store, report, known_hashes, commit_items, vector_taggers,
                      on_batch, progress, start, reposts, place_image)
     prepare = ImagePreparer(root, limits, encoder.preprocess, tuple(pixel_taggers),
                             seen=writer.seen)
     engine = engine or LocalEngine(batch_size, chunk_size, decode_threads)
-    for batch in engine.encode(encoder, [row.item.image for row in rows], prepare):
-        writer.write(batch)
+    valid = validate_rows(raw_rows, root, known_ids, report)
+    # (a) a window of rows validated (cheap; the progress bar's total is the rows validated
+    #     so far: the whole file's when it fits in one window), (b) decoded + encoded by the
+    #     engine, (c) stored in order in this thread. Duplicate images are resolved by the
+    #     writer, in file order, so the first row always wins whatever the engine's timing.
+    while window := list(itertools.islice(valid, max(1, window_rows))):
+        writer.begin(window)
+        for batch in engine.encode(encoder, [row.item.image for row in window], prepare):
+            writer.write(batch)
     writer.commit()
     report.seconds = time.perf_counter() - start
     if report_path is not None and report.rejected:
@@ -475,11 +486,11 @@ def ingest(
 
 def validate_rows(
     raw_rows: Iterable[RawRow], root: Path, known_ids: set[str], report: IngestReport
-) -> list[_Row]:
-    """Stage (a): every row checked (schema, image path from its text), before any photo is
-    read. Rejected rows go to `report.rejected`; rows whose id is stored already (or came
-    earlier) are counted as skipped. `known_ids` gains the ids of the rows kept."""
-    rows: list[_Row] = []
+) -> Iterator[_Row]:
+    """Stage (a): the rows checked (schema, image path from its text), before any photo is
+    read, as they are drawn. Rejected rows go to `report.rejected`; rows whose id is stored
+    already (or came earlier) are counted as skipped. `known_ids` gains the ids of the rows
+    kept."""
     for raw_row in raw_rows:
         number = raw_row.number
         item = validate_row(raw_row)
@@ -489,10 +500,9 @@ def validate_rows(
         if item.id is not None and item.id in known_ids:
             report.skipped += 1
             continue
-        rows.append(_Row(number, item, root / item.image))
         if item.id is not None:
             known_ids.add(item.id)
-    return rows
+        yield _Row(number, item, root / item.image)
 
 
 class _Writer:
@@ -504,7 +514,6 @@ class _Writer:
     def __init__(
         self,
         store: CatalogStore,
-        rows: list[_Row],
         report: IngestReport,
         known_hashes: set[str],
         commit_items: int,
@@ -515,7 +524,10 @@ class _Writer:
         reposts: RepostCheck | None = None,
         place_image: Callable[[Path, str], str] | None = None,
     ) -> None:
-        self.store, self.rows, self.report = store, rows, report
+        self.store, self.report = store, report
+        #: the window of rows being encoded (an engine's batches index into it)
+        self.rows: list[_Row] = []
+        self.total = 0  # rows validated so far
         self.seen: set[str] = set(known_hashes)
         self.commit_items = commit_items
         self.vector_taggers = vector_taggers
@@ -529,6 +541,12 @@ class _Writer:
         self.pending: list[NewItem] = []
         self.pending_vectors: list[NDArray[np.float32]] = []
         self.done = 0
+
+    def begin(self, window: list[_Row]) -> None:
+        """The next window of validated rows: the engine's next batches index into it.
+        Items still pending from the last window stay pending (they hold no row index)."""
+        self.rows = window
+        self.total += len(window)
 
     def write(self, batch: EncodedBatch[int, Payload]) -> None:
         report = self.report
@@ -629,7 +647,7 @@ class _Writer:
             self.progress(
                 IngestProgress(
                     done=self.done,
-                    total=len(self.rows),
+                    total=self.total,
                     added=report.added + len(self.pending),  # encoded, committing soon
                     skipped=report.skipped,
                     rejected=len(report.rejected),

@@ -371,15 +371,19 @@ class EmbeddedStore:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def upsert(self, ids: Ids, vectors: Matrix, fields: Sequence[Scalars]) -> None:
+    def upsert(
+        self, ids: Ids, vectors: Matrix, fields: Sequence[Scalars], *, compact: bool = True
+    ) -> None:
         """Catch up with the change log now; the rows given save reading them back from
-        SQLite (rows the log does not name are not stored: SQLite comes first)."""
+        SQLite (rows the log does not name are not stored: SQLite comes first).
+        `compact=False` (an ingest's chunks but the last): the rows go to the tail, never a
+        new generation, however long the tail grows; the last chunk's upsert compacts once."""
         ids = as_ids(ids)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self._dim)
         if len(fields) != len(ids):
             raise ValueError(f"{len(ids)} ids but {len(fields)} field records")
         with self._locked():
-            self._apply(_Pending(ids, vectors, list(fields)), compact=True)
+            self._apply(_Pending(ids, vectors, list(fields)), compact=compact)
 
     def set_fields(self, ids: Ids, fields: Sequence[Scalars]) -> None:
         """Fields are read from the source's change log (the hint is not needed)."""

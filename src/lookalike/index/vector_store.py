@@ -212,8 +212,11 @@ class VectorStore(Protocol):
         """The stored rows of those `ids` that are present, in the order asked."""
         ...
 
-    def upsert(self, ids: Ids, vectors: Matrix, fields: Sequence[Scalars]) -> None:
-        """Store (or replace) items already written to the metadata store."""
+    def upsert(
+        self, ids: Ids, vectors: Matrix, fields: Sequence[Scalars], *, compact: bool = True
+    ) -> None:
+        """Store (or replace) items already written to the metadata store. `compact=False`:
+        more are coming (an ingest's chunks), leave any reorganising for the last."""
         ...
 
     def set_fields(self, ids: Ids, fields: Sequence[Scalars]) -> None:
