@@ -397,6 +397,7 @@ def serve(backend: str, folder: Path, ds_queries: Path, exclude: Path | None,
     gc.collect()
     after = memory()
     results["memory_kb"] = {key: after[key] - base.get(key, 0) for key in after}
+    results["load"] = os.getloadavg()[0]  # beside the wall times: a busy machine inflates them
     results["memory_total_kb"] = after
     results["files_kb"] = mapped_files("self", folder / FOLDER)
     if hold:
@@ -481,7 +482,7 @@ def measure(ds: Dataset, backend: str, extra: dict[str, Any],
                 if server_pid else math.nan)
     name = backend if not extra.get("probe") else f"{backend}/p{extra['probe']}"
     row: dict[str, Any] = {"dataset": ds.name, "n": ds.n, "backend": name, **built,
-                           "open_s": served["open_s"],
+                           "open_s": served["open_s"], "load": served.get("load", math.nan),
                            "rss_per_item": served["memory_kb"]["VmRSS"] * 1024 / ds.n,
                            "pss_per_item": served["memory_kb"]["Pss"] * 1024 / ds.n,
                            "rss_mb": served["memory_kb"]["VmRSS"] / 1024,
@@ -520,7 +521,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     """One line per dataset and backend; per filter: wall p50, CPU p50, wall p99 (ms), recall."""
     labels = ("none", *TARGETS)
     head = (f"{'dataset':>18} {'backend':>10} {'build s':>8} {'add ms':>7} {'RSS B/it':>8} "
-            f"{'PSS B/it':>8} {'disk B/it':>9} "
+            f"{'PSS B/it':>8} {'disk B/it':>9} {'load':>5} "
             + " ".join(f"{'[' + lab + '] p50 cpu50 p99':>24} {'R@10':>5}" for lab in labels))
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -531,7 +532,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             for lab in labels)
         lines.append(f"{r['dataset']:>18} {r['backend']:>10} {r['build_s']:>8.1f} {add:>7} "
                      f"{r['rss_per_item']:>8.0f} {r['pss_per_item']:>8.0f} "
-                     f"{r['disk_per_item']:>9.0f} {cells}")
+                     f"{r['disk_per_item']:>9.0f} {r.get('load', math.nan):>5.1f} {cells}")
     return "\n".join(lines)
 
 

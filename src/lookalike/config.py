@@ -176,10 +176,18 @@ class Settings(BaseSettings):
         description="Inverted lists of a large catalog; 0 = about 2·sqrt(items).",
     )
     ivf_probe: int = Field(
-        16, ge=1, le=100_000,
-        description="Lists a search reads (the nearest to the query): more is slower and "
-        "misses fewer neighbours. A filter keeping a share s of the catalog reads the nearest "
-        "lists holding kept items until it has 1/sqrt(s) times as many kept items to score.",
+        0, ge=0, le=100_000,
+        description="Lists an unfiltered search reads (the nearest to the query); 0 = as many "
+        "as hold about `ivf_rows` rows. More is slower and misses fewer neighbours.",
+    )
+    ivf_rows: int = Field(
+        4096, ge=1, le=10_000_000,
+        description="Rows an unfiltered search scores when `ivf_probe` is 0: the nearest lists "
+        "until they hold this many. A filter keeping a share s of the catalog first scores "
+        "1/sqrt(s) times as many kept rows, then every further list whose centre score plus "
+        "1.1 times the largest gap seen between a read list's best kept score and its centre "
+        "score reaches the k-th best score found (up to 8 times the first kept rows). More "
+        "is slower and misses fewer neighbours.",
     )
 
     # taste: swipes, recommendation, attributes (issue 5)

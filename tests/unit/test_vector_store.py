@@ -346,3 +346,36 @@ def test_sold_items_and_shop_filters_keep_recall(tmp_path: Path, ivf: bool) -> N
         assert truth.shape == (20, 10), filters
         got = [[r for r, _ in hits] for hits in cat.search_vectors(queries, 10, filters)]
         assert np.asarray(got).tolist() == truth.tolist(), filters
+
+
+def test_a_filter_keeping_far_clusters_reads_until_no_list_can_hold_better(
+    tmp_path: Path,
+) -> None:
+    """Whole categories kept (≈10 %), most queries of other categories: the kept items nearest
+    a query lie in lists its centre scores rank poorly. A first budget covering a few of the
+    kept lists misses many of them; the lists that may still hold a better item are read too."""
+    catalog = make_catalog(tmp_path, 6000, exact_max_items=1000, filter_exact_max=0,
+                           ivf_rows=30)
+    queries = SyntheticCatalog(DIM).queries(60)
+    filters = Filters(category=["dress", "jeans"])
+    _, truth = reference(catalog, queries, 10, filters)
+    got = catalog.index.search(queries, 10, filters)
+    assert got.plan.method == "ivf"
+    assert recall(truth, got.ids) >= 0.95
+    kept = set(catalog.store.filter_rowids(filters).tolist())
+    assert set(got.ids[got.ids >= 0].tolist()) <= kept
+
+
+def test_an_unfiltered_search_reads_lists_until_its_row_budget(tmp_path: Path) -> None:
+    """`ivf_rows` (with `ivf_probe` 0) sets how many rows a search scores: a small budget
+    reads few lists and misses neighbours, a larger one finds them."""
+    catalog = make_catalog(tmp_path, 6000, exact_max_items=1000, ivf_rows=400)
+    queries = SyntheticCatalog(DIM).queries(40)
+    _, truth = reference(catalog, queries, 10)
+    got = catalog.index.search(queries, 10)
+    assert got.plan.method == "ivf"
+    assert recall(truth, got.ids) >= 0.95
+    catalog.close()
+    few = Catalog.open(Settings(catalog_dir=tmp_path, auto_tag=False,  # same files
+                                exact_max_items=1000, ivf_rows=20))
+    assert recall(truth, few.index.search(queries, 10).ids) < 0.9

@@ -181,7 +181,13 @@ class FieldColumns:
             column = a[name] if at is None else a[name][at]
             with np.errstate(invalid="ignore"):  # NaN (unknown) compares False: out
                 if op == "in":
-                    ok = value[column]  # a table of wanted codes; code -1 reads its last entry
+                    wanted = np.flatnonzero(value)
+                    if len(wanted) <= 4 and not value[-1]:  # a few codes: compare, no gather
+                        ok = np.zeros(len(column), dtype=np.bool_)
+                        for code in wanted.tolist():
+                            ok |= column == code
+                    else:  # a table of wanted codes; code -1 reads its last entry
+                        ok = value[column]
                 elif op == ">=":
                     ok = column >= value
                 elif op == "<=":

@@ -20,9 +20,13 @@ Search (`EmbeddedStore.search`), per query:
 * catalog of at most `exact_max_items` items, or a filter keeping at most `filter_exact_max`:
   **exact**, the two-stage scan of `index/scan.py` over every (kept) row — int8 scores with a
   guaranteed error bound, float32 rescoring of the rows that can still be in the top k;
-* otherwise **ivf**: the same two-stage scan over the rows of the `ivf_probe` lists whose
-  centres are nearest the query (more lists when a filter keeps few items). Within those lists
-  the result is exact; recall is lost only to lists not probed.
+* otherwise **ivf**: the same two-stage scan over the rows of the lists whose centres are
+  nearest the query, until they hold `ivf_rows` rows (or `ivf_probe` lists). A filter's search
+  reads the nearest lists holding kept items until they hold 1/sqrt(share kept) times as many
+  kept items, then every further list that may still hold a better kept item than the k-th
+  found: its centre score plus the largest gap seen between a read list's best kept score and
+  its centre score (times `_GAP_MARGIN`) reaches it. Within the lists read the result is exact;
+  recall is lost only to lists not read.
 
 Filters are evaluated on the columns before ranking. Writes take a file lock, append to the tail
 and rewrite the manifest; when the tail and dead rows pass a tenth of the base, the writer
@@ -95,6 +99,10 @@ _COMPACT_SHARE = 0.1  # tail + dead rows past this share of the base: compact
 _COMPACT_MIN = 4096  # ... and past this many
 _RESCORE = 32  # float32 rows an inverted-list search rescores at most (k = 10; 3·k above)
 _INT8_MIN_ROWS = 256  # fewer rows: score the float32 rows directly
+_FILTER_CAP = 8  # a filtered search scores at most this many times its first kept rows
+# the gap between a list's best kept score and its centre score grows with the lists seen (a
+# maximum over more of them): an unread list's is taken as this times the largest seen
+_GAP_MARGIN = 1.1
 _REBUILD_MIN = 1000  # more changes than items (and than this): build afresh from SQLite
 
 
@@ -503,23 +511,28 @@ class EmbeddedStore:
         if k == 0 or m == 0 or plan.candidates == 0:
             return SearchResult(out_s, out_slots, plan)
         if plan.method == "ivf":
-            mask, counts, target = view.alive, None, 0
-            if selection is not None:
-                # read the nearest lists holding kept items until they hold as many kept items
-                # as an unfiltered search scores items (`ivf_probe` lists), times 1/sqrt(share
-                # kept): a filter's nearest items lie further out
+            centre_scores = self.scanner(queries, view.centroids)
+            rescore = max(_RESCORE, 3 * k)
+            if selection is None:
+                probe = self.settings.ivf_probe or math.ceil(
+                    self.settings.ivf_rows * view.manifest.lists / max(1, view.live))
+                for j in range(m):
+                    slots = _probed_slots(view, centre_scores[j], probe, view.alive)
+                    s, i = self._rank(view, queries[j : j + 1], slots, k, rescore)
+                    out_s[j], out_slots[j] = s[0], i[0]
+            else:
                 mask = np.zeros(view.slots, dtype=np.bool_)
                 mask[selection] = True
                 counts = _kept_per_list(view, selection)
                 share = len(selection) / max(1, view.live)
-                target = math.ceil(self.settings.ivf_probe * view.live / view.manifest.lists
-                                   / math.sqrt(share))
-            centre_scores = self.scanner(queries, view.centroids)
-            for j in range(m):
-                slots = _probed_slots(view, centre_scores[j], self.settings.ivf_probe, mask,
-                                      counts, target)
-                s, i = self._rank(view, queries[j : j + 1], slots, k, max(_RESCORE, 3 * k))
-                out_s[j], out_slots[j] = s[0], i[0]
+                rows = (self.settings.ivf_probe * view.live / view.manifest.lists
+                        if self.settings.ivf_probe else self.settings.ivf_rows)
+                target = math.ceil(rows / math.sqrt(share))
+                cap = _FILTER_CAP * target
+                for j in range(m):
+                    s, i = self._rank_filtered(view, queries[j], centre_scores[j], mask,
+                                               counts, target, cap, k, rescore)
+                    out_s[j], out_slots[j] = s, i
         else:
             if selection is None:
                 slots = np.arange(view.slots, dtype=np.int64)
@@ -550,9 +563,8 @@ class EmbeddedStore:
             ok = idx >= 0
             out_s[ok], out_i[ok] = scores[ok], slots[idx[ok]]
             return out_s, out_i
-        codes, scale, error, norm = _gather_int8(view, slots)
         q = QueryCodes.of(queries)
-        dots = self.scanner.int8_dots(codes, q)
+        dots, scale, error, norm = self._int8_dots(view, slots, q)
         for j in range(m):
             candidates = q.candidates(j, dots[:, j], scale, error, norm, k, limit=rescore)
             at = slots[candidates]
@@ -560,6 +572,96 @@ class EmbeddedStore:
             scores, idx = top_k(rescored, k)
             ok = idx[0] >= 0
             out_s[j][ok], out_i[j][ok] = scores[0][ok], at[idx[0][ok]]
+        return out_s, out_i
+
+
+    def _int8_dots(
+        self, view: View, slots: NDArray[np.int64], q: QueryCodes
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.float32],
+               NDArray[np.float32]]:
+        """int8 dot products of `slots` (ascending) with the queries, and their bound terms.
+        Long runs of slots (whole lists) are scored where they lie in the mapped file, one
+        product a run, not copied first."""
+        n_base = view.n_base
+        if len(slots) == 0 or int(slots[-1]) >= n_base:
+            codes, scale, error, norm = _gather_int8(view, slots)
+            return self.scanner.int8_dots(codes, q), scale, error, norm
+        breaks = np.flatnonzero(np.diff(slots) != 1) + 1
+        if len(breaks) * 64 >= len(slots):  # short runs: gather the rows, one product
+            codes, scale, error, norm = _gather_int8(view, slots)
+            return self.scanner.int8_dots(codes, q), scale, error, norm
+        rows = view.base.int8
+        starts = np.concatenate([[0], breaks])
+        ends = np.concatenate([breaks, [len(slots)]])
+        dots = np.concatenate([self.scanner.int8_dots(rows.codes[a:b], q) for a, b in zip(
+            slots[starts].tolist(), (slots[ends - 1] + 1).tolist(), strict=True)])
+        return dots, rows.scale[slots], rows.error[slots], rows.norm[slots]
+
+    def _rank_filtered(
+        self, view: View, query: NDArray[np.float32], centre_scores: Matrix,
+        mask: NDArray[np.bool_], counts: NDArray[np.int64], target: int, cap: int, k: int,
+        rescore: int,
+    ) -> tuple[Matrix, NDArray[np.int64]]:
+        """Exact top k among the kept (`mask`) rows of the lists a filtered search reads: the
+        nearest lists holding kept rows until they hold `target`, then, while some unread list
+        may hold a better row than the k-th best found, those lists (at most `cap` kept rows
+        in all). A list may hold a better row when its centre score plus `_GAP_MARGIN` times
+        the largest gap seen so far between a read list's best kept score and its centre
+        score reaches the k-th best score: a filter's nearest rows often lie far from the
+        query, where the centres rank lists poorly (far away, a list's spread decides its
+        best score more than its centre does), and the gap grows with the lists read."""
+        order = np.argsort(-centre_scores)
+        order = order[counts[order] > 0]
+        cum = np.cumsum(counts[order])
+        q = QueryCodes.of(query[None])
+        parts: list[tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32],
+                          NDArray[np.float32], NDArray[np.float32]]] = []
+        best: list[NDArray[np.float32]] = []
+        gap = -np.inf
+        done = 0
+        upto = min(len(order), int(np.searchsorted(cum, target)) + 1)
+        while upto > done:
+            lists = order[done:upto]
+            slots, owner = _list_slots(view, lists, mask)
+            if len(slots):
+                dots2, scale, error, norm = self._int8_dots(view, slots, q)
+                dots = dots2[:, 0]
+                parts.append((slots, dots, scale, error, norm))
+                approx = dots.astype(np.float32) * (scale * q.scale[0])
+                top = np.full(len(lists), -np.inf, dtype=np.float32)
+                np.maximum.at(top, owner, approx)
+                held = np.isfinite(top)
+                if held.any():
+                    seen = float((top[held] - centre_scores[lists[held]]).max())
+                    gap = max(gap, _GAP_MARGIN * seen)
+                best.append(approx if len(approx) <= k else np.partition(approx, -k)[-k:])
+            done = upto
+            found = np.concatenate(best) if best else np.zeros(0, dtype=np.float32)
+            if done >= len(order) or cum[done - 1] >= cap:
+                break
+            kth = float(np.partition(found, -k)[-k]) if len(found) >= k else -np.inf
+            # the unread lists (in centre order) that may hold a row better than the k-th
+            may = int(np.searchsorted(-centre_scores[order[done:]], gap - kth, side="right"))
+            if len(found) < k:
+                may = max(may, 1)
+            upto = done + may
+            if upto > done:  # within the cap
+                upto = min(upto, max(done + 1, int(np.searchsorted(cum, cap)) + 1))
+        out_s = np.full(k, -np.inf, dtype=np.float32)
+        out_i = np.full(k, -1, dtype=np.int64)
+        if not parts:
+            return out_s, out_i
+        slots, dots, scale, error, norm = (np.concatenate([p[f] for p in parts])
+                                           for f in range(5))
+        if len(slots) <= k:
+            keep = np.arange(len(slots))
+        else:
+            keep = q.candidates(0, dots, scale, error, norm, k, limit=rescore)
+        at = np.sort(slots[keep])
+        rescored = np.einsum("d,nd->n", query, view.rows_at(at))[None]
+        scores, idx = top_k(rescored, k)
+        ok = idx[0] >= 0
+        out_s[ok], out_i[ok] = scores[0][ok], at[idx[0][ok]]
         return out_s, out_i
 
 
@@ -746,3 +848,32 @@ def _probed_slots(
     return slots
 
 
+
+
+def _ranges(starts: NDArray[np.int64], ends: NDArray[np.int64]) -> NDArray[np.int64]:
+    """[starts[0], ends[0]) then [starts[1], ends[1]) ... in one array."""
+    sizes = ends - starts
+    total = int(sizes.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(total)
+
+
+def _list_slots(
+    view: View, lists: NDArray[np.int64], mask: NDArray[np.bool_]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The slots in `mask` of `lists` (base slots ascending, then tail slots ascending) and,
+    for each, the position in `lists` of its list."""
+    pos = np.argsort(lists, kind="stable")
+    ordered = lists[pos]
+    starts, ends = view.lists[ordered], view.lists[ordered + 1]
+    base = _ranges(starts, ends)
+    base_owner = np.repeat(pos, ends - starts)
+    t_starts, t_ends = view.tail_lists[ordered], view.tail_lists[ordered + 1]
+    tail = view.tail_by_list[_ranges(t_starts, t_ends)]
+    tail_owner = np.repeat(pos, t_ends - t_starts)
+    by_slot = np.argsort(tail, kind="stable")
+    slots = np.concatenate([base, tail[by_slot]])
+    owner = np.concatenate([base_owner, tail_owner[by_slot]])
+    kept = mask[slots]
+    return slots[kept], owner[kept]
