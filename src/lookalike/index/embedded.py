@@ -574,7 +574,6 @@ class EmbeddedStore:
             out_s[j][ok], out_i[j][ok] = scores[0][ok], at[idx[0][ok]]
         return out_s, out_i
 
-
     def _int8_dots(
         self, view: View, slots: NDArray[np.int64], q: QueryCodes
     ) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.float32],
@@ -818,18 +817,11 @@ def _kept_per_list(view: View, selection: NDArray[np.int64]) -> NDArray[np.int64
 
 def _probed_slots(
     view: View, centre_scores: Matrix, probe: int, mask: NDArray[np.bool_] | None,
-    counts: NDArray[np.int64] | None = None, target: int = 0,
 ) -> NDArray[np.int64]:
-    """Slots (base and tail, those in `mask` only) of the lists nearest the query (by the
-    query's `centre_scores`): the `probe` nearest, or with `counts` (kept rows per list) the
-    nearest that together keep `target`."""
+    """Slots (base and tail, those in `mask` only) of the `probe` lists nearest the query (by
+    the query's `centre_scores`); a filtered search picks its lists in `_rank_filtered`."""
     lists = view.manifest.lists
-    if counts is not None:
-        order = np.argsort(-centre_scores)
-        order = order[counts[order] > 0]
-        enough = int(np.searchsorted(np.cumsum(counts[order]), target)) + 1
-        nearest = order[:enough]
-    elif probe >= lists:
+    if probe >= lists:
         nearest = np.arange(lists)
     else:
         nearest = np.argpartition(-centre_scores, probe - 1)[:probe]
@@ -846,8 +838,6 @@ def _probed_slots(
     if mask is not None:
         slots = slots[mask[slots]]
     return slots
-
-
 
 
 def _ranges(starts: NDArray[np.int64], ends: NDArray[np.int64]) -> NDArray[np.int64]:
