@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench_quality import CHECKS
+from compact_views import validation_split
 from lookalike import Settings, create
 from lookalike.encoders.base import l2_normalise
 from lookalike.evaluation.datasets import load_dataset
@@ -34,7 +35,6 @@ from lookalike.evaluation.protocols import (
 )
 from lookalike.evaluation.report import choose_part
 from lookalike.evaluation.scoring import score_plan
-from lookalike.evaluation.splits import group_split
 from lookalike.training.projection import Projection, as_committed, learn_projection
 
 F = NDArray[np.float32]
@@ -169,14 +169,9 @@ def main() -> None:
     settings = Settings()
     encoder = create(args.full, settings)
     data = load_dataset(args.clothing)
-    part = choose_part(data, settings)
-    assert part.split is not None
     full_all, ok_all = cached_features(encoder, data.paths, settings=settings)
-    train_rows = np.flatnonzero(~part.split.test_mask(data.groups))
-    sub = data.subset([int(i) for i in train_rows])
-    val_split = group_split(sub.groups, args.val_fraction, seed=1, column="sender_id")
-    is_val = val_split.test_mask(sub.groups)
-    fit_paths = [sub.paths[i] for i in np.flatnonzero(~is_val)]
+    train_rows, sub, val_split, is_val, fit_paths = validation_split(
+        data, settings, args.val_fraction)
     vplan = plan_evaluation(sub, val_split, seed=0, background_source=fit_paths)
     vplan.views = [v for v in vplan.views if v.name != "crop-zoom-25"]
     vfeats = PlanFeatures(

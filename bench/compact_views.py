@@ -25,13 +25,30 @@ import time
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from lookalike import Settings, create
-from lookalike.evaluation.datasets import load_dataset
+from lookalike.evaluation.datasets import LabelledImages, load_dataset
 from lookalike.evaluation.features import cached_features
 from lookalike.evaluation.protocols import plan_evaluation
 from lookalike.evaluation.report import choose_part
-from lookalike.evaluation.splits import group_split
+from lookalike.evaluation.splits import GroupSplit, group_split
+
+
+def validation_split(
+    data: LabelledImages, settings: Settings, fraction: float
+) -> tuple[NDArray[np.intp], LabelledImages, GroupSplit, NDArray[np.bool_], list[str]]:
+    """The train contributors' photos split again by `sender_id` (seed 1), the same in every
+    script that reads the views file: (their rows in `data`, them, the split, which of them
+    are validation photos, the fit photos' paths)."""
+    part = choose_part(data, settings)
+    assert part.split is not None
+    train_rows = np.flatnonzero(~part.split.test_mask(data.groups))
+    sub = data.subset([int(i) for i in train_rows])  # train contributors only
+    val_split = group_split(sub.groups, fraction, seed=1, column="sender_id")
+    is_val = val_split.test_mask(sub.groups)
+    fit_paths = [sub.paths[i] for i in np.flatnonzero(~is_val)]
+    return train_rows, sub, val_split, is_val, fit_paths
 
 
 def main() -> None:
@@ -45,13 +62,8 @@ def main() -> None:
     settings = Settings()
     encoder = create(args.full, settings)
     data = load_dataset(args.clothing)
-    part = choose_part(data, settings)
-    assert part.split is not None
-    train_rows = np.flatnonzero(~part.split.test_mask(data.groups))
-    sub = data.subset([int(i) for i in train_rows])  # train contributors only
-    val_split = group_split(sub.groups, args.val_fraction, seed=1, column="sender_id")
-    is_val = val_split.test_mask(sub.groups)
-    fit_paths = [sub.paths[i] for i in np.flatnonzero(~is_val)]
+    train_rows, sub, val_split, is_val, fit_paths = validation_split(
+        data, settings, args.val_fraction)
     print(f"{len(sub)} train photos of {len(set(sub.groups))} contributors: "
           f"{int(is_val.sum())} validation ({len(val_split.test_groups)} contributors), "
           f"{int((~is_val).sum())} fit", flush=True)

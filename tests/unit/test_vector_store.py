@@ -24,6 +24,7 @@ from lookalike.evaluation.synthetic import SyntheticCatalog
 from lookalike.index import VectorStoreError
 from lookalike.index.columns import FieldColumns, Vocabulary
 from lookalike.index.embedded import FOLDER, MANIFEST, EmbeddedStore
+from vector_worlds import recall, reference
 
 DIM = 48
 FILTERS = [
@@ -48,27 +49,6 @@ def make_catalog(folder: Path, n: int, dim: int = DIM, seed: int = 0, **kw: obje
         catalog.store.add(items, vectors)  # SQLite only: the store catches up at refresh
     catalog.refresh()
     return catalog
-
-
-def reference(
-    catalog: Catalog, queries: np.ndarray, k: int, filters: Filters | None = None,
-    exclude: tuple[int, ...] = (),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top k from SQLite's vectors and fields (the meaning: `Scalars.matches`)."""
-    ids, vectors = catalog.store.vectors()
-    if filters is not None:
-        keep = np.asarray([s.matches(filters) for s in catalog.store.scalars_of(ids)], dtype=bool)
-        ids, vectors = ids[keep], vectors[keep]
-    keep = ~np.isin(ids, exclude)
-    ids, vectors = ids[keep], vectors[keep]
-    scores = queries.astype(np.float64) @ vectors.T.astype(np.float64)
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(scores, order, axis=1), ids[order]
-
-
-def recall(truth: np.ndarray, got: np.ndarray) -> float:
-    return float(np.mean([len(set(t) & set(g)) / max(1, len(t))
-                          for t, g in zip(truth, got, strict=True)]))
 
 
 @pytest.fixture(scope="module")
