@@ -185,3 +185,21 @@ def test_reembed_on_ray_switches_to_the_same_vectors_as_the_local_engine(
     assert len(switched["ray"]) == GOOD
     for key, vector in switched["local"].items():
         assert float(vector @ switched["ray"][key]) >= 0.9999, key
+
+
+@pytest.mark.timeout(200)
+def test_an_encoder_pool_the_cluster_cannot_place_is_a_clear_error(
+    local_ray: None, local_reference: Snapshot,
+) -> None:
+    """The whole pool comes up before the first photo is sent (so a short run is spread over
+    every actor); three 1-CPU actors never fit on 2 CPUs: a clear error after the wait, not a
+    run on whatever actors happened to start."""
+    from lookalike.errors import LookalikeError
+
+    stored = [(i, str(item["image_path"]), str(item["image_hash"]))
+              for i, item in enumerate(local_reference.items.values())]
+    engine = RayEngine(actors=3, cpus_per_actor=1.0, actor_start_s=5)
+    started = time.monotonic()
+    with pytest.raises(LookalikeError, match="Timed out while starting actors"):
+        list(encode_stored(engine, create("fake"), stored))
+    assert time.monotonic() - started < 120

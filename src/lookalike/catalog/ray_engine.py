@@ -62,6 +62,10 @@ BYTES_WINDOW = 256 * 1024 * 1024
 #: Most blocks the input rows are cut into (each one object in Ray's store): a block holds
 #: one Ray Data batch of photos, or more when there are more than this many batches.
 MAX_BLOCKS = 2000
+#: Seconds the whole encoder pool has to come up before the first photo is sent. Ray Data's
+#: default starts on the first ready actor, which then takes every batch of a short run while
+#: its peers still load their models; a pool that cannot be placed in time is a clear error.
+ACTOR_START_S = 300
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +247,7 @@ class RayEngine:
     model_batch: int = 4  # photos per model run inside an actor
     read: str = "paths"  # or "bytes"
     retries: int = 3
+    actor_start_s: int = ACTOR_START_S
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RayEngine:
@@ -325,6 +330,7 @@ class RayEngine:
             context.execution_options.preserve_order = True  # the first of two copies wins
             context.enable_progress_bars = False  # the caller shows progress
             context.print_on_execution_start = False
+            context.wait_for_min_actors_s = self.actor_start_s
             ds = self._map(ray, ds, spec, actors, prepare)
         batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy"))
         while True:
