@@ -17,7 +17,8 @@ Two signals, both required (`Settings.duplicate_hash_bits`, `duplicate_cos`,
 Candidates: the stored hashes live in memory (8 bytes an item) and one vectorised XOR +
 popcount over all of them finds every hash within `duplicate_hash_bits` (a million hashes in
 9-18 ms on a busy 2-core VM, a sixth to a third of one photo's encoding: bench_duplicates);
-at most `MAX_CANDIDATES` of the closest are confirmed by cosine against their stored vectors.
+at most `MAX_CANDIDATES` of the closest are confirmed by cosine against their stored vectors
+(read only for the candidates near enough that a unit vector can reach the cosine they need).
 An ingest checks a batch of photos at once: one XOR + popcount of the batch against blocks of
 the held hashes, one read of all its candidates' vectors (`RepostCheck.batch`); the scan stays
 linear in the catalog's size: ~1.6 ns of CPU per photo and held hash (busy 2-core VM), i.e.
@@ -75,6 +76,11 @@ _MIRROR = np.where(np.arange(_LOW) % 2 == 1, -1.0, 1.0).astype(np.float32)[None,
 #: Cells (photos x held hashes) of one block of the batched hash comparison (2 MB of XORs:
 #: cache-sized blocks were the fastest measured, 2^18 against 2^16 and 2^21).
 _BLOCK_CELLS = 1 << 18
+#: Stored vectors are unit length (the encoder contract), so a cosine is at most the photo
+#: vector's length: a candidate whose hash distance needs more (times 1 + this, for float32
+#: rounding) cannot match, and its stored vector is not read. With the default settings that
+#: is every candidate 16 bits away: most of a random hash's candidates (~76 %).
+_UNIT_SLACK = 1e-3
 _WEIGHTS = (np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
 
 
@@ -179,6 +185,15 @@ class DuplicateFinder:
         hash)."""
         return self.min_cos + self.cos_per_bit * bits
 
+    def could_match(self, bits: NDArray[np.int64], vector: NDArray[np.float32]) -> NDArray[
+            np.bool_]:
+        """Which candidates `bits` apart could be reposts of a photo with this vector: those
+        whose needed cosine a unit-length stored vector can reach (the others' vectors need no
+        reading)."""
+        reach = float(np.linalg.norm(vector)) * (1.0 + _UNIT_SLACK)
+        needed = self.min_cos + self.cos_per_bit * np.asarray(bits, dtype=np.float64)
+        return np.asarray(needed <= reach, dtype=np.bool_)
+
     def candidates(self, hashes: tuple[int, int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """(keys, Hamming distances) of the held hashes within `max_bits` of either hash,
         closest first, at most `max_candidates`. Keys are rowids, negative for pending items."""
@@ -262,7 +277,7 @@ class DuplicateFinder:
         """The held item this photo reposts (hash within `max_bits`, cosine at least
         `needed_cos` of the hash distance; the highest cosine among them), or None."""
         keys, bits = self.candidates(hashes)
-        stored = np.sort(keys[keys > 0])
+        stored = np.sort(keys[(keys > 0) & self.could_match(bits, vector)])
         found, vectors = (store.vectors_of(stored) if len(stored)
                           else (stored, np.zeros((0, len(vector)), np.float32)))
         return self._best(keys, bits, vector, dict(zip(found.tolist(), vectors, strict=True)),
@@ -336,7 +351,9 @@ class RepostCheck:
             # the stored candidates of the whole batch at once, and their vectors in one read;
             # the pending ones (this run's, growing as the batch is checked) photo by photo
             stored = finder.stored_candidates(hashes)
-            wanted = np.unique(np.concatenate([k for k, _ in stored] or [np.zeros(0, np.int64)]))
+            wanted = np.unique(np.concatenate(
+                [k[finder.could_match(b, vectors[pos])] for pos, (k, b) in enumerate(stored)]
+                or [np.zeros(0, np.int64)]))
             found, found_vectors = (store.vectors_of(wanted) if len(wanted)
                                     else (wanted, np.zeros((0, vectors.shape[1]), np.float32)))
             by_key = dict(zip(found.tolist(), found_vectors, strict=True))
