@@ -66,6 +66,9 @@ log = logging.getLogger(__name__)
 #: its original, or added as if new.
 DuplicateMode = Literal["reject", "flag", "keep"]
 
+#: Reads stored items' vectors: rowids → (the rowids found, ascending; their vectors).
+VectorReader = Callable[[NDArray[np.int64]], tuple[NDArray[np.int64], NDArray[np.float32]]]
+
 #: Closest hash candidates whose cosine is checked for one photo (bounds the work per photo).
 MAX_CANDIDATES = 16
 
@@ -309,11 +312,15 @@ class RepostCheck:
 
     mode: DuplicateMode
     finder: DuplicateFinder
+    #: where the stored candidates' vectors are read (rowids → (rowids found, vectors), as
+    #: `CatalogStore.vectors_of`; None: the store's), e.g. the embedded vector store's copy
+    read: VectorReader | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RepostCheck:
+    def from_settings(cls, settings: Settings, read: VectorReader | None = None) -> RepostCheck:
         return cls(settings.duplicates, DuplicateFinder(
-            settings.duplicate_hash_bits, settings.duplicate_cos, settings.duplicate_cos_per_bit))
+            settings.duplicate_hash_bits, settings.duplicate_cos, settings.duplicate_cos_per_bit),
+            read)
 
     def batch(
         self,
@@ -336,7 +343,7 @@ class RepostCheck:
             wanted = np.unique(np.concatenate(
                 [k[finder.could_match(b, vectors[pos])] for pos, (k, b) in enumerate(stored)]
                 or [np.zeros(0, np.int64)]))
-            found, found_vectors = (store.vectors_of(wanted) if len(wanted)
+            found, found_vectors = ((self.read or store.vectors_of)(wanted) if len(wanted)
                                     else (wanted, np.zeros((0, vectors.shape[1]), np.float32)))
             by_key = dict(zip(found.tolist(), found_vectors, strict=True))
         for pos, (item_id, pair) in enumerate(zip(ids, hashes, strict=True)):
