@@ -79,7 +79,7 @@ _MIRROR = np.where(np.arange(_LOW) % 2 == 1, -1.0, 1.0).astype(np.float32)[None,
 #: Stored vectors are unit length (the encoder contract), so a cosine is at most the photo
 #: vector's length: a candidate whose hash distance needs more (times 1 + this, for float32
 #: rounding) cannot match, and its stored vector is not read. With the default settings that
-#: is every candidate 16 bits away: most of a random hash's candidates (~76 %).
+#: is every candidate 16 bits away: ~68 % of a random hash's candidates.
 _UNIT_SLACK = 1e-3
 _WEIGHTS = (np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
 
