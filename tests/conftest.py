@@ -17,6 +17,15 @@ import os  # noqa: E402
 
 os.environ.setdefault("LOOKALIKE_DUPLICATES", "keep")
 
+# Property tests draw the same examples on every run (CI runs a fresh clone, with no example
+# database: a random draw there could fail once and never again). To explore new examples:
+# `pytest --hypothesis-profile=explore`.
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("repeatable", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile("repeatable")
+
 
 # -- real servers (PostgreSQL, Milvus), started once per test session --------------------------
 # Skipped when not installed, unless LOOKALIKE_REQUIRE_SERVERS=1 (CI): then a missing server
