@@ -49,7 +49,7 @@ def server(catalog_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # a hang bound: a busy CI starts slowly
     while True:
         try:
             with urllib.request.urlopen(url + "/catalog", timeout=2):
@@ -100,7 +100,7 @@ def test_ctrl_c_stops_the_server_and_its_search_processes_cleanly(
 ) -> None:
     proc, workers = serving
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl+C in a terminal does: the whole group
-    _, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert b"Traceback" not in err, err.decode()
     assert not [w for w in workers if alive(w)]
@@ -112,7 +112,7 @@ def test_search_processes_do_not_outlive_a_killed_server(
     proc, workers = serving
     proc.kill()  # SIGKILL: no shutdown code runs in the server
     proc.wait()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # they look for their parent each second; CI may be busy
     while [w for w in workers if alive(w)] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [w for w in workers if alive(w)]
@@ -142,13 +142,13 @@ def test_the_password_worker_runs_at_low_priority_and_stops_with_the_server(
     assert len(workers) == 1, children_of(proc.pid)
     if stop == "ctrl_c":
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert b"Traceback" not in err, err.decode()
     else:
         proc.kill()  # the server alone, SIGKILL: no shutdown code runs
         proc.wait()
-    assert gone_within(workers[0], 10)
+    assert gone_within(workers[0], 60)
 
 
 def test_the_serving_line_appears_once_the_server_listens(catalog_dir: Path) -> None:
