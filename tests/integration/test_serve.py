@@ -164,7 +164,7 @@ def test_the_serving_line_appears_once_the_server_listens(catalog_dir: Path) -> 
         assert proc.stdout is not None
         line = proc.stdout.readline()  # blocks until the server says it serves
         assert b"lookalike is serving" in line, (line, proc.stderr.read() if proc.stderr else b"")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/catalog", timeout=10) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/catalog", timeout=60) as r:
             assert r.status == 200  # at once, no retry: it listens
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
