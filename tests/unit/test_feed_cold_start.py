@@ -144,7 +144,7 @@ def test_a_view_never_waits_for_the_rebuild_of_an_old_cold_start(
     class Held(feed_module._Spread):
         def __init__(self, *args: object, **kwargs: object) -> None:
             started.set()
-            release.wait(30)
+            release.wait(300)  # held until the test lets go
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(feed_module, "_Spread", Held)
@@ -153,7 +153,7 @@ def test_a_view_never_waits_for_the_rebuild_of_an_old_cold_start(
         target=lambda: shown.append([r.item.id for r in feed.next(ANONYMOUS, 4,
                                                                    mark_shown=False)]))
     viewer.start()
-    viewer.join(10)
+    viewer.join(60)  # a view, not the held rebuild (that waits for `release`)
     try:
         assert not viewer.is_alive(), "the view waited for the rebuild"
         assert started.wait(10), "no rebuild was started"
