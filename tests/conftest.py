@@ -66,6 +66,11 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusSe
     server.stop()
 
 
+# -- the Ray tests' photos and local-engine reference (tests/ray_world.py), built once ----------
+# Registered here: imported into each Ray test module, a "session" fixture was built per module.
+
+from ray_world import local_reference_fixture, ray_photos_fixture  # noqa: E402, F401
+
 # -- the metadata database: each test that takes `database_url` runs on SQLite and PostgreSQL ---
 
 
