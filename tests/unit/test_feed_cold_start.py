@@ -43,8 +43,11 @@ def builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return made
 
 
-def test_writes_do_not_rebuild_the_cold_start_on_every_view(catalog: Catalog,
-                                                            builds: list[int]) -> None:
+def test_writes_do_not_rebuild_the_cold_start_on_every_view(
+    catalog: Catalog, builds: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # within the reuse window however slow the machine (the default is 30 s)
+    monkeypatch.setattr(feed_module, "SPREAD_REUSE_SECONDS", 3600.0)
     feed = Feed(catalog, Users(catalog.store))
     first = [r.item.id for r in feed.next(ANONYMOUS, 8, mark_shown=False)]
     assert len(builds) == 1
@@ -56,7 +59,10 @@ def test_writes_do_not_rebuild_the_cold_start_on_every_view(catalog: Catalog,
     assert again[:7] == first[1:]  # the same walk, the deleted item left out
 
 
-def test_a_reused_cold_start_keeps_the_filters(catalog: Catalog, builds: list[int]) -> None:
+def test_a_reused_cold_start_keeps_the_filters(
+    catalog: Catalog, builds: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed_module, "SPREAD_REUSE_SECONDS", 3600.0)  # within the window
     feed = Feed(catalog, Users(catalog.store))
     dresses = Filters(category=["Dress"])
     before = feed.next(ANONYMOUS, 6, dresses, mark_shown=False)
