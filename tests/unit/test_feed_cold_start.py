@@ -6,6 +6,7 @@ Real catalog (bundled sample, fake encoder, SQLite in tmp)."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -21,12 +22,21 @@ from lookalike.recommend import feed as feed_module
 from lookalike.users import ANONYMOUS, Users
 
 
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample ingested once for the module (each test changes a copy of its own)."""
+    folder = tmp_path_factory.mktemp("ingested") / "cat"
+    s = Settings(catalog_dir=folder, model="fake", cache_dir=folder / "cache")
+    with Catalog.open(s, encoder=create("fake", s)) as cat:
+        cat.ingest(sample_images(), sample_metadata())
+    return folder
+
+
 @pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    s = Settings(catalog_dir=tmp_path, model="fake", cache_dir=tmp_path / "cache")
-    cat = Catalog.open(s, encoder=create("fake", s))
-    cat.ingest(sample_images(), sample_metadata())
-    return cat
+def catalog(ingested: Path, tmp_path: Path) -> Catalog:
+    shutil.copytree(ingested, tmp_path / "cat")
+    s = Settings(catalog_dir=tmp_path / "cat", model="fake", cache_dir=tmp_path / "cat" / "cache")
+    return Catalog.open(s, encoder=create("fake", s), create=False)
 
 
 @pytest.fixture
