@@ -259,6 +259,7 @@ def main() -> None:
     if args.white:
         w_all, w_ok = white_features(args.full, args.clothing, settings, args.val_fraction)
         white_fit = w_all[~is_val & w_ok & ok_all[train_rows]]
+        white_pair = (white_fit, full_all[train_rows][~is_val & w_ok & ok_all[train_rows]])
         vwhite = PlanFeatures(w_all, w_ok & ok_all[train_rows], {})
         print(f"white versions: {len(white_fit)} fit, {int((is_val & w_ok).sum())} validation")
     wplan = dataclasses.replace(vplan, views=[])
@@ -296,7 +297,7 @@ def main() -> None:
     # third search: catalogue-style (white) views, an ImageNet class prior, part budgets
     vw = np.concatenate([views_fit, white_fit]) if white_fit is not None else views_fit
     fits = {"views": views_fit, **({"views+white": vw} if white_fit is not None else {})}
-    for pw in (0.1, 0.15):
+    for pw in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3):
         for fname, fx in fits.items():
             if fname != "views":
                 cands[f"uncentred+{fname}-p{pw}"] = lambda pw=pw, fx=fx: uncentred(fx, 512, pw)
@@ -309,6 +310,15 @@ def main() -> None:
                 tag = "_".join(f"{w:g}" for w in wts)
                 cands[f"block-{tag}-uncentred+{fname}-p{pw}"] = (
                     lambda pw=pw, wts=wts, fx=fx: block_uncentred(fx, 512, pw, wts))
+    if white_fit is not None:  # distillation with the white versions as invariance pairs too
+        for temp, inv in ((0.02, 1.0), (0.02, 0.3)):
+            cands[f"distil-white-T{temp}-inv{inv}-lr1e-4-{args.steps}"] = (
+                lambda temp=temp, inv=inv: distil(
+                    fit, uncentred(vw, 512, 0.1),
+                    [*fit_view_pairs, *([pairs_ab] if pairs_ab else []), white_pair],
+                    steps=args.steps, temp=temp, inv_weight=inv, lr=1e-4,
+                )
+            )
     for temp in (0.01, 0.02, 0.05, 0.1):
         for inv in (0.0, 0.3, 1.0):
             for lr in (1e-3, 1e-4):
