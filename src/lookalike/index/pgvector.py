@@ -59,10 +59,10 @@ import math
 import re
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
@@ -88,6 +88,7 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT", "PgvectorStore", "PgvectorUrl", "copy_rows", "filter_clause"]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 FORMAT = 1
 MARKERS = "lookalike_pgvector_markers"
@@ -319,6 +320,7 @@ class PgvectorStore:
         try:
             store._connect()
             store._prepare()
+            store._ensure_index()
         except BaseException:
             store.close()
             raise
@@ -396,7 +398,6 @@ class PgvectorStore:
             if count != want and self.source.change_seq() == self._seen:
                 self._rebuild(conn, reason=f"it holds {count} items, the catalog's database "
                               f"{want}")
-        self._ensure_index()
 
     def _check(self, conn: Any) -> str | None:
         """The table is this catalog's and of its width, else a clear error; why it must be
@@ -540,8 +541,12 @@ class PgvectorStore:
         if n_fields is not None and n_fields != n_ids:
             raise ValueError(f"{n_ids} ids but {n_fields} field records")
         self._trim = None
-        with self._transaction() as conn:
-            self._apply(conn)
+
+        def apply() -> None:
+            with self._transaction() as conn:
+                self._apply(conn)
+
+        self._reconnecting(apply)
         if self._trim is not None:
             self.source.trim_changes(self._trim)
 
@@ -569,7 +574,7 @@ class PgvectorStore:
             return False
         self._forget()
         with self._lock:
-            if self._marker(self._conn) >= seq:
+            if self._reconnecting(lambda: self._marker(self._conn)) >= seq:
                 self._seen = seq
                 return True
             self._trim = None
@@ -601,15 +606,14 @@ class PgvectorStore:
 
     def __len__(self) -> int:
         if self._count is None:
-            with self._lock:
-                self._count = int(
-                    self._conn.execute(f"SELECT count(*) FROM {self._table}").fetchone()[0])
+            self._count = self._reconnecting(lambda: int(
+                self._conn.execute(f"SELECT count(*) FROM {self._table}").fetchone()[0]))
         return self._count
 
     def ids(self) -> Ids:
         if self._ids is None:
-            with self._lock:
-                rows = self._conn.execute(f"SELECT id FROM {self._table} ORDER BY id").fetchall()
+            rows = self._reconnecting(lambda: self._conn.execute(
+                f"SELECT id FROM {self._table} ORDER BY id").fetchall())
             self._ids = as_ids([r[0] for r in rows])
         return self._ids
 
@@ -644,11 +648,32 @@ class PgvectorStore:
         count = self._count if self._count is not None and not filtered else -1
         if clause is None or m == 0 or k == 0:
             return SearchResult(scores, ids, SearchPlan(method, 0 if clause is None else count))
+        with self._lock:
+            return self._reconnecting(lambda: self._search(queries, k, clause, scores, ids, count))
+
+    def _reconnecting(self, run: Callable[[], _T]) -> _T:
+        """`run()`, again on a new connection if the server dropped this one (a restart)."""
+        import psycopg
+
+        with self._lock:
+            try:
+                return run()
+            except psycopg.OperationalError:
+                if not (self._conn.closed or self._conn.broken):
+                    raise
+            log.warning("pgvector: connection to %s lost; connecting again", self.url)
+            self.close()
+            self._connect()
+            return run()
+
+    def _search(self, queries: Matrix, k: int, clause: tuple[str, list[Any]], scores: Matrix,
+                ids: Ids, count: int) -> SearchResult:
         where, params = clause
+        method = f"pgvector-{self.url.index}"
         sql = (f"WITH hits AS MATERIALIZED (SELECT id, vector <#> %s::vector AS d "
                f"FROM {self._table} WHERE {where} ORDER BY d LIMIT %s) "
                "SELECT id, d FROM hits ORDER BY d, id")
-        with self._lock, self._conn.transaction():
+        with self._conn.transaction():
             if self.url.index == "hnsw":
                 self._conn.execute(f"SET LOCAL hnsw.ef_search = {min(MAX_EF, max(self.url.ef, k))}")
                 self._conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
