@@ -80,7 +80,7 @@ class World:
 def open_world(backend: str, folder: Path, request: pytest.FixtureRequest, n: int,
                states: bool = False) -> World:
     milvus = request.getfixturevalue("milvus_server") if backend.startswith("milvus") else None
-    pg = request.getfixturevalue("postgres_server") if backend.startswith("pgvector") else None
+    pg = request.getfixturevalue("pgvector_server") if backend.startswith("pgvector") else None
     settings = settings_of(backend, milvus, pg)
     catalog = open_catalog(folder, **settings)
     fill(catalog, n)

@@ -4,8 +4,8 @@ can widen a filter, the catalog's own database (``pgvector``), clear errors, a d
 anew, and a server restart with catalogs open. Congruence with the other backends (1 % filters,
 another process's writes, a writer that crashed) is `test_congruence.py`.
 
-Without the extension these tests fail (the store's error says how to install it): CI installs
-it (scripts/install-pgvector.sh, from scripts/install-servers.sh)."""
+Without the extension these tests are skipped, unless LOOKALIKE_REQUIRE_SERVERS=1 (CI) makes
+them fail; CI installs it (scripts/install-pgvector.sh, from scripts/install-servers.sh)."""
 
 from __future__ import annotations
 
@@ -65,9 +65,9 @@ def _filters(draw: st.DrawFn) -> Filters:
 
 
 @pytest.fixture(scope="module")
-def raw_table(postgres_server: PostgresServer) -> Iterator[tuple[psycopg.Connection, str]]:
+def raw_table(pgvector_server: PostgresServer) -> Iterator[tuple[psycopg.Connection, str]]:
     """A table of the store's layout (no catalog), on the session's server."""
-    conn = psycopg.connect(postgres_server.url, autocommit=True)
+    conn = psycopg.connect(pgvector_server.url, autocommit=True)
     conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     name = f"t_fields_{uuid.uuid4().hex[:8]}"
     conn.execute(
@@ -118,9 +118,9 @@ def catalogs() -> Iterator[list[Catalog]]:
 
 
 def test_a_brand_named_like_sql_does_not_widen_a_filter(
-    tmp_path: Path, postgres_server: PostgresServer, catalogs: list[Catalog]
+    tmp_path: Path, pgvector_server: PostgresServer, catalogs: list[Catalog]
 ) -> None:
-    cat = open_catalog(tmp_path / "cat", vector_store=postgres_server.url)
+    cat = open_catalog(tmp_path / "cat", vector_store=pgvector_server.url)
     catalogs.append(cat)
     items, vectors = SyntheticCatalog(DIM).items(0, 40)
     for i, brand in enumerate([EVIL, "x", "x'", "X"]):
@@ -133,11 +133,11 @@ def test_a_brand_named_like_sql_does_not_widen_a_filter(
         assert set(got.ids[got.ids >= 0].tolist()) == want, brands
 
 
-def test_the_catalogs_own_database(tmp_path: Path, postgres_server: PostgresServer) -> None:
+def test_the_catalogs_own_database(tmp_path: Path, pgvector_server: PostgresServer) -> None:
     """``pgvector``: metadata and vectors in one PostgreSQL database, the catalog's schema; a
     second process-like catalog on the same database sees the first one's writes."""
     schema = f"test_{uuid.uuid4().hex[:12]}"
-    db = f"{postgres_server.url}?schema={schema}"
+    db = f"{pgvector_server.url}?schema={schema}"
     store = store_for(tmp_path / "a", db)
     store.bind_model("synthetic", DIM)
     store.close()
@@ -159,43 +159,43 @@ def test_the_catalogs_own_database(tmp_path: Path, postgres_server: PostgresServ
     finally:
         other.close()
         cat.close()
-        drop_schema(postgres_server.url, schema)
+        drop_schema(pgvector_server.url, schema)
 
 
-def test_clear_errors(tmp_path: Path, postgres_server: PostgresServer) -> None:
+def test_clear_errors(tmp_path: Path, pgvector_server: PostgresServer) -> None:
     with pytest.raises(VectorStoreError, match="LOOKALIKE_DATABASE_URL"):
         open_catalog(tmp_path / "a", vector_store="pgvector")
     with pytest.raises(VectorStoreError, match="index='ivf'"):
-        open_catalog(tmp_path / "b", vector_store=postgres_server.url + "?index=ivf")
+        open_catalog(tmp_path / "b", vector_store=pgvector_server.url + "?index=ivf")
     with pytest.raises(VectorStoreError, match="ef=0 is outside"):
-        open_catalog(tmp_path / "b", vector_store=postgres_server.url + "?ef=0")
+        open_catalog(tmp_path / "b", vector_store=pgvector_server.url + "?ef=0")
     with pytest.raises(VectorStoreError, match="unreachable"):
         open_catalog(tmp_path / "c", vector_store="postgresql://nobody@127.0.0.1:1/none")
     # a table of that name that lookalike did not make is never overwritten
-    cat = open_catalog(tmp_path / "d", vector_store=postgres_server.url)
+    cat = open_catalog(tmp_path / "d", vector_store=pgvector_server.url)
     assert isinstance(cat.index, PgvectorStore)
     table = cat.index._table
     cat.index.drop()
     cat.close()
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+    with psycopg.connect(pgvector_server.url, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE {table} (x int)")
         try:
             with pytest.raises(VectorStoreError, match="not made by lookalike"):
-                open_catalog(tmp_path / "d", vector_store=postgres_server.url)
+                open_catalog(tmp_path / "d", vector_store=pgvector_server.url)
         finally:
             conn.execute(f"DROP TABLE {table}")
 
 
 def test_a_database_made_anew_fills_the_table_again(
-    tmp_path: Path, postgres_server: PostgresServer, catalogs: list[Catalog]
+    tmp_path: Path, pgvector_server: PostgresServer, catalogs: list[Catalog]
 ) -> None:
     """The table's marker is ahead of a new metadata store's change log: filled again, not
     searched with the old catalog's items."""
-    cat = open_catalog(tmp_path / "cat", vector_store=postgres_server.url)
+    cat = open_catalog(tmp_path / "cat", vector_store=pgvector_server.url)
     fill(cat, 300)
     cat.close()
     (tmp_path / "cat" / "catalog.sqlite").unlink()
-    cat = open_catalog(tmp_path / "cat", vector_store=postgres_server.url)
+    cat = open_catalog(tmp_path / "cat", vector_store=pgvector_server.url)
     catalogs.append(cat)
     assert len(cat.index) == 0
     fill(cat, 50, seed=3)
@@ -204,7 +204,9 @@ def test_a_database_made_anew_fills_the_table_again(
     assert recall(want, cat.index.search(queries, K).ids) >= 0.95
 
 
-def test_the_same_answers_after_a_server_restart(tmp_path: Path) -> None:
+def test_the_same_answers_after_a_server_restart(
+    tmp_path: Path, pgvector_server: PostgresServer
+) -> None:
     """A server of its own, restarted (same data folder and port) while catalogs are open on
     it: their next searches connect again and give the answers they gave before; writes too."""
     server = PostgresServer().start()  # (under /tmp: reachable for the postgres user)
