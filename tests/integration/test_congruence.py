@@ -27,7 +27,8 @@ N = 4000
 K = 10
 BACKENDS = ["embedded", "embedded-ivf", "milvus-flat", "milvus-hnsw", "pgvector-flat",
             "pgvector-hnsw"]
-EXACT_METHODS = {"exact", "exact-subset", "milvus-flat", "pgvector-flat"}
+EXACT_METHODS = {"exact", "exact-subset", "milvus-flat", "pgvector-flat",
+                 "pgvector-exact-subset"}
 FILTERS = [
     None,  # every item, sold ones too
     Filters(),  # the default: sold items left out
@@ -58,8 +59,9 @@ def settings_of(backend: str, milvus: MilvusServer | None,
     if backend == "embedded-ivf":  # inverted lists from 1000 items, exact below 20 kept
         return {"exact_max_items": 1000, "filter_exact_max": 20, "ivf_probe": 24}
     if backend.startswith("pgvector"):  # a table on the session's PostgreSQL server
-        assert postgres is not None
-        return {"vector_store": postgres.url + ("?index=flat" if backend.endswith("flat") else "")}
+        assert postgres is not None  # HNSW with iterative scans from 20 kept items, else exact
+        return {"vector_store": postgres.url + ("?index=flat" if backend.endswith("flat")
+                                                else "?exact_max=20")}
     assert milvus is not None
     return {"vector_store": milvus.uri + ("?index=flat" if backend == "milvus-flat" else "")}
 

@@ -162,6 +162,24 @@ def test_the_catalogs_own_database(tmp_path: Path, pgvector_server: PostgresServ
         drop_schema(pgvector_server.url, schema)
 
 
+def test_selective_filters_are_exact_by_default(
+    tmp_path: Path, pgvector_server: PostgresServer, catalogs: list[Catalog]
+) -> None:
+    """Under `exact_max` kept rows (as the planner expects), every kept item is scored: the
+    graph walk from a query far from the kept items would give up before finding them."""
+    cat = open_catalog(tmp_path / "cat", vector_store=pgvector_server.url + "?exact_max=500")
+    catalogs.append(cat)
+    fill(cat, 3000)
+    queries = SyntheticCatalog(DIM).queries(20)
+    w = World("pgvector-hnsw", cat, {})
+    for filters, method in [(Filters(category=["dress"]), "pgvector-exact-subset"),
+                            (Filters(second_hand=True), "pgvector-hnsw"), (None, "pgvector-hnsw"),
+                            (Filters(), "pgvector-hnsw")]:
+        got = cat.index.search(queries, K, filters)
+        assert got.plan.method == method, filters
+        assert_congruent(w, queries, filters, got)
+
+
 def test_clear_errors(tmp_path: Path, pgvector_server: PostgresServer) -> None:
     with pytest.raises(VectorStoreError, match="LOOKALIKE_DATABASE_URL"):
         open_catalog(tmp_path / "a", vector_store="pgvector")
