@@ -61,7 +61,7 @@ def settings_of(backend: str, milvus: MilvusServer | None,
     if backend.startswith("pgvector"):  # a table on the session's PostgreSQL server
         assert postgres is not None  # HNSW with iterative scans from 20 kept items, else exact
         return {"vector_store": postgres.url + ("?index=flat" if backend.endswith("flat")
-                                                else "?exact_max=20")}
+                                                else "?exact_max=20&filtered_ef=40")}
     assert milvus is not None
     return {"vector_store": milvus.uri + ("?index=flat" if backend == "milvus-flat" else "")}
 
