@@ -54,10 +54,10 @@ if [ -n "$need" ]; then
         pinned="$(echo "$need" | sed "s/postgresql-server-dev-$PG_MAJOR/&=$server/")"
     fi
     # shellcheck disable=SC2086  # word splitting wanted: a list of packages
-    apt-get install -y -q --no-install-recommends $pinned >/dev/null 2>&1 || {
-        apt-get update -q >/dev/null
-        apt-get install -y -q --no-install-recommends $pinned >/dev/null 2>&1 \
-            || apt-get install -y -q --no-install-recommends $need
+    apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends $pinned >/dev/null 2>&1 || {
+        apt-get update -q -o DPkg::Lock::Timeout=300 >/dev/null
+        apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends $pinned >/dev/null 2>&1 \
+            || apt-get install -y -q -o DPkg::Lock::Timeout=300 --no-install-recommends $need
     }
 fi
 [ -f "$("$PG_CONFIG" --includedir-server)/postgres.h" ] || {
