@@ -56,8 +56,8 @@ log: the next `sync()` anywhere (when no writer holds the lock) applies the rest
 **Repair.** At open, a missing table is created and filled from the metadata store (rows
 copied in binary, then the index built); one whose marker is ahead of the change log (a
 database restored or made anew), whose row count differs from the metadata store's after
-catching up, or of an older format, is emptied and filled again in one transaction (searches
-meanwhile see the old rows).
+catching up, or made for the model the catalog had before re-encoding, is made again and filled
+in one transaction (searches wait for it; a failed fill leaves the old table).
 """
 
 from __future__ import annotations
