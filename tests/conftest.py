@@ -56,6 +56,21 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
+def pgvector_server(postgres_server: PostgresServer) -> PostgresServer:
+    """The session's PostgreSQL server, checked to offer the pgvector extension
+    (scripts/install-pgvector.sh)."""
+    import psycopg
+
+    with psycopg.connect(postgres_server.url) as conn:
+        row = conn.execute("SELECT default_version FROM pg_available_extensions "
+                           "WHERE name = 'vector'").fetchone()
+    if row is None:
+        _unavailable(ServerError("the pgvector extension is not installed in PostgreSQL: run "
+                                 "scripts/install-pgvector.sh (as root)"))
+    return postgres_server
+
+
+@pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
     server = MilvusServer(tmp_path_factory.mktemp("milvus"))
     try:
