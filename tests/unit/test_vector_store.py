@@ -244,7 +244,7 @@ def test_an_old_wide_catalog_opens_and_searches(tmp_path: Path) -> None:
 
 
 def test_unknown_vector_store_url_is_a_clear_error(tmp_path: Path) -> None:
-    for url, words in (("postgres://x", "expected 'embedded'"), ("milvus://h:1", "Milvus")):
+    for url, words in (("redis://x", "expected 'embedded'"), ("milvus://h:1", "Milvus")):
         with pytest.raises(VectorStoreError, match=words):
             Catalog.open(Settings(catalog_dir=tmp_path, vector_store=url, model="fake"))
 
