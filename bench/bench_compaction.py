@@ -122,8 +122,8 @@ def main() -> None:
             scratch, s_cpu = timed("scratch", partial(
                 build_base, folder, 2, args.dim, batches_of(view), settings, centroids))
             copy, c_cpu = timed("copy", partial(
-                build_base_from, folder, 3, args.dim, sources_of_view(view, None), settings,
-                centroids))
+                build_base_from, folder, 3, args.dim, sources_of_view(folder, view, None),
+                settings, centroids))
             print(f"  copy / scratch CPU: {c_cpu / s_cpu:.2f}; same files (CRC-32 of each): "
                   f"{scratch[0] == copy[0]}; {copy[1]} lists", flush=True)
             for path in folder.glob("g*.*"):

@@ -89,7 +89,8 @@ def test_compaction_build_writes_what_a_build_from_scratch_writes(
     scratch.mkdir()
     copied.mkdir()
     want = build_base(scratch, 7, DIM, _batches(view, extra, 700), settings, centroids)
-    got = build_base_from(copied, 7, DIM, sources_of_view(view, extra), settings, centroids)
+    got = build_base_from(copied, 7, DIM, sources_of_view(store.folder, view, extra), settings,
+                          centroids)
     expected_lists = {"fresh": 20, "reuse": view.manifest.lists, "one-list": 1}[case]
     assert got[1] == want[1] == expected_lists
     assert got[0] == want[0]  # every file's rows and CRC-32
@@ -112,8 +113,9 @@ def test_a_compaction_with_dead_rows_only_keeps_the_live_ones(
     alive[view.n_base :] = False
     trimmed = replace(view, alive=alive, dead=int(view.slots - alive.sum()))
     settings = store.settings.model_copy(update={"exact_max_items": 300})
-    states, lists, _ = build_base_from(tmp_path, 7, DIM, sources_of_view(trimmed, None),
-                                       settings, view.centroids)
+    states, lists, _ = build_base_from(tmp_path, 7, DIM,
+                                       sources_of_view(store.folder, trimmed, None), settings,
+                                       view.centroids)
     kept = np.sort(np.asarray(view.base.ids)[alive[: view.n_base]])
     ids = np.fromfile(tmp_path / "g7.base.sorted_ids", dtype=np.int64)
     np.testing.assert_array_equal(ids, kept)

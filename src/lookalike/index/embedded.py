@@ -354,8 +354,8 @@ class EmbeddedStore:
             centroids = view.centroids
         generation = m.generation + 1
         states, lists, used = build_base_from(
-            self.folder, generation, self._dim, sources_of_view(trimmed, batch), self.settings,
-            centroids,
+            self.folder, generation, self._dim, sources_of_view(self.folder, trimmed, batch),
+            self.settings, centroids,
         )
         clustered = m.clustered if used is not None and centroids is not None else (
             states["ids"].rows if used is not None else 0)

@@ -162,16 +162,18 @@ def _width_of(spec: int | str, dim: int) -> int:
 def _map_rows(
     folder: Path, prefix: str, files: dict[str, tuple[type[np.generic], int | str]],
     states: dict[str, FileState], dim: int, verified: dict[str, FileState] | None,
+    random_access: bool = True,
 ) -> dict[str, np.ndarray]:
     """Map files `prefix.*`; check each against its state from the part `verified` records
-    (None: do not check, the caller just wrote them)."""
+    (None: do not check, the caller just wrote them). `random_access`: the vectors are read a
+    row at a time (searches), not read whole (builds)."""
     out = {}
     for name, (dtype, spec) in files.items():
         state = states.get(name, FileState())
         out[name] = mapped.open_rows(
             folder / f"{prefix}.{name}", dtype, _width_of(spec, dim), state,
             verify_from=None if verified is None else verified.get(name, FileState()),
-            random_access=name == "vectors",
+            random_access=random_access and name == "vectors",
         )
     return out
 
@@ -379,11 +381,15 @@ def batches_from_source(
         yield Batch(ids, vectors, FieldColumns.encode(scalars, vocab))
 
 
-def sources_of_view(view: View, extra: Batch | None) -> list[Source]:
-    """The live rows of `view` (base, then tail) and then `extra`'s, each view row with its
-    list under the view's centres."""
+def sources_of_view(folder: Path, view: View, extra: Batch | None) -> list[Source]:
+    """The live rows of `view` (its files in `folder`: base, then tail) and then `extra`'s,
+    each view row with its list under the view's centres. The vectors are mapped again for
+    reading whole: gathering a gigabyte of rows in list order through the searches' mapping
+    (which reads no page ahead) or row by row with `pread` cost 2 s of CPU."""
     out = []
-    for rows, first in ((view.base, 0), (view.tail, view.n_base)):
+    m = view.manifest
+    for rows, first, part, states in ((view.base, 0, "base", m.base),
+                                      (view.tail, view.n_base, "tail", m.tail)):
         live = np.arange(len(rows), dtype=np.int64)
         if view.alive is not None:
             live = live[view.alive[first : first + len(rows)]]
@@ -395,7 +401,9 @@ def sources_of_view(view: View, extra: Batch | None) -> list[Source]:
             offsets = np.asarray(view.lists, dtype=np.int64)
             lists = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32),
                               np.diff(offsets))[live]
-        out.append(Source(rows, live, lists))
+        vectors = mapped.open_rows(folder / f"g{m.generation}.{part}.vectors", np.float32,
+                                   m.dim, states["vectors"], verify_from=None)
+        out.append(Source(replace(rows, vectors=vectors, reader=None), live, lists))
     if extra is not None and len(extra.ids):
         vectors = np.asarray(extra.vectors, dtype=np.float32)
         rows = Rows(ids=as_ids(extra.ids), vectors=vectors, int8=Int8Rows.of(vectors),
@@ -425,6 +433,9 @@ def write_rows(
 def _take(rows: Rows, name: str, at: NDArray[np.int64]) -> np.ndarray:
     """Row file `name`'s rows `at` of `rows`."""
     if name == "vectors":
+        if len(at) and int(at[-1]) - int(at[0]) + 1 == len(at):  # one run: a slice
+            run: np.ndarray = rows.vectors[int(at[0]) : int(at[-1]) + 1]
+            return run
         return rows.rows(at)
     if name == "ids":
         return rows.ids[at]
@@ -575,8 +586,8 @@ def build_base(
                    for name in flat} if n else {}
             return _finish(folder, prefix, dim, out, ids, np.zeros(n, dtype=np.int32),
                            None), 1, None
-        arrays = _map_rows(tmp, "rows", flat, states, dim, None)
-        rows = _rows_from(arrays, tail=False, vectors=tmp / "rows.vectors")
+        arrays = _map_rows(tmp, "rows", flat, states, dim, None, random_access=False)
+        rows = _rows_from(arrays, tail=False)
         return _build(folder, tmp, generation, dim,
                       [Source(rows, np.arange(n, dtype=np.int64))], settings, centroids)
 
