@@ -404,10 +404,11 @@ def _item_row(rowid: int, item: NewItem, now: str) -> tuple[Any, ...]:
     return (
         rowid, item.id, f.title, f.category, f.department,
         None if f.kids is None else int(f.kids),
-        f.price, f.currency, f.brand, json.dumps(f.sizes), f.colour, f.url, f.sustainability,
-        None if f.second_hand is None else int(f.second_hand),
-        f.source, json.dumps(f.extra),
-        json.dumps({k: t.model_dump() for k, t in (item.predicted or {}).items()}),
+        f.price, f.currency, f.brand, json.dumps(f.sizes) if f.sizes else "[]", f.colour, f.url,
+        f.sustainability, None if f.second_hand is None else int(f.second_hand),
+        f.source, json.dumps(f.extra) if f.extra else "{}",
+        json.dumps({k: t.model_dump() for k, t in item.predicted.items()})
+        if item.predicted else "{}",
         item.image_path, item.image_hash, now, now, f.state, f.rating, f.reviews,
         None if f.brand is None else normalise_brand(f.brand),
         None if item.phash is None else signed64(item.phash), item.duplicate_of,
@@ -804,7 +805,11 @@ class CatalogStore:
             )
             if not self.dialect.sequences:
                 conn.execute(_SET_HIGH_WATER, (str(rowids[-1]),))
-            self._refresh(conn, rowids)
+            # the derived columns of an item without a price or a brand are NULL as inserted
+            priced = [rowid for rowid, item in zip(rowids, items, strict=True)
+                      if item.fields.price is not None or item.fields.brand is not None]
+            if priced:
+                self._refresh(conn, priced)
         return rowids
 
     def _check_generation(self, conn: Connection) -> None:
