@@ -388,7 +388,7 @@ class MetadataRows:
                     number, None, f"{len(cells)} cells, more than the {len(header)} columns"
                 )
                 continue
-            yield self._checked(number, dict(itertools.zip_longest(header, cells)))
+            yield self._checked(number, dict(itertools.zip_longest(header, cells)), names=False)
 
     def _jsonl(self, f: IO[str]) -> Iterator[RawRow]:
         lines = _Lines(f)
@@ -413,9 +413,13 @@ class MetadataRows:
                 continue
             yield self._checked(number, {self._rename(k): v for k, v in obj.items()})
 
-    def _checked(self, number: int, fields: dict[str, Any]) -> RawRow:
+    def _checked(self, number: int, fields: dict[str, Any], names: bool = True) -> RawRow:
+        """The row, or why its text cannot be stored. `names=False`: the names are the CSV
+        header's, checked once for the file."""
+        codec = self.encoding
         for name, value in fields.items():
-            problem = text_problem(name, self.encoding) or text_problem(value, self.encoding)
+            problem = text_problem(name, codec) if names else None
+            problem = problem or text_problem(value, codec)
             if problem is not None:
                 return RawRow(number, None, problem, field=_short(name) or "row")
         return RawRow(number, fields)
