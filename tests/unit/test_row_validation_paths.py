@@ -217,3 +217,19 @@ def test_the_reference_model_is_the_one_compared() -> None:
     assert not schema._small_flat_text(long_row["extra"])  # the bound sent it the long way
     short = {"k": "x" * 100}
     assert schema._small_flat_text(short)
+
+
+class _Incomparable:
+    """A value (from a Python caller) that refuses to be compared, as a numpy array does."""
+
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("cannot compare")
+
+    __hash__ = object.__hash__
+
+
+@pytest.mark.parametrize("extra", ["{not json", "", '{"a": 1}'])
+def test_unknown_values_are_compared_after_extra_is_read(extra: str) -> None:
+    """The reason a row is refused does not depend on which check looks first."""
+    row = {"id": "a", "image": "a.jpg", "extra": extra, "w": _Incomparable()}
+    assert outcome(ItemIn, row) == outcome(ReferenceItemIn, row)

@@ -279,7 +279,7 @@ class ItemIn(ItemFields):
         for key, value in data.items():
             if key in _KNOWN_OR_EXTRA:
                 known[key] = value
-            elif value not in (None, ""):
+            else:
                 unknown.append((key, value))
         given = known.pop("extra", None)
         if given is None or given == "":
@@ -296,8 +296,9 @@ class ItemIn(ItemFields):
             extra = dict(given)
         else:
             raise ValueError(f"extra: expected an object, got {_short(given)}")
-        for key, value in unknown:
-            extra[str(key)] = value
+        for key, value in unknown:  # compared only once `extra` is read, as always
+            if value not in (None, ""):
+                extra[str(key)] = value
         known["extra"] = extra
         return known
 
