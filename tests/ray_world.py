@@ -133,7 +133,7 @@ def stored_rows(catalog: Path) -> tuple[int, int, int]:
         return 0, 0, 0
 
 
-# Test modules import these under their function names; tests ask for them by fixture name.
+# tests/conftest.py imports these (once for the session); tests ask for them by fixture name.
 @pytest.fixture(scope="session", name="ray_photos")
 def ray_photos_fixture(tmp_path_factory: pytest.TempPathFactory) -> Photos:
     return make_photos(tmp_path_factory.mktemp("ray-photos"))

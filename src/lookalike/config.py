@@ -160,7 +160,11 @@ class Settings(BaseSettings):
         "in the catalog folder, shared by every process) or "
         "'milvus://[USER:PASSWORD@]HOST:PORT[/DATABASE][?prefix=P&index=hnsw|flat&ef=256"
         "&shards=1&timeout=10]' (a Milvus 2.3+ server, one collection per catalog; needs the "
-        "milvus extra). See docs/scaling.md.",
+        "milvus extra), 'pgvector[?index=hnsw|flat&ef=100&filtered_ef=400]' (a table in "
+        "the catalog's PostgreSQL database, LOOKALIKE_DATABASE_URL) or "
+        "'postgresql://USER@HOST:PORT/DB[?schema=public&index=...&ef=...]' (another "
+        "PostgreSQL server); both need the pgvector 0.8+ extension and the postgres extra. "
+        "See docs/scaling.md and docs/postgresql.md.",
     )
     exact_max_items: int = Field(
         50_000, ge=0,

@@ -45,7 +45,7 @@ def test_the_api_docs_render_offline_under_the_csp(live_server: str, page: Any) 
     page.on("request", lambda r: outside.append(r.url)
             if not r.url.startswith((live_server, "data:", "blob:")) else None)
     page.goto(live_server + "/docs")
-    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    page.wait_for_selector(".opblock-summary-path")  # the default 60 s
     paths = page.eval_on_selector_all(".opblock-summary-path",
                                       "els => els.map(e => e.textContent.trim())")
     assert "/search" in paths and "/me/swipes" in paths

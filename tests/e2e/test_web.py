@@ -392,9 +392,11 @@ def test_match_badges_follow_the_order_after_more_like_this(live_server: str, pa
     )
     settle(page)
     for diversity in ("0", "0.6"):
-        page.fill("#diversity", diversity)
-        page.dispatch_event("#diversity", "input")
-        page.wait_for_timeout(400)
+        # the re-search this starts (after the page's 250 ms pause), not a guess at its time
+        with page.expect_response(lambda r: r.url.endswith("/search")
+                                  and r.request.method == "POST"):
+            page.fill("#diversity", diversity)
+            page.dispatch_event("#diversity", "input")
         settle(page)
         shown = badges(page)
         assert len(shown) == 24 and shown == sorted(shown, reverse=True), (diversity, shown)
@@ -428,7 +430,8 @@ def test_camera_button_only_where_there_is_a_camera(
     photo_buttons = "#camera-option:not([hidden]), #webcam-open:not([hidden])"
     page.goto(live_server + "/")
     page.wait_for_selector("#grid .card")
-    page.wait_for_timeout(300)  # the camera check is asynchronous
+    page.wait_for_selector("body[data-camera]")  # the camera check is asynchronous: its end
+    assert page.get_attribute("body", "data-camera") == "none"
     assert page.locator(photo_buttons).count() == 0  # a desktop without a camera
     phone.goto(live_server + "/")
     phone.wait_for_selector("#grid .card")

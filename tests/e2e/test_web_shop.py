@@ -102,7 +102,7 @@ def test_cards_show_the_brand_rating_and_its_source(live_server: str, page: Any)
     rating = page.locator("#grid .card .brand-rating").first
     text = rating.inner_text()
     assert "Brand rating 4.5/5" in text and "Demo ratings (invented)" in text
-    assert rating.locator("a").get_attribute("href", timeout=1000) == (
+    assert rating.locator("a").get_attribute("href", timeout=10_000) == (
         "https://example.org/demo-ratings/kettle-and-loom")
     assert "planet 5" in (rating.get_attribute("title") or "")
     # an unrated brand shows no rating line

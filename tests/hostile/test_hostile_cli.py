@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer.main
+import typer.testing
 from typer.testing import CliRunner
 
 from hostile.image_corpus import HostileImage, light_corpus
@@ -25,6 +28,16 @@ from lookalike import Catalog
 from lookalike.cli import app
 
 runner = CliRunner()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_command() -> Iterator[None]:
+    """Typer's CliRunner builds the click command from every command's signature again at each
+    invoke (2/3 of a `search` here): this module's ~900 invocations share one, the same."""
+    command = typer.main.get_command(app)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", lambda _app: command)
+        yield
 
 
 def assert_clean(result: object, code: int, *words: str) -> None:

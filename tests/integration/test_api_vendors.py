@@ -26,7 +26,10 @@ from lookalike.users.vendors import Vendors
 def shop(tmp_path: Path) -> Iterator[tuple[TestClient, Catalog, dict[str, str]]]:
     """12 items ingested by the admin; vendors acme and birch with their keys."""
     images, meta, _ = make_dataset(tmp_path / "data", 12)
-    catalog = Catalog.open(settings_for(tmp_path / "cat", auth_failures_burst=3))
+    # a burst of 3 wrong keys that no refill undoes mid-test, however slow the machine (the
+    # default 6 a minute gave one back if three key checks took over 10 s)
+    catalog = Catalog.open(settings_for(tmp_path / "cat", auth_failures_burst=3,
+                                        auth_failures_per_minute=0.01))
     catalog.ingest(images, meta)
     vendors = Vendors(catalog.store)
     keys = {name: vendors.add(name)[1] for name in ("acme", "birch")}

@@ -212,6 +212,10 @@ def test_backup_and_restore_refuse_what_they_must(source: Path, tmp_path: Path) 
         restore(tmp_path / "backup", settings(source))
     report = restore(tmp_path / "backup", settings(source), force=True)
     assert report.replaced is not None and (report.replaced / "catalog.sqlite").is_file()
+    again = restore(tmp_path / "backup", settings(source), force=True)  # within the second
+    assert again.replaced is not None and again.replaced != report.replaced
+    assert (again.replaced / "catalog.sqlite").is_file()
+    assert (report.replaced / "catalog.sqlite").is_file()
 
     damaged = bytearray((tmp_path / "backup" / "catalog.sqlite").read_bytes())
     damaged[5000] ^= 0x01

@@ -177,14 +177,14 @@ def test_a_moved_catalog_served_by_a_real_server_shows_its_photos(
     """`lookalike serve` (a real process): photos of the moved catalog are served, and a vendor
     key made by the command line while it runs is refused another's item."""
     _, url = server
-    with urllib.request.urlopen(f"{url}/items/item-0002/image", timeout=10) as answer:
+    with urllib.request.urlopen(f"{url}/items/item-0002/image", timeout=60) as answer:
         assert answer.read() == (catalog_dir.parent / "photo.bin").read_bytes()
     vendor_key = invoke("vendors", "add", "acme", "-c", str(catalog_dir))["key"]
     change = urllib.request.Request(
         f"{url}/items/item-0002", data=b'{"price": 1}', method="PATCH",
         headers={"X-API-Key": vendor_key, "Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(change, timeout=10)
+        urllib.request.urlopen(change, timeout=60)
     assert refused.value.code == 403
 
 

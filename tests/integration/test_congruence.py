@@ -1,10 +1,11 @@
 """Congruence of the vector-store backends (qdrant-client's style): the same items, filters and
-queries on the embedded store (exact, and its inverted lists) and on a real Milvus server (FLAT,
-and HNSW over sealed, indexed segments) give the top k of a brute-force reference over the
+queries on the embedded store (exact, and its inverted lists), on a real Milvus server (FLAT,
+and HNSW over sealed, indexed segments) and on a real PostgreSQL with pgvector (no vector index,
+and HNSW searched with hnsw.iterative_scan) give the top k of a brute-force reference over the
 metadata store — exactly on exact paths, recall@10 ≥ 0.95 on approximate ones — including
 filters keeping 1 % of the items, unknown values, writes made by another process (and a write
 it never finished), and a restart (of the Milvus server: same data folder;
-test_milvus_restart.py)."""
+test_milvus_restart.py; of PostgreSQL: test_pgvector.py)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,15 @@ import pytest
 from lookalike import Catalog, Filters
 from lookalike.evaluation.synthetic import SyntheticCatalog
 from lookalike.index import SearchResult
-from lookalike.servers import MilvusServer
+from lookalike.servers import MilvusServer, PostgresServer
 from vector_worlds import DIM, fill, open_catalog, recall, reference, write_elsewhere
 
 N = 4000
 K = 10
-BACKENDS = ["embedded", "embedded-ivf", "milvus-flat", "milvus-hnsw"]
-EXACT_METHODS = {"exact", "exact-subset", "milvus-flat"}
+BACKENDS = ["embedded", "embedded-ivf", "milvus-flat", "milvus-hnsw", "pgvector-flat",
+            "pgvector-hnsw"]
+EXACT_METHODS = {"exact", "exact-subset", "milvus-flat", "pgvector-flat",
+                 "pgvector-exact-subset"}
 FILTERS = [
     None,  # every item, sold ones too
     Filters(),  # the default: sold items left out
@@ -49,11 +52,16 @@ FILTERS = [
 ]
 
 
-def settings_of(backend: str, milvus: MilvusServer | None) -> dict[str, object]:
+def settings_of(backend: str, milvus: MilvusServer | None,
+                postgres: PostgresServer | None = None) -> dict[str, object]:
     if backend == "embedded":
         return {}
     if backend == "embedded-ivf":  # inverted lists from 1000 items, exact below 20 kept
         return {"exact_max_items": 1000, "filter_exact_max": 20, "ivf_probe": 24}
+    if backend.startswith("pgvector"):  # a table on the session's PostgreSQL server
+        assert postgres is not None  # HNSW with iterative scans from 20 kept items, else exact
+        return {"vector_store": postgres.url + ("?index=flat" if backend.endswith("flat")
+                                                else "?exact_max=20&filtered_ef=40")}
     assert milvus is not None
     return {"vector_store": milvus.uri + ("?index=flat" if backend == "milvus-flat" else "")}
 
@@ -66,7 +74,7 @@ class World:
 
     def close(self) -> None:
         index = self.catalog.index
-        if self.backend.startswith("milvus"):
+        if self.backend.startswith(("milvus", "pgvector")):
             index.drop()  # type: ignore[attr-defined]
         self.catalog.close()
 
@@ -74,7 +82,8 @@ class World:
 def open_world(backend: str, folder: Path, request: pytest.FixtureRequest, n: int,
                states: bool = False) -> World:
     milvus = request.getfixturevalue("milvus_server") if backend.startswith("milvus") else None
-    settings = settings_of(backend, milvus)
+    pg = request.getfixturevalue("pgvector_server") if backend.startswith("pgvector") else None
+    settings = settings_of(backend, milvus, pg)
     catalog = open_catalog(folder, **settings)
     fill(catalog, n)
     if states:
@@ -129,7 +138,8 @@ def test_same_top_k_for_the_same_items_filters_and_queries(world: World) -> None
     for filters in FILTERS:
         methods.add(assert_congruent(world, queries, filters,
                                      world.catalog.index.search(queries, K, filters)))
-    approximate = {"embedded-ivf": "ivf", "milvus-hnsw": "milvus-hnsw"}.get(world.backend)
+    approximate = {"embedded-ivf": "ivf", "milvus-hnsw": "milvus-hnsw",
+                   "pgvector-hnsw": "pgvector-hnsw"}.get(world.backend)
     if approximate is not None:
         assert approximate in methods  # the approximate path really ran
     assert len(world.catalog) == N == len(world.catalog.index.ids())

@@ -18,14 +18,12 @@ from pathlib import Path
 import pytest
 
 from lookalike.ray_cluster import LoopbackRayCluster, process_tree
-from ray_world import (  # noqa: F401  (the fixtures)
+from ray_world import (
     GOOD,
     Photos,
     Snapshot,
     assert_same,
-    local_reference_fixture,
     need_ray,
-    ray_photos_fixture,
     snapshot,
     stored_rows,
 )

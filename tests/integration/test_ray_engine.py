@@ -20,14 +20,12 @@ from lookalike import Catalog, Settings, create
 from lookalike.catalog.ingest import IngestProgress, LocalEngine, encode_stored
 from lookalike.catalog.ray_engine import RayEngine
 from lookalike.ray_cluster import process_tree, processes_mentioning
-from ray_world import (  # noqa: F401  (the fixtures)
+from ray_world import (
     GOOD,
     Photos,
     Snapshot,
     assert_same,
-    local_reference_fixture,
     need_ray,
-    ray_photos_fixture,
     snapshot,
 )
 

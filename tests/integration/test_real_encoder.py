@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,20 @@ pytestmark = pytest.mark.slow
 SAMPLE = sorted(sample_images().glob("*.jpg"))
 
 
+@pytest.fixture(scope="module")
+def built_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model cache with the fp32 export and its int8 model, built once for this module (each
+    takes tens of seconds): the tests that change a cache start from a copy of it."""
+    folder = tmp_path_factory.mktemp("model-cache")
+    create("efficientnet-lite0-int8", Settings(cache_dir=folder))
+    return folder
+
+
+def copied_cache(built: Path, to: Path) -> Settings:
+    shutil.copytree(built, to / "cache")  # copy2: the files' times too
+    return Settings(cache_dir=to / "cache")
+
+
 @pytest.mark.parametrize("name", available())
 def test_every_registered_encoder_gives_unit_vectors(name: str) -> None:
     try:
@@ -39,8 +54,10 @@ def test_every_registered_encoder_gives_unit_vectors(name: str) -> None:
     np.testing.assert_allclose(batch_one[0], vecs[0], atol=1e-5)
 
 
-def test_export_is_cached_with_checksum_and_redone_when_corrupt(tmp_path: Path) -> None:
-    settings = Settings(cache_dir=tmp_path)
+def test_export_is_cached_with_checksum_and_redone_when_corrupt(
+    tmp_path: Path, built_cache: Path
+) -> None:
+    settings = copied_cache(built_cache, tmp_path)
     enc = create("efficientnet-lite0", settings)
     path = cached_model_path("efficientnet-lite0", settings)
     card = read_card(path)
@@ -54,8 +71,10 @@ def test_export_is_cached_with_checksum_and_redone_when_corrupt(tmp_path: Path) 
     assert again.encode_images([load_image(SAMPLE[0])]).shape == (1, 1280)
 
 
-def test_int8_model_is_built_from_the_fp32_export_deterministically(tmp_path: Path) -> None:
-    settings = Settings(cache_dir=tmp_path)
+def test_int8_model_is_built_from_the_fp32_export_deterministically(
+    tmp_path: Path, built_cache: Path
+) -> None:
+    settings = copied_cache(built_cache, tmp_path)
     int8 = create("efficientnet-lite0-int8", settings)
     fp32 = create("efficientnet-lite0", settings)
     path = settings.models_dir / "efficientnet-lite0-int8.onnx"
@@ -71,13 +90,13 @@ def test_int8_model_is_built_from_the_fp32_export_deterministically(tmp_path: Pa
     assert read_card(path)["sha256"] == card["sha256"]
 
 
-def test_int8_model_does_not_saturate_without_vnni(tmp_path: Path) -> None:
+def test_int8_model_does_not_saturate_without_vnni(built_cache: Path) -> None:
     """ONNX Runtime's "precise" mode runs u8 x s8 products without 16-bit pair sums. The int8
     model must give the same features in both modes, or CPUs without VNNI (AVX2) get others
     than VNNI CPUs: the plain recipe differed by cosine 0.92 on average on an AVX2 EPYC."""
 
-    settings = Settings(cache_dir=tmp_path)
-    create("efficientnet-lite0-int8", settings)
+    settings = Settings(cache_dir=built_cache)
+    create("efficientnet-lite0-int8", settings)  # the cached one
     path = settings.models_dir / "efficientnet-lite0-int8.onnx"
     prep = preprocess_for("efficientnet-lite0")
     _same_in_precise_mode(path, np.stack([prep(load_image(p)) for p in SAMPLE[::25]]))
@@ -97,8 +116,8 @@ def _same_in_precise_mode(path: Path, batch: np.ndarray) -> None:
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-4)
 
 
-def test_int8_model_of_another_recipe_is_rebuilt(tmp_path: Path) -> None:
-    settings = Settings(cache_dir=tmp_path)
+def test_int8_model_of_another_recipe_is_rebuilt(tmp_path: Path, built_cache: Path) -> None:
+    settings = copied_cache(built_cache, tmp_path)
     create("efficientnet-lite0-int8", settings)
     path = settings.models_dir / "efficientnet-lite0-int8.onnx"
     card = read_card(path)

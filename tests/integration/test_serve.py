@@ -49,7 +49,7 @@ def server(catalog_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # a hang bound: a busy CI starts slowly
     while True:
         try:
             with urllib.request.urlopen(url + "/catalog", timeout=2):
@@ -100,7 +100,7 @@ def test_ctrl_c_stops_the_server_and_its_search_processes_cleanly(
 ) -> None:
     proc, workers = serving
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl+C in a terminal does: the whole group
-    _, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert b"Traceback" not in err, err.decode()
     assert not [w for w in workers if alive(w)]
@@ -112,7 +112,7 @@ def test_search_processes_do_not_outlive_a_killed_server(
     proc, workers = serving
     proc.kill()  # SIGKILL: no shutdown code runs in the server
     proc.wait()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # they look for their parent each second; CI may be busy
     while [w for w in workers if alive(w)] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [w for w in workers if alive(w)]
@@ -137,18 +137,24 @@ def test_the_password_worker_runs_at_low_priority_and_stops_with_the_server(
     """argon2 runs in a process of its own at nice 19 (searches get the cores first); it
     must not outlive the server, however the server ends."""
     proc, url = server
+    searchers = set(children_of(proc.pid))  # the search processes (started before it listens)
     assert failed_login(url) == 401  # an unknown user: argon2 runs all the same
-    workers = [c for c in children_of(proc.pid) if os.getpriority(os.PRIO_PROCESS, c) == 19]
-    assert len(workers) == 1, children_of(proc.pid)
+    # the worker is the new child (not "the child at nice 19": under `nice -n 19 pytest`
+    # every process is at 19), at the lowest priority; the searches keep the server's
+    workers = [c for c in children_of(proc.pid) if c not in searchers]
+    assert len(workers) == 1, (searchers, children_of(proc.pid))
+    assert os.getpriority(os.PRIO_PROCESS, workers[0]) == 19
+    server_nice = os.getpriority(os.PRIO_PROCESS, proc.pid)
+    assert {os.getpriority(os.PRIO_PROCESS, c) for c in searchers} == {server_nice}
     if stop == "ctrl_c":
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert b"Traceback" not in err, err.decode()
     else:
         proc.kill()  # the server alone, SIGKILL: no shutdown code runs
         proc.wait()
-    assert gone_within(workers[0], 10)
+    assert gone_within(workers[0], 60)
 
 
 def test_the_serving_line_appears_once_the_server_listens(catalog_dir: Path) -> None:
@@ -164,7 +170,7 @@ def test_the_serving_line_appears_once_the_server_listens(catalog_dir: Path) -> 
         assert proc.stdout is not None
         line = proc.stdout.readline()  # blocks until the server says it serves
         assert b"lookalike is serving" in line, (line, proc.stderr.read() if proc.stderr else b"")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/catalog", timeout=10) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/catalog", timeout=60) as r:
             assert r.status == 200  # at once, no retry: it listens
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -34,7 +34,7 @@ def serve(folder: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=env,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # a hang bound: a busy CI starts slowly
     while True:
         try:
             if httpx.get(base + "/catalog", timeout=2).status_code == 200:

@@ -47,7 +47,7 @@ def serve(catalog_dir: Path, **env: str) -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # a hang bound: a busy CI starts slowly
     while True:
         try:  # a static file: free of the request budget
             with urllib.request.urlopen(url + "/static/style.css", timeout=2):

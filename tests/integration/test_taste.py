@@ -4,6 +4,7 @@ colour tagger against the hand labels in tests/data (needs ../shared). Marked sl
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,21 @@ LABELS = Path(__file__).resolve().parents[1] / "data" / "colour_labels.csv"
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    folder = tmp_path_factory.mktemp("taste")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("taste") / "cat"
     cat, report = build_demo_catalog(Settings(catalog_dir=folder, model="efficientnet-lite0"))
     assert report.added == 306
-    return cat
+    cat.close()
+    return folder
+
+
+@pytest.fixture
+def catalog(built: Path, tmp_path: Path) -> Catalog:
+    """A copy per test: the feed's draws are seeded by user id, so each test's shoppers are
+    the same ones whichever tests ran before it (or were left out with -k)."""
+    shutil.copytree(built, tmp_path / "cat")
+    return Catalog.open(Settings(catalog_dir=tmp_path / "cat", model="efficientnet-lite0"),
+                        create=False)
 
 
 @pytest.mark.skipif(not (SHARED / "datasets").is_dir(), reason="needs ../shared/datasets")

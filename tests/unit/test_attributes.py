@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -74,12 +75,21 @@ def test_palette_round_trip_and_similarity() -> None:
     assert sims[0] == pytest.approx(1.0, abs=1e-5) and sims[1] < 0.3
 
 
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample ingested (and tagged) once for the module; each test gets a copy."""
+    root = tmp_path_factory.mktemp("ingested")
+    s = Settings(catalog_dir=root / "cat", model="fake", cache_dir=root / "cache")
+    with Catalog.open(s, encoder=create("fake", s)) as cat:
+        cat.ingest(sample_images(), sample_metadata())
+    return root
+
+
 @pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
+def catalog(ingested: Path, tmp_path: Path) -> Catalog:
+    shutil.copytree(ingested, tmp_path, dirs_exist_ok=True)  # the catalog (and any cache)
     s = Settings(catalog_dir=tmp_path / "cat", model="fake", cache_dir=tmp_path / "cache")
-    cat = Catalog.open(s, encoder=create("fake", s))
-    cat.ingest(sample_images(), sample_metadata())
-    return cat
+    return Catalog.open(s, encoder=create("fake", s), create=False)
 
 
 def test_ingest_tags_colour_and_colour_filters_use_it(catalog: Catalog) -> None:

@@ -141,4 +141,41 @@ def test_feed_pages_take_turns_each_on_one_core(
         v.join()
     assert most[0] == concurrency
     assert len(seen_threads) == 8 and all(t == {1} for t in seen_threads)
-    assert _threads() == before
+    assert _threads() == before, ThreadpoolController().info()
+
+
+def test_a_feed_thread_gets_its_openmp_threads_back_whoever_leaves_last() -> None:
+    """Two computations overlap, the first one in leaves first: both threads end with the
+    OpenMP count they had, and so does the process's BLAS. (faiss's OpenBLAS runs on OpenMP:
+    setting its count sets the calling thread's OpenMP count too; taken in the wrong order, the
+    first thread kept one OpenMP thread for good and its next BLAS call set every BLAS
+    computation of the process to one thread.)"""
+    import faiss  # noqa: F401  (loads that OpenBLAS, as a serving process has it)
+
+    from lookalike.recommend.feed import _OneCore
+
+    before, blas_before = _threads("openmp"), _threads()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    after: dict[str, set[int]] = {}
+
+    def first() -> None:
+        with _OneCore.held():
+            first_in.set()
+            assert second_in.wait(30)
+        after["first"] = _threads("openmp")
+        first_out.set()
+
+    def second() -> None:
+        assert first_in.wait(30)
+        with _OneCore.held():
+            second_in.set()
+            assert first_out.wait(30)
+        after["second"] = _threads("openmp")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert after == {"first": before, "second": before}
+    assert _threads() == blas_before

@@ -6,6 +6,7 @@ Real catalog (bundled sample, fake encoder, SQLite in tmp)."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -21,12 +22,21 @@ from lookalike.recommend import feed as feed_module
 from lookalike.users import ANONYMOUS, Users
 
 
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample ingested once for the module (each test changes a copy of its own)."""
+    folder = tmp_path_factory.mktemp("ingested") / "cat"
+    s = Settings(catalog_dir=folder, model="fake", cache_dir=folder / "cache")
+    with Catalog.open(s, encoder=create("fake", s)) as cat:
+        cat.ingest(sample_images(), sample_metadata())
+    return folder
+
+
 @pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    s = Settings(catalog_dir=tmp_path, model="fake", cache_dir=tmp_path / "cache")
-    cat = Catalog.open(s, encoder=create("fake", s))
-    cat.ingest(sample_images(), sample_metadata())
-    return cat
+def catalog(ingested: Path, tmp_path: Path) -> Catalog:
+    shutil.copytree(ingested, tmp_path / "cat")
+    s = Settings(catalog_dir=tmp_path / "cat", model="fake", cache_dir=tmp_path / "cat" / "cache")
+    return Catalog.open(s, encoder=create("fake", s), create=False)
 
 
 @pytest.fixture
@@ -43,8 +53,11 @@ def builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return made
 
 
-def test_writes_do_not_rebuild_the_cold_start_on_every_view(catalog: Catalog,
-                                                            builds: list[int]) -> None:
+def test_writes_do_not_rebuild_the_cold_start_on_every_view(
+    catalog: Catalog, builds: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # within the reuse window however slow the machine (the default is 30 s)
+    monkeypatch.setattr(feed_module, "SPREAD_REUSE_SECONDS", 3600.0)
     feed = Feed(catalog, Users(catalog.store))
     first = [r.item.id for r in feed.next(ANONYMOUS, 8, mark_shown=False)]
     assert len(builds) == 1
@@ -56,7 +69,10 @@ def test_writes_do_not_rebuild_the_cold_start_on_every_view(catalog: Catalog,
     assert again[:7] == first[1:]  # the same walk, the deleted item left out
 
 
-def test_a_reused_cold_start_keeps_the_filters(catalog: Catalog, builds: list[int]) -> None:
+def test_a_reused_cold_start_keeps_the_filters(
+    catalog: Catalog, builds: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feed_module, "SPREAD_REUSE_SECONDS", 3600.0)  # within the window
     feed = Feed(catalog, Users(catalog.store))
     dresses = Filters(category=["Dress"])
     before = feed.next(ANONYMOUS, 6, dresses, mark_shown=False)
@@ -144,7 +160,7 @@ def test_a_view_never_waits_for_the_rebuild_of_an_old_cold_start(
     class Held(feed_module._Spread):
         def __init__(self, *args: object, **kwargs: object) -> None:
             started.set()
-            release.wait(30)
+            release.wait(300)  # held until the test lets go
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(feed_module, "_Spread", Held)
@@ -153,7 +169,7 @@ def test_a_view_never_waits_for_the_rebuild_of_an_old_cold_start(
         target=lambda: shown.append([r.item.id for r in feed.next(ANONYMOUS, 4,
                                                                    mark_shown=False)]))
     viewer.start()
-    viewer.join(10)
+    viewer.join(60)  # a view, not the held rebuild (that waits for `release`)
     try:
         assert not viewer.is_alive(), "the view waited for the rebuild"
         assert started.wait(10), "no rebuild was started"
@@ -172,6 +188,9 @@ def test_views_with_ever_new_filters_build_within_the_budget(
     """Filters cost a visitor nothing to vary: beyond the build budget a new filter walks the
     unfiltered cold start over its items (no k-means), and its answer still obeys it."""
     monkeypatch.setattr(feed_module, "SPREAD_BUILDS_BURST", 3)
+    # no refill during the test, however slow the machine (at 4 a minute, 12 views over 15 s
+    # earned a 5th build)
+    monkeypatch.setattr(feed_module, "SPREAD_BUILDS_PER_MINUTE", 1e-6)
     feed = Feed(catalog, Users(catalog.store))
     for i in range(12):
         limit = 20.0 + 5 * i

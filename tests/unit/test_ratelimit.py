@@ -95,12 +95,18 @@ def test_the_hash_gate_runs_at_most_concurrency_at_once_and_refuses_past_its_que
     running = 0
     most = 0
     lock = threading.Lock()
+    paired = threading.Event()  # two hashes ran at once
 
     def slow_hash(i: int) -> int:
         nonlocal running, most
         with lock:
             running += 1
             most = max(most, running)
+            if running == 2:
+                paired.set()
+        # the first waits for the second however late a busy machine starts its thread (a
+        # gate that ran one at a time would leave it waiting: `most` stays 1 and this fails)
+        paired.wait(10)
         time.sleep(0.05)
         with lock:
             running -= 1

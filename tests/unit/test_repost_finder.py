@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from lookalike.catalog import Catalog, CatalogStore, ItemIn, NewItem
-from lookalike.catalog.duplicates import DuplicateFinder, hamming, perceptual_hashes
+from lookalike.catalog.duplicates import DuplicateFinder, RepostCheck, hamming, perceptual_hashes
 from lookalike.config import Settings
 from lookalike.demo import sample_images
 
@@ -206,16 +206,11 @@ def linear_candidates(
     return [(int(rowids[i]), bits) for bits, i in near]
 
 
-@pytest.mark.parametrize("block_cells", [7, 1 << 21])
-def test_batched_candidates_are_the_linear_scans(
-    block_cells: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize(("max_bits", "limit"), [(16, 16), (16, 3), (5, 16), (0, 16)])
+def test_batched_candidates_are_the_linear_scans(max_bits: int, limit: int) -> None:
     """Random hashes, clustered ones (many within the radius, many ties: the cut at
     `max_candidates` matters) and the sample's real photos with their reposts: the batched
     lookup finds exactly what a scan of every held hash finds, in the same order."""
-    import lookalike.catalog.duplicates as duplicates
-
-    monkeypatch.setattr(duplicates, "_BLOCK_CELLS", block_cells)  # blocks smaller than the batch
     rng = np.random.default_rng(7)
     random_hashes = rng.integers(0, 2**63, size=300, dtype=np.uint64) * np.uint64(2)
     bases = rng.integers(0, 2**63, size=4, dtype=np.uint64)
@@ -227,9 +222,10 @@ def test_batched_candidates_are_the_linear_scans(
     real += [perceptual_hashes(copy) for p in PHOTOS[:4] for copy in reposts(photo(p)).values()]
     held = np.concatenate([random_hashes, clustered,
                            np.array([h for h, _ in real], dtype=np.uint64)])
-    finder = DuplicateFinder(max_bits=16, max_candidates=16)
+    finder = DuplicateFinder(max_bits=max_bits, max_candidates=limit)
     rowids = np.arange(1, len(held) + 1, dtype=np.int64) * 3
-    finder.hold(rowids, held)
+    finder.hold(rowids[:100], held[:100])  # held in two steps
+    finder.hold(rowids[100:], held[100:])
     queries = ([(int(h), int(h) ^ 0xFF) for h in clustered[:40]]
                + [(int(a), int(b)) for a, b in rng.integers(0, 2**63, size=(20, 2),
                                                              dtype=np.uint64)]
@@ -238,8 +234,99 @@ def test_batched_candidates_are_the_linear_scans(
     assert len(batched) == len(queries)
     total = 0
     for pair, (keys, bits) in zip(queries, batched, strict=True):
-        expected = linear_candidates(held, rowids, pair, 16, 16)
+        expected = linear_candidates(held, rowids, pair, max_bits, limit)
         assert list(zip(keys.tolist(), bits.tolist(), strict=True)) == expected
         assert finder.candidates(pair)[0].tolist() == [k for k, _ in expected]
         total += len(expected)
-    assert total > len(queries)  # the data really has near hashes to find
+    assert total > (len(queries) if max_bits == 16 else 40)  # there are near hashes to find
+
+
+def test_candidates_no_unit_vector_can_match_are_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A candidate whose hash distance needs a cosine above 1 cannot be a repost: its stored
+    vector is not read, and the answer is the one reading it would give."""
+    base = 0x0123_4567_89AB_CDEF
+    v = unit([1, 2, 3])
+    # 9 bits away needs 0.5 + 9 x 0.05 = 0.95; 11 bits away needs 1.05 (unreachable)
+    store = store_with(tmp_path, [base ^ 0x1FF, base ^ 0x7FF], np.stack([v, v]))
+    read: list[list[int]] = []
+    real_read = store.vectors_of
+    monkeypatch.setattr(store, "vectors_of",
+                        lambda rowids: (read.append(rowids.tolist()), real_read(rowids))[1])
+    finder = DuplicateFinder(max_bits=16, min_cos=0.5, cos_per_bit=0.05)
+    finder.sync(store)
+    match = finder.find((base, 0), v, store)
+    assert match is not None and match.original_id == "item-0" and match.bits == 9
+    assert read == [[store.rowid_of("item-0")]]
+    read.clear()
+    assert finder.find((base ^ 0x7FF, 0), v, store) is not None  # 0 bits from item-1: read
+    read.clear()
+    far = base ^ 0x1FF ^ 0x7FF_0000_0000  # 11 bits from item-0, 13 from item-1
+    assert finder.candidates((far, 0))[1].tolist() == [11, 13]
+    assert finder.find((far, 0), v, store) is None and read == []
+    checked: list[int] = []
+    check = RepostCheck("flag", finder)
+    check.batch(store, ["a", "b"], [(base, 0), (base ^ 0x7FF ^ 0x3_0000, 0)], np.stack([v, v]),
+                lambda pos, match: checked.append(pos))
+    assert checked == [0, 1]  # a: item-0 (9 bits), b: item-1 (2 bits), nothing else read
+    assert read[-1] == sorted([store.rowid_of("item-0"), store.rowid_of("item-1")])
+
+
+def test_skipping_unreachable_candidates_changes_no_answer(tmp_path: Path) -> None:
+    """Random near hashes and vectors: the finder's answers equal a brute force that reads
+    every candidate's vector and applies the rule."""
+    rng = np.random.default_rng(3)
+    base = int(rng.integers(0, 2**63))
+    n = 300
+    hashes = [base ^ int(np.bitwise_or.reduce(
+        np.uint64(1) << rng.choice(64, size=k, replace=False).astype(np.uint64)))
+        for k in rng.integers(1, 17, size=n)]
+    anchor = unit(list(rng.standard_normal(16)))
+    vectors = np.stack([unit(list(anchor + rng.standard_normal(16) * s))
+                        for s in rng.uniform(0.0, 0.3, size=n)])
+    store = store_with(tmp_path, hashes, vectors)
+    finder = DuplicateFinder(max_bits=16, min_cos=0.88, cos_per_bit=0.008, max_candidates=400)
+    finder.sync(store)
+    rowid = {store.rowid_of(f"item-{i}"): i for i in range(n)}
+    found = 0
+    for q in range(40):
+        pair = (hashes[q] ^ (1 << int(rng.integers(64))), 0)
+        vector = unit(list(anchor + rng.standard_normal(16) * 0.05))
+        keys, bits = finder.candidates(pair)
+        best = None
+        for key, b in zip(keys.tolist(), bits.tolist(), strict=True):
+            cosine = float(vectors[rowid[key]] @ vector)
+            if cosine >= finder.needed_cos(b) and (best is None or cosine > best[1]):
+                best = (f"item-{rowid[key]}", cosine)
+        match = finder.find(pair, vector, store)
+        assert (match and (match.original_id, match.cosine)) == (best or None)
+        found += best is not None
+    assert 0 < found < 40
+
+
+def test_candidates_on_many_clustered_hashes_are_the_brute_forces() -> None:
+    """Real perceptual hashes are clustered (photos on one backdrop): 5,000 hashes around 40
+    centres, up to 20 bits from theirs, many of them within the radius of a query (the cut at
+    `max_candidates` and the ties matter), against a numpy brute force."""
+    rng = np.random.default_rng(11)
+    centres = rng.integers(0, 2**63, size=40, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    n = 5000
+    masks = np.zeros(n, dtype=np.uint64)
+    for i, k in enumerate(rng.integers(0, 21, size=n)):
+        for bit in rng.choice(64, size=k, replace=False).tolist():
+            masks[i] |= np.uint64(1) << np.uint64(bit)
+    held = centres[rng.integers(0, 40, size=n)] ^ masks
+    rowids = np.cumsum(rng.integers(1, 4, size=n)).astype(np.int64)
+    finder = DuplicateFinder(max_bits=16, max_candidates=16)
+    finder.hold(rowids, held)
+    queries = [(int(held[i] ^ np.uint64(1 << 3)), int(centres[i % 40])) for i in range(60)]
+    batched = finder.stored_candidates(queries)
+    for (plain, mirrored), (keys, bits) in zip(queries, batched, strict=True):
+        d = np.minimum(np.bitwise_count(held ^ np.uint64(plain)),
+                       np.bitwise_count(held ^ np.uint64(mirrored))).astype(np.int64)
+        order = np.lexsort((np.arange(n), d))
+        order = order[d[order] <= 16][:16]
+        assert keys.tolist() == rowids[order].tolist()
+        assert bits.tolist() == d[order].tolist()
+        assert len(keys) == 16

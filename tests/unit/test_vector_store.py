@@ -244,7 +244,7 @@ def test_an_old_wide_catalog_opens_and_searches(tmp_path: Path) -> None:
 
 
 def test_unknown_vector_store_url_is_a_clear_error(tmp_path: Path) -> None:
-    for url, words in (("postgres://x", "expected 'embedded'"), ("milvus://h:1", "Milvus")):
+    for url, words in (("redis://x", "expected 'embedded'"), ("milvus://h:1", "Milvus")):
         with pytest.raises(VectorStoreError, match=words):
             Catalog.open(Settings(catalog_dir=tmp_path, vector_store=url, model="fake"))
 
@@ -359,3 +359,39 @@ def test_an_unfiltered_search_reads_lists_until_its_row_budget(tmp_path: Path) -
     few = Catalog.open(Settings(catalog_dir=tmp_path, auto_tag=False,  # same files
                                 exact_max_items=1000, ivf_rows=20))
     assert recall(truth, few.index.search(queries, 10).ids) < 0.9
+
+
+def test_current_vectors_are_the_databases_even_behind_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`current_vectors` answers as the database's `vectors_of` does now: items deleted or
+    added since the files' position come from the database, the others from the files."""
+    cat = make_catalog(tmp_path / "cat", 1500, exact_max_items=1000)
+    index = cat.index
+    assert isinstance(index, EmbeddedStore) and index.source is cat.store
+    read: list[list[int]] = []
+    real = cat.store.vectors_of
+    monkeypatch.setattr(cat.store, "vectors_of",
+                        lambda rowids: (read.append(np.asarray(rowids).tolist()), real(rowids))[1])
+    old = np.arange(1, 1501, 7, dtype=np.int64)
+    ids, vectors = index.current_vectors(old[::-1])  # unsorted in, ascending out
+    assert ids.tolist() == old.tolist() and read == []  # all from the files
+    np.testing.assert_array_equal(vectors, real(old)[1])
+    # behind the files' back: 10 deleted, 20 added (in the database only)
+    for i in range(10):
+        cat.store.delete(f"syn-0-{i * 7}")
+    items, new_vectors = SyntheticCatalog(DIM, seed=9).items(0, 20)
+    added = cat.store.add(items, new_vectors)
+    asked = np.concatenate([old, np.asarray(added), [10**12]])
+    for _ in range(2):  # (the second call with the changes it has read)
+        read.clear()
+        ids, vectors = index.current_vectors(asked)
+        want_ids, want = real(np.unique(asked))
+        assert ids.tolist() == want_ids.tolist() and len(ids) == len(old) - 10 + 20
+        np.testing.assert_array_equal(vectors, want)
+        assert sorted(r for rows in read for r in rows) == sorted([*old[:10].tolist(), *added])
+    cat.refresh()  # the files catch up: everything from them again
+    read.clear()
+    ids, vectors = index.current_vectors(asked)
+    assert ids.tolist() == real(np.unique(asked))[0].tolist() and read == []
+    np.testing.assert_array_equal(vectors, real(np.unique(asked))[1])

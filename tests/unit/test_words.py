@@ -186,9 +186,10 @@ def test_hostile_and_long_input_is_bounded(vocab: CatalogVocabulary) -> None:
         "dréśś ÑAVY",
     ]
     for text in nasty:
-        start = time.perf_counter()
+        # CPU time of this thread: runaway parsing (backtracking) shows, a busy machine not
+        start = time.thread_time()
         intent = vocab.encode_text(text)
-        assert time.perf_counter() - start < 0.5, text
+        assert time.thread_time() - start < 0.5, text
         Filters.model_validate(intent.filters.model_dump())  # always a valid filter
     assert len(vocab.encode_text("x y " * 49).ignored) <= 100
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -358,8 +359,14 @@ def file_sha256(path: Path) -> str:
 
 
 def _move_aside(target: Path) -> Path:
-    aside = target / f"replaced-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
-    aside.mkdir()
+    stamp = f"replaced-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+    aside = target / stamp
+    for n in itertools.count(2):  # two restores within a second each keep what they replaced
+        try:
+            aside.mkdir()
+            break
+        except FileExistsError:
+            aside = target / f"{stamp}-{n}"
     for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", VECTORS):
         if (target / name).exists():
             (target / name).replace(aside / name)

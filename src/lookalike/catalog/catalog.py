@@ -52,7 +52,7 @@ from lookalike.encoders import Encoder
 from lookalike.encoders import create as create_encoder
 from lookalike.errors import CatalogNotFoundError, ImageLoadError, LookalikeError
 from lookalike.images import ImageLimits, ImageSource, content_hash, load_image, read_image_bytes
-from lookalike.index import Scalars, SearchPlan, VectorStore, open_vector_store
+from lookalike.index import EmbeddedStore, Scalars, SearchPlan, VectorStore, open_vector_store
 
 DB_FILE = "catalog.sqlite"
 #: Up to this many sold items, a search that only leaves sold items out searches everything and
@@ -243,7 +243,9 @@ class Catalog:
         (`Settings.engine`: local, or a Ray cluster).
         Reposts are checked as `settings.duplicates` says; stored photos without a perceptual
         hash (a catalog made before hashes were stored) are hashed first, once."""
-        reposts = RepostCheck.from_settings(self.settings)
+        reposts = RepostCheck.from_settings(  # candidates' vectors from the mapped files
+            self.settings,
+            self.index.current_vectors if isinstance(self.index, EmbeddedStore) else None)
         if reposts.mode != "keep":
             self.hash_photos()
         # The vector store gets the committed items a chunk at a time while the ingest runs

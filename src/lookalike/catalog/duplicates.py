@@ -14,20 +14,20 @@ Two signals, both required (`Settings.duplicate_hash_bits`, `duplicate_cos`,
   same backdrop (whose hash can be as close as a cropped repost's). The cosine needed rises
   with the hash distance: `duplicate_cos` + `duplicate_cos_per_bit` x bits.
 
-Candidates: the stored hashes live in memory (8 bytes an item) and one vectorised XOR +
-popcount over all of them finds every hash within `duplicate_hash_bits` (a million hashes in
-9-18 ms on a busy 2-core VM, a sixth to a third of one photo's encoding: bench_duplicates);
-at most `MAX_CANDIDATES` of the closest are confirmed by cosine against their stored vectors.
-An ingest checks a batch of photos at once: one XOR + popcount of the batch against blocks of
-the held hashes, one read of all its candidates' vectors (`RepostCheck.batch`); the scan stays
-linear in the catalog's size: ~1.6 ns of CPU per photo and held hash (busy 2-core VM), i.e.
-0.17 ms per photo at 100,000 items, 1.6 ms at a million, where it caps one writer near 600
-photos/s. (A sublinear lookup, multi-index hashing, is the way past that; see above why it was
-set aside for real photos' clustered hashes.)
-Multi-index hashing (radius-r lookups on four 16-bit bands) was measured and set aside: a
-cropped repost lies up to ~16 bits away, which only radius 4 guarantees to find, and that kept
-22 % of the clothing-dataset as candidates; the plain scan is simpler and as cheap at any size
-one machine holds.
+Candidates: the stored hashes live in memory (8 bytes an item, in a FAISS binary flat index)
+and one Hamming range search of a batch's plain and mirrored hashes over all of them (C++
+XOR + popcount, on the writer's thread) finds every hash within `duplicate_hash_bits`; at most
+`MAX_CANDIDATES` of the closest are confirmed by cosine against their stored vectors (read only
+for the candidates near enough that a unit vector can reach the cosine they need). The search
+stays linear in the catalog's size: a batch of 32 photos against 100,000 held hashes costs
+3.5 ms of CPU (random hashes) to 5 ms (clustered real ones, more candidates to sort), 1.5-1.8x
+less than the numpy XOR + popcount it replaced (busy 2-core VM).
+A sublinear exact lookup was measured and set aside: a cropped repost lies up to ~16 bits
+away, and at that radius no pigeonhole split prunes well on real photos' clustered hashes
+(clothing-dataset, 5,756 photos: four 16-bit bands at radii 3/3/3/4 keep 23.5 % of the
+catalog as candidates, two 32-bit halves at 7/8 keep 5.1 % but need ~15 million probes a
+half; 0.47 % lie within 16 bits), and metric trees prune little at a radius of half the
+median distance (28 bits).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import cv2
+import faiss
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
@@ -65,6 +66,9 @@ log = logging.getLogger(__name__)
 #: its original, or added as if new.
 DuplicateMode = Literal["reject", "flag", "keep"]
 
+#: Reads stored items' vectors: rowids → (the rowids found, ascending; their vectors).
+VectorReader = Callable[[NDArray[np.int64]], tuple[NDArray[np.int64], NDArray[np.float32]]]
+
 #: Closest hash candidates whose cosine is checked for one photo (bounds the work per photo).
 MAX_CANDIDATES = 16
 
@@ -72,9 +76,11 @@ _SIDE = 32  # the grey thumbnail the DCT runs on
 _LOW = 8  # the lowest 8 x 8 frequencies make the 64 bits
 # Mirroring a row negates its odd DCT frequencies: the mirrored photo's coefficients.
 _MIRROR = np.where(np.arange(_LOW) % 2 == 1, -1.0, 1.0).astype(np.float32)[None, :]
-#: Cells (photos x held hashes) of one block of the batched hash comparison (2 MB of XORs:
-#: cache-sized blocks were the fastest measured, 2^18 against 2^16 and 2^21).
-_BLOCK_CELLS = 1 << 18
+#: Stored vectors are unit length (the encoder contract), so a cosine is at most the photo
+#: vector's length: a candidate whose hash distance needs more (times 1 + this, for float32
+#: rounding) cannot match, and its stored vector is not read. With the default settings that
+#: is every candidate 16 bits away: ~68 % of a random hash's candidates.
+_UNIT_SLACK = 1e-3
 _WEIGHTS = (np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)).astype(np.uint64)
 
 
@@ -126,8 +132,9 @@ class DuplicateFinder:
     min_cos: float = 0.88
     cos_per_bit: float = 0.008
     max_candidates: int = MAX_CANDIDATES
-    # stored items' hashes and rowids, in a buffer that doubles when full
-    _hashes: NDArray[np.uint64] = field(default_factory=lambda: np.zeros(1024, np.uint64))
+    # stored items' hashes (8 bytes each, in the order held) and their rowids (in a buffer
+    # that doubles when full)
+    _index: faiss.IndexBinaryFlat = field(default_factory=lambda: faiss.IndexBinaryFlat(64))
     _rowids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(1024, np.int64))
     _size: int = 0
     _high_rowid: int = 0
@@ -148,12 +155,11 @@ class DuplicateFinder:
         if not len(rowids):
             return
         need = self._size + len(rowids)
-        if need > len(self._hashes):
-            capacity = max(need, 2 * len(self._hashes))
-            self._hashes = np.resize(self._hashes, capacity)
-            self._rowids = np.resize(self._rowids, capacity)
-        self._hashes[self._size:need] = hashes
+        if need > len(self._rowids):
+            self._rowids = np.resize(self._rowids, max(need, 2 * len(self._rowids)))
         self._rowids[self._size:need] = rowids
+        self._index.add(np.ascontiguousarray(hashes, dtype=np.uint64).view(np.uint8)
+                        .reshape(-1, 8))
         self._size = need
         self._high_rowid = int(rowids.max())
 
@@ -179,6 +185,15 @@ class DuplicateFinder:
         hash)."""
         return self.min_cos + self.cos_per_bit * bits
 
+    def could_match(self, bits: NDArray[np.int64], vector: NDArray[np.float32]) -> NDArray[
+            np.bool_]:
+        """Which candidates `bits` apart could be reposts of a photo with this vector: those
+        whose needed cosine a unit-length stored vector can reach (the others' vectors need no
+        reading)."""
+        reach = float(np.linalg.norm(vector)) * (1.0 + _UNIT_SLACK)
+        needed = self.min_cos + self.cos_per_bit * np.asarray(bits, dtype=np.float64)
+        return np.asarray(needed <= reach, dtype=np.bool_)
+
     def candidates(self, hashes: tuple[int, int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """(keys, Hamming distances) of the held hashes within `max_bits` of either hash,
         closest first, at most `max_candidates`. Keys are rowids, negative for pending items."""
@@ -190,48 +205,33 @@ class DuplicateFinder:
     ) -> list[tuple[NDArray[np.int64], NDArray[np.int64]]]:
         """For each photo's hashes: (rowids, distances) of the stored hashes held within
         `max_bits` of either, closest first (ties in the order held), at most
-        `max_candidates`. One XOR + popcount over a block of held hashes for the whole batch
-        of photos (a loop per photo cost 50 us of overhead per photo at 20,000 held)."""
-        out: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
-        if not len(hashes):
-            return out
+        `max_candidates`. One Hamming range search (FAISS, on this thread) of the batch's
+        plain and mirrored hashes against every held hash."""
         pairs = np.asarray(hashes, dtype=np.uint64).reshape(len(hashes), 2)
-        plain, mirrored = pairs[:, :1], pairs[:, 1:]
-        rows_found: list[NDArray[np.intp]] = []
-        cols_found: list[NDArray[np.intp]] = []
-        bits_found: list[NDArray[np.uint8]] = []
-        block = max(1, _BLOCK_CELLS // len(pairs))
-        width = min(block, self._size)
-        # buffers reused block after block (fresh temporaries cost a third more CPU)
-        xor = np.empty((len(pairs), width), dtype=np.uint64)
-        bits_plain = np.empty((len(pairs), width), dtype=np.uint8)
-        bits_mirrored = np.empty((len(pairs), width), dtype=np.uint8)
-        near_mask = np.empty((len(pairs), width), dtype=np.bool_)
-        for start in range(0, self._size, block):
-            held = self._hashes[None, start : min(self._size, start + block)]
-            w = held.shape[1]
-            x, bits, bm = xor[:, :w], bits_plain[:, :w], bits_mirrored[:, :w]
-            mask = near_mask[:, :w]
-            np.bitwise_count(np.bitwise_xor(held, plain, out=x), out=bits)
-            np.bitwise_count(np.bitwise_xor(held, mirrored, out=x), out=bm)
-            np.minimum(bits, bm, out=bits)
-            np.less_equal(bits, self.max_bits, out=mask)
-            # the few photos with a near hash here, then where (a nonzero over the whole
-            # block cost more than the comparison)
-            for row in np.flatnonzero(mask.any(axis=1)).tolist():
-                cols = np.flatnonzero(mask[row])
-                rows_found.append(np.full(len(cols), row, dtype=np.intp))
-                cols_found.append(cols + start)
-                bits_found.append(bits[row, cols])
-        if not rows_found:
-            empty = np.zeros(0, dtype=np.int64)
+        empty = np.zeros(0, dtype=np.int64)
+        if not self._size or not len(pairs):
             return [(empty, empty) for _ in range(len(pairs))]
-        rows, cols = np.concatenate(rows_found), np.concatenate(cols_found)
-        near = np.concatenate(bits_found).astype(np.int64)
-        # by photo, then distance, then the order held (stable: blocks come in held order)
+        # queries plain, mirrored, plain, ...: query q is photo q // 2
+        queries = np.ascontiguousarray(pairs.reshape(-1)).view(np.uint8).reshape(-1, 8)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)  # (this thread's setting) a second thread only spins
+        try:
+            lims, dist, cols = self._index.range_search(queries, self.max_bits + 1)  # d < r
+        finally:
+            faiss.omp_set_num_threads(threads)
+        ends = np.asarray(lims, dtype=np.int64)
+        per_query = ends[1:] - ends[:-1]
+        rows = np.repeat(np.arange(len(queries), dtype=np.int64) // 2, per_query)
+        cols, near = np.asarray(cols, dtype=np.int64), np.asarray(dist, dtype=np.int64)
+        # by photo, then distance, then the order held; a hash near both of a photo's hashes
+        # counts once, at the nearer (the first of its pair in this order)
         order = np.lexsort((cols, near, rows))
         rows, cols, near = rows[order], cols[order], near[order]
+        _, first = np.unique(rows * self._size + cols, return_index=True)
+        first.sort()
+        rows, cols, near = rows[first], cols[first], near[first]
         bounds = np.searchsorted(rows, np.arange(len(pairs) + 1))
+        out: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []
         for photo in range(len(pairs)):
             lo = bounds[photo]
             hi = min(bounds[photo + 1], lo + self.max_candidates)
@@ -262,7 +262,7 @@ class DuplicateFinder:
         """The held item this photo reposts (hash within `max_bits`, cosine at least
         `needed_cos` of the hash distance; the highest cosine among them), or None."""
         keys, bits = self.candidates(hashes)
-        stored = np.sort(keys[keys > 0])
+        stored = np.sort(keys[(keys > 0) & self.could_match(bits, vector)])
         found, vectors = (store.vectors_of(stored) if len(stored)
                           else (stored, np.zeros((0, len(vector)), np.float32)))
         return self._best(keys, bits, vector, dict(zip(found.tolist(), vectors, strict=True)),
@@ -312,11 +312,15 @@ class RepostCheck:
 
     mode: DuplicateMode
     finder: DuplicateFinder
+    #: where the stored candidates' vectors are read (rowids → (rowids found, vectors), as
+    #: `CatalogStore.vectors_of`; None: the store's), e.g. the embedded vector store's copy
+    read: VectorReader | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RepostCheck:
+    def from_settings(cls, settings: Settings, read: VectorReader | None = None) -> RepostCheck:
         return cls(settings.duplicates, DuplicateFinder(
-            settings.duplicate_hash_bits, settings.duplicate_cos, settings.duplicate_cos_per_bit))
+            settings.duplicate_hash_bits, settings.duplicate_cos, settings.duplicate_cos_per_bit),
+            read)
 
     def batch(
         self,
@@ -336,8 +340,10 @@ class RepostCheck:
             # the stored candidates of the whole batch at once, and their vectors in one read;
             # the pending ones (this run's, growing as the batch is checked) photo by photo
             stored = finder.stored_candidates(hashes)
-            wanted = np.unique(np.concatenate([k for k, _ in stored] or [np.zeros(0, np.int64)]))
-            found, found_vectors = (store.vectors_of(wanted) if len(wanted)
+            wanted = np.unique(np.concatenate(
+                [k[finder.could_match(b, vectors[pos])] for pos, (k, b) in enumerate(stored)]
+                or [np.zeros(0, np.int64)]))
+            found, found_vectors = ((self.read or store.vectors_of)(wanted) if len(wanted)
                                     else (wanted, np.zeros((0, vectors.shape[1]), np.float32)))
             by_key = dict(zip(found.tolist(), found_vectors, strict=True))
         for pos, (item_id, pair) in enumerate(zip(ids, hashes, strict=True)):

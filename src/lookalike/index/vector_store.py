@@ -6,9 +6,11 @@ truth for items *and* their vectors, and searches them through a `VectorStore` c
 
 * ``"embedded"`` (default): `lookalike.index.embedded.EmbeddedStore`, files in the catalog
   folder, memory-mapped so that every process serving the catalog shares one copy;
-* ``"milvus://HOST:PORT"``: a Milvus server (pymilvus), for catalogs beyond one machine.
+* ``"milvus://HOST:PORT"``: a Milvus server (pymilvus), for catalogs beyond one machine;
+* ``"pgvector"`` or ``"postgresql://…"``: a PostgreSQL table with the pgvector extension
+  (`lookalike.index.pgvector.PgvectorStore`), in the catalog's own database or another.
 
-Both implement the same protocol, and the same congruence tests hold them to the same answers.
+All implement the same protocol, and the same congruence tests hold them to the same answers.
 
 Ids are the metadata store's int64 item rowids. Vectors are L2-normalised float32 rows of the
 catalog's width (`dim`, recorded with the catalog's model), so inner product is cosine.
@@ -264,7 +266,8 @@ def open_vector_store(
     settings: Settings, folder: Path, dim: int, source: VectorSource
 ) -> VectorStore:
     """The catalog's vector store, as `settings.vector_store` names it: "embedded" (files in
-    `folder`) or "milvus://HOST:PORT" (a collection named after the catalog)."""
+    `folder`), "milvus://HOST:PORT" (a collection named after the catalog), "pgvector" or
+    "postgresql://…" (a table named after the catalog)."""
     url = settings.vector_store.strip()
     if url == "embedded":
         from lookalike.index.embedded import EmbeddedStore
@@ -279,6 +282,12 @@ def open_vector_store(
             ) from None
         store: VectorStore = MilvusStore.open(url, folder, dim, source, settings)
         return store
+    if url.split("?")[0] == "pgvector" or url.startswith(("postgresql://", "postgres://")):
+        from lookalike.index.pgvector import PgvectorStore
+
+        pg_store: VectorStore = PgvectorStore.open(url, folder, dim, source, settings)
+        return pg_store
     raise VectorStoreError(
-        f"vector store {url!r}: expected 'embedded' or 'milvus://HOST:PORT'"
+        f"vector store {url!r}: expected 'embedded', 'milvus://HOST:PORT', 'pgvector' or "
+        "'postgresql://USER@HOST:PORT/DATABASE'"
     )

@@ -293,33 +293,45 @@ class _OneCore:
     keeps at most one core busy and searches keep the others. OpenMP's thread count belongs to
     the calling thread, set and restored around each computation; BLAS's is process-wide, so
     the first computation in limits it and the last one out restores it (the state below is
-    per process, like that thread count)."""
+    per process, like that thread count). The order matters where BLAS runs on OpenMP (the
+    OpenBLAS that numpy loads here): setting BLAS's count also sets the calling thread's OpenMP
+    count, so the thread's own OpenMP limit is taken first and restored last; the other order
+    left the first thread in at one OpenMP thread for good, and its next BLAS call set the
+    whole process's BLAS back to one thread. Each limit covers (and restores) only its own
+    libraries: threadpoolctl's `limit` restores every library it saw, which would put BLAS back
+    to the count another computation had set."""
 
     _lock = threading.Lock()
     _inside = 0
-    _controller: Any = None  # threadpoolctl's view of the loaded BLAS / OpenMP libraries
-    _blas: Any = None  # its BLAS limit while any computation runs
+    _openmp: Any = None  # threadpoolctl's view of the loaded OpenMP libraries
+    _blas_libraries: Any = None  # ... and of the BLAS ones (a limit restores only its own)
+    _blas: Any = None  # the BLAS limit while any computation runs
 
     @classmethod
     @contextmanager
     def held(cls) -> Iterator[None]:
         with cls._lock:
-            if cls._controller is None:
-                cls._controller = ThreadpoolController()
-            if cls._inside == 0:
-                cls._blas = cls._controller.limit(limits=1, user_api="blas")
-            cls._inside += 1
-            controller = cls._controller
-        openmp = controller.limit(limits=1, user_api="openmp")
+            if cls._openmp is None:
+                controller = ThreadpoolController()
+                cls._openmp = controller.select(user_api="openmp")
+                cls._blas_libraries = controller.select(user_api="blas")
+            openmp_libraries = cls._openmp
+        openmp = openmp_libraries.limit(limits=1)  # this thread's, first
         try:
-            yield
-        finally:
-            openmp.restore_original_limits()
             with cls._lock:
-                cls._inside -= 1
                 if cls._inside == 0:
-                    cls._blas.restore_original_limits()
-                    cls._blas = None
+                    cls._blas = cls._blas_libraries.limit(limits=1)
+                cls._inside += 1
+            try:
+                yield
+            finally:
+                with cls._lock:
+                    cls._inside -= 1
+                    if cls._inside == 0:
+                        cls._blas.restore_original_limits()
+                        cls._blas = None
+        finally:
+            openmp.restore_original_limits()  # last: BLAS's restore sets it too
 
 
 class _Budget:

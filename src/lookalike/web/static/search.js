@@ -335,12 +335,17 @@
   const touch = window.matchMedia("(pointer: coarse)").matches
     || "capture" in HTMLInputElement.prototype;
   let stream = null;
+  // The outcome lands on <body data-camera="capture|webcam|none"> once known (the check is
+  // asynchronous; the browser tests wait for it instead of sleeping).
   async function setUpCamera() {
-    if (touch) { $("camera-option").hidden = false; return; }
+    if (touch) { $("camera-option").hidden = false; document.body.dataset.camera = "capture"; return; }
+    let found = false;
     try {
       const devices = await navigator.mediaDevices.enumerateDevices();
-      $("webcam-open").hidden = !devices.some((d) => d.kind === "videoinput");
+      found = devices.some((d) => d.kind === "videoinput");
     } catch (_) { /* no mediaDevices (not a secure context): no camera button */ }
+    $("webcam-open").hidden = !found;
+    document.body.dataset.camera = found ? "webcam" : "none";
   }
   function stopCamera() {
     if (stream) stream.getTracks().forEach((t) => t.stop());

@@ -1,0 +1,260 @@
+"""The pgvector backend against a real PostgreSQL 15 with the pgvector extension: its stored
+columns and SQL filters mean exactly what `Scalars.matches` means (hypothesis), no filter value
+can widen a filter, the catalog's own database (``pgvector``), clear errors, a database made
+anew, and a server restart with catalogs open. Congruence with the other backends (1 % filters,
+another process's writes, a writer that crashed) is `test_congruence.py`.
+
+Without the extension these tests are skipped, unless LOOKALIKE_REQUIRE_SERVERS=1 (CI) makes
+them fail; CI installs it (scripts/install-pgvector.sh, from scripts/install-servers.sh)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_congruence import K, World, assert_congruent
+
+from databases import drop_schema, store_for
+from lookalike import Catalog, Filters
+from lookalike.catalog.schema import ItemFields
+from lookalike.catalog.store import NewItem
+from lookalike.evaluation.synthetic import SyntheticCatalog
+from lookalike.index import Scalars, VectorStoreError
+from lookalike.index.pgvector import PgvectorStore, copy_rows, filter_clause
+from lookalike.servers import PostgresServer
+from vector_worlds import DIM, fill, open_catalog, recall, reference
+
+EVIL = "x' OR TRUE OR 'x"
+
+_WORDS = ["dress", "Dress", "", " ", "m", "40", EVIL, "a'b", "\\", "é", "İ", "\u0000", "naïve"]
+_TEXT = st.sampled_from(_WORDS) | st.text(max_size=6)
+_SCALARS = st.builds(
+    Scalars,
+    category=st.none() | _TEXT, brand=st.none() | _TEXT, colour=st.none() | _TEXT,
+    sizes=st.lists(_TEXT, max_size=4).map(tuple),
+    price=st.none() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([0.0, -0.0, 10.0, 10.000000000000002, 1e-300, 5e-324]),
+    kids=st.none() | st.booleans(), second_hand=st.none() | st.booleans(),
+    sustainability=st.none() | st.floats(0, 5) | st.sampled_from([0.0, 2.5, 5.0]),
+    state=st.none() | st.sampled_from(["available", "reserved", "sold"]),
+)
+
+
+@st.composite
+def _filters(draw: st.DrawFn) -> Filters:
+    bound = st.none() | st.floats(min_value=0, allow_nan=False) | st.sampled_from(
+        [0.0, 10.0, 1e-300, 5e-324, float("inf")])
+    low, high = draw(bound), draw(bound)
+    if low is not None and high is not None and low > high:
+        low, high = high, low
+    return Filters(
+        category=draw(st.lists(_TEXT, max_size=2)), brand=draw(st.lists(_TEXT, max_size=2)),
+        colour=draw(st.lists(_TEXT, max_size=2)), size=draw(st.lists(_TEXT, max_size=2)),
+        price_min=low, price_max=high, kids=draw(st.none() | st.booleans()),
+        second_hand=draw(st.none() | st.booleans()),
+        min_sustainability=draw(st.none() | st.floats(0, 5) | st.sampled_from([2.5])),
+        state=draw(st.lists(st.sampled_from(["available", "reserved", "sold"]), max_size=2)),
+        include_sold=draw(st.booleans()),
+    )
+
+
+@pytest.fixture(scope="module")
+def raw_table(pgvector_server: PostgresServer) -> Iterator[tuple[psycopg.Connection, str]]:
+    """A table of the store's layout (no catalog), on the session's server."""
+    conn = psycopg.connect(pgvector_server.url, autocommit=True)
+    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    name = f"t_fields_{uuid.uuid4().hex[:8]}"
+    conn.execute(
+        f"CREATE TABLE {name} (id bigint PRIMARY KEY, vector vector(4) NOT NULL, category text, "
+        "brand text, colour text, sizes text[] NOT NULL, price double precision, "
+        "sustainability double precision, kids boolean, second_hand boolean, state text NOT NULL)")
+    yield conn, name
+    conn.execute(f"DROP TABLE {name}")
+    conn.close()
+
+
+_BATCH = iter(range(1, 10**6))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=st.lists(_SCALARS, min_size=1, max_size=10),
+       filters=st.lists(_filters(), min_size=1, max_size=4))
+def test_the_sql_keeps_exactly_what_scalars_matches_keeps(
+    raw_table: tuple[psycopg.Connection, str], items: list[Scalars], filters: list[Filters]
+) -> None:
+    conn, name = raw_table
+    base = next(_BATCH) * 100  # each example its own ids
+    ids = np.arange(base, base + len(items), dtype=np.int64)
+    with conn.cursor().copy(f"COPY {name} FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(copy_rows(ids, np.ones((len(items), 4), np.float32), items))
+    for f in filters:
+        want = {int(i) for i, s in zip(ids, items, strict=True) if s.matches(f)}
+        clause = filter_clause(f, allowed=ids)  # only this example's items
+        got: set[int] = set()
+        if clause is not None:
+            rows = conn.execute(f"SELECT id FROM {name} WHERE {clause[0]}", clause[1]).fetchall()
+            got = {int(r[0]) for r in rows}
+        assert got == want, (f, clause)
+
+
+# -- through a catalog ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def catalogs() -> Iterator[list[Catalog]]:
+    """Catalogs a test opens; their tables are dropped afterwards."""
+    opened: list[Catalog] = []
+    yield opened
+    for cat in opened:
+        if isinstance(cat.index, PgvectorStore) and cat.index._conn is not None:
+            cat.index.drop()
+        cat.close()
+
+
+def test_a_brand_named_like_sql_does_not_widen_a_filter(
+    tmp_path: Path, pgvector_server: PostgresServer, catalogs: list[Catalog]
+) -> None:
+    cat = open_catalog(tmp_path / "cat", vector_store=pgvector_server.url)
+    catalogs.append(cat)
+    items, vectors = SyntheticCatalog(DIM).items(0, 40)
+    for i, brand in enumerate([EVIL, "x", "x'", "X"]):
+        items[i] = NewItem(items[i].id, ItemFields.model_construct(
+            **{**items[i].fields.model_dump(), "brand": brand}), items[i].image_path,
+            items[i].image_hash, items[i].predicted)
+    rowids = cat.add_items(items, vectors)
+    for brands, want in [([EVIL], {rowids[0]}), (["x"], {rowids[1], rowids[2], rowids[3]})]:
+        got = cat.index.search(vectors[:3], 40, Filters(brand=brands))
+        assert set(got.ids[got.ids >= 0].tolist()) == want, brands
+
+
+def test_the_catalogs_own_database(tmp_path: Path, pgvector_server: PostgresServer) -> None:
+    """``pgvector``: metadata and vectors in one PostgreSQL database, the catalog's schema; a
+    second process-like catalog on the same database sees the first one's writes."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    db = f"{pgvector_server.url}?schema={schema}"
+    store = store_for(tmp_path / "a", db)
+    store.bind_model("synthetic", DIM)
+    store.close()
+    cat = open_catalog(tmp_path / "a", vector_store="pgvector?index=hnsw&ef=64",
+                       database_url=db)
+    assert isinstance(cat.index, PgvectorStore)
+    assert (cat.index.url.schema, cat.index.url.table) == (schema, "pgvector_items")
+    fill(cat, 1500)
+    other = open_catalog(tmp_path / "b", vector_store="pgvector", database_url=db)
+    try:
+        queries = SyntheticCatalog(DIM).queries(20)
+        w = World("pgvector-hnsw", other, {})
+        assert len(other) == 1500
+        cat.delete_item("syn-0-7")
+        other.refresh()
+        assert len(other.index) == 1499
+        for filters in (None, Filters(category=["dress"], kids=True), Filters(second_hand=True)):
+            assert_congruent(w, queries, filters, other.index.search(queries, K, filters))
+    finally:
+        other.close()
+        cat.close()
+        drop_schema(pgvector_server.url, schema)
+
+
+def test_selective_filters_are_exact_by_default(
+    tmp_path: Path, pgvector_server: PostgresServer, catalogs: list[Catalog]
+) -> None:
+    """Under `exact_max` kept rows (as the planner expects), every kept item is scored: the
+    graph walk from a query far from the kept items would give up before finding them."""
+    cat = open_catalog(tmp_path / "cat", vector_store=pgvector_server.url + "?exact_max=500")
+    catalogs.append(cat)
+    fill(cat, 3000)
+    queries = SyntheticCatalog(DIM).queries(20)
+    w = World("pgvector-hnsw", cat, {})
+    for filters, method in [(Filters(category=["dress"]), "pgvector-exact-subset"),
+                            (Filters(second_hand=True), "pgvector-hnsw"), (None, "pgvector-hnsw"),
+                            (Filters(), "pgvector-hnsw")]:
+        got = cat.index.search(queries, K, filters)
+        assert got.plan.method == method, filters
+        assert_congruent(w, queries, filters, got)
+
+
+def test_clear_errors(tmp_path: Path, pgvector_server: PostgresServer) -> None:
+    with pytest.raises(VectorStoreError, match="LOOKALIKE_DATABASE_URL"):
+        open_catalog(tmp_path / "a", vector_store="pgvector")
+    with pytest.raises(VectorStoreError, match="index='ivf'"):
+        open_catalog(tmp_path / "b", vector_store=pgvector_server.url + "?index=ivf")
+    with pytest.raises(VectorStoreError, match="ef=0 is outside"):
+        open_catalog(tmp_path / "b", vector_store=pgvector_server.url + "?ef=0")
+    with pytest.raises(VectorStoreError, match="unreachable"):
+        open_catalog(tmp_path / "c", vector_store="postgresql://nobody@127.0.0.1:1/none")
+    # a table of that name that lookalike did not make is never overwritten
+    cat = open_catalog(tmp_path / "d", vector_store=pgvector_server.url)
+    assert isinstance(cat.index, PgvectorStore)
+    table = cat.index._table
+    cat.index.drop()
+    cat.close()
+    with psycopg.connect(pgvector_server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (x int)")
+        try:
+            with pytest.raises(VectorStoreError, match="not made by lookalike"):
+                open_catalog(tmp_path / "d", vector_store=pgvector_server.url)
+        finally:
+            conn.execute(f"DROP TABLE {table}")
+
+
+def test_a_database_made_anew_fills_the_table_again(
+    tmp_path: Path, pgvector_server: PostgresServer, catalogs: list[Catalog]
+) -> None:
+    """The table's marker is ahead of a new metadata store's change log: filled again, not
+    searched with the old catalog's items."""
+    cat = open_catalog(tmp_path / "cat", vector_store=pgvector_server.url)
+    fill(cat, 300)
+    cat.close()
+    (tmp_path / "cat" / "catalog.sqlite").unlink()
+    cat = open_catalog(tmp_path / "cat", vector_store=pgvector_server.url)
+    catalogs.append(cat)
+    assert len(cat.index) == 0
+    fill(cat, 50, seed=3)
+    queries = SyntheticCatalog(DIM, 3).queries(5)
+    _, want = reference(cat, queries, K)
+    assert recall(want, cat.index.search(queries, K).ids) >= 0.95
+
+
+def test_the_same_answers_after_a_server_restart(
+    tmp_path: Path, pgvector_server: PostgresServer
+) -> None:
+    """A server of its own, restarted (same data folder and port) while catalogs are open on
+    it: their next searches connect again and give the answers they gave before; writes too."""
+    server = PostgresServer().start()  # (under /tmp: reachable for the postgres user)
+    try:
+        queries = SyntheticCatalog(DIM).queries(20)
+        worlds: dict[str, World] = {}
+        before = {}
+        for backend in ("pgvector-flat", "pgvector-hnsw"):
+            settings = {"vector_store": server.url + ("?index=flat" if "flat" in backend else "")}
+            cat = open_catalog(tmp_path / backend, **settings)
+            fill(cat, 1200)
+            cat.delete_item("syn-0-3")
+            worlds[backend] = World(backend, cat, settings)
+            before[backend] = cat.index.search(queries, K, Filters(second_hand=True))
+        server.restart()
+        for w in worlds.values():
+            after = w.catalog.index.search(queries, K, Filters(second_hand=True))
+            np.testing.assert_array_equal(after.ids, before[w.backend].ids)
+            assert_congruent(w, queries, Filters(second_hand=True), after)
+            fill(w.catalog, 1250, start=1200)  # and it takes writes again
+            w.catalog.delete_item("syn-0-4")
+            assert len(w.catalog) == 1250 - 2
+            assert_congruent(w, queries, None, w.catalog.index.search(queries, K))
+            w.catalog.close()  # and opened again after the restart
+            w.catalog = open_catalog(tmp_path / w.backend, **w.settings)
+            assert len(w.catalog.index) == 1250 - 2
+            assert_congruent(w, queries, Filters(category=["dress"], kids=True),
+                             w.catalog.index.search(queries, K,
+                                                    Filters(category=["dress"], kids=True)))
+        for w in worlds.values():
+            w.close()
+    finally:
+        server.stop()
