@@ -409,10 +409,11 @@ def _item_row(rowid: int, item: NewItem, now: str) -> tuple[Any, ...]:
     return (
         rowid, item.id, f.title, f.category, f.department,
         None if f.kids is None else int(f.kids),
-        f.price, f.currency, f.brand, json.dumps(f.sizes), f.colour, f.url, f.sustainability,
-        None if f.second_hand is None else int(f.second_hand),
-        f.source, json.dumps(f.extra),
-        json.dumps({k: t.model_dump() for k, t in (item.predicted or {}).items()}),
+        f.price, f.currency, f.brand, json.dumps(f.sizes) if f.sizes else "[]", f.colour, f.url,
+        f.sustainability, None if f.second_hand is None else int(f.second_hand),
+        f.source, json.dumps(f.extra) if f.extra else "{}",
+        json.dumps({k: t.model_dump() for k, t in item.predicted.items()})
+        if item.predicted else "{}",
         item.image_path, item.image_hash, now, now, f.state, f.rating, f.reviews,
         None if f.brand is None else normalise_brand(f.brand),
         None if item.phash is None else signed64(item.phash), item.duplicate_of,
