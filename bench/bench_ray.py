@@ -267,7 +267,7 @@ def store_slots(workdir: Path, stores: Sequence[str]) -> list[tuple[str, dict[st
     if "sqlite" in stores:
         slots.append(("sqlite", {}, None))
     if "database_url" in fields and "postgresql" in stores:
-        pg = PostgresServer()
+        pg = PostgresServer(durable=True)
         pg.start()
         slots.append(("postgresql", {"database_url": pg.url}, pg))
     if "vector_store" in fields and "milvus" in stores:

@@ -816,3 +816,33 @@ def test_numbered_rows_follow_the_commits_without_gaps(
     assert rows(first) == [(4, "d"), (5, "earlier"), (6, "later")] and last(second) == 6
     first.close()
     second.close()
+
+
+def test_added_items_carry_their_derived_columns(tmp_path: Path, database_url: str | None
+                                                  ) -> None:
+    """Items added once brand ratings and rates exist get their converted price and brand
+    ratings in the insert itself (`CatalogStore._derived`): exactly what recomputing every
+    item's derived columns (`_refresh`) gives, and the reference's."""
+    store = open_store(settings_for(tmp_path / "cat", database_url))
+    store.bind_model("fake", DIM)
+    store.set_brand_ratings(RATINGS)
+    store.set_rates([Rate(currency=c, rate=r, date="2031-01-02") for c, r in RATES.items()],
+                    "EUR")
+    rows, vecs = make_rows(600), vectors(600)
+    for start in range(0, len(rows), 64):
+        store.add([new_item(r) for r in rows[start:start + 64]], vecs[start:start + 64])
+
+    def derived() -> list[tuple[Any, ...]]:
+        with store.connection() as conn:
+            return [tuple(r) for r in conn.execute(
+                "SELECT price_base, brand_overall, brand_people, brand_planet, brand_animals "
+                "FROM items ORDER BY rowid")]
+
+    added = derived()
+    assert [a[0] for a in added] == [price_base(r) for r in rows]
+    assert [a[1] for a in added] == [brand_overall(r) for r in rows]
+    assert any(a[2] is not None for a in added) and any(a[3] is not None for a in added)
+    with store.transaction() as conn:
+        store._refresh(conn)
+    assert derived() == added
+    store.close()

@@ -373,3 +373,38 @@ def test_a_catalog_re_encoded_with_a_model_of_another_width_fills_its_collection
     for c in (cat, follower):
         hit = c.search_vector(cat.vector_of("item-0007"), k=1)
         assert hit[0].item.id == "item-0007" and abs(hit[0].score - 1.0) < 1e-4
+
+
+def test_an_ingest_chunk_written_in_the_background_is_seen_and_its_error_raised(
+    tmp_path: Path, milvus_server: MilvusServer, catalogs: list[Catalog],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`upsert(compact=False)` returns while Milvus writes; the next call of any kind waits
+    for the write (and sees it), or raises its error; a failed write is repaired by `sync`."""
+    cat = open_catalog(tmp_path / "cat", vector_store=milvus_server.uri)
+    catalogs.append(cat)
+    index = cat.index
+    assert isinstance(index, MilvusStore)
+    world = SyntheticCatalog(DIM, seed=5)
+    items, vectors = world.items(0, 50)
+    ids = np.asarray(cat.store.add(items, vectors))
+    index.upsert(ids, vectors, cat.store.scalars_of(ids), compact=False)
+    assert index._pending is not None  # under way in the background
+    assert len(index) == 50
+    np.testing.assert_array_equal(index.search(vectors[:4], 1).ids[:, 0], ids[:4])
+
+    more, more_vectors = world.items(50, 80)
+    more_ids = np.asarray(cat.store.add(more, more_vectors))
+    real_apply = index._apply
+
+    def lost() -> bool:
+        raise VectorStoreError("connection lost")
+
+    monkeypatch.setattr(index, "_apply", lost)
+    index.upsert(more_ids, more_vectors, cat.store.scalars_of(more_ids), compact=False)
+    with pytest.raises(VectorStoreError, match="connection lost"):
+        len(index)
+    monkeypatch.setattr(index, "_apply", real_apply)
+    assert index.sync()  # the marker stayed behind: the rows are written now
+    assert len(index) == 80
+    np.testing.assert_array_equal(index.search(more_vectors[:4], 1).ids[:, 0], more_ids[:4])

@@ -221,25 +221,38 @@ def json_depth(value: Any, stop: int) -> int:
 def text_problem(value: Any, codec: str = "utf-8") -> str | None:
     """Why a string (or any string inside a list or dict) is not text we can store: a NUL
     character, a byte the file's encoding could not decode, a lone surrogate."""
+    if isinstance(value, str):  # most values: one cell's text, no walk
+        return _str_problem(value, codec)
+    if not isinstance(value, dict | list):
+        return None
     stack = [value]
     while stack:
         v = stack.pop()
         if isinstance(v, str):
-            if "\x00" in v:
-                return "contains a NUL character"
-            bad = _SURROGATE.search(v)
-            if bad is not None:
-                ch = bad.group()
-                if "\udc80" <= ch <= "\udcff":
-                    return (f"not valid {encoding_name(codec)} text "
-                            f"(byte 0x{ord(ch) - 0xDC00:02X})")
-                return "invalid Unicode text (a lone surrogate)"
+            problem = _str_problem(v, codec)
+            if problem is not None:
+                return problem
         elif isinstance(v, dict):
             stack.extend(v.keys())
             stack.extend(v.values())
         elif isinstance(v, list):
             stack.extend(v)
     return None
+
+
+def _str_problem(text: str, codec: str) -> str | None:
+    """`text_problem` of one string (ASCII text holds no surrogate: no search)."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    if text.isascii():
+        return None
+    bad = _SURROGATE.search(text)
+    if bad is None:
+        return None
+    ch = bad.group()
+    if "\udc80" <= ch <= "\udcff":
+        return f"not valid {encoding_name(codec)} text (byte 0x{ord(ch) - 0xDC00:02X})"
+    return "invalid Unicode text (a lone surrogate)"
 
 
 class _OverlongLineError(Exception):
@@ -375,7 +388,7 @@ class MetadataRows:
                     number, None, f"{len(cells)} cells, more than the {len(header)} columns"
                 )
                 continue
-            yield self._checked(number, dict(itertools.zip_longest(header, cells)))
+            yield self._checked(number, dict(itertools.zip_longest(header, cells)), names=False)
 
     def _jsonl(self, f: IO[str]) -> Iterator[RawRow]:
         lines = _Lines(f)
@@ -400,9 +413,13 @@ class MetadataRows:
                 continue
             yield self._checked(number, {self._rename(k): v for k, v in obj.items()})
 
-    def _checked(self, number: int, fields: dict[str, Any]) -> RawRow:
+    def _checked(self, number: int, fields: dict[str, Any], names: bool = True) -> RawRow:
+        """The row, or why its text cannot be stored. `names=False`: the names are the CSV
+        header's, checked once for the file."""
+        codec = self.encoding
         for name, value in fields.items():
-            problem = text_problem(name, self.encoding) or text_problem(value, self.encoding)
+            problem = text_problem(name, codec) if names else None
+            problem = problem or text_problem(value, codec)
             if problem is not None:
                 return RawRow(number, None, problem, field=_short(name) or "row")
         return RawRow(number, fields)

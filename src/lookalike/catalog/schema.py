@@ -10,7 +10,6 @@ import json
 import math
 import re
 from datetime import datetime
-from pathlib import PurePosixPath
 from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -42,6 +41,7 @@ KNOWN_FIELDS = (
     "rating",
     "reviews",
 )
+_KNOWN_OR_EXTRA = frozenset((*KNOWN_FIELDS, "extra"))
 #: Where a listing stands: sold items leave every search, browse and feed unless asked for.
 ItemState = Literal["available", "reserved", "sold"]
 STATES: tuple[str, ...] = get_args(ItemState)
@@ -50,6 +50,7 @@ TAGGABLE_FIELDS = ("category", "colour", "pattern")
 #: Characters of an item's `extra` fields, as JSON.
 MAX_EXTRA_CHARS = 64 * 1024
 OUTSIDE = "outside the images folder"
+_DRIVE = re.compile(r"[A-Za-z]:/")  # C:/ (matched at the start)
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -65,9 +66,11 @@ def image_path_problem(name: str) -> str | None:
     if "\x00" in name:
         return "contains a NUL character"
     unified = name.replace("\\", "/")
-    if unified.startswith("/") or re.match(r"^[A-Za-z]:/", unified):
+    if unified.startswith("/") or _DRIVE.match(unified):
         return f"{OUTSIDE} (an absolute path)"
-    if ".." in PurePosixPath(unified).parts:
+    # the parts of a POSIX path are its '/'-separated pieces, empty and '.' ones left out:
+    # '..' is one of them exactly when it is one of the pieces (no pathlib object per row)
+    if ".." in unified and ".." in unified.split("/"):
         return f"{OUTSIDE} ('..' in the path)"
     return None
 
@@ -115,6 +118,19 @@ def parse_bool(value: Any) -> bool | None:
     raise ValueError(f"expected true/false, got {_short(value)}")
 
 
+def _small_flat_text(value: dict[str, Any]) -> bool:
+    """Whether `value` maps text to text (depth 1) and its JSON text is surely at most
+    `MAX_EXTRA_CHARS` long: JSON writes a character as at most 6 (`\\u001f`) and adds 8 per
+    pair (quotes, `: `, `, `), so no need to write it to know. (Text with a NUL or a lone
+    surrogate is refused before.)"""
+    size = 2
+    for key, text in value.items():
+        if type(key) is not str or type(text) is not str:
+            return False
+        size += 6 * (len(key) + len(text)) + 8
+    return size <= MAX_EXTRA_CHARS
+
+
 class ItemFields(BaseModel):
     """Descriptive fields shared by new, updated and stored items."""
 
@@ -156,6 +172,8 @@ class ItemFields(BaseModel):
         problem = text_problem(value)  # also what JSON text in a CSV cell decoded to
         if problem is not None:
             raise ValueError(problem)
+        if _small_flat_text(value):  # a CSV row's extra columns: nothing more to check
+            return value
         if json_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
             raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
         try:
@@ -256,7 +274,13 @@ class ItemIn(ItemFields):
         """Unknown columns go to `extra` (JSON text in a CSV cell stays text)."""
         if not isinstance(data, dict):
             return data
-        known = {k: v for k, v in data.items() if k in KNOWN_FIELDS or k == "extra"}
+        known: dict[str, Any] = {}
+        unknown: list[tuple[Any, Any]] = []
+        for key, value in data.items():
+            if key in _KNOWN_OR_EXTRA:
+                known[key] = value
+            else:
+                unknown.append((key, value))
         given = known.pop("extra", None)
         if given is None or given == "":
             extra: dict[str, Any] = {}
@@ -272,8 +296,8 @@ class ItemIn(ItemFields):
             extra = dict(given)
         else:
             raise ValueError(f"extra: expected an object, got {_short(given)}")
-        for key, value in data.items():
-            if key not in KNOWN_FIELDS and key != "extra" and value not in (None, ""):
+        for key, value in unknown:  # compared only once `extra` is read, as always
+            if value not in (None, ""):
                 extra[str(key)] = value
         known["extra"] = extra
         return known

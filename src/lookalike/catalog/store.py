@@ -235,6 +235,7 @@ _HIGH_WATER = (
     "SELECT max(coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'rowid_high'), 0),"
     " coalesce((SELECT max(rowid) FROM items), 0))"
 )
+_GENERATION = "SELECT value FROM meta WHERE key = 'model_generation'"
 _SET_HIGH_WATER = (
     "INSERT INTO meta (key, value) VALUES ('rowid_high', ?) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -398,16 +399,21 @@ def _bool_or_none(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
+#: Positions in `_item_row` of the columns `CatalogStore._derived` reads.
+_PRICE, _CURRENCY, _BRAND_KEY = 6, 7, 24
+
+
 def _item_row(rowid: int, item: NewItem, now: str) -> tuple[Any, ...]:
     """The `items` row of a new item (the columns of `CatalogStore.add`'s INSERT)."""
     f = item.fields
     return (
         rowid, item.id, f.title, f.category, f.department,
         None if f.kids is None else int(f.kids),
-        f.price, f.currency, f.brand, json.dumps(f.sizes), f.colour, f.url, f.sustainability,
-        None if f.second_hand is None else int(f.second_hand),
-        f.source, json.dumps(f.extra),
-        json.dumps({k: t.model_dump() for k, t in (item.predicted or {}).items()}),
+        f.price, f.currency, f.brand, json.dumps(f.sizes) if f.sizes else "[]", f.colour, f.url,
+        f.sustainability, None if f.second_hand is None else int(f.second_hand),
+        f.source, json.dumps(f.extra) if f.extra else "{}",
+        json.dumps({k: t.model_dump() for k, t in item.predicted.items()})
+        if item.predicted else "{}",
         item.image_path, item.image_hash, now, now, f.state, f.rating, f.reviews,
         None if f.brand is None else normalise_brand(f.brand),
         None if item.phash is None else signed64(item.phash), item.duplicate_of,
@@ -779,23 +785,28 @@ class CatalogStore:
     # -- writes -----------------------------------------------------------------------------
 
     def add(self, items: Sequence[NewItem], vectors: NDArray[np.float32]) -> list[int]:
-        """Insert items with their vectors in one transaction; returns their rowids."""
+        """Insert items with their vectors in one transaction; returns their rowids. The
+        derived columns (converted price, brand ratings) are computed here and inserted with
+        the rows (`_derived`), as `_REFRESH` would set them: no second write of each row."""
         if len(items) != len(vectors):
             raise ValueError("one vector per item")
         if not items:
             return []
         now = _now()
         with self.transaction() as conn:
-            self._check_generation(conn)
-            rowids = self._new_rowids(conn, len(items))
-            # executemany: one round trip per batch on PostgreSQL (pipelined), not per row
+            rowids = self._new_rowids(conn, len(items))  # (checks the model generation too)
+            rows = [_item_row(rowid, item, now) for rowid, item in zip(rowids, items, strict=True)]
+            derived = self._derived(conn, [(row[_PRICE], row[_CURRENCY], row[_BRAND_KEY])
+                                           for row in rows])
+            # executemany of a plain INSERT: one statement per table on PostgreSQL
             conn.executemany(
                 "INSERT INTO items (rowid, id, title, category, department, kids, price,"
                 " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
                 " extra, predicted, image_path, image_hash, created_at, updated_at, state, rating,"
-                " reviews, brand_key, phash, duplicate_of)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [_item_row(rowid, item, now) for rowid, item in zip(rowids, items, strict=True)],
+                " reviews, brand_key, phash, duplicate_of, price_base, brand_overall,"
+                " brand_people, brand_planet, brand_animals)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [row + extra for row, extra in zip(rows, derived, strict=True)],
             )
             conn.executemany(
                 "INSERT INTO embeddings (item_rowid, vector) VALUES (?, ?)",
@@ -804,28 +815,67 @@ class CatalogStore:
             )
             if not self.dialect.sequences:
                 conn.execute(_SET_HIGH_WATER, (str(rowids[-1]),))
-            self._refresh(conn, rowids)
         return rowids
 
-    def _check_generation(self, conn: Connection) -> None:
+    def _derived(
+        self, conn: Connection, rows: Sequence[tuple[Any, Any, Any]]
+    ) -> builtins.list[tuple[Any, ...]]:
+        """(price_base, brand_overall, brand_people, brand_planet, brand_animals) of new items
+        given as (price, currency, brand_key), exactly as `_REFRESH` computes them (the same
+        float operations in the same order), inside the caller's transaction. Reads the rates
+        only when a price is in another currency, the ratings only of the batch's brands."""
+        base = self.base_currency
+        foreign = {cur for price, cur, _ in rows
+                   if price is not None and cur is not None and cur != base}
+        rates: dict[str, float] = {}
+        if foreign:
+            wanted = json.dumps(sorted(foreign | {base}))
+            rates = {str(r[0]): float(r[1]) for r in conn.execute(
+                "SELECT currency, rate FROM rates WHERE currency IN "
+                "(SELECT value FROM json_each(?))", (wanted,))}
+        keys = sorted({key for _, _, key in rows if key is not None})
+        ratings: dict[str, tuple[Any, ...]] = {}
+        if keys:
+            ratings = {str(r[0]): tuple(r[1:]) for r in conn.execute(
+                f"SELECT brand_key, overall, {', '.join(ASPECTS)} FROM brand_ratings WHERE "
+                "brand_key IN (SELECT value FROM json_each(?))", (json.dumps(keys),))}
+        none = (None,) * (1 + len(ASPECTS))
+        out = []
+        for price, cur, key in rows:
+            if price is None:
+                price_base = None
+            elif (base if cur is None else cur) == base:
+                price_base = price
+            elif base in rates and cur in rates:
+                price_base = price * rates[base] / rates[cur]
+            else:
+                price_base = None
+            out.append((price_base, *(none if key is None else ratings.get(key, none))))
+        return out
+
+    def _check_generation(self, value: Any) -> None:
         """CatalogMismatchError when the catalog was re-encoded with another model since this
         store last read its model (`reread_model`): the vectors being added are the old
-        model's. Read in the writing transaction."""
-        row = conn.execute("SELECT value FROM meta WHERE key = 'model_generation'").fetchone()
-        if (None if row is None else str(row[0])) != self._generation:
+        model's. `value`: the `model_generation` read in the writing transaction."""
+        if (None if value is None else str(value)) != self._generation:
             raise CatalogMismatchError(
                 f"{self.location} was re-encoded with model {self.get_meta('model')!r} "
                 "meanwhile: these vectors are the previous model's; open the catalog again"
             )
 
     def _new_rowids(self, conn: Connection, n: int) -> builtins.list[int]:
-        """`n` rowids no item ever had (see `_HIGH_WATER`), inside the caller's transaction."""
+        """`n` rowids no item ever had (see `_HIGH_WATER`), inside the caller's transaction,
+        once the model generation is checked (`_check_generation`): on PostgreSQL one
+        statement reads both."""
         if self.dialect.sequences:
             rows = conn.execute(
-                "SELECT nextval(pg_get_serial_sequence('items', 'rowid')) "
-                "FROM generate_series(1, ?)", (n,),
+                "SELECT nextval(pg_get_serial_sequence('items', 'rowid')), "
+                f"({_GENERATION}) FROM generate_series(1, ?)", (n,),
             ).fetchall()
+            self._check_generation(rows[0][1])
             return [int(r[0]) for r in rows]
+        row = conn.execute(_GENERATION).fetchone()
+        self._check_generation(None if row is None else row[0])
         last = int(conn.execute(_HIGH_WATER).fetchone()[0])
         return list(range(last + 1, last + 1 + n))
 
@@ -893,8 +943,7 @@ class CatalogStore:
             if row is None:
                 raise ItemNotFoundError(item_id)
             old = int(row[0])
-            self._check_generation(conn)  # `vector` is this store's model's
-            (rowid,) = self._new_rowids(conn, 1)
+            (rowid,) = self._new_rowids(conn, 1)  # (`vector` is this store's model's)
             conn.execute("DELETE FROM embeddings WHERE item_rowid = ?", (old,))
             conn.execute(
                 "UPDATE items SET rowid = ?, image_path = ?, image_hash = ?, predicted = ?, "
@@ -1009,10 +1058,13 @@ class CatalogStore:
 
     def phashes_after(self, rowid: int) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
         """(rowids, perceptual hashes) of the items above `rowid` that have a hash, ascending."""
+        # a closed range: a table PostgreSQL has no statistics of yet (one filled faster than
+        # autovacuum analyses it) guesses a third of its rows for `rowid > ?` and scans it
+        # whole at every commit of an ingest; for a range it guesses few and reads the index
         with self.connection() as conn:
             rows = conn.execute(
-                "SELECT rowid, phash FROM items WHERE rowid > ? AND phash IS NOT NULL "
-                "ORDER BY rowid", (rowid,)).fetchall()
+                "SELECT rowid, phash FROM items WHERE rowid > ? AND rowid <= ? "
+                "AND phash IS NOT NULL ORDER BY rowid", (rowid, 2**63 - 1)).fetchall()
         rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         hashes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
         return rowids, hashes.view(np.uint64)

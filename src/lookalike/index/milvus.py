@@ -72,6 +72,7 @@ had no ``state`` and compared brands, colours and prices as given).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
@@ -418,6 +419,9 @@ class MilvusStore:
         self._count: int | None = None
         self._ids: Ids | None = None
         self._collection: Any = None
+        # an ingest's chunk being written in the background (`upsert(compact=False)`)
+        self._pending: concurrent.futures.Future[None] | None = None
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- opening -------------------------------------------------------------------------
 
@@ -722,8 +726,20 @@ class MilvusStore:
     def _write(self, ids: Ids, n_fields: int | None = None) -> None:
         if n_fields is not None and n_fields != len(ids):
             raise ValueError(f"{len(ids)} ids but {n_fields} field records")
+        self._settle()
         with self._locked():
             self._apply()
+
+    def _locked_apply(self) -> None:
+        with self._locked():
+            self._apply()
+
+    def _settle(self) -> None:
+        """Wait for the write `upsert(compact=False)` left under way; its error is raised
+        here (by the next call of any kind)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def upsert(
         self, ids: Ids, vectors: Matrix, fields: Sequence[Scalars], *, compact: bool = True
@@ -731,10 +747,25 @@ class MilvusStore:
         """Write the items (and every other change logged since the marker) as the metadata
         store holds them: it has committed them already, and is read again under the lock so
         that a later change by another process is never overwritten with an older one.
-        (`compact` is Milvus's own business: it merges segments by itself.)"""
+
+        `compact=False` (an ingest's chunks but the last): the write goes on in a background
+        thread while the caller stores the next chunk (Milvus works on the other core instead
+        of the caller waiting for it); every later call, of any kind, first waits for it and
+        raises its error. The marker moves only once Milvus has the rows, as before: a crash
+        meanwhile leaves it behind the change log, and the next `sync()` repairs it.
+        (Segments are Milvus's own business: it merges them by itself.)"""
         ids = as_ids(ids)
         np.asarray(vectors, dtype=np.float32).reshape(len(ids), self._dim)
-        self._write(ids, len(fields))
+        if len(fields) != len(ids):
+            raise ValueError(f"{len(ids)} ids but {len(fields)} field records")
+        self._settle()
+        if compact:
+            self._write(ids)
+            return
+        if self._writer is None:
+            self._writer = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="milvus-write")
+        self._pending = self._writer.submit(self._locked_apply)
 
     def set_fields(self, ids: Ids, fields: Sequence[Scalars]) -> None:
         self._write(as_ids(ids), len(fields))
@@ -746,6 +777,7 @@ class MilvusStore:
         """One read of the change log's position; when it moved: the marker (other processes'
         writes are then visible at its timestamp), and a repair of writes left unfinished when
         no writer holds the lock."""
+        self._settle()
         seq = self.source.change_seq()
         if seq <= self._seen:
             return False
@@ -766,6 +798,7 @@ class MilvusStore:
         returns the seconds waited."""
         from pymilvus import utility
 
+        self._settle()
         start = time.monotonic()
         self._collection.flush()
         live = self._query_count()
@@ -791,20 +824,32 @@ class MilvusStore:
 
     def compact(self) -> None:
         """Merge small segments now (Milvus also does it by itself)."""
+        self._settle()
         self._collection.compact()
 
     def drop(self) -> None:
         """Delete the collection (the catalog's database is untouched)."""
         from pymilvus import utility
 
+        self._settle()
         with self._locked():
             utility.drop_collection(self.name, using=self._alias)
         self._collection = None
         self._forget()
 
     def close(self) -> None:
+        """Close, once a write still under way is done (its error is raised after closing)."""
+        try:
+            self._settle()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
         from pymilvus import connections
 
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
         with contextlib.suppress(Exception):
             connections.disconnect(self._alias)
         if self._pg is not None:
@@ -829,12 +874,14 @@ class MilvusStore:
         return int(rows[0]["count(*)"])
 
     def __len__(self) -> int:
+        self._settle()
         if self._count is None:
             self._count = self._query_count()
         return self._count
 
     def ids(self) -> Ids:
         """Every id, read from Milvus in pages of ascending ids (cached until a change)."""
+        self._settle()
         if self._ids is None:
             pages: list[Ids] = []
             last = -(2**63) + 1  # Milvus cannot parse -2**63
@@ -879,6 +926,7 @@ class MilvusStore:
     ) -> SearchResult:
         """Pre-filtered by Milvus. At most 16,384 results per query (Milvus's limit): the
         rest is padding."""
+        self._settle()
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self._dim)
         m, k = len(queries), max(0, int(k))
         scores = np.full((m, k), -np.inf, dtype=np.float32)
