@@ -66,12 +66,13 @@ from lookalike.index.segments import (
     Manifest,
     View,
     batches_from_source,
-    batches_from_view,
     build_base,
+    build_base_from,
     folder_bytes,
     nearest_lists,
     next_generation,
     open_view,
+    sources_of_view,
     stamp,
     write_rows,
 )
@@ -352,8 +353,8 @@ class EmbeddedStore:
         if m.lists > 1 and live <= 2 * max(m.clustered, 1) and live > self.settings.exact_max_items:
             centroids = view.centroids
         generation = m.generation + 1
-        states, lists, used = build_base(
-            self.folder, generation, self._dim, batches_from_view(trimmed, batch, BUILD_BATCH),
+        states, lists, used = build_base_from(
+            self.folder, generation, self._dim, sources_of_view(self.folder, trimmed, batch),
             self.settings, centroids,
         )
         clustered = m.clustered if used is not None and centroids is not None else (

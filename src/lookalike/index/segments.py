@@ -11,6 +11,7 @@ and inode when their checksums last matched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -18,7 +19,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import faiss
@@ -37,9 +38,9 @@ from lookalike.processes import is_alive
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "BUILD_BATCH", "FOLDER", "MANIFEST", "Batch", "Manifest", "Rows", "View", "auto_lists",
-    "batches_from_source", "batches_from_view", "build_base", "folder_bytes",
-    "nearest_lists", "next_generation", "open_view", "stamp", "write_rows",
+    "BUILD_BATCH", "FOLDER", "MANIFEST", "Batch", "Manifest", "Rows", "Source", "View",
+    "auto_lists", "batches_from_source", "build_base", "build_base_from", "folder_bytes",
+    "nearest_lists", "next_generation", "open_view", "sources_of_view", "stamp", "write_rows",
 ]
 
 FOLDER = "vectors"
@@ -72,6 +73,9 @@ BUILD_BATCH = 50_000
 READ_ROWS_FROM = 64 << 20  # float32 files larger than this: rows read, not mapped
 KMEANS_SAMPLE = 64  # training points per list
 KMEANS_ITER = 12
+NEAREST_BATCH = 65536  # rows `nearest_lists` scores at a time
+ASSIGN_BYTES = 64 << 20  # float32 rows a build reads at a time to assign them to lists
+WRITE_BYTES = 64 << 20  # rows a build copies at a time (about: their vectors and codes)
 
 
 def auto_lists(n: int) -> int:
@@ -158,16 +162,18 @@ def _width_of(spec: int | str, dim: int) -> int:
 def _map_rows(
     folder: Path, prefix: str, files: dict[str, tuple[type[np.generic], int | str]],
     states: dict[str, FileState], dim: int, verified: dict[str, FileState] | None,
+    random_access: bool = True,
 ) -> dict[str, np.ndarray]:
     """Map files `prefix.*`; check each against its state from the part `verified` records
-    (None: do not check, the caller just wrote them)."""
+    (None: do not check, the caller just wrote them). `random_access`: the vectors are read a
+    row at a time (searches), not read whole (builds)."""
     out = {}
     for name, (dtype, spec) in files.items():
         state = states.get(name, FileState())
         out[name] = mapped.open_rows(
             folder / f"{prefix}.{name}", dtype, _width_of(spec, dim), state,
             verify_from=None if verified is None else verified.get(name, FileState()),
-            random_access=name == "vectors",
+            random_access=random_access and name == "vectors",
         )
     return out
 
@@ -357,6 +363,17 @@ class Batch:
     columns: FieldColumns
 
 
+@dataclass(frozen=True)
+class Source:
+    """Rows a build copies: positions `at` of `rows`, with the int8 codes and fields stored
+    beside them (a row's codes depend on that row only); `lists`: each one's list under the
+    centres the build reuses (None: not known, assigned by the build)."""
+
+    rows: Rows
+    at: NDArray[np.int64]
+    lists: NDArray[np.int32] | None = None
+
+
 def batches_from_source(
     source: VectorSource, vocab: Vocabulary, batch: int
 ) -> Iterator[Batch]:
@@ -364,17 +381,35 @@ def batches_from_source(
         yield Batch(ids, vectors, FieldColumns.encode(scalars, vocab))
 
 
-def batches_from_view(view: View, extra: Batch | None, batch: int) -> Iterator[Batch]:
-    for rows, first in ((view.base, 0), (view.tail, view.n_base)):
+def sources_of_view(folder: Path, view: View, extra: Batch | None) -> list[Source]:
+    """The live rows of `view` (its files in `folder`: base, then tail) and then `extra`'s,
+    each view row with its list under the view's centres. The vectors are mapped again for
+    reading whole: gathering a gigabyte of rows in list order through the searches' mapping
+    (which reads no page ahead) or row by row with `pread` cost 2 s of CPU."""
+    out = []
+    m = view.manifest
+    for rows, first, part, states in ((view.base, 0, "base", m.base),
+                                      (view.tail, view.n_base, "tail", m.tail)):
         live = np.arange(len(rows), dtype=np.int64)
         if view.alive is not None:
             live = live[view.alive[first : first + len(rows)]]
-        for a in range(0, len(live), batch):
-            at = live[a : a + batch]
-            yield Batch(np.asarray(rows.ids[at]), np.asarray(rows.vectors[at]),
-                         rows.columns.take(at))
+        if not len(live):
+            continue
+        if rows.list is not None:
+            lists = np.asarray(rows.list[live], dtype=np.int32)
+        else:
+            offsets = np.asarray(view.lists, dtype=np.int64)
+            lists = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32),
+                              np.diff(offsets))[live]
+        vectors = mapped.open_rows(folder / f"g{m.generation}.{part}.vectors", np.float32,
+                                   m.dim, states["vectors"], verify_from=None)
+        out.append(Source(replace(rows, vectors=vectors, reader=None), live, lists))
     if extra is not None and len(extra.ids):
-        yield extra
+        vectors = np.asarray(extra.vectors, dtype=np.float32)
+        rows = Rows(ids=as_ids(extra.ids), vectors=vectors, int8=Int8Rows.of(vectors),
+                    columns=extra.columns)
+        out.append(Source(rows, np.arange(len(rows), dtype=np.int64)))
+    return out
 
 
 def write_rows(
@@ -395,26 +430,133 @@ def write_rows(
     return out
 
 
-def _train_lists(vectors: Matrix, lists: int, seed: int = 1) -> Matrix:
-    """Spherical k-means centres of a sample of `vectors` (FAISS, all cores)."""
-    n = len(vectors)
+def _take(rows: Rows, name: str, at: NDArray[np.int64]) -> np.ndarray:
+    """Row file `name`'s rows `at` of `rows`."""
+    if name == "vectors":
+        if len(at) and int(at[-1]) - int(at[0]) + 1 == len(at):  # one run: a slice
+            run: np.ndarray = rows.vectors[int(at[0]) : int(at[-1]) + 1]
+            return run
+        return rows.rows(at)
+    if name == "ids":
+        return rows.ids[at]
+    if name in ("codes", "scale", "error", "norm"):
+        part: np.ndarray = getattr(rows.int8, name)
+        return part[at]
+    return rows.columns.arrays[name][at]
+
+
+class _Picks:
+    """The rows a build writes, numbered 0..n-1 in the order of its sources."""
+
+    def __init__(self, sources: list[Source], dim: int) -> None:
+        self.sources = sources
+        self.dim = dim
+        self.which = np.repeat(np.arange(len(sources), dtype=np.int32),
+                               [len(s.at) for s in sources])
+        self.pos = (np.concatenate([s.at for s in sources]) if sources
+                    else np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+    def _split(self, rows: NDArray[np.int64]) -> Iterator[tuple[int, NDArray[np.int64]]]:
+        """(source, the indices into `rows` of its rows) for each source `rows` holds."""
+        if len(self.sources) == 1:
+            yield 0, np.arange(len(rows), dtype=np.int64)
+            return
+        which = self.which[rows]
+        for i in range(len(self.sources)):
+            sel = np.flatnonzero(which == i)
+            if len(sel):
+                yield i, sel
+
+    def take(self, name: str, rows: NDArray[np.int64]) -> np.ndarray:
+        """File `name`'s rows of picks `rows`, in that order."""
+        dtype, spec = ROW_FILES[name]
+        pos = self.pos[rows]
+        parts = list(self._split(rows))
+        if len(parts) == 1:  # one source: no scatter
+            return np.asarray(_take(self.sources[parts[0][0]].rows, name, pos), dtype=dtype)
+        out = np.empty((len(rows), self.dim) if spec == "dim" else len(rows), dtype=dtype)
+        for i, sel in parts:
+            out[sel] = _take(self.sources[i].rows, name, pos[sel])
+        return out
+
+    def size_codes(self, rows: NDArray[np.int64]) -> NDArray[np.int32]:
+        """The size codes of picks `rows`, row after row."""
+        counts = self.take("size_n", rows).astype(np.int64)
+        starts = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(counts, out=starts[1:])
+        out = np.empty(int(starts[-1]), dtype=np.int32)
+        pos = self.pos[rows]
+        for i, sel in self._split(rows):
+            columns = self.sources[i].rows.columns
+            at = flat_positions(columns.size_starts(), columns.arrays["size_n"], pos[sel])
+            out[flat_positions(starts, counts, sel)] = columns.size_codes[at]
+        return out
+
+
+def _train_lists(picks: _Picks, lists: int, seed: int = 1) -> Matrix:
+    """Spherical k-means centres of a sample of the rows (FAISS, all cores)."""
+    n = len(picks)
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, min(n, lists * KMEANS_SAMPLE), replace=False))
-    km = faiss.Kmeans(vectors.shape[1], lists, niter=KMEANS_ITER, spherical=True, seed=seed,
+    km = faiss.Kmeans(picks.dim, lists, niter=KMEANS_ITER, spherical=True, seed=seed,
                       max_points_per_centroid=KMEANS_SAMPLE, min_points_per_centroid=1)
-    km.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+    km.train(picks.take("vectors", sample.astype(np.int64)))
     centroids: Matrix = np.asarray(km.centroids, dtype=np.float32)
     return centroids
 
 
-def nearest_lists(vectors: Matrix, centroids: Matrix, batch: int = 65536) -> NDArray[np.int32]:
-    """Each row's nearest centre (inner product)."""
+def _centre_index(centroids: Matrix) -> faiss.IndexFlatIP:
     index = faiss.IndexFlatIP(centroids.shape[1])
-    index.add(np.ascontiguousarray(centroids))
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    return index
+
+
+def nearest_lists(
+    vectors: Matrix, centroids: Matrix, batch: int = NEAREST_BATCH
+) -> NDArray[np.int32]:
+    """Each row's nearest centre (inner product)."""
+    index = _centre_index(centroids)
     out = np.empty(len(vectors), dtype=np.int32)
     for a in range(0, len(vectors), batch):
         _, nearest = index.search(np.ascontiguousarray(vectors[a : a + batch]), 1)
         out[a : a + batch] = nearest[:, 0]
+    return out
+
+
+def _assign(picks: _Picks, centroids: Matrix) -> NDArray[np.int32]:
+    """Each pick's list: the one stored with it when known, else its nearest centre, read a
+    bounded block of rows at a time. The blocks split each `nearest_lists` batch at multiples
+    of FAISS's query block, and never leave a block too small for its BLAS path, so each
+    row's scores are the very numbers `nearest_lists` of all the rows computes."""
+    out = np.empty(len(picks), dtype=np.int32)
+    unknown = np.ones(len(picks), dtype=np.bool_)
+    start = 0
+    for source in picks.sources:
+        end = start + len(source.at)
+        if source.lists is not None:
+            out[start:end] = source.lists
+            unknown[start:end] = False
+        start = end
+    if not unknown.any():
+        return out
+    todo = np.flatnonzero(unknown)
+    block = int(faiss.cvar.distance_compute_blas_query_bs)
+    least = -(-int(faiss.cvar.distance_compute_blas_threshold) // max(picks.dim, 1))
+    step = max(1, ASSIGN_BYTES // (4 * max(picks.dim, 1)) // block) * block
+    index = _centre_index(centroids)
+    for batch in range(0, len(todo), NEAREST_BATCH):
+        end = min(batch + NEAREST_BATCH, len(todo))
+        a = batch
+        while a < end:
+            b = min(a + step, end)
+            if end - b < least:  # what is left would take the other path: take it now
+                b = end
+            _, nearest = index.search(picks.take("vectors", todo[a:b]), 1)
+            out[todo[a:b]] = nearest[:, 0]
+            a = b
     return out
 
 
@@ -424,13 +566,10 @@ def build_base(
 ) -> tuple[dict[str, FileState], int, Matrix | None]:
     """Write generation `generation`'s base segment from `batches`; returns its file states,
     its lists and the centres it was clustered with (None: one list). `centroids` reuses
-    existing centres instead of clustering again."""
-    _remove_dead_builds(folder)
-    tmp = folder / f"build-{os.getpid()}-{generation}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    started = time.perf_counter()
-    try:
+    existing centres instead of clustering again. The rows are first written as they come
+    (quantised), then, when they are split into lists, copied list by list."""
+    with _build_folder(folder, generation) as tmp:
+        started = time.perf_counter()
         states: dict[str, FileState] = {}
         for batch in batches:
             states = write_rows(tmp, "rows", batch, states)
@@ -438,43 +577,117 @@ def build_base(
         log.info("vector files: %d rows read and quantised in %.1f s", n,
                  time.perf_counter() - started)
         flat = {**ROW_FILES, **FLAT_FILES}
-        arrays = _map_rows(tmp, "rows", flat, states, dim, None)
-        if n <= max(settings.exact_max_items, 1):
-            centroids = None
-        elif centroids is None:
-            lists = min(settings.ivf_lists or auto_lists(n), n)  # k-means needs a point a list
-            centroids = _train_lists(arrays["vectors"], lists)
         prefix = f"g{generation}.base"
-        if centroids is None:
-            list_of = np.zeros(n, dtype=np.int32)
-            order = np.arange(n, dtype=np.int64)
-            n_lists = 1
+        if n <= max(settings.exact_max_items, 1):  # one list: the rows as they are
+            ids = mapped.open_rows(tmp / "rows.ids", np.int64, 0, states["ids"],
+                                   verify_from=None) if n else np.zeros(0, dtype=np.int64)
+            ids = np.array(ids)
             out = {name: _move(tmp / f"rows.{name}", folder / f"{prefix}.{name}", states[name])
                    for name in flat} if n else {}
-        else:
-            n_lists = len(centroids)
-            list_of = nearest_lists(arrays["vectors"], centroids)
-            order = np.argsort(list_of, kind="stable").astype(np.int64)
-            log.info("vector files: %d lists trained and assigned (%.1f s so far)", n_lists,
-                     time.perf_counter() - started)
-            out = _write_permuted(folder, prefix, arrays, order, dim)
-        final_ids = arrays["ids"][order]
-        by_id = np.argsort(final_ids, kind="stable").astype(np.int64)
-        offsets = np.searchsorted(list_of[order], np.arange(n_lists + 1)).astype(np.int64)
-        for name, array in (
-            ("lists", offsets),
-            ("centroids", centroids if centroids is not None else np.zeros((1, dim), np.float32)),
-            ("sorted_ids", np.asarray(final_ids[by_id])),
-            ("sorted_slots", by_id),
-        ):
-            out[name] = mapped.write(folder / f"{prefix}.{name}", array)
-        for name in flat:  # an empty segment still has (empty) files
-            if name not in out:
-                out[name] = mapped.write(folder / f"{prefix}.{name}",
-                                         np.zeros(0, dtype=flat[name][0]))
-        return out, n_lists, centroids
+            return _finish(folder, prefix, dim, out, ids, np.zeros(n, dtype=np.int32),
+                           None), 1, None
+        arrays = _map_rows(tmp, "rows", flat, states, dim, None, random_access=False)
+        rows = _rows_from(arrays, tail=False)
+        return _build(folder, tmp, generation, dim,
+                      [Source(rows, np.arange(n, dtype=np.int64))], settings, centroids)
+
+
+def build_base_from(
+    folder: Path, generation: int, dim: int, sources: list[Source], settings: Settings,
+    centroids: Matrix | None,
+) -> tuple[dict[str, FileState], int, Matrix | None]:
+    """`build_base` from rows already stored (a compaction: `sources_of_view`): their int8
+    codes and fields are copied, not computed again, the rows written once, list by list,
+    and (reusing `centroids`) their lists are the ones stored with them."""
+    with _build_folder(folder, generation) as tmp:
+        return _build(folder, tmp, generation, dim, sources, settings, centroids)
+
+
+@contextlib.contextmanager
+def _build_folder(folder: Path, generation: int) -> Iterator[Path]:
+    """A build's folder (`build-<pid>-<generation>`: deleted when done, and by the next build
+    when its process was killed)."""
+    _remove_dead_builds(folder)
+    tmp = folder / f"build-{os.getpid()}-{generation}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build(
+    folder: Path, tmp: Path, generation: int, dim: int, sources: list[Source],
+    settings: Settings, centroids: Matrix | None,
+) -> tuple[dict[str, FileState], int, Matrix | None]:
+    """The rows of `sources` (in list order when split into lists) into files in `tmp`, then
+    moved into `folder` as generation `generation`'s base segment."""
+    started = time.perf_counter()
+    picks = _Picks(sources, dim)
+    n = len(picks)
+    if n <= max(settings.exact_max_items, 1):
+        centroids = None
+        list_of = np.zeros(n, dtype=np.int32)
+        order = np.arange(n, dtype=np.int64)
+    else:
+        if centroids is None:
+            lists = min(settings.ivf_lists or auto_lists(n), n)  # k-means needs a point a list
+            centroids = _train_lists(picks, lists)
+            picks = _Picks([replace(s, lists=None) for s in sources], dim)
+        list_of = _assign(picks, centroids)
+        order = np.argsort(list_of, kind="stable").astype(np.int64)
+        log.info("vector files: %d lists trained and assigned in %.1f s", len(centroids),
+                 time.perf_counter() - started)
+    prefix = f"g{generation}.base"
+    states = _write_ordered(tmp, prefix, picks, order, dim)
+    out = {name: _move(tmp / f"{prefix}.{name}", folder / f"{prefix}.{name}", state)
+           for name, state in states.items()}
+    ids = picks.take("ids", order) if n else np.zeros(0, dtype=np.int64)
+    return (_finish(folder, prefix, dim, out, ids, list_of[order], centroids),
+            1 if centroids is None else len(centroids), centroids)
+
+
+def _write_ordered(
+    tmp: Path, prefix: str, picks: _Picks, order: NDArray[np.int64], dim: int
+) -> dict[str, FileState]:
+    """Picks in `order` into files `prefix.*` in `tmp`, a bounded block of rows at a time."""
+    states: dict[str, FileState] = {}
+    step = max(1, WRITE_BYTES // (5 * max(dim, 1) + 64))
+    for a in range(0, len(order), step):
+        at = order[a : a + step]
+        for name in ROW_FILES:
+            states[name] = mapped.append(tmp / f"{prefix}.{name}", picks.take(name, at),
+                                         states.get(name, FileState()))
+        states["size_codes"] = mapped.append(tmp / f"{prefix}.size_codes",
+                                             picks.size_codes(at),
+                                             states.get("size_codes", FileState()))
+    return states
+
+
+def _finish(
+    folder: Path, prefix: str, dim: int, out: dict[str, FileState], ids: NDArray[np.int64],
+    sorted_lists: NDArray[np.int32], centroids: Matrix | None,
+) -> dict[str, FileState]:
+    """The base-only files (list offsets, centres, ids sorted), and empty row files for an
+    empty segment; returns every file's state."""
+    n_lists = 1 if centroids is None else len(centroids)
+    by_id = np.argsort(ids, kind="stable").astype(np.int64)
+    offsets = np.searchsorted(sorted_lists, np.arange(n_lists + 1)).astype(np.int64)
+    out = dict(out)
+    for name, array in (
+        ("lists", offsets),
+        ("centroids", centroids if centroids is not None else np.zeros((1, dim), np.float32)),
+        ("sorted_ids", np.asarray(ids[by_id])),
+        ("sorted_slots", by_id),
+    ):
+        out[name] = mapped.write(folder / f"{prefix}.{name}", array)
+    flat = {**ROW_FILES, **FLAT_FILES}
+    for name in flat:  # an empty segment still has (empty) files
+        if name not in out:
+            out[name] = mapped.write(folder / f"{prefix}.{name}",
+                                     np.zeros(0, dtype=flat[name][0]))
+    return out
 
 
 def _remove_dead_builds(folder: Path) -> None:
@@ -494,38 +707,6 @@ def _move(src: Path, dst: Path, state: FileState) -> FileState:
     mapped.sync(src)
     src.replace(dst)
     return state
-
-
-def _write_permuted(
-    folder: Path, prefix: str, arrays: dict[str, np.ndarray], order: NDArray[np.int64],
-    dim: int,
-) -> dict[str, FileState]:
-    """Rows in `order` into `prefix.*` (sizes' flat codes follow their rows)."""
-    states: dict[str, FileState] = {}
-    n = len(order)
-    for name in ROW_FILES:
-        src = arrays[name]
-        state = FileState()
-        path = folder / f"{prefix}.{name}"
-        path.unlink(missing_ok=True)
-        for a in range(0, n, BUILD_BATCH):
-            state = mapped.append(path, np.asarray(src[order[a : a + BUILD_BATCH]]), state)
-        mapped.sync(path)
-        states[name] = state
-    counts = arrays["size_n"]
-    starts = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
-    codes = arrays["size_codes"]
-    path = folder / f"{prefix}.size_codes"
-    path.unlink(missing_ok=True)
-    state = FileState()
-    for a in range(0, n, BUILD_BATCH):
-        at = order[a : a + BUILD_BATCH]
-        chunk = np.asarray(codes[flat_positions(starts, counts, at)], dtype=np.int32)
-        state = mapped.append(path, chunk, state)
-    mapped.sync(path)
-    states["size_codes"] = state
-    return states
 
 
 def next_generation(folder: Path) -> int:
