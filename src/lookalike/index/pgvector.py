@@ -88,6 +88,7 @@ from lookalike.index.vector_store import (
     VectorSource,
     VectorStoreError,
     as_ids,
+    source_vectors,
     wanted_brands,
     wanted_colours,
     wanted_states,
@@ -657,14 +658,7 @@ class PgvectorStore:
     def vectors(self, ids: Ids) -> Matrix:
         """The rows of those `ids` that are stored, in the order asked — read from the
         metadata store, which holds the very vectors the table was given (and is local)."""
-        ids = as_ids(ids)
-        found, rows = self.source.vectors_of(np.unique(ids))
-        if len(found) == 0:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        pos = np.clip(np.searchsorted(found, ids), 0, len(found) - 1)
-        hit = found[pos] == ids
-        out: Matrix = rows[pos[hit]]
-        return out
+        return source_vectors(self.source, ids, self._dim)
 
     def search(
         self,

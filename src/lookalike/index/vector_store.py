@@ -258,6 +258,20 @@ def as_ids(ids: Ids | Sequence[int] | NDArray[np.integer]) -> Ids:
     return np.asarray(ids, dtype=np.int64).reshape(-1)
 
 
+def source_vectors(source: VectorSource, ids: Ids, dim: int) -> Matrix:
+    """The rows of those `ids` that `source` holds, in the order asked: how a store whose
+    vectors live on a server answers `vectors` (the metadata store holds the very vectors the
+    server was given, and is local)."""
+    ids = as_ids(ids)
+    found, rows = source.vectors_of(np.unique(ids))
+    if len(found) == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    pos = np.clip(np.searchsorted(found, ids), 0, len(found) - 1)
+    hit = found[pos] == ids
+    out: Matrix = rows[pos[hit]]
+    return out
+
+
 class VectorStoreError(LookalikeError):
     """A vector store URL that names no backend, or a backend that cannot be used here."""
 
