@@ -207,10 +207,15 @@ class ReplayEngine:
 
     vectors: np.ndarray
     batch: int = 32
+    #: photos replayed by earlier calls: an ingest calls `encode` once per window of
+    #: WINDOW_ROWS rows, and each window's photos must stay unique against the earlier ones
+    replayed: list[int] = field(default_factory=lambda: [0])
 
     def encode(self, encoder: Encoder, images: Sequence[str],
                prepare: ImagePreparer) -> Iterator[EncodedBatch[int, Payload]]:
         root = prepare.root or Path("/")
+        base = self.replayed[0]
+        self.replayed[0] += len(images)
         for start in range(0, len(images), self.batch):
             index = list(range(start, min(start + self.batch, len(images))))
             yield EncodedBatch(
@@ -218,8 +223,8 @@ class ReplayEngine:
                 payloads=[(digest, {}, str(root / images[i]),
                            (int(digest[:16], 16), int(digest[16:32], 16)))
                           for i in index
-                          for digest in [hashlib.sha256(str(i).encode()).hexdigest()]],
-                vectors=self.vectors[[i % len(self.vectors) for i in index]],
+                          for digest in [hashlib.sha256(str(base + i).encode()).hexdigest()]],
+                vectors=self.vectors[[(base + i) % len(self.vectors) for i in index]],
             )
 
 
@@ -348,9 +353,9 @@ def summarise(res: Results) -> str:
             per_core = w.rows / w.cpu if w.cpu else 0.0
             lines.append(f"  writer {w.store}: {per_core:.0f} items per CPU second = "
                          f"{per_core / node_cpu_rate:.1f}x one node")
-        driver = [r for r in by.get("ray-1-node", []) + by.get("ray-2-nodes", [])]
-        if driver:
-            per_photo = statistics.median(r.driver_cpu / r.added for r in driver)
+        ray_driven = [r for r in by.get("ray-1-node", []) + by.get("ray-2-nodes", [])]
+        if ray_driven:
+            per_photo = statistics.median(r.driver_cpu / r.added for r in ray_driven)
             lines.append(f"  the Ray driver: {per_photo * 1000:.2f} ms CPU per photo (start-up "
                          f"included) = at most {1 / per_photo:.0f} photos/s on one core")
     return "\n".join(lines)
