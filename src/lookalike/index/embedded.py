@@ -92,7 +92,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FOLDER", "MANIFEST", "ChangeLog", "EmbeddedStore", "check_files", "copy_files"]
+__all__ = [
+    "FOLDER", "MANIFEST", "ChangeLog", "EmbeddedStore", "check_files", "copy_files",
+    "keeps_centres",
+]
 
 #: Files of an older index format, replaced by these (deleted when the new files are built).
 OBSOLETE = ("index.faiss", "index.json")
@@ -104,9 +107,19 @@ _FILTER_CAP = 8  # a filtered search scores at most this many times its first ke
 # the gap between a list's best kept score and its centre score grows with the lists seen (a
 # maximum over more of them): an unread list's is taken as this times the largest seen
 _GAP_MARGIN = 1.1
+# a compaction clusters afresh once the catalog has grown this many times since the last
+# clustering (until then it keeps the centres, splitting lists that outgrow the rest)
+RECLUSTER_GROWTH = 8
 _REBUILD_MIN = 1000  # more changes than items (and than this): build afresh from SQLite
 # `current_vectors` reads everything from the source past this many changes not applied yet
 _CURRENT_MAX_CHANGED = 100_000
+
+
+def keeps_centres(manifest: Manifest, live: int, settings: Settings) -> bool:
+    """Whether a compaction to `live` items keeps the current lists' centres (and the rows'
+    lists), rather than clustering afresh (or going back to one list)."""
+    return (manifest.lists > 1 and live > settings.exact_max_items
+            and live <= RECLUSTER_GROWTH * max(manifest.clustered, 1))
 
 
 # -- the store -------------------------------------------------------------------------------
@@ -349,9 +362,7 @@ class EmbeddedStore:
         trimmed = replace(view, alive=alive, dead=int(view.slots - alive.sum()))
         live = trimmed.live + len(batch.ids)
         m = view.manifest
-        centroids = None
-        if m.lists > 1 and live <= 2 * max(m.clustered, 1) and live > self.settings.exact_max_items:
-            centroids = view.centroids
+        centroids = view.centroids if keeps_centres(m, live, self.settings) else None
         generation = m.generation + 1
         states, lists, used = build_base_from(
             self.folder, generation, self._dim, sources_of_view(self.folder, trimmed, batch),
