@@ -29,6 +29,9 @@ synthetic clustered world of `lookalike.evaluation.synthetic` (20 categories of 
 
     .venv/bin/python bench/bench_compaction.py --grow 100000,300000 --dim 2624
     .venv/bin/python bench/bench_compaction.py --grow 100000,300000,1000000 --dim 512
+
+`--fresh SIZES`: a one-list catalog of each size clustered afresh (what the compaction ending a
+first ingest into an empty catalog does), old and new, side by side: CPU per row.
 """
 
 from __future__ import annotations
@@ -258,6 +261,38 @@ def searched(folder: Path, view: View, settings: Settings, queries: np.ndarray,
     return truth
 
 
+def fresh_both(sizes: list[int], dim: int) -> None:
+    """A one-list catalog of each size clustered afresh (the compaction ending a first ingest
+    past `exact_max_items`), old policy and new, side by side: CPU per row."""
+    print(f"fresh clustering, {dim}-d, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
+          flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp:
+        folder = Path(tmp)
+        for n in sizes:
+            flat = Settings(catalog_dir=folder, exact_max_items=n)
+            vocab = Vocabulary()
+            states, lists, _ = build_base(
+                folder, 1, dim, (world_rows(a, min(n, a + BATCH), dim, vocab)
+                                 for a in range(0, n, BATCH)), flat, None)
+            view = open_view(folder, Manifest(dim=dim, generation=1, lists=lists,
+                                              base=states, vocab=vocab), None)
+            settings = Settings(catalog_dir=folder)
+            cpu = {}
+            for gen, name in enumerate(POLICIES, start=2):
+                with policy(name):
+                    t = time.process_time()
+                    _, lists, _ = build_base_from(folder, gen, dim,
+                                                  sources_of_view(folder, view, None), settings,
+                                                  None)
+                    cpu[name] = time.process_time() - t
+                print(f"  {n:>8} rows  {name}: {lists} lists  {cpu[name]:7.1f} s CPU  "
+                      f"{cpu[name] / n * 1e3:.3f} ms a row  load {os.getloadavg()[0]:.1f}",
+                      flush=True)
+            print(f"  {n:>8} rows  new / old CPU {cpu['new'] / cpu['old']:.2f}", flush=True)
+            for path in folder.glob("g*.*"):
+                path.unlink()
+
+
 def grow_both(sizes: list[int], dim: int, step: float) -> None:
     print(f"grow {' -> '.join(map(str, sizes))}, {dim}-d, step {step}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
@@ -296,7 +331,11 @@ def main() -> None:
     ap.add_argument("--cases", default="fresh,reuse")
     ap.add_argument("--grow", default="", help="START,STOP,...: grow a catalog (see above)")
     ap.add_argument("--step", type=float, default=0.25, help="rows an ingest adds / rows")
+    ap.add_argument("--fresh", default="", help="SIZES: a fresh clustering, old and new")
     args = ap.parse_args()
+    if args.fresh:
+        fresh_both([int(x) for x in args.fresh.split(",")], args.dim)
+        return
     if args.grow:
         grow_both([int(x) for x in args.grow.split(",")], args.dim, args.step)
         return

@@ -187,6 +187,20 @@ def test_a_compaction_splits_only_the_lists_grown_past_twice_the_mean(
                 assert after[i] == best
     assert np.bincount(list(after.values())).max() < sizes.max()
     assert states["ids"].rows == view.live
+    # each row written with its own vector (the split lists' rows are a permutation of a run
+    # of slots: once copied as a slice, vectors and ids parted)
+    ids = np.fromfile(tmp_path / "g7.base.ids", dtype=np.int64)
+    written = np.fromfile(tmp_path / "g7.base.vectors", dtype=np.float32).reshape(-1, DIM)
+    np.testing.assert_array_equal(written, np.stack([vectors[i] for i in ids.tolist()]))
+
+
+def test_rows_of_a_permuted_run_of_slots_come_in_the_order_asked(
+    world: tuple[EmbeddedStore, View, Batch]
+) -> None:
+    _, view, _ = world
+    slots = np.array([10, 12, 11, 13], dtype=np.int64)  # ends 10 and 13: four slots
+    want = np.stack([np.asarray(view.base.vectors[i]) for i in slots.tolist()])
+    np.testing.assert_array_equal(view.rows_at(slots), want)
 
 
 def test_a_two_level_clustering_makes_the_lists_asked_for_near_each_row(tmp_path: Path) -> None:

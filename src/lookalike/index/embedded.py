@@ -7,8 +7,8 @@ Files (`<catalog>/vectors/`), all rebuilt from SQLite when missing, damaged or o
   float32 vector (for exact rescoring), int8 codes with the exact-bound terms of
   `index/scan.py` (scale, error, norm) and its filterable fields as columns (`index/columns.py`).
   Large catalogs (more than `Settings.exact_max_items` items) are split into inverted lists by a
-  spherical k-means over the vectors: the rows are stored list by list, so a search reads a few
-  contiguous lists;
+  spherical k-means over the vectors (in two levels from 256 lists; see `index/segments.py`):
+  the rows are stored list by list, so a search reads a few contiguous lists;
 * a **tail**: rows added since (appended, each with its nearest list), and **dead** slots
   (deleted items, and the old rows of items whose vector or fields changed);
 * `manifest.json`: generation, row counts and CRC-32 of every file, the change-log position the
@@ -28,11 +28,14 @@ Search (`EmbeddedStore.search`), per query:
   its centre score (times `_GAP_MARGIN`) reaches it. Within the lists read the result is exact;
   recall is lost only to lists not read.
 
-Filters are evaluated on the columns before ranking. Writes take a file lock, append to the tail
-and rewrite the manifest; when the tail and dead rows pass a tenth of the base, the writer
-compacts them into a new generation (re-clustering once the catalog has doubled since the last
-clustering). Readers never lock: they map the files the manifest names, and a new manifest
-(checked before every search, through the change log's newest number) makes them map again.
+Filters are evaluated on the columns before ranking. Writes take a file lock, append to the tail and
+rewrite the manifest; when the tail and dead rows pass a tenth of the base, the writer compacts them
+into a new generation. A compaction keeps the lists' centres and every row's list, splitting only
+the lists grown past twice the mean list size (a k-means of their own rows), and clusters afresh
+once the catalog has grown eightfold since the last clustering (`RECLUSTER_GROWTH`): its cost per
+item stays nearly flat as the catalog grows. Readers never lock: they map the files the manifest
+names, and a new manifest (checked before every search, through the change log's newest number)
+makes them map again.
 """
 
 from __future__ import annotations

@@ -7,6 +7,17 @@ list, with the lists' offsets and centres and the ids sorted), `g{g}.tail.<colum
 appended since) and `g{g}.dead` (slots no longer live); `manifest.json` names the generation
 and every file's valid rows and CRC-32; `checked.json` the base files' size, modification time
 and inode when their checksums last matched.
+
+Inverted lists (`_cluster`, `_split_grown`): a fresh clustering into L lists is a spherical
+k-means on a sample (64 rows a list), each row then assigned to its nearest centre; from
+TWO_LEVEL_FROM (256) lists in two levels — about sqrt(L) groups so, then each group split
+into lists in proportion to its rows by a k-means of its own rows, a row going to the nearest
+of its group's lists — so assigning a row costs about 2·sqrt(L) dot products, not L. A
+compaction that keeps the centres (the rows' lists stored with them) splits each list holding
+more than SPLIT_AT (2) times the mean list size a clustering would make now (`lists_for`) the
+same way; every other row keeps its list and that list its centre. The manifest records the
+lists' count and `clustered` (the items at the last fresh clustering): the format is the same
+whether the lists were split or not.
 """
 
 from __future__ import annotations
@@ -161,6 +172,14 @@ class Rows:
         return rows
 
 
+def _is_run(at: NDArray[np.int64]) -> bool:
+    """Whether positions `at` are one ascending run (a, a+1, ..., b): a slice. Not only its
+    ends: a permutation of a run (a split list's rows, items in the order asked for) is not."""
+    n = len(at)
+    return bool(n and int(at[-1]) - int(at[0]) + 1 == n
+                and (n < 3 or bool((at[1:] > at[:-1]).all())))
+
+
 def _width_of(spec: int | str, dim: int) -> int:
     return dim if spec == "dim" else int(spec)
 
@@ -232,8 +251,7 @@ class View:
 
     def rows_at(self, slots: NDArray[np.int64]) -> Matrix:
         """float32 rows of global slots."""
-        n = len(slots)
-        if n and int(slots[-1]) - int(slots[0]) + 1 == n:  # one run (a full scan): no gather
+        if _is_run(slots):  # one run (a full scan): no gather
             a, b = int(slots[0]), int(slots[-1]) + 1
             if b <= self.n_base and self.base.reader is None:
                 return self.base.vectors[a:b]
@@ -439,7 +457,7 @@ def write_rows(
 def _take(rows: Rows, name: str, at: NDArray[np.int64]) -> np.ndarray:
     """Row file `name`'s rows `at` of `rows`."""
     if name == "vectors":
-        if len(at) and int(at[-1]) - int(at[0]) + 1 == len(at):  # one run: a slice
+        if _is_run(at):  # one run: a slice
             run: np.ndarray = rows.vectors[int(at[0]) : int(at[-1]) + 1]
             return run
         return rows.rows(at)
