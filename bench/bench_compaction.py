@@ -9,7 +9,10 @@
 
 Two cases: `fresh`, a one-list catalog (base + tail) passing `exact_max_items` (k-means on a
 sample, every row assigned), and `reuse`, an inverted-list catalog whose tail is folded in with
-the same centres (between doublings). Synthetic unit vectors (random, the default 2,624-d) and
+the same centres (between clusterings). With 256 lists or more (`segments.TWO_LEVEL_FROM`) the
+base is clustered in two levels, its rows' lists the nearest of their group's, while `scratch`
+with reused centres assigns every row to its nearest centre of all: the files then differ.
+Synthetic unit vectors (random, the default 2,624-d) and
 empty fields; files in a temporary folder. CPU seconds are the process's (every thread):
 compare those, wall seconds are noisy on a shared machine.
 
