@@ -205,7 +205,8 @@ def test_rows_of_a_permuted_run_of_slots_come_in_the_order_asked(
 
 def test_a_two_level_clustering_makes_the_lists_asked_for_near_each_row(tmp_path: Path) -> None:
     """From TWO_LEVEL_FROM lists: about sqrt(lists) groups, each split in proportion to its
-    rows; every row is in the nearest list of its group, most in their nearest list of all."""
+    rows; every row in the nearest list of its GROUPS_TRIED nearest groups, nearly all in
+    their nearest list of all (98 % when only the nearest group's lists were tried)."""
     vectors = SyntheticCatalog(DIM, 3).vectors(20_000, 5)[0]
     vocab = Vocabulary()
     batch = Batch(np.arange(len(vectors), dtype=np.int64), vectors,
@@ -219,9 +220,9 @@ def test_a_two_level_clustering_makes_the_lists_asked_for_near_each_row(tmp_path
     sizes = np.bincount(got, minlength=lists)
     assert sizes.min() >= 1 and sizes.max() < 8 * len(vectors) / lists
     scores = vectors @ centres.T
-    assert (got == np.argmax(scores, axis=1)).mean() > 0.95  # 0.98 measured
+    assert (got == np.argmax(scores, axis=1)).mean() > 0.99  # 0.999 measured
     gap = np.max(scores, axis=1) - scores[np.arange(len(got)), got]
-    assert np.percentile(gap, 99) < 0.05  # 0.014 measured
+    assert np.percentile(gap, 99.5) < 0.01  # 0 measured (0.03 with the nearest group only)
 
 
 def test_a_growing_catalog_keeps_its_centres_and_splits_lists(tmp_path: Path) -> None:
