@@ -109,3 +109,80 @@ def test_a_users_compact_model_finds_the_shipped_base(tmp_path: Path) -> None:
     (tmp_path / "mine.json").write_text(json.dumps({"name": "mine", "base": "mine"}))
     with pytest.raises(LookalikeError, match="its own base"):
         source_digest(tmp_path / "mine.npz", tmp_path / "mine.json")
+
+
+def _shop(tmp_path: Path, n: int = 40) -> Path:
+    """A real catalog of `n` generated items ingested with the `fake` base."""
+    from catalog_factory import make_dataset
+    from lookalike.catalog.catalog import Catalog
+
+    images, meta, _ = make_dataset(tmp_path / "shop-photos", n)
+    folder = tmp_path / "shop"
+    settings = Settings(catalog_dir=folder, model="fake", cache_dir=tmp_path / "cache")
+    with Catalog.open(settings, encoder=create("fake", settings)) as cat:
+        cat.ingest(images, meta)
+    return folder
+
+
+def test_project_learns_from_a_catalogs_vectors_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--catalog adds the shop's stored full-width vectors (no labels) to the train
+    contributors' photos; --no-centre keeps the mean direction (μ = 0)."""
+    from lookalike.catalog.catalog import open_store
+
+    monkeypatch.setenv("LOOKALIKE_CACHE_DIR", str(tmp_path / "cache"))
+    data_dir = tiny_clothing_dataset(tmp_path / "data")
+    weights_dir = tmp_path / "models"
+    _base(weights_dir)
+    shop = _shop(tmp_path)
+    result = CliRunner().invoke(app, [
+        "project", "--dataset", str(data_dir), "--out", str(weights_dir), "--base", "fake",
+        "--dim", "8", "--power", "0.1", "--no-centre", "--catalog", str(shop),
+    ])
+    assert result.exit_code == 0, result.output
+    card = json.loads((weights_dir / "fake-8.json").read_text())
+    store = open_store(Settings(catalog_dir=shop), create=False)
+    _, stored_vectors = store.vectors()
+    store.close()
+    assert card["data"]["catalog_items"] == len(stored_vectors) == 40
+    assert card["projection"]["centred"] is False
+    assert f"--no-centre --catalog {shop}" in card["reproduce"]
+    data = load_clothing_dataset(data_dir)
+    test = GroupSplit(frozenset(card["split"]["test_groups"]), 0.5, 0).test_mask(data.groups)
+    rows, ok = cached_features(create("fake"), data.paths, settings=Settings())
+    with np.load(weights_dir / "fake-8.npz") as npz:
+        stored = unpack_projection({k: np.array(npz[k]) for k in npz.files})
+    assert stored is not None and stored.matrix.shape == (8, 64)
+    assert not stored.mean.any()
+    both = np.concatenate([rows[~test & ok], stored_vectors])
+    expected = as_committed(learn_projection(both, 8, power=0.1, centred=False))
+    np.testing.assert_allclose(np.abs(stored.matrix), np.abs(expected.matrix), atol=1e-6)
+    train_only = as_committed(learn_projection(rows[~test & ok], 8, power=0.1, centred=False))
+    assert not np.allclose(np.abs(stored.matrix), np.abs(train_only.matrix), atol=1e-3)
+
+
+def test_project_refuses_a_catalog_it_cannot_learn_from(tmp_path: Path) -> None:
+    """A catalog of another model, an already compact one, an empty one or none: clear errors
+    before anything is saved."""
+    from lookalike.catalog.catalog import open_store
+
+    weights_dir = tmp_path / "models"
+    _base(weights_dir)
+    data_dir = tiny_clothing_dataset(tmp_path / "data")
+    settings = Settings(cache_dir=tmp_path / "cache")
+    for folder, model, dim, message in (
+        ("compact", "fake-8", 8, "already compact"),
+        ("other", "efficientnet-lite0", 1280, "not the full-width vectors of 'fake'"),
+        ("empty", "fake", 64, "holds no vectors"),
+    ):
+        store = open_store(Settings(catalog_dir=tmp_path / folder))
+        store.bind_model(model, dim)
+        store.close()
+        with pytest.raises(LookalikeError, match=message):
+            compact_fashion(data_dir, weights_dir, base="fake", dim=4, settings=settings,
+                            catalog=tmp_path / folder)
+    with pytest.raises(LookalikeError, match="catalog"):
+        compact_fashion(data_dir, weights_dir, base="fake", dim=4, settings=settings,
+                        catalog=tmp_path / "nowhere")
+    assert not (weights_dir / "fake-4.npz").exists()
