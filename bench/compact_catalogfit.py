@@ -210,7 +210,7 @@ def main() -> None:
             t0 = time.monotonic()
             got: list[float] = []
             for d in DOMAINS:
-                key = (d if kind != "train" else "", kind, fit_key, c)
+                key = (d, kind, fit_key, c) if kind != "train" else ("", kind, "", c)
                 if key not in decomps:
                     cat = halves[d][fit_key] if fit_key else catalogue[d]
                     decomps[key] = Decomposition(fit_rows(d, kind, cat), c)

@@ -61,10 +61,10 @@ def catalog_vectors(
         if model not in (base, f"{base}-int8") or stored_dim != base_dim:
             compact = stored_dim is not None and stored_dim < base_dim
             raise LookalikeError(
-                f"{catalog} holds vectors of {model!r} ({stored_dim}-d), "
-                + ("already compact: " if compact else "not ")
-                + f"the full-width vectors of {base!r} ({base_dim}-d) a projection of {base} "
-                "is learnt from; use a catalog ingested with "
+                f"{catalog} holds vectors of {model!r} ({stored_dim}-d)"
+                + (", already compact" if compact else "")
+                + f", not the full-width vectors of {base!r} ({base_dim}-d) that a projection "
+                f"of {base} is learnt from; use a catalog ingested with "
                 f"{base} (or {base}-int8), or `lookalike reembed --model {base}` first"
             )
         _, vectors = store.vectors()
@@ -104,12 +104,13 @@ def compact_fashion(
     split = load_or_create_split(split_file, data.groups, test_fraction, seed)
     test = split.test_mask(data.groups)
     encoder = create(base, settings)  # the registered export of the committed base weights
+    # the catalog is checked before the data set is encoded
+    stored = None if catalog is None else catalog_vectors(catalog, base, encoder.dim, settings)
     rows, ok = cached_features(encoder, data.paths, settings=settings)
     fit = np.flatnonzero(~test & ok)
     fit_rows = rows[fit]
     from_catalog = 0
-    if catalog is not None:
-        stored = catalog_vectors(catalog, base, encoder.dim, settings)
+    if stored is not None:
         from_catalog = len(stored)
         fit_rows = np.concatenate([fit_rows, stored])
     log(
