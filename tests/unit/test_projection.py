@@ -88,21 +88,3 @@ def test_bad_arguments_are_refused() -> None:
         learn_projection(x, 2, shrink=-1)
     with pytest.raises(ValueError, match="n >= 2"):
         learn_projection(x[:1], 1)
-
-
-def test_uncentred_pca_keeps_the_mean_direction() -> None:
-    """centred=False: the second moment, not the covariance; μ = 0 and the direction the points
-    sit along (their mean) is the first component, which centred PCA takes off."""
-    rng = np.random.default_rng(0)
-    x = (np.array([0.0, 0.0, 10.0, 0.0]) + rng.standard_normal((4000, 4))
-         * np.array([2.0, 1.0, 0.1, 0.5])).astype(np.float32)
-    proj = learn_projection(x, 2, power=0.0, centred=False)
-    assert not proj.mean.any()
-    np.testing.assert_allclose(np.abs(proj.matrix), [[0, 0, 1, 0], [1, 0, 0, 0]], atol=0.02)
-    centred = learn_projection(x, 2, power=0.0)
-    np.testing.assert_allclose(np.abs(centred.matrix), [[1, 0, 0, 0], [0, 1, 0, 0]], atol=0.02)
-    # the same as centred PCA of the points and their mirror images (mean 0)
-    mirrored = learn_projection(np.concatenate([x, -x]), 2, power=0.1)
-    np.testing.assert_allclose(
-        np.abs(learn_projection(x, 2, power=0.1, centred=False).matrix),
-        np.abs(mirrored.matrix), atol=1e-4)

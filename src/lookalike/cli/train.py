@@ -200,22 +200,11 @@ def project(
         None, "--out", metavar="FOLDER", show_default="the user models folder, found by name",
         help="Folder for NAME.npz + NAME.json.",
     ),
-    centre: bool = typer.Option(
-        True, "--centre/--no-centre",
-        help="Take the mean off first (PCA of the covariance) or not (of the second moment; "
-        "measured best with --catalog).",
-    ),
-    catalog: Path | None = typer.Option(
-        None, "--catalog", "-c", metavar="FOLDER", exists=True, file_okay=False,
-        help="Also learn from this catalog's stored vectors (ingested with BASE at full "
-        "width; no labels needed): fits the projection to the look of the shop's photos.",
-    ),
     seed: int = typer.Option(0, metavar="N", help="Seed of the saved contributor split."),
 ) -> None:
     """Learn a projection of a trained model's vectors to DIM dims from the train contributors'
-    photos (and, with --catalog, a catalog's full-width vectors) and save it as a compact model
-    NAME: the base's ONNX graph + a MatMul + an L2 normalisation, so catalogs built with it
-    store DIM numbers per item."""
+    photos and save it as a compact model NAME: the base's ONNX graph + a MatMul + an L2
+    normalisation, so catalogs built with it store DIM numbers per item."""
     settings = settings_from(None)
     from lookalike.encoders.trained import user_models_dir
     from lookalike.training.compact import compact_fashion
@@ -223,8 +212,7 @@ def project(
     result = compact_fashion(
         dataset,
         out if out is not None else user_models_dir(settings),
-        base=base, dim=dim, power=power, shrink=shrink, centred=centre, catalog=catalog,
-        name=name, seed=seed,
+        base=base, dim=dim, power=power, shrink=shrink, name=name, seed=seed,
         settings=settings, log=typer.echo,
     )
     for key, value in sorted(result.metrics.items()):

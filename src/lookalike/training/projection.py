@@ -46,16 +46,9 @@ class Projection:
 
 
 def learn_projection(
-    features: NDArray[np.floating[Any]],
-    dim: int,
-    *,
-    power: float = 0.5,
-    shrink: float = 0.0,
-    centred: bool = True,
+    features: NDArray[np.floating[Any]], dim: int, *, power: float = 0.5, shrink: float = 0.0
 ) -> Projection:
-    """PCA-whitening of `features` (n, d) to `dim` components (see the module docstring).
-    `centred=False`: of the second moment instead of the covariance (μ = 0: the mean direction
-    is kept as a component)."""
+    """PCA-whitening of `features` (n, d) to `dim` components (see the module docstring)."""
     if features.ndim != 2 or len(features) < 2:
         raise ValueError(f"learn_projection needs (n >= 2, d) features, got {features.shape}")
     n, d = features.shape
@@ -66,9 +59,9 @@ def learn_projection(
     if shrink < 0:
         raise ValueError(f"shrink must be >= 0, got {shrink}")
     x = np.asarray(features, dtype=np.float64)
-    mean = x.mean(axis=0) if centred else np.zeros(d)
-    x = x - mean
-    evals, evecs = np.linalg.eigh(x.T @ x / n)
+    mean = x.mean(axis=0)
+    centred = x - mean
+    evals, evecs = np.linalg.eigh(centred.T @ centred / n)
     top = np.argsort(evals)[::-1][:dim]
     lam = np.clip(evals[top], 0.0, None)
     lam = lam + shrink * float(lam.mean()) + 1e-12
