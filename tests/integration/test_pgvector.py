@@ -28,40 +28,9 @@ from lookalike.evaluation.synthetic import SyntheticCatalog
 from lookalike.index import Scalars, VectorStoreError
 from lookalike.index.pgvector import PgvectorStore, copy_rows, filter_clause
 from lookalike.servers import PostgresServer
-from vector_worlds import DIM, fill, open_catalog, recall, reference
+from vector_worlds import DIM, FILTERS, SCALARS, SQL_EVIL, fill, open_catalog, recall, reference
 
-EVIL = "x' OR TRUE OR 'x"
-
-_WORDS = ["dress", "Dress", "", " ", "m", "40", EVIL, "a'b", "\\", "é", "İ", "\u0000", "naïve"]
-_TEXT = st.sampled_from(_WORDS) | st.text(max_size=6)
-_SCALARS = st.builds(
-    Scalars,
-    category=st.none() | _TEXT, brand=st.none() | _TEXT, colour=st.none() | _TEXT,
-    sizes=st.lists(_TEXT, max_size=4).map(tuple),
-    price=st.none() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.sampled_from([0.0, -0.0, 10.0, 10.000000000000002, 1e-300, 5e-324]),
-    kids=st.none() | st.booleans(), second_hand=st.none() | st.booleans(),
-    sustainability=st.none() | st.floats(0, 5) | st.sampled_from([0.0, 2.5, 5.0]),
-    state=st.none() | st.sampled_from(["available", "reserved", "sold"]),
-)
-
-
-@st.composite
-def _filters(draw: st.DrawFn) -> Filters:
-    bound = st.none() | st.floats(min_value=0, allow_nan=False) | st.sampled_from(
-        [0.0, 10.0, 1e-300, 5e-324, float("inf")])
-    low, high = draw(bound), draw(bound)
-    if low is not None and high is not None and low > high:
-        low, high = high, low
-    return Filters(
-        category=draw(st.lists(_TEXT, max_size=2)), brand=draw(st.lists(_TEXT, max_size=2)),
-        colour=draw(st.lists(_TEXT, max_size=2)), size=draw(st.lists(_TEXT, max_size=2)),
-        price_min=low, price_max=high, kids=draw(st.none() | st.booleans()),
-        second_hand=draw(st.none() | st.booleans()),
-        min_sustainability=draw(st.none() | st.floats(0, 5) | st.sampled_from([2.5])),
-        state=draw(st.lists(st.sampled_from(["available", "reserved", "sold"]), max_size=2)),
-        include_sold=draw(st.booleans()),
-    )
+EVIL = SQL_EVIL
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +52,8 @@ _BATCH = iter(range(1, 10**6))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(items=st.lists(_SCALARS, min_size=1, max_size=10),
-       filters=st.lists(_filters(), min_size=1, max_size=4))
+@given(items=st.lists(SCALARS, min_size=1, max_size=10),
+       filters=st.lists(FILTERS, min_size=1, max_size=4))
 def test_the_sql_keeps_exactly_what_scalars_matches_keeps(
     raw_table: tuple[psycopg.Connection, str], items: list[Scalars], filters: list[Filters]
 ) -> None:
