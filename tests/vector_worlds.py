@@ -11,7 +11,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lookalike import Catalog, Filters, ItemUpdate, Settings
-from lookalike.catalog.store import CatalogStore
+from lookalike.catalog.schema import ItemFields
+from lookalike.catalog.store import CatalogStore, NewItem
 from lookalike.evaluation.synthetic import SyntheticCatalog
 from lookalike.index import Scalars
 
@@ -76,6 +77,17 @@ def fill(catalog: Catalog, n: int, seed: int = 0, start: int = 0) -> None:
     world = SyntheticCatalog(catalog.index.dim, seed)
     for a in range(start, n, 2000):
         catalog.add_items(*world.items(a, min(n, a + 2000)))
+
+
+def add_branded(catalog: Catalog, brands: list[str]) -> tuple[list[int], np.ndarray]:
+    """Items 0..39 of synthetic catalog 0, the first ones of the given `brands` (through
+    `Catalog.add_items`): their rowids and vectors."""
+    items, vectors = SyntheticCatalog(catalog.index.dim).items(0, 40)
+    for i, brand in enumerate(brands):
+        items[i] = NewItem(items[i].id, ItemFields.model_construct(
+            **{**items[i].fields.model_dump(), "brand": brand}), items[i].image_path,
+            items[i].image_hash, items[i].predicted)
+    return catalog.add_items(items, vectors), vectors
 
 
 def reference(

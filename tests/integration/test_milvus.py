@@ -17,8 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lookalike import Catalog, Filters, ItemUpdate, Settings
-from lookalike.catalog.schema import ItemFields
-from lookalike.catalog.store import NewItem
 from lookalike.evaluation.synthetic import SyntheticCatalog
 from lookalike.index import Scalars, VectorStoreError
 from lookalike.index import milvus as milvus_module
@@ -29,7 +27,16 @@ from lookalike.index.milvus import (
     filter_expression,
 )
 from lookalike.servers import MilvusServer
-from vector_worlds import DIM, FILTERS, MILVUS_EVIL, SCALARS, fill, open_catalog, reference
+from vector_worlds import (
+    DIM,
+    FILTERS,
+    MILVUS_EVIL,
+    SCALARS,
+    add_branded,
+    fill,
+    open_catalog,
+    reference,
+)
 
 pytest.importorskip("pymilvus")
 EVIL = MILVUS_EVIL
@@ -98,12 +105,7 @@ def test_a_brand_named_like_an_expression_does_not_widen_a_filter(
 ) -> None:
     cat = open_catalog(tmp_path / "cat", vector_store=milvus_server.uri)
     catalogs.append(cat)
-    items, vectors = SyntheticCatalog(DIM).items(0, 40)
-    for i, brand in enumerate([EVIL, "x", 'x"', "X"]):
-        items[i] = NewItem(items[i].id, ItemFields.model_construct(
-            **{**items[i].fields.model_dump(), "brand": brand}), items[i].image_path,
-            items[i].image_hash, items[i].predicted)
-    rowids = cat.add_items(items, vectors)
+    rowids, vectors = add_branded(cat, [EVIL, "x", 'x"', "X"])
     queries = vectors[:3]
     # brands compare by their normalised names (x, x" and X are one brand), digested
     for brands, want in [([EVIL], {rowids[0]}), (["x"], {rowids[1], rowids[2], rowids[3]}),

@@ -22,13 +22,21 @@ from test_congruence import K, World, assert_congruent
 
 from databases import drop_schema, store_for
 from lookalike import Catalog, Filters
-from lookalike.catalog.schema import ItemFields
-from lookalike.catalog.store import NewItem
 from lookalike.evaluation.synthetic import SyntheticCatalog
 from lookalike.index import Scalars, VectorStoreError
 from lookalike.index.pgvector import PgvectorStore, copy_rows, filter_clause
 from lookalike.servers import PostgresServer
-from vector_worlds import DIM, FILTERS, SCALARS, SQL_EVIL, fill, open_catalog, recall, reference
+from vector_worlds import (
+    DIM,
+    FILTERS,
+    SCALARS,
+    SQL_EVIL,
+    add_branded,
+    fill,
+    open_catalog,
+    recall,
+    reference,
+)
 
 EVIL = SQL_EVIL
 
@@ -91,12 +99,7 @@ def test_a_brand_named_like_sql_does_not_widen_a_filter(
 ) -> None:
     cat = open_catalog(tmp_path / "cat", vector_store=pgvector_server.url)
     catalogs.append(cat)
-    items, vectors = SyntheticCatalog(DIM).items(0, 40)
-    for i, brand in enumerate([EVIL, "x", "x'", "X"]):
-        items[i] = NewItem(items[i].id, ItemFields.model_construct(
-            **{**items[i].fields.model_dump(), "brand": brand}), items[i].image_path,
-            items[i].image_hash, items[i].predicted)
-    rowids = cat.add_items(items, vectors)
+    rowids, vectors = add_branded(cat, [EVIL, "x", "x'", "X"])
     for brands, want in [([EVIL], {rowids[0]}), (["x"], {rowids[1], rowids[2], rowids[3]})]:
         got = cat.index.search(vectors[:3], 40, Filters(brand=brands))
         assert set(got.ids[got.ids >= 0].tolist()) == want, brands
