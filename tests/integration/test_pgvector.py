@@ -152,6 +152,29 @@ def test_selective_filters_are_exact_by_default(
         assert_congruent(w, queries, filters, got)
 
 
+def test_a_filter_keeping_items_far_from_the_query_scores_them_all(
+    tmp_path: Path, pgvector_server: PostgresServer, catalogs: list[Catalog]
+) -> None:
+    """Above `exact_max` kept rows a filtered search looks at the `filtered_ef` nearest items
+    only; when fewer than k of those are kept (a query among dresses, a filter keeping other
+    categories, which lie elsewhere in the vector space), it scores every kept row instead of
+    walking the graph further, which found only ~0.6 of the true top 10 at 100k items."""
+    cat = open_catalog(tmp_path / "cat",
+                       vector_store=pgvector_server.url + "?exact_max=0&filtered_ef=40")
+    catalogs.append(cat)
+    fill(cat, 3000)
+    dresses = cat.store.filter_rowids(Filters(category=["dress"]))[:20]
+    queries = cat.index.vectors(dresses)
+    w = World("pgvector-hnsw", cat, {})
+    others = Filters(category=["coat", "jeans", "boots", "bag", "hat"])
+    far = cat.index.search(queries, K, others)
+    assert far.plan.method == "pgvector-exact-subset"  # every query fell back
+    assert_congruent(w, queries, others, far)  # (exact: the same ids and scores)
+    near = cat.index.search(queries, K, Filters(category=["dress", "coat"]))
+    assert near.plan.method == "pgvector-hnsw"  # found among the 40 nearest
+    assert_congruent(w, queries, Filters(category=["dress", "coat"]), near)
+
+
 def test_clear_errors(tmp_path: Path, pgvector_server: PostgresServer) -> None:
     with pytest.raises(VectorStoreError, match="LOOKALIKE_DATABASE_URL"):
         open_catalog(tmp_path / "a", vector_store="pgvector")
