@@ -100,6 +100,7 @@ def serve(folder: Path, url: str, configs: list[str], filters: dict[str, dict[st
             rows.append({"config": config or "(defaults)", "filter": label,
                          "method": plan.method, "latency_ms": lat, "ids": got,
                          "cpu_ms": (sum(cpu) + server) / len(q),
+                         "client_cpu_ms": sum(cpu) / len(q), "server_cpu_ms": server / len(q),
                          "load": os.getloadavg()})
         catalog.close()
     return rows
@@ -200,7 +201,7 @@ def main() -> None:
     print(f"{when}; {ds.n:,} x {ds.dim}-d; {len(np.load(ds.queries))} queries, k={K}")
     print(f"load before: {uptime}\nload after:  {after}")
     print(f"{'config':>34} {'filter':>16} {'kept':>7} {'method':>22} {'p50':>7} {'p99':>7} "
-          f"{'cpu ms':>7} {'R@10':>6} {'min':>5}")
+          f"{'cpu ms':>7} {'server':>7} {'R@10':>6} {'min':>5}")
     for row in rows:
         got = np.asarray(row["ids"])
         t = truth[row["filter"]] if row["filter"] != "none" else truth["none"]
@@ -212,7 +213,8 @@ def main() -> None:
         row["p99"] = float(np.percentile(row["latency_ms"], 99))
         row["kept"] = kept.get(row["filter"], ds.n)
         print(f"{row['config']:>34} {row['filter']:>16} {row['kept']:>7} {row['method']:>22} "
-              f"{row['p50']:7.1f} {row['p99']:7.1f} {row['cpu_ms']:7.1f} {row['recall']:6.3f} "
+              f"{row['p50']:7.1f} {row['p99']:7.1f} {row['cpu_ms']:7.1f} "
+              f"{row['server_cpu_ms']:7.1f} {row['recall']:6.3f} "
               f"{row['recall_min']:5.2f}", flush=True)
         del row["ids"]
     args.out.write_text(json.dumps({"when": when, "n": ds.n, "dim": ds.dim, "load": [uptime, after],
