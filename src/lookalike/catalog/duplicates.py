@@ -130,9 +130,10 @@ class _HashLists:
     @classmethod
     def make(cls, codes: NDArray[np.uint8]) -> _HashLists:
         """Lists for these hashes (8 bytes a row, positions 0..n-1): about 2 x sqrt(n) of
-        them, centres from a sample of 40 hashes a list."""
+        them (a power of two; at least 40 hashes a list), centres from a sample of 40 hashes
+        a list."""
         n = len(codes)
-        nlist = 1 << max(6, round(np.log2(2.0 * np.sqrt(n))))
+        nlist = 1 << max(0, min(round(np.log2(2.0 * np.sqrt(n))), int(np.log2(max(1, n // 40)))))
         sample = codes[np.random.default_rng(0).choice(n, min(n, 40 * nlist), replace=False)]
         kmeans = faiss.Kmeans(64, nlist, niter=10, seed=1)
         kmeans.train(_signs(sample))
@@ -309,10 +310,16 @@ class DuplicateFinder:
             else:
                 # the closest `max_candidates` of each query's probed lists (a photo's two
                 # queries together hold its closest `max_candidates` of those lists)
-                dist, cols = self._lists.search(queries, self.max_candidates, self.probed_lists)
-                rows = np.repeat(np.arange(len(queries), dtype=np.int64) // 2, dist.shape[1])
-                cols, near = cols.ravel(), dist.ravel().astype(np.int64)
-                found = (cols >= 0) & (near <= self.max_bits)
+                # (a hash found through one of a photo's hashes is measured against both: the
+                # other's lists may not hold it)
+                _, cols = self._lists.search(queries, self.max_candidates, self.probed_lists)
+                rows = np.repeat(np.arange(len(pairs), dtype=np.int64), cols.shape[1] * 2)
+                cols = cols.ravel()
+                rows, cols = rows[cols >= 0], cols[cols >= 0]
+                held = self._hashes[cols]
+                near = np.minimum(np.bitwise_count(held ^ pairs[rows, 0]),
+                                  np.bitwise_count(held ^ pairs[rows, 1])).astype(np.int64)
+                found = near <= self.max_bits
                 rows, cols, near = rows[found], cols[found], near[found]
         finally:
             faiss.omp_set_num_threads(threads)
