@@ -11,8 +11,13 @@ Prints, for the hash alone, the embedding alone and both (the settings' rule): r
 of repost, false pairs among the distinct ones (same contributor / others), the pool photos an
 ingest would take for a repost of an earlier one, and the precision of what such an ingest
 reports; then the cosines for result collapsing (`near_duplicate_cos`), and the cost of the
-check per photo (hash, candidate scan at this size and at a million hashes, cosine check)
-beside the model's encode time. Writes JSON (--out).
+check per photo (hash, candidate lookup and cosine check at this size) beside the model's
+encode time; the default rule through the finder itself, exact scan against lists; and the
+stored-candidate lookup at --scale held hashes (clustered: the whole dataset's real hashes
+with 0-8 random bits flipped, held in steps of 10,000 as ingest commits), exact scan against
+the default finder's lists: CPU per photo, hold CPU, and how many planted originals (reposts
+at the hash distances of the generated reposts the rule catches) each finds. Writes JSON
+(--out).
 """
 
 from __future__ import annotations
@@ -121,6 +126,7 @@ def lookup_at_scale(real: NDArray[np.uint64], repost_bits: NDArray[np.int64],
 
     old, new = finder(top + 1), finder(EXACT_UP_TO)
     hold_cpu = {"old": 0.0, "new": 0.0}
+    longest_hold = 0.0  # the lists' longest step (a regrouping), CPU s
     out: list[dict[str, object]] = []
     size = 0
     for target in sorted(sizes):
@@ -130,6 +136,8 @@ def lookup_at_scale(real: NDArray[np.uint64], repost_bits: NDArray[np.int64],
                 cpu = time.process_time()
                 f.hold(rowids[step], held[step])
                 hold_cpu[name] += time.process_time() - cpu
+                if name == "new":
+                    longest_hold = max(longest_hold, time.process_time() - cpu)
             size = step.stop
         planted = rng.choice(size, queries, replace=False)
         bits = rng.choice(repost_bits, queries)
@@ -168,6 +176,7 @@ def lookup_at_scale(real: NDArray[np.uint64], repost_bits: NDArray[np.int64],
                 else None for k, b in buckets.items()},
             "old_candidates_kept": round(float(np.mean(kept)), 4),
             "hold_cpu_s_so_far": {k: round(v, 2) for k, v in hold_cpu.items()},
+            "lists_longest_hold_cpu_s_so_far": round(longest_hold, 2),
         })
     return out
 
@@ -403,7 +412,7 @@ def main() -> None:
               "flipped; planted reposts at the caught reposts' distances), exact scan vs lists:")
         print(f"{'held':>9} {'lists':>5} {'within bits':>11} {'CPU ms/photo':>17} "
               f"{'finds original':>15} {'of exact-found':>14} {'by bits 0-4/5-8/9-12/13-16':>27} "
-              f"{'exact cand. kept':>16} {'hold CPU s':>13}")
+              f"{'exact cand. kept':>16} {'hold CPU s':>13} {'longest':>7}")
         for r in scale:
             by = "/".join("-" if v is None else f"{v:.3f}"
                           for v in r["new_recall_of_old_found_by_bits"].values())  # type: ignore[attr-defined]
@@ -413,7 +422,8 @@ def main() -> None:
                   f"{r['old_recall']:>7.3f} {r['new_recall']:>7.3f} "
                   f"{r['new_recall_of_old_found']:>14.3f} {by:>27} "
                   f"{r['old_candidates_kept']:>16.3f} "
-                  f"{held_cpu['old']:>6.2f} {held_cpu['new']:>6.2f}")  # type: ignore[index]
+                  f"{held_cpu['old']:>6.2f} {held_cpu['new']:>6.2f} "  # type: ignore[index]
+                  f"{r['lists_longest_hold_cpu_s_so_far']:>7.2f}")
     false = rule(neg_bits, neg_cos)
     if false.any():
         print("\ndistinct pairs the default rule takes for reposts (look at them: some are "

@@ -383,7 +383,7 @@ def test_lists_find_what_the_exact_scan_finds_on_clustered_hashes() -> None:
     by_lists, by_scan = grouped.stored_candidates(pairs), exact.stored_candidates(pairs)
     hits = {"lists": 0, "scan": 0}
     kept = []
-    for i, (keys, bits), (exact_keys, exact_bits) in zip(planted, by_lists, by_scan, strict=True):
+    for i, (keys, bits), (exact_keys, _) in zip(planted, by_lists, by_scan, strict=True):
         hits["lists"] += rowids[i] in keys.tolist()
         hits["scan"] += rowids[i] in exact_keys.tolist()
         assert np.all(np.diff(bits) >= 0) and np.all(bits <= 16)  # closest first, in range

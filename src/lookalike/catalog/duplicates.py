@@ -14,14 +14,33 @@ Two signals, both required (`Settings.duplicate_hash_bits`, `duplicate_cos`,
   same backdrop (whose hash can be as close as a cropped repost's). The cosine needed rises
   with the hash distance: `duplicate_cos` + `duplicate_cos_per_bit` x bits.
 
-Candidates: the stored hashes live in memory (8 bytes an item, in a FAISS binary flat index)
-and one Hamming range search of a batch's plain and mirrored hashes over all of them (C++
-XOR + popcount, on the writer's thread) finds every hash within `duplicate_hash_bits`; at most
-`MAX_CANDIDATES` of the closest are confirmed by cosine against their stored vectors (read only
-for the candidates near enough that a unit vector can reach the cosine they need). The search
-stays linear in the catalog's size: a batch of 32 photos against 100,000 held hashes costs
-3.5 ms of CPU (random hashes) to 5 ms (clustered real ones, more candidates to sort), 1.5-1.8x
-less than the numpy XOR + popcount it replaced (busy 2-core VM).
+Candidates: the stored hashes live in memory (8 bytes an item, in the order held and again in
+a FAISS index) and at most `MAX_CANDIDATES` of the closest within `duplicate_hash_bits` of a
+photo's plain or mirrored hash are confirmed by cosine against their stored vectors (read only
+for the candidates near enough that a unit vector can reach the cosine they need).
+
+* Up to `EXACT_UP_TO` (50,000) held hashes the lookup is exact: one Hamming range search of a
+  batch's plain and mirrored hashes over all of them (FAISS `IndexBinaryFlat`, C++ XOR +
+  popcount, on the writer's thread). Its cost is linear in the catalog: ~0.15 ms of CPU a
+  photo at 100,000 clustered real-like hashes, ~0.4 ms at 300,000 and ~1.3 ms at a million,
+  which alone would keep a writer far below ten times the encode rate at a million.
+* Above, the hashes are grouped in lists (an inverted file, FAISS `IndexBinaryIVF`) by their
+  nearest of about 2 x sqrt(n) k-means centres, computed over the hashes as +-1 vectors with
+  real-valued centres (the binary centres of `IndexBinaryIVF`'s own training needed about four
+  times as many lists probed for the same recall at a million hashes). A lookup compares a
+  hash with the centres and takes the closest `max_candidates` of the hashes in its
+  `PROBED_LISTS` (32) nearest lists; every hash found is measured against both of the photo's
+  hashes. This is approximate: a repost whose original lies in a list not probed is missed
+  (the lists are nearly always right for reposts a few bits away, less often at 9-12 bits). The
+  lists are made again, twice as many, each time the held hashes have grown four-fold (at
+  50,000, 200,000, 800,000, ...: k-means over 40 hashes a list and every hash reassigned).
+  Cost per photo stays near the exact scan's at 100,000: ~0.05 ms at 100,000, ~0.08 ms at
+  300,000 and ~0.13 ms at a million, at ~30 us of CPU per held hash for assigning it and the
+  regroupings (the one at 800,000 takes ~20 s of CPU on the writer's thread). Measured by
+  `bench/bench_duplicates.py` (clustered hashes made from the clothing-dataset's, planted
+  reposts at the distances of real ones; busy 2-core VM): of the planted originals the exact
+  scan finds, the lists find 99.2-99.7 %.
+
 A sublinear exact lookup was measured and set aside: a cropped repost lies up to ~16 bits
 away, and at that radius no pigeonhole split prunes well on real photos' clustered hashes
 (clothing-dataset, 5,756 photos: four 16-bit bands at radii 3/3/3/4 keep 23.5 % of the
