@@ -52,7 +52,8 @@ median distance (28 bits).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -126,6 +127,18 @@ def perceptual_hashes(img: Image.Image) -> tuple[int, int]:
                       dtype=np.float32)
     low = np.asarray(cv2.dct(grey)[:_LOW, :_LOW], dtype=np.float32)
     return _bits(low), _bits((low * _MIRROR).astype(np.float32))
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """FAISS on this thread alone (this thread's OpenMP setting): for the writer's small
+    searches and adds a second thread only spins."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def _signs(codes: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -261,7 +274,8 @@ class DuplicateFinder:
             self._lists = _HashLists.make(self._hashes[:need].view(np.uint8).reshape(-1, 8))
             self._index.reset()  # the lists hold them now
         else:
-            self._lists.add(codes, self._size)
+            with _one_thread():
+                self._lists.add(codes, self._size)
         self._size = need
         self._high_rowid = int(rowids.max())
 
@@ -317,9 +331,7 @@ class DuplicateFinder:
             return [(empty, empty) for _ in range(len(pairs))]
         # queries plain, mirrored, plain, ...: query q is photo q // 2
         queries = np.ascontiguousarray(pairs.reshape(-1)).view(np.uint8).reshape(-1, 8)
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)  # (this thread's setting) a second thread only spins
-        try:
+        with _one_thread():
             if self._lists is None:
                 lims, dist, cols = self._index.range_search(queries, self.max_bits + 1)  # < r
                 ends = np.asarray(lims, dtype=np.int64)
@@ -327,10 +339,9 @@ class DuplicateFinder:
                                  ends[1:] - ends[:-1])
                 cols, near = np.asarray(cols, dtype=np.int64), np.asarray(dist, dtype=np.int64)
             else:
-                # the closest `max_candidates` of each query's probed lists (a photo's two
-                # queries together hold its closest `max_candidates` of those lists)
-                # (a hash found through one of a photo's hashes is measured against both: the
-                # other's lists may not hold it)
+                # the closest `max_candidates` in each query's probed lists; each hash found
+                # is measured against both of its photo's hashes (the other query's lists may
+                # not hold it, or hold it past its own closest `max_candidates`)
                 _, cols = self._lists.search(queries, self.max_candidates, self.probed_lists)
                 rows = np.repeat(np.arange(len(pairs), dtype=np.int64), cols.shape[1] * 2)
                 cols = cols.ravel()
@@ -340,8 +351,6 @@ class DuplicateFinder:
                                   np.bitwise_count(held ^ pairs[rows, 1])).astype(np.int64)
                 found = near <= self.max_bits
                 rows, cols, near = rows[found], cols[found], near[found]
-        finally:
-            faiss.omp_set_num_threads(threads)
         # by photo, then distance, then the order held; a hash near both of a photo's hashes
         # counts once, at the nearer (the first of its pair in this order)
         order = np.lexsort((cols, near, rows))
