@@ -112,8 +112,9 @@ def lookup_at_scale(real: NDArray[np.uint64], repost_bits: NDArray[np.int64],
     ingest commits; at each size, `queries` planted reposts of held hashes (flipped by a
     distance drawn from the generated reposts' `repost_bits`, the mirrored hash the base
     photo's flipped alike). Per size: CPU per photo of each lookup (batches of 32, the least of
-    three rounds; at 790,000 the lists, made at 200,000, are the longest before the next
-    regrouping at 800,000), whether each finds the planted original among its candidates, and
+    three rounds; the lists are made at 60,000 and again at 240,000 and 960,000, so at 950,000
+    they are the longest they get), whether each finds the planted original among its
+    candidates, and
     how many of the exact scan's candidates the lists find."""
     rng = np.random.default_rng(seed)
     top = max(sizes)
@@ -192,7 +193,7 @@ def main() -> None:
     ap.add_argument("--model", default=Settings().model)
     ap.add_argument("--out", type=Path, default=Path("artifacts/bench_duplicates.json"))
     ap.add_argument("--scale", type=lambda v: [int(x) for x in v.split(",") if x],
-                    default=[100_000, 300_000, 790_000, 1_000_000],
+                    default=[100_000, 300_000, 950_000, 1_000_000],
                     help="held hashes at which the lookup is timed, exact vs lists ('' skips)")
     args = ap.parse_args()
     settings = Settings(duplicates="reject")
