@@ -114,8 +114,7 @@ def lookup_at_scale(real: NDArray[np.uint64], repost_bits: NDArray[np.int64],
     photo's flipped alike). Per size: CPU per photo of each lookup (batches of 32, the least of
     three rounds; the lists are made at 60,000 and again at 240,000 and 960,000, so at 950,000
     they are the longest they get), whether each finds the planted original among its
-    candidates, and
-    how many of the exact scan's candidates the lists find."""
+    candidates, and how many of the exact scan's candidates the lists find."""
     rng = np.random.default_rng(seed)
     top = max(sizes)
     base = rng.integers(0, len(real), top)

@@ -393,7 +393,7 @@ def test_lists_find_what_the_exact_scan_finds_on_clustered_hashes() -> None:
         assert d.tolist() == bits.tolist()
         kept.append(len(set(keys.tolist()) & set(exact_keys.tolist())) / max(1, len(exact_keys)))
     assert hits["scan"] >= 390
-    assert hits["lists"] >= hits["scan"] - 4  # >= 99 % of what the exact scan finds
+    assert hits["lists"] >= hits["scan"] - 8  # >= 98 % of what the exact scan finds (4 lists: 93 %)
     assert float(np.mean(kept)) >= 0.9
 
 

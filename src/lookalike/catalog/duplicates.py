@@ -32,14 +32,14 @@ for the candidates near enough that a unit vector can reach the cosine they need
   `PROBED_LISTS` (32) nearest lists; every hash found is measured against both of the photo's
   hashes. This is approximate: a repost whose original lies in a list not probed is missed
   (the lists are nearly always right for reposts a few bits away, less often at 9-12 bits). The
-  lists are made again, twice as many, each time the held hashes have grown four-fold (at
-  50,000, 200,000, 800,000, ...: k-means over 40 hashes a list and every hash reassigned).
-  Cost per photo stays near the exact scan's at 100,000: ~0.05 ms at 100,000, ~0.08 ms at
-  300,000 and ~0.13 ms at a million, at ~30 us of CPU per held hash for assigning it and the
-  regroupings (the one at 800,000 takes ~20 s of CPU on the writer's thread). Measured by
-  `bench/bench_duplicates.py` (clustered hashes made from the clothing-dataset's, planted
-  reposts at the distances of real ones; busy 2-core VM): of the planted originals the exact
-  scan finds, the lists find 99.2-99.7 %.
+  lists are made again, twice as many, each time the held hashes have grown four-fold since
+  they were made (k-means over 40 hashes a list, every hash reassigned).
+  Measured by `bench/bench_duplicates.py` (clustered hashes made from the clothing-dataset's,
+  held 10,000 at a time; planted reposts at the distances of real ones; busy 2-core VM, CPU
+  per photo): 0.05 ms at 100,000, 0.08 ms at 300,000, 0.12-0.14 ms near a million, against
+  0.13, 0.39 and 1.3 ms for the exact scan; ~30 us of CPU per hash held for assigning it and
+  the regroupings (the one at 960,000 takes ~21 s of CPU on the writer's thread). Of the
+  planted originals the exact scan finds, the lists find 99.2-99.8 %.
 
 A sublinear exact lookup was measured and set aside: a cropped repost lies up to ~16 bits
 away, and at that radius no pigeonhole split prunes well on real photos' clustered hashes
