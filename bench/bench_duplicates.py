@@ -11,8 +11,13 @@ Prints, for the hash alone, the embedding alone and both (the settings' rule): r
 of repost, false pairs among the distinct ones (same contributor / others), the pool photos an
 ingest would take for a repost of an earlier one, and the precision of what such an ingest
 reports; then the cosines for result collapsing (`near_duplicate_cos`), and the cost of the
-check per photo (hash, candidate scan at this size and at a million hashes, cosine check)
-beside the model's encode time. Writes JSON (--out).
+check per photo (hash, candidate lookup and cosine check at this size) beside the model's
+encode time; the default rule through the finder itself, exact scan against lists; and the
+stored-candidate lookup at --scale held hashes (clustered: the whole dataset's real hashes
+with 0-8 random bits flipped, held in steps of 10,000 as ingest commits), exact scan against
+the default finder's lists: CPU per photo, hold CPU, and how many planted originals (reposts
+at the hash distances of the generated reposts the rule catches) each finds. Writes JSON
+(--out).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from PIL import Image
 
 from lookalike import Settings, create, load_image
 from lookalike.catalog import CatalogStore, ItemIn, NewItem
-from lookalike.catalog.duplicates import DuplicateFinder, perceptual_hashes
+from lookalike.catalog.duplicates import EXACT_UP_TO, DuplicateFinder, perceptual_hashes
 
 KINDS = ("resize", "jpeg", "crop", "mirror", "combined")
 
@@ -91,6 +96,93 @@ def per_call(fn: Callable[[], object], repeat: int) -> float:
     return (time.perf_counter() - start) / repeat
 
 
+def flip_masks(bits: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.uint64]:
+    """One 64-bit mask per entry with that many distinct bits set, drawn at random."""
+    chosen = rng.random((len(bits), 64)).argsort(axis=1) < bits[:, None]
+    return (chosen.astype(np.uint64) << np.arange(64, dtype=np.uint64)).sum(
+        axis=1, dtype=np.uint64)
+
+
+def lookup_at_scale(real: NDArray[np.uint64], repost_bits: NDArray[np.int64],
+                    sizes: list[int], settings: Settings, queries: int = 1024,
+                    seed: int = 19) -> list[dict[str, object]]:
+    """The stored-candidate lookup of a large catalog, exact scan (old) against the default
+    finder (grouped in lists above `EXACT_UP_TO`): held hashes made by flipping 0-8 random
+    bits of the real photos' hashes (`real`: plain, mirrored), held in steps of 10,000 as
+    ingest commits; at each size, `queries` planted reposts of held hashes (flipped by a
+    distance drawn from the generated reposts' `repost_bits`, the mirrored hash the base
+    photo's flipped alike). Per size: CPU per photo of each lookup (batches of 32, the least of
+    three rounds; the lists are made at 60,000 and again at 240,000 and 960,000, so at 950,000
+    they are the longest they get), whether each finds the planted original among its
+    candidates, and how many of the exact scan's candidates the lists find."""
+    rng = np.random.default_rng(seed)
+    top = max(sizes)
+    base = rng.integers(0, len(real), top)
+    held = real[base, 0] ^ flip_masks(rng.integers(0, 9, top), rng)
+    rowids = np.arange(1, top + 1, dtype=np.int64)
+
+    def finder(exact_up_to: int) -> DuplicateFinder:
+        return DuplicateFinder(settings.duplicate_hash_bits, settings.duplicate_cos,
+                               settings.duplicate_cos_per_bit, exact_up_to=exact_up_to)
+
+    old, new = finder(top + 1), finder(EXACT_UP_TO)
+    hold_cpu = {"old": 0.0, "new": 0.0}
+    longest_hold = 0.0  # the lists' longest step (a regrouping), CPU s
+    out: list[dict[str, object]] = []
+    size = 0
+    for target in sorted(sizes):
+        while size < target:
+            step = slice(size, min(size + 10_000, target))
+            for name, f in (("old", old), ("new", new)):
+                cpu = time.process_time()
+                f.hold(rowids[step], held[step])
+                hold_cpu[name] += time.process_time() - cpu
+                if name == "new":
+                    longest_hold = max(longest_hold, time.process_time() - cpu)
+            size = step.stop
+        planted = rng.choice(size, queries, replace=False)
+        bits = rng.choice(repost_bits, queries)
+        masks = flip_masks(bits, rng)
+        pairs = [(int(p), int(m)) for p, m in zip(held[planted] ^ masks,
+                                                  real[base[planted], 1] ^ masks, strict=True)]
+        found: dict[str, list[tuple[NDArray[np.int64], NDArray[np.int64]]]] = {}
+        cpu_per_photo: dict[str, float] = {}
+        for _ in range(3):  # the least of three rounds, each lookup in turn (a busy machine)
+            for name, f in (("old", old), ("new", new)):
+                cpu = time.process_time()
+                found[name] = [c for i in range(0, queries, 32)
+                               for c in f.stored_candidates(pairs[i:i + 32])]
+                cpu_per_photo[name] = min(cpu_per_photo.get(name, np.inf),
+                                          (time.process_time() - cpu) / queries)
+        hit = {name: np.array([rowids[p] in keys for p, (keys, _) in
+                               zip(planted, found[name], strict=True)])
+               for name in found}
+        kept = [len(set(n.tolist()) & set(o.tolist())) / len(o)
+                for (o, _), (n, _) in zip(found["old"], found["new"], strict=True) if len(o)]
+        near = min_distance(held[:size], np.array([p for p, _ in pairs[:64]], np.uint64)[:, None],
+                            np.array([m for _, m in pairs[:64]], np.uint64)[:, None])
+        buckets = {"0-4": bits <= 4, "5-8": (bits > 4) & (bits <= 8),
+                   "9-12": (bits > 8) & (bits <= 12), "13-16": bits > 12}
+        out.append({
+            "held": size,
+            "lists": new._lists.lists.nlist if new._lists is not None else 0,
+            "candidates_within_bits_per_photo": round(float(
+                (near <= settings.duplicate_hash_bits).sum(axis=1).mean()), 1),
+            "old_cpu_ms_per_photo": round(1e3 * cpu_per_photo["old"], 4),
+            "new_cpu_ms_per_photo": round(1e3 * cpu_per_photo["new"], 4),
+            "old_recall": round(float(hit["old"].mean()), 4),
+            "new_recall": round(float(hit["new"].mean()), 4),
+            "new_recall_of_old_found": round(float(hit["new"][hit["old"]].mean()), 4),
+            "new_recall_of_old_found_by_bits": {
+                k: round(float(hit["new"][b & hit["old"]].mean()), 4) if (b & hit["old"]).any()
+                else None for k, b in buckets.items()},
+            "old_candidates_kept": round(float(np.mean(kept)), 4),
+            "hold_cpu_s_so_far": {k: round(v, 2) for k, v in hold_cpu.items()},
+            "lists_longest_hold_cpu_s_so_far": round(longest_hold, 2),
+        })
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dataset", type=Path, default=Path("../shared/datasets/clothing-dataset"))
@@ -99,6 +191,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--model", default=Settings().model)
     ap.add_argument("--out", type=Path, default=Path("artifacts/bench_duplicates.json"))
+    ap.add_argument("--scale", type=lambda v: [int(x) for x in v.split(",") if x],
+                    default=[100_000, 300_000, 950_000, 1_000_000],
+                    help="held hashes at which the lookup is timed, exact vs lists ('' skips)")
     args = ap.parse_args()
     settings = Settings(duplicates="reject")
     started = time.perf_counter()
@@ -238,17 +333,25 @@ def main() -> None:
         queries = [r for _, _, r in reposts[:200]] + pool[-200:]
         find_s = per_call(lambda: [finder.find(q.hashes, q.vector, store) for q in queries],
                           3) / len(queries)
+        # the same reposts through the finder itself: exact scan, and grouped in lists as
+        # above EXACT_UP_TO (here 64 lists of ~23 hashes)
+        grouped = DuplicateFinder(settings.duplicate_hash_bits, settings.duplicate_cos,
+                                  settings.duplicate_cos_per_bit, exact_up_to=0)
+        grouped.sync(store)
+        through: dict[str, NDArray[np.bool_]] = {}
+        for name, f in (("exact scan", finder), ("lists", grouped)):
+            named = [f.find(r.hashes, r.vector, store) for _, _, r in reposts]
+            through[name] = np.array([match is not None and match.original_id == pool[i].name
+                                      for (i, _, _), match in zip(reposts, named, strict=True)])
         store.close()
-    big = DuplicateFinder(settings.duplicate_hash_bits)
-    big.hold(np.arange(1, 1_000_001, dtype=np.int64),
-             np.random.default_rng(0).integers(0, 2**64, 1_000_000, dtype=np.uint64))
-    probe = pool[0].hashes
-    big.candidates(probe)
-    scan_1m_s = per_call(lambda: big.candidates(probe), 20)
+    caught = rule(pos_bits, pos_cos)
+    scale: list[dict[str, object]] = []
+    if args.scale:
+        real = np.array([perceptual_hashes(decode(path)) for path, _ in photos], dtype=np.uint64)
+        scale = lookup_at_scale(real, pos_bits[caught], args.scale, settings)
     cost = {
         "hash_ms": round(1e3 * hash_s, 3),
         f"find_ms_at_{m}_items": round(1e3 * find_s, 3),
-        "candidate_scan_ms_at_1M_hashes": round(1e3 * scan_1m_s, 3),
         "model_encode_ms_batch4": round(1e3 * encode_s, 3),
         "check_share_of_encode": round((hash_s + find_s) / encode_s, 3),
     }
@@ -266,6 +369,13 @@ def main() -> None:
         "sweep": sweep,
         "collapse": collapse,
         "cost": cost,
+        "finder": {name: {"recall": round(float(hit.mean()), 3),
+                          "recall_by_kind": {k: round(float(hit[pos_kind == k].mean()), 3)
+                                             for k in KINDS}}
+                   for name, hit in through.items()},
+        "caught_repost_bits": {str(b): int((pos_bits[caught] == b).sum())
+                               for b in range(finder.max_bits + 1)},
+        "lookup_at_scale": scale,
         "seconds": {"prepare": round(prepared, 1),
                     "total": round(time.perf_counter() - started, 1)},
     }
@@ -294,6 +404,28 @@ def main() -> None:
         print(f"{c['cos']:>5.2f} {c['repost_recall']:>13.3f} {c['distinct_pairs']:>21} "
               f"{c['same_contributor']:>11} {c['per_million_pairs']:>12.2f}")
     print("\ncost per photo (ms): " + ", ".join(f"{k} {v}" for k, v in cost.items()))
+    print("\nthe default rule through the finder (original named), exact scan vs lists:")
+    for name, r in report["finder"].items():  # type: ignore[attr-defined]
+        kinds = " ".join(f"{k} {r['recall_by_kind'][k]:.3f}" for k in KINDS)
+        print(f"  {name:<10} recall {r['recall']:.3f}  ({kinds})")
+    print(f"hash distance of the reposts the default rule catches: {report['caught_repost_bits']}")
+    if scale:
+        print("\nstored-candidate lookup at scale (clustered hashes: real ones with 0-8 bits "
+              "flipped; planted reposts at the caught reposts' distances), exact scan vs lists:")
+        print(f"{'held':>9} {'lists':>5} {'within bits':>11} {'CPU ms/photo':>17} "
+              f"{'finds original':>15} {'of exact-found':>14} {'by bits 0-4/5-8/9-12/13-16':>27} "
+              f"{'exact cand. kept':>16} {'hold CPU s':>13} {'longest':>7}")
+        for r in scale:
+            by = "/".join("-" if v is None else f"{v:.3f}"
+                          for v in r["new_recall_of_old_found_by_bits"].values())  # type: ignore[attr-defined]
+            held_cpu = r["hold_cpu_s_so_far"]
+            print(f"{r['held']:>9,} {r['lists']:>5} {r['candidates_within_bits_per_photo']:>11} "
+                  f"{r['old_cpu_ms_per_photo']:>8.3f} {r['new_cpu_ms_per_photo']:>8.3f} "
+                  f"{r['old_recall']:>7.3f} {r['new_recall']:>7.3f} "
+                  f"{r['new_recall_of_old_found']:>14.3f} {by:>27} "
+                  f"{r['old_candidates_kept']:>16.3f} "
+                  f"{held_cpu['old']:>6.2f} {held_cpu['new']:>6.2f} "  # type: ignore[index]
+                  f"{r['lists_longest_hold_cpu_s_so_far']:>7.2f}")
     false = rule(neg_bits, neg_cos)
     if false.any():
         print("\ndistinct pairs the default rule takes for reposts (look at them: some are "

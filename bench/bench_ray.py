@@ -244,10 +244,17 @@ def writer_rows(metadata: Path, rows: int, workdir: Path) -> Path:
     return out
 
 
+#: distinct vectors a writer run replays at most (400,000 x 2,624 float32: 4.2 GB)
+VECTOR_POOL = 400_000
+
+
 def writer_run(store: str, overrides: dict[str, Any], dataset: Path, rows_csv: Path,
                rows: int, encoder: Encoder, workdir: Path) -> WriterRun:
+    # distinct unit vectors (float32 from the start: a million at 2,624 dims is 10.5 GB), at
+    # most `VECTOR_POOL` of them: a larger ingest replays the pool's vectors in turn (their
+    # photos, hashes and ids stay unique)
     rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((rows, encoder.dim)).astype(np.float32)  # all distinct
+    vectors = rng.standard_normal((min(rows, VECTOR_POOL), encoder.dim), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     settings = Settings(catalog_dir=workdir / f"writer-{store}", model=encoder.name,
                         **overrides)

@@ -3,9 +3,11 @@ the registered `fake` encoder (fast). The real encoder runs in test_api_real.py.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,9 @@ from fastapi.testclient import TestClient
 from imagefactory import jpeg, minimal_pdf, noise, png, png_with_declared_size, truncated
 from lookalike.api import create_app
 from lookalike.api.deps import hash_admin_key
-from lookalike.catalog import Catalog
+from lookalike.api.queries import search_photo
+from lookalike.api.schemas import Steering
+from lookalike.catalog import Catalog, Filters
 from lookalike.config import Settings
 from lookalike.demo import build_demo_catalog, sample_images, sample_metadata
 
@@ -668,6 +672,32 @@ def test_search_processes_answer_like_threads(
     assert profile.status_code == 200 and len(profile.json()["results"]) == 12
 
 
+def _pid_and_top(catalog: Catalog, photo: bytes, k: int) -> tuple[int, list[str]]:
+    """Which search process answered, and its top `k` ids for `photo`. The pause keeps this
+    process busy, so a second call made meanwhile is answered by the other process."""
+    time.sleep(0.3)
+    found = search_photo(catalog, photo, k, Filters(), Steering())
+    return os.getpid(), [r.item.id for r in found]
+
+
+def _in_every_process(client: TestClient, photo: bytes, k: int) -> dict[int, list[str]]:
+    """`_pid_and_top` answered by each of the app's search processes (two calls at once, until
+    both processes have answered; bounded)."""
+    cpu = client.app.state.cpu  # type: ignore[attr-defined]
+
+    async def both() -> list[tuple[int, list[str]]]:
+        return list(await asyncio.gather(*(cpu.search(_pid_and_top, photo, k)
+                                           for _ in range(cpu.processes))))
+
+    answers: dict[int, list[str]] = {}
+    for _ in range(10):
+        answers.update(client.portal.call(both))  # type: ignore[union-attr]  # app's loop
+        if len(answers) == cpu.processes:
+            break
+    assert len(answers) == cpu.processes == 2, answers
+    return answers
+
+
 def test_search_processes_see_items_the_server_adds_and_deletes(
     process_client: TestClient,
 ) -> None:
@@ -675,15 +705,11 @@ def test_search_processes_see_items_the_server_adds_and_deletes(
     added = process_client.post("/items", files={"image": ("p.png", photo, "image/png")},
                                 data={"item": '{"id": "proc-1"}'}, headers=ADMIN)
     assert added.status_code == 201, added.text
-    for _ in range(4):  # whichever process answers
-        hit = process_client.post("/search", files={"photo": ("q.png", photo, "image/png")},
-                                  data={"k": "1"})
-        assert hit.json()["results"][0]["item"]["id"] == "proc-1"
+    for pid, top in _in_every_process(process_client, photo, 1).items():
+        assert top == ["proc-1"], f"search process {pid} does not see the new item: {top}"
     assert process_client.delete("/items/proc-1", headers=ADMIN).status_code == 204
-    for _ in range(4):
-        after = process_client.post("/search", files={"photo": ("q.png", photo, "image/png")},
-                                    data={"k": "3"})
-        assert "proc-1" not in {r["item"]["id"] for r in after.json()["results"]}
+    for pid, top in _in_every_process(process_client, photo, 3).items():
+        assert "proc-1" not in top, f"search process {pid} still finds the deleted item"
 
 
 def test_a_dead_search_process_is_replaced_and_the_server_keeps_answering(

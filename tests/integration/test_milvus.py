@@ -17,8 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lookalike import Catalog, Filters, ItemUpdate, Settings
-from lookalike.catalog.schema import ItemFields
-from lookalike.catalog.store import NewItem
 from lookalike.evaluation.synthetic import SyntheticCatalog
 from lookalike.index import Scalars, VectorStoreError
 from lookalike.index import milvus as milvus_module
@@ -29,10 +27,19 @@ from lookalike.index.milvus import (
     filter_expression,
 )
 from lookalike.servers import MilvusServer
-from vector_worlds import DIM, fill, open_catalog, reference
+from vector_worlds import (
+    DIM,
+    FILTERS,
+    MILVUS_EVIL,
+    SCALARS,
+    add_branded,
+    fill,
+    open_catalog,
+    reference,
+)
 
 pytest.importorskip("pymilvus")
-EVIL = 'x" or id > 0 or "'
+EVIL = MILVUS_EVIL
 
 
 @pytest.fixture
@@ -47,37 +54,6 @@ def catalogs(milvus_server: MilvusServer) -> Iterator[list[Catalog]]:
 
 
 # -- the stored fields and expressions mean what Scalars.matches means -------------------------
-
-_WORDS = ["dress", "Dress", "", " ", "m", "40", EVIL, "a'b", "\\", "é", "İ", "\u0000", "naïve"]
-_TEXT = st.sampled_from(_WORDS) | st.text(max_size=6)
-_SCALARS = st.builds(
-    Scalars,
-    category=st.none() | _TEXT, brand=st.none() | _TEXT, colour=st.none() | _TEXT,
-    sizes=st.lists(_TEXT, max_size=4).map(tuple),
-    price=st.none() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.sampled_from([0.0, -0.0, 10.0, 10.000000000000002, 1e-300, 5e-324]),
-    kids=st.none() | st.booleans(), second_hand=st.none() | st.booleans(),
-    sustainability=st.none() | st.floats(0, 5) | st.sampled_from([0.0, 2.5, 5.0]),
-    state=st.none() | st.sampled_from(["available", "reserved", "sold"]),
-)
-
-
-@st.composite
-def _filters(draw: st.DrawFn) -> Filters:
-    bound = st.none() | st.floats(min_value=0, allow_nan=False) | st.sampled_from(
-        [0.0, 10.0, 1e-300, 5e-324])
-    low, high = draw(bound), draw(bound)
-    if low is not None and high is not None and low > high:
-        low, high = high, low
-    return Filters(
-        category=draw(st.lists(_TEXT, max_size=2)), brand=draw(st.lists(_TEXT, max_size=2)),
-        colour=draw(st.lists(_TEXT, max_size=2)), size=draw(st.lists(_TEXT, max_size=2)),
-        price_min=low, price_max=high, kids=draw(st.none() | st.booleans()),
-        second_hand=draw(st.none() | st.booleans()),
-        min_sustainability=draw(st.none() | st.floats(0, 5) | st.sampled_from([2.5])),
-        state=draw(st.lists(st.sampled_from(["available", "reserved", "sold"]), max_size=2)),
-        include_sold=draw(st.booleans()),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +74,8 @@ _BATCH = iter(range(1, 10**6))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(items=st.lists(_SCALARS, min_size=1, max_size=10),
-       filters=st.lists(_filters(), min_size=1, max_size=4))
+@given(items=st.lists(SCALARS, min_size=1, max_size=10),
+       filters=st.lists(FILTERS, min_size=1, max_size=4))
 def test_milvus_keeps_exactly_what_scalars_matches_keeps(
     raw_collection: object, items: list[Scalars], filters: list[Filters]
 ) -> None:
@@ -129,12 +105,7 @@ def test_a_brand_named_like_an_expression_does_not_widen_a_filter(
 ) -> None:
     cat = open_catalog(tmp_path / "cat", vector_store=milvus_server.uri)
     catalogs.append(cat)
-    items, vectors = SyntheticCatalog(DIM).items(0, 40)
-    for i, brand in enumerate([EVIL, "x", 'x"', "X"]):
-        items[i] = NewItem(items[i].id, ItemFields.model_construct(
-            **{**items[i].fields.model_dump(), "brand": brand}), items[i].image_path,
-            items[i].image_hash, items[i].predicted)
-    rowids = cat.add_items(items, vectors)
+    rowids, vectors = add_branded(cat, [EVIL, "x", 'x"', "X"])
     queries = vectors[:3]
     # brands compare by their normalised names (x, x" and X are one brand), digested
     for brands, want in [([EVIL], {rowids[0]}), (["x"], {rowids[1], rowids[2], rowids[3]}),

@@ -14,14 +14,33 @@ Two signals, both required (`Settings.duplicate_hash_bits`, `duplicate_cos`,
   same backdrop (whose hash can be as close as a cropped repost's). The cosine needed rises
   with the hash distance: `duplicate_cos` + `duplicate_cos_per_bit` x bits.
 
-Candidates: the stored hashes live in memory (8 bytes an item, in a FAISS binary flat index)
-and one Hamming range search of a batch's plain and mirrored hashes over all of them (C++
-XOR + popcount, on the writer's thread) finds every hash within `duplicate_hash_bits`; at most
-`MAX_CANDIDATES` of the closest are confirmed by cosine against their stored vectors (read only
-for the candidates near enough that a unit vector can reach the cosine they need). The search
-stays linear in the catalog's size: a batch of 32 photos against 100,000 held hashes costs
-3.5 ms of CPU (random hashes) to 5 ms (clustered real ones, more candidates to sort), 1.5-1.8x
-less than the numpy XOR + popcount it replaced (busy 2-core VM).
+Candidates: the stored hashes live in memory (8 bytes an item, in the order held and again in
+a FAISS index) and at most `MAX_CANDIDATES` of the closest within `duplicate_hash_bits` of a
+photo's plain or mirrored hash are confirmed by cosine against their stored vectors (read only
+for the candidates near enough that a unit vector can reach the cosine they need).
+
+* Up to `EXACT_UP_TO` (50,000) held hashes the lookup is exact: one Hamming range search of a
+  batch's plain and mirrored hashes over all of them (FAISS `IndexBinaryFlat`, C++ XOR +
+  popcount, on the writer's thread). Its cost is linear in the catalog: ~0.15 ms of CPU a
+  photo at 100,000 clustered real-like hashes, ~0.4 ms at 300,000 and ~1.3 ms at a million,
+  which alone would keep a writer far below ten times the encode rate at a million.
+* Above, the hashes are grouped in lists (an inverted file, FAISS `IndexBinaryIVF`) by their
+  nearest of about 2 x sqrt(n) k-means centres, computed over the hashes as +-1 vectors with
+  real-valued centres (the binary centres of `IndexBinaryIVF`'s own training needed about four
+  times as many lists probed for the same recall at a million hashes). A lookup compares a
+  hash with the centres and takes the closest `max_candidates` of the hashes in its
+  `PROBED_LISTS` (32) nearest lists; every hash found is measured against both of the photo's
+  hashes. This is approximate: a repost whose original lies in a list not probed is missed
+  (the lists are nearly always right for reposts a few bits away, less often at 9-12 bits). The
+  lists are made again, twice as many, each time the held hashes have grown four-fold since
+  they were made (k-means over 40 hashes a list, every hash reassigned).
+  Measured by `bench/bench_duplicates.py` (clustered hashes made from the clothing-dataset's,
+  held 10,000 at a time; planted reposts at the distances of real ones; busy 2-core VM, CPU
+  per photo): 0.05 ms at 100,000, 0.08 ms at 300,000, 0.12-0.14 ms near a million, against
+  0.13, 0.39 and 1.3 ms for the exact scan; ~30 us of CPU per hash held for assigning it and
+  the regroupings (the one at 960,000 takes ~21 s of CPU on the writer's thread). Of the
+  planted originals the exact scan finds, the lists find 99.2-99.8 %.
+
 A sublinear exact lookup was measured and set aside: a cropped repost lies up to ~16 bits
 away, and at that radius no pigeonhole split prunes well on real photos' clustered hashes
 (clothing-dataset, 5,756 photos: four 16-bit bands at radii 3/3/3/4 keep 23.5 % of the
@@ -33,7 +52,8 @@ median distance (28 bits).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -49,7 +69,9 @@ from lookalike.errors import ImageLoadError
 from lookalike.images import ImageLimits, load_image
 
 __all__ = [
+    "EXACT_UP_TO",
     "MAX_CANDIDATES",
+    "PROBED_LISTS",
     "DuplicateFinder",
     "DuplicateMode",
     "Match",
@@ -71,6 +93,14 @@ VectorReader = Callable[[NDArray[np.int64]], tuple[NDArray[np.int64], NDArray[np
 
 #: Closest hash candidates whose cosine is checked for one photo (bounds the work per photo).
 MAX_CANDIDATES = 16
+#: Up to this many held hashes the lookup scans every one (exact); above it, the hashes are
+#: grouped in lists by nearest centre and a lookup scans the `PROBED_LISTS` lists nearest to it.
+EXACT_UP_TO = 50_000
+#: Lists scanned per hash (plain and mirrored each) once the hashes are grouped.
+PROBED_LISTS = 32
+#: The lists are made again, more of them, when the held hashes have grown this many times
+#: since they were made (the cost of a lookup stays about the same as the catalog grows).
+REGROUP_GROWTH = 4
 
 _SIDE = 32  # the grey thumbnail the DCT runs on
 _LOW = 8  # the lowest 8 x 8 frequencies make the 64 bits
@@ -97,6 +127,79 @@ def perceptual_hashes(img: Image.Image) -> tuple[int, int]:
                       dtype=np.float32)
     low = np.asarray(cv2.dct(grey)[:_LOW, :_LOW], dtype=np.float32)
     return _bits(low), _bits((low * _MIRROR).astype(np.float32))
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """FAISS on this thread alone (this thread's OpenMP setting): for the writer's small
+    searches and adds a second thread only spins."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+def _signs(codes: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """Hashes (8 bytes a row) as vectors of +-1: their squared distance is 4 x their Hamming
+    distance, so a centre (a mean of such vectors) can lie between hashes."""
+    return np.unpackbits(codes, axis=1).astype(np.float32) * 2.0 - 1.0
+
+
+@dataclass
+class _HashLists:
+    """Held hashes grouped in lists by their nearest centre (k-means of the hashes as +-1
+    vectors; the centres stay real-valued, which groups near hashes together far better than
+    binary centres do), kept in a FAISS binary inverted file. A lookup compares a hash with
+    every centre and scans the lists of the `probed` nearest: approximate."""
+
+    centres: faiss.IndexFlatL2
+    lists: faiss.IndexBinaryIVF
+    binary_centres: faiss.IndexBinaryFlat  # the inverted file's own quantizer (unused)
+    made_at: int  # hashes held when the lists were made
+
+    @classmethod
+    def make(cls, codes: NDArray[np.uint8]) -> _HashLists:
+        """Lists for these hashes (8 bytes a row, positions 0..n-1): about 2 x sqrt(n) of
+        them (a power of two; at least 40 hashes a list), centres from a sample of 40 hashes
+        a list."""
+        n = len(codes)
+        nlist = 1 << max(0, min(round(np.log2(2.0 * np.sqrt(n))), int(np.log2(max(1, n // 40)))))
+        sample = codes[np.random.default_rng(0).choice(n, min(n, 40 * nlist), replace=False)]
+        kmeans = faiss.Kmeans(64, nlist, niter=10, seed=1)
+        kmeans.train(_signs(sample))
+        assert kmeans.centroids is not None
+        centroids = np.asarray(kmeans.centroids, dtype=np.float32)
+        centres = faiss.IndexFlatL2(64)
+        centres.add(centroids)
+        binary = faiss.IndexBinaryFlat(64)
+        binary.add(np.packbits(centroids > 0, axis=1))
+        made = cls(centres, faiss.IndexBinaryIVF(binary, 64, nlist), binary, n)
+        made.add(codes, 0)
+        return made
+
+    def add(self, codes: NDArray[np.uint8], first: int) -> None:
+        """Hashes at positions first, first + 1, ... into the list of their nearest centre."""
+        for start in range(0, len(codes), 65536):  # bounds the +-1 floats' memory
+            chunk = np.ascontiguousarray(codes[start:start + 65536])
+            _, nearest = self.centres.search(_signs(chunk), 1)
+            ids = np.arange(first + start, first + start + len(chunk), dtype=np.int64)
+            nearest = np.ascontiguousarray(nearest.ravel(), dtype=np.int64)
+            # (into the lists given, not the inverted file's own binary quantizer's choice;
+            # faiss's type stubs leave add_core out)
+            self.lists.add_core(len(chunk), faiss.swig_ptr(chunk),  # type: ignore[attr-defined]
+                                faiss.swig_ptr(ids), faiss.swig_ptr(nearest))
+
+    def search(self, queries: NDArray[np.uint8], k: int, probed: int) -> tuple[
+            NDArray[np.int32], NDArray[np.int64]]:
+        """(distances, positions; -1 for none) of the k nearest hashes in each query's
+        `probed` nearest lists."""
+        probed = min(probed, self.lists.nlist)
+        _, nearest = self.centres.search(_signs(queries), probed)
+        self.lists.nprobe = probed
+        distances, positions = self.lists.search_preassigned(queries, k, nearest, None)
+        return distances, positions
 
 
 def hamming(a: int, b: int) -> int:
@@ -132,9 +235,13 @@ class DuplicateFinder:
     min_cos: float = 0.88
     cos_per_bit: float = 0.008
     max_candidates: int = MAX_CANDIDATES
-    # stored items' hashes (8 bytes each, in the order held) and their rowids (in a buffer
-    # that doubles when full)
+    exact_up_to: int = EXACT_UP_TO
+    probed_lists: int = PROBED_LISTS
+    # stored items' hashes and rowids in the order held (buffers that double when full);
+    # the hashes in a flat index (every one scanned) up to `exact_up_to`, then in lists
     _index: faiss.IndexBinaryFlat = field(default_factory=lambda: faiss.IndexBinaryFlat(64))
+    _lists: _HashLists | None = None
+    _hashes: NDArray[np.uint64] = field(default_factory=lambda: np.zeros(1024, np.uint64))
     _rowids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(1024, np.int64))
     _size: int = 0
     _high_rowid: int = 0
@@ -157,9 +264,18 @@ class DuplicateFinder:
         need = self._size + len(rowids)
         if need > len(self._rowids):
             self._rowids = np.resize(self._rowids, max(need, 2 * len(self._rowids)))
+            self._hashes = np.resize(self._hashes, len(self._rowids))
         self._rowids[self._size:need] = rowids
-        self._index.add(np.ascontiguousarray(hashes, dtype=np.uint64).view(np.uint8)
-                        .reshape(-1, 8))
+        self._hashes[self._size:need] = np.asarray(hashes, dtype=np.uint64)
+        codes = self._hashes[self._size:need].view(np.uint8).reshape(-1, 8)
+        if need <= self.exact_up_to:
+            self._index.add(codes)
+        elif self._lists is None or need >= REGROUP_GROWTH * self._lists.made_at:
+            self._lists = _HashLists.make(self._hashes[:need].view(np.uint8).reshape(-1, 8))
+            self._index.reset()  # the lists hold them now
+        else:
+            with _one_thread():
+                self._lists.add(codes, self._size)
         self._size = need
         self._high_rowid = int(rowids.max())
 
@@ -205,24 +321,36 @@ class DuplicateFinder:
     ) -> list[tuple[NDArray[np.int64], NDArray[np.int64]]]:
         """For each photo's hashes: (rowids, distances) of the stored hashes held within
         `max_bits` of either, closest first (ties in the order held), at most
-        `max_candidates`. One Hamming range search (FAISS, on this thread) of the batch's
-        plain and mirrored hashes against every held hash."""
+        `max_candidates`. Up to `exact_up_to` held hashes, one Hamming range search (FAISS, on
+        this thread) of the batch's plain and mirrored hashes against every held hash (exact);
+        above, a search of the `probed_lists` lists nearest to each hash (approximate: an
+        original in a list not probed is missed)."""
         pairs = np.asarray(hashes, dtype=np.uint64).reshape(len(hashes), 2)
         empty = np.zeros(0, dtype=np.int64)
         if not self._size or not len(pairs):
             return [(empty, empty) for _ in range(len(pairs))]
         # queries plain, mirrored, plain, ...: query q is photo q // 2
         queries = np.ascontiguousarray(pairs.reshape(-1)).view(np.uint8).reshape(-1, 8)
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)  # (this thread's setting) a second thread only spins
-        try:
-            lims, dist, cols = self._index.range_search(queries, self.max_bits + 1)  # d < r
-        finally:
-            faiss.omp_set_num_threads(threads)
-        ends = np.asarray(lims, dtype=np.int64)
-        per_query = ends[1:] - ends[:-1]
-        rows = np.repeat(np.arange(len(queries), dtype=np.int64) // 2, per_query)
-        cols, near = np.asarray(cols, dtype=np.int64), np.asarray(dist, dtype=np.int64)
+        with _one_thread():
+            if self._lists is None:
+                lims, dist, cols = self._index.range_search(queries, self.max_bits + 1)  # < r
+                ends = np.asarray(lims, dtype=np.int64)
+                rows = np.repeat(np.arange(len(queries), dtype=np.int64) // 2,
+                                 ends[1:] - ends[:-1])
+                cols, near = np.asarray(cols, dtype=np.int64), np.asarray(dist, dtype=np.int64)
+            else:
+                # the closest `max_candidates` in each query's probed lists; each hash found
+                # is measured against both of its photo's hashes (the other query's lists may
+                # not hold it, or hold it past its own closest `max_candidates`)
+                _, cols = self._lists.search(queries, self.max_candidates, self.probed_lists)
+                rows = np.repeat(np.arange(len(pairs), dtype=np.int64), cols.shape[1] * 2)
+                cols = cols.ravel()
+                rows, cols = rows[cols >= 0], cols[cols >= 0]
+                held = self._hashes[cols]
+                near = np.minimum(np.bitwise_count(held ^ pairs[rows, 0]),
+                                  np.bitwise_count(held ^ pairs[rows, 1])).astype(np.int64)
+                found = near <= self.max_bits
+                rows, cols, near = rows[found], cols[found], near[found]
         # by photo, then distance, then the order held; a hash near both of a photo's hashes
         # counts once, at the nearer (the first of its pair in this order)
         order = np.lexsort((cols, near, rows))

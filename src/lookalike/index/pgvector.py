@@ -27,21 +27,30 @@ before ranking. B-tree indexes on the text fields and price and a GIN index on s
 planner serve a selective filter exactly (bitmap scan, every kept item scored).
 
 **Index**: ``index=hnsw`` (default: HNSW, vector_ip_ops, m=16, ef_construction=64, pgvector's
-defaults) or ``index=flat`` (no vector index: every kept item scored, exact). HNSW searches run
-with ``hnsw.iterative_scan = relaxed_order``: when a filter leaves fewer than k of the
-candidates, pgvector goes on walking the graph (up to ``hnsw.max_scan_tuples``, 20,000 by
-default) instead of returning fewer results; the kept rows are ordered again exactly. Their
-breadth, ``hnsw.ef_search``, is max(ef, k) for searches that filter nothing but sold items,
-and max(filtered_ef, k) for others: measured at 10k x 512 under a 10 % filter, ef 100 found
-0.77 of the true top 10 (and took longer, in more rounds), 400 all of them.
+defaults) or ``index=flat`` (no vector index: every kept item scored, exact).
 
-A filter that PostgreSQL's planner expects to keep at most ``exact_max`` rows (default 20,000,
-pgvector's ``hnsw.max_scan_tuples``; the planner's row estimate, from one EXPLAIN without
-running the search) is served exactly instead ("pgvector-exact-subset": every kept row scored,
-found through the field indexes): items of one category sit together in the vector space, so
-from a query elsewhere the graph walk meets few of them and gives up at ``max_scan_tuples``
-(measured at 100k x 512: recall@10 0.59 under a 10 % category filter, 0.63 under 1 %, with
-p50 0.57 s).
+*Searches that filter nothing but sold items* walk the graph with breadth ``hnsw.ef_search`` =
+max(ef, k) and ``hnsw.iterative_scan = relaxed_order`` (when the sold items leave fewer than k
+of the candidates, pgvector walks on, up to ``hnsw.max_scan_tuples``); the kept rows are
+ordered again exactly.
+
+*A filter the planner expects to keep at most* ``exact_max`` *rows* (default 20,000; the
+planner's row estimate, from one EXPLAIN without running the search) is served exactly
+("pgvector-exact-subset": every kept row scored, found through the field indexes).
+
+*Other filtered searches* first look at the max(filtered_ef, k) nearest items the graph gives,
+without iterative scans, and keep those the filter keeps. When k or more are kept, those are
+the answer: the true top k of the kept items then all lie among the filtered_ef nearest items
+(the k-th kept one is nearer than every item outside them), so recall is that of the unfiltered
+graph walk. When fewer are kept, the kept items lie elsewhere in the vector space, and every
+kept row is scored instead (exact). A filtered graph walk is no way to reach them: items of one
+category sit together, and from a query elsewhere pgvector's iterative scan returns the first
+kept items it meets, not the nearest — measured at 100k x 512 (synthetic, 20 categories),
+iterative scans found 0.60 of the true top 10 under a filter keeping 5 categories (25 %), 0.73
+under 10 categories, and raising ``hnsw.max_scan_tuples`` to 100,000, ``work_mem`` or
+``hnsw.scan_mem_multiplier`` did not help (the walk's order is the limit, not its length).
+So a filter that follows the vectors (a category) costs one exact scan of its kept rows for
+queries outside it, and one that does not (second-hand) stays on the graph.
 
 **Writes and other processes.** As for Milvus, the metadata store is the source of truth and
 its change log says what to write: `upsert`, `set_fields` and `remove` apply every change logged
@@ -107,7 +116,7 @@ MARKERS = "lookalike_pgvector_markers"
 OWN_TABLE = "pgvector_items"  # in the catalog's own schema (``pgvector``)
 #: HNSW search breadth (hnsw.ef_search, at least k); pgvector's default is 40
 DEFAULT_EF = 100
-#: the same for searches that filter (more than sold items): iterative scans need more
+#: the nearest items a filtered search looks at before it scores every kept row (see above)
 DEFAULT_FILTERED_EF = 400
 #: filtered searches the planner expects to keep at most this many rows are exact
 DEFAULT_EXACT_MAX = 20_000
@@ -704,6 +713,10 @@ class PgvectorStore:
 
     def _search(self, queries: Matrix, k: int, clause: tuple[str, list[Any]], ef: int,
                 selective: bool, scores: Matrix, ids: Ids, count: int) -> SearchResult:
+        """Exact when the index is flat or the planner expects at most `exact_max` kept rows;
+        else HNSW: unfiltered (but for sold items) with iterative scans, filtered as a probe
+        of the `ef` nearest items that falls back to scoring every kept row (see the module
+        doc)."""
         where, params = clause
         method = f"pgvector-{self.url.index}"
         exact = self.url.index != "hnsw"
@@ -711,23 +724,34 @@ class PgvectorStore:
             kept = self._estimate(where, params)
             if kept <= self.url.exact_max:
                 exact, method, count = True, "pgvector-exact-subset", kept
-        if exact:  # OFFSET 0: a subquery kept apart, so no vector index orders it: all scored
-            sql = (f"SELECT id, d FROM (SELECT id, vector <#> %s::vector AS d FROM {self._table} "
-                   f"WHERE {where} OFFSET 0) kept ORDER BY d, id LIMIT %s")
-        else:
-            sql = (f"WITH hits AS MATERIALIZED (SELECT id, vector <#> %s::vector AS d "
+        # OFFSET 0: a subquery kept apart, so no vector index orders it: every kept row scored
+        every = (f"SELECT id, d FROM (SELECT id, vector <#> %s::vector AS d FROM {self._table} "
+                 f"WHERE {where} OFFSET 0) kept ORDER BY d, id LIMIT %s")
+        nearest = (f"WITH hits AS MATERIALIZED (SELECT id, vector <#> %s::vector AS d "
                    f"FROM {self._table} WHERE {where} ORDER BY d LIMIT %s) "
                    "SELECT id, d FROM hits ORDER BY d, id")
+        fell_back = 0
         with self._conn.transaction():
             if not exact:
                 self._conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
-                self._conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                # a filtered probe looks at the ef nearest items only, no further
+                scan = "off" if selective else "relaxed_order"
+                self._conn.execute(f"SET LOCAL hnsw.iterative_scan = {scan}")
             for j, query in enumerate(queries):
-                rows = self._conn.execute(sql, (_vector_text(query), *params, k)).fetchall()
+                vector = _vector_text(query)
+                rows = self._conn.execute(every if exact else nearest,
+                                          (vector, *params, k)).fetchall()
+                if not exact and selective and len(rows) < k:
+                    # fewer than k kept items among the ef nearest: the kept items are
+                    # elsewhere in the vector space, where the graph walk finds them poorly
+                    rows = self._conn.execute(every, (vector, *params, k)).fetchall()
+                    fell_back += 1
                 if rows:
                     got = np.asarray(rows, dtype=np.float64)
                     ids[j, : len(rows)] = got[:, 0].astype(np.int64)
                     scores[j, : len(rows)] = -got[:, 1]
+        if fell_back == len(queries):
+            method = "pgvector-exact-subset"
         return SearchResult(scores, ids, SearchPlan(method, count))
 
     def _estimate(self, where: str, params: list[Any]) -> int:
