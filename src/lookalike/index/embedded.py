@@ -7,8 +7,8 @@ Files (`<catalog>/vectors/`), all rebuilt from SQLite when missing, damaged or o
   float32 vector (for exact rescoring), int8 codes with the exact-bound terms of
   `index/scan.py` (scale, error, norm) and its filterable fields as columns (`index/columns.py`).
   Large catalogs (more than `Settings.exact_max_items` items) are split into inverted lists by a
-  spherical k-means over the vectors: the rows are stored list by list, so a search reads a few
-  contiguous lists;
+  spherical k-means over the vectors (in two levels from 256 lists; see `index/segments.py`):
+  the rows are stored list by list, so a search reads a few contiguous lists;
 * a **tail**: rows added since (appended, each with its nearest list), and **dead** slots
   (deleted items, and the old rows of items whose vector or fields changed);
 * `manifest.json`: generation, row counts and CRC-32 of every file, the change-log position the
@@ -28,11 +28,14 @@ Search (`EmbeddedStore.search`), per query:
   its centre score (times `_GAP_MARGIN`) reaches it. Within the lists read the result is exact;
   recall is lost only to lists not read.
 
-Filters are evaluated on the columns before ranking. Writes take a file lock, append to the tail
-and rewrite the manifest; when the tail and dead rows pass a tenth of the base, the writer
-compacts them into a new generation (re-clustering once the catalog has doubled since the last
-clustering). Readers never lock: they map the files the manifest names, and a new manifest
-(checked before every search, through the change log's newest number) makes them map again.
+Filters are evaluated on the columns before ranking. Writes take a file lock, append to the tail and
+rewrite the manifest; when the tail and dead rows pass a tenth of the base, the writer compacts them
+into a new generation. A compaction keeps the lists' centres and every row's list, splitting only
+the lists grown past twice the mean list size (a k-means of their own rows), and clusters afresh
+once the catalog has grown eightfold since the last clustering (`RECLUSTER_GROWTH`): its cost per
+item stays nearly flat as the catalog grows. Readers never lock: they map the files the manifest
+names, and a new manifest (checked before every search, through the change log's newest number)
+makes them map again.
 """
 
 from __future__ import annotations
@@ -92,7 +95,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FOLDER", "MANIFEST", "ChangeLog", "EmbeddedStore", "check_files", "copy_files"]
+__all__ = [
+    "FOLDER", "MANIFEST", "ChangeLog", "EmbeddedStore", "check_files", "copy_files",
+    "keeps_centres",
+]
 
 #: Files of an older index format, replaced by these (deleted when the new files are built).
 OBSOLETE = ("index.faiss", "index.json")
@@ -104,9 +110,19 @@ _FILTER_CAP = 8  # a filtered search scores at most this many times its first ke
 # the gap between a list's best kept score and its centre score grows with the lists seen (a
 # maximum over more of them): an unread list's is taken as this times the largest seen
 _GAP_MARGIN = 1.1
+# a compaction clusters afresh once the catalog has grown this many times since the last
+# clustering (until then it keeps the centres, splitting lists that outgrow the rest)
+RECLUSTER_GROWTH = 8
 _REBUILD_MIN = 1000  # more changes than items (and than this): build afresh from SQLite
 # `current_vectors` reads everything from the source past this many changes not applied yet
 _CURRENT_MAX_CHANGED = 100_000
+
+
+def keeps_centres(manifest: Manifest, live: int, settings: Settings) -> bool:
+    """Whether a compaction to `live` items keeps the current lists' centres (and the rows'
+    lists), rather than clustering afresh (or going back to one list)."""
+    return (manifest.lists > 1 and live > settings.exact_max_items
+            and live <= RECLUSTER_GROWTH * max(manifest.clustered, 1))
 
 
 # -- the store -------------------------------------------------------------------------------
@@ -349,9 +365,7 @@ class EmbeddedStore:
         trimmed = replace(view, alive=alive, dead=int(view.slots - alive.sum()))
         live = trimmed.live + len(batch.ids)
         m = view.manifest
-        centroids = None
-        if m.lists > 1 and live <= 2 * max(m.clustered, 1) and live > self.settings.exact_max_items:
-            centroids = view.centroids
+        centroids = view.centroids if keeps_centres(m, live, self.settings) else None
         generation = m.generation + 1
         states, lists, used = build_base_from(
             self.folder, generation, self._dim, sources_of_view(self.folder, trimmed, batch),
