@@ -177,7 +177,8 @@ class Settings(BaseSettings):
     )
     ivf_lists: int = Field(
         0, ge=0, le=1_000_000,
-        description="Inverted lists of a large catalog; 0 = about 2·sqrt(items).",
+        description="Inverted lists of a large catalog when it is clustered; 0 = about "
+        "2·sqrt(items). Lists past twice the mean size are split as the catalog grows.",
     )
     ivf_probe: int = Field(
         0, ge=0, le=100_000,
