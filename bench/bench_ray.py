@@ -224,8 +224,19 @@ class ReplayEngine:
                            (int(digest[:16], 16), int(digest[16:32], 16)))
                           for i in index
                           for digest in [hashlib.sha256(str(base + i).encode()).hexdigest()]],
-                vectors=self.vectors[[(base + i) % len(self.vectors) for i in index]],
+                vectors=self._vectors([base + i for i in index]),
             )
+
+    def _vectors(self, photos: list[int]) -> np.ndarray:
+        """The vectors of these photos: the pool's in turn, each pass with the coordinates
+        rotated by its number (a rotated random vector is nearly orthogonal to the original:
+        no photo repeats another's vector, so no replayed photo is taken for a repost)."""
+        n = len(self.vectors)
+        out = self.vectors[[p % n for p in photos]]
+        for row, p in enumerate(photos):
+            if p >= n:
+                out[row] = np.roll(out[row], p // n)
+        return out
 
 
 def writer_rows(metadata: Path, rows: int, workdir: Path) -> Path:
@@ -251,8 +262,8 @@ VECTOR_POOL = 400_000
 def writer_run(store: str, overrides: dict[str, Any], dataset: Path, rows_csv: Path,
                rows: int, encoder: Encoder, workdir: Path) -> WriterRun:
     # distinct unit vectors (float32 from the start: a million at 2,624 dims is 10.5 GB), at
-    # most `VECTOR_POOL` of them: a larger ingest replays the pool's vectors in turn (their
-    # photos, hashes and ids stay unique)
+    # most `VECTOR_POOL` of them: a larger ingest replays the pool's vectors rotated
+    # (`ReplayEngine._vectors`)
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((min(rows, VECTOR_POOL), encoder.dim), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
