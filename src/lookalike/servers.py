@@ -25,7 +25,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -186,37 +185,8 @@ def _etcd_config(folder: Path) -> Path:
     return path
 
 
-#: CPU priority (nice) of the server's index-building threads: the lowest
-BUILD_NICE = 19
-_BUILD_THREADS = "Knowhere_Build"  # the name of each thread of knowhere's build pool
-
-
-def lower_index_builds(pid: int, stop: threading.Event, interval: float = 1.0) -> None:
-    """Until `stop` is set or process `pid` ends: give each index-building thread of the Milvus
-    server `pid` (knowhere's build pool, started at the first build) the lowest CPU priority.
-    An HNSW build costs far more CPU than the writes that made its segment (at 2,624-d, M=16,
-    efConstruction=200: about 4 ms per row, against 0.35 ms for Milvus to receive and store
-    it); at the same priority as the rest of the server, its two build threads took a share
-    of a 2-core machine from the ingest path the writer waits for. At the lowest they use
-    what inserts and searches leave: an ingest keeps its speed and the index catches up after
-    (searches stay exact meanwhile: rows not yet indexed are scored one by one)."""
-    task = Path(f"/proc/{pid}/task")
-    lowered: set[int] = set()
-    while not stop.wait(interval):
-        try:
-            threads = [t for t in task.iterdir() if int(t.name) not in lowered]
-        except OSError:  # the server has stopped
-            return
-        for thread in threads:
-            with contextlib.suppress(OSError, ValueError):
-                if thread.joinpath("comm").read_text().startswith(_BUILD_THREADS):
-                    os.setpriority(os.PRIO_PROCESS, int(thread.name), BUILD_NICE)
-                    lowered.add(int(thread.name))
-
-
 class MilvusServer:
-    """Milvus 2.3.5 standalone (PyPI's `milvus` package ships the binary) in `folder`. Its
-    index builds run at the lowest CPU priority (`lower_index_builds`)."""
+    """Milvus 2.3.5 standalone (PyPI's `milvus` package ships the binary) in `folder`."""
 
     def __init__(self, folder: Path, timeout: float = 120.0) -> None:
         self.folder = Path(folder)
@@ -224,7 +194,6 @@ class MilvusServer:
         self.port = 0
         self.health_port = 0
         self._proc: subprocess.Popen[bytes] | None = None
-        self._stop_lowering = threading.Event()
 
     @property
     def uri(self) -> str:
@@ -277,9 +246,6 @@ class MilvusServer:
         self.port = int(server.listen_port)
         self.health_port = int(server.webservice_port)
         server.server_proc = None  # ours to stop: the package's __del__ must not race us
-        self._stop_lowering = threading.Event()
-        threading.Thread(target=lower_index_builds, args=(self._proc.pid, self._stop_lowering),
-                         name="milvus-build-nice", daemon=True).start()
         deadline = time.monotonic() + self.timeout
         url = f"http://127.0.0.1:{self.health_port}/healthz"
         while time.monotonic() < deadline:
@@ -299,7 +265,6 @@ class MilvusServer:
         raise ServerError(f"Milvus did not answer {url} within {self.timeout:.0f} s")
 
     def stop(self) -> None:
-        self._stop_lowering.set()
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import time
 from pathlib import Path
 
-import numpy as np
 import psycopg
 import pytest
 
-from lookalike.servers import (
-    BUILD_NICE,
-    MilvusServer,
-    PostgresServer,
-    ServerError,
-    free_port,
-)
+from lookalike.servers import MilvusServer, PostgresServer, ServerError, free_port
 
 
 def test_postgres_server_answers_sql(postgres_server: PostgresServer) -> None:
@@ -74,39 +65,3 @@ def test_missing_postgres_is_a_clear_error(tmp_path: Path) -> None:
     server.bin = None
     with pytest.raises(ServerError, match="PostgreSQL is not installed"):
         server.start()
-
-
-def test_milvus_builds_indexes_at_the_lowest_cpu_priority(milvus_server: MilvusServer) -> None:
-    from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, connections, utility
-
-    connections.connect(alias="t_nice", host="127.0.0.1", port=str(milvus_server.port))
-    name = "t_servers_nice"
-    try:
-        if utility.has_collection(name, using="t_nice"):
-            utility.drop_collection(name, using="t_nice")
-        schema = CollectionSchema([FieldSchema("id", DataType.INT64, is_primary=True),
-                                   FieldSchema("vector", DataType.FLOAT_VECTOR, dim=8)])
-        collection = Collection(name, schema, using="t_nice")
-        collection.create_index("vector", {"index_type": "HNSW", "metric_type": "IP",
-                                           "params": {"M": 8, "efConstruction": 32}})
-        rng = np.random.default_rng(0)
-        collection.insert([list(range(2000)), rng.standard_normal((2000, 8)).tolist()])
-        collection.flush()  # a sealed segment of 2,000 rows: indexed (1,024 at least)
-        utility.wait_for_index_building_complete(name, using="t_nice", timeout=120)
-        assert milvus_server.pid is not None
-        tasks = Path(f"/proc/{milvus_server.pid}/task")
-        deadline = time.monotonic() + 10
-        while True:
-            nice = {int(t.joinpath("stat").read_text().rsplit(")", 1)[1].split()[16])
-                    for t in tasks.iterdir()
-                    if t.joinpath("comm").read_text().startswith("Knowhere_Build")}
-            if nice == {BUILD_NICE} or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        assert nice == {BUILD_NICE}
-        # the rest of the server (inserts, searches) keeps the priority it started with
-        assert os.getpriority(os.PRIO_PROCESS, milvus_server.pid) == os.getpriority(
-            os.PRIO_PROCESS, 0)
-        utility.drop_collection(name, using="t_nice")
-    finally:
-        connections.disconnect("t_nice")
