@@ -38,8 +38,15 @@ for the candidates near enough that a unit vector can reach the cosine they need
   held 10,000 at a time; planted reposts at the distances of real ones; busy 2-core VM, CPU
   per photo): 0.05 ms at 100,000, 0.08 ms at 300,000, 0.12-0.14 ms near a million, against
   0.13, 0.39 and 1.3 ms for the exact scan; ~30 us of CPU per hash held for assigning it and
-  the regroupings (the one at 960,000 takes ~21 s of CPU on the writer's thread). Of the
-  planted originals the exact scan finds, the lists find 99.2-99.8 %.
+  the regroupings (the one at 960,000 takes ~21 s of CPU). Of the planted originals the exact
+  scan finds, the lists find 99.2-99.8 %.
+* The lists are made in a background thread (`_Build`; FAISS on one thread) from a copy of
+  the hashes held when it starts: the writer goes on meanwhile. Hashes held since are kept
+  in the flat index (positions from `_listed` on) and scanned exactly beside the current
+  lists (the first time: the flat index holds every hash), so every held hash is in exactly
+  one of the two; the finished lists are taken on the writer's thread at its next `hold`
+  (those hashes added to them, the flat index emptied). A build still running when the flat
+  index passes 2 x `exact_up_to` hashes is waited for; its error is raised there.
 
 A sublinear exact lookup was measured and set aside: a cropped repost lies up to ~16 bits
 away, and at that radius no pigeonhole split prunes well on real photos' clustered hashes
@@ -265,7 +272,8 @@ class DuplicateFinder:
     over once they are stored).
 
     Stored items are compared through their stored vectors (read for the few candidates
-    only); deleted items drop out there. Not thread-safe: one writer uses it."""
+    only); deleted items drop out there. Not thread-safe: one writer uses it (its lists are
+    made in a thread of their own, handed over through `_Build`)."""
 
     max_bits: int = 16
     min_cos: float = 0.88
