@@ -175,6 +175,41 @@ def test_a_filter_keeping_items_far_from_the_query_scores_them_all(
     assert_congruent(w, queries, Filters(category=["dress", "coat"]), near)
 
 
+def test_categories_of_their_own_index_serve_queries_far_from_them(
+    tmp_path: Path, pgvector_server: PostgresServer, catalogs: list[Catalog]
+) -> None:
+    """With an HNSW index per category (`category_index_min`), a query far from the kept
+    categories walks their graphs (one walk per category) instead of scoring every kept row;
+    the walk really uses the category's own index."""
+    cat = open_catalog(tmp_path / "cat", vector_store=pgvector_server.url
+                       + "?exact_max=0&filtered_ef=40&ef=40&category_index_min=150")
+    catalogs.append(cat)
+    fill(cat, 3000)
+    assert isinstance(cat.index, PgvectorStore)
+    store = cat.index
+    dresses = cat.store.filter_rowids(Filters(category=["dress"]))[:20]
+    queries = store.vectors(dresses)
+    w = World("pgvector-hnsw", cat, {})
+    for others in [Filters(category=["coat", "jeans", "boots", "bag", "hat"]),
+                   Filters(category=["bag", "hat", "coat"], second_hand=True)]:
+        far = store.search(queries, K, others)
+        assert far.plan.method == "pgvector-hnsw-category", others
+        assert_congruent(w, queries, others, far)
+    code = sorted(store._indexed)[0]
+    with store._conn.transaction():
+        store._conn.execute("SET LOCAL enable_sort = off")  # as `_by_category` searches
+        plan = "\n".join(r[0] for r in store._conn.execute(
+            "EXPLAIN " + store._category_sql(code, "TRUE", 40), (queries[0].tolist(), K)))
+    assert f"Index Scan using {store._category_index(code)}" in plan, plan
+    near = store.search(queries, K, Filters(category=["dress", "coat"]))
+    assert near.plan.method == "pgvector-hnsw"  # found among the 40 nearest
+    # the categories of 150 items or more, as they grew through the writes (3,000 items)
+    big = {r[0] for r in store._conn.execute(
+        f"SELECT category FROM {store._table} GROUP BY category HAVING count(*) >= 150")}
+    assert 5 <= len(big) < 20
+    assert store._indexed == big
+
+
 def test_filter_fields_stay_in_the_row_at_512_dimensions(
     tmp_path: Path, pgvector_server: PostgresServer, catalogs: list[Catalog]
 ) -> None:
