@@ -533,6 +533,10 @@ class PgvectorStore:
         batch = max(256, min(_COPY_ROWS, (16 << 20) // (4 * self._dim + 200)))
         for ids, vectors, scalars in self.source.iter_vectors(batch):
             self._copy(conn, self._table, ids, vectors, scalars)
+        # not CLUSTERed by category, though a category's exact scan would then read a third
+        # of the pages (10.6 instead of 19.6 ms of CPU, 10,000 of 100,000 rows of 512-d): the
+        # HNSW graph, built in the table's order, found 0.964 of the true top 10 instead of
+        # 0.987 when built over rows in category order (300 queries)
         conn.execute(f"ANALYZE {self._table}")  # the planner's statistics, at once
         self._set_marker(conn, seq)
         self._trim = seq  # the change log is trimmed once the transaction commits
