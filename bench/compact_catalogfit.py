@@ -70,9 +70,9 @@ def held_out(keep: set[str], fraction: float, seed: int) -> GroupSplit:
     return GroupSplit(inner.test_groups, fraction, seed)
 
 
-def only(plan: EvaluationPlan) -> EvaluationPlan:
+def only(plan: EvaluationPlan, views: tuple[str, ...] = VIEWS) -> EvaluationPlan:
     """The plan without the views no check reads (crop-zoom-25): less to encode."""
-    plan.views = [v for v in plan.views if v.name in VIEWS]
+    plan.views = [v for v in plan.views if v.name in views]
     return plan
 
 
@@ -134,11 +134,17 @@ class Setup:
 
 
 def prepare(
-    clothing_root: Path, products_root: Path, full: str, seed: int, encode: set[str] | None = None
+    clothing_root: Path,
+    products_root: Path,
+    full: str,
+    seed: int,
+    encode: set[str] | None = None,
+    all_views: tuple[str, ...] = VIEWS,
 ) -> Setup:
     """Split, plan and encode (through the feature cache) as the module docstring says;
     `encode` ("clothing:B", "products:all"...): only those plans (to fill the cache from
-    several processes at once; the others are left out of `feats`)."""
+    several processes at once; the others are left out of `feats`); `all_views`: the view
+    sets of the "all" plans (fewer when they are only read for their views of fit photos)."""
     settings = Settings()
     encoder = create(full, settings)
     data = {"clothing": load_dataset(clothing_root), "products": load_dataset(products_root)}
@@ -176,7 +182,10 @@ def prepare(
         # bench_quality's own plan (clothing: its split and backgrounds; products: everything)
         whole = part.split if d == "clothing" else None
         plans[d]["all"] = only(
-            plan_evaluation(ds, whole, seed=0, background_source=None if d == "clothing" else bg[d])
+            plan_evaluation(
+                ds, whole, seed=0, background_source=None if d == "clothing" else bg[d]
+            ),
+            all_views,
         )
     feats: dict[str, dict[str, PlanFeatures]] = {d: {} for d in DOMAINS}
     for d in DOMAINS:

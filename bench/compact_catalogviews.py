@@ -20,6 +20,11 @@ photos), checks on B, for the chosen variant and the fourth search's (w = 0) bes
 paired bootstrap per check on B (`--boot` resamples of the queries, compact minus full; the
 background swap resampled by photo, since each photo gives three queries): is each check's
 difference distinguishable from 0 and from -0.5 points?
+
+`--fixed` skips the validation (its plans are the costly part to encode): B only, for one
+variant fixed in advance (uncentred, power 0.1, the background-swap and crop-zoom views of A's
+photos from bench_quality's own plans, each view weighing as a photo) beside the fourth
+search's (the same without views). Results: docs/guide/compact-vectors.md, "Fifth search".
 """
 
 from __future__ import annotations
@@ -50,22 +55,25 @@ F64 = NDArray[np.float64]
 @dataclass(frozen=True)
 class Variant:
     centred: bool
-    weight: float  # views' total weight / number of catalogue fit photos
+    weight: float  # views' total weight / number of catalogue fit photos; -1: each view as a photo
     power: float
 
     @property
     def name(self) -> str:
+        views = "views as photos" if self.weight < 0 else f"views w {self.weight:g}"
         return (
-            f"catalogue + train + views w {self.weight:g}, "
+            f"catalogue + train + {views}, "
             f"{'centred' if self.centred else 'uncentred'}, power {self.power:g}"
         )
 
 
 def view_rows(setup: Setup, d: str, fit: set[str]) -> F:
-    """Every encoded same-item view (of any plan) whose photo's group is in `fit`."""
+    """Every encoded same-item view (of any plan encoded) whose photo's group is in `fit`."""
     ds = setup.data[d]
     out: list[F] = []
     for key, plan in setup.plans[d].items():
+        if key not in setup.feats[d]:
+            continue  # not encoded (--fixed)
         f = setup.feats[d][key]
         for v in plan.views:
             if v.name not in VIEWS:
@@ -98,7 +106,7 @@ class Moments:
 
         key = (centred, weight)
         if key not in self.cache:
-            a = weight * self.n_cat / self.n_v if self.n_v else 0.0
+            a = 1.0 if weight < 0 else weight * self.n_cat / self.n_v if self.n_v else 0.0
             total = self.n_p + a * self.n_v
             mean = (self.s_p + a * self.s_v) / total
             c = (self.g_p + a * self.g_v) / total
@@ -213,16 +221,25 @@ def main() -> None:
         "--encode-only",
         help="fill the feature cache with these plans (e.g. clothing:B,products:all) and stop",
     )
+    ap.add_argument(
+        "--fixed",
+        action="store_true",
+        help="no validation (when there is no time to encode it): B only, for two variants "
+        "fixed in advance, uncentred power 0.1 with the background-swap and crop-zoom views of "
+        "A's photos (bench_quality's own plan's) each weighing as a photo, and without views "
+        "(the fourth search's choice on seeds 0 and 2)",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench-quality/compact-catalogviews.json"))
     args = ap.parse_args()
     np.seterr(all="ignore")
     t_start = time.monotonic()
+    fit_views = ("background-swap", "crop-zoom-50") if args.fixed else VIEWS
+    plans = {"clothing:B", "products:B", "clothing:all", "products:all"} if args.fixed else None
     if args.encode_only:
-        prepare(
-            args.clothing, args.products, args.full, args.seed, set(args.encode_only.split(","))
-        )
+        plans = set(args.encode_only.split(","))
+    setup = prepare(args.clothing, args.products, args.full, args.seed, plans, fit_views)
+    if args.encode_only:
         return
-    setup = prepare(args.clothing, args.products, args.full, args.seed)
     variants = [
         Variant(c == "centred", float(w), float(p))
         for c in args.centring.split(",")
@@ -284,19 +301,25 @@ def main() -> None:
         result[eval_key] = {"full": full, "diffs": {v.name: x for v, x in out.items()}}
         return full, out
 
-    _, val = table(
-        "VALIDATION (fit: A's fit quarter + train + its views; checks: A's validation "
-        "quarter; points vs full width)",
-        "Afit",
-        "Aval",
-        variants,
-    )
+    if args.fixed:
+        fixed = [Variant(False, -1.0, 0.1), Variant(False, 0.0, 0.1)]
+        val = {v: [0.0] for v in fixed}  # no validation: the order above is the "choice"
+        variants = fixed
+    else:
+        _, val = table(
+            "VALIDATION (fit: A's fit quarter + train + its views; checks: A's validation "
+            "quarter; points vs full width)",
+            "Afit",
+            "Aval",
+            variants,
+        )
     chosen = max(variants, key=lambda v: (min(val[v]), float(np.mean(val[v]))))
     baseline = max(
         (v for v in variants if v.weight == 0), key=lambda v: (min(val[v]), float(np.mean(val[v])))
     )
     print(
-        f"\nchosen on validation: {chosen.name} (worst {min(val[chosen]):+.2f}); "
+        f"\n{'fixed in advance' if args.fixed else 'chosen on validation'}: {chosen.name} "
+        f"(worst {min(val[chosen]):+.2f}); "
         f"best w = 0 (fourth search): {baseline.name}",
         flush=True,
     )
