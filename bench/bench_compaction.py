@@ -200,7 +200,7 @@ def grow(folder: Path, dim: int, sizes: list[int], step: float, settings: Settin
             m = view.manifest
             tail = dict(m.tail)
             for batch in new:
-                where = nearest_lists(batch.vectors, view.centroids)
+                where = view.lists_of(batch.vectors)  # as the store's tail rows
                 tail = write_rows(folder, f"g{m.generation}.tail", batch, tail, {"list": where})
             view = open_view(folder, replace(m, tail=tail, vocab=vocab), view)
             t1 = time.process_time()
@@ -296,7 +296,8 @@ def fresh_both(sizes: list[int], dim: int) -> None:
                 path.unlink()
 
 
-def grow_both(sizes: list[int], dim: int, step: float) -> None:
+def grow_both(sizes: list[int], dim: int, step: float,
+              policies: tuple[str, ...] = tuple(POLICIES)) -> None:
     print(f"grow {' -> '.join(map(str, sizes))}, {dim}-d, step {step}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
     queries = SyntheticCatalog(dim).queries(200)
@@ -305,11 +306,11 @@ def grow_both(sizes: list[int], dim: int, step: float) -> None:
         folder = Path(tmp) / "vectors"
         folder.mkdir()
         settings = Settings(catalog_dir=Path(tmp))
-        for name in POLICIES:
+        for name in policies:
             with policy(name):
                 view = grow(folder, dim, sizes, step, settings, name)
                 truth = searched(folder, view, settings, queries, truth, f"{name}: grown")
-        for name in POLICIES:  # the new policy's rows, clustered afresh under each policy
+        for name in policies:  # the last policy's rows, clustered afresh under each policy
             with policy(name):
                 t = time.process_time()
                 m = view.manifest
@@ -335,12 +336,15 @@ def main() -> None:
     ap.add_argument("--grow", default="", help="START,STOP,...: grow a catalog (see above)")
     ap.add_argument("--step", type=float, default=0.25, help="rows an ingest adds / rows")
     ap.add_argument("--fresh", default="", help="SIZES: a fresh clustering, old and new")
+    ap.add_argument("--policies", default="old,new",
+                    help="with --grow: the policies grown, in turn (old, new)")
     args = ap.parse_args()
     if args.fresh:
         fresh_both([int(x) for x in args.fresh.split(",")], args.dim)
         return
     if args.grow:
-        grow_both([int(x) for x in args.grow.split(",")], args.dim, args.step)
+        grow_both([int(x) for x in args.grow.split(",")], args.dim, args.step,
+                  tuple(args.policies.split(",")))
         return
     base = round(args.rows / (1 + args.tail))
     tail = args.rows - base

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from lookalike.evaluation.report import evaluate_models
 
-CHECKS = [
+CHECKS: list[tuple[str, str, float | str]] = [
     # (data set, metric, rule) — rule "ge": trained >= baseline; a number: trained >= number
     ("clothing", "category/precision@10", 0.70),
     ("clothing", "synthetic_pairs/top1", "ge"),
@@ -47,8 +47,13 @@ def main() -> None:
     ap.add_argument("--products", type=Path, required=True)
     ap.add_argument("--baseline", default="efficientnet-lite0")
     ap.add_argument("--trained", action="append", help="repeatable (default: lookalike-fashion)")
-    ap.add_argument("--compact", action="append", default=[], metavar="FULL=COMPACT",
-                    help="also check COMPACT within --tolerance of FULL on every check")
+    ap.add_argument(
+        "--compact",
+        action="append",
+        default=[],
+        metavar="FULL=COMPACT",
+        help="also check COMPACT within --tolerance of FULL on every check",
+    )
     ap.add_argument("--tolerance", type=float, default=0.005)
     ap.add_argument("--out", type=Path, default=Path("bench-quality"))
     args = ap.parse_args()
@@ -81,8 +86,9 @@ def main() -> None:
             ok = t >= target - 1e-9
             ok_all &= ok
             label = metric.replace("synthetic_pairs", "SYNTHETIC pairs")
-            print(f"{ds:9s} {label:44s} {b:9.4f} {t:9.4f}  >= {target:.4f} "
-                  f"{'PASS' if ok else 'FAIL'}")
+            print(
+                f"{ds:9s} {label:44s} {b:9.4f} {t:9.4f}  >= {target:.4f} {'PASS' if ok else 'FAIL'}"
+            )
         print()
     for full, compact in pairs:
         print(f"{compact} vs {full}: every check within {args.tolerance} of the full width")
@@ -95,8 +101,9 @@ def main() -> None:
             ok = c >= f - args.tolerance - 1e-9
             ok_all &= ok
             label = metric.replace("synthetic_pairs", "SYNTHETIC pairs")
-            print(f"{ds:9s} {label:44s} {f:9.4f} {c:9.4f} {c - f:+8.4f}  "
-                  f"{'PASS' if ok else 'FAIL'}")
+            print(
+                f"{ds:9s} {label:44s} {f:9.4f} {c:9.4f} {c - f:+8.4f}  {'PASS' if ok else 'FAIL'}"
+            )
         print()
     print("ALL PASS" if ok_all else "SOME CHECKS FAIL")
     (args.out / "summary.json").write_text(json.dumps(results, indent=1))

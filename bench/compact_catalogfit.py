@@ -35,6 +35,7 @@ import json
 import platform
 import subprocess
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from numpy.typing import NDArray
 
 from bench_quality import CHECKS
 from lookalike import Settings, create
+from lookalike.encoders.base import Encoder
 from lookalike.evaluation.datasets import LabelledImages, load_dataset
 from lookalike.evaluation.protocols import (
     EvaluationPlan,
@@ -68,9 +70,9 @@ def held_out(keep: set[str], fraction: float, seed: int) -> GroupSplit:
     return GroupSplit(inner.test_groups, fraction, seed)
 
 
-def only(plan: EvaluationPlan) -> EvaluationPlan:
+def only(plan: EvaluationPlan, views: tuple[str, ...] = VIEWS) -> EvaluationPlan:
     """The plan without the views no check reads (crop-zoom-25): less to encode."""
-    plan.views = [v for v in plan.views if v.name in VIEWS]
+    plan.views = [v for v in plan.views if v.name in views]
     return plan
 
 
@@ -81,7 +83,7 @@ class Decomposition:
     similarity. Through the n x n Gram matrix when there are fewer rows than dimensions."""
 
     def __init__(self, rows: F, centred: bool) -> None:
-        from scipy.linalg import eigh
+        from scipy.linalg import eigh  # type: ignore[import-untyped]
 
         x = rows.astype(np.float64)
         self.mean = x.mean(axis=0) if centred else np.zeros(x.shape[1])
@@ -106,20 +108,46 @@ def checks(domain: str, plan: EvaluationPlan, feats: PlanFeatures) -> list[float
     return [m.get(metric, float("nan")) for ds, metric, _ in CHECKS if ds == domain]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--clothing", type=Path, required=True)
-    ap.add_argument("--products", type=Path, required=True)
-    ap.add_argument("--full", default="lookalike-fashion")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--tolerance", type=float, default=0.005)
-    ap.add_argument("--out", type=Path, default=Path("bench-quality/compact-catalogfit.json"))
-    args = ap.parse_args()
-    np.seterr(all="ignore")
-    t_start = time.monotonic()
+@dataclass
+class Setup:
+    """Everything the catalogue-fit searches share: the two data sets, each domain's catalogue
+    (the groups bench_quality evaluates), its halves (A, B, and A's fit and validation
+    quarters), the plans (B, Aval, all) and their full-width vectors (feature cache)."""
+
+    encoder: Encoder
+    data: dict[str, LabelledImages]
+    catalogue: dict[str, set[str]]
+    halves: dict[str, dict[str, set[str]]]
+    plans: dict[str, dict[str, EvaluationPlan]]
+    feats: dict[str, dict[str, PlanFeatures]]
+
+    def rows(self, d: str, which: set[str]) -> F:
+        """Full-width vectors of the photos of `d` whose group is in `which` (decoded only)."""
+        f = self.feats[d]["all"]
+        keep = np.asarray([g in which for g in self.data[d].groups]) & f.ok
+        return f.all[keep]
+
+    def train_rows(self) -> F:
+        """The clothing train contributors' photos."""
+        clothing = self.data["clothing"]
+        return self.rows("clothing", set(clothing.groups) - self.catalogue["clothing"])
+
+
+def prepare(
+    clothing_root: Path,
+    products_root: Path,
+    full: str,
+    seed: int,
+    encode: set[str] | None = None,
+    all_views: tuple[str, ...] = VIEWS,
+) -> Setup:
+    """Split, plan and encode (through the feature cache) as the module docstring says;
+    `encode` ("clothing:B", "products:all"...): only those plans (to fill the cache from
+    several processes at once; the others are left out of `feats`); `all_views`: the view
+    sets of the "all" plans (fewer when they are only read for their views of fit photos)."""
     settings = Settings()
-    encoder = create(args.full, settings)
-    data = {"clothing": load_dataset(args.clothing), "products": load_dataset(args.products)}
+    encoder = create(full, settings)
+    data = {"clothing": load_dataset(clothing_root), "products": load_dataset(products_root)}
     clothing = data["clothing"]
     part = choose_part(clothing, settings)
     assert part.split is not None
@@ -135,13 +163,13 @@ def main() -> None:
     halves: dict[str, dict[str, set[str]]] = {d: {} for d in DOMAINS}
     for d in DOMAINS:
         ds: LabelledImages = data[d]
-        b_split = held_out(catalogue[d], 0.5, args.seed)
+        b_split = held_out(catalogue[d], 0.5, seed)
         halves[d]["B"] = set(b_split.test_groups)
         halves[d]["A"] = catalogue[d] - halves[d]["B"]
         # the fit quarter must hold DIM photos or more (a PCA to DIM dims needs them); the
         # clothing contributors' photo counts vary a lot, so the first seed from seed + 1
         # whose fit side is large enough (B is not looked at)
-        for v_seed in range(args.seed + 1, args.seed + 100):
+        for v_seed in range(seed + 1, seed + 100):
             v_split = held_out(halves[d]["A"], 0.5, v_seed)
             n_fit = sum(g in halves[d]["A"] and g not in v_split.test_groups for g in ds.groups)
             if n_fit >= DIM + 64:
@@ -153,28 +181,56 @@ def main() -> None:
         plans[d]["Aval"] = only(plan_evaluation(ds, v_split, seed=0, background_source=bg[d]))
         # bench_quality's own plan (clothing: its split and backgrounds; products: everything)
         whole = part.split if d == "clothing" else None
-        plans[d]["all"] = only(plan_evaluation(
-            ds, whole, seed=0, background_source=None if d == "clothing" else bg[d]))
+        plans[d]["all"] = only(
+            plan_evaluation(
+                ds, whole, seed=0, background_source=None if d == "clothing" else bg[d]
+            ),
+            all_views,
+        )
     feats: dict[str, dict[str, PlanFeatures]] = {d: {} for d in DOMAINS}
     for d in DOMAINS:
         for k, plan in plans[d].items():
+            if encode is not None and f"{d}:{k}" not in encode:
+                continue
             t0 = time.monotonic()
             feats[d][k] = encode_plan(encoder, plan, settings)
-            print(f"{d} {k}: {len(plan.eval_idx)} photos evaluated, "
-                  f"{sum(len(v.sources) for v in plan.views)} views "
-                  f"({time.monotonic() - t0:.0f} s)", flush=True)
+            print(
+                f"{d} {k}: {len(plan.eval_idx)} photos evaluated, "
+                f"{sum(len(v.sources) for v in plan.views)} views "
+                f"({time.monotonic() - t0:.0f} s)",
+                flush=True,
+            )
+    return Setup(encoder, data, catalogue, halves, plans, feats)
 
-    def rows(d: str, which: set[str]) -> F:
-        ds = data[d]
-        f = feats[d]["all"]
-        keep = np.asarray([g in which for g in ds.groups]) & f.ok
-        return f.all[keep]
 
-    train_rows = rows("clothing", set(clothing.groups) - catalogue["clothing"])
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--clothing", type=Path, required=True)
+    ap.add_argument("--products", type=Path, required=True)
+    ap.add_argument("--full", default="lookalike-fashion")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tolerance", type=float, default=0.005)
+    ap.add_argument("--out", type=Path, default=Path("bench-quality/compact-catalogfit.json"))
+    args = ap.parse_args()
+    np.seterr(all="ignore")
+    t_start = time.monotonic()
+    setup = prepare(args.clothing, args.products, args.full, args.seed)
+    encoder = setup.encoder
+    catalogue, halves, plans, feats = setup.catalogue, setup.halves, setup.plans, setup.feats
+
+    rows = setup.rows
+    train_rows = setup.train_rows()
     variants: list[tuple[str, str, bool, float]] = [
-        (f"{'catalogue + train' if plus else 'catalogue'}, "
-         f"{'centred' if c else 'uncentred'}, power {p:g}", "plus" if plus else "cat", c, p)
-        for plus in (False, True) for c in (True, False) for p in POWERS
+        (
+            f"{'catalogue + train' if plus else 'catalogue'}, "
+            f"{'centred' if c else 'uncentred'}, power {p:g}",
+            "plus" if plus else "cat",
+            c,
+            p,
+        )
+        for plus in (False, True)
+        for c in (True, False)
+        for p in POWERS
     ]
     shipped = ("shipped: train contributors, centred, power 0.1", "train", True, 0.1)
 
@@ -195,13 +251,21 @@ def main() -> None:
         "checks": [f"{ds}:{m}" for ds, m, _ in CHECKS],
         "sizes": {d: {k: len(v) for k, v in halves[d].items()} for d in DOMAINS},
     }
-    print(f"\n{result['date']}; {args.full} ({encoder.dim}-d) -> {DIM}; "
-          f"{json.dumps(result['sizes'])}; fit rows: train {len(train_rows)}", flush=True)
+    print(
+        f"\n{result['date']}; {args.full} ({encoder.dim}-d) -> {DIM}; "
+        f"{json.dumps(result['sizes'])}; fit rows: train {len(train_rows)}",
+        flush=True,
+    )
 
     decomps: dict[tuple[str, str, str, bool], Decomposition] = {}
 
-    def table(title: str, stage: str, fit_key: str, eval_key: str,
-              cands: list[tuple[str, str, bool, float]]) -> dict[str, list[float]]:
+    def table(
+        title: str,
+        stage: str,
+        fit_key: str,
+        eval_key: str,
+        cands: list[tuple[str, str, bool, float]],
+    ) -> dict[str, list[float]]:
         full = score("clothing", eval_key, None) + score("products", eval_key, None)
         print(f"\n{title}\n{'':60s}" + "".join(f"{n:>17s}" for n in names) + "    worst")
         print(f"{'full width (values)':60s}" + "".join(f"{v:17.4f}" for v in full))
@@ -218,31 +282,57 @@ def main() -> None:
                 got += score(d, eval_key, proj)
             diffs = [100 * (g - f) for g, f in zip(got, full, strict=True)]
             out[name] = diffs
-            print(f"{name:60s}" + "".join(f"{x:+17.2f}" for x in diffs)
-                  + f"  {min(diffs):+6.2f}  ({time.monotonic() - t0:.0f} s)", flush=True)
+            print(
+                f"{name:60s}"
+                + "".join(f"{x:+17.2f}" for x in diffs)
+                + f"  {min(diffs):+6.2f}  ({time.monotonic() - t0:.0f} s)",
+                flush=True,
+            )
         result[stage] = {"full": full, "diffs": out}
         return out
 
-    val = table("VALIDATION (fit on the fit quarter of A, checks on the validation quarter of A;"
-                " points vs full width)", "validation", "Afit", "Aval", [*variants, shipped])
+    val = table(
+        "VALIDATION (fit on the fit quarter of A, checks on the validation quarter of A;"
+        " points vs full width)",
+        "validation",
+        "Afit",
+        "Aval",
+        [*variants, shipped],
+    )
     chosen = max(variants, key=lambda v: min(val[v[0]]))
     per_domain = {
-        d: max(variants, key=lambda v: min(
-            x for x, (ds, _, _) in zip(val[v[0]], CHECKS, strict=True) if ds == d))[0]
+        d: max(
+            variants,
+            key=lambda v: min(
+                x for x, (ds, _, _) in zip(val[v[0]], CHECKS, strict=True) if ds == d
+            ),
+        )[0]
         for d in DOMAINS
     }
-    print(f"\nchosen on validation (best worst check of both domains): {chosen[0]}; "
-          f"per domain: {per_domain}")
+    print(
+        f"\nchosen on validation (best worst check of both domains): {chosen[0]}; "
+        f"per domain: {per_domain}"
+    )
     result["chosen"] = chosen[0]
     result["chosen_per_domain"] = per_domain
-    test = table("TEST (fit on half A, checks on half B only; points vs full width on B)",
-                 "test", "A", "B", [*variants, shipped])
+    test = table(
+        "TEST (fit on half A, checks on half B only; points vs full width on B)",
+        "test",
+        "A",
+        "B",
+        [*variants, shipped],
+    )
     worst = min(test[chosen[0]])
     verdict = "PASS" if worst >= -100 * args.tolerance - 1e-9 else "FAIL"
     print(f"\nchosen variant on B: worst {worst:+.2f} points -> {verdict}")
     result["verdict"] = verdict
-    table("TRANSDUCTIVE (fit on every evaluated photo, evaluate on all of them: NOT held out)",
-          "transductive", "", "all", [chosen, shipped])
+    table(
+        "TRANSDUCTIVE (fit on every evaluated photo, evaluate on all of them: NOT held out)",
+        "transductive",
+        "",
+        "all",
+        [chosen, shipped],
+    )
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     result["uptime_end"] = load
     result["seconds"] = round(time.monotonic() - t_start)

@@ -15,7 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from catalog_factory import make_dataset
-from databases import drop_schema, new_schema_url
+from databases import drop_schema, history, new_schema_url, swipe
 from imagefactory import png
 from lookalike import Catalog, Filters, ItemUpdate, Settings
 from lookalike.catalog import ItemIn
@@ -115,9 +115,8 @@ def test_reembed_keeps_users_and_likes_and_both_machines_follow(
     users = Users(a.store)
     feed = Feed(a, users)
     user, _ = users.register("keeper", "a long password")
-    for i, liked in enumerate([True, False, True]):
-        feed.swipe(user, f"item-{i + 10:04d}", liked)
-    before = [s.item_id for s in users.swipes(user)], [i.id for i in feed.likes(user)]
+    swipe(feed, user, [True, False, True], 10)
+    before = history(a, user)
     env = {"LOOKALIKE_DATABASE_URL": a.settings.database_url or "",
            "LOOKALIKE_VECTOR_STORE": a.settings.vector_store}
     res = runner.invoke(app, ["reembed", "-m", "fake-32", "-c", str(a.settings.catalog_dir)],
@@ -130,6 +129,5 @@ def test_reembed_keeps_users_and_likes_and_both_machines_follow(
             category=[cat.get("item-0005").category or ""]))
     other = Users(b.store)
     assert other.login("keeper", "a long password") is not None
-    assert [s.item_id for s in other.swipes(user)] == before[0]
-    assert [i.id for i in Feed(b, other).likes(user)] == before[1]
+    assert history(b, user) == before
     assert len(Feed(b, other).next(user, 3)) == 3

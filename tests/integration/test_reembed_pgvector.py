@@ -19,7 +19,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from catalog_factory import make_dataset
-from databases import drop_schema, new_schema_url
+from databases import drop_schema, history, new_schema_url, swipe
 from imagefactory import png
 from lookalike import Catalog, Filters, Settings
 from lookalike.catalog import ItemIn
@@ -139,11 +139,9 @@ def test_reembed_makes_the_table_again_and_keeps_users_and_likes(
     feed = Feed(a, users)
     user, _ = users.register("keeper", "a long password")
     guest, guest_token = users.create_guest()
-    for who, verdicts in ((user, [True, False, True]), (guest, [False, True])):
-        for i, liked in enumerate(verdicts):
-            feed.swipe(who, f"item-{i + 10 + who.id:04d}", liked)
-    before = {u.id: ([s.item_id for s in users.swipes(u)], [i.id for i in feed.likes(u)])
-              for u in (user, guest)}
+    swipe(feed, user, [True, False, True], 10 + user.id)
+    swipe(feed, guest, [False, True], 10 + guest.id)
+    before = {u.id: history(a, u) for u in (user, guest)}
     _, old_rows = table_vectors(a)
     assert all(len(v) == 64 for v in old_rows.values())
 
@@ -154,8 +152,7 @@ def test_reembed_makes_the_table_again_and_keeps_users_and_likes(
         assert other.login("keeper", "a long password") is not None
         assert other.by_token(guest_token) == guest
         for who in (user, guest):
-            assert ([s.item_id for s in other.swipes(who)],
-                    [i.id for i in Feed(cat, other).likes(who)]) == before[who.id]
+            assert history(cat, who) == before[who.id]
         assert len(Feed(cat, other).next(user, 3)) == 3
     # the other machine adds an item with the new model; the first finds it
     photo = Path(a.settings.catalog_dir).parents[1] / "b.png"  # (the caller saves photos)

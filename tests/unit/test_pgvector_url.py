@@ -19,7 +19,10 @@ def test_the_catalogs_own_database_and_schema(tmp_path: Path) -> None:
                             f"{DB}?schema=lookalike_x")
     assert (url.conninfo, url.schema, url.table, url.own) == (DB, "lookalike_x", OWN_TABLE, True)
     assert (url.index, url.ef, url.filtered_ef, url.exact_max) == ("hnsw", 64, 200, 0)
+    assert url.category_index_min == 2000
     assert "secret" not in str(url)
+    assert PgvectorUrl.parse("pgvector?category_index_min=50", tmp_path / "my-shop",
+                             DB).category_index_min == 50
 
 
 def test_another_server(tmp_path: Path) -> None:
@@ -38,6 +41,7 @@ def test_another_server(tmp_path: Path) -> None:
     (f"{DB}?index=ivf", None, "index='ivf'"),
     (f"{DB}?ef=0", None, r"ef=0 is outside 1\.\.1000"),
     (f"{DB}?filtered_ef=x", None, "is not a whole number"),
+    (f"{DB}?category_index_min=0", None, r"category_index_min=0 is outside 1\.\."),
     (f"{DB}?schema=Bad-Name", None, "schema 'Bad-Name'"),
     ("mysql://db/shop", None, "expected pgvector"),
 ])

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.catalog import Catalog, CatalogStore, ItemIn, NewItem
+from lookalike.catalog import Catalog, CatalogStore, ItemIn, NewItem, duplicates
 from lookalike.catalog.duplicates import DuplicateFinder, RepostCheck, hamming, perceptual_hashes
 from lookalike.config import Settings
 from lookalike.demo import sample_images
@@ -352,6 +353,7 @@ def test_lists_are_made_again_as_the_held_hashes_grow() -> None:
     made: dict[int, int] = {}  # held when made -> lists
     for start in range(0, 20_000, 500):
         finder.hold(rowids[start:start + 500], held[start:start + 500])
+        finder.settle()  # (lists are made in the background)
         if finder._lists is not None:
             made[finder._lists.made_at] = finder._lists.lists.nlist
     assert list(made) == [1_500, 6_000]  # past 1,000, then at 4 x 1,500
@@ -374,6 +376,7 @@ def test_lists_find_what_the_exact_scan_finds_on_clustered_hashes() -> None:
     grouped, exact = DuplicateFinder(), DuplicateFinder(exact_up_to=n)
     for f in (grouped, exact):
         f.hold(rowids, held)
+        f.settle()
     assert grouped._lists is not None and exact._lists is None
     planted = rng.choice(n, 400, replace=False)
     moved = rng.random((400, 64)).argsort(axis=1) < rng.integers(0, 9, size=400)[:, None]
@@ -421,3 +424,145 @@ def test_pending_and_deleted_items_with_the_hashes_in_lists(tmp_path: Path) -> N
     assert len(finder) == 401 and not finder._pending
     match = finder.find((0xABCD_EF01_2345 ^ 1, 0), unit([1] * 8), store)
     assert match is not None and match.original_id == "new-one"
+
+
+class HeldBuild:
+    """`_make_lists` held back until `go` is set: lists being made in the background."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.go = threading.Event()
+        self.started = 0
+        self.running = threading.Event()
+        real = duplicates._make_lists
+
+        def held(codes: np.ndarray) -> duplicates._HashLists:
+            self.started += 1
+            self.running.set()
+            assert self.go.wait(30)
+            return real(codes)
+
+        monkeypatch.setattr(duplicates, "_make_lists", held)
+
+
+def found_at_zero(finder: DuplicateFinder, held: np.ndarray, rowids: np.ndarray,
+                  at: np.ndarray) -> bool:
+    """Whether each hash at positions `at` is found at 0 bits under its rowid."""
+    got = finder.stored_candidates([(int(held[i]), int(held[i]) ^ 0xFFFF) for i in at])
+    return all(rowids[i] in keys.tolist() and bits[0] == 0
+               for i, (keys, bits) in zip(at, got, strict=True))
+
+
+def test_hashes_held_while_the_first_lists_are_made_are_found(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past `exact_up_to` the lists are made in the background; until they are ready every
+    hash, those held meanwhile too, is found by the exact scan, and once they are, the ones
+    held meanwhile are in them."""
+    build = HeldBuild(monkeypatch)
+    rng = np.random.default_rng(21)
+    held = clustered_hashes(rng, 1_800, 30, 12)
+    rowids = np.arange(1, 1_801, dtype=np.int64) * 3
+    finder = DuplicateFinder(max_bits=16, exact_up_to=1_000)
+    finder.hold(rowids[:1_500], held[:1_500])
+    assert build.running.wait(10)
+    assert finder._build is not None and finder._lists is None and build.started == 1
+    finder.hold(rowids[1_500:], held[1_500:])  # held while the lists are being made
+    everything = np.arange(1_800)
+    assert found_at_zero(finder, held, rowids, everything)
+    # a repost (3 bits off) of a photo held during the build, and one of a photo before it
+    for i in (1_700, 12):
+        keys, _ = finder.candidates((int(held[i]) ^ 0b111, int(held[i])))
+        assert rowids[i] in keys.tolist()
+    build.go.set()
+    finder.settle()
+    assert finder._build is None and finder._lists is not None
+    assert finder._lists.made_at == 1_500 and finder._lists.lists.ntotal == 1_800
+    assert finder._index.ntotal == 0 and len(finder) == 1_800
+    assert found_at_zero(finder, held, rowids, everything)
+
+
+def test_hashes_held_while_lists_are_made_again_are_found(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While lists are made again (4 x the hashes the current ones were made of) the current
+    lists still answer for the hashes they hold and the exact scan for those held since the
+    build began; the new lists, once taken, hold every hash once."""
+    build = HeldBuild(monkeypatch)
+    build.go.set()
+    rng = np.random.default_rng(22)
+    held = clustered_hashes(rng, 7_000, 80, 12)
+    rowids = np.arange(1, 7_001, dtype=np.int64)
+    finder = DuplicateFinder(max_bits=16, exact_up_to=1_000)
+    finder.hold(rowids[:1_500], held[:1_500])
+    finder.settle()
+    assert finder._lists is not None and finder._lists.made_at == 1_500
+    build.go.clear()
+    build.running.clear()
+    for start in range(1_500, 6_000, 500):  # into the lists; at 6,000 a new build begins
+        finder.hold(rowids[start:start + 500], held[start:start + 500])
+    assert build.running.wait(10)
+    assert finder._build is not None and build.started == 2
+    first = finder._lists
+    assert first.lists.ntotal == 6_000 and finder._listed == 6_000
+    finder.hold(rowids[6_000:], held[6_000:])  # held meanwhile: scanned exactly
+    assert finder._lists is first and finder._index.ntotal == 1_000
+    assert found_at_zero(finder, held, rowids, rng.choice(6_000, 300, replace=False))
+    assert found_at_zero(finder, held, rowids, np.arange(6_000, 7_000))
+    build.go.set()
+    finder.hold(rowids[:0], held[:0])  # (nothing new: the finished build is taken)
+    finder.settle()
+    assert finder._lists is not first and finder._lists is not None
+    assert finder._lists.made_at == 6_000 and finder._lists.lists.ntotal == 7_000
+    assert finder._index.ntotal == 0
+    assert found_at_zero(finder, held, rowids, rng.choice(7_000, 300, replace=False))
+
+
+def test_a_slow_build_is_waited_for_past_twice_exact_up_to(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact scan does not grow without bound while lists are made: past twice
+    `exact_up_to` hashes outside the lists, the writer waits for them."""
+    build = HeldBuild(monkeypatch)
+    rng = np.random.default_rng(23)
+    held = clustered_hashes(rng, 2_200, 30, 12)
+    rowids = np.arange(1, 2_201, dtype=np.int64)
+    finder = DuplicateFinder(max_bits=16, exact_up_to=1_000)
+    finder.hold(rowids[:1_500], held[:1_500])
+    assert finder._build is not None
+    timer = threading.Timer(0.3, build.go.set)
+    timer.start()
+    finder.hold(rowids[1_500:], held[1_500:])  # 2,200 outside lists: waits
+    timer.join()
+    assert finder._build is None and finder._lists is not None
+    assert finder._lists.lists.ntotal == 2_200 and finder._index.ntotal == 0
+
+
+def test_a_failed_build_is_raised_to_the_writer_and_forgets_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error making the lists is raised where hashes are held; the exact scan still holds
+    every hash, and the next hold tries again."""
+    def broken(codes: np.ndarray) -> duplicates._HashLists:
+        raise MemoryError("no room for lists")
+
+    monkeypatch.setattr(duplicates, "_make_lists", broken)
+    rng = np.random.default_rng(24)
+    held = clustered_hashes(rng, 1_600, 30, 12)
+    rowids = np.arange(1, 1_601, dtype=np.int64)
+    finder = DuplicateFinder(max_bits=16, exact_up_to=1_000)
+    finder.hold(rowids[:1_500], held[:1_500])
+    with pytest.raises(MemoryError):
+        finder.settle()
+    assert finder._lists is None and found_at_zero(finder, held, rowids, np.arange(1_500))
+    monkeypatch.undo()
+    finder.hold(rowids[1_500:], held[1_500:])
+    finder.settle()
+    assert finder._lists is not None and finder._lists.lists.ntotal == 1_600
+    assert found_at_zero(finder, held, rowids, np.arange(1_600))
+
+
+def test_lists_made_on_the_callers_thread_when_asked() -> None:
+    """`background=False`: the lists are ready as soon as the hashes past `exact_up_to` are
+    held."""
+    rng = np.random.default_rng(25)
+    held = clustered_hashes(rng, 1_500, 30, 12)
+    finder = DuplicateFinder(max_bits=16, exact_up_to=1_000, background=False)
+    finder.hold(np.arange(1, 1_501, dtype=np.int64), held)
+    assert finder._build is None and finder._lists is not None
+    assert finder._lists.lists.ntotal == 1_500 and finder._index.ntotal == 0

@@ -22,11 +22,14 @@ from lookalike.index.segments import (
     SPLIT_AT,
     TWO_LEVEL_FROM,
     Batch,
+    CentreGroups,
+    Manifest,
     View,
     auto_lists,
     build_base,
     build_base_from,
     lists_for,
+    open_view,
     sources_of_view,
 )
 from lookalike.index.vector_store import Scalars
@@ -252,3 +255,54 @@ def test_a_growing_catalog_keeps_its_centres_and_splits_lists(tmp_path: Path) ->
     store.compact()
     again = store._get_view().manifest
     assert again.clustered == end and again.lists == auto_lists(end)
+
+
+def test_new_rows_go_to_a_nearest_list_through_groups_of_centres(tmp_path: Path) -> None:
+    """From TWO_LEVEL_FROM lists a tail row is compared with groups of centres, then with the
+    centres of its GROUPS_TRIED nearest groups: nearly every row lands in its nearest list of
+    all, the others in one nearly as near; fewer lists: the nearest of all, exactly. The
+    store's tail rows are given these lists."""
+    vectors = SyntheticCatalog(DIM, 3).vectors(20_000, 5)[0]
+    vocab = Vocabulary()
+    batch = Batch(np.arange(len(vectors), dtype=np.int64), vectors,
+                  FieldColumns.encode([Scalars()] * len(vectors), vocab))
+    settings = Settings(catalog_dir=tmp_path, exact_max_items=1000, ivf_lists=400)
+    states, lists, centres = build_base(tmp_path, 1, DIM, iter([batch]), settings, None)
+    assert centres is not None and lists == 400 >= TWO_LEVEL_FROM
+    view = open_view(tmp_path, Manifest(dim=DIM, generation=1, lists=lists, clustered=20_000,
+                                        base=states, vocab=vocab), None)
+    new = SyntheticCatalog(DIM, 3).vectors(5_000, 77)[0]
+    got = view.lists_of(new)
+    assert len(view._groups) == 1  # made once for the generation
+    scores = new @ centres.T
+    assert (got == np.argmax(scores, axis=1)).mean() > 0.99
+    gap = np.max(scores, axis=1) - scores[np.arange(len(got)), got]
+    assert np.percentile(gap, 99.5) < 0.01
+    np.testing.assert_array_equal(view.lists_of(new[:100]), got[:100])  # (cached groups)
+    few = CentreGroups.of(centres[:50])  # (any grouping) versus the flat scan below 256
+    assert few.starts[-1] == 50 and sorted(few.lists.tolist()) == list(range(50))
+    small = replace(view, manifest=replace(view.manifest, lists=50), centroids=centres[:50],
+                    _groups=[])
+    np.testing.assert_array_equal(small.lists_of(new), np.argmax(scores[:, :50], axis=1))
+    assert not small._groups
+
+
+def test_the_stores_tail_rows_get_their_lists_through_the_groups(tmp_path: Path) -> None:
+    """An inverted-list catalog of TWO_LEVEL_FROM lists or more: the rows added to its tail are
+    stored with the lists `View.lists_of` gives them."""
+    cat = open_catalog(tmp_path, DIM, exact_max_items=1000, filter_exact_max=50,
+                       ivf_lists=300)
+    world = SyntheticCatalog(DIM, seed=6)
+    cat.add_items(*world.items(0, 6000))
+    store = cat.index
+    assert isinstance(store, EmbeddedStore)
+    assert store._get_view().manifest.lists == 300
+    items, vectors = world.items(6000, 6400)
+    cat.add_items(items, vectors)
+    view = store._get_view()
+    assert len(view.tail) == 400 and view._groups
+    assert view.tail.list is not None
+    np.testing.assert_array_equal(np.asarray(view.tail.list), view.lists_of(
+        np.asarray(view.tail.vectors)))
+    scores = np.asarray(view.tail.vectors) @ np.asarray(view.centroids).T
+    assert (np.asarray(view.tail.list) == np.argmax(scores, axis=1)).mean() > 0.95

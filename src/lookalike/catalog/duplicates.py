@@ -38,8 +38,15 @@ for the candidates near enough that a unit vector can reach the cosine they need
   held 10,000 at a time; planted reposts at the distances of real ones; busy 2-core VM, CPU
   per photo): 0.05 ms at 100,000, 0.08 ms at 300,000, 0.12-0.14 ms near a million, against
   0.13, 0.39 and 1.3 ms for the exact scan; ~30 us of CPU per hash held for assigning it and
-  the regroupings (the one at 960,000 takes ~21 s of CPU on the writer's thread). Of the
-  planted originals the exact scan finds, the lists find 99.2-99.8 %.
+  the regroupings (the one at 960,000 takes ~21 s of CPU). Of the planted originals the exact
+  scan finds, the lists find 99.2-99.8 %.
+* The lists are made in a background thread (`_Build`; FAISS on one thread) from a copy of
+  the hashes held when it starts: the writer goes on meanwhile. Hashes held since are kept
+  in the flat index (positions from `_listed` on) and scanned exactly beside the current
+  lists (the first time: the flat index holds every hash), so every held hash is in exactly
+  one of the two; the finished lists are taken on the writer's thread at its next `hold`
+  (those hashes added to them, the flat index emptied). A build still running when the flat
+  index passes 2 x `exact_up_to` hashes is waited for; its error is raised there.
 
 A sublinear exact lookup was measured and set aside: a cropped repost lies up to ~16 bits
 away, and at that radius no pigeonhole split prunes well on real photos' clustered hashes
@@ -52,6 +59,7 @@ median distance (28 bits).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -202,6 +210,41 @@ class _HashLists:
         return distances, positions
 
 
+@dataclass
+class _Build:
+    """Lists being made of held hashes (positions 0..made_at - 1) in a thread of their own,
+    with FAISS on one thread: the writer goes on holding and looking up hashes meanwhile."""
+
+    made_at: int
+    done: threading.Event = field(default_factory=threading.Event)
+    lists: _HashLists | None = None
+    error: BaseException | None = None
+
+    @classmethod
+    def start(cls, codes: NDArray[np.uint8], background: bool) -> _Build:
+        build = cls(len(codes))
+        if background:
+            threading.Thread(target=build._run, args=(codes,), daemon=True,
+                             name="repost-lists").start()
+        else:
+            build._run(codes)
+        return build
+
+    def _run(self, codes: NDArray[np.uint8]) -> None:
+        try:
+            with _one_thread():
+                self.lists = _make_lists(codes)
+        except BaseException as exc:  # raised on the writer's thread, by `_take_build`
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+def _make_lists(codes: NDArray[np.uint8]) -> _HashLists:
+    """`_HashLists.make` (a seam for tests)."""
+    return _HashLists.make(codes)
+
+
 def hamming(a: int, b: int) -> int:
     """Bits in which two 64-bit hashes differ."""
     return (a ^ b).bit_count()
@@ -229,7 +272,8 @@ class DuplicateFinder:
     over once they are stored).
 
     Stored items are compared through their stored vectors (read for the few candidates
-    only); deleted items drop out there. Not thread-safe: one writer uses it."""
+    only); deleted items drop out there. Not thread-safe: one writer uses it (its lists are
+    made in a thread of their own, handed over through `_Build`)."""
 
     max_bits: int = 16
     min_cos: float = 0.88
@@ -237,10 +281,16 @@ class DuplicateFinder:
     max_candidates: int = MAX_CANDIDATES
     exact_up_to: int = EXACT_UP_TO
     probed_lists: int = PROBED_LISTS
+    #: make the lists in a background thread (False: on the caller's, as it holds hashes)
+    background: bool = True
     # stored items' hashes and rowids in the order held (buffers that double when full);
-    # the hashes in a flat index (every one scanned) up to `exact_up_to`, then in lists
+    # positions 0.._listed - 1 in the lists (None: none yet), the rest (_listed.._size - 1)
+    # in a flat index scanned whole; a background build of lists for positions
+    # 0..build.made_at - 1 replaces `_lists` when done
     _index: faiss.IndexBinaryFlat = field(default_factory=lambda: faiss.IndexBinaryFlat(64))
     _lists: _HashLists | None = None
+    _listed: int = 0
+    _build: _Build | None = None
     _hashes: NDArray[np.uint64] = field(default_factory=lambda: np.zeros(1024, np.uint64))
     _rowids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(1024, np.int64))
     _size: int = 0
@@ -258,8 +308,13 @@ class DuplicateFinder:
         self.hold(*store.phashes_after(self._high_rowid))
 
     def hold(self, rowids: NDArray[np.int64], hashes: NDArray[np.uint64]) -> None:
-        """Hold stored items' hashes (rowids ascending, above those held)."""
+        """Hold stored items' hashes (rowids ascending, above those held). New hashes go into
+        the lists when they are current, else into the flat index (scanned whole): up to
+        `exact_up_to` held, and while new lists are being made (from `REGROUP_GROWTH` times
+        the held hashes the lists were made of). A build holding the flat index past twice
+        `exact_up_to` hashes is waited for."""
         if not len(rowids):
+            self._take_build(wait=False)
             return
         need = self._size + len(rowids)
         if need > len(self._rowids):
@@ -268,16 +323,46 @@ class DuplicateFinder:
         self._rowids[self._size:need] = rowids
         self._hashes[self._size:need] = np.asarray(hashes, dtype=np.uint64)
         codes = self._hashes[self._size:need].view(np.uint8).reshape(-1, 8)
-        if need <= self.exact_up_to:
-            self._index.add(codes)
-        elif self._lists is None or need >= REGROUP_GROWTH * self._lists.made_at:
-            self._lists = _HashLists.make(self._hashes[:need].view(np.uint8).reshape(-1, 8))
-            self._index.reset()  # the lists hold them now
-        else:
+        if self._lists is not None and self._build is None and self._listed == self._size:
             with _one_thread():
                 self._lists.add(codes, self._size)
+            self._listed = need
+        else:
+            self._index.add(codes)
         self._size = need
         self._high_rowid = int(rowids.max())
+        self._take_build(wait=False)  # (after: a build's error leaves these hashes held)
+        if self._build is None and need > self.exact_up_to and (
+                self._lists is None or need >= REGROUP_GROWTH * self._lists.made_at):
+            self._build = _Build.start(
+                self._hashes[:need].copy().view(np.uint8).reshape(-1, 8), self.background)
+        if self._build is not None and (not self.background
+                                        or self._size - self._listed > 2 * self.exact_up_to):
+            self._take_build(wait=True)
+
+    def settle(self) -> None:
+        """Wait for lists being made, and use them."""
+        self._take_build(wait=True)
+
+    def _take_build(self, wait: bool) -> None:
+        """Lists made in the background replace the current ones (their build's error is
+        raised here); the hashes held since the build began are added to them, and the flat
+        index emptied. Nothing changes while the build runs (unless `wait`)."""
+        build = self._build
+        if build is None or not (wait or build.done.is_set()):
+            return
+        build.done.wait()
+        self._build = None
+        if build.error is not None:
+            raise build.error
+        lists = build.lists
+        assert lists is not None
+        if self._size > lists.made_at:
+            with _one_thread():
+                lists.add(self._hashes[lists.made_at:self._size].view(np.uint8).reshape(-1, 8),
+                          lists.made_at)
+        self._lists, self._listed = lists, self._size
+        self._index.reset()
 
     def add(self, item_id: str, phash: int, vector: NDArray[np.float32]) -> None:
         """An item added but not stored yet: later photos are compared with it too."""
@@ -331,14 +416,16 @@ class DuplicateFinder:
             return [(empty, empty) for _ in range(len(pairs))]
         # queries plain, mirrored, plain, ...: query q is photo q // 2
         queries = np.ascontiguousarray(pairs.reshape(-1)).view(np.uint8).reshape(-1, 8)
+        found_rows, found_cols, found_near = [], [], []
         with _one_thread():
-            if self._lists is None:
+            if self._size > self._listed:  # the flat index's (positions from _listed)
                 lims, dist, cols = self._index.range_search(queries, self.max_bits + 1)  # < r
                 ends = np.asarray(lims, dtype=np.int64)
-                rows = np.repeat(np.arange(len(queries), dtype=np.int64) // 2,
-                                 ends[1:] - ends[:-1])
-                cols, near = np.asarray(cols, dtype=np.int64), np.asarray(dist, dtype=np.int64)
-            else:
+                found_rows.append(np.repeat(np.arange(len(queries), dtype=np.int64) // 2,
+                                            ends[1:] - ends[:-1]))
+                found_cols.append(np.asarray(cols, dtype=np.int64) + self._listed)
+                found_near.append(np.asarray(dist, dtype=np.int64))
+            if self._lists is not None and self._listed:
                 # the closest `max_candidates` in each query's probed lists; each hash found
                 # is measured against both of its photo's hashes (the other query's lists may
                 # not hold it, or hold it past its own closest `max_candidates`)
@@ -350,7 +437,11 @@ class DuplicateFinder:
                 near = np.minimum(np.bitwise_count(held ^ pairs[rows, 0]),
                                   np.bitwise_count(held ^ pairs[rows, 1])).astype(np.int64)
                 found = near <= self.max_bits
-                rows, cols, near = rows[found], cols[found], near[found]
+                found_rows.append(rows[found])
+                found_cols.append(cols[found])
+                found_near.append(near[found])
+        rows, cols, near = (np.concatenate(parts) for parts in (found_rows, found_cols,
+                                                                  found_near))
         # by photo, then distance, then the order held; a hash near both of a photo's hashes
         # counts once, at the nearer (the first of its pair in this order)
         order = np.lexsort((cols, near, rows))

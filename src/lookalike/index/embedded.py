@@ -72,7 +72,6 @@ from lookalike.index.segments import (
     build_base,
     build_base_from,
     folder_bytes,
-    nearest_lists,
     next_generation,
     open_view,
     sources_of_view,
@@ -291,9 +290,8 @@ class EmbeddedStore:
         gen = manifest.generation
         tail = dict(manifest.tail)
         if len(batch.ids):
-            lists = (np.zeros(len(batch.ids), dtype=np.int32) if manifest.lists <= 1
-                     else nearest_lists(batch.vectors, view.centroids))
-            tail = write_rows(self.folder, f"g{gen}.tail", batch, tail, {"list": lists})
+            tail = write_rows(self.folder, f"g{gen}.tail", batch, tail,
+                              {"list": view.lists_of(batch.vectors)})
         dead_state = manifest.dead
         if len(dead):
             dead_state = mapped.append(self.folder / f"g{gen}.dead", dead, dead_state)

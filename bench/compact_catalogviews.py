@@ -1,0 +1,398 @@
+"""Issue 18 compact vectors, fifth search: the catalogue fit plus same-item views of its photos.
+
+    nice -n 19 python bench/compact_catalogviews.py \
+        --clothing /work/shared/datasets/clothing-dataset \
+        --products /work/shared/datasets/fashion-product-images-sample --seed 0
+
+The fourth search (`compact_catalogfit.py`, same splits, same feature cache) fits an uncentred
+or centred PCA on the catalogue half A + the clothing train contributors' photos; its misses are
+on the same-item checks (crop-zoom, background swap). Here the fit data also holds the
+same-item views of the FIT photos (bench_quality's own views: the two synthetic-pair views,
+background swaps, 50 % crop-zooms, taken from the plans already encoded; only views of photos
+whose group is on the fit side), with a total weight of `w` x the number of catalogue fit
+photos (w = 0 is the fourth search's fit). Variants: centred or uncentred, `w` in `--weights`,
+`power` in `--powers` (512 dims, int8-rounded as committed).
+
+CHOSEN ON VALIDATION: fit on A's fit quarter (+ train photos + views of the fit quarter's
+photos), checks on A's validation quarter; the variant with the best worst check of both
+domains (ties: best mean) is the choice. Then, once, B: fit on all of A (+ train + views of A's
+photos), checks on B, for the chosen variant and the fourth search's (w = 0) beside it; and a
+paired bootstrap per check on B (`--boot` resamples of the queries, compact minus full; the
+background swap resampled by photo, since each photo gives three queries): is each check's
+difference distinguishable from 0 and from -0.5 points?
+
+`--fixed` skips the validation (its plans are the costly part to encode): B only, for one
+variant fixed in advance (uncentred, power 0.1, the background-swap and crop-zoom views of A's
+photos from bench_quality's own plans, each view weighing as a photo) beside the fourth
+search's (the same without views). Results: docs/guide/compact-vectors.md, "Fifth search".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bench_quality import CHECKS
+from compact_catalogfit import DIM, DOMAINS, VIEWS, Setup, checks, prepare
+from lookalike.encoders.base import l2_normalise
+from lookalike.evaluation.metrics import neighbours, relevant_counts
+from lookalike.evaluation.protocols import SYNTHETIC, EvaluationPlan, PlanFeatures
+from lookalike.training.projection import Projection, as_committed
+
+F = NDArray[np.float32]
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Variant:
+    centred: bool
+    weight: float  # views' total weight / number of catalogue fit photos; -1: each view as a photo
+    power: float
+
+    @property
+    def name(self) -> str:
+        views = "views as photos" if self.weight < 0 else f"views w {self.weight:g}"
+        return (
+            f"catalogue + train + {views}, "
+            f"{'centred' if self.centred else 'uncentred'}, power {self.power:g}"
+        )
+
+
+def view_rows(setup: Setup, d: str, fit: set[str]) -> F:
+    """Every encoded same-item view (of any plan encoded) whose photo's group is in `fit`."""
+    ds = setup.data[d]
+    out: list[F] = []
+    for key, plan in setup.plans[d].items():
+        if key not in setup.feats[d]:
+            continue  # not encoded (--fixed)
+        f = setup.feats[d][key]
+        for v in plan.views:
+            if v.name not in VIEWS:
+                continue
+            rows = plan.eval_idx[np.asarray(v.targets, dtype=np.int64)]
+            keep = np.asarray([ds.groups[r] in fit and bool(f.ok[r]) for r in rows])
+            vec = f.views[v.name][keep]
+            out.append(vec[np.linalg.norm(vec, axis=1) > 0])
+    return np.concatenate(out)
+
+
+class Moments:
+    """Sums and Gram matrices of the photos and of the views, so that every weight and
+    centring is one eigendecomposition away: the second moment of the photos (weight 1 each)
+    and the views (weight w * n_photos / n_views each), less the weighted mean's outer product
+    when centred."""
+
+    def __init__(self, photos: F, views: F) -> None:
+        p, v = photos.astype(np.float64), views.astype(np.float64)
+        self.n_p, self.n_v = len(p), len(v)
+        self.n_cat = 0
+        self.s_p, self.s_v = p.sum(axis=0), v.sum(axis=0)
+        self.g_p, self.g_v = p.T @ p, v.T @ v
+        self.cache: dict[tuple[bool, float], tuple[F64, F64, F64]] = {}
+
+    def decompose(self, centred: bool, weight: float) -> tuple[F64, F64, F64]:
+        """(mean, top DIM eigenvalues descending, their eigenvectors as rows), as
+        compact_catalogfit's Decomposition computes them."""
+        from scipy.linalg import eigh  # type: ignore[import-untyped]
+
+        key = (centred, weight)
+        if key not in self.cache:
+            a = 1.0 if weight < 0 else weight * self.n_cat / self.n_v if self.n_v else 0.0
+            total = self.n_p + a * self.n_v
+            mean = (self.s_p + a * self.s_v) / total
+            c = (self.g_p + a * self.g_v) / total
+            if centred:
+                c -= np.outer(mean, mean)
+            else:
+                mean = np.zeros_like(mean)
+            lam, vecs = eigh(c, subset_by_index=[len(c) - DIM, len(c) - 1], driver="evr")
+            order = np.argsort(lam)[::-1]
+            self.cache[key] = (mean, np.clip(lam[order], 0.0, None) + 1e-12, vecs[:, order].T)
+        return self.cache[key]
+
+    def project(self, v: Variant) -> Projection:
+        mean, lam, vecs = self.decompose(v.centred, v.weight)
+        matrix = vecs / lam[:, None] ** (v.power / 2)
+        return as_committed(Projection(mean.astype(np.float32), matrix.astype(np.float32)))
+
+
+def per_query(d: str, plan: EvaluationPlan, feats: PlanFeatures) -> list[tuple[F64, F64]]:
+    """For each check of domain `d` (CHECKS order): each query's value (P@10, agreement 0/1,
+    top-1 hit 0/1) and its resampling unit (the query; the photo for the background swap),
+    computed as `score_plan` does (its mean is the check's value; `main` asserts it)."""
+    ds = plan.dataset
+    ev = plan.eval_idx[feats.ok[plan.eval_idx]]
+    x = l2_normalise(feats.all[ev])
+    groups = [ds.groups[i] for i in ev] if plan.use_groups else None
+    valid = np.asarray([ds.labels[i] not in plan.ignore_labels for i in ev], dtype=bool)
+    nn_all = neighbours(x, 10, groups=groups, valid=valid, queries=np.arange(len(ev)))
+    pos = {int(r): k for k, r in enumerate(np.flatnonzero(feats.ok[plan.eval_idx]))}
+    out: list[tuple[F64, F64]] = []
+    for dset, metric, _ in CHECKS:
+        if dset != d:
+            continue
+        family = metric.rsplit("/", 1)[0]
+        if metric.endswith("precision@10"):
+            col = ds.values(family)
+            assert col is not None
+            vals = [col[i] for i in ev]
+            ignore = ("", *plan.ignore_labels)
+            ok = np.asarray([v not in set(ignore) for v in vals], dtype=bool)
+            nn = neighbours(x, 10, groups=groups, valid=ok)
+            lab = np.unique(vals, return_inverse=True)[1]
+            q = np.flatnonzero(ok)
+            rel = (nn >= 0) & (lab[np.maximum(nn, 0)] == lab[q][:, None])
+            keep = relevant_counts(vals, groups, ignore) > 0
+            value = rel[keep].sum(axis=1) / 10.0
+            out.append((value.astype(np.float64), np.arange(len(value), dtype=np.float64)))
+        elif metric.endswith("majority_agreement"):
+            col = ds.values(family)
+            assert col is not None
+            vals = [col[i] for i in ev]
+            agree = []
+            for qi, row in enumerate(nn_all):
+                if vals[qi] == "":
+                    continue
+                counts = Counter(vals[j] for j in row if j >= 0 and vals[j] != "")
+                agree.append(float(bool(counts) and counts.most_common(1)[0][0] == vals[qi]))
+            out.append((np.asarray(agree), np.arange(len(agree), dtype=np.float64)))
+        else:
+            name = f"{SYNTHETIC}-view-a" if SYNTHETIC in family else family
+            vs = next(v for v in plan.views if v.name == name)
+            keep_t = np.asarray([t in pos for t in vs.targets], dtype=bool)
+            tg = np.asarray([pos[t] for t in vs.targets if t in pos], dtype=np.int64)
+            qv = l2_normalise(feats.views[name][keep_t])
+            if SYNTHETIC in family:
+                b = feats.views[f"{SYNTHETIC}-view-b"][keep_t]
+                others = np.setdiff1d(np.arange(len(ev)), tg)
+                gallery = l2_normalise(np.concatenate([b, x[others]]))
+                target: NDArray[np.int64] = np.arange(len(tg), dtype=np.int64)
+            else:
+                gallery, target = x, tg
+            sims = qv @ gallery.T
+            own = sims[np.arange(len(qv)), target]
+            hit = ((sims > own[:, None]).sum(axis=1) == 0).astype(np.float64)
+            unit = (
+                tg.astype(np.float64)
+                if family == "background-swap"
+                else np.arange(len(hit), dtype=np.float64)
+            )
+            out.append((hit, unit))
+    return out
+
+
+def bootstrap(diff: F64, unit: F64, n: int, rng: np.random.Generator) -> tuple[float, float]:
+    """95 % interval of the mean paired difference, resampling the units (clusters)."""
+    codes = np.unique(unit, return_inverse=True)[1]
+    k = int(codes.max()) + 1
+    sums = np.bincount(codes, weights=diff, minlength=k)
+    counts = np.bincount(codes, minlength=k).astype(np.float64)
+    means = np.empty(n)
+    for b in range(n):
+        pick = np.bincount(rng.integers(0, k, k), minlength=k)
+        means[b] = (pick * sums).sum() / (pick * counts).sum()
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--clothing", type=Path, required=True)
+    ap.add_argument("--products", type=Path, required=True)
+    ap.add_argument("--full", default="lookalike-fashion")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--weights", default="0,1,2")
+    ap.add_argument("--powers", default="0.1,0.15")
+    ap.add_argument("--centring", default="uncentred")
+    ap.add_argument("--tolerance", type=float, default=0.005)
+    ap.add_argument("--boot", type=int, default=2000)
+    ap.add_argument(
+        "--encode-only",
+        help="fill the feature cache with these plans (e.g. clothing:B,products:all) and stop",
+    )
+    ap.add_argument(
+        "--fixed",
+        action="store_true",
+        help="no validation (when there is no time to encode it): B only, for two variants "
+        "fixed in advance, uncentred power 0.1 with the background-swap and crop-zoom views of "
+        "A's photos (bench_quality's own plan's) each weighing as a photo, and without views "
+        "(the fourth search's choice on seeds 0 and 2)",
+    )
+    ap.add_argument("--out", type=Path, default=Path("bench-quality/compact-catalogviews.json"))
+    args = ap.parse_args()
+    np.seterr(all="ignore")
+    t_start = time.monotonic()
+    fit_views = ("background-swap", "crop-zoom-50") if args.fixed else VIEWS
+    plans = {"clothing:B", "products:B", "clothing:all", "products:all"} if args.fixed else None
+    if args.encode_only:
+        plans = set(args.encode_only.split(","))
+    setup = prepare(args.clothing, args.products, args.full, args.seed, plans, fit_views)
+    if args.encode_only:
+        return
+    variants = [
+        Variant(c == "centred", float(w), float(p))
+        for c in args.centring.split(",")
+        for w in args.weights.split(",")
+        for p in args.powers.split(",")
+    ]
+    train = setup.train_rows()
+    names = [f"{ds[0].upper()} {m.split('/')[0][:14]}" for ds, m, _ in CHECKS]
+    result: dict[str, object] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seed": args.seed,
+        "checks": [f"{ds}:{m}" for ds, m, _ in CHECKS],
+    }
+
+    moment_cache: dict[str, dict[str, Moments]] = {}
+
+    def moments(fit_key: str) -> dict[str, Moments]:
+        if fit_key in moment_cache:
+            return moment_cache[fit_key]
+        out = {}
+        for d in DOMAINS:
+            fit = setup.halves[d][fit_key]
+            cat = setup.rows(d, fit)
+            views = view_rows(setup, d, fit)
+            m = Moments(np.concatenate([cat, train]), views)
+            m.n_cat = len(cat)
+            print(
+                f"{d} {fit_key}: {len(cat)} catalogue photos + {len(train)} train photos, "
+                f"{len(views)} views",
+                flush=True,
+            )
+            out[d] = m
+        moment_cache[fit_key] = out
+        return out
+
+    def score(d: str, key: str, proj: Projection | None) -> list[float]:
+        f = setup.feats[d][key]
+        return checks(d, setup.plans[d][key], f if proj is None else f.map(proj))
+
+    def table(
+        title: str, fit_key: str, eval_key: str, cands: list[Variant]
+    ) -> tuple[list[float], dict[Variant, list[float]]]:
+        mom = moments(fit_key)
+        full = score("clothing", eval_key, None) + score("products", eval_key, None)
+        print(f"\n{title}\n{'':62s}" + "".join(f"{n:>17s}" for n in names) + "    worst")
+        print(f"{'full width (values)':62s}" + "".join(f"{v:17.4f}" for v in full), flush=True)
+        out: dict[Variant, list[float]] = {}
+        for v in cands:
+            t0 = time.monotonic()
+            got = [x for d in DOMAINS for x in score(d, eval_key, mom[d].project(v))]
+            diffs = [100 * (g - f) for g, f in zip(got, full, strict=True)]
+            out[v] = diffs
+            print(
+                f"{v.name:62s}"
+                + "".join(f"{x:+17.2f}" for x in diffs)
+                + f"  {min(diffs):+6.2f}  ({time.monotonic() - t0:.0f} s)",
+                flush=True,
+            )
+        result[eval_key] = {"full": full, "diffs": {v.name: x for v, x in out.items()}}
+        return full, out
+
+    if args.fixed:
+        fixed = [Variant(False, -1.0, 0.1), Variant(False, 0.0, 0.1)]
+        val = {v: [0.0] for v in fixed}  # no validation: the order above is the "choice"
+        variants = fixed
+    else:
+        _, val = table(
+            "VALIDATION (fit: A's fit quarter + train + its views; checks: A's validation "
+            "quarter; points vs full width)",
+            "Afit",
+            "Aval",
+            variants,
+        )
+    chosen = max(variants, key=lambda v: (min(val[v]), float(np.mean(val[v]))))
+    baseline = max(
+        (v for v in variants if v.weight == 0), key=lambda v: (min(val[v]), float(np.mean(val[v])))
+    )
+    print(
+        f"\n{'fixed in advance' if args.fixed else 'chosen on validation'}: {chosen.name} "
+        f"(worst {min(val[chosen]):+.2f}); "
+        f"best w = 0 (fourth search): {baseline.name}",
+        flush=True,
+    )
+    result["chosen"], result["chosen_w0"] = chosen.name, baseline.name
+    test_cands = [chosen] if chosen == baseline else [chosen, baseline]
+    full_b, test = table(
+        "TEST (fit: all of A + train + A's views; checks on B; points vs full width on B)",
+        "A",
+        "B",
+        test_cands,
+    )
+    worst = min(test[chosen])
+    verdict = "PASS" if worst >= -100 * args.tolerance - 1e-9 else "FAIL"
+    print(f"\nchosen variant on B: worst {worst:+.2f} points -> {verdict}", flush=True)
+    result["verdict"] = verdict
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    # paired bootstrap on B, compact minus full, per check
+    mom = moments("A")
+    rng = np.random.default_rng(args.seed)
+    boot: dict[str, list[dict[str, str | float]]] = {}
+    for v in test_cands:
+        rows_out: list[dict[str, str | float]] = []
+        for d in DOMAINS:
+            plan, f = setup.plans[d]["B"], setup.feats[d]["B"]
+            full_q = per_query(d, plan, f)
+            comp_q = per_query(d, plan, f.map(mom[d].project(v)))
+            for (fv, unit), (cv, _), name, ref_full, diff in zip(
+                full_q,
+                comp_q,
+                [n for n, (ds, _, _) in zip(names, CHECKS, strict=True) if ds == d],
+                [x for x, (ds, _, _) in zip(full_b, CHECKS, strict=True) if ds == d],
+                [x for x, (ds, _, _) in zip(test[v], CHECKS, strict=True) if ds == d],
+                strict=True,
+            ):
+                if (
+                    abs(fv.mean() - ref_full) > 1e-9
+                    or abs(100 * (cv.mean() - fv.mean()) - diff) > 1e-6
+                ):
+                    print(
+                        f"  WARNING {name}: per-query mean {fv.mean():.6f} / "
+                        f"{100 * (cv.mean() - fv.mean()):+.4f} points, score_plan "
+                        f"{ref_full:.6f} / {diff:+.4f}",
+                        flush=True,
+                    )
+                lo, hi = bootstrap(cv - fv, unit, args.boot, rng)
+                rows_out.append(
+                    {
+                        "check": name,
+                        "diff": diff,
+                        "lo": 100 * lo,
+                        "hi": 100 * hi,
+                        "queries": len(fv),
+                        "units": len(np.unique(unit)),
+                        "changed": int((cv != fv).sum()),
+                    }
+                )
+        boot[v.name] = rows_out
+        print(f"\nBOOTSTRAP on B ({args.boot} resamples, paired; points): {v.name}")
+        for r in rows_out:
+            print(
+                f"  {r['check']!s:18s} {r['diff']:+6.2f}  [{r['lo']:+6.2f}, {r['hi']:+6.2f}]  "
+                f"({r['queries']} queries, {r['units']} units, {r['changed']} changed)",
+                flush=True,
+            )
+    result["bootstrap"] = boot
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    result["uptime_end"], result["seconds"] = load, round(time.monotonic() - t_start)
+    print(f"\n{load}; {result['seconds']} s")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
