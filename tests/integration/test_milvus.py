@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -379,3 +380,69 @@ def test_an_ingest_chunk_written_in_the_background_is_seen_and_its_error_raised(
     assert index.sync()  # the marker stayed behind: the rows are written now
     assert len(index) == 80
     np.testing.assert_array_equal(index.search(more_vectors[:4], 1).ids[:, 0], more_ids[:4])
+
+
+@pytest.mark.parametrize("top_known", [True, False])
+def test_new_ids_are_inserted_and_a_dead_writers_rows_are_not_written_twice(
+    tmp_path: Path, milvus_server: MilvusServer, catalogs: list[Catalog],
+    monkeypatch: pytest.MonkeyPatch, top_known: bool,
+) -> None:
+    """Ids above the collection's top are inserted (an upsert's deletes made Milvus rewrite
+    and index every segment again); a writer that died after sending rows, before moving the
+    marker, leaves them below the top it recorded first — or, when no top is known (an older
+    lookalike's collection), below the highest id Milvus holds — so they are upserted again,
+    never inserted twice."""
+    folder = tmp_path / "cat"
+    cat = open_catalog(folder, vector_store=milvus_server.uri)
+    catalogs.append(cat)
+    fill(cat, 200)
+    store = cat.index
+    assert isinstance(store, MilvusStore)
+    ids, _ = cat.store.vectors()
+    assert store._marker().top == int(ids.max())
+    sent: list[bool] = []
+    send = store._send
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        sent.append(kwargs["insert"])
+        return send(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_send", counted)
+    fill(cat, 20, seed=5)  # new ids only: inserted
+    assert sent and all(sent)
+    cat.update_item("syn-0-3", ItemUpdate(price=2.0))  # a stored id: upserted
+    assert sent[-1] is False
+    # another process commits 20 items, sends them to Milvus and dies before the marker moves
+    script = (
+        "import sys\n"
+        "from lookalike.catalog.store import CatalogStore\n"
+        "from lookalike.evaluation.synthetic import SyntheticCatalog\n"
+        "store = CatalogStore(sys.argv[1] + '/catalog.sqlite')\n"
+        f"store.add(*SyntheticCatalog({DIM}, seed=9).items(0, 20))\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(folder)], check=True)
+    real = store._set_marker
+    before = store._marker()
+
+    def dies(marker: object) -> None:
+        if marker.applied != before.applied:  # type: ignore[attr-defined]
+            raise RuntimeError("killed")
+        real(marker)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_set_marker", dies)
+    with pytest.raises(RuntimeError), store._locked():
+        store._apply()
+    monkeypatch.setattr(store, "_set_marker", real)
+    if not top_known:
+        store._collection.set_properties({"lookalike.top": "-1:0"})  # stale: not known
+    assert store._marker().applied == before.applied
+    sent.clear()
+    assert cat.refresh()
+    assert sent == [False]  # the dead writer's rows are upserted again
+    want = cat.store.vector_count()
+    assert want == 240 and store._query_count(strong=True) == want
+    rows = store._collection.query("id > 0", output_fields=["id"], limit=1000,
+                                   consistency_level="Strong")
+    assert sorted(r["id"] for r in rows) == sorted(cat.store.vectors()[0].tolist())
+    fill(cat, 5, seed=11)  # and new ids after them are inserted again
+    assert sent[-1] is True and store._query_count(strong=True) == 245

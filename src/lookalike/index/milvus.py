@@ -53,6 +53,12 @@ order; for a catalog in PostgreSQL they also hold a PostgreSQL advisory lock nam
 catalog, so writers on other machines wait too. A process that crashed after committing to
 the metadata store but before writing to Milvus leaves the marker behind the change log: the
 next `sync()` anywhere (when no writer holds the lock) repairs it from the metadata store.
+Ids above the collection's *top* (``lookalike.top``: no higher id was ever written to it;
+raised before rows are sent, so a writer that dies half-way leaves none above it) are
+*inserted*; the others are upserted. An upsert deletes each id as well, and Milvus 2.3 counts
+those deletes against the segment the new rows land in: every segment of an ingest was then
+rewritten by a compaction and indexed a second time. A collection without a known top (made by
+an older lookalike, or moved on by one) has its highest id read from Milvus once.
 
 Searches run at the timestamp of the newest write this process knows of (its own, or the
 marker's, read by `sync()` whenever the change log moved): they see every write made before,
@@ -132,12 +138,13 @@ CODE_LENGTH = 32  # hex digits of a string's digest
 MAX_SIZES = 128  # distinct sizes an item may offer (the item schema allows 100)
 MAX_TOP_K = 16_384  # Milvus's limit on k (and on queries per request)
 MAX_EXPR_IDS = 100_000  # ids an `allowed` or `exclude` list may hold
-_APPLIED, _TS = "lookalike.applied", "lookalike.ts"
+_APPLIED, _TS, _TOP = "lookalike.applied", "lookalike.ts", "lookalike.top"
 _WRITE_BYTES = 16 << 20  # rows per insert/upsert request: about this many bytes
 _FLUSH_ROWS = 50_000  # a write of at least this many rows seals its segments (to be indexed)
 _QUERY_BATCH = 256  # queries per search request
 _INDEX_MIN_ROWS = 1024  # Milvus indexes no smaller segment (minSegmentNumRowsToEnableIndex)
 _ID_PAGE = 16_384  # ids per query when listing them (Milvus returns the smallest first)
+_NO_ID = -(2**63) + 1  # below every id (Milvus cannot parse -2**63)
 _HNSW = {"M": 16, "efConstruction": 200}
 #: HNSW search breadth: measured at 100k x 256, recall@10 under a 10 % filter 0.96 at 128,
 #: 0.98 at 256, 0.99 at 512, for about the same latency (docs/scaling.md)
@@ -397,6 +404,8 @@ def _clock_ts() -> int:
 class _Marker:
     applied: int = 0  # change log position applied
     ts: int = 0  # Milvus timestamp of the last write
+    #: no id above it was ever written to the collection (None: not known)
+    top: int | None = None
 
 
 class MilvusStore:
@@ -589,14 +598,15 @@ class MilvusStore:
             utility.drop_collection(self.name, using=self._alias)
         seq = self.source.change_seq()  # before reading: nothing written meanwhile is missed
         self._create()
-        ts, rows = 0, 0
+        ts, rows, top = 0, 0, _NO_ID
         batch = max(256, _WRITE_BYTES // (4 * self._dim + 200))
         for ids, vectors, scalars in self.source.iter_vectors(batch):
-            result = self._collection.insert(entity_rows(ids, vectors, scalars))
+            result = self._send(as_ids(ids), vectors, scalars, insert=True)
             ts, rows = max(ts, int(result.timestamp)), rows + len(ids)
+            top = max(top, int(np.max(ids))) if len(ids) else top
         if rows:
             self._collection.flush()
-        self._set_marker(_Marker(seq, ts))
+        self._set_marker(_Marker(seq, ts, top))
         self.source.trim_changes(seq)
         self._seen = seq
         self._forget()
@@ -606,13 +616,33 @@ class MilvusStore:
     def _marker(self) -> _Marker:
         props = self._collection.describe().get("properties") or {}
         try:
-            return _Marker(int(props.get(_APPLIED, 0)), int(props.get(_TS, 0)))
+            applied, ts = int(props.get(_APPLIED, 0)), int(props.get(_TS, 0))
         except (TypeError, ValueError):
             return _Marker()
+        # "APPLIED:TOP": valid while no writer that does not keep it (an older lookalike) has
+        # moved the marker since
+        at, _, top = str(props.get(_TOP, "")).partition(":")
+        known = at == str(applied) and top.lstrip("-").isdigit()
+        return _Marker(applied, ts, int(top) if known else None)
 
     def _set_marker(self, marker: _Marker) -> None:
-        self._collection.set_properties({_APPLIED: str(marker.applied), _TS: str(marker.ts)})
+        props = {_APPLIED: str(marker.applied), _TS: str(marker.ts)}
+        if marker.top is not None:
+            props[_TOP] = f"{marker.applied}:{marker.top}"
+        self._collection.set_properties(props)
         self._ts = max(self._ts, marker.ts)
+
+    def _top(self, marker: _Marker) -> int:
+        """(Lock held.) The marker's top, or when it is not known (a collection of an older
+        lookalike, or a fill that stopped half-way) the highest id Milvus holds, read at
+        Milvus's newest time: rows a crashed writer left beyond the marker are counted."""
+        if marker.top is not None:
+            return marker.top
+        top = _NO_ID  # Milvus 2.3 cannot sort a query: the ids, a page at a time, upwards
+        while rows := self._collection.query(f"id > {top}", output_fields=["id"],
+                                             consistency_level="Strong", limit=_ID_PAGE):
+            top = max(int(r["id"]) for r in rows)
+        return top
 
     @contextlib.contextmanager
     def _locked(self, wait: bool = True) -> Iterator[bool]:
@@ -682,6 +712,15 @@ class MilvusStore:
         seqs, ids, _ = self.source.changes(marker.applied)
         applied = int(seqs[-1]) if len(seqs) else seq
         changed = np.unique(ids)
+        # Ids above `top` were never in the collection: they are inserted. An upsert is an
+        # insert plus a delete of each id; Milvus logs those deletes against the segment the
+        # rows go to, and rewrites every segment whose rows are all "deleted" so (a compaction,
+        # then a second index build of the same rows). The new top is recorded before any row
+        # is sent, so a writer that dies half-way leaves no id that the next one would insert
+        # twice.
+        top = self._top(marker)
+        if len(changed) and int(changed[-1]) > top:
+            self._set_marker(_Marker(marker.applied, marker.ts, int(changed[-1])))
         ts, rows = marker.ts, 0
         batch = max(256, _WRITE_BYTES // (4 * self._dim + 200))
         for a in range(0, len(changed), batch):
@@ -691,29 +730,38 @@ class MilvusStore:
             if len(gone):
                 self._collection.delete(f"id in {_ids_list(gone, 'removed')}")
                 ts = max(ts, _clock_ts())
-            if len(found):
-                result = self._upsert(found, vectors, self.source.scalars_of(found))
-                ts, rows = max(ts, int(result.timestamp)), rows + len(found)
+            found = as_ids(found)
+            vectors = np.asarray(vectors, dtype=np.float32).reshape(len(found), self._dim)
+            new = found > top
+            for part, insert in ((~new, False), (new, True)):
+                if part.any():
+                    result = self._send(found[part], vectors[part],
+                                        self.source.scalars_of(found[part]), insert=insert)
+                    ts, rows = max(ts, int(result.timestamp)), rows + int(part.sum())
         if rows >= _FLUSH_ROWS:
             self._collection.flush()
-        self._set_marker(_Marker(applied, ts))
+        self._set_marker(_Marker(applied, ts, max(top, int(changed[-1]) if len(changed) else top)))
         self.source.trim_changes(applied)
         self._seen = max(self._seen, applied)
         self._forget()
         return True
 
-    def _upsert(self, ids: Ids, vectors: Matrix, fields: Sequence[Scalars]) -> Any:
-        """`Collection.upsert` of the items, the vectors packed as protobuf bytes at once.
-        pymilvus makes a Python float of every number of a vector column (a list, a flat
-        list, then a protobuf field: a quarter of a Milvus ingest's time); here its request is
-        made with a one-number stand-in per vector, then the vector field's data is replaced
-        by the vectors' bytes (`upsert_param`: pymilvus sends a request made by its caller)."""
+    def _send(
+        self, ids: Ids, vectors: Matrix, fields: Sequence[Scalars], *, insert: bool
+    ) -> Any:
+        """`Collection.upsert` (or `insert`) of the items, the vectors packed as protobuf
+        bytes at once. pymilvus makes a Python float of every number of a vector column (a
+        list, a flat list, then a protobuf field: a quarter of a Milvus ingest's time); here
+        its request is made with a one-number stand-in per vector, then the vector field's
+        data is replaced by the vectors' bytes (`upsert_param` / `insert_param`: pymilvus
+        sends a request made by its caller)."""
         from pymilvus.client.prepare import Prepare as RequestPrepare
         from pymilvus.orm.prepare import Prepare as DataPrepare
 
         columns = entity_rows(ids, np.zeros((len(ids), 1), dtype=np.float32), fields)
         schema = self._collection.schema
-        request = RequestPrepare.batch_upsert_param(
+        prepare = RequestPrepare.batch_insert_param if insert else RequestPrepare.batch_upsert_param
+        request = prepare(
             self.name, DataPrepare.prepare_data(columns, schema, False), "",
             schema.to_dict()["fields"])
         (field,) = (f for f in request.fields_data if f.field_name == "vector")
@@ -722,6 +770,8 @@ class MilvusStore:
         field.vectors.float_vector.Clear()
         # FloatArray's field 1, packed: tag 0x0a, the length as a varint, the floats' bytes
         field.vectors.float_vector.MergeFromString(b"\x0a" + _varint(len(raw)) + raw)
+        if insert:
+            return self._collection.insert(columns, insert_param=request)
         return self._collection.upsert(columns, upsert_param=request)
 
     def _write(self, ids: Ids, n_fields: int | None = None) -> None:
@@ -885,7 +935,7 @@ class MilvusStore:
         self._settle()
         if self._ids is None:
             pages: list[Ids] = []
-            last = -(2**63) + 1  # Milvus cannot parse -2**63
+            last = _NO_ID
             while True:
                 rows = self._collection.query(f"id > {last}", output_fields=["id"],
                                               limit=_ID_PAGE, **self._consistency())
