@@ -140,6 +140,7 @@ MAX_TOP_K = 16_384  # Milvus's limit on k (and on queries per request)
 MAX_EXPR_IDS = 100_000  # ids an `allowed` or `exclude` list may hold
 _APPLIED, _TS, _TOP = "lookalike.applied", "lookalike.ts", "lookalike.top"
 _WRITE_BYTES = 16 << 20  # rows per insert/upsert request: about this many bytes
+_IN_FLIGHT = 2  # write requests under way at once (`_apply`)
 _FLUSH_ROWS = 50_000  # a write of at least this many rows seals its segments (to be indexed)
 _QUERY_BATCH = 256  # queries per search request
 _INDEX_MIN_ROWS = 1024  # Milvus indexes no smaller segment (minSegmentNumRowsToEnableIndex)
@@ -723,21 +724,32 @@ class MilvusStore:
             self._set_marker(_Marker(marker.applied, marker.ts, int(changed[-1])))
         ts, rows = marker.ts, 0
         batch = max(256, _WRITE_BYTES // (4 * self._dim + 200))
-        for a in range(0, len(changed), batch):
-            chunk = changed[a : a + batch]
-            found, vectors = self.source.vectors_of(chunk)
-            gone = np.setdiff1d(chunk, found)
-            if len(gone):
-                self._collection.delete(f"id in {_ids_list(gone, 'removed')}")
-                ts = max(ts, _clock_ts())
-            found = as_ids(found)
-            vectors = np.asarray(vectors, dtype=np.float32).reshape(len(found), self._dim)
-            new = found > top
-            for part, insert in ((~new, False), (new, True)):
-                if part.any():
-                    result = self._send(found[part], vectors[part],
-                                        self.source.scalars_of(found[part]), insert=insert)
-                    ts, rows = max(ts, int(result.timestamp)), rows + int(part.sum())
+        # up to _IN_FLIGHT requests at once (each id is in one request only, so their order
+        # does not matter): Milvus takes a request in about as long as its own CPU needs plus
+        # waits, and the next one is read and packed meanwhile
+        sent: list[concurrent.futures.Future[Any]] = []
+        with concurrent.futures.ThreadPoolExecutor(
+                _IN_FLIGHT, thread_name_prefix="lookalike-milvus-send") as pool:
+            for a in range(0, len(changed), batch):
+                chunk = changed[a : a + batch]
+                found, vectors = self.source.vectors_of(chunk)
+                gone = np.setdiff1d(chunk, found)
+                if len(gone):
+                    self._collection.delete(f"id in {_ids_list(gone, 'removed')}")
+                    ts = max(ts, _clock_ts())
+                found = as_ids(found)
+                vectors = np.asarray(vectors, dtype=np.float32).reshape(len(found), self._dim)
+                new = found > top
+                for part, insert in ((~new, False), (new, True)):
+                    if part.any():
+                        if len(sent) >= _IN_FLIGHT:
+                            ts = max(ts, int(sent.pop(0).result().timestamp))
+                        sent.append(pool.submit(
+                            self._send, found[part], vectors[part],
+                            self.source.scalars_of(found[part]), insert=insert))
+                        rows += int(part.sum())
+            for done in sent:  # (an error is raised here, the marker left where it was)
+                ts = max(ts, int(done.result().timestamp))
         if rows >= _FLUSH_ROWS:
             self._collection.flush()
         self._set_marker(_Marker(applied, ts, max(top, int(changed[-1]) if len(changed) else top)))
