@@ -141,8 +141,8 @@ def reembed(
     report.failed = sorted(failed.values())
     report.items = store.count()
     if report.switched:
+        catalog.reload()  # (the store's width too: read before the sketches are made)
         store.sketch_vectors()
-        catalog.reload()
     report.seconds = time.perf_counter() - started
     return report
 

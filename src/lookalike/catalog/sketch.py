@@ -22,8 +22,14 @@ import functools
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["MISS", "SKETCH_BITS", "SKETCH_BYTES", "max_distance", "sketch_distances",
-           "vector_sketches"]
+__all__ = [
+    "MISS",
+    "SKETCH_BITS",
+    "SKETCH_BYTES",
+    "max_distance",
+    "sketch_distances",
+    "vector_sketches",
+]
 
 SKETCH_BITS = 256
 SKETCH_BYTES = SKETCH_BITS // 8
@@ -53,8 +59,7 @@ def vector_sketches(vectors: NDArray[np.float32]) -> NDArray[np.uint8]:
 
 def sketch_distances(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> NDArray[np.int64]:
     """Bits in which sketches differ, row by row (either side may be a single sketch)."""
-    counts: NDArray[np.int64] = np.bitwise_count(np.bitwise_xor(a, b)).sum(axis=-1,
-                                                                          dtype=np.int64)
+    counts: NDArray[np.int64] = np.bitwise_count(np.bitwise_xor(a, b)).sum(axis=-1, dtype=np.int64)
     return counts
 
 
