@@ -19,9 +19,10 @@ a FAISS index) and at most `MAX_CANDIDATES` of the closest within `duplicate_has
 photo's plain or mirrored hash are confirmed by cosine against their stored vectors (read only
 for the candidates near enough that a unit vector can reach the cosine they need).
 
-Their number grows with the catalog (random hashes: ~3 a photo at 300,000 items, 10-16 at a
-million; real photos' hashes cluster, which gives more), and reading their vectors (10.5 KB
-each at 2,624 dims) was about half of an ingest writer's time at a million. So the finder also
+Their number grows with the catalog (random hashes: 1.9 vectors read a photo on average over an
+ingest up to 300,000 items, 10-16 a photo at a million; real photos' hashes cluster, which
+gives more), and reading their vectors (10.5 KB each at 2,624 dims) was about half of an
+ingest writer's time at a million. So the finder also
 holds each stored item's vector sketch (`lookalike.catalog.sketch`: 256 sign bits of a fixed
 Gaussian projection, 32 bytes; stored beside the hash, written with every vector) and reads a
 candidate's vector only if the sketches' Hamming distance is within what a pair at exactly
