@@ -69,7 +69,7 @@ class Variant:
         )
 
 
-def view_rows(setup: Setup, d: str, fit: set[str]) -> tuple[F, F]:
+def view_rows(setup: Setup, d: str, fit: set[str], names: tuple[str, ...] = VIEWS) -> tuple[F, F]:
     """Every encoded same-item view (of any plan encoded) whose photo's group is in `fit`,
     and beside each view its photo's full-width vector."""
     ds = setup.data[d]
@@ -80,7 +80,7 @@ def view_rows(setup: Setup, d: str, fit: set[str]) -> tuple[F, F]:
             continue  # not encoded (--fixed)
         f = setup.feats[d][key]
         for v in plan.views:
-            if v.name not in VIEWS:
+            if v.name not in names:
                 continue
             rows = plan.eval_idx[np.asarray(v.targets, dtype=np.int64)]
             keep = np.asarray([ds.groups[r] in fit and bool(f.ok[r]) for r in rows])
@@ -101,13 +101,13 @@ class Moments:
     view moves from its photo; alpha 0 is the PCA), each scaled to unit length and then, as the
     PCA's, by its variance w'Cw ** (-power / 2)."""
 
-    def __init__(self, photos: F, views: F, view_photos: F) -> None:
+    def __init__(self, photos: F, views: F, scatter_views: F, scatter_photos: F) -> None:
         p, v = photos.astype(np.float64), views.astype(np.float64)
         self.n_p, self.n_v = len(p), len(v)
         self.n_cat = 0
         self.s_p, self.s_v = p.sum(axis=0), v.sum(axis=0)
         self.g_p, self.g_v = p.T @ p, v.T @ v
-        diff = v - view_photos.astype(np.float64)
+        diff = scatter_views.astype(np.float64) - scatter_photos.astype(np.float64)
         self.scatter = diff.T @ diff / max(len(diff), 1)
         self.cache: dict[tuple[bool, float, float], tuple[F64, F64, F64]] = {}
 
@@ -253,6 +253,11 @@ def main() -> None:
         "the PCA variants alone, and among all",
     )
     ap.add_argument("--scatter-weights", default="0")
+    ap.add_argument(
+        "--scatter-views",
+        default=",".join(VIEWS),
+        help="the views whose distance to their photo makes the scatter (e.g. background-swap)",
+    )
     ap.add_argument("--tolerance", type=float, default=0.005)
     ap.add_argument("--boot", type=int, default=2000)
     ap.add_argument(
@@ -308,8 +313,9 @@ def main() -> None:
         for d in DOMAINS:
             fit = setup.halves[d][fit_key]
             cat = setup.rows(d, fit)
-            views, view_photos = view_rows(setup, d, fit)
-            m = Moments(np.concatenate([cat, train]), views, view_photos)
+            views, _ = view_rows(setup, d, fit)
+            scatter = view_rows(setup, d, fit, tuple(args.scatter_views.split(",")))
+            m = Moments(np.concatenate([cat, train]), views, *scatter)
             m.n_cat = len(cat)
             print(
                 f"{d} {fit_key}: {len(cat)} catalogue photos + {len(train)} train photos, "
