@@ -25,6 +25,11 @@ difference distinguishable from 0 and from -0.5 points?
 variant fixed in advance (uncentred, power 0.1, the background-swap and crop-zoom views of A's
 photos from bench_quality's own plans, each view weighing as a photo) beside the fourth
 search's (the same without views). Results: docs/guide/compact-vectors.md, "Fifth search".
+
+`--alphas` adds scatter (LDA-like) variants to the validation choice (see `Moments`): the
+directions of largest catalogue spread relative to how far the views in `--scatter-views` move
+from their photos; the choice is made among the PCA variants alone (the "chosen" row, as
+above) and among all (a second pick; B is read for both). Results: "Sixth search".
 """
 
 from __future__ import annotations
