@@ -892,7 +892,8 @@ class MilvusStore:
             # lists no growing segment: an empty list while it still searches those), each
             # with an index if big enough for one
             segments = utility.get_query_segment_info(self.name, using=self._alias)
-            served = sum(int(s.num_rows) for s in segments) == total and all(
+            rows = {s.segmentID: int(s.num_rows) for s in segments}  # (once per replica)
+            served = sum(rows.values()) == total and all(
                 s.state == 3 and (s.indexID or s.num_rows < _INDEX_MIN_ROWS)  # 3: Sealed
                 for s in segments
             )
@@ -902,7 +903,7 @@ class MilvusStore:
                 raise VectorStoreError(
                     f"Milvus collection {self.name!r} at {self.url}: not indexed and served "
                     f"within {timeout:.0f} s ({info}; the query node serves "
-                    f"{sum(int(s.num_rows) for s in segments)} sealed rows)"
+                    f"{sum(rows.values())} sealed rows)"
                 )
             time.sleep(0.5)
 
