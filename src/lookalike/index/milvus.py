@@ -878,8 +878,9 @@ class MilvusStore:
         live = self._query_count()
         compacted = False
         while True:
-            info = utility.index_building_progress(self.name, index_name="vector",
-                                                   using=self._alias)
+            info = utility.index_building_progress(
+                self.name, index_name="vector", using=self._alias
+            )
             total, done = int(info.get("total_rows", 0)), int(info.get("indexed_rows", 0))
             built = total >= live and done >= total  # (compactions may still be re-indexing)
             if built and total > live and not compacted:  # deleted rows left in segments
