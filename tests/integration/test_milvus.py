@@ -27,6 +27,7 @@ from lookalike.index.milvus import (
     entity_rows,
     filter_expression,
 )
+from lookalike.index.naming import collection_name
 from lookalike.servers import MilvusServer
 from vector_worlds import (
     DIM,
@@ -149,12 +150,12 @@ def test_a_collection_of_another_width_or_catalog_is_a_clear_error(
     connections.connect(alias=alias, host="127.0.0.1", port=str(milvus_server.port))
     other = tmp_path / "other"
     try:
-        Collection(milvus_module.collection_name(other), collection_schema(DIM, "by hand"),
+        Collection(collection_name(other), collection_schema(DIM, "by hand"),
                    using=alias)
         with pytest.raises(VectorStoreError, match="was not made by lookalike"):
             open_catalog(other, vector_store=milvus_server.uri)
     finally:
-        utility.drop_collection(milvus_module.collection_name(other), using=alias)
+        utility.drop_collection(collection_name(other), using=alias)
         connections.disconnect(alias)
 
 

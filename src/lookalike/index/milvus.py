@@ -100,6 +100,7 @@ import numpy as np
 
 from lookalike.config import Settings
 from lookalike.index.base import Ids, Matrix
+from lookalike.index.naming import CODE_LENGTH, catalog_identity, collection_name, text_code
 from lookalike.index.vector_store import (
     Scalars,
     SearchPlan,
@@ -120,12 +121,10 @@ __all__ = [
     "LOCK",
     "MilvusStore",
     "MilvusUrl",
-    "collection_name",
     "collection_schema",
     "entity_rows",
     "filter_expression",
     "schema_fields",
-    "text_code",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,7 +133,6 @@ log = logging.getLogger(__name__)
 #: the listing state; a collection of format 1 is filled again from the metadata store
 FORMAT = 2
 LOCK = "milvus.lock"  # in the catalog folder: one writer at a time
-CODE_LENGTH = 32  # hex digits of a string's digest
 MAX_SIZES = 128  # distinct sizes an item may offer (the item schema allows 100)
 MAX_TOP_K = 16_384  # Milvus's limit on k (and on queries per request)
 MAX_EXPR_IDS = 100_000  # ids an `allowed` or `exclude` list may hold
@@ -233,40 +231,7 @@ class MilvusUrl:
         return f"milvus://{self.host}:{self.port}/{self.database}"
 
 
-def catalog_identity(folder: Path, database_url: str | None = None) -> tuple[str, str]:
-    """(name, identity) of the catalog a collection belongs to: for a catalog in PostgreSQL its
-    schema (without ``lookalike_``) and ``postgresql://HOST:PORT/DATABASE#SCHEMA`` — the same on
-    every machine serving it, whatever its folder there —; else the folder's name and absolute
-    path."""
-    if database_url:
-        from lookalike.catalog.database import postgres_target
-
-        target = postgres_target(database_url, Path(folder))
-        parts = urlsplit(target.url)
-        where = f"{(parts.hostname or '').lower()}:{parts.port or 5432}{parts.path or '/'}"
-        return (target.schema.removeprefix("lookalike_"),
-                f"postgresql://{where}#{target.schema}")
-    path = Path(folder).resolve()
-    return path.name, str(path)
-
-
-def collection_name(folder: Path, prefix: str = "", database_url: str | None = None) -> str:
-    """The collection of the catalog in `folder` (see the module doc)."""
-    name, identity = catalog_identity(folder, database_url)
-    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:40] or "catalog"
-    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-    return f"{prefix}lookalike_{slug}_{digest}"
-
-
 # -- fields and filters ------------------------------------------------------------------------
-
-
-def text_code(value: str | None) -> str:
-    """A string field's stored form: its digest, "" for unknown."""
-    if value is None:
-        return ""
-    data = value.encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, digest_size=CODE_LENGTH // 2).hexdigest()
 
 
 def _number(value: float | None) -> float:
