@@ -31,6 +31,7 @@ from lookalike.catalog.duplicates import (
     perceptual_hashes,
     repost_reason,
 )
+from lookalike.catalog.engines import engine_for
 from lookalike.catalog.filters import LIST_FIELDS, Filters
 from lookalike.catalog.imagefiles import StoredPaths, copy_image, image_file, stored_path
 from lookalike.catalog.ingest import (
@@ -39,7 +40,6 @@ from lookalike.catalog.ingest import (
     IngestReport,
     PixelTagger,
     VectorTagger,
-    engine_for,
     ingest,
 )
 from lookalike.catalog.rates import RatesFile, read_rates

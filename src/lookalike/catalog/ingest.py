@@ -41,7 +41,6 @@ from lookalike.catalog.metadata import RawRow, read_metadata
 from lookalike.catalog.schema import OUTSIDE, ItemIn, Tag, image_path_problem
 from lookalike.catalog.sketch import vector_sketches
 from lookalike.catalog.store import CatalogStore, NewItem
-from lookalike.config import Settings
 from lookalike.encoders.base import Encoder, Preprocess
 from lookalike.encoders.pipeline import EncodedBatch, encode_stream
 from lookalike.errors import ImageLoadError, LookalikeError
@@ -388,15 +387,6 @@ def encode_stored(
             vectors=batch.vectors[keep] if len(keep) < len(batch.items) else batch.vectors,
             failures=failures,
         )
-
-
-def engine_for(settings: Settings) -> EncodeEngine:
-    """The encode engine `settings.engine` names, configured by `settings`."""
-    if settings.engine == "ray":
-        from lookalike.catalog.ray_engine import RayEngine
-
-        return RayEngine.from_settings(settings)
-    return LocalEngine(settings.batch_size, settings.chunk_size, settings.decode_threads)
 
 
 #: Rows validated, encoded and written at a time (see the module doc): ~200 MB of rows held,

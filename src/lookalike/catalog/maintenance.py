@@ -65,10 +65,10 @@ from lookalike.config import Settings
 from lookalike.encoders import Encoder, create
 from lookalike.errors import CatalogCorruptError, ImageLoadError, LookalikeError
 from lookalike.images import ImageLimits, content_hash, load_image, read_image_bytes
+from lookalike.index.backends import open_vector_store
 from lookalike.index.embedded import FOLDER as VECTOR_FOLDER
 from lookalike.index.embedded import MANIFEST as VECTOR_MANIFEST
 from lookalike.index.embedded import check_files
-from lookalike.index.vector_store import open_vector_store
 
 __all__ = [
     "KINDS",

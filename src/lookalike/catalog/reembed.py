@@ -33,8 +33,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.catalog.database import Connection
+from lookalike.catalog.engines import engine_for
 from lookalike.catalog.imagefiles import image_file
-from lookalike.catalog.ingest import EncodeEngine, encode_stored, engine_for
+from lookalike.catalog.ingest import EncodeEngine, encode_stored
 from lookalike.catalog.sketch import vector_sketches
 from lookalike.encoders import Encoder
 from lookalike.encoders import create as create_encoder
