@@ -73,8 +73,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -87,6 +86,7 @@ from PIL import Image
 from lookalike.catalog.sketch import (
     SKETCH_BYTES,
     max_distance,
+    one_faiss_thread,
     sketch_distances,
     vector_sketches,
 )
@@ -154,18 +154,6 @@ def perceptual_hashes(img: Image.Image) -> tuple[int, int]:
                       dtype=np.float32)
     low = np.asarray(cv2.dct(grey)[:_LOW, :_LOW], dtype=np.float32)
     return _bits(low), _bits((low * _MIRROR).astype(np.float32))
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """FAISS on this thread alone (this thread's OpenMP setting): for the writer's small
-    searches and adds a second thread only spins."""
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(threads)
 
 
 def _signs(codes: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -251,7 +239,7 @@ class _Build:
 
     def _run(self, codes: NDArray[np.uint8]) -> None:
         try:
-            with _one_thread():
+            with one_faiss_thread():
                 self.lists = _make_lists(codes)
         except BaseException as exc:  # raised on the writer's thread, by `_take_build`
             self.error = exc
@@ -370,7 +358,7 @@ class DuplicateFinder:
             self._sketched[self._size:need] = (True if sketched is None else sketched)
         codes = self._hashes[self._size:need].view(np.uint8).reshape(-1, 8)
         if self._lists is not None and self._build is None and self._listed == self._size:
-            with _one_thread():
+            with one_faiss_thread():
                 self._lists.add(codes, self._size)
             self._listed = need
         else:
@@ -404,7 +392,7 @@ class DuplicateFinder:
         lists = build.lists
         assert lists is not None
         if self._size > lists.made_at:
-            with _one_thread():
+            with one_faiss_thread():
                 lists.add(self._hashes[lists.made_at:self._size].view(np.uint8).reshape(-1, 8),
                           lists.made_at)
         self._lists, self._listed = lists, self._size
@@ -495,7 +483,7 @@ class DuplicateFinder:
         # queries plain, mirrored, plain, ...: query q is photo q // 2
         queries = np.ascontiguousarray(pairs.reshape(-1)).view(np.uint8).reshape(-1, 8)
         found_rows, found_cols, found_near = [], [], []
-        with _one_thread():
+        with one_faiss_thread():
             if self._size > self._listed:  # the flat index's (positions from _listed)
                 lims, dist, cols = self._index.range_search(queries, self.max_bits + 1)  # < r
                 ends = np.asarray(lims, dtype=np.int64)

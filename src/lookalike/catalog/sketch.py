@@ -30,6 +30,7 @@ __all__ = [
     "SKETCH_BITS",
     "SKETCH_BYTES",
     "max_distance",
+    "one_faiss_thread",
     "sketch_distances",
     "vector_sketches",
 ]
@@ -52,7 +53,7 @@ def _projection(dim: int) -> NDArray[np.float32]:
 @functools.lru_cache(maxsize=4)
 def _transform(dim: int) -> faiss.LinearTransform:
     """`_projection` as a FAISS linear transform: its matrix product runs on FAISS's BLAS,
-    whose thread count is the calling thread's (`_one_thread`). numpy's BLAS would use every
+    whose thread count is the calling thread's (`one_faiss_thread`). numpy's BLAS would use every
     core for the writer's small batches (a few dozen vectors): on a busy machine its threads
     spent ~10 times the CPU of one thread. (`apply` is const: safe from several threads.)"""
     transform = faiss.LinearTransform(dim, SKETCH_BITS, False)
@@ -62,8 +63,9 @@ def _transform(dim: int) -> faiss.LinearTransform:
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
-    """FAISS (OpenMP, and the BLAS it calls) on this thread alone, this thread's setting."""
+def one_faiss_thread() -> Iterator[None]:
+    """FAISS (OpenMP, and the BLAS it calls) on this thread alone (this thread's setting): for
+    the writer's small searches, adds and projections a second thread only spins."""
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
@@ -80,7 +82,7 @@ def vector_sketches(vectors: NDArray[np.float32]) -> NDArray[np.uint8]:
     if not len(matrix):
         return np.zeros((0, SKETCH_BYTES), dtype=np.uint8)
     matrix = matrix.reshape(len(matrix), -1)
-    with _one_thread():
+    with one_faiss_thread():
         projected = _transform(matrix.shape[1]).apply(matrix)
     return np.packbits(np.asarray(projected) > 0, axis=1)
 
