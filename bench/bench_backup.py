@@ -28,9 +28,9 @@ from lookalike.catalog.backup import backup, restore
 from lookalike.catalog.schema import ItemFields
 from lookalike.catalog.store import CatalogStore, NewItem
 from lookalike.config import Settings
+from lookalike.index.backends import open_vector_store
 from lookalike.index.embedded import FOLDER as VECTORS
 from lookalike.index.segments import folder_bytes
-from lookalike.index.vector_store import open_vector_store
 
 
 def build(folder: Path, n: int, dim: int, settings: Settings) -> None:

@@ -12,7 +12,9 @@ of repost, false pairs among the distinct ones (same contributor / others), the 
 ingest would take for a repost of an earlier one, and the precision of what such an ingest
 reports; then the cosines for result collapsing (`near_duplicate_cos`), and the cost of the
 check per photo (hash, candidate lookup and cosine check at this size) beside the model's
-encode time; the default rule through the finder itself, exact scan against lists; and the
+encode time; the default rule through the finder itself, exact scan against lists (both with
+the vectors' sketch screen); how many hash candidates' vectors the sketch screen leaves to
+read, of the distinct pairs and of the reposts (and any match it would wrongly skip); and the
 stored-candidate lookup at --scale held hashes (clustered: the whole dataset's real hashes
 with 0-8 random bits flipped, held in steps of 10,000 as ingest commits), exact scan against
 the default finder's lists: CPU per photo, hold CPU, and how many planted originals (reposts
@@ -42,6 +44,7 @@ from PIL import Image
 from lookalike import Settings, create, load_image
 from lookalike.catalog import CatalogStore, ItemIn, NewItem
 from lookalike.catalog.duplicates import EXACT_UP_TO, DuplicateFinder, perceptual_hashes
+from lookalike.catalog.sketch import max_distance, sketch_distances, vector_sketches
 
 KINDS = ("resize", "jpeg", "crop", "mirror", "combined")
 
@@ -345,6 +348,25 @@ def main() -> None:
                                       for (i, _, _), match in zip(reposts, named, strict=True)])
         store.close()
     caught = rule(pos_bits, pos_cos)
+    # -- the sketch screen: which hash candidates' vectors an ingest reads ------------------
+    # every distinct pair (a later photo against an earlier) and every generated repost
+    # against its original, within the hash distance and able to reach its cosine
+    pool_sketch = vector_sketches(matrix)
+    repost_sketch = vector_sketches(np.stack([r.vector for _, _, r in reposts]))
+
+    def screen(bits: NDArray[np.int64], sk_a: NDArray[np.uint8], sk_b: NDArray[np.uint8],
+               cos: NDArray[np.float32]) -> dict[str, int]:
+        needed = finder.min_cos + finder.cos_per_bit * bits
+        candidate = (bits <= finder.max_bits) & (needed <= 1.0 + 1e-3)
+        read = candidate & (sketch_distances(sk_a, sk_b) <= max_distance(needed / (1 + 1e-3)))
+        match = candidate & (cos >= needed)
+        return {"candidates": int(candidate.sum()), "read": int(read.sum()),
+                "matches": int(match.sum()), "matches_screened_out": int((match & ~read).sum())}
+
+    sketch_screen = {
+        "distinct_pairs": screen(neg_bits, pool_sketch[rows_i], pool_sketch[rows_j], neg_cos),
+        "reposts": screen(pos_bits, pool_sketch[pos_src], repost_sketch, pos_cos),
+    }
     scale: list[dict[str, object]] = []
     if args.scale:
         real = np.array([perceptual_hashes(decode(path)) for path, _ in photos], dtype=np.uint64)
@@ -373,6 +395,7 @@ def main() -> None:
                           "recall_by_kind": {k: round(float(hit[pos_kind == k].mean()), 3)
                                              for k in KINDS}}
                    for name, hit in through.items()},
+        "sketch_screen": sketch_screen,
         "caught_repost_bits": {str(b): int((pos_bits[caught] == b).sum())
                                for b in range(finder.max_bits + 1)},
         "lookup_at_scale": scale,
@@ -409,6 +432,12 @@ def main() -> None:
         kinds = " ".join(f"{k} {r['recall_by_kind'][k]:.3f}" for k in KINDS)
         print(f"  {name:<10} recall {r['recall']:.3f}  ({kinds})")
     print(f"hash distance of the reposts the default rule catches: {report['caught_repost_bits']}")
+    print("\nthe sketch screen (vectors read of the hash candidates that could reach their "
+          "cosine; matches: pairs the rule takes):")
+    for name, r in sketch_screen.items():
+        print(f"  {name:<15} {r['read']:>6} of {r['candidates']:>6} read "
+              f"({r['read'] / max(1, r['candidates']):.3f}); matches {r['matches']}, "
+              f"screened out {r['matches_screened_out']}")
     if scale:
         print("\nstored-candidate lookup at scale (clustered hashes: real ones with 0-8 bits "
               "flipped; planted reposts at the caught reposts' distances), exact scan vs lists:")

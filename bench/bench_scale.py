@@ -436,7 +436,8 @@ def _drop_milvus(folder: Path, extra: dict[str, Any]) -> None:
     """Drop the catalog's Milvus collection (and release its memory on the server)."""
     from pymilvus import connections, utility
 
-    from lookalike.index.milvus import MilvusUrl, collection_name
+    from lookalike.index.milvus import MilvusUrl
+    from lookalike.index.naming import collection_name
 
     url = MilvusUrl.parse(extra["url"])
     connections.connect(alias="bench", host=url.host, port=str(url.port), db_name=url.database)

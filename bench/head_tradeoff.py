@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from lookalike.config import Settings
 from lookalike.encoders.efficientnet import load_torch_backbone
-from lookalike.encoders.trained import pack_weights, unpack_weights
+from lookalike.encoders.weights import pack_weights, unpack_weights
 from lookalike.evaluation.datasets import (
     LabelledImages,
     load_clothing_dataset,

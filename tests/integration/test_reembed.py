@@ -25,7 +25,9 @@ from imagefactory import png
 from lookalike.attributes.probe import load_probe, save_probe, train_probe
 from lookalike.catalog import Catalog, ItemIn
 from lookalike.catalog.catalog import open_store
+from lookalike.catalog.duplicates import DuplicateFinder
 from lookalike.catalog.reembed import ReembedProgress, reembed
+from lookalike.catalog.sketch import vector_sketches
 from lookalike.catalog.store import CatalogStore, NewItem
 from lookalike.cli import app
 from lookalike.demo import build_demo_catalog
@@ -138,15 +140,38 @@ def test_an_interrupted_reembed_resumes_where_it_stopped(catalog: Catalog) -> No
     with pytest.raises(StopError):
         reembed(catalog, "fake-32", progress=stop_midway)
     assert catalog.store.model_name == "fake" and catalog.index.dim == 64  # nothing switched
-    with catalog.store.connection() as conn:
+    with catalog.store.transaction() as conn:
         staged = int(conn.execute("SELECT count(*) FROM reembed_vectors").fetchone()[0])
+        # as staged by code before the vectors' sketches: they are made after the switch
+        conn.execute("ALTER TABLE reembed_vectors DROP COLUMN sketch")
     assert 8 <= staged < 40
     report = reembed(catalog, "fake-32")
     assert report.switched and report.resumed == staged and report.encoded == 40 - staged
     reference = expected_vectors(catalog, "fake-32")
     assert all(np.allclose(catalog.vector_of(i), v, atol=1e-6) for i, v in reference.items())
+    rowids, _, sketches, has = catalog.store.repost_keys_after(0)
+    ids, vectors = catalog.store.vectors()
+    assert np.array_equal(rowids, ids) and has.all()
+    assert np.array_equal(sketches, vector_sketches(vectors))
     with catalog.store.connection() as conn:
         assert int(conn.execute("SELECT count(*) FROM reembed_vectors").fetchone()[0]) == 0
+
+
+def test_reembed_gives_the_items_sketches_of_their_new_vectors(catalog: Catalog) -> None:
+    """The repost check's sketches follow the vectors: made from the new model's in the
+    switch, and a finder holding the old ones drops them at its next sync."""
+    finder = DuplicateFinder()
+    finder.sync(catalog.store)
+    assert len(finder) == 40 and finder._sketched[:40].all()
+    old = catalog.store.repost_keys_after(0)[2]
+    assert reembed(catalog, "fake-32").switched
+    rowids, _, sketches, has = catalog.store.repost_keys_after(0)
+    ids, vectors = catalog.store.vectors()
+    assert np.array_equal(rowids, ids) and has.all() and vectors.shape[1] == 32
+    assert np.array_equal(sketches, vector_sketches(vectors))
+    assert not np.array_equal(sketches, old)
+    finder.sync(catalog.store)
+    assert not finder._sketched[:40].any()  # (never screened out: read and compared)
 
 
 def test_a_missing_photo_stops_the_switch_until_it_is_dealt_with(catalog: Catalog) -> None:

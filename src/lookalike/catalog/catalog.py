@@ -31,6 +31,7 @@ from lookalike.catalog.duplicates import (
     perceptual_hashes,
     repost_reason,
 )
+from lookalike.catalog.engines import engine_for
 from lookalike.catalog.filters import LIST_FIELDS, Filters
 from lookalike.catalog.imagefiles import StoredPaths, copy_image, image_file, stored_path
 from lookalike.catalog.ingest import (
@@ -39,7 +40,6 @@ from lookalike.catalog.ingest import (
     IngestReport,
     PixelTagger,
     VectorTagger,
-    engine_for,
     ingest,
 )
 from lookalike.catalog.rates import RatesFile, read_rates
@@ -248,6 +248,7 @@ class Catalog:
             self.index.current_vectors if isinstance(self.index, EmbeddedStore) else None)
         if reposts.mode != "keep":
             self.hash_photos()
+            self.store.sketch_vectors()  # (a catalog made before sketches were stored)
         # The vector store gets the committed items a chunk at a time while the ingest runs
         # (the driver holds at most one chunk of vectors, not the whole ingest's); the
         # embedded store appends them to its tail and compacts at most once, at the last.
@@ -461,6 +462,8 @@ class Catalog:
         self.index = open_vector_store(self.settings, Path(self.settings.catalog_dir),
                                        self.store.dim or 0, self.store)
         self._generation = generation
+        with self._reposts_lock:  # its sketches describe the old vectors
+            self._reposts = None
         old.close()
         if self._encoder is not None and self._encoder.name != self.store.model_name:
             self._encoder = None

@@ -19,6 +19,19 @@ a FAISS index) and at most `MAX_CANDIDATES` of the closest within `duplicate_has
 photo's plain or mirrored hash are confirmed by cosine against their stored vectors (read only
 for the candidates near enough that a unit vector can reach the cosine they need).
 
+Their number grows with the catalog (random hashes: 1.9 vectors read a photo on average over an
+ingest up to 300,000 items, 10-16 a photo at a million; real photos' hashes cluster, which
+gives more), and reading their vectors (10.5 KB each at 2,624 dims) was about half of an
+ingest writer's time at a million. So the finder also
+holds each stored item's vector sketch (`lookalike.catalog.sketch`: 256 sign bits of a fixed
+Gaussian projection, 32 bytes; stored beside the hash, written with every vector) and reads a
+candidate's vector only if the sketches' Hamming distance is within what a pair at exactly
+the cosine it needs exceeds with probability at most 1e-9 (`sketch.MISS`; 79 of 256 bits at 0
+hash bits, 34 at 14). Whatever is read is decided on the exact cosine as before. An item
+without a sketch (a catalog from before them until `CatalogStore.sketch_vectors` runs, at the
+next ingest; the sketches held before a re-embedding) is never screened out; items of the
+running ingest not committed yet are compared on their vectors in memory.
+
 * Up to `EXACT_UP_TO` (50,000) held hashes the lookup is exact: one Hamming range search of a
   batch's plain and mirrored hashes over all of them (FAISS `IndexBinaryFlat`, C++ XOR +
   popcount, on the writer's thread). Its cost is linear in the catalog: ~0.15 ms of CPU a
@@ -60,8 +73,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -71,6 +83,13 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from lookalike.catalog.sketch import (
+    SKETCH_BYTES,
+    max_distance,
+    one_faiss_thread,
+    sketch_distances,
+    vector_sketches,
+)
 from lookalike.catalog.store import CatalogStore
 from lookalike.config import Settings
 from lookalike.errors import ImageLoadError
@@ -135,18 +154,6 @@ def perceptual_hashes(img: Image.Image) -> tuple[int, int]:
                       dtype=np.float32)
     low = np.asarray(cv2.dct(grey)[:_LOW, :_LOW], dtype=np.float32)
     return _bits(low), _bits((low * _MIRROR).astype(np.float32))
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """FAISS on this thread alone (this thread's OpenMP setting): for the writer's small
-    searches and adds a second thread only spins."""
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(threads)
 
 
 def _signs(codes: NDArray[np.uint8]) -> NDArray[np.float32]:
@@ -232,7 +239,7 @@ class _Build:
 
     def _run(self, codes: NDArray[np.uint8]) -> None:
         try:
-            with _one_thread():
+            with one_faiss_thread():
                 self.lists = _make_lists(codes)
         except BaseException as exc:  # raised on the writer's thread, by `_take_build`
             self.error = exc
@@ -293,6 +300,14 @@ class DuplicateFinder:
     _build: _Build | None = None
     _hashes: NDArray[np.uint64] = field(default_factory=lambda: np.zeros(1024, np.uint64))
     _rowids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(1024, np.int64))
+    # their vectors' sketches, and which have one (an item without is never screened out)
+    _sketches: NDArray[np.uint8] = field(
+        default_factory=lambda: np.zeros((1024, SKETCH_BYTES), np.uint8))
+    _sketched: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(1024, np.bool_))
+    _generation: str | None = None  # the store's model generation at the last sync
+    _synced: bool = False
+    #: stored candidates whose vector was not read, their sketch too far (a count)
+    screened: int = 0
     _size: int = 0
     _high_rowid: int = 0
     # added, not stored yet: key -n ↔ (id, hash, vector)
@@ -304,11 +319,21 @@ class DuplicateFinder:
         return self._size + len(self._pending)
 
     def sync(self, store: CatalogStore) -> None:
-        """Take in the hashes of items stored since the last sync (rowids only grow)."""
-        self.hold(*store.phashes_after(self._high_rowid))
+        """Take in the hashes and sketches of items stored since the last sync (rowids only
+        grow). Once the catalog is re-encoded with another model (`lookalike.catalog.reembed`)
+        the sketches held before describe old vectors: they are dropped (those items are no
+        longer screened)."""
+        generation = store.model_generation()
+        if self._synced and generation != self._generation:
+            self._sketched[:self._size] = False
+        self._generation, self._synced = generation, True
+        self.hold(*store.repost_keys_after(self._high_rowid))
 
-    def hold(self, rowids: NDArray[np.int64], hashes: NDArray[np.uint64]) -> None:
-        """Hold stored items' hashes (rowids ascending, above those held). New hashes go into
+    def hold(self, rowids: NDArray[np.int64], hashes: NDArray[np.uint64],
+             sketches: NDArray[np.uint8] | None = None,
+             sketched: NDArray[np.bool_] | None = None) -> None:
+        """Hold stored items' hashes (rowids ascending, above those held) and their vectors'
+        sketches (`sketched`: which of them are real; no sketches: none). New hashes go into
         the lists when they are current, else into the flat index (scanned whole): up to
         `exact_up_to` held, and while new lists are being made (from `REGROUP_GROWTH` times
         the held hashes the lists were made of). A build holding the flat index past twice
@@ -320,11 +345,20 @@ class DuplicateFinder:
         if need > len(self._rowids):
             self._rowids = np.resize(self._rowids, max(need, 2 * len(self._rowids)))
             self._hashes = np.resize(self._hashes, len(self._rowids))
+            grown = np.zeros((len(self._rowids), SKETCH_BYTES), np.uint8)
+            grown[:self._size] = self._sketches[:self._size]
+            self._sketches = grown
+            self._sketched = np.resize(self._sketched, len(self._rowids))
         self._rowids[self._size:need] = rowids
         self._hashes[self._size:need] = np.asarray(hashes, dtype=np.uint64)
+        if sketches is None:
+            self._sketched[self._size:need] = False
+        else:
+            self._sketches[self._size:need] = sketches
+            self._sketched[self._size:need] = (True if sketched is None else sketched)
         codes = self._hashes[self._size:need].view(np.uint8).reshape(-1, 8)
         if self._lists is not None and self._build is None and self._listed == self._size:
-            with _one_thread():
+            with one_faiss_thread():
                 self._lists.add(codes, self._size)
             self._listed = need
         else:
@@ -358,7 +392,7 @@ class DuplicateFinder:
         lists = build.lists
         assert lists is not None
         if self._size > lists.made_at:
-            with _one_thread():
+            with one_faiss_thread():
                 lists.add(self._hashes[lists.made_at:self._size].view(np.uint8).reshape(-1, 8),
                           lists.made_at)
         self._lists, self._listed = lists, self._size
@@ -395,6 +429,38 @@ class DuplicateFinder:
         needed = self.min_cos + self.cos_per_bit * np.asarray(bits, dtype=np.float64)
         return np.asarray(needed <= reach, dtype=np.bool_)
 
+    def worth_reading(
+        self,
+        keys: NDArray[np.int64],
+        bits: NDArray[np.int64],
+        vector: NDArray[np.float32],
+        sketch: NDArray[np.uint8] | None = None,
+    ) -> NDArray[np.bool_]:
+        """Which of the candidates `keys` (`bits` apart) have a stored vector worth reading:
+        stored ones that `could_match`, and whose sketch (when the photo's `sketch` is given and
+        the item has one) lies within `max_distance` of the photo's for the cosine they need. A
+        candidate exactly at that cosine is screened out with probability at most
+        `lookalike.catalog.sketch.MISS`; one above it less often."""
+        keys = np.asarray(keys, dtype=np.int64)
+        bits = np.asarray(bits, dtype=np.int64)
+        wanted = (keys > 0) & self.could_match(bits, vector)
+        if sketch is None or not wanted.any() or not self._size:
+            return wanted
+        at = np.flatnonzero(wanted)
+        held = self._rowids[:self._size]
+        pos = np.minimum(np.searchsorted(held, keys[at]), self._size - 1)
+        known = (held[pos] == keys[at]) & self._sketched[pos]
+        # the direction's cosine a stored unit vector needs: the dot product over the photo
+        # vector's length (and the stored one's, at most 1 + _UNIT_SLACK)
+        reach = max(float(np.linalg.norm(vector)) * (1.0 + _UNIT_SLACK), 1e-30)
+        needed = self.min_cos + self.cos_per_bit * bits[at].astype(np.float64)
+        needed = np.where(needed > 0, needed / reach, -1.0)
+        near = sketch_distances(self._sketches[pos], sketch) <= max_distance(needed)
+        keep = ~known | near
+        self.screened += int(len(keep) - keep.sum())
+        wanted[at] = keep
+        return wanted
+
     def candidates(self, hashes: tuple[int, int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """(keys, Hamming distances) of the held hashes within `max_bits` of either hash,
         closest first, at most `max_candidates`. Keys are rowids, negative for pending items."""
@@ -417,7 +483,7 @@ class DuplicateFinder:
         # queries plain, mirrored, plain, ...: query q is photo q // 2
         queries = np.ascontiguousarray(pairs.reshape(-1)).view(np.uint8).reshape(-1, 8)
         found_rows, found_cols, found_near = [], [], []
-        with _one_thread():
+        with one_faiss_thread():
             if self._size > self._listed:  # the flat index's (positions from _listed)
                 lims, dist, cols = self._index.range_search(queries, self.max_bits + 1)  # < r
                 ends = np.asarray(lims, dtype=np.int64)
@@ -481,7 +547,8 @@ class DuplicateFinder:
         """The held item this photo reposts (hash within `max_bits`, cosine at least
         `needed_cos` of the hash distance; the highest cosine among them), or None."""
         keys, bits = self.candidates(hashes)
-        stored = np.sort(keys[(keys > 0) & self.could_match(bits, vector)])
+        stored = np.sort(keys[self.worth_reading(keys, bits, vector,
+                                                 vector_sketches(vector.reshape(1, -1))[0])])
         found, vectors = (store.vectors_of(stored) if len(stored)
                           else (stored, np.zeros((0, len(vector)), np.float32)))
         return self._best(keys, bits, vector, dict(zip(found.tolist(), vectors, strict=True)),
@@ -548,20 +615,24 @@ class RepostCheck:
         hashes: Sequence[tuple[int, int]],
         vectors: NDArray[np.float32],
         on_repost: Callable[[int, Match], None],
+        sketches: NDArray[np.uint8] | None = None,
     ) -> list[int]:
         """One batch of new photos, in order: the positions of those to add (reposts left out
         in "reject" mode; `on_repost(position, match)` is told of each repost unless the mode
         is "keep"). Every photo added joins the finder, so a later repost of it in the same
-        run is caught too; call `finder.committed` once they are stored."""
+        run is caught too; call `finder.committed` once they are stored. `sketches`: the
+        vectors' (`lookalike.catalog.sketch.vector_sketches`), made here when not given."""
         keep: list[int] = []
         finder = self.finder
         if self.mode != "keep":
             # the stored candidates of the whole batch at once, and their vectors in one read;
             # the pending ones (this run's, growing as the batch is checked) photo by photo
             stored = finder.stored_candidates(hashes)
+            if sketches is None:
+                sketches = vector_sketches(vectors)
             wanted = np.unique(np.concatenate(
-                [k[finder.could_match(b, vectors[pos])] for pos, (k, b) in enumerate(stored)]
-                or [np.zeros(0, np.int64)]))
+                [k[finder.worth_reading(k, b, vectors[pos], sketches[pos])]
+                 for pos, (k, b) in enumerate(stored)] or [np.zeros(0, np.int64)]))
             found, found_vectors = ((self.read or store.vectors_of)(wanted) if len(wanted)
                                     else (wanted, np.zeros((0, vectors.shape[1]), np.float32)))
             by_key = dict(zip(found.tolist(), found_vectors, strict=True))

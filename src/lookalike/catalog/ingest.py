@@ -39,8 +39,8 @@ from pydantic import ValidationError
 from lookalike.catalog.duplicates import Match, RepostCheck, perceptual_hashes, repost_reason
 from lookalike.catalog.metadata import RawRow, read_metadata
 from lookalike.catalog.schema import OUTSIDE, ItemIn, Tag, image_path_problem
+from lookalike.catalog.sketch import vector_sketches
 from lookalike.catalog.store import CatalogStore, NewItem
-from lookalike.config import Settings
 from lookalike.encoders.base import Encoder, Preprocess
 from lookalike.encoders.pipeline import EncodedBatch, encode_stream
 from lookalike.errors import ImageLoadError, LookalikeError
@@ -389,15 +389,6 @@ def encode_stored(
         )
 
 
-def engine_for(settings: Settings) -> EncodeEngine:
-    """The encode engine `settings.engine` names, configured by `settings`."""
-    if settings.engine == "ray":
-        from lookalike.catalog.ray_engine import RayEngine
-
-        return RayEngine.from_settings(settings)
-    return LocalEngine(settings.batch_size, settings.chunk_size, settings.decode_threads)
-
-
 #: Rows validated, encoded and written at a time (see the module doc): ~200 MB of rows held,
 #: and an engine started once per window (a Ray run's fixed cost is a few seconds).
 WINDOW_ROWS = 100_000
@@ -572,13 +563,17 @@ class _Writer:
             payloads = [payloads[p] for p in unique]
             vectors = vectors[unique]
         originals: dict[int, str] = {}  # position -> the id of the item it reposts (flagged)
+        # the vectors' sketches, made once for the repost check and the store (else the store
+        # makes them)
+        sketches: NDArray[np.uint8] | None = None
         if self.reposts is not None and items:
             matches: dict[int, Match] = {}
+            sketches = vector_sketches(vectors)
             keep = self.reposts.batch(
                 self.store,
                 [self.rows[i].item.id or digest[:16]
                  for i, (digest, *_) in zip(items, payloads, strict=True)],
-                [p[3] for p in payloads], vectors, matches.__setitem__)
+                [p[3] for p in payloads], vectors, matches.__setitem__, sketches)
             for pos, match in matches.items():
                 row = self.rows[items[pos]]
                 note = Rejection(row.number, row.item.id or "", "image", repost_reason(match),
@@ -591,6 +586,7 @@ class _Writer:
                 items = [items[p] for p in keep]
                 payloads = [payloads[p] for p in keep]
                 vectors = vectors[keep]
+                sketches = sketches[keep]
                 originals = {new: originals[old] for new, old in enumerate(keep)
                              if old in originals}
         if self.place_image is not None and items:  # the path to store (or a copy's)
@@ -611,6 +607,8 @@ class _Writer:
             if len(kept) < len(items):
                 items = [items[p] for p in kept]
                 vectors = vectors[kept]
+                if sketches is not None:
+                    sketches = sketches[kept]
                 originals = {new: originals[old] for new, old in enumerate(kept)
                              if old in originals}
             payloads = placed
@@ -637,6 +635,7 @@ class _Writer:
                         predicted=predicted,
                         phash=phashes[0],
                         duplicate_of=originals.get(pos),
+                        sketch=None if sketches is None else sketches[pos].tobytes(),
                     )
                 )
             self.pending_vectors.append(vectors)

@@ -51,6 +51,7 @@ from numpy.typing import NDArray
 from lookalike.catalog.catalog import DB_FILE, require_sqlite
 from lookalike.catalog.database import Connection
 from lookalike.catalog.imagefiles import image_file
+from lookalike.catalog.sketch import vector_sketches
 from lookalike.catalog.store import (
     SCHEMA,
     CatalogStore,
@@ -64,10 +65,10 @@ from lookalike.config import Settings
 from lookalike.encoders import Encoder, create
 from lookalike.errors import CatalogCorruptError, ImageLoadError, LookalikeError
 from lookalike.images import ImageLimits, content_hash, load_image, read_image_bytes
+from lookalike.index.backends import open_vector_store
 from lookalike.index.embedded import FOLDER as VECTOR_FOLDER
 from lookalike.index.embedded import MANIFEST as VECTOR_MANIFEST
 from lookalike.index.embedded import check_files
-from lookalike.index.vector_store import open_vector_store
 
 __all__ = [
     "KINDS",
@@ -554,6 +555,9 @@ def _repair_rows(
                     "ON CONFLICT (item_rowid) DO UPDATE SET vector = excluded.vector",
                     (problem.rowid, vector.tobytes()),
                 )
+                conn.execute("UPDATE items SET sketch = ? WHERE rowid = ?",
+                             (vector_sketches(vector.reshape(1, -1))[0].tobytes(),
+                              problem.rowid))
                 report.reembedded.append(problem.item_id)
 
 

@@ -6,10 +6,11 @@ Every item's photo (its `image_path`, checked against the hash it was ingested w
 with the new model into a staging table (`reembed_vectors`), in transactions of `commit_items`,
 so a run that is killed resumes where it stopped (the staged vectors of the same model are
 kept; another model starts over). Nothing a search sees changes until the end: then one
-transaction replaces every vector, records the new model and width, drops the attribute probes
-(trained on the old vectors) and rebuilds each user's preference vector from their swipes in
-the new model's space (the update rule of `lookalike.recommend.feed`). Users, sessions, swipes,
-likes and shown items are kept by item id and stay as they are.
+transaction replaces every vector (and its sketch, `lookalike.catalog.sketch`), records the new
+model and width, drops the attribute probes (trained on the old vectors) and rebuilds each
+user's preference vector from their swipes in the new model's space (the update rule of
+`lookalike.recommend.feed`). Users, sessions, swipes, likes and shown items are kept by item
+id and stay as they are.
 
 Items added meanwhile (another process, with the old model) are encoded before the switch; an
 item whose photo is missing, unreadable or not the ingested one stops the switch (the report
@@ -32,8 +33,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.catalog.database import Connection
+from lookalike.catalog.engines import engine_for
 from lookalike.catalog.imagefiles import image_file
-from lookalike.catalog.ingest import EncodeEngine, encode_stored, engine_for
+from lookalike.catalog.ingest import EncodeEngine, encode_stored
+from lookalike.catalog.sketch import vector_sketches
 from lookalike.encoders import Encoder
 from lookalike.encoders import create as create_encoder
 from lookalike.errors import ImageLoadError, LookalikeError
@@ -46,7 +49,8 @@ __all__ = ["ReembedProgress", "ReembedReport", "reembed"]
 STAGING = """
 CREATE TABLE IF NOT EXISTS reembed_vectors (
     item_rowid INTEGER PRIMARY KEY REFERENCES items(rowid) ON DELETE CASCADE,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    sketch BLOB
 );
 """
 #: Photos handed to the encode engine at once (a Ray run has a fixed cost per call).
@@ -115,6 +119,8 @@ def reembed(
         )
     with store.transaction() as conn:
         conn.execute(STAGING)  # one statement: executescript would end the transaction
+        if "sketch" not in store.dialect.columns(conn, "reembed_vectors"):  # staged by older code
+            conn.execute("ALTER TABLE reembed_vectors ADD COLUMN sketch BLOB")
         staged_for = _meta(conn, "reembed_model")
         if staged_for != f"{encoder.name}:{encoder.dim}":  # another model's leftovers
             conn.execute("DELETE FROM reembed_vectors")
@@ -136,7 +142,8 @@ def reembed(
     report.failed = sorted(failed.values())
     report.items = store.count()
     if report.switched:
-        catalog.reload()
+        catalog.reload()  # (the store's width too: read before the sketches are made)
+        store.sketch_vectors()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -203,11 +210,16 @@ def _encode_missing(
             alive = {int(r[0]) for r in conn.execute(
                 "SELECT rowid FROM items WHERE rowid IN "
                 f"({','.join('?' * len(waiting))})", [r for r, _ in waiting])}
-            rows = [(r, v.astype(np.float32).tobytes()) for r, v in waiting if r in alive]
+            kept = [(r, v) for r, v in waiting if r in alive]
+            sketches = vector_sketches(np.asarray([v for _, v in kept], dtype=np.float32)
+                                       .reshape(len(kept), -1))
+            rows = [(r, v.astype(np.float32).tobytes(), s.tobytes())
+                    for (r, v), s in zip(kept, sketches, strict=True)]
             if rows:
                 conn.executemany(
-                    "INSERT INTO reembed_vectors (item_rowid, vector) VALUES (?, ?) "
-                    "ON CONFLICT (item_rowid) DO UPDATE SET vector = excluded.vector", rows,
+                    "INSERT INTO reembed_vectors (item_rowid, vector, sketch) VALUES (?, ?, ?) "
+                    "ON CONFLICT (item_rowid) DO UPDATE SET vector = excluded.vector, "
+                    "sketch = excluded.sketch", rows,
                 )
         waiting.clear()
 
@@ -250,6 +262,10 @@ def _switch(catalog: Catalog, encoder: Encoder, report: ReembedReport) -> bool:
             "UPDATE embeddings SET vector = r.vector FROM reembed_vectors r "
             "WHERE r.item_rowid = embeddings.item_rowid"
         )
+        # the vectors' sketches (the repost check's screen) with them; one staged by older
+        # code has none and is made after the switch (`CatalogStore.sketch_vectors`)
+        conn.execute("UPDATE items SET sketch = r.sketch FROM reembed_vectors r "
+                     "WHERE r.item_rowid = items.rowid")
         _set_meta(conn, "model", encoder.name)
         _set_meta(conn, "dim", str(encoder.dim))
         generation = int(_meta(conn, "model_generation") or 0) + 1

@@ -60,6 +60,7 @@ from lookalike.catalog.database import (
 from lookalike.catalog.filters import VALUE_SQL, Filters, attribute_sql
 from lookalike.catalog.rates import Rate
 from lookalike.catalog.schema import Item, ItemFields, ItemUpdate, Tag
+from lookalike.catalog.sketch import SKETCH_BYTES, vector_sketches
 from lookalike.catalog.sorting import SORTS, order_by
 from lookalike.colour_names import canonical_colour, colour_sql
 from lookalike.errors import (
@@ -111,7 +112,8 @@ CREATE TABLE IF NOT EXISTS items (
     brand_planet REAL,
     brand_animals REAL,
     phash INTEGER,
-    duplicate_of TEXT
+    duplicate_of TEXT,
+    sketch BLOB
 );
 CREATE INDEX IF NOT EXISTS items_category ON items(category);
 CREATE INDEX IF NOT EXISTS items_price ON items(price);
@@ -152,6 +154,7 @@ _NEW_COLUMNS = {
     "brand_animals": "REAL",
     "phash": "INTEGER",
     "duplicate_of": "TEXT",
+    "sketch": "BLOB",
 }
 #: Indexes on those columns (made once the columns exist).
 _NEW_INDEXES = """
@@ -159,10 +162,13 @@ CREATE INDEX IF NOT EXISTS items_state ON items(state);
 CREATE INDEX IF NOT EXISTS items_brand_key ON items(brand_key);
 CREATE INDEX IF NOT EXISTS items_price_base ON items(price_base);
 CREATE INDEX IF NOT EXISTS items_unhashed ON items(rowid) WHERE phash IS NULL;
+CREATE INDEX IF NOT EXISTS items_unsketched ON items(rowid) WHERE sketch IS NULL;
 """
 #: The schema version this code writes (SQLite's `user_version`): 1 = issue 21's shop
-#: columns, 2 = the repost columns (`phash`, `duplicate_of`).
-SCHEMA_VERSION = 2
+#: columns, 2 = the repost columns (`phash`, `duplicate_of`), 3 = the vectors' sketches
+#: (`sketch`, `lookalike.catalog.sketch`; an older catalog's are made from its stored vectors
+#: by `CatalogStore.sketch_vectors`).
+SCHEMA_VERSION = 3
 #: Derived columns of the items `where` selects, refreshed from the rates and brand ratings.
 #: Parameters: the base currency, twice. Prices convert through the rates' own base:
 #: price × rate(base) / rate(currency).
@@ -393,6 +399,9 @@ class NewItem:
     phash: int | None = None
     #: the id of the item this one reposts, when duplicates are flagged
     duplicate_of: str | None = None
+    #: its vector's sketch (`lookalike.catalog.sketch`) when the caller has it already; the
+    #: store makes it from the vector otherwise
+    sketch: bytes | None = None
 
 
 def _bool_or_none(value: Any) -> bool | None:
@@ -418,6 +427,13 @@ def _item_row(rowid: int, item: NewItem, now: str) -> tuple[Any, ...]:
         None if f.brand is None else normalise_brand(f.brand),
         None if item.phash is None else signed64(item.phash), item.duplicate_of,
     )
+
+
+def _sketches(items: Sequence[NewItem], vectors: NDArray[np.float32]) -> builtins.list[bytes]:
+    """The sketch of each item's vector: the one it brings, else made from the vector."""
+    missing = [pos for pos, item in enumerate(items) if item.sketch is None]
+    made = iter(vector_sketches(np.asarray(vectors, dtype=np.float32)[missing]))
+    return [item.sketch if item.sketch is not None else next(made).tobytes() for item in items]
 
 
 def _brand_rating(row: Any) -> BrandRating | None:
@@ -798,15 +814,17 @@ class CatalogStore:
             rows = [_item_row(rowid, item, now) for rowid, item in zip(rowids, items, strict=True)]
             derived = self._derived(conn, [(row[_PRICE], row[_CURRENCY], row[_BRAND_KEY])
                                            for row in rows])
+            sketches = _sketches(items, vectors)
             # executemany of a plain INSERT: one statement per table on PostgreSQL
             conn.executemany(
                 "INSERT INTO items (rowid, id, title, category, department, kids, price,"
                 " currency, brand, sizes, colour, url, sustainability, second_hand, source,"
                 " extra, predicted, image_path, image_hash, created_at, updated_at, state, rating,"
                 " reviews, brand_key, phash, duplicate_of, price_base, brand_overall,"
-                " brand_people, brand_planet, brand_animals)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [row + extra for row, extra in zip(rows, derived, strict=True)],
+                " brand_people, brand_planet, brand_animals, sketch)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(*row, *extra, sketch)
+                 for row, extra, sketch in zip(rows, derived, sketches, strict=True)],
             )
             conn.executemany(
                 "INSERT INTO embeddings (item_rowid, vector) VALUES (?, ?)",
@@ -947,10 +965,12 @@ class CatalogStore:
             conn.execute("DELETE FROM embeddings WHERE item_rowid = ?", (old,))
             conn.execute(
                 "UPDATE items SET rowid = ?, image_path = ?, image_hash = ?, predicted = ?, "
-                "phash = ?, updated_at = ? WHERE rowid = ?",
+                "phash = ?, sketch = ?, updated_at = ? WHERE rowid = ?",
                 (rowid, new.image_path, new.image_hash,
                  json.dumps({k: t.model_dump() for k, t in (new.predicted or {}).items()}),
-                 None if new.phash is None else signed64(new.phash), _now(), old),
+                 None if new.phash is None else signed64(new.phash),
+                 _sketches([new], np.asarray(vector, dtype=np.float32).reshape(1, -1))[0],
+                 _now(), old),
             )
             conn.execute("INSERT INTO embeddings (item_rowid, vector) VALUES (?, ?)",
                          (rowid, np.asarray(vector, dtype=np.float32).reshape(-1).tobytes()))
@@ -1068,6 +1088,50 @@ class CatalogStore:
         rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         hashes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
         return rowids, hashes.view(np.uint64)
+
+    def repost_keys_after(self, rowid: int) -> tuple[
+            NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint8], NDArray[np.bool_]]:
+        """(rowids, perceptual hashes, vector sketches, which have a sketch) of the items
+        above `rowid` that have a hash, ascending: what the repost check holds. An item
+        without a sketch (made before sketches were stored, not yet given one) has zeros."""
+        with self.connection() as conn:  # a closed range, as in `phashes_after`
+            rows = conn.execute(
+                "SELECT rowid, phash, sketch FROM items WHERE rowid > ? AND rowid <= ? "
+                "AND phash IS NOT NULL ORDER BY rowid", (rowid, 2**63 - 1)).fetchall()
+        rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        hashes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        blank = bytes(SKETCH_BYTES)
+        has = np.fromiter((r[2] is not None and len(r[2]) == SKETCH_BYTES for r in rows),
+                          dtype=np.bool_, count=len(rows))
+        sketches = np.frombuffer(b"".join(
+            bytes(r[2]) if ok else blank for r, ok in zip(rows, has.tolist(), strict=True)),
+            dtype=np.uint8).reshape(len(rows), SKETCH_BYTES)
+        return rowids, hashes.view(np.uint64), sketches, has
+
+    def sketch_vectors(self, chunk: int = 1024) -> int:
+        """Give every item that has a vector but no sketch its sketch, made from the stored
+        vector (a catalog made before sketches were stored, or just re-encoded); returns how
+        many. `chunk` items a transaction."""
+        done = after = 0
+        dim = self.dim or 0
+        while True:
+            with self.connection() as conn:
+                rows = conn.execute(
+                    "SELECT e.item_rowid, e.vector FROM items i JOIN embeddings e "
+                    "ON e.item_rowid = i.rowid WHERE i.sketch IS NULL AND i.rowid > ? "
+                    "ORDER BY i.rowid LIMIT ?", (after, chunk)).fetchall()
+            if not rows:
+                return done
+            after = int(rows[-1][0])
+            rowids, vectors = _as_arrays(rows, dim, self.location)  # damaged ones left out
+            sketches = vector_sketches(vectors)
+            with self.transaction() as conn:
+                # only where still missing: every write of a vector writes its sketch in the
+                # same transaction (a vector changed meanwhile brought its own)
+                conn.executemany(
+                    "UPDATE items SET sketch = ? WHERE rowid = ? AND sketch IS NULL",
+                    [(s.tobytes(), int(r)) for r, s in zip(rowids, sketches, strict=True)])
+            done += len(rowids)
 
     def unhashed(self, after: int, limit: int) -> builtins.list[tuple[int, str]]:
         """(rowid, image path) of up to `limit` items above rowid `after` without a perceptual

@@ -38,7 +38,7 @@ def reembed_cmd(
     settings = with_engine(settings_from(catalog), engine, ray_address)  # checked first
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-    from lookalike.catalog.ingest import engine_for
+    from lookalike.catalog.engines import engine_for
     from lookalike.catalog.reembed import ReembedProgress, reembed
     from lookalike.cli.output import console, err_console
 

@@ -2,9 +2,10 @@
 
 from lookalike.encoders import efficientnet, fake, quantized, trained
 from lookalike.encoders.base import Encoder, ModelCard, Preprocess, Vectors, l2_normalise
+from lookalike.encoders.lookup import available, create
 from lookalike.encoders.onnx import OnnxEncoder
 from lookalike.encoders.pipeline import EncodedBatch, encode_stream
-from lookalike.encoders.registry import available, create, register
+from lookalike.encoders.registry import register
 
 __all__ = [
     "EncodedBatch",

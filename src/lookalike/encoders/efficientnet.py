@@ -11,6 +11,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from lookalike.config import Settings
 from lookalike.encoders.base import Preprocess
 from lookalike.encoders.onnx import cached_onnx_factory, valid_cache, write_card
@@ -56,6 +59,20 @@ def load_torch_backbone(variant: str) -> Any:
     model.eval()
     return model
 
+
+
+def load_top(backbone: Any, state: dict[str, NDArray[np.float32]]) -> Any:
+    """Write fine-tuned top weights (from `top_state`) into `backbone`, in place."""
+    import torch
+
+    current = backbone.state_dict()
+    unknown = sorted(set(state) - set(current))
+    if unknown:
+        raise KeyError(f"not weights of this backbone: {unknown[:3]}")
+    update = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)).reshape(current[k].shape)
+              for k, v in state.items()}
+    backbone.load_state_dict({**current, **update})
+    return backbone
 
 def backbone_trunk(net: Any, images: Any, cut: int) -> Any:
     """An EfficientNet-Lite torch backbone's stem and blocks before `cut`: its feature map there."""

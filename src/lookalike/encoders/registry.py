@@ -1,13 +1,12 @@
-"""Encoders by name, like timm's `create_model`: `create("efficientnet-lite0", settings)`."""
+"""The built-in encoders' names: each encoder module `register`s its factory under a name
+(`lookalike.encoders.lookup.create` builds one by name, like timm's `create_model`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from lookalike.config import Settings
 from lookalike.encoders.base import Encoder
-from lookalike.errors import UnknownEncoderError
 
 EncoderFactory = Callable[[Settings], Encoder]
 
@@ -24,35 +23,6 @@ def register(name: str) -> Callable[[EncoderFactory], EncoderFactory]:
     return deco
 
 
-def available(settings: Settings | None = None) -> list[str]:
-    """Names of every registered encoder and, given `settings`, of the models trained into its
-    user models folder (`lookalike train`)."""
-    if settings is None:
-        return sorted(_REGISTRY)
-    from lookalike.encoders.trained import user_models
-
-    trained = user_models(settings)
-    return sorted({*_REGISTRY, *trained, *(f"{name}-int8" for name in trained)})
-
-
-def create(name: str, settings: Settings | None = None) -> Encoder:
-    """Build the encoder registered as `name`, or the model trained as `name` into the user
-    models folder, or load an ONNX model file at path `name`."""
-    settings = settings or Settings()
-    if name in _REGISTRY:
-        return _REGISTRY[name](settings)
-    from lookalike.encoders.trained import user_model_factory, user_models_dir
-
-    factory = user_model_factory(name, settings)
-    if factory is not None:
-        return factory(settings)
-    path = Path(name)
-    if path.suffix == ".onnx" and path.is_file():
-        from lookalike.encoders.onnx import OnnxEncoder
-
-        return OnnxEncoder.from_file(path, settings)
-    raise UnknownEncoderError(
-        f"no encoder named {name!r}, no trained model of that name in "
-        f"{user_models_dir(settings)} and no .onnx file at that path; "
-        f"encoders: {', '.join(available(settings))}"
-    )
+def registered() -> dict[str, EncoderFactory]:
+    """Every registered encoder's factory by name (a copy)."""
+    return dict(_REGISTRY)

@@ -36,6 +36,7 @@ from lookalike.encoders.onnx import (
     write_card,
 )
 from lookalike.encoders.registry import register
+from lookalike.encoders.weights import unpack_weights
 from lookalike.errors import LookalikeError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
@@ -81,34 +82,6 @@ def base_folder(base: str, folder: Path) -> Path:
     return folder if weights_paths(base, folder)[0].is_file() else WEIGHTS_DIR
 
 
-def pack_weights(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Matrices and conv kernels → int8 with one float32 scale per output row / channel (4x
-    smaller, so the committed weights stay under 5 MB); vectors stay float32."""
-    out: dict[str, np.ndarray] = {}
-    for key, value in state.items():
-        w = np.asarray(value, dtype=np.float32)
-        if w.ndim >= 2:
-            rest = tuple(range(1, w.ndim))
-            scale = np.maximum(np.abs(w).max(axis=rest, keepdims=True), 1e-12) / 127.0
-            out[f"{key}::q"] = np.round(w / scale).astype(np.int8)
-            out[f"{key}::scale"] = scale.astype(np.float32)
-        else:
-            out[key] = w
-    return out
-
-
-def unpack_weights(packed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Inverse of `pack_weights` (up to the int8 rounding)."""
-    out: dict[str, np.ndarray] = {}
-    for key, value in packed.items():
-        if key.endswith("::q"):
-            base = key[: -len("::q")]
-            out[base] = value.astype(np.float32) * packed[f"{base}::scale"]
-        elif not key.endswith("::scale"):
-            out[key] = np.asarray(value, dtype=np.float32)
-    return out
-
-
 def build_torch_model(card: dict[str, Any], weights: Path) -> Any:
     """The full torch module (backbone + head + colour) described by `card`; for a compact
     model (`card["base"]`), the base model's module followed by the stored projection."""
@@ -131,7 +104,8 @@ def build_torch_model(card: dict[str, Any], weights: Path) -> Any:
 
     cfg = HeadConfig(**card["head"])
     head = build_ensemble(cfg, tuple(card.get("head_losses", [cfg.loss])))
-    from lookalike.training.finetune import TOP_PREFIX, load_top, top_module
+    from lookalike.encoders.efficientnet import load_top
+    from lookalike.training.finetune import TOP_PREFIX, top_module
     from lookalike.training.whitening import PREFIX, unpack_whitening
 
     with np.load(weights) as data:

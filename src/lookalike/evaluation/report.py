@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.config import Settings
-from lookalike.encoders.registry import create
+from lookalike.encoders.lookup import create
 from lookalike.errors import LookalikeError
 from lookalike.evaluation import plots
 from lookalike.evaluation.datasets import GROUP_COLUMNS, LabelledImages, load_dataset

@@ -1,5 +1,6 @@
 """Vector search: the vector-store contract, the embedded store, exact search and its scans."""
 
+from lookalike.index.backends import open_vector_store
 from lookalike.index.base import Ids, Matrix, VectorIndex, top_k
 from lookalike.index.embedded import EmbeddedStore
 from lookalike.index.exact import ExactIndex
@@ -11,7 +12,6 @@ from lookalike.index.vector_store import (
     VectorSource,
     VectorStore,
     VectorStoreError,
-    open_vector_store,
 )
 
 __all__ = [

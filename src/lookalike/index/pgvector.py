@@ -12,7 +12,7 @@ superuser (pgvector is not a trusted extension); this store creates it when its 
 **Where.** ``pgvector``: the catalog's own PostgreSQL database (`Settings.database_url`, needed)
 and schema, table ``pgvector_items``. ``postgresql://…``: any PostgreSQL server (the catalog's
 metadata may stay in SQLite), in SCHEMA (default ``public``, created when missing), one table
-per catalog named like a Milvus collection (`lookalike.index.milvus.collection_name`: the
+per catalog named like a Milvus collection (`lookalike.index.naming.collection_name`: the
 catalog folder's name and a hash of its path, or of its metadata database and schema). The
 table's comment records the catalog and the vector width: a table made for another catalog or
 of another width is a clear error, never overwritten.
@@ -103,7 +103,7 @@ import numpy as np
 
 from lookalike.config import Settings
 from lookalike.index.base import Ids, Matrix
-from lookalike.index.milvus import collection_name, text_code
+from lookalike.index.naming import collection_name, text_code
 from lookalike.index.vector_store import (
     Scalars,
     SearchPlan,
@@ -912,7 +912,7 @@ class PgvectorStore:
 
 
 def _owner(folder: Path, database_url: str | None) -> str:
-    from lookalike.index.milvus import catalog_identity
+    from lookalike.index.naming import catalog_identity
 
     return catalog_identity(folder, database_url)[1]
 

@@ -42,13 +42,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from lookalike.config import Settings
 from lookalike.errors import LookalikeError
 from lookalike.index.base import Ids, Matrix
 
@@ -274,34 +272,3 @@ def source_vectors(source: VectorSource, ids: Ids, dim: int) -> Matrix:
 
 class VectorStoreError(LookalikeError):
     """A vector store URL that names no backend, or a backend that cannot be used here."""
-
-
-def open_vector_store(
-    settings: Settings, folder: Path, dim: int, source: VectorSource
-) -> VectorStore:
-    """The catalog's vector store, as `settings.vector_store` names it: "embedded" (files in
-    `folder`), "milvus://HOST:PORT" (a collection named after the catalog), "pgvector" or
-    "postgresql://…" (a table named after the catalog)."""
-    url = settings.vector_store.strip()
-    if url == "embedded":
-        from lookalike.index.embedded import EmbeddedStore
-
-        return EmbeddedStore.open(folder, dim, source, settings)
-    if url.startswith("milvus://"):
-        try:
-            from lookalike.index.milvus import MilvusStore
-        except ImportError as exc:
-            raise VectorStoreError(
-                f"vector store {url!r}: the Milvus backend is not available ({exc})"
-            ) from None
-        store: VectorStore = MilvusStore.open(url, folder, dim, source, settings)
-        return store
-    if url.split("?")[0] == "pgvector" or url.startswith(("postgresql://", "postgres://")):
-        from lookalike.index.pgvector import PgvectorStore
-
-        pg_store: VectorStore = PgvectorStore.open(url, folder, dim, source, settings)
-        return pg_store
-    raise VectorStoreError(
-        f"vector store {url!r}: expected 'embedded', 'milvus://HOST:PORT', 'pgvector' or "
-        "'postgresql://USER@HOST:PORT/DATABASE'"
-    )

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.config import Settings
-from lookalike.encoders.registry import create
+from lookalike.encoders.lookup import create
 from lookalike.encoders.trained import base_folder, committed_paths
 from lookalike.evaluation.datasets import load_clothing_dataset
 from lookalike.evaluation.features import cached_features

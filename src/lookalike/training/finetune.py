@@ -47,7 +47,6 @@ from lookalike.training.probe import BACKBONE, RawOnnxEncoder
 
 __all__ = [
     "FinetuneConfig",
-    "load_top",
     "top_module",
     "top_state",
     "train_top",
@@ -142,20 +141,6 @@ def top_state(top: Any) -> dict[str, NDArray[np.float32]]:
             name = {"conv_head": "_conv_head", "bn1": "_bn1"}[part] + "." + rest
         out[name] = value.detach().numpy().astype(np.float32)
     return out
-
-
-def load_top(backbone: Any, state: dict[str, NDArray[np.float32]]) -> Any:
-    """Write fine-tuned top weights (from `top_state`) into `backbone`, in place."""
-    import torch
-
-    current = backbone.state_dict()
-    unknown = sorted(set(state) - set(current))
-    if unknown:
-        raise KeyError(f"not weights of this backbone: {unknown[:3]}")
-    update = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)).reshape(current[k].shape)
-              for k, v in state.items()}
-    backbone.load_state_dict({**current, **update})
-    return backbone
 
 
 def trunk_encoder(blocks: int, settings: Settings) -> RawOnnxEncoder:

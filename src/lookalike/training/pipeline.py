@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from lookalike.config import Settings
 from lookalike.encoders.base import Encoder, l2_normalise
 from lookalike.encoders.efficientnet import load_torch_backbone, preprocess_for
-from lookalike.encoders.trained import pack_weights, unpack_weights
+from lookalike.encoders.weights import pack_weights, unpack_weights
 from lookalike.errors import LookalikeError
 from lookalike.evaluation.augment import AugmentConfig, augment_view, rng_for
 from lookalike.evaluation.datasets import load_clothing_dataset

@@ -69,7 +69,7 @@ def ensure_probe(settings: Settings, tuned: dict[str, NDArray[np.float32]] | Non
     pre = preprocess_for(BACKBONE)
     backbone = load_torch_backbone(BACKBONE)
     if tuned is not None:
-        from lookalike.training.finetune import load_top
+        from lookalike.encoders.efficientnet import load_top
 
         load_top(backbone, tuned)
     export_onnx(probe_module(backbone, LITE_MEAN, LITE_STD), pre.image_size, path)

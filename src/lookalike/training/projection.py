@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.encoders.base import l2_normalise
-from lookalike.encoders.trained import pack_weights, unpack_weights
+from lookalike.encoders.weights import pack_weights, unpack_weights
 
 PREFIX = "project."  # keys of the projection in a compact model's weights file
 

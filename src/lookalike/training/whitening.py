@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.encoders.base import l2_normalise
-from lookalike.encoders.trained import pack_weights, unpack_weights
+from lookalike.encoders.weights import pack_weights, unpack_weights
 
 PREFIX = "whiten."  # keys of the whitening in a trained encoder's weights file
 
