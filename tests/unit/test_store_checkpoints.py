@@ -55,3 +55,27 @@ def test_the_log_is_checkpointed_in_the_background_and_removed_on_close(tmp_path
         assert reopened.count() == 320
     finally:
         reopened.close()
+
+
+def test_an_idle_checkpointer_ends_and_the_next_commit_starts_another(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    before = len(_checkpointers())
+    store = CatalogStore(path)
+    try:
+        assert store._checkpoints is not None
+        store._checkpoints.idle = 0.2
+        store.bind_model("fake", 8)
+        store.add(_items(4), np.ones((4, 8), dtype=np.float32))
+        deadline = time.monotonic() + 10
+        while len(_checkpointers()) > before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_checkpointers()) == before
+        size = path.stat().st_size
+        store.add(_items(64, 4), np.ones((64, 8), dtype=np.float32))
+        while path.stat().st_size == size and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_size > size  # checkpointed by a new thread
+    finally:
+        store.close()
+    assert len(_checkpointers()) == before
+    assert not path.with_name(path.name + "-wal").exists()

@@ -93,24 +93,27 @@ WAL_BACKSTOP_PAGES = 16_384
 class _Checkpointer:
     """Checkpoints an SQLite file's WAL (PASSIVE: never waiting for, nor blocking, readers and
     writers) on a daemon thread with its own connection, when `nudge`d after commits and at
-    most every `every` seconds. Started by the first nudge; `stop` ends it (and its
-    connection) before the store's connection closes, so that one, closing last, still
-    checkpoints and removes the log. A failure is logged and ends the thread: the store's
-    connection then checkpoints by itself (`WAL_BACKSTOP_PAGES`)."""
+    most every `every` seconds. Started by a nudge; it ends (closing its connection) after
+    `idle` seconds without one, so a store dropped without `close` leaves no thread behind for
+    long. `stop` ends it before the store's connection closes, so that one, closing last, still
+    checkpoints and removes the log. A failure is logged and ends checkpoints for good: the
+    store's connection then checkpoints by itself (`WAL_BACKSTOP_PAGES`)."""
 
-    def __init__(self, path: Path, every: float = CHECKPOINT_EVERY) -> None:
-        self.path, self.every = path, every
+    def __init__(self, path: Path, every: float = CHECKPOINT_EVERY, idle: float = 5.0) -> None:
+        self.path, self.every, self.idle = path, every, idle
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failed = False
         self._pid = os.getpid()
-        self._start_lock = threading.Lock()
+        self._lock = threading.Lock()
 
     def nudge(self) -> None:
         """New commits: checkpoint them soon."""
+        self._wake.set()  # (before the check: a thread ending meanwhile sees it, and stays)
         if self._thread is None or self._pid != os.getpid():  # (a forked child starts its own)
-            with self._start_lock:
-                if self._stopped.is_set():
+            with self._lock:
+                if self._stopped.is_set() or self._failed:
                     return
                 if self._thread is None or self._pid != os.getpid():
                     self._pid = os.getpid()
@@ -118,20 +121,20 @@ class _Checkpointer:
                         target=self._run, name="lookalike-checkpoint", daemon=True
                     )
                     self._thread.start()
-        self._wake.set()
 
     def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(
                 str(self.path), check_same_thread=False, isolation_level=None, timeout=30
             )
-        except sqlite3.Error as exc:
-            log.warning("%s: no background checkpoints (%s)", self.path, exc)
-            return
-        try:
             conn.execute("PRAGMA synchronous=NORMAL")
             while True:
-                self._wake.wait()
+                if not self._wake.wait(self.idle):
+                    with self._lock:
+                        if not self._wake.is_set():  # idle: the next nudge starts another
+                            self._thread = None
+                            return
                 if self._stopped.is_set():
                     return
                 self._wake.clear()
@@ -139,17 +142,20 @@ class _Checkpointer:
                 if self._stopped.wait(self.every):
                     return
         except sqlite3.Error as exc:
+            self._failed = True
             log.warning("%s: background checkpoints stopped (%s)", self.path, exc)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def stop(self) -> None:
-        with self._start_lock:
+        with self._lock:
             self._stopped.set()
             thread = self._thread if self._pid == os.getpid() else None
         self._wake.set()
         if thread is not None:
             thread.join()
+
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (
