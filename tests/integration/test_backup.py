@@ -19,6 +19,7 @@ from lookalike import Catalog, Settings
 from lookalike.catalog.backup import MANIFEST, BackupError, backup, restore
 from lookalike.catalog.maintenance import check
 from lookalike.index.embedded import FOLDER as VECTORS
+from lookalike.recommend import search_image, similar
 from lookalike.users import Users
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -169,7 +170,7 @@ def test_backup_while_another_process_writes_restores_one_consistent_moment(
     with Catalog.open(settings(restored)) as cat:
         assert cat.index.describe()["method"] == "ivf"
         for item_id in sorted(restored_vectors)[::5]:
-            found = [r.item.id for r in cat.similar(item_id, 5)]
+            found = [r.item.id for r in similar(cat, item_id, 5)]
             assert cat.last_plan is not None and cat.last_plan.method == "ivf"
             exact = exact_scores(restored_vectors, item_id)
             best = sorted(exact.values(), reverse=True)[:5]
@@ -192,13 +193,13 @@ def test_a_backup_with_images_restores_elsewhere_without_the_originals(
         item = cat.get("item-0003")
         assert not Path(item.image_path).is_absolute()  # stored relative: the folder may move
         assert cat.image_file(item).is_relative_to((tmp_path / "elsewhere").resolve())
-        assert cat.search_image(cat.image_file(item), k=1)[0].item.id == "item-0003"
+        assert search_image(cat, cat.image_file(item), k=1)[0].item.id == "item-0003"
     # the restored folder is self-contained: moved again, its photos are still found
     (tmp_path / "elsewhere").rename(tmp_path / "moved")
     assert check(settings(tmp_path / "moved")).ok
     with Catalog.open(settings(tmp_path / "moved")) as cat:
         item = cat.get("item-0003")
-        assert cat.search_image(cat.image_file(item), k=1)[0].item.id == "item-0003"
+        assert search_image(cat, cat.image_file(item), k=1)[0].item.id == "item-0003"
 
 
 def test_backup_and_restore_refuse_what_they_must(source: Path, tmp_path: Path) -> None:

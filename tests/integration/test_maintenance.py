@@ -24,6 +24,7 @@ from lookalike.catalog.maintenance import check, repair
 from lookalike.catalog.schema import ItemUpdate
 from lookalike.errors import CatalogCorruptError
 from lookalike.index.embedded import FOLDER as VECTORS
+from lookalike.recommend import search_image, similar
 
 N = 40
 
@@ -78,7 +79,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def top_ids(folder: Path, k: int = 5) -> list[list[str]]:
     """Each item's look-alikes: what a shopper would see."""
     with Catalog.open(s(folder)) as cat:
-        return [[r.item.id for r in cat.similar(it.id, k)] for it in cat.items(limit=N)]
+        return [[r.item.id for r in similar(cat, it.id, k)] for it in cat.items(limit=N)]
 
 
 def kinds(folder: Path) -> set[str]:
@@ -292,7 +293,7 @@ def test_a_damaged_page_gives_clear_errors_and_is_salvaged(folder: Path) -> None
     assert len(after) == kept and all(before[k] == v for k, v in after.items())
     with Catalog.open(s(folder)) as cat:
         assert len(cat) == len(after) == cat.store.count()
-        assert len(cat.similar(next(iter(after)), k=N)) == kept - 1
+        assert len(similar(cat, next(iter(after)), k=N)) == kept - 1
 
 
 # -- rows --------------------------------------------------------------------------------------
@@ -307,10 +308,10 @@ def test_a_short_embedding_blob_costs_one_item_not_the_catalog(
                 "(SELECT rowid FROM items WHERE id = 'item-0005')")
     with caplog.at_level(logging.WARNING), Catalog.open(s(folder)) as cat:
         assert len(cat) == N - 1
-        hits = cat.similar("item-0006", k=N)
+        hits = similar(cat, "item-0006", k=N)
         assert "item-0005" not in [h.item.id for h in hits] and len(hits) == N - 2
         with pytest.raises(CatalogCorruptError, match="embedding of item rowid"):
-            cat.similar("item-0005")
+            similar(cat, "item-0005")
     assert "damaged embedding" in caplog.text
     problems = check(s(folder)).by_kind()
     assert set(problems) == {"embedding"}, "the open took it out of the vector files"
@@ -354,7 +355,7 @@ def test_a_wrong_stored_dim_does_not_make_the_catalog_unusable(folder: Path) -> 
         assert top_ids(folder) == expected
         with Catalog.open(s(folder)) as cat:
             probe = folder.parent / "images" / "img0001.jpg"
-            assert cat.search_image(probe, k=1)[0].item.id == "item-0001"  # encoder bound fine
+            assert search_image(cat, probe, k=1)[0].item.id == "item-0001"  # encoder bound fine
         problems = check(s(folder)).of("meta")
         assert len(problems) == 1 and repr(wrong) in problems[0].message
     report = repair(s(folder))
@@ -387,7 +388,7 @@ def test_missing_images_are_reported_and_left_searchable(folder: Path) -> None:
     assert report.remaining is not None and not report.remaining.ok
     assert set(report.remaining.by_kind()) == {"image"} and report.dropped == []
     with Catalog.open(s(folder)) as cat:
-        assert cat.similar("item-0003", 1)
+        assert similar(cat, "item-0003", 1)
 
 
 def test_leftovers_of_killed_saves_are_notes_and_repair_removes_them(folder: Path) -> None:

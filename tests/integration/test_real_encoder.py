@@ -20,6 +20,7 @@ from lookalike.encoders.efficientnet import (
 from lookalike.encoders.onnx import read_card
 from lookalike.encoders.quantized import RECIPE
 from lookalike.errors import LookalikeError
+from lookalike.recommend import search_image
 
 pytestmark = pytest.mark.slow
 
@@ -171,7 +172,7 @@ def test_flipped_and_recompressed_photo_finds_its_original(tmp_path: Path) -> No
         for path in SAMPLE[:40:4]:
             query = ImageOps.mirror(load_image(path))
             query.save(tmp_path / "q.jpg", quality=70)
-            hits = cat.search_image(tmp_path / "q.jpg", k=1)
+            hits = search_image(cat, tmp_path / "q.jpg", k=1)
             found += hits[0].item.image_path == str(path.resolve())
         assert found >= 9, found
 
@@ -190,7 +191,7 @@ def test_catalog_keeps_the_model_it_was_built_with(tmp_path: Path) -> None:
     new = old.model_copy(update={"model": "lookalike-fashion-512-int8"})
     with Catalog.open(new) as cat:
         assert cat.info()["model"] == "lookalike-fashion-int8" and cat.info()["dim"] == 2624
-        hits = cat.search_image(SAMPLE[3], k=1)
+        hits = search_image(cat, SAMPLE[3], k=1)
         assert Path(hits[0].item.image_path).name == SAMPLE[3].name
         assert cat.encoder.name == "lookalike-fashion-int8"
         (photos / SAMPLE[6].name).write_bytes(SAMPLE[6].read_bytes())

@@ -15,7 +15,14 @@ from lookalike.catalog import Catalog, Filters
 from lookalike.config import Settings
 from lookalike.demo import build_demo_catalog
 from lookalike.images import load_image
-from lookalike.recommend import Feed, Query, mean_pairwise_distance, profile_search, recommend
+from lookalike.recommend import (
+    Feed,
+    Query,
+    mean_pairwise_distance,
+    profile_search,
+    recommend,
+    similar,
+)
 from lookalike.users import Users
 
 pytestmark = pytest.mark.slow
@@ -85,7 +92,7 @@ def test_swiped_look_alikes_steer_the_feed_for_most_shoppers(catalog: Catalog) -
         user, _ = feed.users.create_guest()
         first = feed.next(user, 7, mark_shown=False)
         start = first[0].item.id
-        nearest = [hit.item.id for hit in catalog.similar(start, k=100)]
+        nearest = [hit.item.id for hit in similar(catalog, start, k=100)]
         rank = {item_id: i for i, item_id in enumerate(nearest)}
         taste = {start, *nearest[:30]}
         for _ in range(10):

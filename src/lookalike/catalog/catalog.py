@@ -4,11 +4,14 @@ missing or damaged; or a Milvus server, see `lookalike.index.vector_store`). Wit
 `Settings.database_url` the items, embeddings and users are in PostgreSQL instead (one schema
 per catalog, `lookalike.catalog.database`); the folder keeps the vector store's files.
 
-    from lookalike import Catalog, Settings
+    from lookalike import Catalog, Settings, search_image
     catalog = Catalog.open(Settings(catalog_dir="my-shop"))
     catalog.ingest(Path("photos"), Path("items.csv"))
-    for hit in catalog.search_image(Path("query.jpg"), k=10):
+    for hit in search_image(catalog, Path("query.jpg"), k=10):
         print(hit.item.title, hit.score)
+
+The catalog stores and searches vectors; the rankings (look-alikes of a photo, "more like
+this", colour and diversity) are `lookalike.recommend`'s, which builds on it.
 """
 
 from __future__ import annotations
@@ -626,44 +629,3 @@ class Catalog:
         """Nearest items to a vector by cosine alone (no colour, no diversity): the raw index."""
         hits = self.search_vectors(query[None], k, filters, exclude)[0]
         return self.results(hits, [s for _, s in hits])
-
-    def search_image(
-        self,
-        source: ImageSource,
-        k: int = 10,
-        filters: Filters | None = None,
-        *,
-        colour_weight: float | None = None,
-        diversity: float | None = None,
-        offset: int = 0,
-        sort: str = "relevance",
-        name: str | None = None,
-    ) -> list[Result]:
-        """Look-alikes of a photo (path or bytes; `name` labels bytes in errors): results
-        `offset` … `offset + k` of its ranking. `colour_weight` ("match colour", 0–1) and
-        `diversity` (0–1) default to the settings'; `sort` orders the best look-alikes by
-        price, sustainability...; see `lookalike.recommend.recommend`."""
-        from lookalike.recommend import Query, recommend  # recommend builds on the catalog
-
-        query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(
-            self, source, name=name
-        )
-        return recommend(self, query, k, filters, offset=offset, sort=sort)
-
-    def similar(
-        self,
-        item_id: str,
-        k: int = 10,
-        filters: Filters | None = None,
-        *,
-        colour_weight: float | None = None,
-        diversity: float | None = None,
-        offset: int = 0,
-        sort: str = "relevance",
-    ) -> list[Result]:
-        """"More like this": look-alikes of a catalog item, the item itself left out; same
-        controls as `search_image`."""
-        from lookalike.recommend import Query, recommend
-
-        query = Query(colour_weight=colour_weight, diversity=diversity).add_item(self, item_id)
-        return recommend(self, query, k, filters, offset=offset, sort=sort)

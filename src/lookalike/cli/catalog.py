@@ -307,6 +307,7 @@ def search_cmd(
         raise typer.BadParameter("give a PHOTO, --text WORDS, or both", param_hint="'PHOTO'")
     from lookalike.cli.output import print_results
     from lookalike.images import read_image_stream
+    from lookalike.recommend import search_image
 
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
@@ -319,9 +320,9 @@ def search_cmd(
         )
         if not text:
             assert source is not None
-            results = cat.search_image(source, ask, parsed, colour_weight=colour_weight,
-                                       offset=offset, sort=sort.value,
-                                       name="<stdin>" if stdin else None)
+            results = search_image(cat, source, ask, parsed, colour_weight=colour_weight,
+                                   offset=offset, sort=sort.value,
+                                   name="<stdin>" if stdin else None)
             explain(cat, parsed, results, sort.value, offset)
             more, results = len(results) > size, results[:size]
             print_results(results, as_json, f"look-alikes of {image}",
@@ -365,13 +366,14 @@ def similar_cmd(
 ) -> None:
     """More like this: items that look like a catalog item (the item itself left out)."""
     from lookalike.cli.output import print_results
+    from lookalike.recommend import similar
 
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
         size, bound = page_of(cat, offset, k, sort.value)
         ask = size + 1 if offset + size < bound else size
-        results = cat.similar(item_id, ask, parsed, colour_weight=colour_weight,
-                              offset=offset, sort=sort.value)
+        results = similar(cat, item_id, ask, parsed, colour_weight=colour_weight,
+                          offset=offset, sort=sort.value)
         explain(cat, parsed, results, sort.value, offset)
     more, results = len(results) > size, results[:size]
     print_results(results, as_json, f"more like {item_id}",
@@ -409,6 +411,7 @@ def demo_cmd(
         settings = settings.model_copy(update={"port": port})
     from lookalike.cli.output import print_report, print_results, progress_bar, update_progress
     from lookalike.demo import build_demo_catalog, demo_queries
+    from lookalike.recommend import similar
 
     listener = None
     if serve:  # a taken port says so now, not after the ingest
@@ -421,7 +424,7 @@ def demo_cmd(
     with cat:
         print_report(report, False)
         for item in demo_queries(cat):
-            print_results(cat.similar(item.id, 5), False,
+            print_results(similar(cat, item.id, 5), False,
                           f"more like {item.id}: {item.title} ({item.category})")
     if listener is not None:
         from lookalike.api.server import run_server

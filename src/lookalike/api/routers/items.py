@@ -34,7 +34,7 @@ from lookalike.api.schemas import (
 )
 from lookalike.api.vendors import BulkReport, VendorsDep, WriterDep
 from lookalike.errors import ImageLoadError
-from lookalike.recommend import ranking_bound
+from lookalike.recommend import ranking_bound, similar
 
 router = APIRouter(
     prefix="/items", tags=["items"],
@@ -101,9 +101,8 @@ def similar_items(
 ) -> SearchResponse:
     bound = ranking_bound(settings, diversity, sort)
     size = page_size(offset, k, bound)
-    results = catalog.similar(item_id, with_probe(offset, size, bound), filters,
-                              colour_weight=colour_weight, diversity=diversity, offset=offset,
-                              sort=sort)
+    results = similar(catalog, item_id, with_probe(offset, size, bound), filters,
+                      colour_weight=colour_weight, diversity=diversity, offset=offset, sort=sort)
     return SearchResponse.of(results, offset, size, bound, sort, catalog.notes(filters, sort))
 
 
