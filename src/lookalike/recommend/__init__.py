@@ -22,6 +22,7 @@ from lookalike.recommend.query import (
     search_image,
     similar,
     steering_directions,
+    with_probe,
 )
 from lookalike.recommend.words import (
     CatalogVocabulary,
@@ -55,4 +56,5 @@ __all__ = [
     "similar",
     "steering_directions",
     "update_preference",
+    "with_probe",
 ]

@@ -180,6 +180,13 @@ def ranking_bound(settings: Settings, diversity: float | None = None,
     return min(settings.sort_depth, settings.max_results)
 
 
+def with_probe(offset: int, size: int, bound: int) -> int:
+    """Results to ask for a page of `size` at `offset`: one more while the `bound`
+    (`ranking_bound`) allows, so that the answer knows whether a next page exists (no empty
+    last page)."""
+    return size + 1 if offset + size < bound else size
+
+
 @dataclass(frozen=True)
 class _Colour:
     """How the colour weight bends the match: the target palette (None: no colour to move
