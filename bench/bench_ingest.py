@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike import Catalog, Settings, create, load_image
+from lookalike.attributes import default_taggers
 from lookalike.catalog.ingest import IngestReport
 from lookalike.evaluation import retrieval_metrics
 from lookalike.recommend import search_image
@@ -151,7 +152,8 @@ def main() -> None:
                                      "category": r["label"], "kids": r["kids"],
                                      "sender_id": r["sender_id"]})
         # with the default taggers (colour from pixels at ingest), as a user runs it
-        tagged = Catalog.open(Settings(catalog_dir=work / "tagged", model=args.model))
+        tagged = Catalog.open(Settings(catalog_dir=work / "tagged", model=args.model),
+                              taggers=default_taggers)
         e2e_tagged = tagged.ingest(args.dataset / "images", meta).images_per_second
         tagged.close()
         # decode + encode + store only, what the CPU-bound limit describes. The machine's speed
@@ -162,7 +164,7 @@ def main() -> None:
         for rnd in range(args.rounds):
             settings = Settings(catalog_dir=work / f"catalog{rnd}", model=args.model,
                                 auto_tag=False, batch_size=batch_size)
-            cat = Catalog.open(settings)
+            cat = Catalog.open(settings, taggers=default_taggers)
             reports: list[IngestReport] = []
 
             def run_ingest(cat: Catalog = cat, reports: list[IngestReport] = reports) -> float:

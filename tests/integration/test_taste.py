@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.attributes import ColourTagger
+from lookalike.attributes import ColourTagger, default_taggers
 from lookalike.catalog import Catalog, Filters
 from lookalike.config import Settings
 from lookalike.demo import build_demo_catalog
@@ -46,7 +46,7 @@ def catalog(built: Path, tmp_path: Path) -> Catalog:
     the same ones whichever tests ran before it (or were left out with -k)."""
     shutil.copytree(built, tmp_path / "cat")
     return Catalog.open(Settings(catalog_dir=tmp_path / "cat", model="efficientnet-lite0"),
-                        create=False)
+                        create=False, taggers=default_taggers)
 
 
 @pytest.mark.skipif(not (SHARED / "datasets").is_dir(), reason="needs ../shared/datasets")

@@ -16,13 +16,15 @@ import pytest
 from catalog_factory import make_dataset, write_csv, write_jsonl
 from imagefactory import jpeg, noise
 from lookalike import Catalog, Filters, ItemIn, ItemUpdate, Settings
+from lookalike.attributes import default_taggers
 from lookalike.catalog import DuplicateItemError
 from lookalike.errors import CatalogMismatchError, FilterError, ItemNotFoundError, LookalikeError
 from lookalike.recommend import search_image, similar
 
 
 def open_catalog(folder: Path, **kw: object) -> Catalog:
-    return Catalog.open(Settings(catalog_dir=folder, model="fake", **kw))  # type: ignore[arg-type]
+    return Catalog.open(Settings(catalog_dir=folder, model="fake", **kw),
+                        taggers=default_taggers)  # type: ignore[arg-type]
 
 
 def test_ingest_csv_adds_every_row_and_second_run_adds_nothing(tmp_path: Path) -> None:
@@ -108,7 +110,8 @@ def test_catalog_refuses_another_encoder(tmp_path: Path) -> None:
     from lookalike.encoders.fake import FakeEncoder
 
     with pytest.raises(CatalogMismatchError, match="fake"):
-        Catalog.open(Settings(catalog_dir=tmp_path / "cat"), encoder=FakeEncoder(dim=32))
+        Catalog.open(Settings(catalog_dir=tmp_path / "cat"), encoder=FakeEncoder(dim=32),
+                     taggers=default_taggers)
 
 
 def test_search_image_similar_and_filters_keep_recall(tmp_path: Path) -> None:
@@ -184,7 +187,9 @@ def test_a_served_catalog_sees_items_another_process_adds_and_deletes(tmp_path: 
         script = (
             "import sys\nfrom pathlib import Path\n"
             "from lookalike import Catalog, ItemIn, Settings\n"
-            "cat = Catalog.open(Settings(catalog_dir=sys.argv[1], model='fake'))\n"
+            "from lookalike.attributes import default_taggers\n"
+            "cat = Catalog.open(Settings(catalog_dir=sys.argv[1], model='fake'),\n"
+            "                   taggers=default_taggers)\n"
             "p = Path(sys.argv[2])\n"
             "cat.add_item(ItemIn(id='other-1', image=p.name), p.read_bytes(), p)\n"
             "cat.delete_item('item-0000')\n"

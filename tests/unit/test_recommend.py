@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lookalike.attributes import default_taggers
 from lookalike.catalog import Catalog, Filters, Result
 from lookalike.config import Settings
 from lookalike.demo import sample_images, sample_metadata
@@ -41,7 +42,7 @@ from lookalike.users import Users
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     folder = tmp_path_factory.mktemp("catalog")
     s = Settings(catalog_dir=folder, model="fake", cache_dir=folder / "cache")
-    cat = Catalog.open(s, encoder=create("fake", s))
+    cat = Catalog.open(s, encoder=create("fake", s), taggers=default_taggers)
     cat.ingest(sample_images(), sample_metadata())
     return cat
 
@@ -234,7 +235,7 @@ def test_warm_builds_the_cold_start_once_and_tolerates_an_empty_catalog(
     feed.next(user, 3)
     assert len(feed._spreads) == 1  # the unfiltered spread was reused
     s = Settings(catalog_dir=tmp_path / "empty", model="fake")
-    empty = Catalog.open(s, encoder=create("fake", s))
+    empty = Catalog.open(s, encoder=create("fake", s), taggers=default_taggers)
     Feed(empty, Users(empty.store)).warm()  # nothing to cluster: no error
     empty.close()
 
@@ -518,7 +519,8 @@ def test_palette_cache_follows_a_retag_by_another_process(catalog: Catalog) -> N
     before = palettes_of(catalog, [item.rowid])[0]
     assert before.any()
     np.testing.assert_allclose(before, parse_palette(item.predicted["palette"].value))
-    other = Catalog.open(catalog.settings)  # another handle on the file, as another process
+    other = Catalog.open(catalog.settings,
+                         taggers=default_taggers)  # another handle on the file, as another process
     try:
         other.store.set_predicted(item.rowid, {"palette": Tag(value="purple:1.00", confidence=1)})
         after = palettes_of(catalog, [item.rowid])[0]

@@ -17,6 +17,7 @@ import pytest
 
 from catalog_factory import make_dataset, make_rows, write_csv, write_images
 from lookalike import Catalog, Filters, ItemUpdate, Settings
+from lookalike.attributes import default_taggers
 from lookalike.catalog.brands import normalise_brand, read_brand_ratings
 from lookalike.catalog.rates import read_rates
 from lookalike.catalog.sorting import SORTS, Sort, sort_positions
@@ -37,7 +38,7 @@ from lookalike.users import Users
 
 
 def open_catalog(folder: Path, **kw: Any) -> Catalog:
-    return Catalog.open(Settings(catalog_dir=folder, model="fake", **kw))
+    return Catalog.open(Settings(catalog_dir=folder, model="fake", **kw), taggers=default_taggers)
 
 
 # -- brand names ---------------------------------------------------------------------------------

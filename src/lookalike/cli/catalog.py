@@ -147,9 +147,10 @@ def with_engine(settings: Settings, engine: str | None, ray_address: str | None)
 def open_catalog(catalog: Path | None) -> Catalog:
     """The existing catalog in --catalog (default ./catalog); an error, creating nothing, where
     there is none."""
+    from lookalike.attributes import default_taggers
     from lookalike.catalog import Catalog
 
-    return Catalog.open(settings_from(catalog), create=False)
+    return Catalog.open(settings_from(catalog), create=False, taggers=default_taggers)
 
 
 def parse_filters(expressions: list[str] | None) -> Filters:
@@ -236,11 +237,12 @@ def ingest_cmd(
     settings = with_engine(settings_from(catalog, model), engine, ray_address)
     if duplicates is not None:
         settings = settings.model_copy(update={"duplicates": duplicates})
+    from lookalike.attributes import default_taggers
     from lookalike.catalog import Catalog
     from lookalike.cli.output import print_report, progress_bar, update_progress
 
     bar, task = progress_bar()
-    with Catalog.open(settings) as cat, bar:
+    with Catalog.open(settings, taggers=default_taggers) as cat, bar:
         result = cat.ingest(
             images, metadata, columns=columns,
             report_path=report or Path(settings.catalog_dir) / "rejected.csv",
