@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lookalike import Catalog, Filters, ItemUpdate, Settings
+from lookalike.attributes import default_taggers
 from lookalike.evaluation.synthetic import SyntheticCatalog
 from lookalike.index import Scalars, VectorStoreError
 from lookalike.index import milvus as milvus_module
@@ -336,10 +337,10 @@ def test_a_catalog_re_encoded_with_a_model_of_another_width_fills_its_collection
     images, meta, _ = make_dataset(tmp_path / "data")
     settings = Settings(catalog_dir=tmp_path / "cat", model="fake", auto_tag=False,
                         vector_store=milvus_server.uri)
-    cat = Catalog.open(settings)
+    cat = Catalog.open(settings, taggers=default_taggers)
     catalogs.append(cat)
     cat.ingest(images, meta)
-    follower = Catalog.open(settings, create=False)
+    follower = Catalog.open(settings, create=False, taggers=default_taggers)
     catalogs.append(follower)
     assert follower.index.dim == 64
     report = reembed(cat, "fake-32")
