@@ -5,7 +5,8 @@ missing or damaged; or a Milvus server, see `lookalike.index.vector_store`). Wit
 per catalog, `lookalike.catalog.database`); the folder keeps the vector store's files.
 
     from lookalike import Catalog, Settings, search_image
-    catalog = Catalog.open(Settings(catalog_dir="my-shop"))
+    from lookalike.attributes import default_taggers
+    catalog = Catalog.open(Settings(catalog_dir="my-shop"), taggers=default_taggers)
     catalog.ingest(Path("photos"), Path("items.csv"))
     for hit in search_image(catalog, Path("query.jpg"), k=10):
         print(hit.item.title, hit.score)
