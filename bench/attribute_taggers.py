@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from lookalike.attributes import default_taggers
 from lookalike.attributes.colour import COLOUR_NAMES
 from lookalike.attributes.probe import train_probe
 from lookalike.catalog import Catalog
@@ -30,7 +31,7 @@ ATTRIBUTES = ("category", "sub_category", "gender", "usage", "season", "pattern"
 
 def build(products: Path, folder: Path, model: str) -> Catalog:
     settings = Settings(catalog_dir=folder, model=model, tag_attributes=list(ATTRIBUTES))
-    catalog = Catalog.open(settings)
+    catalog = Catalog.open(settings, taggers=default_taggers)
     if len(catalog) == 0:
         start = time.perf_counter()
         report = catalog.ingest(products / "images", products / "items.csv",

@@ -8,7 +8,7 @@ machine, same run.
    original is never written).
 2. `lookalike serve` starts in its own process (uvicorn, loopback; photo searches in one
    process per core unless `--search-processes` says otherwise, 0 = threads).
-3. Rounds (3 by default) alternate the library alone — `Catalog.search_image(photo_bytes, k)`
+3. Rounds (3 by default) alternate the library alone — `search_image(catalog, photo_bytes, k)`
    on the query photos from 1 and from 2 caller threads and from 2 processes, the best of the
    three — and HTTP: 16 keep-alive clients (asyncio, requests pre-encoded so the clients cost
    little CPU) sending multipart `POST /search` (30 s in all). Each round's ratio compares
@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from lookalike import Catalog, Settings
+from lookalike.recommend import search_image
 
 BOUNDARY = "lookalikebench7d1e"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -187,7 +188,7 @@ def library_rate(catalog: Catalog, photos: list[bytes], k: int, threads: int,
     def work(t: int) -> None:
         i = t
         while time.perf_counter() < stop:
-            catalog.search_image(photos[i % len(photos)], k)
+            search_image(catalog, photos[i % len(photos)], k)
             counts[t] += 1
             i += threads
 
@@ -204,12 +205,12 @@ def _library_process(catalog_dir: str, photos: list[bytes], k: int, offset: int,
                      barrier: Any, out: Any) -> None:
     catalog = Catalog.open(Settings(catalog_dir=Path(catalog_dir), intra_op_threads=1))
     for p in photos[:5]:
-        catalog.search_image(p, k)
+        search_image(catalog, p, k)
     barrier.wait()
     n, i = 0, offset
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        catalog.search_image(photos[i % len(photos)], k)
+        search_image(catalog, photos[i % len(photos)], k)
         n += 1
         i += 2
     out.put(n / (time.perf_counter() - start))
@@ -395,7 +396,7 @@ def main() -> None:
             print(f"items: {len(catalog)}, model: {catalog.store.model_name}, "
                   f"index: {catalog.info()['index']}")
             for p in photos[:10]:  # warm up (model load, caches)
-                catalog.search_image(p, args.k)
+                search_image(catalog, p, args.k)
             requests = [multipart_request(p, args.k, port) for p in photos]
             asyncio.run(_http(port, requests[:20], args.clients, 3.0, args.k))  # warm up
             slice_s = args.seconds / args.rounds

@@ -11,7 +11,7 @@ store, in the same run (target: p50 ≤ 25 ms through Milvus on the clothing cat
    embedded store); `Catalog.open` with `vector_store=milvus://…` fills a collection from it,
    then `MilvusStore.seal` waits until it is indexed (HNSW) and loaded: the build time.
 2. Queries: `--queries` photos of the catalog spread over it, as uploaded bytes. Each one goes
-   through `Catalog.search_image(bytes, k=10)` — decode, encode, search, items from SQLite — on
+   through `search_image(catalog, bytes, k=10)` — decode, encode, search, items from SQLite — on
    both catalogs, alternating which goes first; unfiltered, a category filter (≈10–20 %) and a
    filter keeping ≈1 %. The search alone (`search_vector` on the same query vector) is timed
    too, to show the store's share.
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from lookalike import Catalog, Filters, Settings
+from lookalike.recommend import search_image
 from lookalike.servers import MilvusServer
 
 K = 10
@@ -110,7 +111,7 @@ def main() -> None:
         stores = {"embedded": embedded, "milvus": milvus}
         for cat in stores.values():  # warm: model loaded, caches, Milvus's first time tick
             for photo in queries[:5]:
-                cat.search_image(photo, K)
+                search_image(cat, photo, K)
         lat: dict[str, dict[str, list[float]]] = {
             f"{s}/{what}": {label: [] for label in filters}
             for s in stores for what in ("photo", "search")}
@@ -123,7 +124,7 @@ def main() -> None:
                 for name in order:
                     cat = stores[name]
                     t = time.perf_counter()
-                    results = cat.search_image(photo, K, f)
+                    results = search_image(cat, photo, K, f)
                     lat[f"{name}/photo"][label].append((time.perf_counter() - t) * 1000)
                     t = time.perf_counter()
                     cat.search_vector(vector, K, f)

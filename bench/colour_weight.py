@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.attributes import default_taggers
 from lookalike.catalog import Catalog, Item
 from lookalike.config import Settings
 from lookalike.encoders.trained import committed_paths
@@ -64,7 +65,7 @@ def held_out_metadata(clothing: Path, out: Path, model: str) -> Path:
 
 
 def build(folder: Path, images: Path, metadata: Path, model: str) -> Catalog:
-    catalog = Catalog.open(Settings(catalog_dir=folder, model=model))
+    catalog = Catalog.open(Settings(catalog_dir=folder, model=model), taggers=default_taggers)
     t0 = time.monotonic()
     report = catalog.ingest(images, metadata, report_path=folder / "rejected.csv")
     if report.added:

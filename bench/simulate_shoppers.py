@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.attributes import default_taggers
 from lookalike.catalog import Catalog, Item
 from lookalike.config import Settings
 from lookalike.recommend import Feed
@@ -79,7 +80,7 @@ def main() -> None:
         folder = Path(tmp) / "catalog"
         shutil.copytree(args.catalog, folder)
         settings = Settings(catalog_dir=folder)
-        catalog = Catalog.open(settings)
+        catalog = Catalog.open(settings, taggers=default_taggers)
         users = Users(catalog.store)
         results: dict[str, dict[str, dict[int, float]]] = {}
         t0 = time.perf_counter()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.attributes import ColourTagger, tag_catalog
+from lookalike.attributes import ColourTagger, default_taggers, tag_catalog
 from lookalike.catalog import Catalog, Item
 from lookalike.config import Settings
 from lookalike.images import load_image
@@ -34,7 +34,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 def _open_copy(src: Path, tmp: Path, name: str) -> Catalog:
     dst = tmp / name
     shutil.copytree(src, dst)
-    cat = Catalog.open(Settings(catalog_dir=dst))
+    cat = Catalog.open(Settings(catalog_dir=dst), taggers=default_taggers)
     report = tag_catalog(cat)  # only items without a palette yet
     if report.tagged:
         print(f"{name}: tagged {report.tagged}")

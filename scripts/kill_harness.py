@@ -55,6 +55,7 @@ from PIL import Image
 
 from lookalike import Catalog, Settings
 from lookalike.api.deps import hash_admin_key
+from lookalike.attributes import default_taggers
 from lookalike.catalog.maintenance import check
 from lookalike.catalog.schema import ItemFields
 from lookalike.catalog.store import CatalogStore, NewItem
@@ -175,7 +176,7 @@ def verify(folder: Path, kill: Kill, pid: int) -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        with Catalog.open(settings_of(folder)) as cat:
+        with Catalog.open(settings_of(folder), taggers=default_taggers) as cat:
             ids, vectors = cat.store.vectors()
             held = cat.index.ids()
             if not np.array_equal(held, ids):
@@ -514,7 +515,7 @@ def large_catalog(folder: Path, n: int) -> None:
                              content_hash(data)))
     store.add(batch, vectors)
     store.close()
-    Catalog.open(settings_of(folder)).close()  # builds the vector files
+    Catalog.open(settings_of(folder), taggers=default_taggers).close()  # builds the vector files
 
 
 def phase_save(run: Run, work: Path, budget: int, rng: random.Random) -> None:

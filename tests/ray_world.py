@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from lookalike import Catalog, Settings
+from lookalike.attributes import default_taggers
 from lookalike.demo import sample_images, sample_metadata
 
 
@@ -84,7 +85,7 @@ def make_photos(folder: Path) -> Photos:
 
 
 def snapshot(catalog: Path, report: dict[str, object] | None = None) -> Snapshot:
-    with Catalog.open(Settings(catalog_dir=catalog), create=False) as cat:
+    with Catalog.open(Settings(catalog_dir=catalog), create=False, taggers=default_taggers) as cat:
         ids, vecs = cat.store.vectors()
         items = cat.store.get_many(ids.tolist())
         rowids, hashes = cat.store.phashes_after(0)  # perceptual hashes (reposts)
@@ -145,7 +146,7 @@ def local_reference_fixture(
 ) -> Snapshot:
     """The local engine's catalog of `ray_photos` (the default, real model)."""
     folder = tmp_path_factory.mktemp("local-reference")
-    with Catalog.open(Settings(catalog_dir=folder)) as cat:
+    with Catalog.open(Settings(catalog_dir=folder), taggers=default_taggers) as cat:
         report = cat.ingest(ray_photos.images, ray_photos.metadata,
                             report_path=folder / "rejected.csv")
     assert report.added == GOOD and report.skipped == 1 and len(report.rejected) == 4

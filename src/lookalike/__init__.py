@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from lookalike.config import Settings
     from lookalike.encoders import Encoder, available, create
     from lookalike.images import ImageLimits, load_image
+    from lookalike.recommend import search_image, similar
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,7 @@ _LAZY = {
     "Settings": "lookalike.config",
     **dict.fromkeys(("Encoder", "available", "create"), "lookalike.encoders"),
     **dict.fromkeys(("ImageLimits", "load_image"), "lookalike.images"),
+    **dict.fromkeys(("search_image", "similar"), "lookalike.recommend"),
 }
 
 
@@ -92,4 +94,6 @@ __all__ = [
     "available",
     "create",
     "load_image",
+    "search_image",
+    "similar",
 ]

@@ -239,7 +239,10 @@ class Settings(BaseSettings):
     profile_distance: float = Field(
         0.35, gt=0, le=2, description="Cosine distance that splits a style profile's prototypes."
     )
-    auto_tag: bool = Field(True, description="Tag colour (and trained attributes) at ingest.")
+    auto_tag: bool = Field(
+        True, description="Tag colour (and trained attributes) at ingest (the CLI, the server, "
+        "and a catalog opened with `taggers=lookalike.attributes.default_taggers`)."
+    )
     tag_attributes: list[str] = Field(
         ["category", "pattern", "usage", "gender", "department", "season", "sub_category",
          "style", "occasion", "material", "fit"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from lookalike.attributes import default_taggers
 from lookalike.catalog import Catalog, Filters, IngestProgress, IngestReport, Item
 from lookalike.config import Settings
 
@@ -29,7 +30,7 @@ def build_demo_catalog(
 ) -> tuple[Catalog, IngestReport]:
     """Open `settings.catalog_dir` and ingest the bundled sample into it, with its (invented)
     brand ratings (idempotent)."""
-    catalog = Catalog.open(settings)
+    catalog = Catalog.open(settings, taggers=default_taggers)
     report = catalog.ingest(
         sample_images(),
         sample_metadata(),

@@ -25,6 +25,7 @@ from hostile.metadata_corpus import (
 )
 from hostile.support import fake_settings, stored_rows
 from lookalike import Catalog
+from lookalike.attributes import default_taggers
 from lookalike.cli import app
 
 runner = CliRunner()
@@ -132,7 +133,7 @@ def test_real_process_excel_csv_just_works(images: Path, tmp_path: Path) -> None
                      str(tmp_path / "cat"), "-m", "fake")
     assert proc.returncode == 0, proc.stderr.decode()
     assert "Windows-1252" in proc.stdout.decode()
-    with Catalog.open(fake_settings(tmp_path / "cat")) as cat:
+    with Catalog.open(fake_settings(tmp_path / "cat"), taggers=default_taggers) as cat:
         assert cat.get("x").title == "Jupe plissée"
 
 

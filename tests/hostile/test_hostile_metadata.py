@@ -23,6 +23,7 @@ from hostile.metadata_corpus import (
 )
 from hostile.support import fake_settings, stored_rows
 from lookalike import Catalog, ItemIn
+from lookalike.attributes import default_taggers
 from lookalike.catalog.metadata import read_metadata
 from lookalike.errors import LookalikeError, MetadataError
 
@@ -41,7 +42,7 @@ def baseline_catalog(folder: Path, images: Path) -> Catalog:
     (base_images / "base.jpg").write_bytes((images.parent / "base.jpg").read_bytes())
     base = folder / "base.csv"
     base.write_bytes(csv_bytes([{"id": "base", "image": "base.jpg", "title": "Stored"}]))
-    catalog = Catalog.open(fake_settings(folder / "cat"))
+    catalog = Catalog.open(fake_settings(folder / "cat"), taggers=default_taggers)
     assert catalog.ingest(base_images, base).added == 1
     return catalog
 
@@ -87,7 +88,7 @@ def test_every_metadata_case(case: MetadataCase, images: Path, tmp_path: Path) -
         assert set(by_row) == set(case.rejected), by_row
     # the item stored before is untouched, titles decoded as they were written
     assert stored_rows(tmp_path / "cat")[0] == before[0]
-    with Catalog.open(fake_settings(tmp_path / "cat")) as again:
+    with Catalog.open(fake_settings(tmp_path / "cat"), taggers=default_taggers) as again:
         for item_id, title in case.titles.items():
             assert again.get(item_id).title == title
     if report.rejected:
@@ -109,7 +110,7 @@ def test_a_formula_in_a_rejected_row_is_quoted_in_the_report(images: Path, tmp_p
     meta = tmp_path / "items.csv"
     meta.write_bytes(csv_bytes([{"id": '=HYPERLINK("http://evil")', "image": "img0.jpg"},
                                 {"id": "ok", "image": "@img1.jpg"}]))
-    with Catalog.open(fake_settings(tmp_path / "cat")) as catalog:
+    with Catalog.open(fake_settings(tmp_path / "cat"), taggers=default_taggers) as catalog:
         report = catalog.ingest(images, meta, report_path=tmp_path / "rejected.csv")
     assert len(report.rejected) == 2
     text = (tmp_path / "rejected.csv").read_text()
@@ -120,7 +121,7 @@ def test_a_formula_in_a_rejected_row_is_quoted_in_the_report(images: Path, tmp_p
 def test_the_encoding_is_reported(images: Path, tmp_path: Path) -> None:
     meta = tmp_path / "excel.csv"
     meta.write_bytes("id;image;title\nx;img0.jpg;Robe d'été\n".encode("cp1252"))
-    with Catalog.open(fake_settings(tmp_path / "cat")) as catalog:
+    with Catalog.open(fake_settings(tmp_path / "cat"), taggers=default_taggers) as catalog:
         report = catalog.ingest(images, meta)
         assert report.metadata_encoding == "Windows-1252"
         assert report.as_dict()["metadata_encoding"] == "Windows-1252"
@@ -132,7 +133,7 @@ def test_an_excel_export_with_decimal_commas_just_works(images: Path, tmp_path: 
     meta.write_bytes("id;image;title;price;sustainability\r\n"
                      "a;img0.jpg;Robe d'été;12,50;3,5\r\n"
                      "b;img1.jpg;Manteau;1.249,90;\r\n".encode("cp1252"))
-    with Catalog.open(fake_settings(tmp_path / "cat")) as catalog:
+    with Catalog.open(fake_settings(tmp_path / "cat"), taggers=default_taggers) as catalog:
         report = catalog.ingest(images, meta)
         assert report.rejected == []
         assert (catalog.get("a").price, catalog.get("a").sustainability) == (12.5, 3.5)
@@ -143,7 +144,7 @@ def test_a_bom_no_longer_loses_the_first_row(images: Path, tmp_path: Path) -> No
     meta = tmp_path / "items.jsonl"
     meta.write_bytes(b'\xef\xbb\xbf{"id": "first", "image": "img0.jpg"}\n'
                      b'{"id": "second", "image": "img1.jpg"}\n')
-    with Catalog.open(fake_settings(tmp_path / "cat")) as catalog:
+    with Catalog.open(fake_settings(tmp_path / "cat"), taggers=default_taggers) as catalog:
         report = catalog.ingest(images, meta)
     assert (report.added, report.rejected) == (2, [])
 
@@ -210,7 +211,7 @@ def test_fuzz_ingest_of_json_rows(images: Path, tmp_path_factory: pytest.TempPat
         except ValueError:
             lines.append("{")
     path.write_text("\n".join(lines) + "\n")
-    with Catalog.open(fake_settings(folder / "cat")) as catalog:
+    with Catalog.open(fake_settings(folder / "cat"), taggers=default_taggers) as catalog:
         try:
             report = catalog.ingest(images, path)
         except LookalikeError as exc:  # only a whole-file problem may stop it

@@ -18,6 +18,7 @@ from hostile.metadata_corpus import SECRET, csv_bytes, make_images
 from hostile.support import fake_settings, stored_rows
 from lookalike import Catalog
 from lookalike.api import create_app
+from lookalike.attributes import default_taggers
 from lookalike.catalog.ingest import resolve_image
 from lookalike.errors import ImageLoadError
 
@@ -41,7 +42,7 @@ def test_every_escape_is_rejected_the_same_way_whether_the_target_exists(
     rows.append({"id": "inside", "image": "link-in.jpg"})  # a link that stays inside: fine
     meta = tmp_path / "items.csv"
     meta.write_bytes(csv_bytes(rows))
-    with Catalog.open(fake_settings(tmp_path / "cat")) as catalog:
+    with Catalog.open(fake_settings(tmp_path / "cat"), taggers=default_taggers) as catalog:
         report = catalog.ingest(images, meta, report_path=tmp_path / "rejected.csv")
         assert [it.id for it in catalog.items()] == ["inside"]
         assert Path(catalog.get("inside").image_path) == (images / "img2.jpg").resolve()
@@ -65,14 +66,14 @@ def test_a_file_outside_is_never_opened(images: Path, tmp_path: Path) -> None:
     os.utime(secret, (old, old))
     meta = tmp_path / "items.jsonl"
     meta.write_text("".join(f'{{"id": "e{i}", "image": "{n}"}}\n' for i, n in enumerate(ESCAPES)))
-    with Catalog.open(fake_settings(tmp_path / "cat")) as catalog:
+    with Catalog.open(fake_settings(tmp_path / "cat"), taggers=default_taggers) as catalog:
         report = catalog.ingest(images, meta)
     assert report.added == 0 and len(report.rejected) == len(ESCAPES)
     assert secret.stat().st_atime <= old + 1, "the file outside the images folder was read"
 
 
 def test_folder_mode_reports_what_it_cannot_use(images: Path, tmp_path: Path) -> None:
-    with Catalog.open(fake_settings(tmp_path / "cat")) as catalog:
+    with Catalog.open(fake_settings(tmp_path / "cat"), taggers=default_taggers) as catalog:
         report = catalog.ingest(images)
         stored = {it.id: it.image_path for it in catalog.items()}
     assert set(stored) == {"img0", "img1", "img2", "img3", "img4", "img5"}  # link-in: same bytes
@@ -94,7 +95,7 @@ def test_nothing_outside_is_served_back(images: Path, tmp_path: Path) -> None:
     meta = tmp_path / "items.csv"
     meta.write_bytes(csv_bytes([{"id": f"e{i}", "image": n} for i, n in enumerate(ESCAPES)]
                                + [{"id": "ok", "image": "img0.jpg"}]))
-    catalog = Catalog.open(fake_settings(tmp_path / "cat"))
+    catalog = Catalog.open(fake_settings(tmp_path / "cat"), taggers=default_taggers)
     catalog.ingest(images, meta)
     before = stored_rows(tmp_path / "cat")
     client = TestClient(create_app(catalog.settings, catalog))

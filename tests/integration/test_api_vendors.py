@@ -16,6 +16,7 @@ from test_api import ADMIN, assert_error, settings_for
 from catalog_factory import make_dataset, write_jsonl
 from imagefactory import noise, png
 from lookalike.api import create_app
+from lookalike.attributes import default_taggers
 from lookalike.catalog import Catalog
 from lookalike.catalog.ingest import validate_row
 from lookalike.catalog.metadata import read_metadata
@@ -29,7 +30,7 @@ def shop(tmp_path: Path) -> Iterator[tuple[TestClient, Catalog, dict[str, str]]]
     # a burst of 3 wrong keys that no refill undoes mid-test, however slow the machine (the
     # default 6 a minute gave one back if three key checks took over 10 s)
     catalog = Catalog.open(settings_for(tmp_path / "cat", auth_failures_burst=3,
-                                        auth_failures_per_minute=0.01))
+                                        auth_failures_per_minute=0.01), taggers=default_taggers)
     catalog.ingest(images, meta)
     vendors = Vendors(catalog.store)
     keys = {name: vendors.add(name)[1] for name in ("acme", "birch")}

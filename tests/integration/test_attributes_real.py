@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lookalike.attributes import train_probes
+from lookalike.attributes import default_taggers, train_probes
 from lookalike.attributes.directions import directions_for
 from lookalike.catalog import Catalog, Filters
 from lookalike.config import Settings
@@ -34,7 +34,8 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    cat = Catalog.open(Settings(catalog_dir=root / "cat"))  # the default, real encoder
+    cat = Catalog.open(Settings(catalog_dir=root / "cat"),
+                       taggers=default_taggers)  # the default, real encoder
     report = cat.ingest(PRODUCTS / "images", root / "items.csv")
     assert report.added == 600 and not report.rejected
     yield cat

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from catalog_factory import make_rows, write_images, write_jsonl
 from lookalike.api import create_app
+from lookalike.attributes import default_taggers
 from lookalike.catalog import Catalog
 from lookalike.catalog.maintenance import check
 from lookalike.cli import app
@@ -96,7 +97,7 @@ def test_copied_photos_make_a_catalog_folder_that_can_move(tmp_path: Path) -> No
     (tmp_path / "cat").rename(tmp_path / "moved")  # ...and the catalog moved elsewhere
     settings = Settings(catalog_dir=tmp_path / "moved", model="fake")
     assert check(settings).ok
-    with Catalog.open(settings, create=False) as cat:
+    with Catalog.open(settings, create=False, taggers=default_taggers) as cat:
         assert not Path(cat.get("item-0003").image_path).is_absolute()
         served = TestClient(create_app(settings, cat)).get("/items/item-0003/image")
         assert served.status_code == 200 and served.content == photo
@@ -113,7 +114,7 @@ def test_old_absolute_paths_still_work_and_relative_ones_stay_inside(tmp_path: P
     invoke("ingest", str(tmp_path / "images"), "--metadata", str(tmp_path / "items.jsonl"),
            "-c", str(tmp_path / "cat"), "-m", "fake")
     settings = Settings(catalog_dir=tmp_path / "cat", model="fake")
-    with Catalog.open(settings, create=False) as cat:
+    with Catalog.open(settings, create=False, taggers=default_taggers) as cat:
         item = cat.get("item-0001")
         assert Path(item.image_path).is_absolute()  # outside the folder: as before
         client = TestClient(create_app(settings, cat))
@@ -149,7 +150,8 @@ def test_vendors_add_list_revoke(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     listed = invoke("vendors", "list", "-c", cat)
     assert listed[0]["active"] is False
-    with Catalog.open(Settings(catalog_dir=tmp_path / "cat", model="fake"), create=False) as c:
+    with Catalog.open(Settings(catalog_dir=tmp_path / "cat", model="fake"), create=False,
+                      taggers=default_taggers) as c:
         assert Vendors(c.store).authenticate(added["key"]) is None
     res = runner.invoke(app, ["vendors", "list", "-c", str(tmp_path / "nothing")])
     assert res.exit_code != 0
@@ -201,8 +203,10 @@ def test_export_round_trip_with_the_real_model(tmp_path: Path) -> None:
            "-c", str(tmp_path / "cat"))
     invoke("ingest", str(tmp_path / "copy"), "--metadata", str(tmp_path / "out.jsonl"),
            "-c", str(tmp_path / "again"))
-    with Catalog.open(Settings(catalog_dir=tmp_path / "cat"), create=False) as first, \
-            Catalog.open(Settings(catalog_dir=tmp_path / "again"), create=False) as second:
+    with Catalog.open(Settings(catalog_dir=tmp_path / "cat"), create=False,
+                      taggers=default_taggers) as first, \
+            Catalog.open(Settings(catalog_dir=tmp_path / "again"), create=False,
+                         taggers=default_taggers) as second:
         assert first.store.model_name == second.store.model_name != "fake"
         for row in rows:
             np.testing.assert_allclose(second.vector_of(row["id"]), first.vector_of(row["id"]),

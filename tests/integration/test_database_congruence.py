@@ -28,6 +28,7 @@ from catalog_factory import make_dataset
 from databases import drop_schema, new_schema_url, settings_for
 from imagefactory import png
 from lookalike.api import create_app
+from lookalike.attributes import default_taggers
 from lookalike.attributes.directions import compute_directions
 from lookalike.catalog import Catalog, Filters, ItemIn
 from lookalike.catalog.brands import BrandRating, normalise_brand
@@ -221,7 +222,7 @@ def catalogs(postgres_server: PostgresServer,
         store = open_store(settings)
         fill(store, rows, vecs)
         store.close()
-        out[name] = Catalog.open(settings)
+        out[name] = Catalog.open(settings, taggers=default_taggers)
     yield out
     for catalog in out.values():
         catalog.close()
@@ -497,7 +498,7 @@ from imagefactory import png
 spec = json.loads(sys.argv[1])
 settings = Settings(catalog_dir=spec["folder"], database_url=spec["url"], model="fake",
                     auto_tag=False)
-catalog = Catalog.open(settings, create=False)
+catalog = Catalog.open(settings, create=False, taggers=default_taggers)
 if spec["action"] == "write":
     for i, item_id in enumerate(spec["add"]):
         path = Path(spec["folder"]) / f"{item_id}.png"
@@ -526,7 +527,7 @@ def small(tmp_path: Path, database_url: str | None) -> Iterator[Catalog]:
     """40 generated photos ingested with the fake encoder, on the test's database."""
     images, meta, _ = make_dataset(tmp_path / "data")
     settings = settings_for(tmp_path / "cat", database_url, model="fake", auto_tag=False)
-    with Catalog.open(settings) as catalog:
+    with Catalog.open(settings, taggers=default_taggers) as catalog:
         catalog.ingest(images, meta)
         yield catalog
 
@@ -581,7 +582,7 @@ def test_a_field_written_to_the_database_reaches_the_vector_store(small: Catalog
 
 def test_two_catalogs_on_one_database_see_each_others_writes(small: Catalog,
                                                              tmp_path: Path) -> None:
-    other = Catalog.open(small.settings, create=False)
+    other = Catalog.open(small.settings, create=False, taggers=default_taggers)
     try:
         added = other.add_item(ItemIn(id="from-other", image="o.png", brand="Zeta"),
                                png(Image.new("RGB", (48, 64), (250, 120, 250))),
@@ -617,7 +618,7 @@ def test_a_server_restart_keeps_the_catalog_and_a_served_catalog_carries_on(
     try:
         images, meta, _ = make_dataset(tmp_path / "data", n=20)
         settings = settings_for(tmp_path / "cat", server.url, model="fake", auto_tag=False)
-        catalog = Catalog.open(settings)
+        catalog = Catalog.open(settings, taggers=default_taggers)
         catalog.ingest(images, meta)
         users = Users(catalog.store)
         user, token = users.register("restart", "a long password")
@@ -638,7 +639,7 @@ def test_a_server_restart_keeps_the_catalog_and_a_served_catalog_carries_on(
         assert users.by_token(token) == user
         catalog.delete_item("item-0019")
         catalog.close()
-        with Catalog.open(settings, create=False) as again:
+        with Catalog.open(settings, create=False, taggers=default_taggers) as again:
             assert again.store.count() == 19 and len(again) == 19
             assert [s.item_id for s in Users(again.store).swipes(user)] == ["item-0002"]
             assert [r.item.id for r in again.search_vector(again.vector_of("item-0009"),
@@ -653,7 +654,7 @@ def test_an_unreachable_server_is_one_line_naming_it_without_the_password(
     port = free_port()
     url = f"postgresql://shop:s3cret-pw@127.0.0.1:{port}/shop"
     with pytest.raises(DatabaseUnavailableError) as caught:
-        Catalog.open(settings_for(tmp_path, url, model="fake"))
+        Catalog.open(settings_for(tmp_path, url, model="fake"), taggers=default_taggers)
     message = str(caught.value)
     assert "\n" not in message and "s3cret-pw" not in message
     assert f"postgresql://shop:***@127.0.0.1:{port}/shop" in message
@@ -665,10 +666,10 @@ def test_a_refusing_server_and_a_missing_catalog_are_clear(
 ) -> None:
     wrong_db = postgres_server.url.rsplit("/", 1)[0] + "/no_such_database"
     with pytest.raises(DatabaseUnavailableError, match=r"no_such_database.*does not exist"):
-        Catalog.open(settings_for(tmp_path, wrong_db, model="fake"))
+        Catalog.open(settings_for(tmp_path, wrong_db, model="fake"), taggers=default_taggers)
     url, schema = new_schema_url(postgres_server.url)
     with pytest.raises(CatalogNotFoundError, match=f"schema {schema}"):
-        Catalog.open(settings_for(tmp_path / "none", url), create=False)
+        Catalog.open(settings_for(tmp_path / "none", url), create=False, taggers=default_taggers)
 
 
 def test_catalogs_are_schemas_named_after_their_folder(
@@ -679,7 +680,7 @@ def test_catalogs_are_schemas_named_after_their_folder(
     shops = []
     for name in ("Shop-A", "shop b"):
         settings = settings_for(tmp_path / name, postgres_server.url, model="fake")
-        with Catalog.open(settings) as catalog:
+        with Catalog.open(settings, taggers=default_taggers) as catalog:
             catalog.store.set_meta("shop", name)
             shops.append(catalog.store.location)
     try:
@@ -687,7 +688,7 @@ def test_catalogs_are_schemas_named_after_their_folder(
         assert shops[1].endswith("(schema lookalike_shop_b)")
         for name in ("Shop-A", "shop b"):  # the same folder name elsewhere: the same catalog
             settings = settings_for(tmp_path / "elsewhere" / name, postgres_server.url)
-            with Catalog.open(settings, create=False) as catalog:
+            with Catalog.open(settings, create=False, taggers=default_taggers) as catalog:
                 assert catalog.store.get_meta("shop") == name
         with psycopg.connect(postgres_server.url) as conn:
             tables = conn.execute(
@@ -711,12 +712,12 @@ def test_a_user_without_create_rights_uses_a_schema_made_for_it(
     base = postgres_server.url.replace(f"{PostgresServer.user}@", f"{role}@")
     try:
         with Catalog.open(settings_for(tmp_path / "a", f"{base}?schema={schema}",
-                                       model="fake")) as catalog:
+                                       model="fake"), taggers=default_taggers) as catalog:
             assert catalog.store.count() == 0
             Users(catalog.store).create_guest()
         with pytest.raises(LookalikeError, match=r"cannot open the catalog: permission denied"):
             Catalog.open(settings_for(tmp_path / "b", f"{base}?schema=not_made_yet",
-                                      model="fake"))
+                                      model="fake"), taggers=default_taggers)
     finally:
         drop_schema(postgres_server.url, schema)
         with psycopg.connect(postgres_server.url, autocommit=True) as conn:

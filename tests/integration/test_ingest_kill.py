@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from lookalike import Catalog, Settings
+from lookalike.attributes import default_taggers
 from lookalike.demo import sample_images, sample_metadata
 
 pytestmark = pytest.mark.slow
@@ -41,7 +42,7 @@ def stored(catalog: Path) -> int:
 
 
 def snapshot(catalog: Path) -> dict[str, tuple[str, bytes]]:
-    with Catalog.open(Settings(catalog_dir=catalog)) as cat:
+    with Catalog.open(Settings(catalog_dir=catalog), taggers=default_taggers) as cat:
         ids, vecs = cat.store.vectors()
         items = cat.store.get_many(ids.tolist())
         return {it.id: (it.image_hash, v.tobytes()) for it, v in zip(items, vecs, strict=True)}

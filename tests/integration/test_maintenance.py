@@ -19,11 +19,13 @@ from catalog_factory import make_dataset
 from lookalike import Catalog, Settings
 from lookalike.api.app import create_app
 from lookalike.api.deps import hash_admin_key
+from lookalike.attributes import default_taggers
 from lookalike.catalog import Filters
 from lookalike.catalog.maintenance import check, repair
 from lookalike.catalog.schema import ItemUpdate
 from lookalike.errors import CatalogCorruptError
 from lookalike.index.embedded import FOLDER as VECTORS
+from lookalike.recommend import search_image, similar
 
 N = 40
 
@@ -37,7 +39,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A catalog of N items in inverted lists (exact_max_items=10), built once."""
     root = tmp_path_factory.mktemp("pristine")
     images, meta, _ = make_dataset(root, N)
-    with Catalog.open(settings(root / "cat", exact_max_items=10)) as cat:
+    with Catalog.open(settings(root / "cat", exact_max_items=10), taggers=default_taggers) as cat:
         cat.ingest(images, meta)
         assert cat.index.describe()["method"] == "ivf"
     return root
@@ -77,8 +79,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def top_ids(folder: Path, k: int = 5) -> list[list[str]]:
     """Each item's look-alikes: what a shopper would see."""
-    with Catalog.open(s(folder)) as cat:
-        return [[r.item.id for r in cat.similar(it.id, k)] for it in cat.items(limit=N)]
+    with Catalog.open(s(folder), taggers=default_taggers) as cat:
+        return [[r.item.id for r in similar(cat, it.id, k)] for it in cat.items(limit=N)]
 
 
 def kinds(folder: Path) -> set[str]:
@@ -147,7 +149,7 @@ def test_a_vector_change_sqlite_did_not_log_is_found_by_check_and_repaired(
     problems = check(s(folder)).of("index")
     assert len(problems) == 1 and "built from other vectors" in problems[0].message
     assert repair(s(folder)).index_rebuilt
-    with Catalog.open(s(folder)) as cat:
+    with Catalog.open(s(folder), taggers=default_taggers) as cat:
         hits = cat.search_vector(np.frombuffer(other, dtype=np.float32), k=2)
         assert {h.item.id for h in hits} == {ids[3], ids[20]}
     assert check(s(folder)).ok
@@ -159,7 +161,7 @@ def test_a_logged_vector_change_is_applied_at_the_open_not_a_problem(folder: Pat
     sql(folder, "UPDATE embeddings SET vector = ? WHERE item_rowid = "
                 "(SELECT rowid FROM items WHERE id = ?)", other, ids[3])
     assert check(s(folder)).ok
-    with Catalog.open(s(folder)) as cat:
+    with Catalog.open(s(folder), taggers=default_taggers) as cat:
         hits = cat.search_vector(np.frombuffer(other, dtype=np.float32), k=2)
         assert {h.item.id for h in hits} == {ids[3], ids[20]}
 
@@ -183,7 +185,7 @@ def test_an_unusable_database_file_is_a_clear_error_and_not_an_empty_catalog(
     damage(db)
     size = db.stat().st_size
     with pytest.raises(CatalogCorruptError, match=reason) as caught:
-        Catalog.open(s(folder))
+        Catalog.open(s(folder), taggers=default_taggers)
     assert str(db) in str(caught.value) and "lookalike restore" in str(caught.value)
     assert db.stat().st_size == size, "opening must not turn it into an empty catalog"
     assert [p.kind for p in check(s(folder)).problems] == ["database"]
@@ -198,7 +200,7 @@ def test_a_truncated_database_is_refused_then_salvaged(folder: Path) -> None:
     with db.open("rb+") as f:
         f.truncate(size * 3 // 4)
     with pytest.raises(CatalogCorruptError, match="truncated"):
-        Catalog.open(s(folder))
+        Catalog.open(s(folder), taggers=default_taggers)
     assert "database" in kinds(folder)
     report = repair(s(folder))
     assert report.damaged_copy is not None and report.damaged_copy.stat().st_size < size
@@ -206,7 +208,7 @@ def test_a_truncated_database_is_refused_then_salvaged(folder: Path) -> None:
     after = snapshot(folder)
     assert 0 < len(after) <= len(before)
     assert all(before[k] == v for k, v in after.items()), "what was salvaged is unchanged"
-    with Catalog.open(s(folder)) as cat:
+    with Catalog.open(s(folder), taggers=default_taggers) as cat:
         assert len(cat) == len(after)
 
 
@@ -214,7 +216,7 @@ def test_a_salvaged_catalog_keeps_listing_state_ratings_and_brand_ratings(folder
     # the salvage copies the columns of the tables it creates: the shop columns (state, rating,
     # reviews, brand_key...) were once only added on opening, so a repaired catalog lost them
     # and every sold item came back as available
-    with Catalog.open(s(folder)) as cat:
+    with Catalog.open(s(folder), taggers=default_taggers) as cat:
         ids = [it.id for it in cat.items(limit=N)]
         for item_id in ids[:10]:
             cat.update_item(item_id, ItemUpdate(state="sold", rating=4.5, reviews=7,
@@ -224,7 +226,7 @@ def test_a_salvaged_catalog_keeps_listing_state_ratings_and_brand_ratings(folder
     with path.open("rb+") as f:
         f.truncate(path.stat().st_size * 3 // 4)
     repair(s(folder))
-    with Catalog.open(s(folder)) as cat:
+    with Catalog.open(s(folder), taggers=default_taggers) as cat:
         kept = {it.id: it for it in cat.items(Filters(include_sold=True), limit=N)}
         assert kept, "something was salvaged"
         for item_id in ids[:10]:
@@ -254,7 +256,7 @@ def test_a_damaged_catalog_older_than_the_repost_columns_is_salvaged(folder: Pat
     after = snapshot(folder)
     assert 0 < len(after) <= len(before)
     assert all(before[k] == v for k, v in after.items())
-    with Catalog.open(s(folder)) as cat:
+    with Catalog.open(s(folder), taggers=default_taggers) as cat:
         assert len(cat) == len(after)
         assert all(i.duplicate_of is None for i in cat.items(limit=100))
 
@@ -281,7 +283,8 @@ def test_a_damaged_page_gives_clear_errors_and_is_salvaged(folder: Path) -> None
     path.write_bytes(bytes(data))
     report = check(s(folder))
     assert report.of("database") and not report.ok
-    with pytest.raises(CatalogCorruptError) as caught, Catalog.open(s(folder)) as cat:
+    with pytest.raises(CatalogCorruptError) as caught, Catalog.open(s(folder),
+                                                                    taggers=default_taggers) as cat:
         cat.items(limit=N)
     assert str(path) in str(caught.value) and "lookalike repair" in str(caught.value)
     fixed = repair(s(folder))
@@ -290,9 +293,9 @@ def test_a_damaged_page_gives_clear_errors_and_is_salvaged(folder: Path) -> None
     assert kept and lost and kept + lost == N
     after = snapshot(folder)
     assert len(after) == kept and all(before[k] == v for k, v in after.items())
-    with Catalog.open(s(folder)) as cat:
+    with Catalog.open(s(folder), taggers=default_taggers) as cat:
         assert len(cat) == len(after) == cat.store.count()
-        assert len(cat.similar(next(iter(after)), k=N)) == kept - 1
+        assert len(similar(cat, next(iter(after)), k=N)) == kept - 1
 
 
 # -- rows --------------------------------------------------------------------------------------
@@ -305,12 +308,12 @@ def test_a_short_embedding_blob_costs_one_item_not_the_catalog(
     original = snapshot(folder)["item-0005"]
     sql(folder, "UPDATE embeddings SET vector = substr(vector, 1, 10) WHERE item_rowid = "
                 "(SELECT rowid FROM items WHERE id = 'item-0005')")
-    with caplog.at_level(logging.WARNING), Catalog.open(s(folder)) as cat:
+    with caplog.at_level(logging.WARNING), Catalog.open(s(folder), taggers=default_taggers) as cat:
         assert len(cat) == N - 1
-        hits = cat.similar("item-0006", k=N)
+        hits = similar(cat, "item-0006", k=N)
         assert "item-0005" not in [h.item.id for h in hits] and len(hits) == N - 2
         with pytest.raises(CatalogCorruptError, match="embedding of item rowid"):
-            cat.similar("item-0005")
+            similar(cat, "item-0005")
     assert "damaged embedding" in caplog.text
     problems = check(s(folder)).by_kind()
     assert set(problems) == {"embedding"}, "the open took it out of the vector files"
@@ -352,9 +355,9 @@ def test_a_wrong_stored_dim_does_not_make_the_catalog_unusable(folder: Path) -> 
     for wrong in ("128", "banana"):
         sql(folder, "UPDATE meta SET value = ? WHERE key = 'dim'", wrong)
         assert top_ids(folder) == expected
-        with Catalog.open(s(folder)) as cat:
+        with Catalog.open(s(folder), taggers=default_taggers) as cat:
             probe = folder.parent / "images" / "img0001.jpg"
-            assert cat.search_image(probe, k=1)[0].item.id == "item-0001"  # encoder bound fine
+            assert search_image(cat, probe, k=1)[0].item.id == "item-0001"  # encoder bound fine
         problems = check(s(folder)).of("meta")
         assert len(problems) == 1 and repr(wrong) in problems[0].message
     report = repair(s(folder))
@@ -365,7 +368,7 @@ def test_a_wrong_stored_dim_does_not_make_the_catalog_unusable(folder: Path) -> 
 def test_an_item_row_that_does_not_parse_is_left_out_then_reset(folder: Path) -> None:
     sql(folder, "UPDATE items SET sizes = '[not json', created_at = 'yesterday' "
                 "WHERE id = 'item-0002'")
-    with Catalog.open(s(folder)) as cat:
+    with Catalog.open(s(folder), taggers=default_taggers) as cat:
         assert len(cat.items(limit=N)) == N - 1
         with pytest.raises(CatalogCorruptError, match="item-0002"):
             cat.get("item-0002")
@@ -373,7 +376,7 @@ def test_an_item_row_that_does_not_parse_is_left_out_then_reset(folder: Path) ->
     report = repair(s(folder))
     assert sorted(report.fields_reset) == ["item-0002.created_at", "item-0002.sizes"]
     assert report.remaining is not None and report.remaining.ok
-    with Catalog.open(s(folder)) as cat:
+    with Catalog.open(s(folder), taggers=default_taggers) as cat:
         assert cat.get("item-0002").sizes == []
 
 
@@ -386,8 +389,8 @@ def test_missing_images_are_reported_and_left_searchable(folder: Path) -> None:
     report = repair(s(folder))
     assert report.remaining is not None and not report.remaining.ok
     assert set(report.remaining.by_kind()) == {"image"} and report.dropped == []
-    with Catalog.open(s(folder)) as cat:
-        assert cat.similar("item-0003", 1)
+    with Catalog.open(s(folder), taggers=default_taggers) as cat:
+        assert similar(cat, "item-0003", 1)
 
 
 def test_leftovers_of_killed_saves_are_notes_and_repair_removes_them(folder: Path) -> None:
@@ -416,5 +419,5 @@ def test_the_api_answers_503_for_a_damaged_item_not_a_traceback(folder: Path) ->
         assert response.status_code == 503
         assert "damaged" in response.json()["detail"] and str(folder) not in response.text
         assert client.get("/items/item-0010/similar").status_code == 200
-    with Catalog.open(s(folder)) as cat:
+    with Catalog.open(s(folder), taggers=default_taggers) as cat:
         assert len(cat.index) == N - 1, "the damaged row left the vector store"

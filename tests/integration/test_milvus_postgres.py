@@ -18,6 +18,7 @@ from catalog_factory import make_dataset
 from databases import drop_schema, history, new_schema_url, swipe
 from imagefactory import png
 from lookalike import Catalog, Filters, ItemUpdate, Settings
+from lookalike.attributes import default_taggers
 from lookalike.catalog import ItemIn
 from lookalike.cli import app
 from lookalike.recommend import Feed
@@ -40,11 +41,13 @@ def machines(tmp_path: Path, postgres_server: PostgresServer,
     machine B from a folder of the same name elsewhere."""
     url, schema = new_schema_url(postgres_server.url)
     images, meta, _ = make_dataset(tmp_path / "data")
-    a = Catalog.open(settings(tmp_path / "a" / "shop", url, milvus_server.uri))
+    a = Catalog.open(settings(tmp_path / "a" / "shop", url, milvus_server.uri),
+                     taggers=default_taggers)
     b: Catalog | None = None
     try:
         a.ingest(images, meta)
-        b = Catalog.open(settings(tmp_path / "b" / "shop", url, milvus_server.uri), create=False)
+        b = Catalog.open(settings(tmp_path / "b" / "shop", url, milvus_server.uri), create=False,
+                         taggers=default_taggers)
         yield a, b
     finally:
         for cat in (a, b):

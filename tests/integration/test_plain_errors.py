@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from catalog_factory import make_dataset
 from lookalike import Catalog, FilterError, Filters, Settings
 from lookalike.api import create_app
+from lookalike.attributes import default_taggers
 from lookalike.cli import app
 
 MISTAKES = [
@@ -32,7 +33,7 @@ MISTAKES = [
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
     root = tmp_path_factory.mktemp("plain")
     images, meta, _ = make_dataset(root, 12)
-    cat = Catalog.open(Settings(catalog_dir=root / "cat", model="fake"))
+    cat = Catalog.open(Settings(catalog_dir=root / "cat", model="fake"), taggers=default_taggers)
     cat.ingest(images, meta)
     yield cat
     cat.close()
@@ -71,5 +72,6 @@ def test_a_missing_catalog_is_not_created(tmp_path: Path) -> None:
     from lookalike import CatalogNotFoundError
 
     with pytest.raises(CatalogNotFoundError, match=r"no catalog at .*lookalike ingest"):
-        Catalog.open(Settings(catalog_dir=tmp_path / "typo", model="fake"), create=False)
+        Catalog.open(Settings(catalog_dir=tmp_path / "typo", model="fake"), create=False,
+                     taggers=default_taggers)
     assert not (tmp_path / "typo").exists()

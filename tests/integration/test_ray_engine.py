@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from lookalike import Catalog, Settings, create
+from lookalike.attributes import default_taggers
 from lookalike.catalog.ingest import IngestProgress, LocalEngine, encode_stored
 from lookalike.catalog.ray_engine import RayEngine
 from lookalike.ray_cluster import process_tree, processes_mentioning
@@ -74,7 +75,7 @@ def ray_processes(folder: str) -> set[int]:
 
 def ingest_with(settings: Settings, photos: Photos,
                 progress: list[IngestProgress] | None = None) -> Snapshot:
-    with Catalog.open(settings) as cat:
+    with Catalog.open(settings, taggers=default_taggers) as cat:
         report = cat.ingest(photos.images, photos.metadata,
                             report_path=Path(settings.catalog_dir) / "rejected.csv",
                             progress=None if progress is None else progress.append)
@@ -127,7 +128,7 @@ def test_a_killed_encoder_actor_is_restarted_and_its_batches_retried(
             killed.append(actors[0])
 
     settings = Settings(catalog_dir=tmp_path / "cat", engine="ray", ray_batch_size=4)
-    with Catalog.open(settings) as cat:
+    with Catalog.open(settings, taggers=default_taggers) as cat:
         report = cat.ingest(ray_photos.images, ray_photos.metadata,
                             report_path=tmp_path / "cat" / "rejected.csv", progress=kill_one)
     assert killed, "the run ended before an actor could be killed"
@@ -171,7 +172,7 @@ def test_reembed_on_ray_switches_to_the_same_vectors_as_the_local_engine(
     switched = {}
     for name, engine in (("local", LocalEngine()), ("ray", RayEngine(batch_size=16))):
         settings = Settings(catalog_dir=tmp_path / name, model="fake")
-        with Catalog.open(settings) as cat:
+        with Catalog.open(settings, taggers=default_taggers) as cat:
             assert cat.ingest(ray_photos.images, ray_photos.metadata).added == GOOD
             report = reembed(cat, "fake-32", engine=engine)
             assert report.switched and report.encoded == GOOD and not report.failed

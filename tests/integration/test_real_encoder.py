@@ -11,6 +11,7 @@ import pytest
 from PIL import ImageOps
 
 from lookalike import Catalog, Settings, available, create, load_image
+from lookalike.attributes import default_taggers
 from lookalike.demo import sample_images, sample_metadata
 from lookalike.encoders.efficientnet import (
     cached_model_path,
@@ -20,6 +21,7 @@ from lookalike.encoders.efficientnet import (
 from lookalike.encoders.onnx import read_card
 from lookalike.encoders.quantized import RECIPE
 from lookalike.errors import LookalikeError
+from lookalike.recommend import search_image
 
 pytestmark = pytest.mark.slow
 
@@ -164,14 +166,14 @@ def test_onnx_matches_torch_eager() -> None:
 
 
 def test_flipped_and_recompressed_photo_finds_its_original(tmp_path: Path) -> None:
-    with Catalog.open(Settings(catalog_dir=tmp_path / "cat")) as cat:
+    with Catalog.open(Settings(catalog_dir=tmp_path / "cat"), taggers=default_taggers) as cat:
         report = cat.ingest(sample_images(), sample_metadata())
         assert report.added == len(SAMPLE) and not report.rejected
         found = 0
         for path in SAMPLE[:40:4]:
             query = ImageOps.mirror(load_image(path))
             query.save(tmp_path / "q.jpg", quality=70)
-            hits = cat.search_image(tmp_path / "q.jpg", k=1)
+            hits = search_image(cat, tmp_path / "q.jpg", k=1)
             found += hits[0].item.image_path == str(path.resolve())
         assert found >= 9, found
 
@@ -185,16 +187,17 @@ def test_catalog_keeps_the_model_it_was_built_with(tmp_path: Path) -> None:
     for p in SAMPLE[:6]:
         (photos / p.name).write_bytes(p.read_bytes())
     old = Settings(catalog_dir=tmp_path / "cat", model="lookalike-fashion-int8", auto_tag=False)
-    with Catalog.open(old) as cat:
+    with Catalog.open(old, taggers=default_taggers) as cat:
         assert cat.ingest(photos).added == 6
     new = old.model_copy(update={"model": "lookalike-fashion-512-int8"})
-    with Catalog.open(new) as cat:
+    with Catalog.open(new, taggers=default_taggers) as cat:
         assert cat.info()["model"] == "lookalike-fashion-int8" and cat.info()["dim"] == 2624
-        hits = cat.search_image(SAMPLE[3], k=1)
+        hits = search_image(cat, SAMPLE[3], k=1)
         assert Path(hits[0].item.image_path).name == SAMPLE[3].name
         assert cat.encoder.name == "lookalike-fashion-int8"
         (photos / SAMPLE[6].name).write_bytes(SAMPLE[6].read_bytes())
         assert cat.ingest(photos).added == 1
         assert len(cat) == 7
     with pytest.raises(LookalikeError, match="lookalike-fashion-int8"):
-        Catalog.open(new, encoder=create("lookalike-fashion-512-int8", new))
+        Catalog.open(new, encoder=create("lookalike-fashion-512-int8", new),
+                     taggers=default_taggers)

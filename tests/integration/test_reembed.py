@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from catalog_factory import make_dataset
 from databases import settings_for
 from imagefactory import png
+from lookalike.attributes import default_taggers
 from lookalike.attributes.probe import load_probe, save_probe, train_probe
 from lookalike.catalog import Catalog, ItemIn
 from lookalike.catalog.catalog import open_store
@@ -46,7 +47,7 @@ def catalog(tmp_path: Path, database_url: str | None) -> Iterator[Catalog]:
     images, meta, _ = make_dataset(tmp_path / "data")
     settings = settings_for(tmp_path / "cat", database_url, model="fake", auto_tag=False,
                             commit_every=8)
-    with Catalog.open(settings) as cat:
+    with Catalog.open(settings, taggers=default_taggers) as cat:
         cat.ingest(images, meta)
         yield cat
 
@@ -74,7 +75,8 @@ def test_reembed_switches_the_model_and_keeps_accounts_swipes_and_likes(
               for u in (account, guest)}
     probe, _ = train_probe(catalog, "category")
     save_probe(catalog.store, probe)
-    follower = Catalog.open(catalog.settings, create=False)  # another serving process
+    follower = Catalog.open(catalog.settings, create=False,
+                            taggers=default_taggers)  # another serving process
     stale = open_store(catalog.settings)  # a writer that never looks again
     version = catalog.store.vectors_version()
     seen: list[ReembedProgress] = []
@@ -256,7 +258,8 @@ def test_a_reembed_killed_midway_resumes_when_run_again(
     report = json.loads(rerun.stdout)
     assert report["switched"] and report["items"] == 306
     assert report["resumed"] == done_before and report["encoded"] == 306 - done_before
-    with Catalog.open(settings_for(folder, database_url), create=False) as catalog:
+    with Catalog.open(settings_for(folder, database_url), create=False,
+                      taggers=default_taggers) as catalog:
         assert catalog.store.model_name == "lookalike-fashion-int8"
         for item in catalog.items(limit=300)[::60]:  # as a photo search encodes it
             vector = catalog.embed(Path(item.image_path))
@@ -270,12 +273,13 @@ def test_reembed_reads_photos_stored_relative_to_the_catalog(tmp_path: Path) -> 
     images, meta, _ = make_dataset(tmp_path / "data", 6)
     folder = tmp_path / "cat"
     settings = settings_for(folder, None, model="fake", auto_tag=False, copy_images=True)
-    with Catalog.open(settings) as cat:
+    with Catalog.open(settings, taggers=default_taggers) as cat:
         assert cat.ingest(images, meta).added == 6
         assert all(not Path(i.image_path).is_absolute() for i in cat.items(limit=10))
     moved = tmp_path / "moved"
     folder.rename(moved)
-    with Catalog.open(settings.model_copy(update={"catalog_dir": moved})) as cat:
+    with Catalog.open(settings.model_copy(update={"catalog_dir": moved}),
+                      taggers=default_taggers) as cat:
         report = reembed(cat, "fake-32")
         assert report.switched and report.encoded == 6 and not report.failed
         assert cat.store.dim == 32

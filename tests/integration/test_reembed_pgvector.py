@@ -22,6 +22,7 @@ from catalog_factory import make_dataset
 from databases import drop_schema, history, new_schema_url, swipe
 from imagefactory import png
 from lookalike import Catalog, Filters, Settings
+from lookalike.attributes import default_taggers
 from lookalike.catalog import ItemIn
 from lookalike.cli import app
 from lookalike.encoders import create
@@ -48,11 +49,11 @@ def machines(request: pytest.FixtureRequest, tmp_path: Path,
     images, meta, _ = make_dataset(tmp_path / "data")
     settings = [Settings(catalog_dir=f, database_url=database_url, vector_store=vector_store,
                          model="fake", auto_tag=False) for f in folders]
-    a = Catalog.open(settings[0])
+    a = Catalog.open(settings[0], taggers=default_taggers)
     b: Catalog | None = None
     try:
         a.ingest(images, meta)
-        b = Catalog.open(settings[1], create=False)
+        b = Catalog.open(settings[1], create=False, taggers=default_taggers)
         yield a, b
     finally:
         if isinstance(a.index, PgvectorStore) and a.index._conn is not None:

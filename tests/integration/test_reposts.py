@@ -16,6 +16,7 @@ from PIL import Image
 
 from lookalike.api import create_app
 from lookalike.api.deps import hash_admin_key
+from lookalike.attributes import default_taggers
 from lookalike.catalog import Catalog
 from lookalike.config import Settings
 from lookalike.demo import sample_images
@@ -66,7 +67,8 @@ def settings(folder: Path, **overrides: Any) -> Settings:
 
 def test_ingest_rejects_reposts_naming_the_original(tmp_path: Path) -> None:
     images = folder_with_reposts(tmp_path)
-    with Catalog.open(settings(tmp_path / "cat", duplicates="reject")) as cat:
+    with Catalog.open(settings(tmp_path / "cat", duplicates="reject"),
+                      taggers=default_taggers) as cat:
         report = cat.ingest(images, report_path=tmp_path / "rejected.csv")
         assert report.added == len(ORIGINALS)
         assert {i.id for i in cat.items(limit=100)} == {f"a{i}" for i in range(len(ORIGINALS))}
@@ -89,7 +91,8 @@ def test_reposts_within_one_run_and_against_the_catalog(tmp_path: Path) -> None:
     first = tmp_path / "first"
     first.mkdir()
     (images / "a0.jpg").rename(first / "a0.jpg")  # the original is stored by an earlier run
-    with Catalog.open(settings(tmp_path / "cat", duplicates="reject")) as cat:
+    with Catalog.open(settings(tmp_path / "cat", duplicates="reject"),
+                      taggers=default_taggers) as cat:
         assert cat.ingest(first).added == 1
         report = cat.ingest(images)
         assert {r.item_id for r in report.rejected} == {"z1-resized", "z2-mirrored",
@@ -99,7 +102,8 @@ def test_reposts_within_one_run_and_against_the_catalog(tmp_path: Path) -> None:
 
 def test_flag_mode_adds_reposts_with_their_original(tmp_path: Path) -> None:
     images = folder_with_reposts(tmp_path)
-    with Catalog.open(settings(tmp_path / "cat", duplicates="flag")) as cat:
+    with Catalog.open(settings(tmp_path / "cat", duplicates="flag"),
+                      taggers=default_taggers) as cat:
         report = cat.ingest(images)
         assert report.added == len(ORIGINALS) + len(REPOSTS) and not report.rejected
         assert len(report.flagged) == len(REPOSTS)
@@ -110,7 +114,8 @@ def test_flag_mode_adds_reposts_with_their_original(tmp_path: Path) -> None:
 
 def test_keep_mode_adds_reposts_unchecked(tmp_path: Path) -> None:
     images = folder_with_reposts(tmp_path)
-    with Catalog.open(settings(tmp_path / "cat", duplicates="keep")) as cat:
+    with Catalog.open(settings(tmp_path / "cat", duplicates="keep"),
+                      taggers=default_taggers) as cat:
         report = cat.ingest(images)
         assert report.added == len(ORIGINALS) + len(REPOSTS) and not report.flagged
         assert all(i.duplicate_of is None for i in cat.items(limit=100))
@@ -121,7 +126,7 @@ def api_client(tmp_path: Path, mode: str) -> tuple[Catalog, TestClient]:
     images.mkdir()
     for i, path in enumerate(ORIGINALS):
         (images / f"a{i}.jpg").write_bytes(path.read_bytes())
-    cat = Catalog.open(settings(tmp_path / "cat", duplicates=mode))
+    cat = Catalog.open(settings(tmp_path / "cat", duplicates=mode), taggers=default_taggers)
     assert cat.ingest(images).added == len(ORIGINALS)
     return cat, TestClient(create_app(cat.settings, cat))
 
@@ -170,7 +175,7 @@ def test_real_model_rejects_reposts_and_keeps_the_sample(tmp_path: Path) -> None
     for path in sorted(sample_images().glob("*.jpg")):
         (images / f"s-{path.name}").write_bytes(path.read_bytes())  # the originals again,
     real = Settings(catalog_dir=tmp_path / "cat", duplicates="reject")  # as byte copies
-    with Catalog.open(real) as cat:
+    with Catalog.open(real, taggers=default_taggers) as cat:
         report = cat.ingest(images)
         reposts = {r.item_id for r in report.rejected}
         assert reposts == {"z1-resized", "z2-mirrored", "z3-cropped"}, report.rejected

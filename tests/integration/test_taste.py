@@ -10,12 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lookalike.attributes import ColourTagger
+from lookalike.attributes import ColourTagger, default_taggers
 from lookalike.catalog import Catalog, Filters
 from lookalike.config import Settings
 from lookalike.demo import build_demo_catalog
 from lookalike.images import load_image
-from lookalike.recommend import Feed, Query, mean_pairwise_distance, profile_search, recommend
+from lookalike.recommend import (
+    Feed,
+    Query,
+    mean_pairwise_distance,
+    profile_search,
+    recommend,
+    similar,
+)
 from lookalike.users import Users
 
 pytestmark = pytest.mark.slow
@@ -39,7 +46,7 @@ def catalog(built: Path, tmp_path: Path) -> Catalog:
     the same ones whichever tests ran before it (or were left out with -k)."""
     shutil.copytree(built, tmp_path / "cat")
     return Catalog.open(Settings(catalog_dir=tmp_path / "cat", model="efficientnet-lite0"),
-                        create=False)
+                        create=False, taggers=default_taggers)
 
 
 @pytest.mark.skipif(not (SHARED / "datasets").is_dir(), reason="needs ../shared/datasets")
@@ -85,7 +92,7 @@ def test_swiped_look_alikes_steer_the_feed_for_most_shoppers(catalog: Catalog) -
         user, _ = feed.users.create_guest()
         first = feed.next(user, 7, mark_shown=False)
         start = first[0].item.id
-        nearest = [hit.item.id for hit in catalog.similar(start, k=100)]
+        nearest = [hit.item.id for hit in similar(catalog, start, k=100)]
         rank = {item_id: i for i, item_id in enumerate(nearest)}
         taste = {start, *nearest[:30]}
         for _ in range(10):

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from catalog_factory import garment, make_rows, write_csv, write_images
 from imagefactory import png
-from lookalike.attributes import COLOUR_NAMES, tag_catalog, train_probes
+from lookalike.attributes import COLOUR_NAMES, default_taggers, tag_catalog, train_probes
 from lookalike.attributes.directions import directions_for
 from lookalike.attributes.probe import heldout_metrics, load_probe
 from lookalike.catalog import Catalog, Filters, ItemIn
@@ -67,7 +67,7 @@ def catalog(tmp_path: Path) -> Catalog:
     write_images(tmp_path / "images", rows)
     write_csv(tmp_path / "items.csv", rows)
     s = Settings(catalog_dir=tmp_path / "cat", model="fake", cache_dir=tmp_path / "cache")
-    cat = Catalog.open(s, encoder=create("fake", s))
+    cat = Catalog.open(s, encoder=create("fake", s), taggers=default_taggers)
     cat.ingest(tmp_path / "images", tmp_path / "items.csv")
     return cat
 

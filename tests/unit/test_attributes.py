@@ -12,14 +12,16 @@ from PIL import Image, ImageDraw
 from lookalike.attributes import (
     COLOUR_NAMES,
     ColourTagger,
+    ProbeTagger,
     colour_palette,
     colour_similarity,
+    default_taggers,
     format_palette,
     parse_palette,
     tag_catalog,
     train_probes,
 )
-from lookalike.catalog import Catalog, Filters, ItemIn
+from lookalike.catalog import Catalog, Filters, ItemIn, Tag
 from lookalike.config import Settings
 from lookalike.demo import sample_images, sample_metadata
 from lookalike.encoders import create
@@ -80,7 +82,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample ingested (and tagged) once for the module; each test gets a copy."""
     root = tmp_path_factory.mktemp("ingested")
     s = Settings(catalog_dir=root / "cat", model="fake", cache_dir=root / "cache")
-    with Catalog.open(s, encoder=create("fake", s)) as cat:
+    with Catalog.open(s, encoder=create("fake", s), taggers=default_taggers) as cat:
         cat.ingest(sample_images(), sample_metadata())
     return root
 
@@ -89,7 +91,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def catalog(ingested: Path, tmp_path: Path) -> Catalog:
     shutil.copytree(ingested, tmp_path, dirs_exist_ok=True)  # the catalog (and any cache)
     s = Settings(catalog_dir=tmp_path / "cat", model="fake", cache_dir=tmp_path / "cache")
-    return Catalog.open(s, encoder=create("fake", s), create=False)
+    return Catalog.open(s, encoder=create("fake", s), create=False, taggers=default_taggers)
 
 
 def test_ingest_tags_colour_and_colour_filters_use_it(catalog: Catalog) -> None:
@@ -97,6 +99,29 @@ def test_ingest_tags_colour_and_colour_filters_use_it(catalog: Catalog) -> None:
     assert all("palette" in i.predicted and "colour" in i.predicted for i in items)
     red = catalog.items(Filters(colour=["red"]), limit=400)
     assert red and all(i.attribute("colour") == "red" for i in red)
+
+
+def test_a_catalog_tags_with_what_its_opener_hands_it(ingested: Path, tmp_path: Path) -> None:
+    shutil.copytree(ingested, tmp_path, dirs_exist_ok=True)
+    s = Settings(catalog_dir=tmp_path / "cat", model="fake", cache_dir=tmp_path / "cache")
+    with Catalog.open(s, create=False) as bare:  # no taggers handed: none run
+        assert (bare.pixel_taggers, bare.vector_taggers, bare.taggers) == ([], [], None)
+    with Catalog.open(s.model_copy(update={"auto_tag": False}), create=False,
+                      taggers=default_taggers) as off:
+        assert (off.pixel_taggers, off.vector_taggers) == ([], [])
+    with Catalog.open(s, create=False, taggers=default_taggers) as cat:
+        def mine(img: Image.Image) -> dict[str, Tag]:
+            return {}
+
+        cat.pixel_taggers.append(mine)  # put on by hand: stays
+        given = list(cat.pixel_taggers)
+        assert [type(t) for t in given] == [ColourTagger, type(mine)]
+        train_probes(cat)  # asks the source again: the new probes tag from now on
+        assert [type(t) for t in cat.vector_taggers] and all(
+            isinstance(t, ProbeTagger) for t in cat.vector_taggers)
+        assert mine in cat.pixel_taggers and len(cat.pixel_taggers) == 2
+        cat.use_taggers(None)
+        assert cat.pixel_taggers == [mine] and cat.vector_taggers == []
 
 
 def test_tags_never_overwrite_given_values(catalog: Catalog, tmp_path: Path) -> None:

@@ -16,12 +16,15 @@ import pytest
 from catalog_factory import make_dataset, write_csv, write_jsonl
 from imagefactory import jpeg, noise
 from lookalike import Catalog, Filters, ItemIn, ItemUpdate, Settings
+from lookalike.attributes import default_taggers
 from lookalike.catalog import DuplicateItemError
 from lookalike.errors import CatalogMismatchError, FilterError, ItemNotFoundError, LookalikeError
+from lookalike.recommend import search_image, similar
 
 
 def open_catalog(folder: Path, **kw: object) -> Catalog:
-    return Catalog.open(Settings(catalog_dir=folder, model="fake", **kw))  # type: ignore[arg-type]
+    return Catalog.open(Settings(catalog_dir=folder, model="fake", **kw),
+                        taggers=default_taggers)  # type: ignore[arg-type]
 
 
 def test_ingest_csv_adds_every_row_and_second_run_adds_nothing(tmp_path: Path) -> None:
@@ -107,30 +110,31 @@ def test_catalog_refuses_another_encoder(tmp_path: Path) -> None:
     from lookalike.encoders.fake import FakeEncoder
 
     with pytest.raises(CatalogMismatchError, match="fake"):
-        Catalog.open(Settings(catalog_dir=tmp_path / "cat"), encoder=FakeEncoder(dim=32))
+        Catalog.open(Settings(catalog_dir=tmp_path / "cat"), encoder=FakeEncoder(dim=32),
+                     taggers=default_taggers)
 
 
 def test_search_image_similar_and_filters_keep_recall(tmp_path: Path) -> None:
     images, meta, rows = make_dataset(tmp_path, 80)
     with open_catalog(tmp_path / "cat") as cat:
         cat.ingest(images, meta)
-        hits = cat.search_image(images / rows[0]["image"], k=5)
+        hits = search_image(cat, images / rows[0]["image"], k=5)
         assert hits[0].item.id == "item-0000" and hits[0].score == pytest.approx(1.0, abs=1e-3)
         assert all(h.item.category == "Dress" for h in hits)
-        more = cat.similar("item-0000", k=5)
+        more = similar(cat, "item-0000", k=5)
         assert "item-0000" not in [h.item.id for h in more] and len(more) == 5
         # a filter that keeps a few items still returns every one of them
         f = Filters(category=["Shoes"], brand=["Acme"], price_max=60)
         keep = {r["id"] for r in rows if r["category"] == "Shoes" and r["brand"] == "Acme"
                 and float(r["price"]) <= 60}
-        got = cat.search_image(images / rows[0]["image"], k=50, filters=f)
+        got = search_image(cat, images / rows[0]["image"], k=50, filters=f)
         assert {h.item.id for h in got} == keep and keep
         assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
-        second = cat.search_image(images / rows[0]["image"], k=10,
+        second = search_image(cat, images / rows[0]["image"], k=10,
                                   filters=Filters(second_hand=True, min_sustainability=2))
         assert second and all(h.item.second_hand and (h.item.sustainability or 0) >= 2
                               for h in second)
-        sized = cat.search_image(images / rows[0]["image"], k=80, filters=Filters(size=["m"]))
+        sized = search_image(cat, images / rows[0]["image"], k=80, filters=Filters(size=["m"]))
         assert sized and all("M" in h.item.sizes for h in sized)
 
 
@@ -154,7 +158,7 @@ def test_add_update_delete_one_item(tmp_path: Path) -> None:
         path.write_bytes(data)
         item = cat.add_item(ItemIn(id="new-1", image="new.jpg", title="Noisy"), data, path)
         assert len(cat) == 9 and item.title == "Noisy"
-        assert cat.search_image(data, k=1)[0].item.id == "new-1"
+        assert search_image(cat, data, k=1)[0].item.id == "new-1"
         with pytest.raises(DuplicateItemError):
             cat.add_item(ItemIn(id="new-2", image="new.jpg"), data, path)
         updated = cat.update_item("new-1", ItemUpdate(price=12.0, title="Noisy top"))
@@ -163,7 +167,7 @@ def test_add_update_delete_one_item(tmp_path: Path) -> None:
         assert len(cat) == 8
         with pytest.raises(ItemNotFoundError):
             cat.get("new-1")
-        assert cat.search_image(data, k=1)[0].item.id != "new-1"
+        assert search_image(cat, data, k=1)[0].item.id != "new-1"
     # the store really is a SQLite file in WAL mode holding the vectors
     conn = sqlite3.connect(tmp_path / "cat" / "catalog.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -178,19 +182,21 @@ def test_a_served_catalog_sees_items_another_process_adds_and_deletes(tmp_path: 
     with open_catalog(folder) as cat:
         cat.ingest(images, meta)
         data = jpeg(noise((60, 80), seed=7))
-        assert cat.search_image(data, k=1)[0].item.id != "other-1"
+        assert search_image(cat, data, k=1)[0].item.id != "other-1"
         (tmp_path / "other.jpg").write_bytes(data)
         script = (
             "import sys\nfrom pathlib import Path\n"
             "from lookalike import Catalog, ItemIn, Settings\n"
-            "cat = Catalog.open(Settings(catalog_dir=sys.argv[1], model='fake'))\n"
+            "from lookalike.attributes import default_taggers\n"
+            "cat = Catalog.open(Settings(catalog_dir=sys.argv[1], model='fake'),\n"
+            "                   taggers=default_taggers)\n"
             "p = Path(sys.argv[2])\n"
             "cat.add_item(ItemIn(id='other-1', image=p.name), p.read_bytes(), p)\n"
             "cat.delete_item('item-0000')\n"
         )
         subprocess.run([sys.executable, "-c", script, str(folder), str(tmp_path / "other.jpg")],
                        check=True)
-        hits = cat.search_image(data, k=12)
+        hits = search_image(cat, data, k=12)
         assert hits[0].item.id == "other-1" and hits[0].score == pytest.approx(1.0, abs=1e-5)
         assert "item-0000" not in {h.item.id for h in hits} and len(hits) == 12
         assert len(cat) == 12 and not cat.refresh()  # in step now: nothing more to do
@@ -323,7 +329,7 @@ def test_ingest_hands_the_vector_store_its_items_while_it_runs(
         report = cat.ingest(images, meta, progress=watch)
         assert report.added == 40 and len(cat.index) == 40
         assert cat.index.ids().tolist() == sorted(report.added_rowids)
-        hits = cat.similar("item-0007", k=3)
+        hits = similar(cat, "item-0007", k=3)
         assert hits and all(hit.item.id != "item-0007" for hit in hits)
     assert behind[-1][1] >= 24  # seen by the vector store before the ingest ended
     assert all(committed - indexed <= 8 + 4 for committed, indexed in behind), behind

@@ -12,6 +12,7 @@ import pytest
 
 from imagefactory import jpeg, noise
 from lookalike import Catalog, Settings, create
+from lookalike.attributes import default_taggers
 from lookalike.attributes.colour import ColourTagger
 from lookalike.catalog.engines import engine_for
 from lookalike.catalog.ingest import (
@@ -96,7 +97,8 @@ def test_encode_stored_gives_the_ingested_vectors_and_fails_changed_or_missing_p
     tmp_path: Path,
 ) -> None:
     names = photos(tmp_path / "photos", 8)
-    with Catalog.open(Settings(catalog_dir=tmp_path / "cat", model="fake")) as cat:
+    with Catalog.open(Settings(catalog_dir=tmp_path / "cat", model="fake"),
+                      taggers=default_taggers) as cat:
         cat.ingest(tmp_path / "photos")
         ids, vectors = cat.store.vectors()
         items = cat.store.get_many(ids.tolist())

@@ -13,6 +13,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import ThreadpoolController
 
+from lookalike.attributes import default_taggers
 from lookalike.catalog import Catalog, Result
 from lookalike.config import Settings
 from lookalike.demo import sample_images, sample_metadata
@@ -26,7 +27,7 @@ from lookalike.users import ANONYMOUS, User, Users
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     folder = tmp_path_factory.mktemp("catalog")
     s = Settings(catalog_dir=folder, model="fake", cache_dir=folder / "cache")
-    cat = Catalog.open(s, encoder=create("fake", s))
+    cat = Catalog.open(s, encoder=create("fake", s), taggers=default_taggers)
     cat.ingest(sample_images(), sample_metadata())
     return cat
 

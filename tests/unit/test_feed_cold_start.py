@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lookalike.attributes import default_taggers
 from lookalike.catalog import Catalog, Filters
 from lookalike.catalog.schema import ItemUpdate
 from lookalike.config import Settings
@@ -27,7 +28,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample ingested once for the module (each test changes a copy of its own)."""
     folder = tmp_path_factory.mktemp("ingested") / "cat"
     s = Settings(catalog_dir=folder, model="fake", cache_dir=folder / "cache")
-    with Catalog.open(s, encoder=create("fake", s)) as cat:
+    with Catalog.open(s, encoder=create("fake", s), taggers=default_taggers) as cat:
         cat.ingest(sample_images(), sample_metadata())
     return folder
 
@@ -36,7 +37,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def catalog(ingested: Path, tmp_path: Path) -> Catalog:
     shutil.copytree(ingested, tmp_path / "cat")
     s = Settings(catalog_dir=tmp_path / "cat", model="fake", cache_dir=tmp_path / "cat" / "cache")
-    return Catalog.open(s, encoder=create("fake", s), create=False)
+    return Catalog.open(s, encoder=create("fake", s), create=False, taggers=default_taggers)
 
 
 @pytest.fixture

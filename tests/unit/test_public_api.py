@@ -34,6 +34,8 @@ PUBLIC = [
     "available",
     "create",
     "load_image",
+    "search_image",
+    "similar",
 ]
 
 
@@ -48,10 +50,11 @@ def test_every_public_name_resolves_to_its_module_object(name: str) -> None:
     import lookalike.encoders
     import lookalike.errors
     import lookalike.images
+    import lookalike.recommend
 
     value = getattr(lookalike, name)
     homes = (lookalike.catalog, lookalike.config, lookalike.encoders, lookalike.errors,
-             lookalike.images)
+             lookalike.images, lookalike.recommend)
     if name != "__version__":
         assert any(getattr(home, name, None) is value for home in homes)
     assert name in dir(lookalike)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lookalike.attributes import default_taggers
 from lookalike.catalog import Catalog, Filters, Result
 from lookalike.config import Settings
 from lookalike.demo import sample_images, sample_metadata
@@ -28,6 +29,8 @@ from lookalike.recommend import (
     photo_palette,
     profile_search,
     recommend,
+    search_image,
+    similar,
     steering_directions,
     update_preference,
 )
@@ -39,7 +42,7 @@ from lookalike.users import Users
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     folder = tmp_path_factory.mktemp("catalog")
     s = Settings(catalog_dir=folder, model="fake", cache_dir=folder / "cache")
-    cat = Catalog.open(s, encoder=create("fake", s))
+    cat = Catalog.open(s, encoder=create("fake", s), taggers=default_taggers)
     cat.ingest(sample_images(), sample_metadata())
     return cat
 
@@ -232,7 +235,7 @@ def test_warm_builds_the_cold_start_once_and_tolerates_an_empty_catalog(
     feed.next(user, 3)
     assert len(feed._spreads) == 1  # the unfiltered spread was reused
     s = Settings(catalog_dir=tmp_path / "empty", model="fake")
-    empty = Catalog.open(s, encoder=create("fake", s))
+    empty = Catalog.open(s, encoder=create("fake", s), taggers=default_taggers)
     Feed(empty, Users(empty.store)).warm()  # nothing to cluster: no error
     empty.close()
 
@@ -437,24 +440,24 @@ def _colour_agreement(catalog: Catalog, results: list[Result], colour: str | Non
 def test_photo_search_and_more_like_this_match_colour(catalog: Catalog) -> None:
     agree: dict[str, list[int]] = {"photo": [], "similar": []}
     for w in (0.0, 0.6):
-        photo = similar = 0
+        photo = alike = 0
         for item in catalog.items(limit=25, offset=150):
             colour = item.attribute("colour")
-            found = catalog.search_image(Path(item.image_path), 10, colour_weight=w,
-                                         diversity=0.0)
+            found = search_image(catalog, Path(item.image_path), 10, colour_weight=w,
+                                 diversity=0.0)
             photo += _colour_agreement(catalog, found[1:], colour)  # [0]: the item itself
-            similar += _colour_agreement(
-                catalog, catalog.similar(item.id, 10, colour_weight=w, diversity=0.0), colour
+            alike += _colour_agreement(
+                catalog, similar(catalog, item.id, 10, colour_weight=w, diversity=0.0), colour
             )
         agree["photo"].append(photo)
-        agree["similar"].append(similar)
+        agree["similar"].append(alike)
     assert agree["photo"][1] > agree["photo"][0]
     assert agree["similar"][1] > agree["similar"][0]
 
 
 def test_a_photo_of_an_item_matches_it_fully(catalog: Catalog) -> None:
     item = catalog.items(limit=1, offset=33)[0]
-    top = catalog.search_image(Path(item.image_path), 3, colour_weight=0.5)[0]
+    top = search_image(catalog, Path(item.image_path), 3, colour_weight=0.5)[0]
     # same vector, and the photo's palette is the stored one (same decode, same rounding)
     assert top.item.id == item.id
     assert top.score == pytest.approx(1.0, abs=1e-5)
@@ -485,11 +488,9 @@ def test_pages_are_cut_from_one_ranking(catalog: Catalog) -> None:
         (r.item.id, r.score) for r in whole
     ]
     # the photo search and "more like this" page the same way
-    by_photo = catalog.search_image(Path(item.image_path), 20, Filters(kids=False))
-    assert [r.item.id for r in catalog.search_image(
-        Path(item.image_path), 10, Filters(kids=False), offset=10)] == [
-        r.item.id for r in by_photo[10:]
-    ]
+    by_photo = search_image(catalog, Path(item.image_path), 20, Filters(kids=False))
+    paged = search_image(catalog, Path(item.image_path), 10, Filters(kids=False), offset=10)
+    assert [r.item.id for r in paged] == [r.item.id for r in by_photo[10:]]
     with pytest.raises(LookalikeError, match="offset"):
         recommend(catalog, query, 5, offset=-1)
 
@@ -518,7 +519,8 @@ def test_palette_cache_follows_a_retag_by_another_process(catalog: Catalog) -> N
     before = palettes_of(catalog, [item.rowid])[0]
     assert before.any()
     np.testing.assert_allclose(before, parse_palette(item.predicted["palette"].value))
-    other = Catalog.open(catalog.settings)  # another handle on the file, as another process
+    other = Catalog.open(catalog.settings,
+                         taggers=default_taggers)  # another handle on the file, as another process
     try:
         other.store.set_predicted(item.rowid, {"palette": Tag(value="purple:1.00", confidence=1)})
         after = palettes_of(catalog, [item.rowid])[0]

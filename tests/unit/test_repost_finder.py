@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lookalike.attributes import default_taggers
 from lookalike.catalog import Catalog, CatalogStore, ItemIn, NewItem, duplicates
 from lookalike.catalog.duplicates import DuplicateFinder, RepostCheck, hamming, perceptual_hashes
 from lookalike.config import Settings
@@ -168,7 +169,7 @@ def test_an_older_catalog_gets_the_columns_and_its_photos_hashed(tmp_path: Path)
     for p in PHOTOS[:3]:
         (images / p.name).write_bytes(p.read_bytes())
     settings = Settings(catalog_dir=folder, model="fake", duplicates="keep")
-    with Catalog.open(settings) as cat:
+    with Catalog.open(settings, taggers=default_taggers) as cat:
         assert cat.ingest(images).added == 3
     db = sqlite3.connect(folder / "catalog.sqlite")  # as a catalog made before the columns
     db.execute("DROP INDEX items_unhashed")
@@ -177,7 +178,8 @@ def test_an_older_catalog_gets_the_columns_and_its_photos_hashed(tmp_path: Path)
     db.execute("PRAGMA user_version = 1")  # the shop columns' version, before the repost ones
     db.commit()
     db.close()
-    with Catalog.open(settings.model_copy(update={"duplicates": "reject"})) as cat:
+    with Catalog.open(settings.model_copy(update={"duplicates": "reject"}),
+                      taggers=default_taggers) as cat:
         assert len(cat.items()) == 3 and all(i.duplicate_of is None for i in cat.items())
         assert len(cat.store.unhashed(0, 10)) == 3
         with cat.store.connection() as conn:

@@ -17,6 +17,7 @@ import pytest
 
 from catalog_factory import make_dataset, make_rows, write_csv, write_images
 from lookalike import Catalog, Filters, ItemUpdate, Settings
+from lookalike.attributes import default_taggers
 from lookalike.catalog.brands import normalise_brand, read_brand_ratings
 from lookalike.catalog.rates import read_rates
 from lookalike.catalog.sorting import SORTS, Sort, sort_positions
@@ -24,12 +25,20 @@ from lookalike.catalog.store import SCHEMA_VERSION, CatalogStore
 from lookalike.catalog.tablefile import TableFileError
 from lookalike.demo import sample_images, sample_metadata
 from lookalike.errors import FilterError, LookalikeError
-from lookalike.recommend import Feed, Query, profile_search, ranking_bound, recommend
+from lookalike.recommend import (
+    Feed,
+    Query,
+    profile_search,
+    ranking_bound,
+    recommend,
+    search_image,
+    similar,
+)
 from lookalike.users import Users
 
 
 def open_catalog(folder: Path, **kw: Any) -> Catalog:
-    return Catalog.open(Settings(catalog_dir=folder, model="fake", **kw))
+    return Catalog.open(Settings(catalog_dir=folder, model="fake", **kw), taggers=default_taggers)
 
 
 # -- brand names ---------------------------------------------------------------------------------
@@ -305,13 +314,13 @@ def pages(fetch: Any, size: int, end: int) -> list[str]:
 def test_sorted_look_alikes_page_stably(sample: Catalog, sort: Sort) -> None:
     item = sample.items(limit=1)[0]
     bound = ranking_bound(sample.settings, sort=sort)
-    whole = sample.similar(item.id, bound, sort=sort)
-    paged = pages(lambda o, k: sample.similar(item.id, k, offset=o, sort=sort), 37, bound)
+    whole = similar(sample, item.id, bound, sort=sort)
+    paged = pages(lambda o, k: similar(sample, item.id, k, offset=o, sort=sort), 37, bound)
     assert paged == ids(whole) and len(set(paged)) == len(paged)
     if sort != "relevance":
         # the sorted list is the best `sort_depth` look-alikes, in another order
         assert len(whole) == sample.settings.sort_depth
-        closest = sample.similar(item.id, sample.settings.sort_depth)
+        closest = similar(sample, item.id, sample.settings.sort_depth)
         assert set(ids(whole)) == set(ids(closest))
         values = [v[0] for v in sample.store.sort_values([r.item.rowid for r in whole], sort)]
         known = [v for v in values if v is not None]
@@ -393,7 +402,7 @@ def test_many_sold_items_are_left_out_by_a_filtered_search(
     write_csv(meta, rows)
     with open_catalog(tmp_path / "cat") as cat:
         cat.ingest(images, meta)
-        assert "item-0001" not in ids(cat.search_image(images / rows[1]["image"], 7))
+        assert "item-0001" not in ids(search_image(cat, images / rows[1]["image"], 7))
         assert cat.last_plan is not None and cat.last_plan.method == "exact-subset"
 
 
@@ -409,13 +418,13 @@ def test_sold_items_leave_search_browse_and_feed(tmp_path: Path) -> None:
         assert "item-0001" not in ids(cat.items(limit=100))
         assert "item-0001" in ids(cat.items(Filters(include_sold=True), limit=100))
         assert ids(cat.items(Filters(state=["sold"]))) == ["item-0001"]
-        assert "item-0001" not in ids(cat.similar("item-0005", 15))
-        assert "item-0001" in ids(cat.similar("item-0005", 15, Filters(include_sold=True)))
+        assert "item-0001" not in ids(similar(cat, "item-0005", 15))
+        assert "item-0001" in ids(similar(cat, "item-0005", 15, Filters(include_sold=True)))
         photo = images / rows[1]["image"]
-        assert ids(cat.search_image(photo, 1))[0] != "item-0001"
+        assert ids(search_image(cat, photo, 1))[0] != "item-0001"
         # one sold item: the whole index is searched and the sold one dropped from the hits
         assert cat.last_plan is not None and cat.last_plan.method == "exact"
-        assert ids(cat.search_image(photo, 1, Filters(include_sold=True))) == ["item-0001"]
+        assert ids(search_image(cat, photo, 1, Filters(include_sold=True))) == ["item-0001"]
         feed = Feed(cat, Users(cat.store))
         user, _ = feed.users.create_guest()
         assert "item-0001" not in ids(feed.next(user, 15))
@@ -423,7 +432,7 @@ def test_sold_items_leave_search_browse_and_feed(tmp_path: Path) -> None:
         assert cat.info()["sold"] == 1
         # back on sale: found again
         cat.update_item("item-0001", ItemUpdate(state="available"))
-        assert ids(cat.search_image(photo, 1)) == ["item-0001"]
+        assert ids(search_image(cat, photo, 1)) == ["item-0001"]
 
 
 def test_bad_state_is_a_rejected_row(tmp_path: Path) -> None:
@@ -505,9 +514,9 @@ def test_an_old_catalog_opens_and_gains_the_new_columns(tmp_path: Path) -> None:
         (tmp_path / "b.csv").write_text("brand,overall,source\nkettle and loom,4,Demo\n")
         cat.import_brand_ratings(tmp_path / "b.csv")
         assert cat.get("old-0").brand_rating is not None  # its brand was normalised
-        assert len(cat.similar("old-0", 5)) == 2
+        assert len(similar(cat, "old-0", 5)) == 2
         cat.update_item("old-2", ItemUpdate(state="sold"))
-        assert len(cat.similar("old-0", 5)) == 1
+        assert len(similar(cat, "old-0", 5)) == 1
     conn = sqlite3.connect(folder / "catalog.sqlite")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     columns = {r[1] for r in conn.execute("PRAGMA table_info(items)")}

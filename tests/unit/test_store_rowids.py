@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from lookalike import Catalog, ItemIn, Settings
+from lookalike.attributes import default_taggers
 
 
 def png(n: int) -> bytes:
@@ -22,7 +23,7 @@ def test_a_deleted_rowid_is_never_given_to_a_new_item(tmp_path: Path,
                                                      database_url: str | None) -> None:
     settings = Settings(catalog_dir=tmp_path, model="fake", auto_tag=False, exact_max_items=3,
                         database_url=database_url)
-    with Catalog.open(settings) as cat:
+    with Catalog.open(settings, taggers=default_taggers) as cat:
         for n in range(5):
             cat.add_item(ItemIn(id=f"x{n}", image=f"{n}.png"), png(n), tmp_path / f"{n}.png")
         generation = cat.index.describe()["generation"]
@@ -33,7 +34,8 @@ def test_a_deleted_rowid_is_never_given_to_a_new_item(tmp_path: Path,
         assert new.rowid == last + 1
         assert cat.index.describe()["generation"] == generation, "appended, not rebuilt"
         assert cat.search_vector(cat.vector_of("y"), k=1)[0].item.id == "y"
-    with Catalog.open(settings) as cat:  # the mark survives a reopen, and a delete of the top
+    # the mark survives a reopen, and a delete of the top
+    with Catalog.open(settings, taggers=default_taggers) as cat:
         cat.delete_item("y")
         again = cat.add_item(ItemIn(id="z", image="z.png"), png(7), tmp_path / "z.png")
         assert again.rowid == last + 2

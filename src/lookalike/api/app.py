@@ -25,6 +25,7 @@ from lookalike.api.limits import FORM_OVERHEAD, BodyLimitMiddleware
 from lookalike.api.ratelimit import Guards, RequestLimitMiddleware
 from lookalike.api.routers import catalog as catalog_router
 from lookalike.api.routers import docs, items, pages, search, users
+from lookalike.attributes import default_taggers
 from lookalike.catalog import Catalog
 from lookalike.config import Settings
 from lookalike.passwords import WorkerHasher
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     """The app over `catalog` (opened from `settings.catalog_dir` when not given)."""
     settings = settings or Settings()
     owned = catalog is None
-    cat = catalog if catalog is not None else Catalog.open(settings)
+    cat = catalog if catalog is not None else Catalog.open(settings, taggers=default_taggers)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Form, Header, HTTPException, Query, Request, UploadFile
@@ -34,36 +35,22 @@ from lookalike.validation import plain_errors
 MAX_NUMBER = 1e9
 
 
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def app_state(name: str) -> Callable[[Request], Awaitable[object]]:
+    """A dependency giving the application's `state.<name>` (set by `create_app`): the type is
+    the one its `Annotated` alias below declares."""
+
+    async def get(request: Request) -> object:
+        return getattr(request.app.state, name)
+
+    get.__name__ = f"get_{name}"
+    return get
 
 
-async def get_catalog(request: Request) -> Catalog:
-    catalog: Catalog = request.app.state.catalog
-    return catalog
-
-
-async def get_users(request: Request) -> Users:
-    users: Users = request.app.state.users
-    return users
-
-
-async def get_feed(request: Request) -> Feed:
-    feed: Feed = request.app.state.feed
-    return feed
-
-
-async def get_guards(request: Request) -> Guards:
-    guards: Guards = request.app.state.guards
-    return guards
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-CatalogDep = Annotated[Catalog, Depends(get_catalog)]
-UsersDep = Annotated[Users, Depends(get_users)]
-FeedDep = Annotated[Feed, Depends(get_feed)]
-GuardsDep = Annotated[Guards, Depends(get_guards)]
+SettingsDep = Annotated[Settings, Depends(app_state("settings"))]
+CatalogDep = Annotated[Catalog, Depends(app_state("catalog"))]
+UsersDep = Annotated[Users, Depends(app_state("users"))]
+FeedDep = Annotated[Feed, Depends(app_state("feed"))]
+GuardsDep = Annotated[Guards, Depends(app_state("guards"))]
 
 
 def get_facets(request: Request, catalog: CatalogDep) -> Facets:
@@ -78,12 +65,7 @@ FacetsDep = Annotated[Facets, Depends(get_facets)]
 # -- CPU-bound work ---------------------------------------------------------------------------
 
 
-async def get_cpu(request: Request) -> CpuRunner:
-    runner: CpuRunner = request.app.state.cpu
-    return runner
-
-
-CpuDep = Annotated[CpuRunner, Depends(get_cpu)]
+CpuDep = Annotated[CpuRunner, Depends(app_state("cpu"))]
 
 
 # -- admin key ---------------------------------------------------------------------------------
@@ -265,14 +247,7 @@ async def query_filters(
     = None,
     include_sold: Annotated[bool | None, Query(description="Keep sold items.")] = None,
 ) -> Filters:
-    return make_filters(
-        category=category, brand=brand, colour=colour, size=size, price_min=price_min,
-        price_max=price_max, kids=kids, second_hand=second_hand,
-        min_sustainability=min_sustainability, currency=currency,
-        min_brand_rating=min_brand_rating, min_brand_people=min_brand_people,
-        min_brand_planet=min_brand_planet, min_brand_animals=min_brand_animals,
-        min_rating=min_rating, state=state, include_sold=include_sold,
-    )
+    return make_filters(**locals())  # the parameters, each named as its `Filters` field
 
 
 async def form_filters(
@@ -294,14 +269,7 @@ async def form_filters(
     state: Annotated[list[str] | None, Form()] = None,
     include_sold: Annotated[bool | None, Form()] = None,
 ) -> Filters:
-    return make_filters(
-        category=category, brand=brand, colour=colour, size=size, price_min=price_min,
-        price_max=price_max, kids=kids, second_hand=second_hand,
-        min_sustainability=min_sustainability, currency=currency,
-        min_brand_rating=min_brand_rating, min_brand_people=min_brand_people,
-        min_brand_planet=min_brand_planet, min_brand_animals=min_brand_animals,
-        min_rating=min_rating, state=state, include_sold=include_sold,
-    )
+    return make_filters(**locals())  # the parameters, each named as its `Filters` field
 
 
 QueryFiltersDep = Annotated[Filters, Depends(query_filters)]
@@ -347,18 +315,30 @@ def _steer_pairs(values: list[str]) -> dict[str, float]:
     return out
 
 
+#: A query's "match colour" weight and diversity, 0 to 1 (omitted: the server's defaults), as
+#: query-string parameters and as form fields.
+QueryColourWeight = Annotated[
+    float | None, Query(ge=0, le=1, allow_inf_nan=False, description=COLOUR_WEIGHT)
+]
+QueryDiversity = Annotated[
+    float | None, Query(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)
+]
+FormColourWeight = Annotated[
+    float | None, Form(ge=0, le=1, allow_inf_nan=False, description=COLOUR_WEIGHT)
+]
+FormDiversity = Annotated[
+    float | None, Form(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)
+]
+
+
 async def form_steering(
     positive: Annotated[list[str] | None, Form(description="Item ids: more like these.")] = None,
     negative: Annotated[list[str] | None, Form(description="Item ids: less like these.")] = None,
     steer: Annotated[
         list[str] | None, Form(description="direction=strength in [-1, 1], e.g. colour:red=0.6")
     ] = None,
-    colour_weight: Annotated[
-        float | None, Form(ge=0, le=1, allow_inf_nan=False, description=COLOUR_WEIGHT)
-    ] = None,
-    diversity: Annotated[
-        float | None, Form(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)
-    ] = None,
+    colour_weight: FormColourWeight = None,
+    diversity: FormDiversity = None,
 ) -> Steering:
     try:
         return Steering(
@@ -386,12 +366,6 @@ def page_size(offset: int, k: int, bound: int) -> int:
             "max_results, or sort_depth for a sorted or diversified query)"
         )
     return min(k, bound - offset)
-
-
-def with_probe(offset: int, size: int, bound: int) -> int:
-    """Results to ask for a page of `size`: one more while the bound allows, so that the
-    answer knows whether a next page exists (no empty last page)."""
-    return size + 1 if offset + size < bound else size
 
 
 SortDep = Annotated[Sort, Query(description=SORT)]

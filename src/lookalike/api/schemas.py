@@ -143,7 +143,7 @@ class SearchResponse(BaseModel):
         bound: int | None = None, sort: Sort = "relevance", notes: list[str] | None = None,
     ) -> SearchResponse:
         """A page of `k` asked at `offset`. `results` may hold one more than `k` (asked for
-        by `lookalike.api.deps.with_probe`): then there is a next page, and the extra one is
+        by `lookalike.recommend.with_probe`): then there is a next page, and the extra one is
         left out; without it, a full page below `bound` may have a next one."""
         probed = k is not None and len(results) > k
         results = results[:k] if k is not None else results

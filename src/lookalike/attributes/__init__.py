@@ -14,7 +14,6 @@ from lookalike.attributes.probe import LinearProbe, ProbeTagger, load_probe, tra
 from lookalike.attributes.taggers import (
     TagReport,
     default_taggers,
-    install_default_taggers,
     tag_catalog,
     train_probes,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "default_taggers",
     "directions_for",
     "format_palette",
-    "install_default_taggers",
     "load_probe",
     "parse_palette",
     "tag_catalog",

@@ -1,6 +1,7 @@
 """The taggers a catalog runs by default, and tagging of items already in a catalog.
 
-At ingest (and `Catalog.add_item`) the colour tagger always runs on the decoded pixels; a probe
+A catalog opened with `Catalog.open(settings, taggers=default_taggers)` tags new photos. At
+ingest (and `Catalog.add_item`) the colour tagger runs on the decoded pixels; a probe
 per attribute of `Settings.tag_attributes` (category, pattern, usage, gender...) runs on the
 embeddings once it has been trained for that catalog (`train_probes`, CLI `lookalike tag`).
 Predictions only fill attributes the item leaves empty (a column or an extra field): a given
@@ -23,14 +24,12 @@ from lookalike.catalog import Catalog, Tag
 from lookalike.catalog.filters import given_sql
 from lookalike.catalog.imagefiles import image_file
 from lookalike.catalog.ingest import PixelTagger, VectorTagger
-from lookalike.config import Settings
 from lookalike.errors import ImageLoadError, LookalikeError
 from lookalike.images import load_image
 
 __all__ = [
     "TagReport",
     "default_taggers",
-    "install_default_taggers",
     "tag_catalog",
     "train_probes",
 ]
@@ -43,24 +42,14 @@ def _probe_taggers(catalog: Catalog) -> list[ProbeTagger]:
     return [ProbeTagger(p, s.tag_min_confidence) for p in probes if p is not None]
 
 
-def default_taggers(
-    settings: Settings, catalog: Catalog
-) -> tuple[list[PixelTagger], list[VectorTagger]]:
-    """(pixel taggers, vector taggers) for ingest into `catalog`."""
-    if not settings.auto_tag:
+def default_taggers(catalog: Catalog) -> tuple[list[PixelTagger], list[VectorTagger]]:
+    """(pixel taggers, vector taggers) for new photos of `catalog`: colour, and a probe per
+    trained attribute; none when `Settings.auto_tag` is off. A `TaggerSource`:
+    `Catalog.open(settings, taggers=default_taggers)`."""
+    if not catalog.settings.auto_tag:
         return [], []
     vector: list[VectorTagger] = [*_probe_taggers(catalog)]
     return [ColourTagger()], vector
-
-
-def install_default_taggers(catalog: Catalog) -> None:
-    """Called by `Catalog.open`: put the default taggers on the catalog (once)."""
-    pixel, vector = default_taggers(catalog.settings, catalog)
-    if not any(isinstance(t, ColourTagger) for t in catalog.pixel_taggers):
-        catalog.pixel_taggers.extend(pixel)
-    catalog.vector_taggers[:] = [
-        t for t in catalog.vector_taggers if not isinstance(t, ProbeTagger)
-    ] + vector
 
 
 def train_probes(catalog: Catalog) -> dict[str, dict[str, float]]:
@@ -75,7 +64,7 @@ def train_probes(catalog: Catalog) -> dict[str, dict[str, float]]:
             continue
         save_probe(catalog.store, probe)
         out[name] = metrics
-    install_default_taggers(catalog)
+    catalog.use_taggers(catalog.taggers or default_taggers)  # the new probes tag from now on
     return out
 
 

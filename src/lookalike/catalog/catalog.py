@@ -4,11 +4,15 @@ missing or damaged; or a Milvus server, see `lookalike.index.vector_store`). Wit
 `Settings.database_url` the items, embeddings and users are in PostgreSQL instead (one schema
 per catalog, `lookalike.catalog.database`); the folder keeps the vector store's files.
 
-    from lookalike import Catalog, Settings
-    catalog = Catalog.open(Settings(catalog_dir="my-shop"))
+    from lookalike import Catalog, Settings, search_image
+    from lookalike.attributes import default_taggers
+    catalog = Catalog.open(Settings(catalog_dir="my-shop"), taggers=default_taggers)
     catalog.ingest(Path("photos"), Path("items.csv"))
-    for hit in catalog.search_image(Path("query.jpg"), k=10):
+    for hit in search_image(catalog, Path("query.jpg"), k=10):
         print(hit.item.title, hit.score)
+
+The catalog stores and searches vectors; the rankings (look-alikes of a photo, "more like
+this", colour and diversity) are `lookalike.recommend`'s, which builds on it.
 """
 
 from __future__ import annotations
@@ -59,6 +63,10 @@ DB_FILE = "catalog.sqlite"
 #: drops them from the hits (as it drops excluded items) instead of searching the rest as a
 #: filtered subset: the unfiltered index stays in use while few items are sold.
 SOLD_EXCLUDED_MAX = 256
+#: Where a catalog's taggers come from (`Catalog.open(..., taggers=...)`, e.g.
+#: `lookalike.attributes.default_taggers`): given the open catalog, the taggers to run on each
+#: new photo's pixels and on its vector. The catalog asks again after a re-encoding (`reload`).
+TaggerSource = Callable[["Catalog"], tuple[list[PixelTagger], list[VectorTagger]]]
 #: Committed items an ingest hands the vector store at a time (at most this many vectors held
 #: by the driver beyond the batch being committed: ~21 MB at 2,624 dimensions).
 UPSERT_ITEMS = 2048
@@ -140,6 +148,9 @@ class Catalog:
     index: VectorStore
     pixel_taggers: list[PixelTagger] = field(default_factory=list)
     vector_taggers: list[VectorTagger] = field(default_factory=list)
+    taggers: TaggerSource | None = None  # where the taggers it gave came from (`use_taggers`)
+    _given: tuple[list[PixelTagger], list[VectorTagger]] = field(
+        default_factory=lambda: ([], []))  # the taggers `taggers` gave last
     _encoder: Encoder | None = None
     last_plan: SearchPlan | None = None
     _sync: threading.Lock = field(default_factory=threading.Lock)  # guards replacing `index`
@@ -150,13 +161,16 @@ class Catalog:
     @classmethod
     def open(
         cls, settings: Settings | None = None, encoder: Encoder | None = None, *,
-        create: bool = True,
+        create: bool = True, taggers: TaggerSource | None = None,
     ) -> Catalog:
         """Open (or, unless `create` is False, create) the catalog in `settings.catalog_dir`.
 
         The encoder is the one the catalog was built with (recorded in it), else
         `settings.model`; it is loaded only when an image must be encoded. `create=False`
         raises `CatalogNotFoundError` where there is no catalog, and creates nothing.
+        New photos are tagged by what `taggers` gives (`use_taggers`; e.g.
+        `lookalike.attributes.default_taggers`: colour, and the trained attributes); without
+        it, by no tagger.
         """
         settings = settings or Settings()
         folder = Path(settings.catalog_dir)
@@ -175,11 +189,21 @@ class Catalog:
             raise
         catalog = cls(settings=settings, store=store, index=index, _encoder=encoder,
                       _generation=store.reread_model())
-        if settings.auto_tag:  # default taggers (colour; trained probes) — issue 5
-            from lookalike.attributes.taggers import install_default_taggers
-
-            install_default_taggers(catalog)
+        if taggers is not None:
+            catalog.use_taggers(taggers)
         return catalog
+
+    def use_taggers(self, source: TaggerSource | None) -> None:
+        """Tag new photos (ingest, `add_item`, `replace_image`) with the taggers `source` gives
+        for this catalog, in place of those an earlier source gave (taggers put on
+        `pixel_taggers` or `vector_taggers` by hand stay). Asked again after a re-encoding."""
+        pixel, vector = source(self) if source is not None else ([], [])
+        old_pixel, old_vector = self._given
+        self.pixel_taggers[:] = [
+            t for t in self.pixel_taggers if not any(t is o for o in old_pixel)] + pixel
+        self.vector_taggers[:] = [
+            t for t in self.vector_taggers if not any(t is o for o in old_vector)] + vector
+        self.taggers, self._given = source, (pixel, vector)
 
     def close(self) -> None:
         self.index.close()
@@ -467,10 +491,8 @@ class Catalog:
         old.close()
         if self._encoder is not None and self._encoder.name != self.store.model_name:
             self._encoder = None
-        if self.settings.auto_tag:
-            from lookalike.attributes.taggers import install_default_taggers
-
-            install_default_taggers(self)
+        if self.taggers is not None:  # the probes trained on the old vectors are gone
+            self.use_taggers(self.taggers)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -626,44 +648,3 @@ class Catalog:
         """Nearest items to a vector by cosine alone (no colour, no diversity): the raw index."""
         hits = self.search_vectors(query[None], k, filters, exclude)[0]
         return self.results(hits, [s for _, s in hits])
-
-    def search_image(
-        self,
-        source: ImageSource,
-        k: int = 10,
-        filters: Filters | None = None,
-        *,
-        colour_weight: float | None = None,
-        diversity: float | None = None,
-        offset: int = 0,
-        sort: str = "relevance",
-        name: str | None = None,
-    ) -> list[Result]:
-        """Look-alikes of a photo (path or bytes; `name` labels bytes in errors): results
-        `offset` … `offset + k` of its ranking. `colour_weight` ("match colour", 0–1) and
-        `diversity` (0–1) default to the settings'; `sort` orders the best look-alikes by
-        price, sustainability...; see `lookalike.recommend.recommend`."""
-        from lookalike.recommend import Query, recommend  # recommend builds on the catalog
-
-        query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(
-            self, source, name=name
-        )
-        return recommend(self, query, k, filters, offset=offset, sort=sort)
-
-    def similar(
-        self,
-        item_id: str,
-        k: int = 10,
-        filters: Filters | None = None,
-        *,
-        colour_weight: float | None = None,
-        diversity: float | None = None,
-        offset: int = 0,
-        sort: str = "relevance",
-    ) -> list[Result]:
-        """"More like this": look-alikes of a catalog item, the item itself left out; same
-        controls as `search_image`."""
-        from lookalike.recommend import Query, recommend
-
-        query = Query(colour_weight=colour_weight, diversity=diversity).add_item(self, item_id)
-        return recommend(self, query, k, filters, offset=offset, sort=sort)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lookalike.cli.app import app, print_error
+from lookalike.cli.app import app
 from lookalike.errors import LookalikeError
 
 if TYPE_CHECKING:
@@ -147,9 +147,10 @@ def with_engine(settings: Settings, engine: str | None, ray_address: str | None)
 def open_catalog(catalog: Path | None) -> Catalog:
     """The existing catalog in --catalog (default ./catalog); an error, creating nothing, where
     there is none."""
+    from lookalike.attributes import default_taggers
     from lookalike.catalog import Catalog
 
-    return Catalog.open(settings_from(catalog), create=False)
+    return Catalog.open(settings_from(catalog), create=False, taggers=default_taggers)
 
 
 def parse_filters(expressions: list[str] | None) -> Filters:
@@ -159,13 +160,6 @@ def parse_filters(expressions: list[str] | None) -> Filters:
 
     attributes = settings_from(None).tag_attributes if expressions else ()
     return Filters.parse(expressions or [], attributes=attributes)
-
-
-def fail(exc: Exception) -> typer.Exit:
-    """Print `error: <exc>` and return the exit to raise. Commands need not call it: every
-    LookalikeError they let through ends the same way (`LookalikeGroup`)."""
-    print_error(str(exc))
-    return typer.Exit(code=2)
 
 
 def explain(
@@ -243,11 +237,12 @@ def ingest_cmd(
     settings = with_engine(settings_from(catalog, model), engine, ray_address)
     if duplicates is not None:
         settings = settings.model_copy(update={"duplicates": duplicates})
+    from lookalike.attributes import default_taggers
     from lookalike.catalog import Catalog
     from lookalike.cli.output import print_report, progress_bar, update_progress
 
     bar, task = progress_bar()
-    with Catalog.open(settings) as cat, bar:
+    with Catalog.open(settings, taggers=default_taggers) as cat, bar:
         result = cat.ingest(
             images, metadata, columns=columns,
             report_path=report or Path(settings.catalog_dir) / "rejected.csv",
@@ -256,10 +251,11 @@ def ingest_cmd(
     print_report(result, as_json)
 
 
-def page_of(catalog: Catalog, offset: int, k: int, sort: str) -> tuple[int, int]:
-    """(k cut to the bound of this query's pages, the bound); an offset at or past the bound
-    is an error naming it."""
-    from lookalike.recommend import ranking_bound
+def page_of(catalog: Catalog, offset: int, k: int, sort: str) -> tuple[int, int, int]:
+    """(k cut to the bound of this query's pages, the bound, the results to ask for: one more
+    than the page while the bound allows, to know whether there is a next page); an offset at
+    or past the bound is an error naming it."""
+    from lookalike.recommend import ranking_bound, with_probe
 
     bound = ranking_bound(catalog.settings, None, sort)
     if offset >= bound:
@@ -267,7 +263,22 @@ def page_of(catalog: Catalog, offset: int, k: int, sort: str) -> tuple[int, int]
             f"--offset {offset} is past the {bound} results this query ranks "
             f"({'max_results' if bound == catalog.settings.max_results else 'sort_depth'})"
         )
-    return min(k, bound - offset), bound
+    size = min(k, bound - offset)
+    return size, bound, with_probe(offset, size, bound)
+
+
+def print_page(
+    results: list[Result], as_json: bool, title: str, offset: int, size: int, bound: int,
+    sort: str,
+) -> None:
+    """A page of `size` results from results asked as `page_of` says (the extra one left
+    out), captioned with its ranks and the next page's offset."""
+    from lookalike.cli.output import print_results
+
+    more, results = len(results) > size, results[:size]
+    print_results(results, as_json, title,
+                  caption=page_caption(offset, len(results), more, bound, sort),
+                  first_rank=offset + 1)
 
 
 def page_caption(offset: int, shown: int, more: bool, bound: int, sort: str) -> str:
@@ -305,28 +316,24 @@ def search_cmd(
     """Items that look like a photo, or that words describe, or both."""
     if image is None and not text:  # before any import: an argument error answers at once
         raise typer.BadParameter("give a PHOTO, --text WORDS, or both", param_hint="'PHOTO'")
-    from lookalike.cli.output import print_results
     from lookalike.images import read_image_stream
+    from lookalike.recommend import search_image
 
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
-        size, bound = page_of(cat, offset, k, sort.value)
-        # one more than the page, while the bound allows: is there a next page?
-        ask = size + 1 if offset + size < bound else size
+        size, bound, ask = page_of(cat, offset, k, sort.value)
         stdin = str(image) == "-"  # read only up to the byte cap
         source: Path | bytes | None = (
             read_image_stream(sys.stdin.buffer, cat.limits) if stdin else image
         )
         if not text:
             assert source is not None
-            results = cat.search_image(source, ask, parsed, colour_weight=colour_weight,
-                                       offset=offset, sort=sort.value,
-                                       name="<stdin>" if stdin else None)
+            results = search_image(cat, source, ask, parsed, colour_weight=colour_weight,
+                                   offset=offset, sort=sort.value,
+                                   name="<stdin>" if stdin else None)
             explain(cat, parsed, results, sort.value, offset)
-            more, results = len(results) > size, results[:size]
-            print_results(results, as_json, f"look-alikes of {image}",
-                          caption=page_caption(offset, len(results), more, bound, sort.value),
-                          first_rank=offset + 1)
+            print_page(results, as_json, f"look-alikes of {image}", offset, size, bound,
+                       sort.value)
             return
         from lookalike.recommend import Query
         from lookalike.recommend.words import describe, search_text
@@ -340,16 +347,13 @@ def search_cmd(
                                               if n not in found.intent.notes]:
             typer.echo(line, err=True)
         explain(cat, found.filters, found.results, sort.value, offset)
-    more, results = len(found.results) > size, found.results[:size]
     if as_json:
         print(json.dumps({"understood": found.understood(), "results": [
             {"score": round(r.score, 4), **r.item.model_dump(mode="json")}
-            for r in results]}))
+            for r in found.results[:size]]}))
         return
     title = f"look-alikes of {image}, {text!r}" if image is not None else f"matching {text!r}"
-    print_results(results, False, title,
-                  caption=page_caption(offset, len(results), more, bound, sort.value),
-                  first_rank=offset + 1)
+    print_page(found.results, False, title, offset, size, bound, sort.value)
 
 
 @app.command("similar")
@@ -364,19 +368,15 @@ def similar_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """More like this: items that look like a catalog item (the item itself left out)."""
-    from lookalike.cli.output import print_results
+    from lookalike.recommend import similar
 
     parsed = parse_filters(filters)
     with open_catalog(catalog) as cat:
-        size, bound = page_of(cat, offset, k, sort.value)
-        ask = size + 1 if offset + size < bound else size
-        results = cat.similar(item_id, ask, parsed, colour_weight=colour_weight,
-                              offset=offset, sort=sort.value)
+        size, bound, ask = page_of(cat, offset, k, sort.value)
+        results = similar(cat, item_id, ask, parsed, colour_weight=colour_weight,
+                          offset=offset, sort=sort.value)
         explain(cat, parsed, results, sort.value, offset)
-    more, results = len(results) > size, results[:size]
-    print_results(results, as_json, f"more like {item_id}",
-                  caption=page_caption(offset, len(results), more, bound, sort.value),
-                  first_rank=offset + 1)
+    print_page(results, as_json, f"more like {item_id}", offset, size, bound, sort.value)
 
 
 @app.command("info")
@@ -409,6 +409,7 @@ def demo_cmd(
         settings = settings.model_copy(update={"port": port})
     from lookalike.cli.output import print_report, print_results, progress_bar, update_progress
     from lookalike.demo import build_demo_catalog, demo_queries
+    from lookalike.recommend import similar
 
     listener = None
     if serve:  # a taken port says so now, not after the ingest
@@ -421,7 +422,7 @@ def demo_cmd(
     with cat:
         print_report(report, False)
         for item in demo_queries(cat):
-            print_results(cat.similar(item.id, 5), False,
+            print_results(similar(cat, item.id, 5), False,
                           f"more like {item.id}: {item.title} ({item.category})")
     if listener is not None:
         from lookalike.api.server import run_server

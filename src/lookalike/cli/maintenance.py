@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lookalike.cli.app import app
-from lookalike.cli.catalog import CatalogOpt, JsonOpt, fail, settings_from
-from lookalike.errors import LookalikeError
+from lookalike.cli.catalog import CatalogOpt, JsonOpt, settings_from
 
 if TYPE_CHECKING:
     from lookalike.catalog.maintenance import CheckReport, RepairReport
@@ -74,10 +73,7 @@ def check_cmd(
     something is wrong (`lookalike repair` fixes what it can)."""
     from lookalike.catalog.maintenance import check
 
-    try:
-        report = check(settings_from(catalog), image_hashes=image_hashes)
-    except LookalikeError as exc:
-        raise fail(exc) from None
+    report = check(settings_from(catalog), image_hashes=image_hashes)
     if as_json:
         print(json.dumps(report.as_dict()))
     else:
@@ -98,10 +94,7 @@ def repair_cmd(
     the index. Stop servers and ingests on the catalog first."""
     from lookalike.catalog.maintenance import repair
 
-    try:
-        report = repair(settings_from(catalog), reembed=not drop)
-    except LookalikeError as exc:
-        raise fail(exc) from None
+    report = repair(settings_from(catalog), reembed=not drop)
     if as_json:
         print(json.dumps(report.as_dict()))
     else:
@@ -124,10 +117,7 @@ def backup_cmd(
     a server or an ingest writes to it."""
     from lookalike.catalog.backup import backup
 
-    try:
-        report = backup(settings_from(catalog), dest, images=images)
-    except LookalikeError as exc:
-        raise fail(exc) from None
+    report = backup(settings_from(catalog), dest, images=images)
     if as_json:
         print(json.dumps(report.as_dict()))
         return
@@ -157,10 +147,7 @@ def restore_cmd(
     checked against the backup's checksums first. No server may run on the target."""
     from lookalike.catalog.backup import restore
 
-    try:
-        report = restore(source, settings_from(catalog), force=force)
-    except LookalikeError as exc:
-        raise fail(exc) from None
+    report = restore(source, settings_from(catalog), force=force)
     if as_json:
         print(json.dumps(report.as_dict()))
         return

@@ -874,7 +874,11 @@ class MilvusStore:
             time.sleep(0.5)
 
     def compact(self) -> None:
-        """Merge small segments now (Milvus also does it by itself)."""
+        """Merge small segments now (Milvus also does it by itself). Not worth asking as items
+        change: Milvus 2.3 compacts only the deletes its data node has written out (at a seal,
+        or `dataNode.segment.syncPeriod` later), and then compacts by itself; asked right after
+        1,600 of 4,000 items changed state, it rewrote and re-indexed the 4,000-row segment
+        with the replaced rows still in it (docs/scaling.md, listing state changes)."""
         self._settle()
         self._collection.compact()
 

@@ -1,5 +1,7 @@
 """Recommendation queries: style profiles, the swipe feed, Rocchio + steering, MMR diversity.
 
+    results = search_image(catalog, Path("query.jpg"), k=10)        # look-alikes of a photo
+    results = similar(catalog, "sku-1234", k=10)                     # more like this item
     results = recommend(catalog, Query(positives=[v1, v2], steer={"colour:red": 0.8}), k=10)
     results = profile_search(catalog, photo_vectors, k=10)
     feed = Feed(catalog, Users(catalog.store)); feed.next(user); feed.swipe(user, item_id, True)
@@ -17,7 +19,10 @@ from lookalike.recommend.query import (
     ranking_bound,
     recommend,
     rocchio,
+    search_image,
+    similar,
     steering_directions,
+    with_probe,
 )
 from lookalike.recommend.words import (
     CatalogVocabulary,
@@ -46,7 +51,10 @@ __all__ = [
     "ranking_bound",
     "recommend",
     "rocchio",
+    "search_image",
     "search_text",
+    "similar",
     "steering_directions",
     "update_preference",
+    "with_probe",
 ]

@@ -1,6 +1,6 @@
 """"More like these, less like those": Rocchio queries, attribute steering, colour weight, MMR.
-Every query of the library, the CLI and the API is ranked here (photo search, "more like this",
-several photos, positive / negative items).
+Every query of the library, the CLI and the API is ranked here (photo search: `search_image`,
+"more like this": `similar`, several photos, positive / negative items).
 
     q = Σ wᵢ·posᵢ / Σ wᵢ  −  γ · Σ vⱼ·negⱼ / Σ vⱼ          (Rocchio, γ = settings.rocchio_gamma)
     q ← q/|q| + Σ sₐ · steer_scale · dₐ                     (dₐ: unit attribute direction)
@@ -180,6 +180,13 @@ def ranking_bound(settings: Settings, diversity: float | None = None,
     return min(settings.sort_depth, settings.max_results)
 
 
+def with_probe(offset: int, size: int, bound: int) -> int:
+    """Results to ask for a page of `size` at `offset`: one more while the `bound`
+    (`ranking_bound`) allows, so that the answer knows whether a next page exists (no empty
+    last page)."""
+    return size + 1 if offset + size < bound else size
+
+
 @dataclass(frozen=True)
 class _Colour:
     """How the colour weight bends the match: the target palette (None: no colour to move
@@ -301,6 +308,45 @@ def recommend(
     sims: list[float | None] = [float(cosine[i]) for i in picked]
     end = offset + k
     return catalog.results(chosen[offset:end], sims[offset:end])
+
+
+def search_image(
+    catalog: Catalog,
+    source: ImageSource,
+    k: int = 10,
+    filters: Filters | None = None,
+    *,
+    colour_weight: float | None = None,
+    diversity: float | None = None,
+    offset: int = 0,
+    sort: str = "relevance",
+    name: str | None = None,
+) -> list[Result]:
+    """Look-alikes of a photo (path or bytes; `name` labels bytes in errors) in `catalog`:
+    results `offset` … `offset + k` of its ranking. `colour_weight` ("match colour", 0–1) and
+    `diversity` (0–1) default to the settings'; `sort` orders the best look-alikes by price,
+    sustainability...; see `recommend`."""
+    query = Query(colour_weight=colour_weight, diversity=diversity).add_photo(
+        catalog, source, name=name
+    )
+    return recommend(catalog, query, k, filters, offset=offset, sort=sort)
+
+
+def similar(
+    catalog: Catalog,
+    item_id: str,
+    k: int = 10,
+    filters: Filters | None = None,
+    *,
+    colour_weight: float | None = None,
+    diversity: float | None = None,
+    offset: int = 0,
+    sort: str = "relevance",
+) -> list[Result]:
+    """"More like this": look-alikes of a catalog item, the item itself left out; same
+    controls as `search_image`."""
+    query = Query(colour_weight=colour_weight, diversity=diversity).add_item(catalog, item_id)
+    return recommend(catalog, query, k, filters, offset=offset, sort=sort)
 
 
 def _direction(

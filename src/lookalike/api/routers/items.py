@@ -13,6 +13,8 @@ from lookalike.api import vendors as writes
 from lookalike.api.deps import (
     CatalogDep,
     CpuDep,
+    QueryColourWeight,
+    QueryDiversity,
     QueryFiltersDep,
     SettingsDep,
     SortDep,
@@ -20,11 +22,8 @@ from lookalike.api.deps import (
     read_upload,
     reject_unknown_form,
     reject_unknown_query,
-    with_probe,
 )
 from lookalike.api.schemas import (
-    COLOUR_WEIGHT,
-    DIVERSITY,
     OFFSET,
     ItemCreate,
     ItemPage,
@@ -34,7 +33,7 @@ from lookalike.api.schemas import (
 )
 from lookalike.api.vendors import BulkReport, VendorsDep, WriterDep
 from lookalike.errors import ImageLoadError
-from lookalike.recommend import ranking_bound
+from lookalike.recommend import ranking_bound, similar, with_probe
 
 router = APIRouter(
     prefix="/items", tags=["items"],
@@ -91,19 +90,14 @@ def similar_items(
     filters: QueryFiltersDep,
     k: Annotated[int, Query(ge=1, le=1000, description="How many results (a page).")] = 12,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description=OFFSET)] = 0,
-    colour_weight: Annotated[
-        float | None, Query(ge=0, le=1, allow_inf_nan=False, description=COLOUR_WEIGHT)
-    ] = None,
-    diversity: Annotated[
-        float | None, Query(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)
-    ] = None,
+    colour_weight: QueryColourWeight = None,
+    diversity: QueryDiversity = None,
     sort: SortDep = "relevance",
 ) -> SearchResponse:
     bound = ranking_bound(settings, diversity, sort)
     size = page_size(offset, k, bound)
-    results = catalog.similar(item_id, with_probe(offset, size, bound), filters,
-                              colour_weight=colour_weight, diversity=diversity, offset=offset,
-                              sort=sort)
+    results = similar(catalog, item_id, with_probe(offset, size, bound), filters,
+                      colour_weight=colour_weight, diversity=diversity, offset=offset, sort=sort)
     return SearchResponse.of(results, offset, size, bound, sort, catalog.notes(filters, sort))
 
 

@@ -10,6 +10,8 @@ from lookalike.api import queries
 from lookalike.api.deps import (
     CatalogDep,
     CpuDep,
+    FormColourWeight,
+    FormDiversity,
     FormFiltersDep,
     FormSort,
     FormSteeringDep,
@@ -20,18 +22,15 @@ from lookalike.api.deps import (
     read_upload,
     reject_unknown_form,
     reject_unknown_query,
-    with_probe,
 )
 from lookalike.api.schemas import (
-    COLOUR_WEIGHT,
-    DIVERSITY,
     OFFSET,
     Directions,
     RecommendRequest,
     SearchResponse,
     understood,
 )
-from lookalike.recommend import ranking_bound, steering_directions
+from lookalike.recommend import ranking_bound, steering_directions, with_probe
 
 router = APIRouter(
     prefix="/search", tags=["search"],
@@ -99,12 +98,8 @@ async def search_profile(
     filters: FormFiltersDep,
     photos: Annotated[list[UploadFile], File(description="Photos of clothes the shopper likes.")],
     k: K = 12,
-    colour_weight: Annotated[
-        float | None, Form(ge=0, le=1, allow_inf_nan=False, description=COLOUR_WEIGHT)
-    ] = None,
-    diversity: Annotated[
-        float | None, Form(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)
-    ] = None,
+    colour_weight: FormColourWeight = None,
+    diversity: FormDiversity = None,
     sort: FormSort = "relevance",
 ) -> SearchResponse:
     if len(photos) > settings.profile_max_photos:
