@@ -187,3 +187,39 @@ def test_unrelated_candidates_are_not_read() -> None:
             assert read == [] and finder.screened > 40 * 100
         else:
             assert len(read) == n and finder.screened == 0  # every candidate read once
+
+
+def test_the_screen_of_a_batch_is_the_screen_of_each_photo() -> None:
+    """`worth_reading_many` (one batch at once) gives, photo by photo, what `worth_reading`
+    gives each photo alone: stored, pending (negative) and unknown keys, photos with no
+    candidate, vectors longer and shorter than unit, some held items without a sketch."""
+    rng = np.random.default_rng(11)
+    dim = 128
+    held = rng.standard_normal((300, dim)).astype(np.float32)
+    held /= np.linalg.norm(held, axis=1, keepdims=True)
+    finder = held_finder(held, [int(h) for h in rng.integers(0, 2**63, 300)], sketched=True)
+    finder._sketched[:300:7] = False
+    photos = (held[rng.integers(0, 300, 24)] + 0.3 * rng.standard_normal((24, dim))).astype(
+        np.float32
+    )
+    photos *= rng.uniform(0.5, 1.5, (24, 1)).astype(np.float32)
+    candidates = []
+    for i in range(24):
+        n = 0 if i % 5 == 0 else int(rng.integers(1, 40))
+        keys = rng.choice(np.concatenate([np.arange(1, 301) * 2, -np.arange(1, 5), [1, 999]]), n)
+        candidates.append((keys.astype(np.int64), rng.integers(0, 17, n).astype(np.int64)))
+    sketches = vector_sketches(photos)
+    one = DuplicateFinder(**{k: getattr(finder, k) for k in ("max_bits", "min_cos", "cos_per_bit")})
+    for name in ("_rowids", "_sketches", "_sketched", "_size"):
+        setattr(one, name, getattr(finder, name))
+    singly = [
+        one.worth_reading(k, b, photos[i], sketches[i]) for i, (k, b) in enumerate(candidates)
+    ]
+    together = finder.worth_reading_many(candidates, photos, sketches)
+    assert len(together) == len(singly)
+    for a, b in zip(together, singly, strict=True):
+        assert a.dtype == np.bool_ and np.array_equal(a, b)
+    assert finder.screened == one.screened > 0
+    unscreened = finder.worth_reading_many(candidates, photos)
+    for (k, b), mask, photo in zip(candidates, unscreened, photos, strict=True):
+        assert np.array_equal(mask, (k > 0) & finder.could_match(b, photo))

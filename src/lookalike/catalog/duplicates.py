@@ -441,25 +441,48 @@ class DuplicateFinder:
         the item has one) lies within `max_distance` of the photo's for the cosine they need. A
         candidate exactly at that cosine is screened out with probability at most
         `lookalike.catalog.sketch.MISS`; one above it less often."""
-        keys = np.asarray(keys, dtype=np.int64)
-        bits = np.asarray(bits, dtype=np.int64)
-        wanted = (keys > 0) & self.could_match(bits, vector)
-        if sketch is None or not wanted.any() or not self._size:
-            return wanted
-        at = np.flatnonzero(wanted)
-        held = self._rowids[:self._size]
-        pos = np.minimum(np.searchsorted(held, keys[at]), self._size - 1)
-        known = (held[pos] == keys[at]) & self._sketched[pos]
-        # the direction's cosine a stored unit vector needs: the dot product over the photo
-        # vector's length (and the stored one's, at most 1 + _UNIT_SLACK)
-        reach = max(float(np.linalg.norm(vector)) * (1.0 + _UNIT_SLACK), 1e-30)
-        needed = self.min_cos + self.cos_per_bit * bits[at].astype(np.float64)
-        needed = np.where(needed > 0, needed / reach, -1.0)
-        near = sketch_distances(self._sketches[pos], sketch) <= max_distance(needed)
-        keep = ~known | near
-        self.screened += int(len(keep) - keep.sum())
-        wanted[at] = keep
-        return wanted
+        return self.worth_reading_many(
+            [(keys, bits)], np.asarray(vector).reshape(1, -1),
+            None if sketch is None else np.asarray(sketch).reshape(1, -1))[0]
+
+    def worth_reading_many(
+        self,
+        candidates: Sequence[tuple[NDArray[np.int64], NDArray[np.int64]]],
+        vectors: NDArray[np.float32],
+        sketches: NDArray[np.uint8] | None = None,
+    ) -> list[NDArray[np.bool_]]:
+        """`worth_reading` of several photos at once (photo i: `candidates[i]` = (keys, bits),
+        `vectors[i]`, `sketches[i]`), the same arithmetic photo by photo in a few array
+        operations over all their candidates: done per photo it cost a writer ~15 % of its
+        time at a million items."""
+        parts = [(np.asarray(k, dtype=np.int64), np.asarray(b, dtype=np.int64))
+                 for k, b in candidates]
+        sizes = [len(k) for k, _ in parts]
+        if not parts:
+            return []
+        keys = np.concatenate([k for k, _ in parts])
+        bits = np.concatenate([b for _, b in parts])
+        photo = np.repeat(np.arange(len(parts)), sizes)
+        # each photo's length as `could_match` computes it (the same float, photo by photo)
+        norms = np.array([float(np.linalg.norm(vectors[i])) for i in range(len(parts))])
+        reach = norms * (1.0 + _UNIT_SLACK)
+        needed = self.min_cos + self.cos_per_bit * bits.astype(np.float64)
+        wanted = (keys > 0) & (needed <= reach[photo])
+        if sketches is not None and wanted.any() and self._size:
+            at = np.flatnonzero(wanted)
+            held = self._rowids[:self._size]
+            pos = np.minimum(np.searchsorted(held, keys[at]), self._size - 1)
+            known = (held[pos] == keys[at]) & self._sketched[pos]
+            # the direction's cosine a stored unit vector needs: the dot product over the photo
+            # vector's length (and the stored one's, at most 1 + _UNIT_SLACK)
+            length = np.maximum(reach[photo[at]], 1e-30)
+            cos = self.min_cos + self.cos_per_bit * bits[at].astype(np.float64)
+            cos = np.where(cos > 0, cos / length, -1.0)
+            near = sketch_distances(self._sketches[pos], sketches[photo[at]]) <= max_distance(cos)
+            keep = ~known | near
+            self.screened += int(len(keep) - keep.sum())
+            wanted[at] = keep
+        return np.split(wanted, np.cumsum(sizes)[:-1])
 
     def candidates(self, hashes: tuple[int, int]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """(keys, Hamming distances) of the held hashes within `max_bits` of either hash,
@@ -631,8 +654,9 @@ class RepostCheck:
             if sketches is None:
                 sketches = vector_sketches(vectors)
             wanted = np.unique(np.concatenate(
-                [k[finder.worth_reading(k, b, vectors[pos], sketches[pos])]
-                 for pos, (k, b) in enumerate(stored)] or [np.zeros(0, np.int64)]))
+                [k[mask] for (k, _), mask in zip(
+                    stored, finder.worth_reading_many(stored, vectors, sketches), strict=True)]
+                or [np.zeros(0, np.int64)]))
             found, found_vectors = ((self.read or store.vectors_of)(wanted) if len(wanted)
                                     else (wanted, np.zeros((0, vectors.shape[1]), np.float32)))
             by_key = dict(zip(found.tolist(), found_vectors, strict=True))
