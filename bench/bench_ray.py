@@ -197,6 +197,17 @@ def min_cosine(a: Path, b: Path) -> float:
     return min(float(va[k] @ vb[k]) for k in va)
 
 
+def autogroup() -> str:
+    """Linux's per-session CPU groups, when on, share the cores between sessions before any
+    `nice` counts: Milvus's own low-priority index builds then take its session's full share
+    beside the writer. Printed with the machine, as it changes the Milvus writer's reading."""
+    try:
+        flag = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip()
+    except OSError:
+        return ""
+    return ", autogroup " + ("on" if flag == "1" else "off")
+
+
 # -- the writer's ceiling -------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -416,7 +427,7 @@ def main() -> None:
         res = Results(
             date=datetime.now(UTC).isoformat(timespec="seconds"),
             machine=f"{platform.processor() or platform.machine()}, {cores} cores, "
-                    f"load {os.getloadavg()[0]:.1f}",
+                    f"load {os.getloadavg()[0]:.1f}{autogroup()}",
             dataset=str(args.dataset), photos=photos, model=model, cores=cores,
         )
         env = cluster_env()
