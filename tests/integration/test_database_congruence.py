@@ -498,7 +498,7 @@ from imagefactory import png
 spec = json.loads(sys.argv[1])
 settings = Settings(catalog_dir=spec["folder"], database_url=spec["url"], model="fake",
                     auto_tag=False)
-catalog = Catalog.open(settings, create=False, taggers=default_taggers)
+catalog = Catalog.open(settings, create=False)
 if spec["action"] == "write":
     for i, item_id in enumerate(spec["add"]):
         path = Path(spec["folder"]) / f"{item_id}.png"

@@ -22,14 +22,16 @@ def _items(n: int, first: int = 0) -> list[NewItem]:
     return out
 
 
-def _checkpointers() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "lookalike-checkpoint"]
+def _thread(store: CatalogStore) -> threading.Thread | None:
+    """The store's own checkpoint thread (other stores' may come and go meanwhile)."""
+    assert store._checkpoints is not None
+    return store._checkpoints._thread
 
 
 def test_the_log_is_checkpointed_in_the_background_and_removed_on_close(tmp_path: Path) -> None:
     path = tmp_path / "catalog.db"
-    before = len(_checkpointers())
     store = CatalogStore(path)
+    thread = None
     try:
         store.bind_model("fake", 256)
         with store.connection() as conn:
@@ -38,7 +40,8 @@ def test_the_log_is_checkpointed_in_the_background_and_removed_on_close(tmp_path
         rng = np.random.default_rng(0)
         for batch in range(5):
             store.add(_items(64, 64 * batch), rng.standard_normal((64, 256), dtype=np.float32))
-        assert len(_checkpointers()) == before + 1
+        thread = _thread(store)
+        assert thread is not None and thread.is_alive()
         # the pages reach the database file itself (only a checkpoint writes there) while the
         # log stays far below the size at which a commit would checkpoint
         deadline = time.monotonic() + 10
@@ -48,7 +51,7 @@ def test_the_log_is_checkpointed_in_the_background_and_removed_on_close(tmp_path
         assert store.count() == 320
     finally:
         store.close()
-    assert len(_checkpointers()) == before
+    assert thread is not None and not thread.is_alive()
     assert not path.with_name(path.name + "-wal").exists()
     reopened = CatalogStore(path)
     try:
@@ -59,23 +62,31 @@ def test_the_log_is_checkpointed_in_the_background_and_removed_on_close(tmp_path
 
 def test_an_idle_checkpointer_ends_and_the_next_commit_starts_another(tmp_path: Path) -> None:
     path = tmp_path / "catalog.db"
-    before = len(_checkpointers())
     store = CatalogStore(path)
+    threads = []
     try:
         assert store._checkpoints is not None
         store._checkpoints.idle = 0.2
         store.bind_model("fake", 8)
         store.add(_items(4), np.ones((4, 8), dtype=np.float32))
+        first = _thread(store)
+        assert first is not None
+        threads.append(first)
         deadline = time.monotonic() + 10
-        while len(_checkpointers()) > before and time.monotonic() < deadline:
+        while _thread(store) is not None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(_checkpointers()) == before
+        assert _thread(store) is None  # idle: it ended
+        first.join(5)
+        assert not first.is_alive()
         size = path.stat().st_size
         store.add(_items(64, 4), np.ones((64, 8), dtype=np.float32))
+        second = _thread(store)  # started by the commit itself
+        assert second is not None and second is not first
+        threads.append(second)
         while path.stat().st_size == size and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert path.stat().st_size > size  # checkpointed by a new thread
+        assert path.stat().st_size > size  # checkpointed by the new thread
     finally:
         store.close()
-    assert len(_checkpointers()) == before
+    assert not any(t.is_alive() for t in threads)
     assert not path.with_name(path.name + "-wal").exists()
