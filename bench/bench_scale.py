@@ -18,6 +18,10 @@ items.
         --pgvector start
     # + the embedded store searched again with other `ivf_probe` values (same files):
     .venv/bin/python bench/bench_scale.py --sizes 1000000 --backends embedded --probes 8,32
+    # at the default model's width, the data and builds at low priority, the searches not
+    # (lowering the priority again needs root); a 2,624-d million takes ~40 GB of disk:
+    nice -n 19 .venv/bin/python bench/bench_scale.py --sizes 1000000 --dim 2624 \
+        --backends embedded --processes 3 --serve-nice 0
 
 Data: `lookalike.evaluation.synthetic` — clustered unit vectors at the stored width with
 realistic metadata (20 categories, brands, prices, second-hand, sizes, colours), written
