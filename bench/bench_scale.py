@@ -663,9 +663,12 @@ def main() -> None:
                     help="nodes an Annoy search visits (its default, trees x k, found 41 %%)")
     ap.add_argument("--probes", default="",
                     help="also search the embedded store with these ivf_probe values (e.g. 4,8)")
-    ap.add_argument("--serve-nice", type=int,
-                    help="the serving processes' niceness (e.g. 0 when the run itself is under "
-                         "`nice -n 19` for the data and the builds; lowering it needs root)")
+    ap.add_argument(
+        "--serve-nice",
+        type=int,
+        help="the serving processes' niceness (e.g. 0 when the run itself is under "
+        "`nice -n 19` for the data and the builds; lowering it needs root)",
+    )
     ap.add_argument("--out", type=Path, default=BENCH / "scale.json")
     ap.add_argument("--plot-from", default="",
                     help="only draw --out's plot from these earlier results (a,b.json), "

@@ -405,8 +405,11 @@ def test_scattered_rows_scored_in_pieces_give_the_same_results(
     import lookalike.index.embedded as embedded
 
     queries = SyntheticCatalog(DIM).queries(12)
-    filters = [Filters(category=["dress"], second_hand=True), Filters(second_hand=True),
-               Filters(category=["dress", "jeans"])]
+    filters = [
+        Filters(category=["dress"], second_hand=True),
+        Filters(second_hand=True),
+        Filters(category=["dress", "jeans"]),
+    ]
     whole = [large.index.search(queries, 10, f) for f in filters]
     monkeypatch.setattr(embedded, "_GATHER_BYTES", 7 * DIM)  # pieces of 7 rows
     gather = embedded._gather_int8
