@@ -73,12 +73,15 @@ class Variant:
     power: float
     alpha: float = 0.0  # share of the same-item view scatter in the generalised problem's B
     beta: float = 0.0  # weight of the train labels' between-class scatter added to C
+    by_variance: bool = False  # beta > 0: scale each direction by its variance under C alone
 
     @property
     def name(self) -> str:
         views = "views as photos" if self.weight < 0 else f"views w {self.weight:g}"
         scatter = f", scatter {self.alpha:g}" if self.alpha > 0 else ""
         prior = f", prior {self.beta:g}" if self.beta > 0 else ""
+        if self.beta > 0 and self.by_variance:
+            prior += " (C's variances)"
         return (
             f"catalogue + train + {views}, "
             f"{'centred' if self.centred else 'uncentred'}, power {self.power:g}{scatter}{prior}"
@@ -98,6 +101,17 @@ def between_class(rows: F, labels: list[str]) -> F64:
         dk = x[codes == k].mean(axis=0) - mu
         s += (codes == k).sum() / len(x) * np.outer(dk, dk)
     return s / np.trace(s)
+
+
+def within_class(rows: F, labels: list[str]) -> F64:
+    """The within-class scatter of `rows` under `labels` (DEFAULT_IGNORE's left out): each
+    row less its class mean, second moment."""
+    keep = np.asarray([lab not in DEFAULT_IGNORE for lab in labels], dtype=bool)
+    x = rows[keep].astype(np.float64)
+    codes = np.unique(np.asarray(labels)[keep], return_inverse=True)[1]
+    for k in range(int(codes.max()) + 1):
+        x[codes == k] -= x[codes == k].mean(axis=0)
+    return x.T @ x / len(x)
 
 
 def view_rows(setup: Setup, d: str, fit: set[str], names: tuple[str, ...] = VIEWS) -> tuple[F, F]:
@@ -191,6 +205,9 @@ class Moments:
 
     def project(self, v: Variant) -> Projection:
         mean, lam, vecs = self.decompose(v.centred, v.weight, v.alpha, v.beta)
+        if v.beta > 0 and v.by_variance:  # the prior picks the directions, C scales them
+            _, c = self.moment(v.centred, v.weight)
+            lam = np.clip(((vecs @ c) * vecs).sum(axis=1), 0.0, None) + 1e-12
         matrix = vecs / lam[:, None] ** (v.power / 2)
         return as_committed(Projection(mean.astype(np.float32), matrix.astype(np.float32)))
 
@@ -294,10 +311,22 @@ def main() -> None:
     )
     ap.add_argument("--scatter-weights", default="0")
     ap.add_argument(
+        "--scatter-labels",
+        action="store_true",
+        help="the scatter variants (--alphas) against the within-class scatter of the train "
+        "photos under their labels instead of the views' scatter",
+    )
+    ap.add_argument(
         "--betas",
         default="0",
         help="weights of the train labels' between-class scatter added to the fit's second "
         "moment (e.g. 0,0.05,0.1,0.2,0.4; 0 is the sixth search's fit)",
+    )
+    ap.add_argument(
+        "--prior-scales",
+        default="moment",
+        help="with the prior, scale each direction (power) by its eigenvalue of C + prior "
+        "(moment), by its variance under C alone (variance), or both (moment,variance)",
     )
     ap.add_argument(
         "--two-fold",
@@ -342,11 +371,12 @@ def main() -> None:
     if args.encode_only:
         return
     variants = [
-        Variant(c == "centred", float(w), float(p), 0.0, float(b))
+        Variant(c == "centred", float(w), float(p), 0.0, float(b), s == "variance")
         for c in args.centring.split(",")
         for w in args.weights.split(",")
         for p in args.powers.split(",")
         for b in args.betas.split(",")
+        for s in (args.prior_scales.split(",") if float(b) > 0 else ["moment"])
     ]
     variants += [
         Variant(c == "centred", float(w), float(p), float(a))
@@ -363,6 +393,7 @@ def main() -> None:
     ]
     assert len(train_labels) == len(train)
     prior = between_class(train, train_labels) if any(v.beta > 0 for v in variants) else None
+    within = within_class(train, train_labels) if args.scatter_labels else None
     choose = {float(p) for p in filter(None, args.choose_powers.split(","))}
 
     def pick(v: Variant) -> bool:
@@ -389,6 +420,8 @@ def main() -> None:
             m = Moments(np.concatenate([cat, train]), views, *scatter)
             m.n_cat = len(cat)
             m.prior = prior
+            if within is not None:
+                m.scatter = within
             print(
                 f"{d} {fit_key}: {len(cat)} catalogue photos + {len(train)} train photos, "
                 f"{len(views)} views",
