@@ -112,7 +112,7 @@ def checks(domain: str, plan: EvaluationPlan, feats: PlanFeatures) -> list[float
 class Setup:
     """Everything the catalogue-fit searches share: the two data sets, each domain's catalogue
     (the groups bench_quality evaluates), its halves (A, B, and A's fit and validation
-    quarters), the plans (B, Aval, all) and their full-width vectors (feature cache)."""
+    quarters), the plans (B, Aval, Afit, all) and their full-width vectors (feature cache)."""
 
     encoder: Encoder
     data: dict[str, LabelledImages]
