@@ -112,7 +112,7 @@ def checks(domain: str, plan: EvaluationPlan, feats: PlanFeatures) -> list[float
 class Setup:
     """Everything the catalogue-fit searches share: the two data sets, each domain's catalogue
     (the groups bench_quality evaluates), its halves (A, B, and A's fit and validation
-    quarters), the plans (B, Aval, all) and their full-width vectors (feature cache)."""
+    quarters), the plans (B, Aval, Afit, all) and their full-width vectors (feature cache)."""
 
     encoder: Encoder
     data: dict[str, LabelledImages]
@@ -179,6 +179,9 @@ def prepare(
         halves[d]["Afit"] = halves[d]["A"] - halves[d]["Aval"]
         plans[d]["B"] = only(plan_evaluation(ds, b_split, seed=0, background_source=bg[d]))
         plans[d]["Aval"] = only(plan_evaluation(ds, v_split, seed=0, background_source=bg[d]))
+        # the swapped validation fold (seventh search): checks on the fit quarter
+        swap = GroupSplit(frozenset(halves[d]["Afit"]), 0.5, v_seed)
+        plans[d]["Afit"] = only(plan_evaluation(ds, swap, seed=0, background_source=bg[d]))
         # bench_quality's own plan (clothing: its split and backgrounds; products: everything)
         whole = part.split if d == "clothing" else None
         plans[d]["all"] = only(

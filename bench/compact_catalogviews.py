@@ -24,12 +24,21 @@ difference distinguishable from 0 and from -0.5 points?
 `--fixed` skips the validation (its plans are the costly part to encode): B only, for one
 variant fixed in advance (uncentred, power 0.1, the background-swap and crop-zoom views of A's
 photos from bench_quality's own plans, each view weighing as a photo) beside the fourth
-search's (the same without views). Results: docs/guide/compact-vectors.md, "Fifth search".
+search's (the same without views). Results: docs/development/notes/issue-18-compact.md, "Fifth search".
 
 `--alphas` adds scatter (LDA-like) variants to the validation choice (see `Moments`): the
 directions of largest catalogue spread relative to how far the views in `--scatter-views` move
 from their photos; the choice is made among the PCA variants alone (the "chosen" row, as
 above) and among all (a second pick; B is read for both). Results: "Sixth search".
+
+`--betas` (seventh search) adds a category prior to the uncentred second moment C of the fit:
+C + beta x S_B x tr C / tr S_B, S_B the between-class scatter of the clothing TRAIN
+contributors' full-width vectors under their labels (class means about the overall mean,
+weighted by class size; the labels the checks ignore left out); never a held-out or product
+label. `--two-fold` validates on both quarters of A (fit on the fit quarter, checks on the
+validation quarter, and the swap: its plan "Afit" must be encoded), pooling each check's
+difference over the two folds by query count; the choice is made among the `--choose-powers`
+variants (the others are printed for comparison). Results: "Seventh search".
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ from numpy.typing import NDArray
 from bench_quality import CHECKS
 from compact_catalogfit import DIM, DOMAINS, VIEWS, Setup, checks, prepare
 from lookalike.encoders.base import l2_normalise
-from lookalike.evaluation.metrics import neighbours, relevant_counts
+from lookalike.evaluation.metrics import DEFAULT_IGNORE, neighbours, relevant_counts
 from lookalike.evaluation.protocols import SYNTHETIC, EvaluationPlan, PlanFeatures
 from lookalike.training.projection import Projection, as_committed
 
@@ -63,26 +72,58 @@ class Variant:
     weight: float  # views' total weight / number of catalogue fit photos; -1: each view as a photo
     power: float
     alpha: float = 0.0  # share of the same-item view scatter in the generalised problem's B
+    beta: float = 0.0  # weight of the train labels' between-class scatter added to C
+    by_variance: bool = False  # beta > 0: scale each direction by its variance under C alone
 
     @property
     def name(self) -> str:
         views = "views as photos" if self.weight < 0 else f"views w {self.weight:g}"
         scatter = f", scatter {self.alpha:g}" if self.alpha > 0 else ""
+        prior = f", prior {self.beta:g}" if self.beta > 0 else ""
+        if self.beta > 0 and self.by_variance:
+            prior += " (C's variances)"
         return (
             f"catalogue + train + {views}, "
-            f"{'centred' if self.centred else 'uncentred'}, power {self.power:g}{scatter}"
+            f"{'centred' if self.centred else 'uncentred'}, power {self.power:g}{scatter}{prior}"
         )
 
 
+def between_class(rows: F, labels: list[str]) -> F64:
+    """The between-class scatter of `rows` under `labels` (DEFAULT_IGNORE's left out): the
+    class means about the overall mean of the labelled rows, weighted by class size, with
+    trace 1."""
+    keep = np.asarray([lab not in DEFAULT_IGNORE for lab in labels], dtype=bool)
+    x = rows[keep].astype(np.float64)
+    names, codes = np.unique(np.asarray(labels)[keep], return_inverse=True)
+    mu = x.mean(axis=0)
+    s = np.zeros((x.shape[1], x.shape[1]))
+    for k in range(len(names)):
+        dk = x[codes == k].mean(axis=0) - mu
+        s += (codes == k).sum() / len(x) * np.outer(dk, dk)
+    return s / np.trace(s)
+
+
+def within_class(rows: F, labels: list[str]) -> F64:
+    """The within-class scatter of `rows` under `labels` (DEFAULT_IGNORE's left out): each
+    row less its class mean, second moment."""
+    keep = np.asarray([lab not in DEFAULT_IGNORE for lab in labels], dtype=bool)
+    x = rows[keep].astype(np.float64)
+    codes = np.unique(np.asarray(labels)[keep], return_inverse=True)[1]
+    for k in range(int(codes.max()) + 1):
+        x[codes == k] -= x[codes == k].mean(axis=0)
+    return x.T @ x / len(x)
+
+
 def view_rows(setup: Setup, d: str, fit: set[str], names: tuple[str, ...] = VIEWS) -> tuple[F, F]:
-    """Every encoded same-item view (of any plan encoded) whose photo's group is in `fit`,
-    and beside each view its photo's full-width vector."""
+    """Every encoded same-item view (of any plan encoded but the swapped fold's "Afit", so that
+    the fits are the sixth search's) whose photo's group is in `fit`, and beside each view its
+    photo's full-width vector."""
     ds = setup.data[d]
     out: list[F] = []
     photos: list[F] = []
     for key, plan in setup.plans[d].items():
-        if key not in setup.feats[d]:
-            continue  # not encoded (--fixed)
+        if key not in setup.feats[d] or key == "Afit":
+            continue  # not encoded (--fixed), or the seventh search's swapped fold
         f = setup.feats[d][key]
         for v in plan.views:
             if v.name not in names:
@@ -114,16 +155,20 @@ class Moments:
         self.g_p, self.g_v = p.T @ p, v.T @ v
         diff = scatter_views.astype(np.float64) - scatter_photos.astype(np.float64)
         self.scatter = diff.T @ diff / max(len(diff), 1)
-        self.cache: dict[tuple[bool, float, float], tuple[F64, F64, F64]] = {}
+        self.prior: F64 | None = None  # between_class of the train photos (trace 1)
+        self.cache: dict[tuple[bool, float, float, float], tuple[F64, F64, F64]] = {}
 
-    def decompose(self, centred: bool, weight: float, alpha: float = 0.0) -> tuple[F64, F64, F64]:
-        """(mean, top DIM variances descending, their directions as rows); alpha 0: as
-        compact_catalogfit's Decomposition computes them."""
+    def decompose(
+        self, centred: bool, weight: float, alpha: float = 0.0, beta: float = 0.0
+    ) -> tuple[F64, F64, F64]:
+        """(mean, top DIM variances descending, their directions as rows); alpha 0 and beta 0:
+        as compact_catalogfit's Decomposition computes them; beta > 0: of C + beta x the prior
+        x tr C (the variances are that matrix's eigenvalues)."""
         from scipy.linalg import eigh  # type: ignore[import-untyped]
 
-        key = (centred, weight, alpha)
+        key = (centred, weight, alpha, beta)
         if key not in self.cache and alpha > 0:
-            mean, c = self.moment(centred, weight)
+            mean, c = self.moment(centred, weight, beta)
             d = len(c)
             b = (1.0 - alpha) * np.eye(d) + alpha * self.scatter * (d / np.trace(self.scatter))
             _, w = eigh(c, b, subset_by_index=[d - DIM, d - 1], driver="gvx")
@@ -132,7 +177,7 @@ class Moments:
             var = np.einsum("ij,jk,ik->i", w, c, w)
             self.cache[key] = (mean, np.clip(var, 0.0, None) + 1e-12, w)
         if key not in self.cache:
-            mean, c = self.moment(centred, weight)
+            mean, c = self.moment(centred, weight, beta)
             lam, vecs = eigh(c, subset_by_index=[len(c) - DIM, len(c) - 1], driver="evr")
             order = np.argsort(lam)[::-1]
             self.cache[key] = (
@@ -142,8 +187,9 @@ class Moments:
             )
         return self.cache[key]
 
-    def moment(self, centred: bool, weight: float) -> tuple[F64, F64]:
-        """(mean, second moment about it; uncentred: mean 0) of the weighted fit rows."""
+    def moment(self, centred: bool, weight: float, beta: float = 0.0) -> tuple[F64, F64]:
+        """(mean, second moment about it; uncentred: mean 0) of the weighted fit rows, plus
+        beta x tr x the category prior."""
         a = 1.0 if weight < 0 else weight * self.n_cat / self.n_v if self.n_v else 0.0
         total = self.n_p + a * self.n_v
         mean = (self.s_p + a * self.s_v) / total
@@ -152,10 +198,16 @@ class Moments:
             c -= np.outer(mean, mean)
         else:
             mean = np.zeros_like(mean)
+        if beta > 0:
+            assert self.prior is not None
+            c = c + beta * np.trace(c) * self.prior
         return mean, c
 
     def project(self, v: Variant) -> Projection:
-        mean, lam, vecs = self.decompose(v.centred, v.weight, v.alpha)
+        mean, lam, vecs = self.decompose(v.centred, v.weight, v.alpha, v.beta)
+        if v.beta > 0 and v.by_variance:  # the prior picks the directions, C scales them
+            _, c = self.moment(v.centred, v.weight)
+            lam = np.clip(((vecs @ c) * vecs).sum(axis=1), 0.0, None) + 1e-12
         matrix = vecs / lam[:, None] ** (v.power / 2)
         return as_committed(Projection(mean.astype(np.float32), matrix.astype(np.float32)))
 
@@ -259,6 +311,36 @@ def main() -> None:
     )
     ap.add_argument("--scatter-weights", default="0")
     ap.add_argument(
+        "--scatter-labels",
+        action="store_true",
+        help="the scatter variants (--alphas) against the within-class scatter of the train "
+        "photos under their labels instead of the views' scatter",
+    )
+    ap.add_argument(
+        "--betas",
+        default="0",
+        help="weights of the train labels' between-class scatter added to the fit's second "
+        "moment (e.g. 0,0.05,0.1,0.2,0.4; 0 is the sixth search's fit)",
+    )
+    ap.add_argument(
+        "--prior-scales",
+        default="moment",
+        help="with the prior, scale each direction (power) by its eigenvalue of C + prior "
+        "(moment), by its variance under C alone (variance), or both (moment,variance)",
+    )
+    ap.add_argument(
+        "--two-fold",
+        action="store_true",
+        help="validate on both quarters of A (the swap's plan clothing:Afit / products:Afit "
+        "encoded), the checks' differences pooled by query count",
+    )
+    ap.add_argument(
+        "--choose-powers",
+        default="",
+        help="choose only among the variants of these powers (default: all; the others are "
+        "printed for comparison)",
+    )
+    ap.add_argument(
         "--scatter-views",
         default=",".join(VIEWS),
         help="the views whose distance to their photo makes the scatter (e.g. background-swap)",
@@ -289,10 +371,12 @@ def main() -> None:
     if args.encode_only:
         return
     variants = [
-        Variant(c == "centred", float(w), float(p))
+        Variant(c == "centred", float(w), float(p), 0.0, float(b), s == "variance")
         for c in args.centring.split(",")
         for w in args.weights.split(",")
         for p in args.powers.split(",")
+        for b in args.betas.split(",")
+        for s in (args.prior_scales.split(",") if float(b) > 0 else ["moment"])
     ]
     variants += [
         Variant(c == "centred", float(w), float(p), float(a))
@@ -302,6 +386,19 @@ def main() -> None:
         for p in args.powers.split(",")
     ]
     train = setup.train_rows()
+    clothing = setup.data["clothing"]
+    is_train = np.asarray([g not in setup.catalogue["clothing"] for g in clothing.groups])
+    train_labels = [
+        clothing.labels[i] for i in np.flatnonzero(is_train & setup.feats["clothing"]["all"].ok)
+    ]
+    assert len(train_labels) == len(train)
+    prior = between_class(train, train_labels) if any(v.beta > 0 for v in variants) else None
+    within = within_class(train, train_labels) if args.scatter_labels else None
+    choose = {float(p) for p in filter(None, args.choose_powers.split(","))}
+
+    def pick(v: Variant) -> bool:
+        return not choose or v.power in choose
+
     names = [f"{ds[0].upper()} {m.split('/')[0][:14]}" for ds, m, _ in CHECKS]
     result: dict[str, object] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -322,6 +419,9 @@ def main() -> None:
             scatter = view_rows(setup, d, fit, tuple(args.scatter_views.split(",")))
             m = Moments(np.concatenate([cat, train]), views, *scatter)
             m.n_cat = len(cat)
+            m.prior = prior
+            if within is not None:
+                m.scatter = within
             print(
                 f"{d} {fit_key}: {len(cat)} catalogue photos + {len(train)} train photos, "
                 f"{len(views)} views",
@@ -373,22 +473,62 @@ def main() -> None:
             variants,
         )
 
-    def best(cands: list[Variant]) -> Variant:
+    def best(cands: list[Variant], val: dict[Variant, list[float]] = val) -> Variant:
         return max(cands, key=lambda v: (min(val[v]), float(np.mean(val[v]))))
 
-    chosen = best([v for v in variants if v.alpha == 0])
-    baseline = best([v for v in variants if v.weight == 0 and v.alpha == 0])
-    chosen_all = best(variants)
+    if args.two_fold:
+        val1 = val
+        _, val2 = table(
+            "VALIDATION, SWAPPED FOLD (fit: A's validation quarter + train + its views; checks: "
+            "A's fit quarter; points vs full width)",
+            "Aval",
+            "Afit",
+            variants,
+        )
+        n1, n2 = (
+            [len(q) for d in DOMAINS for q, _ in per_query(d, setup.plans[d][k], setup.feats[d][k])]
+            for k in ("Aval", "Afit")
+        )
+        val = {
+            v: [
+                (a * x + b * y) / (a + b)
+                for x, y, a, b in zip(val1[v], val2[v], n1, n2, strict=True)
+            ]
+            for v in variants
+        }
+        print(
+            "\nVALIDATION, BOTH FOLDS (each check's difference pooled by query count: "
+            f"{n1} + {n2} queries)"
+        )
+        for v in variants:
+            print(
+                f"{v.name:62s}" + "".join(f"{x:+17.2f}" for x in val[v]) + f"  {min(val[v]):+6.2f}",
+                flush=True,
+            )
+        result["validation_pooled"] = {
+            "queries": [n1, n2],
+            "diffs": {v.name: val[v] for v in variants},
+        }
+        one = best([v for v in variants if v.alpha == 0 and pick(v)], val1)
+        print(f"\n(fold 1 alone would choose: {one.name}, worst {min(val1[one]):+.2f})")
+        result["chosen_fold1"] = one.name
+
+    chosen = best([v for v in variants if v.alpha == 0 and pick(v)], val)
+    baseline = best([v for v in variants if v.weight == 0 and v.alpha == 0 and pick(v)], val)
+    no_prior = best([v for v in variants if v.beta == 0 and v.alpha == 0 and pick(v)], val)
+    chosen_all = best([v for v in variants if pick(v)], val)
     print(
         f"\n{'fixed in advance' if args.fixed else 'chosen on validation'}: {chosen.name} "
         f"(worst {min(val[chosen]):+.2f}); "
         f"best w = 0 (fourth search): {baseline.name}; "
-        f"best with the scatter variants: {chosen_all.name} (worst {min(val[chosen_all]):+.2f})",
+        f"best with the scatter variants: {chosen_all.name} (worst {min(val[chosen_all]):+.2f}); "
+        f"best without the prior: {no_prior.name} (worst {min(val[no_prior]):+.2f})",
         flush=True,
     )
     result["chosen"], result["chosen_w0"] = chosen.name, baseline.name
     result["chosen_with_scatter"] = chosen_all.name
-    test_cands = list(dict.fromkeys([chosen, chosen_all, baseline]))
+    result["chosen_beta0"] = no_prior.name
+    test_cands = list(dict.fromkeys([chosen, chosen_all, no_prior, baseline]))
     full_b, test = table(
         "TEST (fit: all of A + train + A's views; checks on B; points vs full width on B)",
         "A",
