@@ -24,7 +24,8 @@ difference distinguishable from 0 and from -0.5 points?
 `--fixed` skips the validation (its plans are the costly part to encode): B only, for one
 variant fixed in advance (uncentred, power 0.1, the background-swap and crop-zoom views of A's
 photos from bench_quality's own plans, each view weighing as a photo) beside the fourth
-search's (the same without views). Results: docs/development/notes/issue-18-compact.md, "Fifth search".
+search's (the same without views). Results: docs/development/notes/issue-18-compact.md,
+"Fifth search".
 
 `--alphas` adds scatter (LDA-like) variants to the validation choice (see `Moments`): the
 directions of largest catalogue spread relative to how far the views in `--scatter-views` move
