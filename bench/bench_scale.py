@@ -18,6 +18,10 @@ items.
         --pgvector start
     # + the embedded store searched again with other `ivf_probe` values (same files):
     .venv/bin/python bench/bench_scale.py --sizes 1000000 --backends embedded --probes 8,32
+    # at the default model's width, the data and builds at low priority, the searches not
+    # (lowering the priority again needs root); a 2,624-d million takes ~40 GB of disk:
+    nice -n 19 .venv/bin/python bench/bench_scale.py --sizes 1000000 --dim 2624 \
+        --backends embedded --processes 3 --serve-nice 0
 
 Data: `lookalike.evaluation.synthetic` — clustered unit vectors at the stored width with
 realistic metadata (20 categories, brands, prices, second-hand, sizes, colours), written
@@ -137,7 +141,7 @@ def synthetic(workdir: Path, n: int, dim: int, model: str, queries: int) -> Data
             for items, vectors in world.batches(n, 50_000):
                 store.add(items, vectors)
                 raw.write(vectors.tobytes())
-                print(f"  {folder.name}: {store.count()} items", flush=True)
+                print(f"  {folder.name}: {store.count()} items ({_now()})", flush=True)
         store.close()
         ready.write_text(json.dumps({"n": n, "dim": dim, "seconds": time.perf_counter() - t}))
     path = folder / "queries.npy"
@@ -325,6 +329,8 @@ def serve(backend: str, folder: Path, ds_queries: Path, exclude: Path | None,
           hold: bool = False) -> dict[str, Any]:
     """A serving process: open, answer every query once (per filter), report latency, ids and
     memory above this process's baseline after imports."""
+    if extra.get("serve_nice") is not None:  # searched at its own priority, not the build's
+        os.setpriority(os.PRIO_PROCESS, 0, int(extra["serve_nice"]))  # lowering it: root only
     import faiss  # imported before the baseline, as a server has it loaded
 
     faiss.omp_set_num_threads(1)  # one query on one thread, as every backend here
@@ -412,12 +418,18 @@ def serve(backend: str, folder: Path, ds_queries: Path, exclude: Path | None,
     after = memory()
     results["memory_kb"] = {key: after[key] - base.get(key, 0) for key in after}
     results["load"] = os.getloadavg()[0]  # beside the wall times: a busy machine inflates them
+    results["utc"] = datetime.now(UTC).strftime("%H:%M:%S")
     results["memory_total_kb"] = after
     results["files_kb"] = mapped_files("self", folder / FOLDER)
     if hold:
         print(json.dumps({"ready": os.getpid()}), flush=True)
         sys.stdin.readline()
     return results
+
+
+def _now() -> str:
+    """UTC time and the load average, beside every phase's numbers."""
+    return f"{datetime.now(UTC):%H:%M:%S} UTC, load {os.getloadavg()[0]:.2f}"
 
 
 def _rowids(ids_of: np.ndarray, idx: np.ndarray, gone: np.ndarray | None, j: int) -> list[int]:
@@ -507,9 +519,9 @@ def measure(ds: Dataset, backend: str, extra: dict[str, Any],
         time.sleep(5)  # the server lets go of a dropped collection's memory
         server_before = memory(server_pid)
     if built is None:
-        print(f"  {backend}: building", flush=True)
+        print(f"  {backend}: building ({_now()})", flush=True)
         built = run_child(["build", spec])
-    print(f"  {backend}: searching", flush=True)
+    print(f"  {backend}: searching ({_now()})", flush=True)
     served = run_child(["serve", spec])
     if backend == "milvus":  # the vectors live in the server: its memory grown by them counts
         for key in served["memory_kb"]:
@@ -519,6 +531,7 @@ def measure(ds: Dataset, backend: str, extra: dict[str, Any],
     name = backend if not extra.get("probe") else f"{backend}/p{extra['probe']}"
     row: dict[str, Any] = {"dataset": ds.name, "n": ds.n, "backend": name, **built,
                            "open_s": served["open_s"], "load": served.get("load", math.nan),
+                           "utc": served.get("utc"),
                            "rss_per_item": served["memory_kb"]["VmRSS"] * 1024 / ds.n,
                            "pss_per_item": served["memory_kb"]["Pss"] * 1024 / ds.n,
                            "rss_mb": served["memory_kb"]["VmRSS"] / 1024,
@@ -548,7 +561,9 @@ def processes_check(ds: Dataset, n_proc: int, extra: dict[str, Any]) -> dict[str
     finally:
         for child in children:
             child.communicate("\n")  # reads the child's result too (else a full pipe blocks it)
-    return {"processes": n_proc, "pss_mb": sum(p["Pss"] for p in per) / 1024,
+    return {"processes": n_proc, "load": os.getloadavg()[0],
+            "utc": datetime.now(UTC).strftime("%H:%M:%S"),
+            "pss_mb": sum(p["Pss"] for p in per) / 1024,
             "rss_mb": sum(p["VmRSS"] for p in per) / 1024,
             "each_pss_mb": [p["Pss"] / 1024 for p in per]}
 
@@ -648,6 +663,12 @@ def main() -> None:
                     help="nodes an Annoy search visits (its default, trees x k, found 41 %%)")
     ap.add_argument("--probes", default="",
                     help="also search the embedded store with these ivf_probe values (e.g. 4,8)")
+    ap.add_argument(
+        "--serve-nice",
+        type=int,
+        help="the serving processes' niceness (e.g. 0 when the run itself is under "
+        "`nice -n 19` for the data and the builds; lowering it needs root)",
+    )
     ap.add_argument("--out", type=Path, default=BENCH / "scale.json")
     ap.add_argument("--plot-from", default="",
                     help="only draw --out's plot from these earlier results (a,b.json), "
@@ -676,7 +697,8 @@ def main() -> None:
     backends += ["pgvector"] if args.pgvector else []
     extra = {"annoy_trees": args.annoy_trees, "annoy_search_k": args.annoy_search_k,
              "balltree_queries": 40,
-             "model": args.model, "url": "embedded"}
+             "model": args.model, "url": "embedded", "serve_nice": args.serve_nice}
+    print(f"start ({_now()})", flush=True)
     datasets = [synthetic(args.workdir, int(s), args.dim, args.model, args.queries)
                 for s in args.sizes.split(",")]
     if args.catalog:
@@ -684,7 +706,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     checks: list[dict[str, Any]] = []
     for ds in datasets:
-        print(f"{ds.name} ({ds.dim}-d)", flush=True)
+        print(f"{ds.name} ({ds.dim}-d) ({_now()})", flush=True)
         choose_filters(ds)
         truth = ground_truth(ds)
         from lookalike import Filters

@@ -395,3 +395,34 @@ def test_current_vectors_are_the_databases_even_behind_the_files(
     ids, vectors = index.current_vectors(asked)
     assert ids.tolist() == real(np.unique(asked))[0].tolist() and read == []
     np.testing.assert_array_equal(vectors, real(np.unique(asked))[1])
+
+
+def test_scattered_rows_scored_in_pieces_give_the_same_results(
+    large: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter's rows gathered and scored a few at a time (`_GATHER_BYTES`): the same scores
+    and ids as all at once, on the exact and the inverted-list paths."""
+    import lookalike.index.embedded as embedded
+
+    queries = SyntheticCatalog(DIM).queries(12)
+    filters = [
+        Filters(category=["dress"], second_hand=True),
+        Filters(second_hand=True),
+        Filters(category=["dress", "jeans"]),
+    ]
+    whole = [large.index.search(queries, 10, f) for f in filters]
+    monkeypatch.setattr(embedded, "_GATHER_BYTES", 7 * DIM)  # pieces of 7 rows
+    gather = embedded._gather_int8
+    sizes: list[int] = []
+
+    def counted(view: object, slots: np.ndarray) -> object:
+        sizes.append(len(slots))
+        return gather(view, slots)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(embedded, "_gather_int8", counted)
+    for f, before in zip(filters, whole, strict=True):
+        after = large.index.search(queries, 10, f)
+        assert after.plan == before.plan
+        assert np.array_equal(after.ids, before.ids), f
+        assert np.array_equal(after.scores, before.scores), f
+    assert len(sizes) > 100 and max(sizes) <= 7  # scored in pieces indeed
