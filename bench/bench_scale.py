@@ -606,12 +606,14 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     synthetic_rows = [r for r in rows if r["dataset"].startswith("synthetic")]
     for ax, (key, title, log) in zip(axes.flat, panels, strict=True):
         for backend in BACKENDS:
+            # a server measured from outside has no memory or disk figures (NaN): left out
             pts = sorted((r["n"], r[key]) for r in synthetic_rows
-                         if r["backend"] == backend and r.get(key) is not None)
+                         if r["backend"] == backend and r.get(key) is not None
+                         and math.isfinite(r[key]) and (r[key] > 0 or not log))
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=backend)
         ax.set_xscale("log")
-        if log:
+        if log and ax.lines:
             ax.set_yscale("log")
         ax.set_title(title)
         ax.set_xlabel("items")
