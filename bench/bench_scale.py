@@ -528,7 +528,8 @@ def measure(ds: Dataset, backend: str, extra: dict[str, Any],
             served["memory_kb"][key] = (
                 served["memory_kb"][key] + memory(server_pid)[key] - server_before[key]
                 if server_pid else math.nan)
-    name = backend if not extra.get("probe") else f"{backend}/p{extra['probe']}"
+    name = (f"{backend}/p{extra['probe']}" if extra.get("probe")
+            else f"{backend}/ef{extra['ef']}" if extra.get("ef") else backend)
     row: dict[str, Any] = {"dataset": ds.name, "n": ds.n, "backend": name, **built,
                            "open_s": served["open_s"], "load": served.get("load", math.nan),
                            "utc": served.get("utc"),
@@ -654,6 +655,9 @@ def main() -> None:
                     help="largest size Annoy and BallTree are built for (memory, time)")
     ap.add_argument("--catalog", type=Path, help="also a real catalog folder (ingested)")
     ap.add_argument("--milvus", help="milvus://HOST:PORT: also the Milvus backend")
+    ap.add_argument("--milvus-ef", default="",
+                    help="also search the Milvus collection with these HNSW ef values (e.g. "
+                    "64,128; same collection, built once)")
     ap.add_argument("--pgvector", help="'start' or postgresql://USER@HOST:PORT/DB[?ef=N]: also "
                     "the pgvector backend (HNSW)")
     ap.add_argument("--model", default="lookalike-fashion-int8",
@@ -740,6 +744,15 @@ def main() -> None:
                     for probe in filter(None, args.probes.split(",")):
                         rows.append(measure(ds, backend, {**opts, "probe": int(probe)}, truth,
                                             built))
+                if backend == "milvus":  # the same collection searched with other HNSW ef
+                    built = {k: rows[-1][k] for k in ("build_s", "add_s", "disk_bytes")}
+                    same = {k: v for k, v in opts.items()  # memory: measured once, above
+                            if k not in ("milvus_pid", "milvus_data")}
+                    for ef in filter(None, args.milvus_ef.split(",")):
+                        url = f"{args.milvus}{'&' if '?' in args.milvus else '?'}ef={int(ef)}"
+                        print(table(rows[-1:]), flush=True)
+                        rows.append(measure(ds, backend, {**same, "url": url, "ef": int(ef)},
+                                            truth, built))
             except subprocess.CalledProcessError as exc:
                 print(f"  {backend} failed: {exc.stderr[-2000:]}", flush=True)
                 continue
