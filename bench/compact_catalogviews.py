@@ -89,16 +89,22 @@ class Variant:
         )
 
 
+def _labelled(rows: F, labels: list[str]) -> tuple[F64, NDArray[np.intp]]:
+    """The rows whose label the checks use (DEFAULT_IGNORE's left out), in float64, and each
+    one's class number."""
+    keep = np.asarray([lab not in DEFAULT_IGNORE for lab in labels], dtype=bool)
+    codes = np.unique(np.asarray(labels)[keep], return_inverse=True)[1]
+    return rows[keep].astype(np.float64), codes
+
+
 def between_class(rows: F, labels: list[str]) -> F64:
     """The between-class scatter of `rows` under `labels` (DEFAULT_IGNORE's left out): the
     class means about the overall mean of the labelled rows, weighted by class size, with
     trace 1."""
-    keep = np.asarray([lab not in DEFAULT_IGNORE for lab in labels], dtype=bool)
-    x = rows[keep].astype(np.float64)
-    names, codes = np.unique(np.asarray(labels)[keep], return_inverse=True)
+    x, codes = _labelled(rows, labels)
     mu = x.mean(axis=0)
     s = np.zeros((x.shape[1], x.shape[1]))
-    for k in range(len(names)):
+    for k in range(int(codes.max()) + 1):
         dk = x[codes == k].mean(axis=0) - mu
         s += (codes == k).sum() / len(x) * np.outer(dk, dk)
     return s / np.trace(s)
@@ -107,9 +113,7 @@ def between_class(rows: F, labels: list[str]) -> F64:
 def within_class(rows: F, labels: list[str]) -> F64:
     """The within-class scatter of `rows` under `labels` (DEFAULT_IGNORE's left out): each
     row less its class mean, second moment."""
-    keep = np.asarray([lab not in DEFAULT_IGNORE for lab in labels], dtype=bool)
-    x = rows[keep].astype(np.float64)
-    codes = np.unique(np.asarray(labels)[keep], return_inverse=True)[1]
+    x, codes = _labelled(rows, labels)
     for k in range(int(codes.max()) + 1):
         x[codes == k] -= x[codes == k].mean(axis=0)
     return x.T @ x / len(x)
