@@ -24,6 +24,8 @@ from lookalike.evaluation.synthetic import SyntheticCatalog
 from lookalike.index import VectorStoreError
 from lookalike.index.columns import FieldColumns, Vocabulary
 from lookalike.index.embedded import FOLDER, MANIFEST, EmbeddedStore
+from lookalike.index.scan import Int8Rows, QueryCodes
+from lookalike.index.segments import learn_projection, projected_codes
 from vector_worlds import recall, reference
 
 DIM = 48
@@ -415,9 +417,9 @@ def test_scattered_rows_scored_in_pieces_give_the_same_results(
     gather = embedded._gather_int8
     sizes: list[int] = []
 
-    def counted(view: object, slots: np.ndarray) -> object:
+    def counted(view: object, slots: np.ndarray, projected: bool = False) -> object:
         sizes.append(len(slots))
-        return gather(view, slots)  # type: ignore[arg-type]
+        return gather(view, slots, projected)  # type: ignore[arg-type]
 
     monkeypatch.setattr(embedded, "_gather_int8", counted)
     for f, before in zip(filters, whole, strict=True):
@@ -426,3 +428,117 @@ def test_scattered_rows_scored_in_pieces_give_the_same_results(
         assert np.array_equal(after.ids, before.ids), f
         assert np.array_equal(after.scores, before.scores), f
     assert len(sizes) > 100 and max(sizes) <= 7  # scored in pieces indeed
+
+
+def test_projected_codes_bound_every_full_width_product() -> None:
+    """The first-stage codes of a projected generation: int8 codes of P x with an error
+    term for the part of x outside the projection. The bound `QueryCodes.candidates` uses
+    must hold for the full-width product of every row, so the exact top k is always among
+    the candidates; leaving that part out of the bound breaks it."""
+    world = SyntheticCatalog(256)
+    x, _ = world.vectors(3000, 1)
+    queries = world.queries(30)
+    projection = learn_projection(x[:1000], 48)
+    np.testing.assert_allclose(projection @ projection.T, np.eye(48), atol=1e-5)
+    rows = projected_codes(x, projection)
+    q = QueryCodes.projected(queries, queries @ projection.T)
+    dots = rows.codes.astype(np.int32) - 128
+    exact = queries @ x.T
+    for j in range(len(queries)):
+        approx = (dots @ q.codes[j].astype(np.int32)) * rows.scale * q.scale[j]
+        bound = q.norm[j] * rows.error + q.error[j] * rows.norm
+        assert (np.abs(exact[j] - approx) <= bound + 1e-5).all()
+        cands = q.candidates(j, dots @ q.codes[j].astype(np.int32), rows.scale, rows.error,
+                             rows.norm, 10)
+        assert set(np.argsort(-exact[j])[:10].tolist()) <= set(cands.tolist())
+    plain = QueryCodes.of(queries @ projection.T)  # |q'| as the norm, no outside part
+    low_error = Int8Rows.of(x @ projection.T).error
+    broken = [(np.abs(exact[j] - (dots @ plain.codes[j].astype(np.int32)) * rows.scale
+                      * plain.scale[j]) > plain.norm[j] * low_error
+               + plain.error[j] * rows.norm).any() for j in range(len(queries))]
+    assert all(broken), "without the outside part the bound does not hold"
+
+
+def test_a_wide_catalog_searches_projected_codes_through_writes_and_damage(
+    tmp_path: Path,
+) -> None:
+    """Vectors wider than `index_code_dim` in a clustered catalog: its lists are searched
+    through codes of the vectors' projection (`code_dim` wide), the best rows rescored at
+    full width. Recall holds unfiltered and filtered (a filter's whole subset scanned: 0.99),
+    every score returned is the full-width one, new rows get
+    projected codes, a compaction keeping the centres keeps the projection, a setting
+    changed later takes effect at the next compaction, and damaged projected codes are
+    rebuilt."""
+    dim, code_dim = 256, 128
+    cat = make_catalog(tmp_path, 6000, dim=dim, exact_max_items=1000, filter_exact_max=300,
+                       index_code_dim=code_dim)
+    assert isinstance(cat.index, EmbeddedStore)
+    info = cat.index.describe()
+    assert info["method"] == "ivf" and info["code_dim"] == code_dim
+    folder = tmp_path / FOLDER
+    gen = info["generation"]
+    assert (folder / f"g{gen}.base.pcodes").stat().st_size == 6000 * code_dim
+    queries = SyntheticCatalog(dim).queries(40)
+
+    def check(catalog: Catalog) -> None:
+        methods = set()
+        for filters in [None, Filters(second_hand=True), Filters(category=["dress", "jeans"]),
+                        Filters(category=["dress"], second_hand=True)]:
+            _, truth = reference(catalog, queries, 10, filters)
+            got = catalog.index.search(queries, 10, filters)
+            methods.add(got.plan.method)
+            assert recall(truth, got.ids) >= (0.95 if got.plan.method == "ivf" else 0.99)
+            found = got.ids >= 0  # every score a full-width one
+            asked = np.repeat(queries, found.sum(axis=1), axis=0)
+            full = (catalog.index.vectors(got.ids[found]) * asked).sum(axis=1)
+            np.testing.assert_allclose(got.scores[found], full, atol=1e-5)
+        assert methods == {"ivf", "exact-subset"}
+
+    check(cat)
+    projection = (folder / f"g{gen}.base.projection").read_bytes()
+    assert len(projection) == code_dim * dim * 4
+    world = SyntheticCatalog(dim, seed=5)
+    cat.add_items(*world.items(0, 300))
+    for i in range(0, 600, 3):
+        cat.delete_item(f"syn-0-{i}")
+    m = json.loads((folder / MANIFEST).read_text())
+    assert m["generation"] == gen and m["tail"]["pcodes"][0] == m["tail"]["ids"][0] >= 300
+    check(cat)
+    cat.index.compact()
+    info = cat.index.describe()
+    assert info["generation"] != gen and info["tail"] == 0 and info["code_dim"] == code_dim
+    gen = info["generation"]
+    assert (folder / f"g{gen}.base.projection").read_bytes() == projection
+    check(cat)
+    cat.close()
+    wider = Catalog.open(Settings(catalog_dir=tmp_path, auto_tag=False, exact_max_items=1000,
+                                  filter_exact_max=300, index_code_dim=0))
+    assert wider.index.describe()["code_dim"] == code_dim  # opening writes nothing
+    check(wider)
+    assert isinstance(wider.index, EmbeddedStore)
+    wider.delete_item("syn-0-1")
+    wider.index.compact()  # ... the next compaction applies the setting
+    gen = wider.index.describe()["generation"]
+    assert wider.index.describe()["code_dim"] == dim
+    assert not (folder / f"g{gen}.base.pcodes").exists()
+    check(wider)
+    wider.close()
+    narrower = Catalog.open(Settings(catalog_dir=tmp_path, auto_tag=False,
+                                     exact_max_items=1000, filter_exact_max=300,
+                                     index_code_dim=code_dim))
+    assert isinstance(narrower.index, EmbeddedStore)
+    narrower.delete_item("syn-0-2")
+    narrower.index.compact()  # and back: a projection learnt for the kept lists
+    assert narrower.index.describe()["code_dim"] == code_dim
+    check(narrower)
+    narrower.close()
+    gen = json.loads((folder / MANIFEST).read_text())["generation"]
+    path = folder / f"g{gen}.base.pcodes"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\x07" * 64
+    path.write_bytes(bytes(data))
+    again = Catalog.open(Settings(catalog_dir=tmp_path, auto_tag=False, exact_max_items=1000,
+                                  filter_exact_max=300, index_code_dim=code_dim))
+    assert again.index.describe()["generation"] != gen, "rebuilt from SQLite"
+    check(again)
+    again.close()

@@ -8,7 +8,11 @@ Files (`<catalog>/vectors/`), all rebuilt from SQLite when missing, damaged or o
   `index/scan.py` (scale, error, norm) and its filterable fields as columns (`index/columns.py`).
   Large catalogs (more than `Settings.exact_max_items` items) are split into inverted lists by a
   spherical k-means over the vectors (in two levels from 256 lists; see `index/segments.py`):
-  the rows are stored list by list, so a search reads a few contiguous lists;
+  the rows are stored list by list, so a search reads a few contiguous lists. When such a
+  catalog's vectors are wider than `Settings.index_code_dim` (512; the default model's are
+  2,624-d), the clustering also learns a projection onto their top principal directions and
+  every row gets first-stage int8 codes of its projection (`segments.projected_codes`):
+  a fifth of the bytes to hold and to read;
 * a **tail**: rows added since (appended, each with its nearest list), and **dead** slots
   (deleted items, and the old rows of items whose vector or fields changed);
 * `manifest.json`: generation, row counts and CRC-32 of every file, the change-log position the
@@ -26,7 +30,12 @@ Search (`EmbeddedStore.search`), per query:
   kept items, then every further list that may still hold a better kept item than the k-th
   found: its centre score plus the largest gap seen between a read list's best kept score and
   its centre score (times `_GAP_MARGIN`) reaches it. Within the lists read the result is exact;
-  recall is lost only to lists not read.
+  recall is lost only to lists not read;
+* a **projected** generation (above) ranks lists by the projected centres and rows by their
+  projected codes, then rescores the best `_RESCORE_PROJECTED` (64) at full width, in its
+  inverted-list and its filters' subset searches alike: the scores returned are full-width
+  ones, but a row the projection ranks too low is missed (recall is measured, not
+  guaranteed). `index_code_dim` 0 keeps full-width codes and exact subset searches.
 
 Filters are evaluated on the columns before ranking. Writes take a file lock, append to the tail and
 rewrite the manifest; when the tail and dead rows pass a tenth of the base, the writer compacts them
@@ -60,13 +69,14 @@ from lookalike.index import mapped
 from lookalike.index.base import Ids, Matrix, top_k
 from lookalike.index.columns import FieldColumns, Vocabulary
 from lookalike.index.mapped import DamagedFileError
-from lookalike.index.scan import QueryCodes, Scanner
+from lookalike.index.scan import Int8Rows, QueryCodes, Scanner
 from lookalike.index.segments import (
     BUILD_BATCH,
     FOLDER,
     MANIFEST,
     Batch,
     Manifest,
+    Rows,
     View,
     batches_from_source,
     build_base,
@@ -104,6 +114,9 @@ OBSOLETE = ("index.faiss", "index.json")
 _COMPACT_SHARE = 0.1  # tail + dead rows past this share of the base: compact
 _COMPACT_MIN = 4096  # ... and past this many
 _RESCORE = 32  # float32 rows an inverted-list search rescores at most (k = 10; 3·k above)
+# ... of a projected generation (its first-stage scores miss the part of each vector outside
+# the projection: more rows are rescored, 6·k above)
+_RESCORE_PROJECTED = 64
 _INT8_MIN_ROWS = 256  # fewer rows: score the float32 rows directly
 _FILTER_CAP = 8  # a filtered search scores at most this many times its first kept rows
 # scattered rows (a filter's) are gathered and scored this many bytes of codes at a time: each
@@ -295,7 +308,7 @@ class EmbeddedStore:
         tail = dict(manifest.tail)
         if len(batch.ids):
             tail = write_rows(self.folder, f"g{gen}.tail", batch, tail,
-                              {"list": view.lists_of(batch.vectors)})
+                              {"list": view.lists_of(batch.vectors)}, view.projection)
         dead_state = manifest.dead
         if len(dead):
             dead_state = mapped.append(self.folder / f"g{gen}.dead", dead, dead_state)
@@ -371,7 +384,7 @@ class EmbeddedStore:
         generation = m.generation + 1
         states, lists, used = build_base_from(
             self.folder, generation, self._dim, sources_of_view(self.folder, trimmed, batch),
-            self.settings, centroids,
+            self.settings, centroids, view.projection,
         )
         clustered = m.clustered if used is not None and centroids is not None else (
             states["ids"].rows if used is not None else 0)
@@ -498,7 +511,8 @@ class EmbeddedStore:
         m = view.manifest
         return {
             "backend": "embedded", "method": "ivf" if m.lists > 1 else "exact",
-            "lists": m.lists, "items": view.live, "tail": m.tail_rows, "dead": view.dead,
+            "lists": m.lists, "code_dim": m.code_dim or m.dim, "items": view.live,
+            "tail": m.tail_rows, "dead": view.dead,
             "generation": m.generation, "bytes": folder_bytes(self.folder),
         }
 
@@ -573,15 +587,20 @@ class EmbeddedStore:
         out_slots = np.full((m, k), -1, dtype=np.int64)
         if k == 0 or m == 0 or plan.candidates == 0:
             return SearchResult(out_s, out_slots, plan)
+        # a projected generation ranks lists and rows by the queries' projection first, then
+        # rescores a fixed number of rows at full width (its codes' bound is too loose to pick
+        # them: see `projected_codes`)
+        low = None if view.projection is None else self.scanner(queries, view.projection)
+        rescore = max(_RESCORE, 3 * k) if low is None else max(_RESCORE_PROJECTED, 6 * k)
         if plan.method == "ivf":
-            centre_scores = self.scanner(queries, view.centroids)
-            rescore = max(_RESCORE, 3 * k)
+            centre_scores = self.scanner(queries if low is None else low, view.code_centroids)
             if selection is None:
                 probe = self.settings.ivf_probe or math.ceil(
                     self.settings.ivf_rows * view.manifest.lists / max(1, view.live))
                 for j in range(m):
                     slots = _probed_slots(view, centre_scores[j], probe, view.alive)
-                    s, i = self._rank(view, queries[j : j + 1], slots, k, rescore)
+                    s, i = self._rank(view, queries[j : j + 1], slots, k, rescore,
+                                      None if low is None else low[j : j + 1])
                     out_s[j], out_slots[j] = s[0], i[0]
             else:
                 mask = np.zeros(view.slots, dtype=np.bool_)
@@ -594,7 +613,8 @@ class EmbeddedStore:
                 cap = _FILTER_CAP * target
                 for j in range(m):
                     s, i = self._rank_filtered(view, queries[j], centre_scores[j], mask,
-                                               counts, target, cap, k, rescore)
+                                               counts, target, cap, k, rescore,
+                                               None if low is None else low[j])
                     out_s[j], out_slots[j] = s, i
         else:
             if selection is None:
@@ -603,7 +623,8 @@ class EmbeddedStore:
                     slots = slots[view.alive]
             else:
                 slots = selection
-            out_s, out_slots = self._rank(view, queries, slots, k)
+            out_s, out_slots = self._rank(view, queries, slots, k,
+                                          None if low is None else rescore, low)
         ids = np.full((m, k), -1, dtype=np.int64)
         found = out_slots >= 0
         ids[found] = _ids_at(view, out_slots[found])
@@ -612,10 +633,12 @@ class EmbeddedStore:
 
     def _rank(
         self, view: View, queries: Matrix, slots: NDArray[np.int64], k: int,
-        rescore: int | None = None,
+        rescore: int | None = None, low: Matrix | None = None,
     ) -> tuple[Matrix, NDArray[np.int64]]:
         """Exact top k of `queries` among `slots`: (scores, slots), -1 where fewer. With
-        `rescore`, at most that many rows (the best in int8) are rescored in float32."""
+        `rescore`, at most that many rows (the best in int8) are rescored in float32. `low`:
+        the queries projected (a projected generation): the first stage scores the rows'
+        projected codes."""
         m, n = len(queries), len(slots)
         out_s = np.full((m, k), -np.inf, dtype=np.float32)
         out_i = np.full((m, k), -1, dtype=np.int64)
@@ -626,8 +649,8 @@ class EmbeddedStore:
             ok = idx >= 0
             out_s[ok], out_i[ok] = scores[ok], slots[idx[ok]]
             return out_s, out_i
-        q = QueryCodes.of(queries)
-        dots, scale, error, norm = self._int8_dots(view, slots, q)
+        q = _query_codes(queries, low)
+        dots, scale, error, norm = self._int8_dots(view, slots, q, low is not None)
         for j in range(m):
             candidates = q.candidates(j, dots[:, j], scale, error, norm, k, limit=rescore)
             at = slots[candidates]
@@ -638,19 +661,19 @@ class EmbeddedStore:
         return out_s, out_i
 
     def _int8_dots(
-        self, view: View, slots: NDArray[np.int64], q: QueryCodes
+        self, view: View, slots: NDArray[np.int64], q: QueryCodes, projected: bool = False
     ) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.float32],
                NDArray[np.float32]]:
-        """int8 dot products of `slots` (ascending) with the queries, and their bound terms.
-        Long runs of slots (whole lists) are scored where they lie in the mapped file, one
-        product a run, not copied first."""
+        """int8 dot products of `slots` (ascending) with the queries, and their bound terms
+        (of the rows' projected codes when `projected`). Long runs of slots (whole lists) are
+        scored where they lie in the mapped file, one product a run, not copied first."""
         n_base = view.n_base
         if len(slots) == 0 or int(slots[-1]) >= n_base:
-            return self._gathered_dots(view, slots, q)
+            return self._gathered_dots(view, slots, q, projected)
         breaks = np.flatnonzero(np.diff(slots) != 1) + 1
         if len(breaks) * 64 >= len(slots):  # short runs: gather the rows, one product a piece
-            return self._gathered_dots(view, slots, q)
-        rows = view.base.int8
+            return self._gathered_dots(view, slots, q, projected)
+        rows = _codes(view.base, projected)
         starts = np.concatenate([[0], breaks])
         ends = np.concatenate([breaks, [len(slots)]])
         dots = np.concatenate([self.scanner.int8_dots(rows.codes[a:b], q) for a, b in zip(
@@ -658,17 +681,18 @@ class EmbeddedStore:
         return dots, rows.scale[slots], rows.error[slots], rows.norm[slots]
 
     def _gathered_dots(
-        self, view: View, slots: NDArray[np.int64], q: QueryCodes
+        self, view: View, slots: NDArray[np.int64], q: QueryCodes, projected: bool = False
     ) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
         """`_int8_dots` of scattered slots (ascending): their codes gathered and scored
         `_GATHER_BYTES` at a time (at 2,624-d a 1 % filter's 10,000 rows: 7 ms of CPU, not 11)."""
-        step = max(1, _GATHER_BYTES // max(1, view.manifest.dim))
+        width = view.manifest.code_dim if projected else view.manifest.dim
+        step = max(1, _GATHER_BYTES // max(1, width))
         if len(slots) <= step:
-            codes, scale, error, norm = _gather_int8(view, slots)
+            codes, scale, error, norm = _gather_int8(view, slots, projected)
             return self.scanner.int8_dots(codes, q), scale, error, norm
         parts = []
         for a in range(0, len(slots), step):
-            codes, scale, error, norm = _gather_int8(view, slots[a : a + step])
+            codes, scale, error, norm = _gather_int8(view, slots[a : a + step], projected)
             parts.append((self.scanner.int8_dots(codes, q), scale, error, norm))
         return (
             np.concatenate([p[0] for p in parts]),
@@ -680,7 +704,7 @@ class EmbeddedStore:
     def _rank_filtered(
         self, view: View, query: NDArray[np.float32], centre_scores: Matrix,
         mask: NDArray[np.bool_], counts: NDArray[np.int64], target: int, cap: int, k: int,
-        rescore: int,
+        rescore: int, low: NDArray[np.float32] | None = None,
     ) -> tuple[Matrix, NDArray[np.int64]]:
         """Exact top k among the kept (`mask`) rows of the lists a filtered search reads: the
         nearest lists holding kept rows until they hold `target`, then, while some unread list
@@ -689,11 +713,12 @@ class EmbeddedStore:
         the largest gap seen so far between a read list's best kept score and its centre
         score reaches the k-th best score: a filter's nearest rows often lie far from the
         query, where the centres rank lists poorly (far away, a list's spread decides its
-        best score more than its centre does), and the gap grows with the lists read."""
+        best score more than its centre does), and the gap grows with the lists read. `low`:
+        the query projected (a projected generation), as in `_rank`."""
         order = np.argsort(-centre_scores)
         order = order[counts[order] > 0]
         cum = np.cumsum(counts[order])
-        q = QueryCodes.of(query[None])
+        q = _query_codes(query[None], None if low is None else low[None])
         parts: list[tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32],
                           NDArray[np.float32], NDArray[np.float32]]] = []
         best: list[NDArray[np.float32]] = []
@@ -704,7 +729,7 @@ class EmbeddedStore:
             lists = order[done:upto]
             slots, owner = _list_slots(view, lists, mask)
             if len(slots):
-                dots2, scale, error, norm = self._int8_dots(view, slots, q)
+                dots2, scale, error, norm = self._int8_dots(view, slots, q, low is not None)
                 dots = dots2[:, 0]
                 parts.append((slots, dots, scale, error, norm))
                 approx = dots.astype(np.float32) * (scale * q.scale[0])
@@ -861,14 +886,31 @@ def _ids_at(view: View, slots: NDArray[np.int64]) -> Ids:
     return out
 
 
+def _codes(rows: Rows, projected: bool) -> Int8Rows:
+    """The rows' first-stage codes: their projected ones, or their full-width ones."""
+    if not projected:
+        return rows.int8
+    if rows.projected is None:
+        raise ValueError("these rows have no projected codes")
+    return rows.projected
+
+
+def _query_codes(queries: Matrix, low: Matrix | None) -> QueryCodes:
+    """The queries' int8 codes for a first stage: of `queries`, or of `low` (the queries
+    projected, for a projected generation's codes)."""
+    return QueryCodes.of(queries) if low is None else QueryCodes.projected(queries, low)
+
+
 def _gather_int8(
-    view: View, slots: NDArray[np.int64]
+    view: View, slots: NDArray[np.int64], projected: bool = False
 ) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
-    """The int8 codes and bound terms of `slots` (ascending), copying contiguous runs whole."""
+    """The int8 codes (projected ones when `projected`) and bound terms of `slots`
+    (ascending), copying contiguous runs whole."""
     n_base = view.n_base
     split = int(np.searchsorted(slots, n_base))
     parts: list[tuple[np.ndarray, ...]] = []
-    for rows, at in ((view.base.int8, slots[:split]), (view.tail.int8, slots[split:] - n_base)):
+    for rows, at in ((_codes(view.base, projected), slots[:split]),
+                     (_codes(view.tail, projected), slots[split:] - n_base)):
         if len(at) == 0:
             continue
         breaks = np.flatnonzero(np.diff(at) != 1) + 1

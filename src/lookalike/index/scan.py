@@ -223,6 +223,14 @@ class QueryCodes:
         return cls(codes, scale, np.linalg.norm(queries, axis=1),
                    np.linalg.norm(queries - approx, axis=1))
 
+    @classmethod
+    def projected(cls, queries: Matrix, low: Matrix) -> QueryCodes:
+        """Codes of `low` (the queries projected, q' = P q) carrying |q| at full width as their
+        norm: what the bound needs against rows coded by `segments.projected_codes`."""
+        codes = cls.of(low)
+        norm = np.linalg.norm(np.asarray(queries, dtype=np.float32), axis=1)
+        return cls(codes.codes, codes.scale, norm.astype(np.float32), codes.error)
+
     def candidates(
         self,
         j: int,

@@ -3,7 +3,8 @@ a generation mapped into memory, and building a generation's base segment.
 
 `<catalog>/vectors/`: per generation g, `g{g}.base.<column>` (written once: every item's id,
 float32 vector, int8 codes and bound terms, filterable fields; large catalogs stored list by
-list, with the lists' offsets and centres and the ids sorted), `g{g}.tail.<column>` (rows
+list, with the lists' offsets and centres and the ids sorted; wide ones also with a projection
+and each row's projected codes, `PROJECTED_FILES`), `g{g}.tail.<column>` (rows
 appended since) and `g{g}.dead` (slots no longer live); `manifest.json` names the generation
 and every file's valid rows and CRC-32; `checked.json` the base files' size, modification time
 and inode when their checksums last matched.
@@ -57,8 +58,8 @@ __all__ = [
     "BUILD_BATCH", "FOLDER", "MANIFEST", "Batch", "CentreGroups", "Manifest", "Rows", "Source",
     "View",
     "auto_lists", "batches_from_source", "build_base", "build_base_from", "folder_bytes",
-    "lists_for", "nearest_lists", "next_generation", "open_view", "sources_of_view", "stamp",
-    "write_rows",
+    "learn_projection", "lists_for", "nearest_lists", "next_generation", "open_view",
+    "projected_codes", "sources_of_view", "stamp", "write_rows",
 ]
 
 FOLDER = "vectors"
@@ -87,6 +88,18 @@ BASE_EXTRA: dict[str, tuple[type[np.generic], int | str]] = {
     "sorted_ids": (np.int64, 0),
     "sorted_slots": (np.int64, 0),
 }
+# a clustered catalog wider than `Settings.index_code_dim`: its first-stage codes are of the
+# vectors projected onto the catalog's principal directions (`PROJECTION`, base-only, one row a
+# direction), with the bound terms of `projected_codes`; rows written before the lists (a
+# build's first pass) have none. Absent when the codes are the full-width ones.
+PROJECTION = "projection"
+PROJECTED_FILES: dict[str, tuple[type[np.generic], int | str]] = {
+    "pcodes": (np.uint8, "code_dim"),
+    "pscale": (np.float32, 0),
+    "perror": (np.float32, 0),
+    "pnorm": (np.float32, 0),
+}
+PROJECTION_SAMPLE = 20_000  # rows the principal directions are learnt from
 BUILD_BATCH = 50_000
 READ_ROWS_FROM = 64 << 20  # float32 files larger than this: rows read, not mapped
 KMEANS_SAMPLE = 64  # training points per list
@@ -130,6 +143,12 @@ class Manifest:
     def tail_rows(self) -> int:
         return self.tail["ids"].rows if "ids" in self.tail else 0
 
+    @property
+    def code_dim(self) -> int:
+        """Width of the first-stage codes of a projected generation; 0 when they are the
+        full-width int8 codes."""
+        return self.base[PROJECTION].rows if PROJECTION in self.base else 0
+
     def to_json(self) -> str:
         return json.dumps({
             "format": FORMAT, "dim": self.dim, "generation": self.generation,
@@ -170,6 +189,7 @@ class Rows:
     columns: FieldColumns
     list: NDArray[np.int32] | None = None  # tail rows only: each row's list
     reader: mapped.RowReader | None = None  # large files: float32 rows read, not mapped
+    projected: Int8Rows | None = None  # a projected generation's first-stage codes
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -187,14 +207,14 @@ def _is_run(at: NDArray[np.int64]) -> bool:
                 and (n < 3 or bool((at[1:] > at[:-1]).all())))
 
 
-def _width_of(spec: int | str, dim: int) -> int:
-    return dim if spec == "dim" else int(spec)
+def _width_of(spec: int | str, dim: int, code_dim: int = 0) -> int:
+    return dim if spec == "dim" else code_dim if spec == "code_dim" else int(spec)
 
 
 def _map_rows(
     folder: Path, prefix: str, files: dict[str, tuple[type[np.generic], int | str]],
     states: dict[str, FileState], dim: int, verified: dict[str, FileState] | None,
-    random_access: bool = True,
+    random_access: bool = True, code_dim: int = 0,
 ) -> dict[str, np.ndarray]:
     """Map files `prefix.*`; check each against its state from the part `verified` records
     (None: do not check, the caller just wrote them). `random_access`: the vectors are read a
@@ -203,7 +223,7 @@ def _map_rows(
     for name, (dtype, spec) in files.items():
         state = states.get(name, FileState())
         out[name] = mapped.open_rows(
-            folder / f"{prefix}.{name}", dtype, _width_of(spec, dim), state,
+            folder / f"{prefix}.{name}", dtype, _width_of(spec, dim, code_dim), state,
             verify_from=None if verified is None else verified.get(name, FileState()),
             random_access=random_access and name == "vectors",
         )
@@ -221,6 +241,8 @@ def _rows_from(arrays: dict[str, np.ndarray], tail: bool, vectors: Path | None =
         int8=Int8Rows(arrays["codes"], arrays["scale"], arrays["error"], arrays["norm"]),
         columns=FieldColumns({k: arrays[k] for k in ROW_COLUMNS}, arrays["size_codes"]),
         list=arrays["list"] if tail else None, reader=reader,
+        projected=Int8Rows(arrays["pcodes"], arrays["pscale"], arrays["perror"],
+                           arrays["pnorm"]) if "pcodes" in arrays else None,
     )
 
 
@@ -233,6 +255,8 @@ class View:
     tail: Rows
     lists: NDArray[np.int64]  # (lists + 1,) offsets of each list's base slots
     centroids: Matrix  # (lists, dim)
+    projection: Matrix | None  # (code_dim, dim) of a projected generation, else None
+    code_centroids: Matrix  # the centres projected (the centres themselves if not projected)
     sorted_ids: NDArray[np.int64]  # base ids ascending, and their slots
     sorted_slots: NDArray[np.int64]
     tail_ids: NDArray[np.int64]  # live tail ids ascending, and their slots (base rows + i)
@@ -319,16 +343,20 @@ def open_view(
     """Map the files `manifest` names; files (or parts) `old` already checked are not checked
     again, nor base files stamped as checked unless `verify` (which checks every file and
     writes nothing)."""
-    dim, gen = manifest.dim, manifest.generation
+    dim, gen, code_dim = manifest.dim, manifest.generation, manifest.code_dim
+    projected_files = PROJECTED_FILES if code_dim else {}
     same_gen = old is not None and old.manifest.generation == gen
     if same_gen and old is not None:
         base, lists, centroids = old.base, old.lists, old.centroids
+        projection, code_centroids = old.projection, old.code_centroids
         sorted_ids, sorted_slots = old.sorted_ids, old.sorted_slots
     else:
-        files = {**ROW_FILES, **FLAT_FILES, **BASE_EXTRA}
+        files = {**ROW_FILES, **FLAT_FILES, **BASE_EXTRA, **projected_files}
+        if code_dim:
+            files[PROJECTION] = (np.float32, "dim")
         trusted = not verify and _stamped(folder, manifest)
         arrays = _map_rows(folder, f"g{gen}.base", files, manifest.base, dim,
-                           dict(manifest.base) if trusted else {})
+                           dict(manifest.base) if trusted else {}, code_dim=code_dim)
         if not trusted and not verify:
             stamp(folder, manifest)
         base = _rows_from(arrays, tail=False, vectors=folder / f"g{gen}.base.vectors")
@@ -336,12 +364,22 @@ def open_view(
         sorted_ids, sorted_slots = arrays["sorted_ids"], arrays["sorted_slots"]
         n = len(base)
         if (len(lists) != manifest.lists + 1 or (n and int(lists[-1]) != n)
-                or len(centroids) != manifest.lists or len(sorted_ids) != n):
+                or len(centroids) != manifest.lists or len(sorted_ids) != n
+                or (code_dim and (manifest.lists <= 1 or base.projected is None
+                                  or len(base.projected) != n))):
             raise DamagedFileError(f"{folder}: base segment {gen} is inconsistent")
+        projection = arrays[PROJECTION] if code_dim else None
+        # the centres in the codes' space: what a search ranks lists by (2 MB at 1M items,
+        # 1,000 lists of 512-d, where the full-width centres are 10 MB)
+        code_centroids = centroids if projection is None else np.ascontiguousarray(
+            np.asarray(centroids, dtype=np.float32) @ projection.T)
     verified = old.verified if same_gen and old is not None else {}
-    tail_arrays = _map_rows(folder, f"g{gen}.tail", {**TAIL_FILES, **FLAT_FILES},
-                            manifest.tail, dim, verified)
+    tail_arrays = _map_rows(folder, f"g{gen}.tail",
+                            {**TAIL_FILES, **FLAT_FILES, **projected_files},
+                            manifest.tail, dim, verified, code_dim=code_dim)
     tail = _rows_from(tail_arrays, tail=True, vectors=folder / f"g{gen}.tail.vectors")
+    if code_dim and (tail.projected is None or len(tail.projected) != len(tail)):
+        raise DamagedFileError(f"{folder}: tail of generation {gen} is inconsistent")
     dead_slots = mapped.open_rows(
         folder / f"g{gen}.dead", np.int64, 0, manifest.dead,
         verify_from=verified.get("dead", FileState()),
@@ -360,7 +398,8 @@ def open_view(
     by_list = np.argsort(tail_lists_of, kind="stable")
     return View(
         manifest=manifest, base=base, tail=tail, lists=lists, centroids=centroids,
-        sorted_ids=sorted_ids, sorted_slots=sorted_slots,
+        projection=projection, code_centroids=code_centroids, sorted_ids=sorted_ids,
+        sorted_slots=sorted_slots,
         tail_ids=tail.ids[live_tail][order], tail_slots=live_tail[order] + len(base),
         tail_lists=np.searchsorted(tail_lists_of[by_list],
                                    np.arange(manifest.lists + 1)).astype(np.int64),
@@ -460,20 +499,57 @@ def sources_of_view(folder: Path, view: View, extra: Batch | None) -> list[Sourc
 
 def write_rows(
     folder: Path, prefix: str, batch: Batch, states: dict[str, FileState],
-    extra: dict[str, np.ndarray] | None = None,
+    extra: dict[str, np.ndarray] | None = None, projection: Matrix | None = None,
 ) -> dict[str, FileState]:
-    """Append a batch's rows (ids, vectors, int8 codes, fields) to files `prefix.*`."""
+    """Append a batch's rows (ids, vectors, int8 codes, fields, and with a `projection` their
+    first-stage codes) to files `prefix.*`."""
     int8 = Int8Rows.of(batch.vectors)
     arrays: dict[str, np.ndarray] = {
         "ids": batch.ids, "vectors": batch.vectors, "codes": int8.codes, "scale": int8.scale,
         "error": int8.error, "norm": int8.norm, **batch.columns.arrays,
         "size_codes": batch.columns.size_codes, **(extra or {}),
     }
+    if projection is not None:
+        arrays.update(_projected_arrays(projected_codes(batch.vectors, projection)))
     out = dict(states)
     for name, array in arrays.items():
         out[name] = mapped.append(folder / f"{prefix}.{name}", array,
                                   states.get(name, FileState()))
     return out
+
+
+def projected_codes(vectors: Matrix, projection: Matrix) -> Int8Rows:
+    """First-stage codes of `vectors`: int8 codes of their projection x' = P x (P's rows
+    orthonormal), with an error term that keeps `QueryCodes.candidates`' bound true for the
+    full-width product: q.x = q'.x' + r_q.r_x (r the parts outside the projection), so
+    |q.x - q'~.x'~| <= |q| (|x' - x'~| + |r_x|) + |q' - q'~| |x'~| (~: dequantised) when the
+    query's codes carry |q| as their norm (`EmbeddedStore`'s searches do). The bound is loose
+    (|r_x| is some 0.35 for unit vectors): searches through the lists rescore a fixed number
+    of rows; exact searches use the full-width codes."""
+    x = np.asarray(vectors, dtype=np.float32)
+    low = np.ascontiguousarray(x @ np.asarray(projection, dtype=np.float32).T)
+    rows = Int8Rows.of(low)
+    # |r_x|^2 = |x|^2 - |x'|^2; float32 rounding of the two sums is far below the 1e-6 added
+    outside = (np.einsum("nd,nd->n", x, x, dtype=np.float64)
+               - np.einsum("nd,nd->n", low, low, dtype=np.float64))
+    residual = np.sqrt(np.maximum(outside, 0.0) + 1e-6)
+    return replace(rows, error=(rows.error + residual).astype(np.float32))
+
+
+def _projected_arrays(rows: Int8Rows) -> dict[str, np.ndarray]:
+    return {"pcodes": rows.codes, "pscale": rows.scale, "perror": rows.error,
+            "pnorm": rows.norm}
+
+
+def learn_projection(vectors: Matrix, code_dim: int) -> Matrix:
+    """(code_dim, dim): the top principal directions of `vectors` about the origin (the
+    eigenvectors of their second moment, not of their covariance: inner products, not
+    distances to the mean, are what the codes must keep), one a row, orthonormal."""
+    x = np.asarray(vectors, dtype=np.float32)
+    moment = (x.T @ x).astype(np.float64)
+    _, vecs = np.linalg.eigh(moment)
+    top = vecs[:, ::-1][:, :code_dim].T
+    return np.ascontiguousarray(top, dtype=np.float32)
 
 
 def _take(rows: Rows, name: str, at: NDArray[np.int64]) -> np.ndarray:
@@ -815,13 +891,14 @@ def build_base(
 
 def build_base_from(
     folder: Path, generation: int, dim: int, sources: list[Source], settings: Settings,
-    centroids: Matrix | None,
+    centroids: Matrix | None, projection: Matrix | None = None,
 ) -> tuple[dict[str, FileState], int, Matrix | None]:
     """`build_base` from rows already stored (a compaction: `sources_of_view`): their int8
     codes and fields are copied, not computed again, the rows written once, list by list,
-    and (reusing `centroids`) their lists are the ones stored with them."""
+    and (reusing `centroids`) their lists are the ones stored with them, and the projection
+    of their first-stage codes `projection` (see `_projection_for`)."""
     with _build_folder(folder, generation) as tmp:
-        return _build(folder, tmp, generation, dim, sources, settings, centroids)
+        return _build(folder, tmp, generation, dim, sources, settings, centroids, projection)
 
 
 @contextlib.contextmanager
@@ -840,47 +917,76 @@ def _build_folder(folder: Path, generation: int) -> Iterator[Path]:
 
 def _build(
     folder: Path, tmp: Path, generation: int, dim: int, sources: list[Source],
-    settings: Settings, centroids: Matrix | None,
+    settings: Settings, centroids: Matrix | None, projection: Matrix | None = None,
 ) -> tuple[dict[str, FileState], int, Matrix | None]:
     """The rows of `sources` (in list order when split into lists) into files in `tmp`, then
-    moved into `folder` as generation `generation`'s base segment."""
+    moved into `folder` as generation `generation`'s base segment. Lists of vectors wider
+    than `settings.index_code_dim` get a projection for their first-stage codes: learnt
+    with a fresh clustering, else `projection` kept (`_projection_for`)."""
     started = time.perf_counter()
     picks = _Picks(sources, dim)
     n = len(picks)
     if n <= max(settings.exact_max_items, 1):
-        centroids = None
+        centroids = projection = None
         list_of = np.zeros(n, dtype=np.int32)
         order = np.arange(n, dtype=np.int64)
     else:
         if centroids is None:
             picks = _Picks([replace(s, lists=None) for s in sources], dim)
             centroids, list_of = _cluster(picks, lists_for(n, settings))
+            projection = None  # learnt afresh with the lists
         else:
             centroids, list_of = _split_grown(picks, _assign(picks, centroids), centroids,
                                               settings)
+        projection = _projection_for(picks, settings, projection)
         order = np.argsort(list_of, kind="stable").astype(np.int64)
         log.info("vector files: %d lists trained and assigned in %.1f s", len(centroids),
                  time.perf_counter() - started)
     prefix = f"g{generation}.base"
-    states = _write_ordered(tmp, prefix, picks, order, dim)
+    states = _write_ordered(tmp, prefix, picks, order, dim, projection)
     out = {name: _move(tmp / f"{prefix}.{name}", folder / f"{prefix}.{name}", state)
            for name, state in states.items()}
     ids = picks.take("ids", order) if n else np.zeros(0, dtype=np.int64)
-    return (_finish(folder, prefix, dim, out, ids, list_of[order], centroids),
+    return (_finish(folder, prefix, dim, out, ids, list_of[order], centroids, projection),
             1 if centroids is None else len(centroids), centroids)
 
 
+def _projection_for(
+    picks: _Picks, settings: Settings, kept: Matrix | None
+) -> Matrix | None:
+    """The projection of a clustered generation's first-stage codes: None when the vectors
+    are no wider than `settings.index_code_dim` (or it is 0), else `kept` when of that width,
+    else learnt from a sample of the rows (a setting changed since: at the next build)."""
+    code_dim = settings.index_code_dim
+    if not 0 < code_dim < picks.dim:
+        return None
+    if kept is not None and kept.shape == (code_dim, picks.dim):
+        return kept
+    n = len(picks)
+    sample = np.sort(np.random.default_rng(2).choice(n, min(n, PROJECTION_SAMPLE),
+                                                     replace=False))
+    return learn_projection(picks.take("vectors", sample), code_dim)
+
+
 def _write_ordered(
-    tmp: Path, prefix: str, picks: _Picks, order: NDArray[np.int64], dim: int
+    tmp: Path, prefix: str, picks: _Picks, order: NDArray[np.int64], dim: int,
+    projection: Matrix | None = None,
 ) -> dict[str, FileState]:
-    """Picks in `order` into files `prefix.*` in `tmp`, a bounded block of rows at a time."""
+    """Picks in `order` into files `prefix.*` in `tmp`, a bounded block of rows at a time
+    (with a `projection`, their first-stage codes computed from their vectors)."""
     states: dict[str, FileState] = {}
     step = max(1, WRITE_BYTES // (5 * max(dim, 1) + 64))
     for a in range(0, len(order), step):
         at = order[a : a + step]
         for name in ROW_FILES:
-            states[name] = mapped.append(tmp / f"{prefix}.{name}", picks.take(name, at),
+            array = picks.take(name, at)
+            states[name] = mapped.append(tmp / f"{prefix}.{name}", array,
                                          states.get(name, FileState()))
+            if name == "vectors" and projection is not None:
+                for pname, parray in _projected_arrays(
+                        projected_codes(array, projection)).items():
+                    states[pname] = mapped.append(tmp / f"{prefix}.{pname}", parray,
+                                                  states.get(pname, FileState()))
         states["size_codes"] = mapped.append(tmp / f"{prefix}.size_codes",
                                              picks.size_codes(at),
                                              states.get("size_codes", FileState()))
@@ -890,6 +996,7 @@ def _write_ordered(
 def _finish(
     folder: Path, prefix: str, dim: int, out: dict[str, FileState], ids: NDArray[np.int64],
     sorted_lists: NDArray[np.int32], centroids: Matrix | None,
+    projection: Matrix | None = None,
 ) -> dict[str, FileState]:
     """The base-only files (list offsets, centres, ids sorted), and empty row files for an
     empty segment; returns every file's state."""
@@ -904,7 +1011,9 @@ def _finish(
         ("sorted_slots", by_id),
     ):
         out[name] = mapped.write(folder / f"{prefix}.{name}", array)
-    flat = {**ROW_FILES, **FLAT_FILES}
+    if projection is not None:
+        out[PROJECTION] = mapped.write(folder / f"{prefix}.{PROJECTION}", projection)
+    flat = {**ROW_FILES, **FLAT_FILES, **(PROJECTED_FILES if projection is not None else {})}
     for name in flat:  # an empty segment still has (empty) files
         if name not in out:
             out[name] = mapped.write(folder / f"{prefix}.{name}",
