@@ -139,7 +139,10 @@ class RowReader:
     """Rows of a file read by position with `pread`, not mapped: the pages stay in the kernel's
     page cache, out of the process's resident set. (Touching one row of a mapped file maps up
     to 16 neighbouring cached pages into the process too: rescoring 64 rows a query left
-    0.7 GB of a 1M-item catalog's float32 file resident after 200 queries.)"""
+    0.7 GB of a 1M-item catalog's float32 file resident after 200 queries.) Scattered rows are
+    all announced first (`POSIX_FADV_WILLNEED`), so rows not in the page cache come from the
+    disk together, not one read after another: at 1M items, 2,624-d, rescoring 32 rows not
+    read before took a search from 3.9-4.2 to 2.3 ms p50."""
 
     def __init__(self, path: Path, dtype: np.dtype | type[np.generic], width: int,
                  rows: int) -> None:
@@ -159,6 +162,10 @@ class RowReader:
         breaks = np.flatnonzero(np.diff(positions) != 1) + 1
         starts = np.concatenate([[0], breaks]).tolist()
         ends = [*breaks.tolist(), len(positions)]
+        if len(starts) > 1:  # ask for every run first: the disk reads them side by side
+            for a, b in zip(starts, ends, strict=True):
+                os.posix_fadvise(self._fd, int(positions[a]) * self._row, (b - a) * self._row,
+                                 os.POSIX_FADV_WILLNEED)
         for a, b in zip(starts, ends, strict=True):
             want = (b - a) * self._row
             got = os.preadv(self._fd, [out[a:b].data.cast("B")], int(positions[a]) * self._row)
