@@ -44,6 +44,9 @@ class FileState:
         return cls(value[0], value[1])
 
 
+_MADV_POPULATE_READ = 22  # Linux 5.14+ (not in Python's mmap module before 3.13)
+
+
 def row_bytes(dtype: np.dtype | type[np.generic], width: int) -> int:
     return int(np.dtype(dtype).itemsize) * max(1, width)
 
@@ -107,12 +110,16 @@ def open_rows(
     *,
     verify_from: FileState | None = FileState(),
     random_access: bool = False,
+    resident: bool = False,
 ) -> np.ndarray:
     """Map the valid rows of a file read-only: (rows,) when width is 0, else (rows, width).
 
     `verify_from`: the part of the file already checked (None: do not check); the rest is
     checked against `state.crc` first. `random_access` tells the kernel not to read ahead
-    (rows read one at a time: rescoring)."""
+    (rows read one at a time: rescoring). `resident` maps every page now (read from the disk
+    if need be), as a search engine loads its index before serving: searches then take no
+    page fault on it (at 1M items a fresh process's first searches spent 0.6 ms each faulting
+    in the 1.4 MB of first-stage codes they read)."""
     shape: tuple[int, ...] = (state.rows,) if width == 0 else (state.rows, width)
     nbytes = state.rows * row_bytes(dtype, width)
     if nbytes == 0:  # nothing recorded: the file need not exist
@@ -132,6 +139,11 @@ def open_rows(
         raise DamagedFileError(f"{path}: {exc}") from None
     if random_access:
         mm.madvise(mmap.MADV_RANDOM)
+    if resident:
+        try:
+            mm.madvise(_MADV_POPULATE_READ)
+        except OSError:  # kernels before 5.14: read ahead, pages mapped at first touch
+            mm.madvise(mmap.MADV_WILLNEED)
     return np.frombuffer(mm, dtype=dtype).reshape(shape)
 
 
