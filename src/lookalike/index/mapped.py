@@ -44,6 +44,9 @@ class FileState:
         return cls(value[0], value[1])
 
 
+_MADV_POPULATE_READ = 22  # Linux 5.14+ (not in Python's mmap module before 3.13)
+
+
 def row_bytes(dtype: np.dtype | type[np.generic], width: int) -> int:
     return int(np.dtype(dtype).itemsize) * max(1, width)
 
@@ -107,12 +110,16 @@ def open_rows(
     *,
     verify_from: FileState | None = FileState(),
     random_access: bool = False,
+    resident: bool = False,
 ) -> np.ndarray:
     """Map the valid rows of a file read-only: (rows,) when width is 0, else (rows, width).
 
     `verify_from`: the part of the file already checked (None: do not check); the rest is
     checked against `state.crc` first. `random_access` tells the kernel not to read ahead
-    (rows read one at a time: rescoring)."""
+    (rows read one at a time: rescoring). `resident` maps every page now (read from the disk
+    if need be), as a search engine loads its index before serving: searches then take no
+    page fault on it (at 1M items a fresh process's first searches spent 0.6 ms each faulting
+    in the 1.4 MB of first-stage codes they read)."""
     shape: tuple[int, ...] = (state.rows,) if width == 0 else (state.rows, width)
     nbytes = state.rows * row_bytes(dtype, width)
     if nbytes == 0:  # nothing recorded: the file need not exist
@@ -132,6 +139,11 @@ def open_rows(
         raise DamagedFileError(f"{path}: {exc}") from None
     if random_access:
         mm.madvise(mmap.MADV_RANDOM)
+    if resident:
+        try:
+            mm.madvise(_MADV_POPULATE_READ)
+        except OSError:  # kernels before 5.14: read ahead, pages mapped at first touch
+            mm.madvise(mmap.MADV_WILLNEED)
     return np.frombuffer(mm, dtype=dtype).reshape(shape)
 
 
@@ -139,7 +151,10 @@ class RowReader:
     """Rows of a file read by position with `pread`, not mapped: the pages stay in the kernel's
     page cache, out of the process's resident set. (Touching one row of a mapped file maps up
     to 16 neighbouring cached pages into the process too: rescoring 64 rows a query left
-    0.7 GB of a 1M-item catalog's float32 file resident after 200 queries.)"""
+    0.7 GB of a 1M-item catalog's float32 file resident after 200 queries.) Scattered rows are
+    all announced first (`POSIX_FADV_WILLNEED`), so rows not in the page cache come from the
+    disk together, not one read after another: at 1M items, 2,624-d, rescoring 32 rows not
+    read before took a search from 3.9-4.2 to 2.3 ms p50."""
 
     def __init__(self, path: Path, dtype: np.dtype | type[np.generic], width: int,
                  rows: int) -> None:
@@ -159,6 +174,10 @@ class RowReader:
         breaks = np.flatnonzero(np.diff(positions) != 1) + 1
         starts = np.concatenate([[0], breaks]).tolist()
         ends = [*breaks.tolist(), len(positions)]
+        if len(starts) > 1:  # ask for every run first: the disk reads them side by side
+            for a, b in zip(starts, ends, strict=True):
+                os.posix_fadvise(self._fd, int(positions[a]) * self._row, (b - a) * self._row,
+                                 os.POSIX_FADV_WILLNEED)
         for a, b in zip(starts, ends, strict=True):
             want = (b - a) * self._row
             got = os.preadv(self._fd, [out[a:b].data.cast("B")], int(positions[a]) * self._row)

@@ -218,7 +218,8 @@ def _map_rows(
 ) -> dict[str, np.ndarray]:
     """Map files `prefix.*`; check each against its state from the part `verified` records
     (None: do not check, the caller just wrote them). `random_access`: the vectors are read a
-    row at a time (searches), not read whole (builds)."""
+    row at a time (searches), not read whole (builds), and the first-stage projected codes
+    every search reads are mapped whole at once (`mapped.open_rows`' `resident`)."""
     out = {}
     for name, (dtype, spec) in files.items():
         state = states.get(name, FileState())
@@ -226,6 +227,7 @@ def _map_rows(
             folder / f"{prefix}.{name}", dtype, _width_of(spec, dim, code_dim), state,
             verify_from=None if verified is None else verified.get(name, FileState()),
             random_access=random_access and name == "vectors",
+            resident=random_access and name in PROJECTED_FILES,
         )
     return out
 
