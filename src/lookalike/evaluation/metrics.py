@@ -66,15 +66,15 @@ class FirstStage:
       `rescore`: for any k <= rescore it is not in the top k, as a store asked for k results
       never returns it.
 
-    The store rescores max(64, 6 k) rows for k results; here `rescore` is fixed, so a smaller
-    one shows the margin. Not modelled: which inverted lists a search reads (the store's
-    probing, measured as recall by `bench/bench_scale.py`). Vectors no wider than `code_dim`
-    are ranked at full width (the store scores them with full-width codes and an exact
-    bound).
+    The store rescores 32 rows per 10 results (`index.embedded._RESCORE_PROJECTED`); here
+    `rescore` is fixed, so a smaller one shows the margin. Not modelled: which inverted lists
+    a search reads (the store's probing, measured as recall by `bench/bench_scale.py`).
+    Vectors no wider than `code_dim` are ranked at full width (the store scores them with
+    full-width codes and an exact bound).
     """
 
     code_dim: int = 512
-    rescore: int = 64
+    rescore: int = 32
 
     def __post_init__(self) -> None:
         if self.code_dim < 1 or self.rescore < 1:
