@@ -12,18 +12,25 @@ Exact choices (tests pin them against hand-computed cases):
   candidates of that query; map@k is its mean.
 * Queries with no relevant candidate at all (R = 0) are left out of every mean; `queries`
   reports how many counted.
+
+`first_stage=FirstStage(...)` (optional; without it every ranking is the full-width one above)
+ranks instead as the embedded store searches a clustered catalog wider than its code width:
+see `FirstStage`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from lookalike.encoders.base import l2_normalise
+from lookalike.index.scan import QueryCodes, Scanner
+from lookalike.index.segments import PROJECTION_SAMPLE, learn_projection, projected_codes
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20)
 DEFAULT_IGNORE: tuple[str, ...] = ("Not sure", "Skip", "Other")
@@ -37,6 +44,97 @@ def _codes(values: Sequence[str]) -> IntArray:
     return np.asarray([index.setdefault(v, len(index)) for v in values], dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class FirstStage:
+    """Rank as the embedded store searches a clustered catalog whose vectors are wider than
+    `code_dim` (`Settings.index_code_dim`): a first stage on int8 codes of each row's
+    projection onto the gallery's top `code_dim` principal directions, then the best
+    `rescore` rows by that approximate score rescored at full width.
+
+    Exactly, for a gallery G (the rows searched, L2-normalised) and each query q:
+
+    * the projection is learnt from G's own rows (`segments.learn_projection`, from at most
+      `segments.PROJECTION_SAMPLE` rows drawn with the seed the store uses); rows are coded by
+      `segments.projected_codes`, queries by `scan.QueryCodes.projected`; the approximate
+      score is the int8 dot product times the row's and the query's scales, as the store's;
+    * rows a ranking may never return (invalid rows, the query itself, its group) are dropped
+      before the first stage picks its rows, as a store filters before ranking, so they
+      never take a rescore slot;
+    * the best `rescore` remaining rows by approximate score get their exact (full-width,
+      float32) score; every other row ranks after all of them, among themselves by their
+      approximate score. So a target outside the rescored rows has a rank of at least
+      `rescore`: for any k <= rescore it is not in the top k, as a store asked for k results
+      never returns it.
+
+    The store rescores 32 rows per 10 results (`index.embedded._RESCORE_PROJECTED`); here
+    `rescore` is fixed, so a smaller one shows the margin. Not modelled: which inverted lists
+    a search reads (the store's probing, measured as recall by `bench/bench_scale.py`).
+    Vectors no wider than `code_dim` are ranked at full width (the store scores them with
+    full-width codes and an exact bound).
+    """
+
+    code_dim: int = 512
+    rescore: int = 32
+
+    def __post_init__(self) -> None:
+        if self.code_dim < 1 or self.rescore < 1:
+            raise ValueError(f"{self}: code_dim and rescore must be at least 1")
+
+
+class _Staged:
+    """A gallery's first stage (`FirstStage`): its projection and projected codes."""
+
+    def __init__(self, gallery: NDArray[np.float32], stage: FirstStage) -> None:
+        self.rescore = stage.rescore
+        n, dim = gallery.shape
+        self.projection: NDArray[np.float32] | None = None
+        if stage.code_dim < dim and n > 0:
+            # the store's sample (`segments._projection_for`): every row up to 20,000
+            sample = np.sort(
+                np.random.default_rng(2).choice(n, min(n, PROJECTION_SAMPLE), replace=False)
+            )
+            self.projection = learn_projection(gallery[sample], stage.code_dim)
+            self.codes = projected_codes(gallery, self.projection)
+            self.scanner = Scanner(threads=1)
+
+    def scores(
+        self,
+        queries: NDArray[np.float32],
+        exact: NDArray[np.float32],
+        banned: NDArray[np.bool_] | None = None,
+    ) -> NDArray[Any]:
+        """(m, n) scores whose order is the two-stage ranking: `exact` (the full-width
+        scores) on each query's rescored rows, every other row below them all (its
+        approximate score minus a per-query shift), -inf where `banned`."""
+        m, n = exact.shape
+        if self.projection is None or m == 0 or n == 0:
+            return exact
+        q = QueryCodes.projected(queries, queries @ self.projection.T)
+        dots = self.scanner.int8_dots(self.codes.codes, q)  # (n, m)
+        # as `QueryCodes.candidates` computes it, query by query
+        approx = dots.T.astype(np.float32) * (self.codes.scale[None, :] * q.scale[:, None])
+        if banned is not None:
+            approx[banned] = -np.inf
+        r = min(self.rescore, n)
+        chosen = np.zeros((m, n), dtype=bool)
+        top = np.argpartition(-approx, r - 1, axis=1)[:, :r] if r < n else np.arange(n)[None]
+        np.put_along_axis(chosen, np.broadcast_to(top, (m, r)), True, axis=1)
+        chosen &= np.isfinite(approx)
+        others = ~chosen & np.isfinite(approx)
+        out = approx.astype(np.float64)
+        lowest = np.where(chosen, exact, np.inf).min(axis=1)
+        highest = np.where(others, approx, -np.inf).max(axis=1)
+        shift = np.where(
+            np.isfinite(lowest) & np.isfinite(highest),
+            np.maximum(highest.astype(np.float64) - lowest, 0.0) + 1.0,
+            0.0,
+        )
+        out -= shift[:, None]
+        out[chosen] = exact[chosen]
+        out[~np.isfinite(approx)] = -np.inf
+        return out
+
+
 def neighbours(
     vectors: NDArray[Any],
     k: int,
@@ -44,23 +142,32 @@ def neighbours(
     groups: Sequence[str] | None = None,
     valid: NDArray[np.bool_] | None = None,
     queries: IntArray | None = None,
+    first_stage: FirstStage | None = None,
 ) -> IntArray:
     """Indices of the `k` nearest other items of each query (rows), best first; -1 pads.
 
     Self, items of the query's group and items where `valid` is False are never returned.
     `queries` picks the query rows (default: all valid items). Blocked, so n x n never lives in
-    memory at once.
+    memory at once. `first_stage`: ranked through it, the gallery being every row (`FirstStage`).
     """
     x = l2_normalise(vectors)
     n = x.shape[0]
     ok = np.ones(n, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
     q_idx = np.flatnonzero(ok) if queries is None else np.asarray(queries, dtype=np.int64)
     g = _codes(groups) if groups is not None else None
+    staged = None if first_stage is None else _Staged(x, first_stage)
     out = np.full((len(q_idx), k), -1, dtype=np.int64)
     kk = min(k, n)
     for start in range(0, len(q_idx), _BLOCK):
         rows = q_idx[start : start + _BLOCK]
         sims = x[rows] @ x.T
+        if staged is not None:
+            banned = np.zeros(sims.shape, dtype=bool)
+            banned[:, ~ok] = True
+            banned[np.arange(len(rows)), rows] = True
+            if g is not None:
+                banned |= g[rows][:, None] == g[None, :]
+            sims = staged.scores(x[rows], sims, banned)
         sims[:, ~ok] = -np.inf
         sims[np.arange(len(rows)), rows] = -np.inf
         if g is not None:
@@ -103,15 +210,17 @@ def retrieval_metrics(
     groups: Sequence[str] | None = None,
     ks: Sequence[int] = DEFAULT_KS,
     ignore_labels: Sequence[str] = DEFAULT_IGNORE,
+    first_stage: FirstStage | None = None,
 ) -> dict[str, float]:
-    """precision@k and map@k of retrieving items with the query's label (see module doc)."""
+    """precision@k and map@k of retrieving items with the query's label (see module doc),
+    ranked through `first_stage` when given."""
     n = len(labels)
     if vectors.shape[0] != n:
         raise ValueError(f"{vectors.shape[0]} vectors but {n} labels")
     ignored = set(ignore_labels)
     valid = np.asarray([lab not in ignored for lab in labels], dtype=bool)
     kmax = max(ks)
-    nn = neighbours(vectors, kmax, groups=groups, valid=valid)
+    nn = neighbours(vectors, kmax, groups=groups, valid=valid, first_stage=first_stage)
     q_idx = np.flatnonzero(valid)
     lab = _codes(labels)
     r = relevant_counts(labels, groups, ignore_labels)
@@ -138,18 +247,26 @@ def pair_topk_accuracy(
     gallery: NDArray[Any],
     targets: Sequence[int],
     ks: Sequence[int] = (1, 5, 10),
+    first_stage: FirstStage | None = None,
 ) -> dict[str, float]:
     """Fraction of queries whose target gallery row is within the top k (cosine).
 
     Rank = number of gallery rows strictly more similar than the target, so a tie with the
     target does not push it down. Keys: `top1`, `top5`, ...
+
+    `first_stage`: ranked through it (`FirstStage`), the gallery's projection learnt from the
+    gallery. Nothing is masked; a target the first stage does not pick ranks after every
+    rescored row (rank >= rescore), so it is in no top k for k <= rescore.
     """
     q = l2_normalise(queries)
     g = l2_normalise(gallery)
     t = np.asarray(targets, dtype=np.int64)
+    staged = None if first_stage is None else _Staged(g, first_stage)
     ranks = np.empty(len(t), dtype=np.int64)
     for start in range(0, len(t), _BLOCK):
         sims = q[start : start + _BLOCK] @ g.T
+        if staged is not None:
+            sims = staged.scores(q[start : start + _BLOCK], sims)
         own = sims[np.arange(sims.shape[0]), t[start : start + _BLOCK]]
         ranks[start : start + _BLOCK] = (sims > own[:, None]).sum(axis=1)
     return {f"top{k}": float((ranks < k).mean()) if len(t) else 0.0 for k in ks}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from lookalike.encoders.lookup import create
 from lookalike.errors import LookalikeError
 from lookalike.evaluation import plots
 from lookalike.evaluation.datasets import GROUP_COLUMNS, LabelledImages, load_dataset
+from lookalike.evaluation.metrics import FirstStage
 from lookalike.evaluation.protocols import (
     PRIMARY_METRIC,
     EvaluationPlan,
@@ -101,6 +102,8 @@ class EvaluationRun:
     examples: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> family -> n
     rejected: list[tuple[int, str]] = field(default_factory=list)  # metadata rows, reason
     plots_skipped: dict[str, str] = field(default_factory=dict)
+    # model -> metrics with every search ranked through `first_stage` (evaluate_models)
+    first_stage: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def skipped_once(self) -> dict[str, str]:
         """Every skipped metric with its reason, each once across the models (a reason that
@@ -144,8 +147,11 @@ def choose_part(
         if split_file is not None:
             raise LookalikeError(
                 f"{split_file}: a split holds out groups, but {data.name} has "
-                + (f"no group column ({', '.join(GROUP_COLUMNS)})" if column is None
-                   else f"a single {column} group")
+                + (
+                    f"no group column ({', '.join(GROUP_COLUMNS)})"
+                    if column is None
+                    else f"a single {column} group"
+                )
             )
         reason = (
             f"no group column ({', '.join(GROUP_COLUMNS)}) to split by: every item is its own "
@@ -257,10 +263,15 @@ def evaluate_models(
     plots_enabled: bool = True,
     metadata: Path | None = None,
     columns: Mapping[str, str] | None = None,
+    first_stage: FirstStage | None = None,
+    first_stage_models: Collection[str] | None = None,
 ) -> EvaluationRun:
     """Evaluate every model on the same plan (same split, queries and views) and write
     `metrics.json` and PNG plots into `out_dir`. `metadata` and `columns` pick and rename the
-    data set's metadata file as `load_dataset` does."""
+    data set's metadata file as `load_dataset` does. `first_stage`: the models of
+    `first_stage_models` (default: all) are also scored with every search ranked through it
+    (`metrics.FirstStage`; taggers left out), same features, into `EvaluationRun.first_stage`
+    and metrics.json's `first_stage`."""
     settings = settings or Settings()
     t0 = time.monotonic()
     data = load_dataset(dataset_root, metadata, columns)
@@ -269,9 +280,7 @@ def evaluate_models(
     if backgrounds is not None:
         bg_paths = load_dataset(backgrounds).paths
     plan = plan_evaluation(data, part.split, seed=seed, background_source=bg_paths)
-    part = replace(
-        part, items=len(data), evaluated=len(plan.eval_idx), train=len(plan.train_idx)
-    )
+    part = replace(part, items=len(data), evaluated=len(plan.eval_idx), train=len(plan.train_idx))
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, dict[str, float]] = {}
     skipped: dict[str, dict[str, str]] = {}
@@ -279,6 +288,7 @@ def evaluate_models(
     cards: dict[str, dict[str, Any]] = {}
     files: list[Path] = []
     plots_skipped: dict[str, str] = {}
+    staged: dict[str, dict[str, float]] = {}
     for name in models:
         enc = create(name, settings)
         cards[name] = enc.card.as_dict()
@@ -289,6 +299,8 @@ def evaluate_models(
             scores.skipped,
             scores.examples,
         )
+        if first_stage is not None and (first_stage_models is None or name in first_stage_models):
+            staged[name] = score_plan(plan, feats, probe=False, first_stage=first_stage).metrics
         if plots_enabled:
             files += _plots(
                 name, data, plan, feats.all, feats.ok, scores, out_dir, seed, plots_skipped
@@ -319,7 +331,15 @@ def evaluate_models(
         examples,
         data.rejected,
         plots_skipped,
+        staged,
     )
+    extra: dict[str, Any] = {}
+    if first_stage is not None:
+        extra["first_stage"] = {
+            "code_dim": first_stage.code_dim,
+            "rescore": first_stage.rescore,
+            "metrics": staged,
+        }
     (out_dir / "metrics.json").write_text(
         json.dumps(
             {
@@ -342,6 +362,7 @@ def evaluate_models(
                 "skipped": skipped,
                 "plots_skipped": plots_skipped,
                 "model_cards": cards,
+                **extra,
             },
             indent=2,
             default=str,

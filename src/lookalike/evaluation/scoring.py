@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from lookalike.encoders.base import l2_normalise
 from lookalike.evaluation.metrics import (
     DEFAULT_KS,
+    FirstStage,
     classification_f1,
     majority_agreement,
     neighbours,
@@ -117,6 +118,7 @@ class _Run:
     x: NDArray[np.float32]
     groups: list[str] | None
     nn: NDArray[np.int64]
+    first_stage: FirstStage | None = None  # searches ranked through it (`FirstStage`)
     out: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     examples: dict[str, int] = field(default_factory=dict)
@@ -133,8 +135,7 @@ class _Run:
         """Record that `spec` runs on `n` examples, or raise _SkippedError when that is too few."""
         if n < spec.min_examples:
             raise _SkippedError(
-                f"only {n} {spec.unit} (needs {spec.min_examples}); "
-                f"{len(self.ev)} items evaluated"
+                f"only {n} {spec.unit} (needs {spec.min_examples}); {len(self.ev)} items evaluated"
             )
         self.examples[spec.name] = n
 
@@ -153,7 +154,9 @@ def _retrieval(run: _Run, spec: MetricSpec) -> None:
             run.skipped[f"{spec.name}/precision@{k}, {spec.name}/map@{k}"] = (
                 f"{k} results need more than {k} items with a {label}; {usable} evaluated"
             )
-    for key, val in retrieval_metrics(run.x, vals, run.groups, ks, ignore).items():
+    for key, val in retrieval_metrics(
+        run.x, vals, run.groups, ks, ignore, first_stage=run.first_stage
+    ).items():
         run.out[f"{spec.name}/{key}"] = val
 
 
@@ -185,7 +188,9 @@ def _pairs(run: _Run, spec: MetricSpec) -> None:
     # gallery: view B of each pair, plus the originals of every other evaluated image
     others = np.setdiff1d(np.arange(len(run.ev)), tg)
     gallery = np.concatenate([b, run.x[others]])
-    for key, val in pair_topk_accuracy(a, gallery, list(range(len(tg)))).items():
+    for key, val in pair_topk_accuracy(
+        a, gallery, list(range(len(tg))), first_stage=run.first_stage
+    ).items():
         run.out[f"{spec.name}/{key}"] = val
 
 
@@ -193,7 +198,7 @@ def _robustness(run: _Run, spec: MetricSpec) -> None:
     keep, tg = _targets(run, spec.name)
     run.enough(spec, len(set(tg)))  # photos: background-swap has several queries per photo
     q = run.feats.views[spec.name][keep]
-    for key, val in pair_topk_accuracy(q, run.x, tg, (1, 10)).items():
+    for key, val in pair_topk_accuracy(q, run.x, tg, (1, 10), first_stage=run.first_stage).items():
         run.out[f"{spec.name}/{key}"] = val
 
 
@@ -284,18 +289,27 @@ def _missing_label(run: _Run, spec: MetricSpec) -> str | None:
 
 
 def score_plan(
-    plan: EvaluationPlan, feats: PlanFeatures, ks: tuple[int, ...] = DEFAULT_KS, probe: bool = True
+    plan: EvaluationPlan,
+    feats: PlanFeatures,
+    ks: tuple[int, ...] = DEFAULT_KS,
+    probe: bool = True,
+    first_stage: FirstStage | None = None,
 ) -> Scores:
     """Named metrics of one model on one plan (see metrics.py for the exact definitions), and
-    the families skipped with their reason. `probe=False` leaves the taggers out."""
+    the families skipped with their reason. `probe=False` leaves the taggers out.
+    `first_stage`: every search (neighbours, retrieval, pairs, robustness) ranked through it
+    (`metrics.FirstStage`), each gallery's projection learnt from that gallery; the taggers
+    search nothing and are unchanged."""
     d = plan.dataset
     ev = plan.eval_idx[feats.ok[plan.eval_idx]]
     x = l2_normalise(feats.all[ev])
     groups = [d.groups[i] for i in ev] if plan.use_groups else None
     # neighbours of every evaluated item among the usable photos (category not "Not sure"...)
     valid = np.asarray([d.labels[i] not in plan.ignore_labels for i in ev], dtype=bool)
-    nn = neighbours(x, 10, groups=groups, valid=valid, queries=np.arange(len(ev)))
-    run = _Run(plan, feats, ks, ev, x, groups, nn)
+    nn = neighbours(
+        x, 10, groups=groups, valid=valid, queries=np.arange(len(ev)), first_stage=first_stage
+    )
+    run = _Run(plan, feats, ks, ev, x, groups, nn, first_stage)
     for spec in METRICS:
         if spec.name.endswith("_tagger") and not probe:
             continue
