@@ -125,37 +125,24 @@ def main() -> None:
         print()
     for full, compact in pairs:
         print(f"{compact} vs {full}: every check within {args.tolerance} of the full width")
-        print(f"{'data set':9s} {'metric':44s} {'full':>9s} {'compact':>9s} {'diff':>8s}")
-        for ds, metric, _ in CHECKS:
-            f = results[ds][full].get(metric)
-            c = results[ds][compact].get(metric)
-            if f is None or c is None:
-                continue
-            ok = c >= f - args.tolerance - 1e-9
-            ok_all &= ok
-            label = metric.replace("synthetic_pairs", "SYNTHETIC pairs")
-            print(
-                f"{ds:9s} {label:44s} {f:9.4f} {c:9.4f} {c - f:+8.4f}  {'PASS' if ok else 'FAIL'}"
-            )
-        print()
+        ok_all &= within(
+            [(ds, m, results[ds][full].get(m), results[ds][compact].get(m)) for ds, m, _ in CHECKS],
+            args.tolerance,
+            "compact",
+        )
     for name in trained if stage is not None else []:
         print(
             f"{name} through a {stage.code_dim}-d first stage rescoring {stage.rescore} rows vs "
             f"its full-width ranking: every check within {args.tolerance}"
         )
-        print(f"{'data set':9s} {'metric':44s} {'full':>9s} {'staged':>9s} {'diff':>8s}")
-        for ds, metric, _ in CHECKS:
-            f = results[ds][name].get(metric)
-            c = staged[ds].get(name, {}).get(metric)
-            if f is None or c is None:
-                continue
-            ok = c >= f - args.tolerance - 1e-9
-            ok_all &= ok
-            label = metric.replace("synthetic_pairs", "SYNTHETIC pairs")
-            print(
-                f"{ds:9s} {label:44s} {f:9.4f} {c:9.4f} {c - f:+8.4f}  {'PASS' if ok else 'FAIL'}"
-            )
-        print()
+        ok_all &= within(
+            [
+                (ds, m, results[ds][name].get(m), staged[ds].get(name, {}).get(m))
+                for ds, m, _ in CHECKS
+            ],
+            args.tolerance,
+            "staged",
+        )
     print("ALL PASS" if ok_all else "SOME CHECKS FAIL")
     summary = dict(results)
     if stage is not None:
@@ -165,6 +152,24 @@ def main() -> None:
             "metrics": staged,
         }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+
+
+def within(
+    rows: list[tuple[str, str, float | None, float | None]], tolerance: float, other: str
+) -> bool:
+    """Print each check's full-width value, the `other` one and their difference (rows where
+    either is missing are left out); whether no other value is more than `tolerance` below."""
+    print(f"{'data set':9s} {'metric':44s} {'full':>9s} {other:>9s} {'diff':>8s}")
+    ok_all = True
+    for ds, metric, f, c in rows:
+        if f is None or c is None:
+            continue
+        ok = c >= f - tolerance - 1e-9
+        ok_all &= ok
+        label = metric.replace("synthetic_pairs", "SYNTHETIC pairs")
+        print(f"{ds:9s} {label:44s} {f:9.4f} {c:9.4f} {c - f:+8.4f}  {'PASS' if ok else 'FAIL'}")
+    print()
+    return ok_all
 
 
 if __name__ == "__main__":
