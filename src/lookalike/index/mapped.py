@@ -10,6 +10,7 @@ recorded rows, so a file another process is appending to is safe to map.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import weakref
@@ -45,6 +46,7 @@ class FileState:
 
 
 _MADV_POPULATE_READ = 22  # Linux 5.14+ (not in Python's mmap module before 3.13)
+_FADVISE = hasattr(os, "posix_fadvise")  # not on macOS
 
 
 def row_bytes(dtype: np.dtype | type[np.generic], width: int) -> int:
@@ -142,8 +144,9 @@ def open_rows(
     if resident:
         try:
             mm.madvise(_MADV_POPULATE_READ)
-        except OSError:  # kernels before 5.14: read ahead, pages mapped at first touch
-            mm.madvise(mmap.MADV_WILLNEED)
+        except OSError:  # kernels before 5.14, other systems: read ahead, mapped when touched
+            with contextlib.suppress(OSError):
+                mm.madvise(mmap.MADV_WILLNEED)
     return np.frombuffer(mm, dtype=dtype).reshape(shape)
 
 
@@ -174,7 +177,7 @@ class RowReader:
         breaks = np.flatnonzero(np.diff(positions) != 1) + 1
         starts = np.concatenate([[0], breaks]).tolist()
         ends = [*breaks.tolist(), len(positions)]
-        if len(starts) > 1:  # ask for every run first: the disk reads them side by side
+        if len(starts) > 1 and _FADVISE:  # every run asked for first: read side by side
             for a, b in zip(starts, ends, strict=True):
                 os.posix_fadvise(self._fd, int(positions[a]) * self._row, (b - a) * self._row,
                                  os.POSIX_FADV_WILLNEED)

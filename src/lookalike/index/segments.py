@@ -371,8 +371,8 @@ def open_view(
                                   or len(base.projected) != n))):
             raise DamagedFileError(f"{folder}: base segment {gen} is inconsistent")
         projection = arrays[PROJECTION] if code_dim else None
-        # the centres in the codes' space: what a search ranks lists by (2 MB at 1M items,
-        # 1,000 lists of 512-d, where the full-width centres are 10 MB)
+        # the centres in the codes' space: what a search ranks lists by (4 MB at 1M items,
+        # 2,000 lists of 512-d, where the full-width centres are 21 MB)
         code_centroids = centroids if projection is None else np.ascontiguousarray(
             np.asarray(centroids, dtype=np.float32) @ projection.T)
     verified = old.verified if same_gen and old is not None else {}
@@ -525,9 +525,9 @@ def projected_codes(vectors: Matrix, projection: Matrix) -> Int8Rows:
     orthonormal), with an error term that keeps `QueryCodes.candidates`' bound true for the
     full-width product: q.x = q'.x' + r_q.r_x (r the parts outside the projection), so
     |q.x - q'~.x'~| <= |q| (|x' - x'~| + |r_x|) + |q' - q'~| |x'~| (~: dequantised) when the
-    query's codes carry |q| as their norm (`EmbeddedStore`'s searches do). The bound is loose
-    (|r_x| is some 0.35 for unit vectors): searches through the lists rescore a fixed number
-    of rows; exact searches use the full-width codes."""
+    query's codes carry |q| as their norm (`QueryCodes.projected`). The bound is loose (|r_x|
+    is some 0.35 for unit vectors): a projected generation's searches rescore a fixed number
+    of rows instead (`EmbeddedStore.search`)."""
     x = np.asarray(vectors, dtype=np.float32)
     low = np.ascontiguousarray(x @ np.asarray(projection, dtype=np.float32).T)
     rows = Int8Rows.of(low)
