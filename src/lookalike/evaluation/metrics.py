@@ -101,11 +101,11 @@ class _Staged:
         self,
         queries: NDArray[np.float32],
         exact: NDArray[np.float32],
-        banned: NDArray[np.bool_] | None = None,
     ) -> NDArray[Any]:
         """(m, n) scores whose order is the two-stage ranking: `exact` (the full-width
         scores) on each query's rescored rows, every other row below them all (its
-        approximate score minus a per-query shift), -inf where `banned`."""
+        approximate score minus a per-query shift), -inf where `exact` is -inf (rows the
+        caller has masked: they never take a rescore slot)."""
         m, n = exact.shape
         if self.projection is None or m == 0 or n == 0:
             return exact
@@ -113,8 +113,7 @@ class _Staged:
         dots = self.scanner.int8_dots(self.codes.codes, q)  # (n, m)
         # as `QueryCodes.candidates` computes it, query by query
         approx = dots.T.astype(np.float32) * (self.codes.scale[None, :] * q.scale[:, None])
-        if banned is not None:
-            approx[banned] = -np.inf
+        approx[~np.isfinite(exact)] = -np.inf
         r = min(self.rescore, n)
         chosen = np.zeros((m, n), dtype=bool)
         top = np.argpartition(-approx, r - 1, axis=1)[:, :r] if r < n else np.arange(n)[None]
@@ -161,17 +160,12 @@ def neighbours(
     for start in range(0, len(q_idx), _BLOCK):
         rows = q_idx[start : start + _BLOCK]
         sims = x[rows] @ x.T
-        if staged is not None:
-            banned = np.zeros(sims.shape, dtype=bool)
-            banned[:, ~ok] = True
-            banned[np.arange(len(rows)), rows] = True
-            if g is not None:
-                banned |= g[rows][:, None] == g[None, :]
-            sims = staged.scores(x[rows], sims, banned)
         sims[:, ~ok] = -np.inf
         sims[np.arange(len(rows)), rows] = -np.inf
         if g is not None:
             sims[g[rows][:, None] == g[None, :]] = -np.inf
+        if staged is not None:  # masked first, so masked rows take no rescore slot
+            sims = staged.scores(x[rows], sims)
         if kk < n:
             part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
         else:
