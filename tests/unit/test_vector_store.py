@@ -24,7 +24,7 @@ from lookalike.evaluation.synthetic import SyntheticCatalog
 from lookalike.index import VectorStoreError
 from lookalike.index.columns import FieldColumns, Vocabulary
 from lookalike.index.embedded import FOLDER, MANIFEST, EmbeddedStore
-from lookalike.index.scan import Int8Rows, QueryCodes
+from lookalike.index.scan import WIDEN_SPREAD, Int8Rows, QueryCodes, rescore_depth
 from lookalike.index.segments import learn_projection, projected_codes
 from vector_worlds import recall, reference
 
@@ -457,6 +457,44 @@ def test_projected_codes_bound_every_full_width_product() -> None:
                       * plain.scale[j]) > plain.norm[j] * low_error
                + plain.error[j] * rows.norm).any() for j in range(len(queries))]
     assert all(broken), "without the outside part the bound does not hold"
+
+
+def test_rescore_depth_reads_on_while_the_first_stage_error_leaves_rows_in_reach() -> None:
+    """`rescore_depth`: with no first-stage error it stops at the rows rescored when the rest
+    score below the k-th; the more the first stage erred on the rows rescored, the further it
+    reads, never past `cap`, and never below the rows already rescored."""
+    approx = np.linspace(1.0, 0.8, 201, dtype=np.float32)  # best first, 0.001 apart
+    exact = approx[:32].copy()  # no error: k-th best exact is approx[9]
+    assert rescore_depth(approx, exact, 10, 128) == 32
+    rng = np.random.default_rng(0)
+    noisy = approx[:32] + rng.normal(0, 0.03, 32).astype(np.float32)
+    wider = rescore_depth(approx, noisy, 10, 128)
+    noisier = rescore_depth(approx, approx[:32] + rng.normal(0, 0.08, 32).astype(np.float32),
+                            10, 128)
+    assert 32 < wider < noisier <= 128
+    error = noisy - approx[:32]
+    threshold = np.sort(noisy)[-10] - error.mean() - WIDEN_SPREAD * error.std()
+    assert approx[wider - 1] >= threshold > approx[wider]  # every row in reach, no other
+    assert rescore_depth(approx, noisy, 10, 40) == 40
+    assert rescore_depth(approx, noisy[:5], 10, 128) == 5  # fewer rows than k: nothing to go on
+    assert rescore_depth(approx[:32], noisy, 10, 128) == 32  # no more rows
+
+
+def test_a_weak_projection_rescores_more_rows(tmp_path: Path) -> None:
+    """A projection keeping little of the vectors (16 of 256 dims): the first stage errs by
+    much, and the rows rescored grow with its error. With 32 rows fixed, recall@10 was 0.38
+    unfiltered and 0.64 with a filter (measured 2026-12-08); rescoring while rows stay in reach
+    lifts it to 0.82 and 0.97."""
+    dim = 256
+    cat = make_catalog(tmp_path, 6000, dim=dim, exact_max_items=1000, filter_exact_max=300,
+                       index_code_dim=16)
+    queries = SyntheticCatalog(dim).queries(40)
+    for filters, least in [(None, 0.75), (Filters(second_hand=True), 0.9)]:
+        _, truth = reference(cat, queries, 10, filters)
+        got = cat.index.search(queries, 10, filters)
+        assert got.plan.method == "ivf"
+        assert recall(truth, got.ids) >= least, filters
+    cat.close()
 
 
 def test_a_wide_catalog_searches_projected_codes_through_writes_and_damage(

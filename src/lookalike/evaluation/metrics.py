@@ -66,8 +66,10 @@ class FirstStage:
       `rescore`: for any k <= rescore it is not in the top k, as a store asked for k results
       never returns it.
 
-    The store rescores 32 rows per 10 results (`index.embedded._RESCORE_PROJECTED`); here
-    `rescore` is fixed, so a smaller one shows the margin. Not modelled: which inverted lists
+    The store rescores 32 rows per 10 results (`index.embedded._RESCORE_PROJECTED`), and more
+    when the first stage's error on those leaves further rows in reach
+    (`index.scan.rescore_depth`); here `rescore` is fixed, the store's floor, so a smaller one
+    shows the margin. Not modelled: which inverted lists
     a search reads (the store's probing, measured as recall by `bench/bench_scale.py`).
     Vectors no wider than `code_dim` are ranked at full width (the store scores them with
     full-width codes and an exact bound).
