@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from imagefactory import jpeg, noise, solid
+from lookalike.catalog.schema import OUTSIDE
 from lookalike.errors import LookalikeError
 from lookalike.evaluation.augment import on_white_background
 from lookalike.evaluation.datasets import load_catalog, load_dataset
@@ -45,6 +46,26 @@ def test_csv_catalog_labels_groups_and_bad_rows(tmp_path: Path) -> None:
     assert data.missing == [(4, "missing.jpg")]
     assert data.rejected == [(5, "no image")]
     assert data.name == tmp_path.name and data.metadata == tmp_path / "items.csv"
+
+
+def test_a_catalog_named_by_a_relative_path(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lookalike evaluate ../shop` reads the same rows as the absolute path (a relative
+    images folder once put every photo "outside the images folder")."""
+    shop = tmp_path / "shop"
+    _photos(shop / "images", 2)
+    (tmp_path / "x.jpg").write_bytes(jpeg(noise(seed=9)))
+    (shop / "images" / "out.jpg").symlink_to(tmp_path / "x.jpg")  # a link out of the folder
+    (shop / "items.csv").write_text("image,category\n0.jpg,Dress\n1.jpg,Shirt\n"
+                                    "out.jpg,Dress\n")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    data = load_catalog(Path("../shop"))
+    assert [p.name for p in data.paths] == ["0.jpg", "1.jpg"]
+    assert data.rejected == [(4, OUTSIDE)]
+    (shop / "items.csv").write_text("image,category\nout.jpg,Dress\n")
+    with pytest.raises(LookalikeError, match=r"1 rows rejected; row 2: .*outside"):
+        load_catalog(Path("../shop"))
 
 
 def test_jsonl_catalog_beside_its_photos_without_labels(tmp_path: Path) -> None:

@@ -164,6 +164,7 @@ def resolve_image(root: Path, name: str) -> Path:
     if problem is not None:
         raise ImageLoadError(name, problem)
     lexical = Path(root) / name
+    root = Path(root).resolve()  # a relative root ("../data/images") holds resolved paths too
     candidates = [lexical]
     if not lexical.suffix:
         candidates += [Path(f"{lexical}{suffix}") for suffix in sorted(IMAGE_SUFFIXES)]

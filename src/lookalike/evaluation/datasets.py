@@ -189,6 +189,8 @@ def load_catalog(
         raise LookalikeError(
             f"{metadata}: no row names an image file that exists under {images_dir}"
             + (f" ({len(missing)} rows name missing files)" if missing else "")
+            + (f" ({len(rejected)} rows rejected; row {rejected[0][0]}: {rejected[0][1]})"
+               if rejected else "")
         )
     # an item without a group value is a group of its own
     groups = [g or f"item:{i}" for g, i in zip(raw_groups, ids, strict=True)]
