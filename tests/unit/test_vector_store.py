@@ -10,6 +10,7 @@ files are rebuilt from SQLite.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -480,6 +481,47 @@ def test_rescore_depth_reads_on_while_the_first_stage_error_leaves_rows_in_reach
     assert rescore_depth(approx[:32], noisy, 10, 128) == 32  # no more rows
 
 
+def test_generation_formats_old_and_new(tmp_path: Path) -> None:
+    """A small catalog of wide vectors stays one list with full-width codes (written as format
+    2, computed after the rows, which are read without them); a format-2 manifest of a
+    projected generation (written before format 3) still opens; an unknown format is rebuilt
+    from SQLite, never misread."""
+    dim = 256
+    make_catalog(tmp_path, 900, dim=dim, exact_max_items=1000, index_code_dim=128).close()
+    folder = tmp_path / FOLDER
+    shutil.rmtree(folder)  # built afresh from SQLite at the next open
+    cat = Catalog.open(Settings(catalog_dir=tmp_path, auto_tag=False, exact_max_items=1000,
+                                index_code_dim=128))
+    m = json.loads((folder / MANIFEST).read_text())
+    assert m["format"] == 2 and m["lists"] == 1 and m["base"]["codes"][0] == 900
+    queries = SyntheticCatalog(dim).queries(20)
+    _, truth = reference(cat, queries, 10, None)
+    assert recall(truth, cat.index.search(queries, 10).ids) == 1.0  # exact
+    cat.close()
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    cat = make_catalog(wide, 3000, dim=dim, exact_max_items=1000, index_code_dim=128)
+    cat.close()
+    folder = wide / FOLDER
+    m = json.loads((folder / MANIFEST).read_text())
+    gen = m["generation"]
+    m["format"] = 2
+    (folder / MANIFEST).write_text(json.dumps(m))
+    again = Catalog.open(Settings(catalog_dir=wide, auto_tag=False, exact_max_items=1000,
+                                  index_code_dim=128))
+    assert again.index.describe()["generation"] == gen  # read, not rebuilt
+    _, truth = reference(again, queries, 10, None)
+    assert recall(truth, again.index.search(queries, 10).ids) >= 0.95
+    again.close()
+    m["format"] = 4
+    (folder / MANIFEST).write_text(json.dumps(m))
+    newer = Catalog.open(Settings(catalog_dir=wide, auto_tag=False, exact_max_items=1000,
+                                  index_code_dim=128))
+    assert newer.index.describe()["generation"] != gen  # rebuilt from SQLite
+    assert recall(truth, newer.index.search(queries, 10).ids) >= 0.95
+    newer.close()
+
+
 def test_a_weak_projection_rescores_more_rows(tmp_path: Path) -> None:
     """A projection keeping little of the vectors (16 of 256 dims): the first stage errs by
     much, and the rows rescored grow with its error. With 32 rows fixed, recall@10 was 0.38
@@ -516,6 +558,9 @@ def test_a_wide_catalog_searches_projected_codes_through_writes_and_damage(
     folder = tmp_path / FOLDER
     gen = info["generation"]
     assert (folder / f"g{gen}.base.pcodes").stat().st_size == 6000 * code_dim
+    # no full-width codes: nothing of a projected generation reads them
+    assert not list(folder.glob(f"g{gen}.*.codes")) and not list(folder.glob("build-*"))
+    assert json.loads((folder / MANIFEST).read_text())["format"] == 3
     queries = SyntheticCatalog(dim).queries(40)
 
     def check(catalog: Catalog) -> None:
@@ -541,6 +586,7 @@ def test_a_wide_catalog_searches_projected_codes_through_writes_and_damage(
         cat.delete_item(f"syn-0-{i}")
     m = json.loads((folder / MANIFEST).read_text())
     assert m["generation"] == gen and m["tail"]["pcodes"][0] == m["tail"]["ids"][0] >= 300
+    assert "codes" not in m["tail"] and not (folder / f"g{gen}.tail.codes").exists()
     check(cat)
     cat.index.compact()
     info = cat.index.describe()
@@ -559,6 +605,13 @@ def test_a_wide_catalog_searches_projected_codes_through_writes_and_damage(
     gen = wider.index.describe()["generation"]
     assert wider.index.describe()["code_dim"] == dim
     assert not (folder / f"g{gen}.base.pcodes").exists()
+    # full-width codes computed from the vectors (the rows had none): as a fresh build's
+    fresh = Int8Rows.of(wider.index.vectors(wider.index.ids()))
+    stored = json.loads((folder / MANIFEST).read_text())
+    assert stored["format"] == 2 and stored["base"]["codes"][0] == len(fresh)
+    codes = np.fromfile(folder / f"g{gen}.base.codes", dtype=np.uint8).reshape(-1, dim)
+    order = np.argsort(np.fromfile(folder / f"g{gen}.base.ids", dtype=np.int64))
+    np.testing.assert_array_equal(codes[order], fresh.codes[np.argsort(wider.index.ids())])
     check(wider)
     wider.close()
     narrower = Catalog.open(Settings(catalog_dir=tmp_path, auto_tag=False,

@@ -915,11 +915,10 @@ def _ids_at(view: View, slots: NDArray[np.int64]) -> Ids:
 
 def _codes(rows: Rows, projected: bool) -> Int8Rows:
     """The rows' first-stage codes: their projected ones, or their full-width ones."""
-    if not projected:
-        return rows.int8
-    if rows.projected is None:
-        raise ValueError("these rows have no projected codes")
-    return rows.projected
+    codes = rows.projected if projected else rows.int8
+    if codes is None:
+        raise ValueError(f"these rows have no {'projected' if projected else 'full-width'} codes")
+    return codes
 
 
 def _query_codes(queries: Matrix, low: Matrix | None) -> QueryCodes:

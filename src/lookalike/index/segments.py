@@ -3,8 +3,9 @@ a generation mapped into memory, and building a generation's base segment.
 
 `<catalog>/vectors/`: per generation g, `g{g}.base.<column>` (written once: every item's id,
 float32 vector, int8 codes and bound terms, filterable fields; large catalogs stored list by
-list, with the lists' offsets and centres and the ids sorted; wide ones also with a projection
-and each row's projected codes, `PROJECTED_FILES`), `g{g}.tail.<column>` (rows
+list, with the lists' offsets and centres and the ids sorted; wide ones with a projection and
+each row's projected codes, `PROJECTED_FILES`, in place of the full-width codes: `row_files`),
+`g{g}.tail.<column>` (rows
 appended since) and `g{g}.dead` (slots no longer live); `manifest.json` names the generation
 and every file's valid rows and CRC-32; `checked.json` the base files' size, modification time
 and inode when their checksums last matched.
@@ -65,7 +66,11 @@ __all__ = [
 FOLDER = "vectors"
 MANIFEST = "manifest.json"
 STAMP = "checked.json"  # the base files' signatures when their checksums last matched
-FORMAT = 2  # 2: the items' state column
+# 2: the items' state column; 3: a projected generation (`PROJECTED_FILES`) holds no
+# full-width int8 codes (its searches never read them: 2.6 KB an item at 2,624-d). Generations
+# without a projection are still written as 2; both are read.
+FORMAT = 3
+_READS = (2, 3)
 
 # per-row files: name -> (dtype, width: 0 = one value, "dim" = the vector width)
 ROW_FILES: dict[str, tuple[type[np.generic], int | str]] = {
@@ -80,6 +85,7 @@ ROW_FILES: dict[str, tuple[type[np.generic], int | str]] = {
 TAIL_FILES: dict[str, tuple[type[np.generic], int | str]] = {
     **ROW_FILES, "list": (np.int32, 0)
 }
+INT8_FILES = ("codes", "scale", "error", "norm")  # full-width codes and their bound terms
 FLAT_FILES: dict[str, tuple[type[np.generic], int | str]] = {"size_codes": (np.int32, 0)}
 # base-only: list offsets, list centres, ids sorted and the slot of each
 BASE_EXTRA: dict[str, tuple[type[np.generic], int | str]] = {
@@ -100,6 +106,18 @@ PROJECTED_FILES: dict[str, tuple[type[np.generic], int | str]] = {
     "pnorm": (np.float32, 0),
 }
 PROJECTION_SAMPLE = 20_000  # rows the principal directions are learnt from
+
+
+def row_files(projected: bool, tail: bool = False) -> dict[str, tuple[type[np.generic], int | str]]:
+    """The per-row files of a generation's base (or `tail`): a projected one's first-stage
+    codes are its projected ones, in place of the full-width ones."""
+    files = dict(TAIL_FILES if tail else ROW_FILES)
+    if projected:
+        for name in INT8_FILES:
+            del files[name]
+        files.update(PROJECTED_FILES)
+    return files
+
 BUILD_BATCH = 50_000
 READ_ROWS_FROM = 64 << 20  # float32 files larger than this: rows read, not mapped
 KMEANS_SAMPLE = 64  # training points per list
@@ -151,7 +169,8 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps({
-            "format": FORMAT, "dim": self.dim, "generation": self.generation,
+            "format": FORMAT if self.code_dim else 2, "dim": self.dim,
+            "generation": self.generation,
             "applied": self.applied, "lists": self.lists, "clustered": self.clustered,
             "base": {k: v.to_json() for k, v in self.base.items()},
             "tail": {k: v.to_json() for k, v in self.tail.items()},
@@ -161,8 +180,8 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         data = json.loads(text)
-        if data.get("format") != FORMAT:
-            raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
+        if data.get("format") not in _READS:
+            raise ValueError(f"format {data.get('format')!r}, expected one of {_READS}")
         vocab = data["vocab"]
         if not (isinstance(vocab, dict)
                 and all(isinstance(v, list) and all(isinstance(s, str) for s in v)
@@ -185,7 +204,7 @@ class Manifest:
 class Rows:
     ids: NDArray[np.int64]
     vectors: Matrix
-    int8: Int8Rows
+    int8: Int8Rows | None  # full-width codes (None in a projected generation)
     columns: FieldColumns
     list: NDArray[np.int32] | None = None  # tail rows only: each row's list
     reader: mapped.RowReader | None = None  # large files: float32 rows read, not mapped
@@ -240,7 +259,8 @@ def _rows_from(arrays: dict[str, np.ndarray], tail: bool, vectors: Path | None =
         reader = mapped.RowReader(vectors, np.float32, matrix.shape[1], len(matrix))
     return Rows(
         ids=arrays["ids"], vectors=matrix,
-        int8=Int8Rows(arrays["codes"], arrays["scale"], arrays["error"], arrays["norm"]),
+        int8=Int8Rows(arrays["codes"], arrays["scale"], arrays["error"], arrays["norm"])
+        if "codes" in arrays else None,
         columns=FieldColumns({k: arrays[k] for k in ROW_COLUMNS}, arrays["size_codes"]),
         list=arrays["list"] if tail else None, reader=reader,
         projected=Int8Rows(arrays["pcodes"], arrays["pscale"], arrays["perror"],
@@ -346,14 +366,13 @@ def open_view(
     again, nor base files stamped as checked unless `verify` (which checks every file and
     writes nothing)."""
     dim, gen, code_dim = manifest.dim, manifest.generation, manifest.code_dim
-    projected_files = PROJECTED_FILES if code_dim else {}
     same_gen = old is not None and old.manifest.generation == gen
     if same_gen and old is not None:
         base, lists, centroids = old.base, old.lists, old.centroids
         projection, code_centroids = old.projection, old.code_centroids
         sorted_ids, sorted_slots = old.sorted_ids, old.sorted_slots
     else:
-        files = {**ROW_FILES, **FLAT_FILES, **BASE_EXTRA, **projected_files}
+        files = {**row_files(code_dim > 0), **FLAT_FILES, **BASE_EXTRA}
         if code_dim:
             files[PROJECTION] = (np.float32, "dim")
         trusted = not verify and _stamped(folder, manifest)
@@ -377,7 +396,7 @@ def open_view(
             np.asarray(centroids, dtype=np.float32) @ projection.T)
     verified = old.verified if same_gen and old is not None else {}
     tail_arrays = _map_rows(folder, f"g{gen}.tail",
-                            {**TAIL_FILES, **FLAT_FILES, **projected_files},
+                            {**row_files(code_dim > 0, tail=True), **FLAT_FILES},
                             manifest.tail, dim, verified, code_dim=code_dim)
     tail = _rows_from(tail_arrays, tail=True, vectors=folder / f"g{gen}.tail.vectors")
     if code_dim and (tail.projected is None or len(tail.projected) != len(tail)):
@@ -502,15 +521,17 @@ def sources_of_view(folder: Path, view: View, extra: Batch | None) -> list[Sourc
 def write_rows(
     folder: Path, prefix: str, batch: Batch, states: dict[str, FileState],
     extra: dict[str, np.ndarray] | None = None, projection: Matrix | None = None,
+    *, int8: bool | None = None,
 ) -> dict[str, FileState]:
-    """Append a batch's rows (ids, vectors, int8 codes, fields, and with a `projection` their
-    first-stage codes) to files `prefix.*`."""
-    int8 = Int8Rows.of(batch.vectors)
+    """Append a batch's rows (ids, vectors, fields, and their first-stage codes: the
+    full-width int8 ones, or with a `projection` the projected ones) to files `prefix.*`.
+    `int8` True or False: write the full-width codes, or not, whatever the projection."""
     arrays: dict[str, np.ndarray] = {
-        "ids": batch.ids, "vectors": batch.vectors, "codes": int8.codes, "scale": int8.scale,
-        "error": int8.error, "norm": int8.norm, **batch.columns.arrays,
+        "ids": batch.ids, "vectors": batch.vectors, **batch.columns.arrays,
         "size_codes": batch.columns.size_codes, **(extra or {}),
     }
+    if int8 if int8 is not None else projection is None:
+        arrays.update(_int8_arrays(Int8Rows.of(batch.vectors)))
     if projection is not None:
         arrays.update(_projected_arrays(projected_codes(batch.vectors, projection)))
     out = dict(states)
@@ -538,6 +559,10 @@ def projected_codes(vectors: Matrix, projection: Matrix) -> Int8Rows:
     return replace(rows, error=(rows.error + residual).astype(np.float32))
 
 
+def _int8_arrays(rows: Int8Rows) -> dict[str, np.ndarray]:
+    return {"codes": rows.codes, "scale": rows.scale, "error": rows.error, "norm": rows.norm}
+
+
 def _projected_arrays(rows: Int8Rows) -> dict[str, np.ndarray]:
     return {"pcodes": rows.codes, "pscale": rows.scale, "perror": rows.error,
             "pnorm": rows.norm}
@@ -563,7 +588,9 @@ def _take(rows: Rows, name: str, at: NDArray[np.int64]) -> np.ndarray:
         return rows.rows(at)
     if name == "ids":
         return rows.ids[at]
-    if name in ("codes", "scale", "error", "norm"):
+    if name in INT8_FILES:
+        if rows.int8 is None:
+            raise ValueError(f"rows of a projected generation have no {name!r}")
         part: np.ndarray = getattr(rows.int8, name)
         return part[at]
     return rows.columns.arrays[name][at]
@@ -579,6 +606,8 @@ class _Picks:
                                [len(s.at) for s in sources])
         self.pos = (np.concatenate([s.at for s in sources]) if sources
                     else np.zeros(0, dtype=np.int64))
+        # whether every source holds full-width codes (a projected generation's rows do not)
+        self.has_int8 = all(s.rows.int8 is not None for s in sources)
 
     def __len__(self) -> int:
         return len(self.pos)
@@ -870,14 +899,19 @@ def build_base(
     with _build_folder(folder, generation) as tmp:
         started = time.perf_counter()
         states: dict[str, FileState] = {}
+        # vectors wider than the codes: clustered, the generation will be a projected one,
+        # whose full-width codes nothing reads; computed below if it ends up one list
+        projected = 0 < settings.index_code_dim < dim
         for batch in batches:
-            states = write_rows(tmp, "rows", batch, states)
+            states = write_rows(tmp, "rows", batch, states, int8=not projected)
         n = states["ids"].rows if states else 0
         log.info("vector files: %d rows read and quantised in %.1f s", n,
                  time.perf_counter() - started)
         flat = {**ROW_FILES, **FLAT_FILES}
         prefix = f"g{generation}.base"
         if n <= max(settings.exact_max_items, 1):  # one list: the rows as they are
+            if n and projected:
+                states = _write_int8(tmp, "rows", dim, states)
             ids = mapped.open_rows(tmp / "rows.ids", np.int64, 0, states["ids"],
                                    verify_from=None) if n else np.zeros(0, dtype=np.int64)
             ids = np.array(ids)
@@ -885,7 +919,9 @@ def build_base(
                    for name in flat} if n else {}
             return _finish(folder, prefix, dim, out, ids, np.zeros(n, dtype=np.int32),
                            None), 1, None
-        arrays = _map_rows(tmp, "rows", flat, states, dim, None, random_access=False)
+        written = {name: spec for name, spec in flat.items()
+                   if not (projected and name in INT8_FILES)}
+        arrays = _map_rows(tmp, "rows", written, states, dim, None, random_access=False)
         rows = _rows_from(arrays, tail=False)
         return _build(folder, tmp, generation, dim,
                       [Source(rows, np.arange(n, dtype=np.int64))], settings, centroids)
@@ -974,25 +1010,46 @@ def _write_ordered(
     tmp: Path, prefix: str, picks: _Picks, order: NDArray[np.int64], dim: int,
     projection: Matrix | None = None,
 ) -> dict[str, FileState]:
-    """Picks in `order` into files `prefix.*` in `tmp`, a bounded block of rows at a time
-    (with a `projection`, their first-stage codes computed from their vectors)."""
+    """Picks in `order` into files `prefix.*` in `tmp`, a bounded block of rows at a time.
+    With a `projection`, their first-stage codes are computed from their vectors (and no
+    full-width codes written); without, the full-width codes are copied (computed from the
+    vectors for rows of a projected generation, which have none)."""
     states: dict[str, FileState] = {}
     step = max(1, WRITE_BYTES // (5 * max(dim, 1) + 64))
+    copied = [name for name in ROW_FILES
+              if not (name in INT8_FILES and (projection is not None or not picks.has_int8))]
     for a in range(0, len(order), step):
         at = order[a : a + step]
-        for name in ROW_FILES:
+        for name in copied:
             array = picks.take(name, at)
             states[name] = mapped.append(tmp / f"{prefix}.{name}", array,
                                          states.get(name, FileState()))
-            if name == "vectors" and projection is not None:
-                for pname, parray in _projected_arrays(
-                        projected_codes(array, projection)).items():
-                    states[pname] = mapped.append(tmp / f"{prefix}.{pname}", parray,
-                                                  states.get(pname, FileState()))
+            if name != "vectors" or (picks.has_int8 and projection is None):
+                continue
+            computed = (_int8_arrays(Int8Rows.of(array)) if projection is None
+                        else _projected_arrays(projected_codes(array, projection)))
+            for cname, carray in computed.items():
+                states[cname] = mapped.append(tmp / f"{prefix}.{cname}", carray,
+                                              states.get(cname, FileState()))
         states["size_codes"] = mapped.append(tmp / f"{prefix}.size_codes",
                                              picks.size_codes(at),
                                              states.get("size_codes", FileState()))
     return states
+
+
+def _write_int8(
+    tmp: Path, prefix: str, dim: int, states: dict[str, FileState]
+) -> dict[str, FileState]:
+    """The full-width codes of the rows in files `prefix.*` (written without), appended."""
+    vectors = mapped.open_rows(tmp / f"{prefix}.vectors", np.float32, dim, states["vectors"],
+                               verify_from=None)
+    out = dict(states)
+    step = max(1, WRITE_BYTES // (5 * max(dim, 1)))
+    for a in range(0, len(vectors), step):
+        for name, array in _int8_arrays(Int8Rows.of(vectors[a : a + step])).items():
+            out[name] = mapped.append(tmp / f"{prefix}.{name}", array,
+                                      out.get(name, FileState()))
+    return out
 
 
 def _finish(
@@ -1015,7 +1072,7 @@ def _finish(
         out[name] = mapped.write(folder / f"{prefix}.{name}", array)
     if projection is not None:
         out[PROJECTION] = mapped.write(folder / f"{prefix}.{PROJECTION}", projection)
-    flat = {**ROW_FILES, **FLAT_FILES, **(PROJECTED_FILES if projection is not None else {})}
+    flat = {**row_files(projection is not None), **FLAT_FILES}
     for name in flat:  # an empty segment still has (empty) files
         if name not in out:
             out[name] = mapped.write(folder / f"{prefix}.{name}",
