@@ -32,7 +32,7 @@ Search (`EmbeddedStore.search`), per query:
   its centre score (times `_GAP_MARGIN`) reaches it. Within the lists read the result is exact;
   recall is lost only to lists not read;
 * a **projected** generation (above) ranks lists by the projected centres and rows by their
-  projected codes, then rescores the best `_RESCORE_PROJECTED` (32) at full width, and more
+  projected codes, then rescores the best `_RESCORE_PROJECTED` (24) at full width, and more
   (up to `_RESCORE_WIDEN` times as many) while the first stage's error measured on those
   leaves more rows in reach (`scan.rescore_depth`), in its inverted-list and its filters'
   subset searches alike: the scores returned are full-width ones, but a row the projection
@@ -117,10 +117,13 @@ _COMPACT_SHARE = 0.1  # tail + dead rows past this share of the base: compact
 _COMPACT_MIN = 4096  # ... and past this many
 _RESCORE = 32  # float32 rows an inverted-list search rescores at most (k = 10; 3·k above)
 # ... of a projected generation (k = 10; proportionally more above): its first-stage scores
-# miss the part of each vector outside the projection. At 1M synthetic 2,624-d items 32 and 64
-# gave the same recall@10 (0.997 unfiltered, 1.000 at 1 %), 16 lost some (0.993, 0.992); on
-# the real clothing and product vectors 32 already hold the exact top 10 (0.9998-1.000)
-_RESCORE_PROJECTED = 32
+# miss the part of each vector outside the projection. Each row not in the page cache costs a
+# read from the disk (about 0.1 ms on this VM's), so as few as hold the quality: with
+# `_RESCORE_WIDEN`, 24 gave the recall@10 of 32 and of 64 at 1M synthetic 2,624-d items
+# (0.9965 unfiltered, the lists' own ceiling; 0.9995 at 1 %) and at 100k (0.9985), reading
+# 26 rows a search on average instead of 34; every check of bench_quality.py through a
+# 512-d first stage rescoring 24 rows was identical to the full-width ranking
+_RESCORE_PROJECTED = 24
 # either rescores up to this many times as many rows while the first stage's error measured on
 # the rows rescored leaves more in reach (`scan.rescore_depth`): at 100k synthetic 2,624-d
 # items, where that error is 3.6 times the million's, 32 fixed rows held 0.983 of the top 10
@@ -645,7 +648,8 @@ class EmbeddedStore:
         rescore: int | None = None, low: Matrix | None = None,
     ) -> tuple[Matrix, NDArray[np.int64]]:
         """Exact top k of `queries` among `slots`: (scores, slots), -1 where fewer. With
-        `rescore`, at most that many rows (the best in int8) are rescored in float32. `low`:
+        `rescore`, only the best that many rows in int8 and those still in reach are
+        rescored in float32 (`_rescored`), not every row the bound lets through. `low`:
         the queries projected (a projected generation): the first stage scores the rows'
         projected codes."""
         m, n = len(queries), len(slots)
