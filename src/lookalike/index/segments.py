@@ -107,17 +107,6 @@ PROJECTED_FILES: dict[str, tuple[type[np.generic], int | str]] = {
 }
 PROJECTION_SAMPLE = 20_000  # rows the principal directions are learnt from
 
-
-def row_files(projected: bool, tail: bool = False) -> dict[str, tuple[type[np.generic], int | str]]:
-    """The per-row files of a generation's base (or `tail`): a projected one's first-stage
-    codes are its projected ones, in place of the full-width ones."""
-    files = dict(TAIL_FILES if tail else ROW_FILES)
-    if projected:
-        for name in INT8_FILES:
-            del files[name]
-        files.update(PROJECTED_FILES)
-    return files
-
 BUILD_BATCH = 50_000
 READ_ROWS_FROM = 64 << 20  # float32 files larger than this: rows read, not mapped
 KMEANS_SAMPLE = 64  # training points per list
@@ -131,6 +120,17 @@ SPLIT_AT = 2.0
 NEAREST_BATCH = 65536  # rows `nearest_lists` scores at a time
 ASSIGN_BYTES = 64 << 20  # float32 rows a build reads at a time to assign them to lists
 WRITE_BYTES = 64 << 20  # rows a build copies at a time (about: their vectors and codes)
+
+
+def row_files(projected: bool, tail: bool = False) -> dict[str, tuple[type[np.generic], int | str]]:
+    """The per-row files of a generation's base (or `tail`): a projected one's first-stage
+    codes are its projected ones, in place of the full-width ones."""
+    files = dict(TAIL_FILES if tail else ROW_FILES)
+    if projected:
+        for name in INT8_FILES:
+            del files[name]
+        files.update(PROJECTED_FILES)
+    return files
 
 
 def auto_lists(n: int) -> int:
@@ -530,7 +530,7 @@ def write_rows(
         "ids": batch.ids, "vectors": batch.vectors, **batch.columns.arrays,
         "size_codes": batch.columns.size_codes, **(extra or {}),
     }
-    if int8 if int8 is not None else projection is None:
+    if (projection is None) if int8 is None else int8:
         arrays.update(_int8_arrays(Int8Rows.of(batch.vectors)))
     if projection is not None:
         arrays.update(_projected_arrays(projected_codes(batch.vectors, projection)))
