@@ -106,7 +106,6 @@ PROJECTED_FILES: dict[str, tuple[type[np.generic], int | str]] = {
     "pnorm": (np.float32, 0),
 }
 PROJECTION_SAMPLE = 20_000  # rows the principal directions are learnt from
-
 BUILD_BATCH = 50_000
 READ_ROWS_FROM = 64 << 20  # float32 files larger than this: rows read, not mapped
 KMEANS_SAMPLE = 64  # training points per list
