@@ -12,7 +12,7 @@ writes bench-quality/{clothing,products}. Issue 18's compact vectors: `--compact
         --compact lookalike-fashion=lookalike-fashion-512 \
         --compact lookalike-fashion-int8=lookalike-fashion-512-int8
 
-`--first-stage 512 [--rescore 24]` measures the same rule for the embedded store's first stage
+`--first-stage 512 [--rescore 16]` measures the same rule for the embedded store's first stage
 instead: each `--trained` model is also scored with every search ranked as a clustered catalog
 wider than 512-d is searched (int8 codes of each row's projection onto the gallery's top 512
 principal directions, the best `--rescore` rows by that score rescored at full width:
@@ -72,8 +72,9 @@ def main() -> None:
     ap.add_argument(
         "--rescore",
         type=int,
-        default=24,
-        help="rows the first stage rescores (default 24, the store's least for 10 results)",
+        default=16,
+        help="rows the first stage rescores (default 16, the store's least for 10 results: "
+        "Settings.index_rescore)",
     )
     ap.add_argument("--tolerance", type=float, default=0.005)
     ap.add_argument("--out", type=Path, default=Path("bench-quality"))

@@ -183,6 +183,14 @@ class Settings(BaseSettings):
         "the default model's 2,624 dims; the best rows are then scored at full width. "
         "0 = full-width codes. Takes effect at a catalog's next compaction or rebuild.",
     )
+    index_rescore: int = Field(
+        16, ge=1, le=10_000,
+        description="Rows a search of a catalog with narrower codes (`index_code_dim`) scores "
+        "at full width per 10 results, at least: the best by the narrow codes, then more (up "
+        "to 4 times as many) while the narrow codes' error, measured on those, leaves further "
+        "rows within reach. Each row not in the kernel's page cache is one read from the "
+        "disk: more is slower until the rows are cached, and misses fewer neighbours.",
+    )
     ivf_lists: int = Field(
         0, ge=0, le=1_000_000,
         description="Inverted lists of a large catalog when it is clustered; 0 = about "

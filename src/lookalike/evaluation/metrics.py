@@ -66,7 +66,7 @@ class FirstStage:
       `rescore`: for any k <= rescore it is not in the top k, as a store asked for k results
       never returns it.
 
-    The store rescores 24 rows per 10 results (`index.embedded._RESCORE_PROJECTED`), and more
+    The store rescores `Settings.index_rescore` (16) rows per 10 results, and more
     when the first stage's error on those leaves further rows in reach
     (`index.scan.rescore_depth`); here `rescore` is fixed, the store's floor, so a smaller one
     shows the margin. Not modelled: which inverted lists
@@ -76,7 +76,7 @@ class FirstStage:
     """
 
     code_dim: int = 512
-    rescore: int = 24
+    rescore: int = 16
 
     def __post_init__(self) -> None:
         if self.code_dim < 1 or self.rescore < 1:

@@ -32,7 +32,7 @@ Search (`EmbeddedStore.search`), per query:
   its centre score (times `_GAP_MARGIN`) reaches it. Within the lists read the result is exact;
   recall is lost only to lists not read;
 * a **projected** generation (above) ranks lists by the projected centres and rows by their
-  projected codes, then rescores the best `_RESCORE_PROJECTED` (24) at full width, and more
+  projected codes, then rescores the best `Settings.index_rescore` (16) at full width, and more
   (up to `_RESCORE_WIDEN` times as many) while the first stage's error measured on those
   leaves more rows in reach (`scan.rescore_depth`), in its inverted-list and its filters'
   subset searches alike: the scores returned are full-width ones, but a row the projection
@@ -116,14 +116,9 @@ OBSOLETE = ("index.faiss", "index.json")
 _COMPACT_SHARE = 0.1  # tail + dead rows past this share of the base: compact
 _COMPACT_MIN = 4096  # ... and past this many
 _RESCORE = 32  # float32 rows an inverted-list search rescores at most (k = 10; 3·k above)
-# ... of a projected generation (k = 10; proportionally more above): its first-stage scores
-# miss the part of each vector outside the projection. Each row not in the page cache costs a
-# read from the disk (about 0.1 ms on this VM's), so as few as hold the quality: with
-# `_RESCORE_WIDEN`, 24 gave the recall@10 of 32 and of 64 at 1M synthetic 2,624-d items
-# (0.9965 unfiltered, the lists' own ceiling; 0.9995 at 1 %) and at 100k (0.9985), reading
-# 26 rows a search on average instead of 34; every check of bench_quality.py through a
-# 512-d first stage rescoring 24 rows was identical to the full-width ranking
-_RESCORE_PROJECTED = 24
+# a projected generation rescores `Settings.index_rescore` rows per 10 results instead: its
+# first-stage scores miss the part of each vector outside the projection, and every row not in
+# the page cache costs a read from the disk (docs/guide/vector-store.md measures the choice)
 # either rescores up to this many times as many rows while the first stage's error measured on
 # the rows rescored leaves more in reach (`scan.rescore_depth`): at 100k synthetic 2,624-d
 # items, where that error is 3.6 times the million's, 32 fixed rows held 0.983 of the top 10
@@ -602,8 +597,8 @@ class EmbeddedStore:
         # rescores a fixed number of rows at full width (its codes' bound is too loose to pick
         # them: see `projected_codes`)
         low = None if view.projection is None else self.scanner(queries, view.projection)
-        rescore = (max(_RESCORE, 3 * k) if low is None
-                   else max(_RESCORE_PROJECTED, -(-_RESCORE_PROJECTED * k // 10)))
+        least = self.settings.index_rescore
+        rescore = max(_RESCORE, 3 * k) if low is None else max(least, -(-least * k // 10))
         if plan.method == "ivf":
             centre_scores = self.scanner(queries if low is None else low, view.code_centroids)
             if selection is None:
