@@ -594,8 +594,8 @@ class EmbeddedStore:
         if k == 0 or m == 0 or plan.candidates == 0:
             return SearchResult(out_s, out_slots, plan)
         # a projected generation ranks lists and rows by the queries' projection first, then
-        # rescores a fixed number of rows at full width (its codes' bound is too loose to pick
-        # them: see `projected_codes`)
+        # rescores its best rows at full width, at least `index_rescore` per 10 results (its
+        # codes' bound is too loose to pick them: see `projected_codes`)
         low = None if view.projection is None else self.scanner(queries, view.projection)
         least = self.settings.index_rescore
         rescore = max(_RESCORE, 3 * k) if low is None else max(least, -(-least * k // 10))
