@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from lookalike.encoders.base import l2_normalise
 from lookalike.index.scan import QueryCodes, Scanner
-from lookalike.index.segments import PROJECTION_SAMPLE, learn_projection, projected_codes
+from lookalike.index.segments import learn_projection, projected_codes, projection_sample
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20)
 DEFAULT_IGNORE: tuple[str, ...] = ("Not sure", "Skip", "Other")
@@ -54,7 +54,7 @@ class FirstStage:
     Exactly, for a gallery G (the rows searched, L2-normalised) and each query q:
 
     * the projection is learnt from G's own rows (`segments.learn_projection`, from at most
-      `segments.PROJECTION_SAMPLE` rows drawn with the seed the store uses); rows are coded by
+      `segments.PROJECTION_SAMPLE` rows, `segments.projection_sample`); rows are coded by
       `segments.projected_codes`, queries by `scan.QueryCodes.projected`; the approximate
       score is the int8 dot product times the row's and the query's scales, as the store's;
     * rows a ranking may never return (invalid rows, the query itself, its group) are dropped
@@ -91,11 +91,8 @@ class _Staged:
         n, dim = gallery.shape
         self.projection: NDArray[np.float32] | None = None
         if stage.code_dim < dim and n > 0:
-            # the store's sample (`segments._projection_for`): every row up to 20,000
-            sample = np.sort(
-                np.random.default_rng(2).choice(n, min(n, PROJECTION_SAMPLE), replace=False)
-            )
-            self.projection = learn_projection(gallery[sample], stage.code_dim)
+            # the rows the store learns its projection from (`segments._projection_for`)
+            self.projection = learn_projection(gallery[projection_sample(n)], stage.code_dim)
             self.codes = projected_codes(gallery, self.projection)
             self.scanner = Scanner(threads=1)
 

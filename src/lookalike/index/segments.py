@@ -60,7 +60,7 @@ __all__ = [
     "View",
     "auto_lists", "batches_from_source", "build_base", "build_base_from", "folder_bytes",
     "learn_projection", "lists_for", "nearest_lists", "next_generation", "open_view",
-    "projected_codes", "sources_of_view", "stamp", "write_rows",
+    "projected_codes", "projection_sample", "sources_of_view", "stamp", "write_rows",
 ]
 
 FOLDER = "vectors"
@@ -999,10 +999,13 @@ def _projection_for(
         return None
     if kept is not None and kept.shape == (code_dim, picks.dim):
         return kept
-    n = len(picks)
-    sample = np.sort(np.random.default_rng(2).choice(n, min(n, PROJECTION_SAMPLE),
-                                                     replace=False))
-    return learn_projection(picks.take("vectors", sample), code_dim)
+    return learn_projection(picks.take("vectors", projection_sample(len(picks))), code_dim)
+
+
+def projection_sample(n: int) -> NDArray[np.int64]:
+    """The rows (ascending) of n a projection is learnt from: all up to `PROJECTION_SAMPLE`,
+    else that many drawn with a fixed seed (the same rows for the same catalog)."""
+    return np.sort(np.random.default_rng(2).choice(n, min(n, PROJECTION_SAMPLE), replace=False))
 
 
 def _write_ordered(
